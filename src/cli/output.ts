@@ -1,0 +1,40 @@
+/** Printing for commands: human text on a TTY, `--json` for machines, errors with their fix. */
+import { IdsyncError, toIdsyncError } from '../core/errors.js';
+import { exitCodeFor } from './exit-codes.js';
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+export function println(line = ''): void {
+  process.stdout.write(line + '\n');
+}
+
+/** Progress lines go to stderr so that stdout stays clean for --json and pipes. */
+export function progress(line: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
+  else process.stderr.write(line + '\n');
+}
+
+export function endProgress(): void {
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+}
+
+/** Prints an error (as JSON when asked) and returns the exit code to use. */
+export function reportError(err: unknown, json = false): number {
+  const e: IdsyncError = toIdsyncError(err);
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
+  } else {
+    process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    if (e.hint) process.stderr.write(`  fix: ${e.hint}\n`);
+  }
+  return exitCodeFor(e.code);
+}
+
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');
+}

@@ -1,0 +1,85 @@
+/**
+ * Loads and validates the YAML configuration. Every error names the file, the line, the key and
+ * what is expected, so an administrator can fix it without reading code.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { ZodIssue } from 'zod';
+import { IdsyncError } from '../core/errors.js';
+import { configSchema, type Config } from './schema.js';
+
+export interface LoadedConfig {
+  config: Config;
+  /** Absolute path of the configuration file. */
+  file: string;
+  /** Absolute data directory. */
+  dataDir: string;
+  /** Resolves a path written in the file relative to the file's folder. */
+  resolvePath(p: string): string;
+}
+
+export const DEFAULT_CONFIG_FILE = 'idsync.yaml';
+
+export function configPathFrom(explicit?: string): string {
+  return path.resolve(explicit ?? process.env.IDSYNC_CONFIG ?? DEFAULT_CONFIG_FILE);
+}
+
+export function loadConfig(file: string): LoadedConfig {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new IdsyncError('CONFIG_NOT_FOUND', `cannot read configuration file ${abs}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      hint: 'Create one with `idsync init`, or point at it with --config FILE or IDSYNC_CONFIG.',
+      details: { file: abs },
+    });
+  }
+  return parseConfigText(text, abs);
+}
+
+export function parseConfigText(text: string, file: string): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lineCounter.linePos(e.pos[0]);
+    throw new IdsyncError('CONFIG_INVALID', `${file}:${pos.line}:${pos.col}: YAML syntax error: ${e.message.split('\n')[0]}`, {
+      hint: 'Fix the YAML syntax at that line (indentation, quotes, colons).',
+      details: { file, line: pos.line, column: pos.col },
+    });
+  }
+  const result = configSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    const lines = result.error.issues.slice(0, 10).map((issue) => describeIssue(issue, doc, lineCounter, file));
+    const first = result.error.issues[0]!;
+    throw new IdsyncError('CONFIG_INVALID', `invalid configuration:\n  ${lines.join('\n  ')}`, {
+      hint: 'Correct the keys listed above; `docs/configuration.md` describes every key.',
+      details: { file, key: first.path.join('.'), line: lineOf(first.path, doc, lineCounter) },
+    });
+  }
+  const config = result.data;
+  const dir = path.dirname(file);
+  const resolvePath = (p: string) => path.resolve(dir, p);
+  return { config, file, dataDir: resolvePath(config.dataDir), resolvePath };
+}
+
+function lineOf(p: (string | number)[], doc: Document, lc: LineCounter): number | undefined {
+  // Walk up the path until a node with a position exists (a missing key points at its parent).
+  for (let n = p.length; n >= 0; n--) {
+    const node = doc.getIn(p.slice(0, n), true);
+    if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function describeIssue(issue: ZodIssue, doc: Document, lc: LineCounter, file: string): string {
+  const key = issue.path.length ? issue.path.join('.') : '(top level)';
+  const line = lineOf(issue.path, doc, lc);
+  let what = issue.message;
+  if (issue.code === 'unrecognized_keys') what = `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_union_discriminator') what = `expected one of ${issue.options.map((o) => `"${String(o)}"`).join(', ')}`;
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') what = `missing required key (expected ${issue.expected})`;
+  return `${file}${line ? `:${line}` : ''}: ${key}: ${what}`;
+}

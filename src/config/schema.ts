@@ -1,0 +1,118 @@
+/**
+ * The configuration file's schema (one YAML file, validated at load). Secrets never live here:
+ * connector credentials are in the encrypted credential store, keyed by connector name.
+ */
+import { z } from 'zod';
+
+const tlsSchema = z
+  .object({
+    /** PEM file with the CA certificate(s) that signed the server's certificate. */
+    ca: z.string().optional(),
+    /** Upgrade a plain ldap:// connection with StartTLS before binding. */
+    startTls: z.boolean().default(false),
+    /** Name to check the server certificate against when it differs from the URL's host. */
+    serverName: z.string().optional(),
+    /** Only for labs: accept any certificate. */
+    insecureSkipVerify: z.boolean().default(false),
+  })
+  .strict()
+  .default({});
+
+const scopeSchema = z
+  .object({
+    /** DNs of subtrees whose objects are in scope (default: the whole base DN). */
+    include: z.array(z.string()).default([]),
+    /** DNs of subtrees excluded even when inside an included one. */
+    exclude: z.array(z.string()).default([]),
+  })
+  .strict()
+  .default({});
+
+const ldapCommon = {
+  name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, starting with a letter'),
+  url: z.string().regex(/^ldaps?:\/\//, 'must start with ldap:// or ldaps://'),
+  bindDn: z.string().min(1),
+  baseDn: z.string().min(1),
+  tls: tlsSchema,
+  scope: scopeSchema,
+  pageSize: z.number().int().min(1).max(5000).default(1000),
+  timeoutMs: z.number().int().min(100).default(15000),
+  userFilter: z.string().optional(),
+  groupFilter: z.string().optional(),
+};
+
+export const adConnectorSchema = z.object({ type: z.literal('ad'), ...ldapCommon }).strict();
+export const ldapConnectorSchema = z.object({ type: z.literal('ldap'), ...ldapCommon }).strict();
+export const ldifConnectorSchema = z
+  .object({
+    type: z.literal('ldif'),
+    name: ldapCommon.name,
+    /** Path of the LDIF file, relative to the configuration file. */
+    path: z.string().min(1),
+    /** Attribute holding each entry's immutable ID. */
+    anchorAttribute: z.string().default('entryUUID'),
+    scope: scopeSchema,
+  })
+  .strict();
+
+export const sourceConnectorSchema = z.discriminatedUnion('type', [
+  adConnectorSchema,
+  ldapConnectorSchema,
+  ldifConnectorSchema,
+]);
+
+export const cloudSchema = z
+  .object({
+    /** Base URL of the cloud directory, e.g. https://cloud.example.com */
+    url: z.string().url(),
+    /** How the sync service authenticates: an account's user name, or an OAuth client id. */
+    auth: z
+      .discriminatedUnion('type', [
+        z.object({ type: z.literal('password'), username: z.string().min(1) }).strict(),
+        z.object({ type: z.literal('client_credentials'), clientId: z.string().min(1) }).strict(),
+      ])
+      .default({ type: 'client_credentials', clientId: 'idsync' }),
+    /** PEM CA for an https:// cloud URL with a private CA. */
+    ca: z.string().optional(),
+    timeoutMs: z.number().int().min(100).default(30000),
+    /** Concurrent requests to the cloud directory. */
+    concurrency: z.number().int().min(1).max(64).default(8),
+    retries: z.number().int().min(0).max(20).default(5),
+  })
+  .strict();
+
+export const syncSchema = z
+  .object({
+    /** Stop an export that would delete more than this many cloud objects (the incumbent's 500). */
+    deletionThreshold: z.number().int().min(0).default(500),
+  })
+  .strict()
+  .default({});
+
+export const configSchema = z
+  .object({
+    /** Where idsync keeps its state (SQLite database, keys, pid files). Relative to the config file. */
+    dataDir: z.string().default('./idsync-data'),
+    connectors: z.array(sourceConnectorSchema).min(1, 'configure at least one source connector'),
+    cloud: cloudSchema,
+    sync: syncSchema,
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.connectors.forEach((c, i) => {
+      if (c.name === 'cloud') {
+        ctx.addIssue({ code: 'custom', path: ['connectors', i, 'name'], message: '"cloud" is reserved for the cloud connector' });
+      }
+      if (seen.has(c.name)) {
+        ctx.addIssue({ code: 'custom', path: ['connectors', i, 'name'], message: `duplicate connector name "${c.name}"` });
+      }
+      seen.add(c.name);
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type SourceConnectorConfig = z.infer<typeof sourceConnectorSchema>;
+export type LdapConnectorConfig = z.infer<typeof ldapConnectorSchema> | z.infer<typeof adConnectorSchema>;
+export type LdifConnectorConfig = z.infer<typeof ldifConnectorSchema>;
+export type CloudConfig = z.infer<typeof cloudSchema>;

@@ -1,0 +1,48 @@
+/**
+ * The embedded store: one SQLite database (better-sqlite3 12.x, WAL) in the data directory.
+ * Each module that keeps state declares its migrations next to its code and registers them here,
+ * so the schema of a feature lives with the feature.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { IdsyncError } from '../core/errors.js';
+
+export type Database = BetterSqlite3.Database;
+
+export interface Migration {
+  /** Unique, ordered within its module: e.g. "engine/001". Never edit one that has shipped. */
+  id: string;
+  sql: string;
+}
+
+export const DATABASE_FILE = 'idsync.db';
+
+export function openDatabase(file: string, migrations: Migration[] = []): Database {
+  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  let db: Database;
+  try {
+    db = new BetterSqlite3(file);
+  } catch (err) {
+    throw new IdsyncError('STORE_FAILED', `cannot open database ${file}: ${(err as Error).message}`, {
+      hint: 'Check that the data directory exists, is writable by this user and the disk is not full.',
+      cause: err,
+    });
+  }
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db, migrations);
+  return db;
+}
+
+export function migrate(db: Database, migrations: Migration[]): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+  const applied = new Set(db.prepare('SELECT id FROM schema_migrations').pluck().all() as string[]);
+  const apply = db.transaction((m: Migration) => {
+    db.exec(m.sql);
+    db.prepare('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)').run(m.id, new Date().toISOString());
+  });
+  for (const m of migrations) if (!applied.has(m.id)) apply(m);
+}

@@ -1,0 +1,7 @@
+/** Every module's migrations for the main database (idsync.db). Add a module's list here. */
+import { credentialMigrations } from '../credentials/store.js';
+import { engineMigrations } from '../engine/migrations.js';
+import { eventMigrations } from '../events/log.js';
+import type { Migration } from './database.js';
+
+export const allMigrations: Migration[] = [...engineMigrations, ...credentialMigrations, ...eventMigrations];
