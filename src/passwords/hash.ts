@@ -1,0 +1,122 @@
+/**
+ * The password hash sync transform (the incumbent's, reproduced against published vectors in
+ * ../shared/vectors):
+ *   NT hash    = MD4(UTF-16LE(password))                                    16 bytes
+ *   OrgId hash = PBKDF2-HMAC-SHA256(UTF-16LE(UPPER-case hex(NT hash)), salt(10 random bytes), 1000, 32)
+ *   written      v1;PPH1_MD4,<salt hex>,<iterations>,<hash hex>;            lower-case hex
+ * PBKDF2 runs on libuv's thread pool (async crypto.pbkdf2): it is ~80% of a PHS sync's CPU, and
+ * pbkdf2Sync would block the event loop. MD4 comes from hash-wasm because Node 20's OpenSSL 3 has none.
+ */
+import { pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { createMD4, type IHasher } from 'hash-wasm';
+import { IdsyncError } from '../core/errors.js';
+
+const pbkdf2Async = promisify(pbkdf2);
+
+export const ORGID_ITERATIONS = 1000;
+export const ORGID_SALT_BYTES = 10;
+export const ORGID_KEY_BYTES = 32;
+/** Active Directory's limit on password length, in UTF-16 code units. */
+export const MAX_PASSWORD_LENGTH = 256;
+/** Verifiers accept older incumbent strings (100) and refuse absurd counts (DoS on sign-in). */
+const MIN_VERIFY_ITERATIONS = 1;
+const MAX_VERIFY_ITERATIONS = 100_000;
+
+let md4: IHasher | undefined;
+async function md4Hasher(): Promise<IHasher> {
+  md4 ??= await createMD4();
+  return md4;
+}
+
+/** Throws PASSWORD_TOO_LONG / PASSWORD_NOT_TEXT; never puts the password in the message. */
+export function assertPasswordUsable(password: string): void {
+  if (password.length > MAX_PASSWORD_LENGTH) {
+    throw new IdsyncError('PASSWORD_TOO_LONG', `password is longer than ${MAX_PASSWORD_LENGTH} characters (Active Directory's limit)`, {
+      hint: 'Active Directory refuses such passwords; check the input.',
+      details: { length: password.length },
+    });
+  }
+  // A lone surrogate cannot be encoded as UTF-16LE faithfully: the hash would not match AD's.
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(password)) {
+    throw new IdsyncError('PASSWORD_NOT_TEXT', 'password is not valid Unicode text', {
+      hint: 'Pass the password as UTF-8 text.',
+    });
+  }
+}
+
+/** NT hash (16 bytes) of a password. */
+export async function ntHash(password: string): Promise<Buffer> {
+  assertPasswordUsable(password);
+  const h = await md4Hasher();
+  h.init();
+  h.update(Buffer.from(password, 'utf16le'));
+  return Buffer.from(h.digest('binary'));
+}
+
+export interface OrgIdOptions {
+  salt?: Buffer;
+  iterations?: number;
+}
+
+/** OrgId hash string from an NT hash. */
+export async function orgIdHashFromNt(nt: Buffer, options: OrgIdOptions = {}): Promise<string> {
+  if (nt.length !== 16) {
+    throw new IdsyncError('HASH_INPUT_INVALID', `an NT hash is 16 bytes, got ${nt.length}`, {
+      hint: 'Pass the NT hash as 32 hexadecimal characters.',
+    });
+  }
+  const salt = options.salt ?? randomBytes(ORGID_SALT_BYTES);
+  const iterations = options.iterations ?? ORGID_ITERATIONS;
+  const key = await derive(nt, salt, iterations);
+  return `v1;PPH1_MD4,${salt.toString('hex')},${iterations},${key.toString('hex')};`;
+}
+
+/** OrgId hash string from a password (NT hash first, then PBKDF2). */
+export async function orgIdHash(password: string, options: OrgIdOptions = {}): Promise<string> {
+  return orgIdHashFromNt(await ntHash(password), options);
+}
+
+function derive(nt: Buffer, salt: Buffer, iterations: number): Promise<Buffer> {
+  // The incumbent hashes the UPPER-case hex of the NT hash, as UTF-16LE.
+  const material = Buffer.from(nt.toString('hex').toUpperCase(), 'utf16le');
+  return pbkdf2Async(material, salt, iterations, ORGID_KEY_BYTES, 'sha256');
+}
+
+export interface ParsedOrgIdHash {
+  salt: Buffer;
+  iterations: number;
+  key: Buffer;
+}
+
+const ORGID_PATTERN = /^v1;PPH1_MD4,([0-9a-f]{2,128}),(\d{1,7}),([0-9a-f]{64});$/;
+
+/** Parses `v1;PPH1_MD4,<salt>,<iterations>,<hash>;`; returns undefined when malformed. */
+export function parseOrgIdHash(value: string): ParsedOrgIdHash | undefined {
+  const m = ORGID_PATTERN.exec(value);
+  if (!m || m[1]!.length % 2 !== 0) return undefined;
+  const iterations = Number(m[2]);
+  if (iterations < MIN_VERIFY_ITERATIONS || iterations > MAX_VERIFY_ITERATIONS) return undefined;
+  return { salt: Buffer.from(m[1]!, 'hex'), iterations, key: Buffer.from(m[3]!, 'hex') };
+}
+
+export function isOrgIdHash(value: string): boolean {
+  return parseOrgIdHash(value) !== undefined;
+}
+
+/**
+ * Checks a password against a stored OrgId hash, with the iteration count the string names.
+ * Constant-time comparison of the derived keys.
+ */
+export async function verifyOrgIdHash(password: string, stored: string): Promise<boolean> {
+  const parsed = parseOrgIdHash(stored);
+  if (!parsed) return false;
+  let nt: Buffer;
+  try {
+    nt = await ntHash(password);
+  } catch {
+    return false;
+  }
+  const key = await derive(nt, parsed.salt, parsed.iterations);
+  return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+}
