@@ -1,0 +1,21 @@
+/** Every command group, in the order `idsync --help` lists them. Add a group here. */
+import type { Command } from 'commander';
+import { registerCloudCommands } from './cloud.js';
+import { registerCredentialsCommands } from './credentials.js';
+import { registerDemoCommands } from './demo.js';
+import { registerEventsCommands } from './events.js';
+import { registerHashCommands } from './hash.js';
+import { registerRunsCommands } from './runs.js';
+import { registerSyncCommands } from './sync.js';
+
+export type RegisterCommand = (program: Command) => void;
+
+export const commands: RegisterCommand[] = [
+  registerSyncCommands,
+  registerRunsCommands,
+  registerCredentialsCommands,
+  registerEventsCommands,
+  registerHashCommands,
+  registerCloudCommands,
+  registerDemoCommands,
+];

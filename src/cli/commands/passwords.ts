@@ -1,0 +1,91 @@
+/**
+ * `idsync passwords status USER`, `idsync passwords resync [--all | USER]`, `idsync passwords deliver`:
+ * the password hash sync queue and per-user history. Nothing here prints a password or a hash.
+ */
+import type { Command } from 'commander';
+import { CloudClient } from '../../connectors/cloud/client.js';
+import { CLOUD_CONNECTOR } from '../../connectors/registry.js';
+import { IdsyncError } from '../../core/errors.js';
+import { loadOrCreateKey } from '../../credentials/key.js';
+import type { EngineContext } from '../../engine/context.js';
+import { EventLog } from '../../events/log.js';
+import { PasswordPipeline } from '../../passwords/pipeline.js';
+import { withContext } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { printJson, println, table } from '../output.js';
+import type { RegisterCommand } from './index.js';
+
+/** Opens the pipeline on a command's context; the caller closes the returned client. */
+export function openPipeline(ctx: EngineContext): { pipeline: PasswordPipeline; cloud: CloudClient } {
+  const cloud = new CloudClient(ctx.loaded.config.cloud, ctx.credentials.resolver(CLOUD_CONNECTOR));
+  const pipeline = new PasswordPipeline({
+    db: ctx.db,
+    cloud,
+    events: new EventLog(ctx.db),
+    key: loadOrCreateKey(ctx.loaded.dataDir).key,
+  });
+  return { pipeline, cloud };
+}
+
+async function withPipeline<T>(cmd: Command, fn: (p: PasswordPipeline) => Promise<T>): Promise<T> {
+  return withContext(cmd, async (ctx) => {
+    const { pipeline, cloud } = openPipeline(ctx);
+    try {
+      return await fn(pipeline);
+    } finally {
+      await cloud.close().catch(() => undefined);
+    }
+  });
+}
+
+export const registerPasswordsCommands: RegisterCommand = (program) => {
+  const passwords = program.command('passwords').description('Password hash synchronization: per-user status, the queue, full resync');
+
+  passwords
+    .command('status')
+    .description('show a user\'s password sync history (last 7 days) and the queue')
+    .argument('<user>', 'sAMAccountName, userPrincipalName, uid, DN or anchor')
+    .option('--json', 'print {user, outbox, records} as JSON')
+    .addHelpText('after', '\nStatus values: Queued, Success, TargetNotExported (waits until the user exists in the cloud), Error (with the reason).\n\nExamples:\n  idsync passwords status alice\n  idsync passwords status alice@example.com --json')
+    .action(async (user: string, opts: { json?: boolean }, cmd: Command) => {
+      await withPipeline(cmd, async (p) => {
+        const records = p.status(user);
+        const outbox = p.outbox();
+        if (opts.json) {
+          printJson({ user, outbox, records });
+        } else if (records.length === 0) {
+          println(`no password changes recorded for "${user}" in the last 7 days (queue: ${outbox.depth})`);
+        } else {
+          println(table(records.map((r) => ({ ...r, reason: r.reason ?? '' })), ['at', 'status', 'source', 'anchor', 'reason']));
+          println(`\nqueue: ${outbox.depth} user(s) waiting${outbox.oldestQueuedAt ? `, oldest since ${outbox.oldestQueuedAt}` : ''}`);
+        }
+      });
+    });
+
+  passwords
+    .command('resync')
+    .description('full password sync: queue every user\'s (or one user\'s) last known hash again and re-read polled sources')
+    .argument('[user]', 'one user (sAMAccountName, userPrincipalName, uid, DN or anchor)')
+    .option('--all', 'every user')
+    .option('--json', 'print {queued} as JSON')
+    .addHelpText('after', '\nThe Samba DC agent re-reads every password with `idsync agent samba ... --full`.\n\nExamples:\n  idsync passwords resync alice\n  idsync passwords resync --all && idsync passwords deliver')
+    .action(async (user: string | undefined, opts: { all?: boolean; json?: boolean }, cmd: Command) => {
+      if (!!user === !!opts.all) {
+        throw new IdsyncError('CONFIG_INVALID', 'name one user or pass --all', { hint: 'e.g. `idsync passwords resync alice` or `idsync passwords resync --all`.' });
+      }
+      const queued = await withPipeline(cmd, (p) => p.resync(opts.all ? { all: true } : { user: user! }));
+      if (opts.json) printJson({ queued });
+      else println(`${queued} user(s) queued; the service delivers them at its next poll (or run \`idsync passwords deliver\`)`);
+    });
+
+  passwords
+    .command('deliver')
+    .description('deliver the queued password hashes to the cloud directory now (one pass)')
+    .option('--json', 'print {delivered, waiting, failed, outbox} as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const { counts, outbox } = await withPipeline(cmd, async (p) => ({ counts: await p.deliverOnce(), outbox: p.outbox() }));
+      if (opts.json) printJson({ ...counts, outbox });
+      else println(`delivered ${counts.delivered}, waiting for the cloud user ${counts.waiting}, failed ${counts.failed}; ${outbox.depth} left in the queue`);
+      if (counts.failed > 0) process.exitCode = EXIT.FAILED;
+    });
+};

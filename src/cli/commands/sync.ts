@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import { runCycle } from '../../engine/cycle.js';
+import type { RunRecord } from '../../engine/runs.js';
+import { withContext } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { endProgress, printJson, println, progress, table } from '../output.js';
+import type { RegisterCommand } from './index.js';
+
+export const registerSyncCommands: RegisterCommand = (program) => {
+  program
+    .command('sync')
+    .description('Run one sync cycle now: import from every source, sync the metaverse, export to the cloud')
+    .option('--full', 're-evaluate every object (full sync), not only what changed')
+    .option('--allow-deletes', 'let this export through even if it exceeds the deletion threshold')
+    .option('--json', 'print the run record as JSON')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 success, 1 the run had errors or failed, 2 bad configuration, 3 a directory or the
+cloud could not be reached or refused the credential, 4 another run is in progress.
+
+Examples:
+  idsync sync                  # one cycle with the configuration in ./idsync.yaml
+  idsync sync --json | jq .steps
+  idsync -c /etc/idsync/idsync.yaml sync --full`,
+    )
+    .action(async (opts: { full?: boolean; allowDeletes?: boolean; json?: boolean }, cmd: Command) => {
+      const run = await withContext(cmd, (ctx) =>
+        runCycle(ctx, {
+          full: opts.full,
+          allowDeletes: opts.allowDeletes,
+          onProgress: opts.json ? undefined : throttledProgress(),
+        }),
+      );
+      endProgress();
+      if (opts.json) printJson(run);
+      else printRun(run);
+      process.exitCode = run.status === 'success' ? EXIT.OK : exitForRun(run);
+    });
+};
+
+function exitForRun(run: RunRecord): number {
+  const code = run.error?.code;
+  if (code && ['LDAP_UNREACHABLE', 'LDAP_BIND_FAILED', 'LDAP_TLS_FAILED', 'CLOUD_UNREACHABLE', 'CLOUD_AUTH_FAILED', 'CREDENTIAL_MISSING'].includes(code)) {
+    return EXIT.UNAVAILABLE;
+  }
+  if (code === 'LDIF_NOT_FOUND' || code === 'LDIF_PARSE_ERROR') return EXIT.USAGE;
+  return EXIT.FAILED;
+}
+
+function throttledProgress() {
+  let last = 0;
+  return (p: { connector: string; step: string; done: number }) => {
+    const now = Date.now();
+    if (now - last < 250) return;
+    last = now;
+    progress(`${p.step} ${p.connector}: ${p.done} objects`);
+  };
+}
+
+export function printRun(run: RunRecord): void {
+  const seconds = run.endedAt ? ((Date.parse(run.endedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1) : '?';
+  println(`run ${run.id} (${run.profile}): ${run.status} in ${seconds}s`);
+  println(
+    table(
+      run.steps.map((s) => ({ ...s })),
+      ['connector', 'step', 'status', 'adds', 'updates', 'deletes', 'unchanged', 'errors'],
+    ),
+  );
+  if (run.errors.length > 0) {
+    println(`\nerrors (${run.errorCount}${run.errorCount > run.errors.length ? `, first ${run.errors.length} shown` : ''}):`);
+    for (const e of run.errors) println(`  ${e.connector}/${e.step} [${e.code}] ${e.object ? `${e.object}: ` : ''}${e.message}`);
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The one place that knows every connector kind. To add a kind: write src/connectors/<kind>/,
+ * add its config schema to src/config/schema.ts and a case below.
+ */
+import type { LoadedConfig } from '../config/load.js';
+import type { SourceConnectorConfig } from '../config/schema.js';
+import { IdsyncError } from '../core/errors.js';
+import type { CredentialStore } from '../credentials/store.js';
+import { createAdConnector } from './ad/index.js';
+import { CloudClient } from './cloud/client.js';
+import { createLdapConnector } from './ldap/index.js';
+import { createLdifConnector } from './ldif/index.js';
+import type { SecretResolver, SourceConnector } from './types.js';
+
+/** Name under which the cloud connector's credential is stored. */
+export const CLOUD_CONNECTOR = 'cloud';
+
+export function createSourceConnector(loaded: LoadedConfig, cfg: SourceConnectorConfig, secret: SecretResolver): SourceConnector {
+  switch (cfg.type) {
+    case 'ad':
+      return createAdConnector(cfg, secret);
+    case 'ldap':
+      return createLdapConnector(cfg, secret);
+    case 'ldif':
+      return createLdifConnector(cfg, { resolvePath: loaded.resolvePath });
+  }
+}
+
+export function connectorConfig(loaded: LoadedConfig, name: string): SourceConnectorConfig {
+  const cfg = loaded.config.connectors.find((c) => c.name === name);
+  if (!cfg) {
+    const names = [...loaded.config.connectors.map((c) => c.name), CLOUD_CONNECTOR].join(', ');
+    throw new IdsyncError('CONFIG_INVALID', `no connector named "${name}" in ${loaded.file}`, {
+      hint: `Known connectors: ${names}.`,
+    });
+  }
+  return cfg;
+}
+
+/** Whether a connector authenticates with a secret at all (an LDIF file does not). */
+export function connectorNeedsSecret(loaded: LoadedConfig, name: string): boolean {
+  return name === CLOUD_CONNECTOR || connectorConfig(loaded, name).type !== 'ldif';
+}
+
+/** Validates a candidate secret against the connector's directory without saving it. */
+export async function testConnectorSecret(loaded: LoadedConfig, name: string, secret: string): Promise<void> {
+  const resolver: SecretResolver = async () => secret;
+  if (name === CLOUD_CONNECTOR) {
+    const client = new CloudClient(loaded.config.cloud, resolver);
+    try {
+      await client.test();
+    } finally {
+      await client.close();
+    }
+    return;
+  }
+  const connector = createSourceConnector(loaded, connectorConfig(loaded, name), resolver);
+  try {
+    await connector.test();
+  } finally {
+    await connector.close();
+  }
+}
+
+/** Tests the stored credential of a connector and records the outcome in the store. */
+export async function testConnector(loaded: LoadedConfig, name: string, store: CredentialStore): Promise<void> {
+  const needsSecret = connectorNeedsSecret(loaded, name);
+  const secret = needsSecret ? store.get(name) : '';
+  if (secret === undefined) {
+    throw new IdsyncError('CREDENTIAL_MISSING', `no credential is set for connector "${name}"`, {
+      hint: `Set it with \`idsync credentials set ${name}\`.`,
+    });
+  }
+  try {
+    await testConnectorSecret(loaded, name, secret);
+    if (needsSecret) store.recordTest(name, true);
+  } catch (err) {
+    if (needsSecret) store.recordTest(name, false, err instanceof IdsyncError ? err.code : 'INTERNAL');
+    throw err;
+  }
+}

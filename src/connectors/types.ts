@@ -1,0 +1,41 @@
+/**
+ * The contract every source connector implements. The engine knows nothing about LDAP, AD or LDIF:
+ * it asks a connector to test its credential and to stream the objects in scope, and stages what it
+ * gets in the connector space. Adding a connector = a folder under src/connectors/ plus one line in
+ * src/connectors/registry.ts.
+ */
+
+export type ObjectType = 'user' | 'group';
+
+/**
+ * One object as read from a source directory.
+ * - `anchor` is immutable for the object's life (AD objectGUID as base64 — the incumbent's
+ *   ImmutableId — LDAP entryUUID as text). It becomes the cloud object's externalId.
+ * - `attributes` keys are lower-case attribute names; values are always arrays of strings
+ *   (binary values are base64). Only attributes the connector was asked for appear.
+ * - Group members are DNs in `attributes.member` (groupOfNames, AD) or `attributes.uniquemember`
+ *   (groupOfUniqueNames); the engine resolves them through the connector space.
+ */
+export interface SourceObject {
+  anchor: string;
+  objectType: ObjectType;
+  dn: string;
+  attributes: Record<string, string[]>;
+}
+
+/** What a full import yields: objects, in pages, streamed (never the whole directory in memory). */
+export type ImportStream = AsyncIterable<SourceObject[]>;
+
+export interface SourceConnector {
+  readonly name: string;
+  readonly kind: string;
+  /** Connects and authenticates with the current credential; throws an IdsyncError saying why not. */
+  test(): Promise<void>;
+  /** Streams every in-scope user and group. */
+  fullImport(): ImportStream;
+  /** Releases connections. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Reads a connector's secret at use time (never cached by the connector; see DESIGN.md §1). */
+export type SecretResolver = () => Promise<string | undefined>;

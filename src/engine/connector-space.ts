@@ -1,0 +1,102 @@
+/**
+ * Import: stages what a source connector streams into its connector space. An object whose content
+ * did not change is not written (a run that changes nothing writes nothing); changed objects get a
+ * pending import change for the sync step. Objects not seen by a complete full import become
+ * pending deletes — only after the whole stream succeeded, so a failed import never deletes.
+ */
+import type { SourceObject } from '../connectors/types.js';
+import { normalizeDn } from '../ldap/dn.js';
+import type { Database } from '../store/database.js';
+import { contentHash } from './stable-hash.js';
+import type { StepCounts } from './runs.js';
+
+const MEMBER_ATTRIBUTES = ['member', 'uniquemember'] as const;
+
+export function safeNormalizeDn(dn: string): string {
+  try {
+    return normalizeDn(dn);
+  } catch {
+    return dn.toLowerCase();
+  }
+}
+
+export function memberDns(o: SourceObject): string[] {
+  const out = new Set<string>();
+  for (const a of MEMBER_ATTRIBUTES) for (const dn of o.attributes[a] ?? []) out.add(safeNormalizeDn(dn));
+  return [...out];
+}
+
+export class ImportStager {
+  private readonly lookup;
+  private readonly insert;
+  private readonly update;
+  private readonly markSeen;
+  private readonly deleteMembers;
+  private readonly insertMember;
+
+  constructor(
+    private readonly db: Database,
+    private readonly connector: string,
+  ) {
+    db.exec('CREATE TEMP TABLE IF NOT EXISTS import_seen (connector TEXT NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (connector, anchor)) WITHOUT ROWID');
+    db.prepare('DELETE FROM temp.import_seen WHERE connector = ?').run(connector);
+    this.lookup = db.prepare<[string, string], { hash: string; pending: string | null }>('SELECT hash, pending FROM cs_objects WHERE connector = ? AND anchor = ?');
+    this.insert = db.prepare(
+      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
+    );
+    this.update = db.prepare(
+      `UPDATE cs_objects SET object_type = ?, dn = ?, dn_norm = ?, attrs = ?, hash = ?,
+         pending = CASE WHEN pending = 'add' THEN 'add' ELSE 'update' END
+       WHERE connector = ? AND anchor = ?`,
+    );
+    this.markSeen = db.prepare('INSERT OR IGNORE INTO temp.import_seen (connector, anchor) VALUES (?, ?)');
+    this.deleteMembers = db.prepare('DELETE FROM cs_members WHERE connector = ? AND group_anchor = ?');
+    this.insertMember = db.prepare('INSERT OR IGNORE INTO cs_members (connector, group_anchor, member_dn) VALUES (?, ?, ?)');
+  }
+
+  /** Stages one page in one transaction. */
+  stagePage(objects: SourceObject[], counts: StepCounts): void {
+    const tx = this.db.transaction(() => {
+      for (const o of objects) {
+        this.markSeen.run(this.connector, o.anchor);
+        const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes) });
+        const existing = this.lookup.get(this.connector, o.anchor);
+        if (existing && existing.hash === hash && existing.pending !== 'delete') {
+          counts.unchanged++;
+          continue;
+        }
+        const dnNorm = safeNormalizeDn(o.dn);
+        const attrs = JSON.stringify(o.attributes);
+        if (!existing) {
+          this.insert.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash);
+          counts.adds++;
+        } else {
+          this.update.run(o.objectType, o.dn, dnNorm, attrs, hash, this.connector, o.anchor);
+          counts.updates++;
+        }
+        this.deleteMembers.run(this.connector, o.anchor);
+        if (o.objectType === 'group') for (const m of memberDns(o)) this.insertMember.run(this.connector, o.anchor, m);
+      }
+    });
+    tx();
+  }
+
+  /** After a complete full import: everything not seen is gone from the source (or out of scope). */
+  markUnseenDeleted(counts: StepCounts): void {
+    const info = this.db
+      .prepare(
+        `UPDATE cs_objects SET pending = 'delete'
+         WHERE connector = ? AND (pending IS NULL OR pending <> 'delete')
+           AND anchor NOT IN (SELECT anchor FROM temp.import_seen WHERE connector = ?)`,
+      )
+      .run(this.connector, this.connector);
+    counts.deletes += info.changes;
+    this.db.prepare('DELETE FROM temp.import_seen WHERE connector = ?').run(this.connector);
+  }
+}
+
+function sortedAttributes(a: Record<string, string[]>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const k of Object.keys(a).sort()) out[k] = [...a[k]!].sort();
+  return out;
+}

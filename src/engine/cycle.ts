@@ -1,0 +1,155 @@
+/**
+ * A sync cycle: import from every source connector, sync into the metaverse, export to the cloud.
+ * Each step is recorded with its counts and errors. A failed import skips only that connector's
+ * deletions; a failed export keeps every change pending for the next cycle.
+ */
+import { CloudClient } from '../connectors/cloud/client.js';
+import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
+import { IdsyncError, toIdsyncError } from '../core/errors.js';
+import { EVENTS } from '../events/catalog.js';
+import type { EventLog } from '../events/log.js';
+import type { EngineContext } from './context.js';
+import { ImportStager } from './connector-space.js';
+import { Exporter } from './export.js';
+import { RunLog, type RunRecord, type RunStatus, type StepHandle } from './runs.js';
+import { Synchronizer, type ConnectorKind } from './sync.js';
+
+export interface CycleProgress {
+  connector: string;
+  step: 'import' | 'sync' | 'export';
+  done: number;
+}
+
+export interface CycleOptions {
+  /** Re-evaluate every object (full sync) instead of only what changed. */
+  full?: boolean;
+  /** Let an export through that exceeds the deletion threshold. */
+  allowDeletes?: boolean;
+  onProgress?: (p: CycleProgress) => void;
+}
+
+export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): Promise<RunRecord> {
+  const { loaded, db, credentials } = ctx;
+  const runs = new RunLog(db);
+  const runId = runs.begin(options.full ? 'full' : 'cycle');
+  let failed = false;
+  let withErrors = false;
+  let runError: IdsyncError | undefined;
+
+  ctx.events.emit(EVENTS.SYNC_CYCLE_STARTED, { runId, profile: options.full ? 'full' : 'cycle' });
+  let failedStep: StepHandle | undefined;
+
+  const endStep = (h: StepHandle, err?: unknown, url?: string) => {
+    if (err !== undefined) {
+      const e = toIdsyncError(err);
+      emitFailure(ctx.events, e, h.connector, url);
+      failedStep ??= h;
+      h.error(e.code, e.hint ? `${e.message} — ${e.hint}` : e.message);
+      h.end('failed');
+      failed = true;
+      runError ??= e;
+      return;
+    }
+    if (h.end() === 'completed-with-errors') withErrors = true;
+  };
+
+  try {
+    // Import
+    const kinds = new Map<string, ConnectorKind>();
+    for (const cfg of loaded.config.connectors) {
+      kinds.set(cfg.name, cfg.type);
+      const step = runs.step(runId, cfg.name, 'import');
+      const connector = createSourceConnector(loaded, cfg, credentials.resolver(cfg.name));
+      try {
+        const stager = new ImportStager(db, cfg.name);
+        let done = 0;
+        for await (const page of connector.fullImport()) {
+          stager.stagePage(page, step.counts);
+          done += page.length;
+          options.onProgress?.({ connector: cfg.name, step: 'import', done });
+        }
+        stager.markUnseenDeleted(step.counts);
+        endStep(step);
+      } catch (err) {
+        endStep(step, err, 'url' in cfg ? cfg.url : cfg.path);
+      } finally {
+        await connector.close().catch(() => undefined);
+      }
+    }
+
+    // Sync
+    const syncStep = runs.step(runId, 'metaverse', 'sync');
+    try {
+      const sync = new Synchronizer(db, kinds);
+      if (options.full) sync.markAllForSync();
+      sync.run(syncStep);
+      if (options.full) db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE pending_export = 0').run();
+      endStep(syncStep);
+    } catch (err) {
+      endStep(syncStep, err);
+    }
+
+    // Export
+    const exportStep = runs.step(runId, CLOUD_CONNECTOR, 'export');
+    const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
+    try {
+      const exporter = new Exporter(db, cloud, {
+        deletionThreshold: loaded.config.sync.deletionThreshold,
+        allowDeletes: options.allowDeletes ?? false,
+        concurrency: loaded.config.cloud.concurrency,
+        onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
+      });
+      await exporter.run(exportStep);
+      endStep(exportStep);
+    } catch (err) {
+      endStep(exportStep, err, loaded.config.cloud.url);
+    } finally {
+      await cloud.close().catch(() => undefined);
+    }
+  } catch (err) {
+    failed = true;
+    runError ??= toIdsyncError(err);
+  }
+
+  const status: RunStatus = failed ? 'failed' : withErrors ? 'completed-with-errors' : 'success';
+  runs.finish(runId, status, runError);
+  const run = runs.get(runId)!;
+  const exported = run.steps.filter((s) => s.step === 'export');
+  const sum = (k: 'adds' | 'updates' | 'deletes') => exported.reduce((n, s) => n + s[k], 0);
+  if (status === 'success') ctx.events.emit(EVENTS.SYNC_CYCLE_COMPLETED, { runId, adds: sum('adds'), updates: sum('updates'), deletes: sum('deletes') });
+  else if (status === 'completed-with-errors') ctx.events.emit(EVENTS.SYNC_CYCLE_COMPLETED_WITH_ERRORS, { runId, errors: run.errorCount });
+  else {
+    ctx.events.emit(EVENTS.SYNC_CYCLE_FAILED, {
+      runId,
+      step: failedStep?.step ?? 'cycle',
+      connector: failedStep?.connector ?? '-',
+      error: runError?.message ?? 'unknown error',
+    });
+  }
+  return run;
+}
+
+/** The event an admin's runbook expects for a step failure (the incumbent's IDs where they exist). */
+function emitFailure(events: EventLog, e: IdsyncError, connector: string, url: string | undefined): void {
+  const details = { connector, url: url ?? '-', error: e.message, code: e.code };
+  switch (e.code) {
+    case 'LDAP_UNREACHABLE':
+      events.emit(EVENTS.CONNECTOR_UNREACHABLE, details);
+      break;
+    case 'LDAP_BIND_FAILED':
+      events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+      break;
+    case 'LDAP_TLS_FAILED':
+      events.emit(EVENTS.CONNECTOR_TLS_FAILED, details);
+      break;
+    case 'CLOUD_AUTH_FAILED':
+      events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
+      events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+      break;
+    case 'DELETION_THRESHOLD_EXCEEDED':
+      events.emit(EVENTS.DELETION_THRESHOLD_EXCEEDED, { connector, ...e.details });
+      break;
+    default:
+      break;
+  }
+}

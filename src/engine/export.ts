@@ -1,0 +1,276 @@
+/**
+ * Export: brings the cloud directory in line with the metaverse. For each object with a pending
+ * export, the desired SCIM resource is computed and compared (by content hash) with what was last
+ * exported, so an unchanged object costs no request: a cycle with no source change writes nothing.
+ * Order: users, then groups (members need cloud ids; nested groups loop until settled), then
+ * deletions. Crash-safe: a create whose response was lost is found again by externalId (409).
+ */
+import type { CloudClient } from '../connectors/cloud/client.js';
+import { scimDetail } from '../connectors/cloud/client.js';
+import type { ObjectType } from '../connectors/types.js';
+import { IdsyncError, toIdsyncError } from '../core/errors.js';
+import type { Database } from '../store/database.js';
+import { outboundFlow, type MvAttrs, type ScimMember } from './flows.js';
+import type { StepHandle } from './runs.js';
+import { contentHash } from './stable-hash.js';
+
+interface PendingRow {
+  id: number;
+  object_type: ObjectType;
+  attrs: string;
+  deleted: number;
+  cloud_id: string | null;
+  exported_hash: string | null;
+}
+
+export interface ExportOptions {
+  deletionThreshold: number;
+  allowDeletes: boolean;
+  concurrency: number;
+  onProgress?: (done: number) => void;
+}
+
+const CHUNK = 500;
+const MAX_GROUP_PASSES = 20;
+
+const endpoint = (t: ObjectType) => (t === 'user' ? '/Users' : '/Groups');
+
+export class Exporter {
+  private done = 0;
+  private deferred = 0;
+
+  constructor(
+    private readonly db: Database,
+    private readonly cloud: CloudClient,
+    private readonly options: ExportOptions,
+  ) {}
+
+  /** Number of cloud deletions the pending export would make. */
+  pendingDeletes(): number {
+    return (
+      this.db
+        .prepare<[], { n: number }>(
+          `SELECT COUNT(*) AS n FROM mv_objects m JOIN export_objects e ON e.mv_id = m.id
+           WHERE m.deleted = 1 AND m.pending_export = 1 AND e.cloud_id IS NOT NULL`,
+        )
+        .get()?.n ?? 0
+    );
+  }
+
+  async run(step: StepHandle): Promise<void> {
+    const deletes = this.pendingDeletes();
+    if (deletes > this.options.deletionThreshold && !this.options.allowDeletes) {
+      throw new IdsyncError(
+        'DELETION_THRESHOLD_EXCEEDED',
+        `the export would delete ${deletes} objects from the cloud directory, more than the deletion threshold (${this.options.deletionThreshold}); nothing was exported`,
+        {
+          hint: 'If the deletions are intended, run `idsync sync --allow-deletes`; otherwise fix the source or the scope and run again.',
+          details: { deletes, threshold: this.options.deletionThreshold },
+        },
+      );
+    }
+    await this.upserts('user', step);
+    // Nested groups: a group waits until its member groups have cloud ids, so it is written once
+    // with its whole membership. What can never complete (a member the cloud refused, a cycle of
+    // groups) is written in a last pass with the members that exist.
+    for (let pass = 0; pass < MAX_GROUP_PASSES; pass++) {
+      this.deferred = 0;
+      const writesBefore = step.counts.adds + step.counts.updates;
+      await this.upserts('group', step, true);
+      if (this.deferred === 0 || step.counts.adds + step.counts.updates === writesBefore) break;
+    }
+    await this.upserts('group', step, false);
+    await this.deletions(step);
+  }
+
+  private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
+    return this.db
+      .prepare<[string, number, number], PendingRow>(
+        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash
+         FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
+         WHERE m.pending_export = 1 AND m.deleted = 0 AND m.object_type = ? AND m.id > ?
+         ORDER BY m.id LIMIT ?`,
+      )
+      .all(type, afterId, CHUNK);
+  }
+
+  private async upserts(type: ObjectType, step: StepHandle, deferIncomplete = false): Promise<void> {
+    let afterId = 0;
+    for (;;) {
+      const rows = this.pendingUpserts(type, afterId);
+      if (rows.length === 0) return;
+      afterId = rows[rows.length - 1]!.id;
+      await this.parallel(rows, (row) => this.upsert(row, step, deferIncomplete));
+    }
+  }
+
+  private members(groupId: number): { members: ScimMember[]; complete: boolean } {
+    const rows = this.db
+      .prepare<[number], { cloud_id: string | null; object_type: ObjectType | null }>(
+        `SELECT e.cloud_id, m.object_type FROM mv_members mm
+         JOIN mv_objects m ON m.id = mm.member_id
+         LEFT JOIN export_objects e ON e.mv_id = mm.member_id
+         WHERE mm.group_id = ? AND m.deleted = 0`,
+      )
+      .all(groupId);
+    const members: ScimMember[] = [];
+    let complete = true;
+    for (const r of rows) {
+      if (r.cloud_id) members.push({ value: r.cloud_id, type: r.object_type === 'group' ? 'Group' : 'User' });
+      else complete = false;
+    }
+    return { members, complete };
+  }
+
+  private async upsert(row: PendingRow, step: StepHandle, deferIncomplete: boolean): Promise<void> {
+    const attrs = JSON.parse(row.attrs) as MvAttrs;
+    const label = (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`;
+    const { members, complete } = row.object_type === 'group' ? this.members(row.id) : { members: [], complete: true };
+    if (!complete && deferIncomplete) {
+      this.deferred++;
+      return;
+    }
+    const flow = outboundFlow(row.object_type, attrs, members);
+    if (!flow.ok) {
+      this.settle(row, { error: flow.reason });
+      step.error('OBJECT_INVALID', flow.reason, label);
+      return;
+    }
+    const hash = contentHash(flow.resource);
+    if (row.cloud_id && row.exported_hash === hash) {
+      this.settle(row, { cloudId: row.cloud_id, hash });
+      step.counts.unchanged++;
+      return;
+    }
+    try {
+      const path = endpoint(row.object_type);
+      let cloudId = row.cloud_id;
+      let created = false;
+      if (cloudId) {
+        const res = await this.cloud.scim('PUT', `${path}/${encodeURIComponent(cloudId)}`, flow.resource);
+        if (res.status === 404) cloudId = null; // deleted in the cloud meanwhile: create it again
+        else this.expectOk(res.status, res.body, 'update', label);
+      }
+      if (!cloudId) {
+        const res = await this.cloud.scim('POST', path, flow.resource);
+        if (res.status === 409) {
+          cloudId = await this.adopt(row.object_type, flow.resource, label);
+        } else {
+          this.expectOk(res.status, res.body, 'create', label);
+          cloudId = String((res.body as { id?: unknown }).id);
+          created = true;
+        }
+      }
+      this.settle(row, { cloudId, hash });
+      if (row.cloud_id) step.counts.updates++;
+      else step.counts.adds++;
+      if (created || !row.cloud_id) this.flagContainingGroups(row.id);
+    } catch (err) {
+      const e = toIdsyncError(err, 'EXPORT_FAILED');
+      if (e.code === 'CLOUD_REJECTED' || e.code === 'CLOUD_CONFLICT') {
+        // The cloud refuses this content: retrying without a source change cannot help.
+        this.settle(row, { cloudId: row.cloud_id, hash: row.exported_hash, error: e.message });
+        step.error(e.code, e.message, label);
+        return;
+      }
+      throw e; // unreachable, auth, server error: stop the export, keep everything pending
+    } finally {
+      this.options.onProgress?.(++this.done);
+    }
+  }
+
+  /**
+   * A create answered 409: either our own earlier create whose response was lost (same externalId:
+   * adopt it), or a different cloud object holds the userName (a conflict to report).
+   */
+  private async adopt(type: ObjectType, resource: Record<string, unknown>, label: string): Promise<string> {
+    const externalId = String(resource.externalId ?? '');
+    const filter = `externalId eq "${externalId.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+    const found = await this.cloud.scim<{ Resources?: { id: string }[] }>('GET', `${endpoint(type)}?filter=${encodeURIComponent(filter)}&attributes=id`);
+    const id = found.body.Resources?.[0]?.id;
+    if (!id) {
+      throw new IdsyncError('CLOUD_CONFLICT', `the cloud directory already has another ${type} with the same unique name as ${label} (userName or externalId in use)`, {
+        hint: 'Rename or remove the conflicting cloud object, or fix the duplicate in the source directory.',
+      });
+    }
+    const res = await this.cloud.scim('PUT', `${endpoint(type)}/${encodeURIComponent(id)}`, resource);
+    this.expectOk(res.status, res.body, 'update', label);
+    return id;
+  }
+
+  private expectOk(status: number, body: unknown, what: string, label: string): void {
+    if (status >= 200 && status < 300) return;
+    const code = status === 409 ? 'CLOUD_CONFLICT' : 'CLOUD_REJECTED';
+    throw new IdsyncError(code, `the cloud directory rejected the ${what} of ${label} (HTTP ${status}): ${scimDetail(body)}`, {
+      hint: 'Correct the attribute in the source directory; the next cycle exports it again.',
+      details: { status },
+    });
+  }
+
+  private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string }): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO export_objects (mv_id, object_type, cloud_id, exported_hash, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (mv_id) DO UPDATE SET cloud_id = excluded.cloud_id, exported_hash = excluded.exported_hash,
+             last_error = excluded.last_error, updated_at = excluded.updated_at`,
+        )
+        .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.error ?? null, new Date().toISOString());
+      this.db.prepare('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
+    })();
+  }
+
+  /** A member that just got a cloud id can now be listed in its groups. */
+  private flagContainingGroups(memberId: number): void {
+    this.db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE deleted = 0 AND id IN (SELECT group_id FROM mv_members WHERE member_id = ?)').run(memberId);
+  }
+
+  private async deletions(step: StepHandle): Promise<void> {
+    // Groups first: deleting a group never needs its members, and users go last.
+    for (const type of ['group', 'user'] as const) {
+      for (;;) {
+        const rows = this.db
+          .prepare<[string, number], PendingRow>(
+            `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash
+             FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
+             WHERE m.pending_export = 1 AND m.deleted = 1 AND m.object_type = ? LIMIT ?`,
+          )
+          .all(type, CHUNK);
+        if (rows.length === 0) break;
+        await this.parallel(rows, async (row) => {
+          if (row.cloud_id) {
+            const res = await this.cloud.scim('DELETE', `${endpoint(type)}/${encodeURIComponent(row.cloud_id)}`);
+            if (res.status !== 204 && res.status !== 200 && res.status !== 404) {
+              this.expectOk(res.status, res.body, 'deletion', `${type} ${row.cloud_id}`);
+            }
+            step.counts.deletes++;
+          }
+          this.db.transaction(() => {
+            this.db.prepare('DELETE FROM export_objects WHERE mv_id = ?').run(row.id);
+            this.db.prepare('DELETE FROM mv_members WHERE group_id = ? OR member_id = ?').run(row.id, row.id);
+            this.db.prepare('DELETE FROM mv_objects WHERE id = ?').run(row.id);
+          })();
+          this.options.onProgress?.(++this.done);
+        });
+      }
+    }
+  }
+
+  /** Runs fn over items with bounded concurrency; the first thrown error stops new work and rethrows. */
+  private async parallel<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    let failure: unknown;
+    const worker = async () => {
+      while (failure === undefined && next < items.length) {
+        const item = items[next++]!;
+        try {
+          await fn(item);
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
+    if (failure !== undefined) throw failure;
+  }
+}

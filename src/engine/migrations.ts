@@ -1,0 +1,103 @@
+import type { Migration } from '../store/database.js';
+
+/**
+ * The engine's state. Three layers, as the incumbent names them:
+ *  - cs_objects: each source connector's connector space (staged copy + pending import change)
+ *  - mv_objects: the metaverse (joined identity view), with a pending-export flag
+ *  - export_objects: the cloud connector space (what was last exported, and where)
+ * Group membership is kept as rows (cs_members by member DN, mv_members by metaverse id) so that a
+ * member's change can find the groups that reference it without scanning every group.
+ */
+export const engineMigrations: Migration[] = [
+  {
+    id: 'engine/001',
+    sql: `
+CREATE TABLE cs_objects (
+  connector   TEXT NOT NULL,
+  anchor      TEXT NOT NULL,
+  object_type TEXT NOT NULL,
+  dn          TEXT NOT NULL,
+  dn_norm     TEXT NOT NULL,
+  attrs       TEXT NOT NULL,
+  hash        TEXT NOT NULL,
+  pending     TEXT,            -- 'add' | 'update' | 'delete' | NULL
+  mv_id       INTEGER,
+  PRIMARY KEY (connector, anchor)
+) WITHOUT ROWID;
+CREATE INDEX cs_objects_dn ON cs_objects (connector, dn_norm);
+CREATE INDEX cs_objects_pending ON cs_objects (connector, pending) WHERE pending IS NOT NULL;
+CREATE INDEX cs_objects_mv ON cs_objects (mv_id);
+
+CREATE TABLE cs_members (
+  connector    TEXT NOT NULL,
+  group_anchor TEXT NOT NULL,
+  member_dn    TEXT NOT NULL,   -- normalised DN
+  PRIMARY KEY (connector, group_anchor, member_dn)
+) WITHOUT ROWID;
+CREATE INDEX cs_members_member ON cs_members (connector, member_dn);
+
+CREATE TABLE mv_objects (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  object_type    TEXT NOT NULL,
+  source_anchor  TEXT NOT NULL,     -- the anchor that projected it: the cloud object's externalId
+  attrs          TEXT NOT NULL,
+  deleted        INTEGER NOT NULL DEFAULT 0,
+  pending_export INTEGER NOT NULL DEFAULT 0,
+  updated_at     TEXT NOT NULL
+);
+CREATE INDEX mv_objects_pending ON mv_objects (pending_export) WHERE pending_export = 1;
+CREATE INDEX mv_objects_anchor ON mv_objects (source_anchor);
+
+CREATE TABLE mv_members (
+  group_id  INTEGER NOT NULL,
+  member_id INTEGER NOT NULL,
+  PRIMARY KEY (group_id, member_id)
+) WITHOUT ROWID;
+CREATE INDEX mv_members_member ON mv_members (member_id);
+
+CREATE TABLE export_objects (
+  mv_id         INTEGER PRIMARY KEY,
+  object_type   TEXT NOT NULL,
+  cloud_id      TEXT,
+  exported_hash TEXT,
+  last_error    TEXT,
+  updated_at    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX export_objects_cloud ON export_objects (cloud_id) WHERE cloud_id IS NOT NULL;
+
+CREATE TABLE runs (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  profile    TEXT NOT NULL,
+  status     TEXT NOT NULL,        -- running | success | completed-with-errors | failed | interrupted
+  started_at TEXT NOT NULL,
+  ended_at   TEXT,
+  pid        INTEGER,
+  error      TEXT                  -- JSON {code, message, hint}
+);
+CREATE TABLE run_steps (
+  run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  seq       INTEGER NOT NULL,
+  connector TEXT NOT NULL,
+  step      TEXT NOT NULL,         -- import | sync | export
+  status    TEXT NOT NULL,
+  adds      INTEGER NOT NULL DEFAULT 0,
+  updates   INTEGER NOT NULL DEFAULT 0,
+  deletes   INTEGER NOT NULL DEFAULT 0,
+  unchanged INTEGER NOT NULL DEFAULT 0,
+  errors    INTEGER NOT NULL DEFAULT 0,
+  started_at TEXT NOT NULL,
+  ended_at   TEXT,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE run_errors (
+  run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  connector TEXT NOT NULL,
+  step      TEXT NOT NULL,
+  object    TEXT,                  -- DN or anchor
+  code      TEXT NOT NULL,
+  message   TEXT NOT NULL
+);
+CREATE INDEX run_errors_run ON run_errors (run_id);
+`,
+  },
+];

@@ -1,0 +1,83 @@
+/**
+ * A real cloud directory for tests: `idsync cloud serve`'s server on a random loopback port with
+ * its SQLite in a temp folder, a sync client provisioned through the admin API, and a small SCIM
+ * reader for assertions.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { request } from 'undici';
+import { createSyncClient, fetchToken } from '../../src/cloud/admin-api-client.js';
+import { createCloudServer } from '../../src/cloud/server.js';
+
+export interface TestCloud {
+  url: string;
+  dataDir: string;
+  admin: { username: string; password: string };
+  syncClientId: string;
+  syncSecret: string;
+  /** SCIM GET/POST/... as the global administrator; returns status and parsed body. */
+  scim<T = any>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', p: string, body?: unknown): Promise<{ status: number; body: T }>;
+  /** Every resource of a type (follows paging). */
+  all<T = any>(type: 'Users' | 'Groups'): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export async function startTestCloud(options: { dataDir?: string; port?: number } = {}): Promise<TestCloud> {
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'idsync-cloud-'));
+  const admin = { username: 'admin', password: 'Test-admin-pass-1!' };
+  const server = await createCloudServer({
+    dataDir,
+    port: options.port ?? 0,
+    adminUser: admin.username,
+    adminPassword: admin.password,
+    logger: false,
+    secretHashParams: { logN: 10, r: 8, p: 1 },
+  });
+  const syncClientId = 'idsync-test';
+  let syncSecret: string;
+  try {
+    syncSecret = await createSyncClient(server.url, admin, syncClientId);
+  } catch {
+    syncSecret = ''; // already provisioned (a restarted cloud on the same data dir)
+  }
+  let token = await fetchToken(server.url, { grant_type: 'password', ...admin });
+  const scim = async (method: string, p: string, body?: unknown) => {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await request(`${server.url}/scim/v2${p}`, {
+        method: method as 'GET',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.body.text();
+      if (res.statusCode === 401 && attempt === 0) {
+        token = await fetchToken(server.url, { grant_type: 'password', ...admin });
+        continue;
+      }
+      return { status: res.statusCode, body: text ? JSON.parse(text) : undefined };
+    }
+    throw new Error('unreachable');
+  };
+  const all = async (type: 'Users' | 'Groups') => {
+    const out: unknown[] = [];
+    for (let start = 1; ; start += 1000) {
+      const r = await scim('GET', `/${type}?startIndex=${start}&count=1000`);
+      out.push(...(r.body.Resources ?? []));
+      if (out.length >= r.body.totalResults || (r.body.Resources ?? []).length === 0) break;
+    }
+    return out;
+  };
+  return {
+    url: server.url,
+    dataDir,
+    admin,
+    syncClientId,
+    syncSecret,
+    scim: scim as TestCloud['scim'],
+    all: all as TestCloud['all'],
+    close: async () => {
+      await server.close();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
