@@ -1,0 +1,176 @@
+/**
+ * Active Directory (and Samba AD) source. Anchor = base64 of the raw objectGUID bytes (the
+ * incumbent's ImmutableId); `objectguid` carries the canonical GUID string, `objectsid` the SID
+ * string. Large groups: AD returns `member;range=0-1499` and we fetch the remaining ranges.
+ */
+import type { Client, Entry } from 'ldapts';
+import type { LdapConnectorConfig } from '../../config/schema.js';
+import { IdsyncError } from '../../core/errors.js';
+import { connectLdap, mapLdapError, type LdapConnection } from '../../ldap/client.js';
+import { guidToImmutableId, guidToString, sidToString } from '../../ldap/guid.js';
+import { bufferOf, getAttr, pagedSearch, readBase, resolveScope, valuesOf } from '../../ldap/search.js';
+import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
+
+export const AD_DEFAULT_USER_FILTER = '(&(objectCategory=person)(objectClass=user))';
+export const AD_DEFAULT_GROUP_FILTER = '(objectClass=group)';
+
+/** Always returned as Buffers (a GUID that happens to be valid UTF-8 would otherwise be mangled). */
+export const AD_BINARY_ATTRIBUTES = ['objectGUID', 'objectSid', 'unicodePwd'];
+
+export const AD_USER_ATTRIBUTES = [
+  'sAMAccountName', 'userPrincipalName', 'mail', 'givenName', 'sn', 'displayName', 'cn', 'department',
+  'title', 'company', 'telephoneNumber', 'mobile', 'employeeID', 'manager', 'description',
+  'userAccountControl', 'objectGUID', 'objectSid', 'whenChanged', 'uSNChanged', 'objectClass',
+];
+export const AD_GROUP_ATTRIBUTES = [
+  'sAMAccountName', 'cn', 'mail', 'description', 'member', 'groupType', 'objectGUID', 'objectSid',
+  'whenChanged', 'uSNChanged', 'objectClass',
+];
+
+/** ldapts matches explicitBufferAttributes case-sensitively: list the spellings servers use. */
+const EXPLICIT_BUFFERS = AD_BINARY_ATTRIBUTES.flatMap((a) => [a, a.toLowerCase()]);
+
+const RANGE = /^([^;]+);range=(\d+)-(\d+|\*)$/i;
+
+/**
+ * Completes ranged attributes (`member;range=0-1499`) by asking for the next ranges until the
+ * server answers with `;range=N-*`. Returns the merged values keyed by the plain attribute name.
+ */
+export async function fetchRangedValues(client: Client, dn: string, attribute: string, first: string[], end: number): Promise<string[]> {
+  const values = [...first];
+  let next = end + 1;
+  for (let guard = 0; guard < 100000; guard++) {
+    const r = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [`${attribute};range=${next}-*`] });
+    const e = r.searchEntries[0];
+    if (!e) break;
+    let done = true;
+    let got = false;
+    for (const [k, v] of Object.entries(e)) {
+      const m = RANGE.exec(k);
+      if (!m || (m[1] as string).toLowerCase() !== attribute.toLowerCase()) continue;
+      got = true;
+      values.push(...valuesOf(v));
+      if (m[3] !== '*') {
+        done = false;
+        next = Number(m[3]) + 1;
+      }
+    }
+    if (!got || done) break;
+  }
+  return values;
+}
+
+function isComputerOrKrbtgt(entry: Entry): boolean {
+  const classes = valuesOf(getAttr(entry, 'objectClass')).map((c) => c.toLowerCase());
+  if (classes.includes('computer')) return true;
+  const sam = valuesOf(getAttr(entry, 'sAMAccountName'))[0]?.toLowerCase();
+  return sam === 'krbtgt' || (sam?.endsWith('$') ?? false);
+}
+
+/** Converts one AD entry (ranges already merged) into a SourceObject. */
+export function adEntryToObject(entry: Entry, objectType: ObjectType, connectorName: string): SourceObject {
+  const guid = bufferOf(getAttr(entry, 'objectGUID'));
+  if (!guid || guid.length !== 16) {
+    throw new IdsyncError('OBJECT_INVALID', `connector "${connectorName}": ${entry.dn} has no objectGUID`, {
+      hint: 'The bind account must be able to read objectGUID of every object in scope.',
+      details: { dn: entry.dn, connector: connectorName },
+    });
+  }
+  const attributes: Record<string, string[]> = {};
+  for (const [key, raw] of Object.entries(entry)) {
+    if (key === 'dn') continue;
+    const k = key.toLowerCase();
+    if (k === 'objectguid' || k === 'unicodepwd') continue;
+    if (k === 'objectsid') {
+      const sid = bufferOf(raw);
+      if (sid) attributes.objectsid = [sidToString(sid)];
+      continue;
+    }
+    const values = valuesOf(raw);
+    if (values.length) attributes[k] = values;
+  }
+  attributes.objectguid = [guidToString(guid)];
+  return { anchor: guidToImmutableId(guid), objectType, dn: entry.dn, attributes };
+}
+
+/** Merges `attr;range=a-b` keys of an entry into plain keys, fetching missing ranges. */
+async function completeRanges(client: Client, entry: Entry, url: string, connectorName: string): Promise<Entry> {
+  let out: Entry | undefined;
+  for (const [k, v] of Object.entries(entry)) {
+    const m = RANGE.exec(k);
+    if (!m) continue;
+    out ??= { ...entry };
+    delete out[k];
+    const attr = m[1] as string;
+    let values = valuesOf(v);
+    if (m[3] !== '*') {
+      try {
+        values = await fetchRangedValues(client, entry.dn, attr, values, Number(m[3]));
+      } catch (err) {
+        throw mapLdapError(err, { url, phase: 'search', base: entry.dn, filter: `(objectClass=*) ${attr};range=${Number(m[3]) + 1}-*`, connectorName });
+      }
+    }
+    const prev = out[attr];
+    out[attr] = [...valuesOf(prev), ...values];
+  }
+  return out ?? entry;
+}
+
+export function createAdConnector(cfg: LdapConnectorConfig & { type: 'ad' }, secret: SecretResolver): SourceConnector {
+  const scope = resolveScope({ baseDn: cfg.baseDn, include: cfg.scope?.include, exclude: cfg.scope?.exclude });
+  const open = (): Promise<LdapConnection> =>
+    connectLdap({ url: cfg.url, bindDn: cfg.bindDn, tls: cfg.tls, timeoutMs: cfg.timeoutMs, connectorName: cfg.name }, secret);
+  const live = new Set<LdapConnection>();
+
+  return {
+    name: cfg.name,
+    kind: 'ad',
+    async test() {
+      const conn = await open();
+      try {
+        await readBase(conn.client, cfg.baseDn, cfg.url, cfg.name);
+        for (const b of scope.bases) if (b !== cfg.baseDn) await readBase(conn.client, b, cfg.url, cfg.name);
+      } finally {
+        await conn.close();
+      }
+    },
+    async *fullImport() {
+      const conn = await open();
+      live.add(conn);
+      try {
+        const kinds: Array<[ObjectType, string, string[]]> = [
+          ['user', cfg.userFilter ?? AD_DEFAULT_USER_FILTER, AD_USER_ATTRIBUTES],
+          ['group', cfg.groupFilter ?? AD_DEFAULT_GROUP_FILTER, AD_GROUP_ATTRIBUTES],
+        ];
+        for (const [objectType, filter, attributes] of kinds) {
+          const pages = pagedSearch(conn.client, {
+            url: cfg.url,
+            connectorName: cfg.name,
+            filter,
+            attributes,
+            explicitBufferAttributes: EXPLICIT_BUFFERS,
+            pageSize: cfg.pageSize,
+            scope,
+          });
+          for await (const page of pages) {
+            const out: SourceObject[] = [];
+            for (const raw of page) {
+              if (objectType === 'user' && isComputerOrKrbtgt(raw)) continue;
+              const entry = objectType === 'group' ? await completeRanges(conn.client, raw, cfg.url, cfg.name) : raw;
+              out.push(adEntryToObject(entry, objectType, cfg.name));
+            }
+            if (out.length) yield out;
+          }
+        }
+      } finally {
+        live.delete(conn);
+        await conn.close();
+      }
+    },
+    async close() {
+      const all = [...live];
+      live.clear();
+      await Promise.all(all.map((c) => c.close()));
+    },
+  };
+}
