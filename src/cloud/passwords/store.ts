@@ -1,0 +1,72 @@
+/**
+ * Synced password hashes (OrgId strings), one per SCIM user, write-only: no API returns them;
+ * only the sign-in check reads them.
+ *
+ * `changed_at` is when the password changed at the source (or, when the sender does not say,
+ * when the hash arrived). A hash older than the stored one is ignored, so a late retry of an old
+ * change cannot undo a newer password.
+ */
+import type { Database, Migration } from '../../store/database.js';
+
+export const passwordHashMigrations: Migration[] = [
+  {
+    id: 'cloud-passwords/001',
+    sql: `
+      CREATE TABLE user_password_hashes (
+        user_id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        changed_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    // A deleted user's hash goes with the user (sign-in already fails: it checks the user exists).
+    // Couples to the SCIM layer's table, whose migrations run first (see server.ts).
+    id: 'cloud-passwords/002',
+    sql: `
+      DELETE FROM user_password_hashes WHERE user_id NOT IN (SELECT id FROM scim_users);
+      CREATE TRIGGER user_password_hashes_follow_user_delete AFTER DELETE ON scim_users
+      BEGIN
+        DELETE FROM user_password_hashes WHERE user_id = OLD.id;
+      END;
+    `,
+  },
+];
+
+export interface StoredHashInput {
+  userId: string;
+  hash: string;
+  /** ISO date-time of the change at the source. */
+  changedAt: string;
+}
+
+export class PasswordHashStore {
+  private readonly upsertStmt;
+  private readonly getStmt;
+
+  constructor(
+    private readonly db: Database,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.upsertStmt = db.prepare(
+      `INSERT INTO user_password_hashes (user_id, hash, changed_at, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, changed_at = excluded.changed_at, updated_at = excluded.updated_at
+       WHERE excluded.changed_at >= user_password_hashes.changed_at`,
+    );
+    this.getStmt = db.prepare('SELECT hash FROM user_password_hashes WHERE user_id = ?').pluck();
+  }
+
+  /** Stores hashes in one transaction; older changes than the stored one are skipped. */
+  putMany(items: StoredHashInput[]): void {
+    const updatedAt = new Date(this.now()).toISOString();
+    this.db.transaction(() => {
+      for (const it of items) this.upsertStmt.run(it.userId, it.hash, it.changedAt, updatedAt);
+    })();
+  }
+
+  /** For the sign-in check only. */
+  hashFor(userId: string): string | undefined {
+    return this.getStmt.get(userId) as string | undefined;
+  }
+}

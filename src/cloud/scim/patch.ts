@@ -1,0 +1,315 @@
+/**
+ * The schema-driven PATCH engine (RFC 7644 §3.5.2). It works on a copy of the stored document and
+ * returns the new document; the caller re-validates the whole result (required attributes, types)
+ * before storing it. Paths and attribute names are case-insensitive and are resolved against the
+ * schema, so an unknown attribute is a 400 invalidPath and a readOnly one a 400 mutability.
+ */
+import { badRequest } from './errors.js';
+import { evalFilter, normalizeFilter, parseFilterText, type NFilter } from './filter.js';
+import { coreAttributes, findAttr, PATCH_OP, splitUrn, type AttributeDef, type ResourceTypeDef, type SchemaDef } from './schema.js';
+import { isPlainObject, normalizeValue, type Doc } from './validate.js';
+
+export type PatchOpName = 'add' | 'replace' | 'remove';
+
+export interface PatchOperation {
+  op: PatchOpName;
+  path?: string;
+  value?: unknown;
+}
+
+/** A parsed PATCH path: `[urn:]attr[filter][.sub]`, or a bare extension URN (`attr` undefined). */
+export interface PatchPath {
+  text: string;
+  ext: SchemaDef | null;
+  attr?: AttributeDef;
+  filter?: NFilter;
+  sub?: AttributeDef;
+}
+
+const MAX_PATH_LENGTH = 2048;
+
+/** Validates a PatchOp request body and returns its operations. */
+export function parsePatchRequest(body: unknown): PatchOperation[] {
+  if (!isPlainObject(body)) throw badRequest('invalidSyntax', 'the PATCH body must be a JSON object');
+  const schemas = body.schemas;
+  if (!Array.isArray(schemas) || !schemas.some((s) => typeof s === 'string' && s.toLowerCase() === PATCH_OP.toLowerCase())) {
+    throw badRequest('invalidSyntax', `a PATCH body must have "schemas": ["${PATCH_OP}"]`);
+  }
+  const ops = body.Operations ?? body.operations;
+  if (!Array.isArray(ops) || ops.length === 0) throw badRequest('invalidSyntax', 'a PATCH body needs a non-empty "Operations" array');
+  return ops.map((raw, i): PatchOperation => {
+    if (!isPlainObject(raw)) throw badRequest('invalidSyntax', `Operations[${i}] must be an object`);
+    const opRaw = raw.op;
+    const op = typeof opRaw === 'string' ? opRaw.toLowerCase() : '';
+    // Some clients (Entra ID among them) capitalise op names; RFC 7644 names them in lower case.
+    if (op !== 'add' && op !== 'replace' && op !== 'remove') {
+      throw badRequest('invalidSyntax', `Operations[${i}].op must be "add", "replace" or "remove" (got ${JSON.stringify(opRaw)})`);
+    }
+    if (raw.path !== undefined && (typeof raw.path !== 'string' || raw.path.trim() === '')) {
+      throw badRequest('invalidPath', `Operations[${i}].path must be a non-empty string`);
+    }
+    if (op !== 'remove' && !('value' in raw)) throw badRequest('invalidValue', `Operations[${i}] (${op}) needs a "value"`);
+    const out: PatchOperation = { op };
+    if (typeof raw.path === 'string') out.path = raw.path.trim();
+    if ('value' in raw) out.value = raw.value;
+    return out;
+  });
+}
+
+/** Finds the `]` closing the `[` at `open`, skipping quoted strings. */
+function closingBracket(s: string, open: number): number {
+  let inString = false;
+  for (let i = open + 1; i < s.length; i++) {
+    const c = s[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === ']') return i;
+  }
+  return -1;
+}
+
+export function parsePatchPath(rt: ResourceTypeDef, text: string): PatchPath {
+  if (text.length > MAX_PATH_LENGTH) throw badRequest('invalidPath', `path is longer than ${MAX_PATH_LENGTH} characters`);
+  const { ext, rest } = splitUrn(rt, text, 'invalidPath');
+  if (rest === '') {
+    if (!ext) throw badRequest('invalidPath', `path "${text}" names the core schema; use its attributes`);
+    return { text, ext };
+  }
+  const m = /^[^.[]+/.exec(rest);
+  if (!m) throw badRequest('invalidPath', `invalid path "${text}"`);
+  const name = m[0];
+  const attr = findAttr(ext ? ext.attributes : coreAttributes(rt), name);
+  if (!attr) throw badRequest('invalidPath', `unknown attribute "${name}" in path "${text}"`);
+  const path: PatchPath = { text, ext, attr };
+  let i = name.length;
+  if (rest[i] === '[') {
+    const close = closingBracket(rest, i);
+    if (close < 0) throw badRequest('invalidPath', `unbalanced "[" in path "${text}"`);
+    if (attr.type !== 'complex' || !attr.multiValued) throw badRequest('invalidPath', `"${attr.name}" is not a multi-valued complex attribute; it cannot take a filter`);
+    const raw = parseFilterText(rest.slice(i + 1, close), 'invalidFilter');
+    path.filter = normalizeFilter(raw, { parent: attr }, 'invalidPath');
+    i = close + 1;
+  }
+  if (i < rest.length) {
+    if (rest[i] !== '.') throw badRequest('invalidPath', `invalid path "${text}"`);
+    const subName = rest.slice(i + 1);
+    const sub = findAttr(attr.subAttributes, subName);
+    if (!sub) throw badRequest('invalidPath', `unknown attribute "${attr.name}.${subName}" in path "${text}"`);
+    path.sub = sub;
+  }
+  return path;
+}
+
+function describe(p: PatchPath): string {
+  const base = p.attr ? (p.sub ? `${p.attr.name}.${p.sub.name}` : p.attr.name) : '';
+  return p.ext ? (base ? `${p.ext.id}:${base}` : p.ext.id) : base;
+}
+
+type Obj = Record<string, unknown>;
+
+/** Applies PATCH operations to a copy of `doc`; `doc` and the operations are left untouched. */
+export function applyPatch(rt: ResourceTypeDef, doc: Doc, operations: PatchOperation[]): Doc {
+  const out = structuredClone(doc) as Doc;
+  for (const op of operations) {
+    if (op.path === undefined) {
+      if (op.op === 'remove') throw badRequest('noTarget', 'a remove operation needs a "path"');
+      if (!isPlainObject(op.value)) throw badRequest('invalidValue', `${op.op} without a path needs an object "value"`);
+      for (const [key, v] of Object.entries(op.value)) {
+        if (key.toLowerCase() === 'schemas') continue;
+        apply(out, rt, op.op, parsePatchPath(rt, key), v);
+      }
+    } else {
+      apply(out, rt, op.op, parsePatchPath(rt, op.path), op.value);
+    }
+  }
+  return out;
+}
+
+function apply(doc: Doc, rt: ResourceTypeDef, op: PatchOpName, p: PatchPath, value: unknown): void {
+  if (!p.attr) {
+    // The whole extension: its attributes one by one (remove drops the extension).
+    const ext = p.ext as SchemaDef;
+    if (op === 'remove') {
+      delete doc[ext.id];
+      return;
+    }
+    if (!isPlainObject(value)) throw badRequest('invalidValue', `the value for ${ext.id} must be an object`);
+    for (const [key, v] of Object.entries(value)) {
+      const attr = findAttr(ext.attributes, key);
+      if (!attr) throw badRequest('invalidPath', `unknown attribute "${key}" in ${ext.id}`);
+      apply(doc, rt, op, { text: `${ext.id}:${key}`, ext, attr }, v);
+    }
+    return;
+  }
+  const attr = p.attr;
+  const container: Obj = p.ext ? ((doc[p.ext.id] as Obj | undefined) ?? {}) : doc;
+  const current = container[attr.name];
+  checkMutability(op, p, current);
+
+  if (p.filter) applyFiltered(container, op, p, value);
+  else if (p.sub) applySub(container, op, p, value);
+  else if (op === 'remove') removeWhole(container, p, value);
+  else if (attr.multiValued) {
+    const incoming = normalizeValue(attr, Array.isArray(value) ? value : [value], describe(p)) as unknown[] | undefined;
+    if (op === 'replace') container[attr.name] = incoming;
+    else container[attr.name] = addElements(attr, (current as unknown[] | undefined) ?? [], incoming ?? []);
+  } else if (attr.type === 'complex') {
+    // RFC 7644 §3.5.2.1/3: sub-attributes given replace those present; others are left alone.
+    const v = normalizeValue(attr, value, describe(p)) as Obj | undefined;
+    container[attr.name] = { ...((current as Obj | undefined) ?? {}), ...(v ?? {}) };
+  } else {
+    container[attr.name] = normalizeValue(attr, value, describe(p));
+  }
+
+  tidy(container, attr.name);
+  if (p.ext) {
+    if (Object.keys(container).length) doc[p.ext.id] = container;
+    else delete doc[p.ext.id];
+  }
+}
+
+function checkMutability(op: PatchOpName, p: PatchPath, current: unknown): void {
+  const attr = p.attr as AttributeDef;
+  if (attr.mutability === 'readOnly' || p.sub?.mutability === 'readOnly') {
+    throw badRequest('mutability', `attribute "${describe(p)}" is readOnly and cannot be modified`);
+  }
+  if (p.sub?.mutability === 'immutable' && p.filter && op !== 'add') {
+    throw badRequest('mutability', `attribute "${describe(p)}" is immutable`);
+  }
+  if (attr.mutability === 'immutable' && current !== undefined && !(op === 'add' && !p.sub && !p.filter)) {
+    throw badRequest('mutability', `attribute "${describe(p)}" is immutable and already has a value`);
+  }
+}
+
+/** Identity of an element for "add": the value sub-attribute when it is required (members), else the whole element. */
+function sameElement(attr: AttributeDef, x: unknown, y: unknown): boolean {
+  const value = findAttr(attr.subAttributes, 'value');
+  if (value?.required && isPlainObject(x) && isPlainObject(y)) return x.value === y.value;
+  return JSON.stringify(x) === JSON.stringify(y);
+}
+
+function addElements(attr: AttributeDef, current: unknown[], incoming: unknown[]): unknown[] {
+  const result = [...current];
+  for (const el of incoming) {
+    const at = result.findIndex((c) => sameElement(attr, c, el));
+    if (at >= 0) {
+      if (isPlainObject(el) && isPlainObject(result[at])) result[at] = { ...(result[at] as Obj), ...el };
+      continue;
+    }
+    // A new primary value demotes the old one (RFC 7643 §2.4: at most one primary).
+    if (isPlainObject(el) && el.primary === true) {
+      for (let i = 0; i < result.length; i++) {
+        const c = result[i];
+        if (isPlainObject(c) && c.primary === true) result[i] = { ...c, primary: false };
+      }
+    }
+    result.push(el);
+  }
+  return result;
+}
+
+/** `attr[filter]` and `attr[filter].sub`. */
+function applyFiltered(container: Obj, op: PatchOpName, p: PatchPath, value: unknown): void {
+  const attr = p.attr as AttributeDef;
+  const filter = p.filter as NFilter;
+  const list = ((container[attr.name] as Obj[] | undefined) ?? []).map((e) => ({ ...e }));
+  const hits = list.map((el) => evalFilter(filter, el, true));
+  const any = hits.some(Boolean);
+
+  if (op === 'remove') {
+    if (p.sub) {
+      const sub = p.sub;
+      list.forEach((el, i) => hits[i] && delete el[sub.name]);
+      container[attr.name] = list.filter((el) => Object.keys(el).length > 0);
+    } else {
+      container[attr.name] = list.filter((_, i) => !hits[i]);
+    }
+    return;
+  }
+
+  if (p.sub) {
+    const v = normalizeValue(p.sub, value, describe(p));
+    if (!any) {
+      // Entra-style `addresses[type eq "work"].streetAddress`: create the element the filter describes.
+      const seed = seedFromFilter(filter);
+      if (!seed) throw badRequest('noTarget', `no value of "${attr.name}" matches the filter in "${p.text}"`);
+      list.push(v === undefined ? seed : { ...seed, [p.sub.name]: v });
+    } else {
+      list.forEach((el, i) => {
+        if (!hits[i]) return;
+        if (v === undefined) delete el[(p.sub as AttributeDef).name];
+        else el[(p.sub as AttributeDef).name] = v;
+      });
+    }
+    container[attr.name] = list;
+    return;
+  }
+
+  if (!any) throw badRequest('noTarget', `no value of "${attr.name}" matches the filter in "${p.text}"`);
+  const v = normalizeValue({ ...attr, multiValued: false }, value, describe(p)) as Obj | undefined;
+  container[attr.name] = list
+    .map((el, i) => (!hits[i] ? el : op === 'replace' ? v : { ...el, ...(v ?? {}) }))
+    .filter((el): el is Obj => el !== undefined);
+}
+
+/** `{type: "work"}` from `type eq "work"` (and conjunctions of eq); undefined when not that simple. */
+function seedFromFilter(f: NFilter): Obj | undefined {
+  if (f.op === 'eq' && f.value !== null) return { [f.ref.attr.name]: f.value };
+  if (f.op === 'and') {
+    const parts = f.filters.map(seedFromFilter);
+    if (parts.some((x) => x === undefined)) return undefined;
+    return Object.assign({}, ...parts) as Obj;
+  }
+  return undefined;
+}
+
+/** `attr.sub` without a filter. */
+function applySub(container: Obj, op: PatchOpName, p: PatchPath, value: unknown): void {
+  const attr = p.attr as AttributeDef;
+  const sub = p.sub as AttributeDef;
+  const v = op === 'remove' ? undefined : normalizeValue(sub, value, describe(p));
+  if (!attr.multiValued) {
+    const cur = { ...((container[attr.name] as Obj | undefined) ?? {}) };
+    if (v === undefined) delete cur[sub.name];
+    else cur[sub.name] = v;
+    container[attr.name] = cur;
+    return;
+  }
+  const list = ((container[attr.name] as Obj[] | undefined) ?? []).map((e) => ({ ...e }));
+  if (list.length === 0) {
+    if (op === 'remove') return;
+    if (v !== undefined) container[attr.name] = [{ [sub.name]: v }];
+    return;
+  }
+  for (const el of list) {
+    if (v === undefined) delete el[sub.name];
+    else el[sub.name] = v;
+  }
+  container[attr.name] = list;
+}
+
+/** remove `attr`; for multi-valued attributes with a value, only the given elements (by value). */
+function removeWhole(container: Obj, p: PatchPath, value: unknown): void {
+  const attr = p.attr as AttributeDef;
+  if (attr.multiValued && value !== undefined && value !== null) {
+    const items = Array.isArray(value) ? value : [value];
+    const drop = items.map((x) => (isPlainObject(x) ? x.value : x)).filter((x) => x !== undefined);
+    const valueAttr = findAttr(attr.subAttributes, 'value');
+    const ci = valueAttr && !valueAttr.caseExact;
+    const norm = (x: unknown): unknown => (ci && typeof x === 'string' ? x.toLowerCase() : x);
+    const dropSet = new Set(drop.map(norm));
+    container[attr.name] = ((container[attr.name] as Obj[] | undefined) ?? []).filter((el) => !dropSet.has(norm(el.value)));
+    return;
+  }
+  delete container[attr.name];
+}
+
+/** Unassigned means absent: drop undefined values, empty arrays and empty objects. */
+function tidy(container: Obj, key: string): void {
+  const v = container[key];
+  if (v === undefined || v === null) delete container[key];
+  else if (Array.isArray(v) && v.length === 0) delete container[key];
+  else if (isPlainObject(v) && Object.keys(v).length === 0) delete container[key];
+}
