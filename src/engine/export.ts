@@ -31,7 +31,7 @@ export interface ExportOptions {
 }
 
 const CHUNK = 500;
-const MAX_GROUP_PASSES = 20;
+const MAX_GROUP_ROUNDS = 3;
 
 const endpoint = (t: ObjectType) => (t === 'user' ? '/Users' : '/Groups');
 
@@ -71,15 +71,18 @@ export class Exporter {
     }
     await this.upserts('user', step);
     // Nested groups: a group waits until its member groups have cloud ids, so it is written once
-    // with its whole membership. What can never complete (a member the cloud refused, a cycle of
-    // groups) is written in a last pass with the members that exist.
-    for (let pass = 0; pass < MAX_GROUP_PASSES; pass++) {
-      this.deferred = 0;
-      const writesBefore = step.counts.adds + step.counts.updates;
-      await this.upserts('group', step, true);
-      if (this.deferred === 0 || step.counts.adds + step.counts.updates === writesBefore) break;
+    // with its whole membership (one level per pass). What can never complete (a member the cloud
+    // refused, a cycle of groups) is written with the members that exist once the passes stall.
+    for (let round = 0; round < MAX_GROUP_ROUNDS; round++) {
+      for (;;) {
+        this.deferred = 0;
+        const writesBefore = step.counts.adds + step.counts.updates;
+        await this.upserts('group', step, true);
+        if (this.deferred === 0 || step.counts.adds + step.counts.updates === writesBefore) break;
+      }
+      if (this.deferred === 0) break;
+      await this.upserts('group', step, false);
     }
-    await this.upserts('group', step, false);
     await this.deletions(step);
   }
 
