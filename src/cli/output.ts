@@ -16,6 +16,17 @@ export function progress(line: string): void {
   else process.stderr.write(line + '\n');
 }
 
+/** A progress callback that prints at most every 250 ms (a long run must not flood the terminal). */
+export function throttledProgress(): (p: { connector: string; step: string; done: number }) => void {
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (now - last < 250) return;
+    last = now;
+    progress(`${p.step} ${p.connector}: ${p.done} objects`);
+  };
+}
+
 export function endProgress(): void {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 }

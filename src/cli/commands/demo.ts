@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { runDemo } from '../../demo/run-demo.js';
 import { EXIT } from '../exit-codes.js';
-import { endProgress, printJson, println, progress } from '../output.js';
+import { endProgress, printJson, println, throttledProgress } from '../output.js';
 import type { RegisterCommand } from './index.js';
 import { printRun } from './sync.js';
 
@@ -20,7 +20,7 @@ export const registerDemoCommands: RegisterCommand = (program) => {
         dir: opts.dir,
         port: Number(opts.port),
         users: Math.max(1, Math.min(100_000, Number(opts.users) || 300)),
-        onProgress: opts.json ? undefined : (p) => progress(`${p.step} ${p.connector}: ${p.done} objects`),
+        onProgress: opts.json ? undefined : throttledProgress(),
       });
       endProgress();
       if (opts.json) {

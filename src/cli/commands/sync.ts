@@ -3,7 +3,7 @@ import { runCycle } from '../../engine/cycle.js';
 import type { RunRecord } from '../../engine/runs.js';
 import { withContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
-import { endProgress, printJson, println, progress, table } from '../output.js';
+import { endProgress, printJson, println, table, throttledProgress } from '../output.js';
 import type { RegisterCommand } from './index.js';
 
 export const registerSyncCommands: RegisterCommand = (program) => {
@@ -46,16 +46,6 @@ function exitForRun(run: RunRecord): number {
   }
   if (code === 'LDIF_NOT_FOUND' || code === 'LDIF_PARSE_ERROR') return EXIT.USAGE;
   return EXIT.FAILED;
-}
-
-function throttledProgress() {
-  let last = 0;
-  return (p: { connector: string; step: string; done: number }) => {
-    const now = Date.now();
-    if (now - last < 250) return;
-    last = now;
-    progress(`${p.step} ${p.connector}: ${p.done} objects`);
-  };
 }
 
 export function printRun(run: RunRecord): void {

@@ -1,0 +1,72 @@
+/**
+ * `idsync demo`, the README's first command, run as a user runs it: the built CLI in a child
+ * process. It must finish its cycle, leave a cloud directory that answers SCIM queries with the
+ * printed token, and a second `idsync sync` against it must export nothing.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { request } from 'undici';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const bin = path.join(root, 'bin/idsync.js');
+const work = mkdtempSync(path.join(tmpdir(), 'idsync-demo-test-'));
+const dir = path.join(work, 'demo');
+
+after(() => rmSync(work, { recursive: true, force: true }));
+
+test('idsync demo syncs the sample directory and serves the cloud directory until stopped', async () => {
+  const child = spawn(process.execPath, [bin, 'demo', '--dir', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('press Ctrl-C')) {
+      assert.ok(Date.now() < deadline, `demo did not finish within a minute:\n${out}\n${err}`);
+      assert.equal(child.exitCode, null, `demo exited early:\n${out}\n${err}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(out, /run 1 \(cycle\): success/);
+    assert.match(out, /cloud\s+export\s+success\s+311\s+0\s+0/);
+    const url = /Cloud directory:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
+    const token = readFileSync(path.join(dir, 'access-token'), 'utf8');
+
+    // the curl example from the output, as HTTP requests
+    const users = await request(`${url}/scim/v2/Users?filter=${encodeURIComponent('title eq "SRE"')}&attributes=userName,displayName`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(users.statusCode, 200);
+    const body = (await users.body.json()) as { totalResults: number; Resources: { userName: string; title?: string }[] };
+    assert.ok(body.totalResults > 0);
+    for (const u of body.Resources) {
+      assert.match(u.userName, /@contoso\.example$/);
+      assert.equal(u.title, undefined, 'attributes= limits what is returned');
+    }
+    const groups = await request(`${url}/scim/v2/Groups?filter=${encodeURIComponent('displayName eq "All Staff"')}`, { headers: { authorization: `Bearer ${token}` } });
+    const allStaff = ((await groups.body.json()) as { Resources: { members: { type: string }[] }[] }).Resources[0]!;
+    assert.equal(allStaff.members.length, 5);
+    assert.ok(allStaff.members.every((m) => m.type === 'Group'), 'All Staff holds the department groups (nested)');
+
+    // a second cycle against the running demo cloud exports nothing
+    const again = spawnSync(process.execPath, [bin, '-c', path.join(dir, 'idsync.yaml'), 'sync', '--json'], { encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    const run = JSON.parse(again.stdout) as { status: string; steps: { step: string; adds: number; updates: number; deletes: number }[] };
+    const exp = run.steps.find((s) => s.step === 'export')!;
+    assert.deepEqual([run.status, exp.adds, exp.updates, exp.deletes], ['success', 0, 0, 0]);
+  } finally {
+    child.kill('SIGINT');
+  }
+  assert.equal(await exited, 0);
+});
+
+test('idsync demo refuses to wipe a folder it did not create', () => {
+  const res = spawnSync(process.execPath, [bin, 'demo', '--dir', root, '--no-serve'], { encoding: 'utf8' });
+  assert.equal(res.status, 2);
+  assert.match(res.stderr, /was not made by `idsync demo`/);
+});
