@@ -20,6 +20,8 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'HASH_INPUT_INVALID':
     case 'PASSWORD_TOO_LONG':
     case 'PASSWORD_NOT_TEXT':
+    case 'PASSWORD_USER_UNKNOWN':
+    case 'PASSWORD_INPUT_INVALID':
       return EXIT.USAGE;
     case 'LDAP_UNREACHABLE':
     case 'LDAP_BIND_FAILED':
@@ -28,6 +30,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'CLOUD_AUTH_FAILED':
     case 'CREDENTIAL_MISSING':
     case 'CREDENTIAL_INVALID':
+    case 'AGENT_FORWARD_FAILED':
       return EXIT.UNAVAILABLE;
     case 'RUN_IN_PROGRESS':
       return EXIT.BUSY;

@@ -5,9 +5,12 @@
  */
 import { CloudClient } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
+import type { SourceObject } from '../connectors/types.js';
+import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
+import { extractPasswordAttributes, PasswordPipeline } from '../passwords/index.js';
 import type { EngineContext } from './context.js';
 import { ImportStager } from './connector-space.js';
 import { Exporter } from './export.js';
@@ -53,6 +56,11 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     if (h.end() === 'completed-with-errors') withErrors = true;
   };
 
+  const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
+  let pipeline: PasswordPipeline | undefined;
+  const passwords = () =>
+    (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key }));
+
   try {
     // Import
     const kinds = new Map<string, ConnectorKind>();
@@ -64,7 +72,11 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
         const stager = new ImportStager(db, cfg.name);
         let done = 0;
         for await (const page of connector.fullImport()) {
+          // NT hashes (LDAP sambaNTPassword) never reach the connector space: they go to the
+          // password outbox as OrgId hashes, queued only when they changed.
+          const hashes = takePasswordHashes(page);
           stager.stagePage(page, step.counts);
+          if (hashes.length > 0) await queueHashes(passwords(), cfg.name, hashes);
           done += page.length;
           options.onProgress?.({ connector: cfg.name, step: 'import', done });
         }
@@ -91,7 +103,6 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
 
     // Export
     const exportStep = runs.step(runId, CLOUD_CONNECTOR, 'export');
-    const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
     try {
       const exporter = new Exporter(db, cloud, {
         deletionThreshold: loaded.config.sync.deletionThreshold,
@@ -103,12 +114,16 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       endStep(exportStep);
     } catch (err) {
       endStep(exportStep, err, loaded.config.cloud.url);
-    } finally {
-      await cloud.close().catch(() => undefined);
     }
+
+    // Password hashes queued by this or an earlier cycle, now that their users may exist in the
+    // cloud. Failures here are the password sync's own events (611/652/115), not the cycle's.
+    if (pipeline || passwordsPending(ctx)) await passwords().deliverOnce().catch(() => undefined);
   } catch (err) {
     failed = true;
     runError ??= toIdsyncError(err);
+  } finally {
+    await cloud.close().catch(() => undefined);
   }
 
   const status: RunStatus = failed ? 'failed' : withErrors ? 'completed-with-errors' : 'success';
@@ -127,6 +142,31 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     });
   }
   return run;
+}
+
+function takePasswordHashes(page: SourceObject[]): [string, Buffer][] {
+  const out: [string, Buffer][] = [];
+  for (const o of page) {
+    const { nt } = extractPasswordAttributes(o);
+    if (nt) out.push([o.anchor, nt]);
+  }
+  return out;
+}
+
+/** PBKDF2 runs on the libuv pool: keep a few hashes in flight, not thousands. */
+async function queueHashes(pipeline: PasswordPipeline, connector: string, hashes: [string, Buffer][]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < hashes.length) {
+      const [anchor, nt] = hashes[next++]!;
+      await pipeline.observeNtHash(connector, anchor, nt);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, hashes.length) }, worker));
+}
+
+function passwordsPending(ctx: EngineContext): boolean {
+  return ctx.db.prepare('SELECT 1 FROM phs_outbox LIMIT 1').get() !== undefined;
 }
 
 /** The event an admin's runbook expects for a step failure (the incumbent's IDs where they exist). */

@@ -1,10 +1,12 @@
 /** Every command group, in the order `idsync --help` lists them. Add a group here. */
 import type { Command } from 'commander';
+import { registerAgentCommands } from './agent.js';
 import { registerCloudCommands } from './cloud.js';
 import { registerCredentialsCommands } from './credentials.js';
 import { registerDemoCommands } from './demo.js';
 import { registerEventsCommands } from './events.js';
 import { registerHashCommands } from './hash.js';
+import { registerPasswordsCommands } from './passwords.js';
 import { registerRunsCommands } from './runs.js';
 import { registerSyncCommands } from './sync.js';
 
@@ -15,7 +17,9 @@ export const commands: RegisterCommand[] = [
   registerRunsCommands,
   registerCredentialsCommands,
   registerEventsCommands,
+  registerPasswordsCommands,
   registerHashCommands,
   registerCloudCommands,
   registerDemoCommands,
+  registerAgentCommands,
 ];

@@ -1,0 +1,179 @@
+/**
+ * Delivery: sends due outbox items to the cloud directory's POST /api/v1/passwordHashes in batches
+ * of at most 50 users (the incumbent's), several batches at once (bounded), and records the outcome
+ * of every item. Nothing in a request body, an event or a status record is logged with a hash.
+ *
+ * Per item:  Success            → removed from the outbox (that version only), status Success
+ *            TargetNotExported  → stays, retried with backoff until the export created the user
+ *            InvalidHash        → stays parked at the longest backoff (a newer change replaces it)
+ * Per batch: CLOUD_AUTH_FAILED / CREDENTIAL_MISSING → events 115, 0 and 655; items stay queued
+ *            anything else      → event 652; items stay queued
+ * The CloudClient resolves the credential from the store at every request, so a fixed credential is
+ * used by the next attempt without a restart (DESIGN.md §1).
+ */
+import type { CloudClient } from '../connectors/cloud/client.js';
+import { toIdsyncError } from '../core/errors.js';
+import { EVENTS } from '../events/catalog.js';
+import type { EventLog } from '../events/log.js';
+import type { UserDirectory } from './directory.js';
+import type { Outbox, OutboxItem } from './outbox.js';
+import type { StatusLog } from './status.js';
+
+export const PASSWORD_HASHES_PATH = '/api/v1/passwordHashes';
+
+export interface DeliveryOptions {
+  batchSize: number;
+  concurrency: number;
+  baseBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export interface DeliveryCounts {
+  delivered: number;
+  waiting: number;
+  failed: number;
+}
+
+interface ResultItem {
+  externalId?: unknown;
+  status?: unknown;
+}
+
+const AUTH_CODES = new Set(['CLOUD_AUTH_FAILED', 'CREDENTIAL_MISSING', 'CREDENTIAL_INVALID', 'SECRET_KEY_INVALID']);
+
+export function isAuthFailure(code: string): boolean {
+  return AUTH_CODES.has(code);
+}
+
+export class Delivery {
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly status: StatusLog,
+    private readonly users: UserDirectory,
+    private readonly events: EventLog,
+    private readonly cloud: () => CloudClient,
+    private readonly options: DeliveryOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  backoff(attempts: number): number {
+    const base = Math.min(this.options.maxBackoffMs, this.options.baseBackoffMs * 2 ** Math.min(attempts, 30));
+    return Math.max(1, Math.round(base / 2 + Math.random() * (base / 2)));
+  }
+
+  /** One pass: every item due now, in batches, at most `concurrency` batches in flight. */
+  async deliverDue(): Promise<DeliveryCounts> {
+    const totals: DeliveryCounts = { delivered: 0, waiting: 0, failed: 0 };
+    const { batchSize, concurrency } = this.options;
+    // Only what was due when the pass began: an item retried during the pass (always scheduled
+    // at least 1 ms later) waits for the next pass instead of looping here.
+    const asOf = this.now();
+    for (;;) {
+      const items = this.outbox.due(batchSize * concurrency, this.inFlight, asOf);
+      if (items.length === 0) break;
+      const batches: OutboxItem[][] = [];
+      for (let i = 0; i < items.length; i += batchSize) batches.push(items.slice(i, i + batchSize));
+      for (const it of items) this.inFlight.add(it.anchor);
+      let authFailed = false;
+      try {
+        const results = await Promise.all(batches.map((b) => this.deliverBatch(b)));
+        for (const r of results) {
+          totals.delivered += r.delivered;
+          totals.waiting += r.waiting;
+          totals.failed += r.failed;
+          authFailed ||= r.authFailed;
+        }
+      } finally {
+        for (const it of items) this.inFlight.delete(it.anchor);
+      }
+      // A refused credential fails every batch alike: stop this pass rather than hammer the cloud.
+      if (authFailed || items.length < batchSize * concurrency) break;
+    }
+    return totals;
+  }
+
+  private async deliverBatch(items: OutboxItem[]): Promise<DeliveryCounts & { authFailed: boolean }> {
+    const counts = { delivered: 0, waiting: 0, failed: 0, authFailed: false };
+    const connector = [...new Set(items.map((i) => i.connector))].join(', ');
+    const started = this.now();
+    // Rows that cannot be opened (another key, altered): park them; they need a re-read at the source.
+    const sendable = items.filter((it) => {
+      if (it.hash !== undefined) return true;
+      this.outbox.retry(it.anchor, it.version, this.now() + this.options.maxBackoffMs, 'SECRET_KEY_INVALID');
+      this.status.record(it.anchor, it.connector, 'Error', 'SECRET_KEY_INVALID: the queued hash cannot be decrypted with the current key; run `idsync passwords resync`', it.source);
+      counts.failed++;
+      return false;
+    });
+    if (sendable.length === 0) return counts;
+    this.events.emit(EVENTS.PHS_BATCH_START, { connector, count: sendable.length });
+    const dns = new Map<string, string>();
+    for (const it of sendable) {
+      const dn = this.users.dn(it.connector, it.anchor) ?? '';
+      dns.set(it.anchor, dn);
+      this.events.emit(EVENTS.PHS_CHANGE_REQUEST, { connector: it.connector, anchor: it.anchor, dn });
+    }
+    let results: ResultItem[];
+    try {
+      const client = this.cloud();
+      const res = await client.api<{ results?: ResultItem[] }>('POST', PASSWORD_HASHES_PATH, {
+        items: sendable.map((it) => ({ externalId: it.anchor, hash: it.hash, changedAt: it.changedAt })),
+      });
+      if (res.status !== 200 || !Array.isArray(res.body.results)) {
+        const detail = (res.body as { detail?: unknown; error?: unknown }).detail ?? (res.body as { error?: unknown }).error;
+        throw toIdsyncError(new Error(`the cloud directory answered HTTP ${res.status} to ${PASSWORD_HASHES_PATH}${typeof detail === 'string' ? `: ${detail}` : ''}`), 'CLOUD_REJECTED');
+      }
+      results = res.body.results;
+    } catch (err) {
+      const e = toIdsyncError(err);
+      const auth = isAuthFailure(e.code);
+      counts.authFailed = auth;
+      const reason = `${e.code}: ${e.message}`;
+      this.outbox.transaction(() => {
+        for (const it of sendable) {
+          this.outbox.retry(it.anchor, it.version, this.now() + this.backoff(it.attempts), e.code);
+          this.status.record(it.anchor, it.connector, 'Error', reason, it.source);
+        }
+      });
+      counts.failed += sendable.length;
+      const details = { connector, error: e.message, code: e.code, hint: e.hint, count: sendable.length };
+      if (auth) {
+        this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
+        this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, { ...details, connector: 'cloud' });
+        this.events.emit(EVENTS.PHS_PING_ERROR, details);
+      }
+      this.events.emit(EVENTS.PHS_BATCH_ERROR, details);
+      this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: 0, failed: sendable.length, waiting: 0, ms: this.now() - started });
+      return counts;
+    }
+
+    const byId = new Map<string, string>();
+    for (const r of results) if (typeof r.externalId === 'string' && typeof r.status === 'string') byId.set(r.externalId, r.status);
+    this.outbox.transaction(() => {
+      for (const it of sendable) {
+        const result = byId.get(it.anchor) ?? 'NoResult';
+        if (result === 'Success') {
+          this.outbox.complete(it.anchor, it.version);
+          this.status.record(it.anchor, it.connector, 'Success', null, it.source);
+          counts.delivered++;
+        } else if (result === 'TargetNotExported') {
+          this.outbox.retry(it.anchor, it.version, this.now() + this.backoff(it.attempts), 'TargetNotExported');
+          this.status.record(it.anchor, it.connector, 'TargetNotExported', 'the user does not exist in the cloud directory yet; retried after the next export', it.source);
+          counts.waiting++;
+        } else if (result === 'InvalidHash') {
+          this.outbox.retry(it.anchor, it.version, this.now() + this.options.maxBackoffMs, 'InvalidHash');
+          this.status.record(it.anchor, it.connector, 'Error', 'InvalidHash: the cloud directory refused the hash; run `idsync passwords resync` for the user', it.source);
+          counts.failed++;
+        } else {
+          this.outbox.retry(it.anchor, it.version, this.now() + this.backoff(it.attempts), 'NoResult');
+          this.status.record(it.anchor, it.connector, 'Error', `the cloud directory returned no result for the user (${result})`, it.source);
+          counts.failed++;
+        }
+        this.events.emit(EVENTS.PHS_CHANGE_RESULT, { connector: it.connector, anchor: it.anchor, dn: dns.get(it.anchor) ?? '', result });
+      }
+    });
+    this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: counts.delivered, failed: counts.failed, waiting: counts.waiting, ms: this.now() - started });
+    return counts;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The durable password outbox (DESIGN.md §1 point 5): one row per user in idsync.db, holding the
+ * user's latest OrgId hash sealed with the data key. Guarantees:
+ *  - latest change wins: a newer changedAt replaces a queued older one; an older one never
+ *    replaces a newer one (neither in the outbox nor in the last-known state);
+ *  - a row leaves the outbox only when the cloud answered Success for that very version (a change
+ *    that arrives while its predecessor is in flight bumps the version and stays);
+ *  - every write is one SQLite transaction (WAL): a SIGKILL loses nothing that was accepted.
+ */
+import type { Database } from '../store/database.js';
+import type { PasswordKeys } from './keys.js';
+
+export interface OutboxItem {
+  anchor: string;
+  connector: string;
+  /** The OrgId hash, decrypted (undefined when the row cannot be opened with this key). */
+  hash: string | undefined;
+  changedAt: string;
+  version: number;
+  attempts: number;
+  source: string | null;
+}
+
+interface Row {
+  anchor: string;
+  connector: string;
+  hash_ct: Buffer;
+  hash_iv: Buffer;
+  hash_tag: Buffer;
+  key_id: string;
+  changed_at: string;
+  version: number;
+  attempts: number;
+  source: string | null;
+}
+
+export type EnqueueResult = 'queued' | 'stale';
+
+export class Outbox {
+  private readonly stateGet;
+  private readonly stateUpsert;
+  private readonly outboxUpsert;
+  private readonly dueStmt;
+  private readonly deleteStmt;
+  private readonly retryStmt;
+  private readonly fpGet;
+  private readonly fpSet;
+
+  constructor(
+    private readonly db: Database,
+    private readonly keys: PasswordKeys,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.stateGet = db.prepare<[string, string], { changed_at: string | null }>('SELECT changed_at FROM phs_state WHERE connector = ? AND anchor = ?');
+    this.stateUpsert = db.prepare(
+      `INSERT INTO phs_state (connector, anchor, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
+       VALUES (@connector, @anchor, @ct, @iv, @tag, @keyId, @changedAt, @now)
+       ON CONFLICT (connector, anchor) DO UPDATE SET hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
+         hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, updated_at = excluded.updated_at`,
+    );
+    this.outboxUpsert = db.prepare(
+      `INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, next_attempt_at, last_error, source)
+       VALUES (@anchor, @connector, @ct, @iv, @tag, @keyId, @changedAt, @now, 1, 0, @nowMs, NULL, @source)
+       ON CONFLICT (anchor) DO UPDATE SET connector = excluded.connector, hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
+         hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, queued_at = excluded.queued_at,
+         version = phs_outbox.version + 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
+       WHERE excluded.changed_at >= phs_outbox.changed_at`,
+    );
+    this.dueStmt = db.prepare<[number, number], Row>(
+      `SELECT anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, version, attempts, source
+       FROM phs_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, queued_at LIMIT ?`,
+    );
+    this.deleteStmt = db.prepare('DELETE FROM phs_outbox WHERE anchor = ? AND version = ?');
+    this.retryStmt = db.prepare('UPDATE phs_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE anchor = ? AND version = ?');
+    this.fpGet = db.prepare<[string, string], { nt_fp: Buffer | null }>('SELECT nt_fp FROM phs_state WHERE connector = ? AND anchor = ?');
+    this.fpSet = db.prepare(
+      `INSERT INTO phs_state (connector, anchor, nt_fp, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = excluded.nt_fp, updated_at = excluded.updated_at`,
+    );
+  }
+
+  /**
+   * Queues a user's OrgId hash (and remembers it as the last known one). Returns 'stale' and
+   * changes nothing when a newer change of this user is already known.
+   */
+  enqueue(connector: string, anchor: string, hash: string, changedAt: Date, source: string | null): EnqueueResult {
+    const changed = changedAt.toISOString();
+    const nowMs = this.now();
+    return this.db.transaction((): EnqueueResult => {
+      const prev = this.stateGet.get(connector, anchor);
+      if (prev?.changed_at && prev.changed_at > changed) return 'stale';
+      const sealed = this.keys.seal(hash, anchor);
+      const p = { connector, anchor, ct: sealed.ct, iv: sealed.iv, tag: sealed.tag, keyId: sealed.keyId, changedAt: changed, source, now: new Date(nowMs).toISOString(), nowMs };
+      this.stateUpsert.run(p);
+      const res = this.outboxUpsert.run(p);
+      return res.changes > 0 ? 'queued' : 'stale';
+    })();
+  }
+
+  /** Items due at `asOf` (default now), oldest first, skipping `exclude` (in flight). */
+  due(limit: number, exclude: ReadonlySet<string>, asOf: number = this.now()): OutboxItem[] {
+    const rows = this.dueStmt.all(asOf, limit + exclude.size);
+    const out: OutboxItem[] = [];
+    for (const r of rows) {
+      if (exclude.has(r.anchor)) continue;
+      out.push({
+        anchor: r.anchor,
+        connector: r.connector,
+        hash: this.keys.open({ ct: r.hash_ct, iv: r.hash_iv, tag: r.hash_tag, keyId: r.key_id }, r.anchor),
+        changedAt: r.changed_at,
+        version: r.version,
+        attempts: r.attempts,
+        source: r.source,
+      });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** The cloud stored this version: forget it (a newer version queued meanwhile stays). */
+  complete(anchor: string, version: number): void {
+    this.deleteStmt.run(anchor, version);
+  }
+
+  /** Try again at `at` (epoch ms), recording why it did not go through. */
+  retry(anchor: string, version: number, at: number, reason: string): void {
+    this.retryStmt.run(at, reason, anchor, version);
+  }
+
+  /** Runs fn in one transaction (a batch's outcome is written at once). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  depth(): { depth: number; oldestQueuedAt?: string; nextAttemptAt?: number } {
+    const r = this.db.prepare('SELECT count(*) AS n, min(queued_at) AS oldest, min(next_attempt_at) AS next FROM phs_outbox').get() as {
+      n: number;
+      oldest: string | null;
+      next: number | null;
+    };
+    return { depth: r.n, ...(r.oldest ? { oldestQueuedAt: r.oldest } : {}), ...(r.next !== null ? { nextAttemptAt: r.next } : {}) };
+  }
+
+  /** The keyed fingerprint of the user's last NT hash, if any. */
+  fingerprint(connector: string, anchor: string): Buffer | undefined {
+    return this.fpGet.get(connector, anchor)?.nt_fp ?? undefined;
+  }
+
+  setFingerprint(connector: string, anchor: string, fp: Buffer): void {
+    this.fpSet.run(connector, anchor, fp, new Date(this.now()).toISOString());
+  }
+
+  /**
+   * Full password sync from what we know: queues the last known hash of every user (or of the given
+   * anchors) again, and forgets the NT fingerprints so polling sources send their current hashes
+   * again. Returns the users queued.
+   */
+  requeueKnown(anchors?: string[]): Array<{ connector: string; anchor: string }> {
+    const nowMs = this.now();
+    return this.db.transaction(() => {
+      const rows = (anchors
+        ? anchors.flatMap((a) => this.db.prepare('SELECT * FROM phs_state WHERE anchor = ?').all(a))
+        : this.db.prepare('SELECT * FROM phs_state').all()) as Array<{
+        connector: string;
+        anchor: string;
+        hash_ct: Buffer | null;
+        hash_iv: Buffer | null;
+        hash_tag: Buffer | null;
+        key_id: string | null;
+        changed_at: string | null;
+      }>;
+      const queued: Array<{ connector: string; anchor: string }> = [];
+      const clearFp = this.db.prepare('UPDATE phs_state SET nt_fp = NULL WHERE connector = ? AND anchor = ?');
+      for (const r of rows) {
+        clearFp.run(r.connector, r.anchor);
+        if (!r.hash_ct || !r.hash_iv || !r.hash_tag || !r.key_id || !r.changed_at) continue;
+        const res = this.outboxUpsert.run({
+          anchor: r.anchor,
+          connector: r.connector,
+          ct: r.hash_ct,
+          iv: r.hash_iv,
+          tag: r.hash_tag,
+          keyId: r.key_id,
+          changedAt: r.changed_at,
+          source: 'resync',
+          now: new Date(nowMs).toISOString(),
+          nowMs,
+        });
+        if (res.changes > 0) queued.push({ connector: r.connector, anchor: r.anchor });
+      }
+      return queued;
+    })();
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * Password hash synchronization (PHS): intake → durable outbox → delivery → per-user status.
+ *
+ *   password change notification ─┐
+ *   LDAP sambaNTPassword (import) ─┼─▶ OrgId hash ─▶ phs_outbox (sealed, latest wins) ─▶ POST /api/v1/passwordHashes
+ *   Samba DC agent (DirSync)      ─┘                                                      (≤ 50 users per batch)
+ *
+ * A plaintext password lives only for the time it takes to hash it (acceptPassword); NT hashes
+ * only as keyed fingerprints; OrgId hashes only sealed with the data key. See docs/password-hash-sync.md.
+ */
+import type { CloudClient } from '../connectors/cloud/client.js';
+import { toIdsyncError } from '../core/errors.js';
+import { EVENTS } from '../events/catalog.js';
+import type { EventLog } from '../events/log.js';
+import { migrate, type Database } from '../store/database.js';
+import { Delivery, isAuthFailure, type DeliveryCounts } from './delivery.js';
+import { UserDirectory, type KnownUser } from './directory.js';
+import { passwordError } from './errors.js';
+import { isOrgIdHash, ntHash, orgIdHashFromNt } from './hash.js';
+import { PasswordKeys } from './keys.js';
+import { passwordMigrations } from './migrations.js';
+import { Outbox, type EnqueueResult } from './outbox.js';
+import { StatusLog, type PasswordStatusRecord } from './status.js';
+
+export { passwordMigrations } from './migrations.js';
+export type { PasswordStatus, PasswordStatusRecord } from './status.js';
+export type { DeliveryCounts } from './delivery.js';
+
+export const DEFAULT_BATCH_SIZE = 50;
+export const DEFAULT_HEARTBEAT_MS = 30 * 60 * 1000;
+export const DEFAULT_POLL_MS = 1000;
+export const DEFAULT_MAX_BACKOFF_MS = 5 * 60 * 1000;
+
+export interface PasswordPipelineOptions {
+  /** Users per request to the cloud (1–50; default 50, the incumbent's). */
+  batchSize?: number;
+  /** Batches in flight at once (default 4). */
+  concurrency?: number;
+  /** Heartbeat (ping) when idle this long (default 30 min). */
+  heartbeatMs?: number;
+  /** How often the loop looks at the outbox for items queued by other processes (default 1 s). */
+  pollMs?: number;
+  /** First retry delay (default 1 s); doubles per attempt up to maxBackoffMs. */
+  baseBackoffMs?: number;
+  /** Longest retry delay (default 5 min). */
+  maxBackoffMs?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export interface PasswordPipelineDeps {
+  db: Database;
+  /** A client, or a function returning the client to use now. The pipeline never closes it. */
+  cloud: CloudClient | (() => CloudClient);
+  events: EventLog;
+  /** The credential store's 32-byte data key (loadOrCreateKey(dataDir).key). */
+  key: Buffer;
+  options?: PasswordPipelineOptions;
+}
+
+export class PasswordPipeline {
+  readonly events: EventLog;
+  private readonly db: Database;
+  private readonly keys: PasswordKeys;
+  private readonly outboxStore: Outbox;
+  private readonly statusLog: StatusLog;
+  private readonly users: UserDirectory;
+  private readonly delivery: Delivery;
+  private readonly opts: Required<Omit<PasswordPipelineOptions, 'now'>>;
+  private readonly now: () => number;
+  private readonly cloud: () => CloudClient;
+
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private woken = false;
+  private lastActivity = 0;
+  private lastPrune = 0;
+
+  constructor(deps: PasswordPipelineDeps) {
+    this.db = deps.db;
+    this.events = deps.events;
+    this.now = deps.options?.now ?? Date.now;
+    const o = deps.options ?? {};
+    this.opts = {
+      batchSize: Math.max(1, Math.min(DEFAULT_BATCH_SIZE, o.batchSize ?? DEFAULT_BATCH_SIZE)),
+      concurrency: Math.max(1, Math.min(16, o.concurrency ?? 4)),
+      heartbeatMs: o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      pollMs: o.pollMs ?? DEFAULT_POLL_MS,
+      baseBackoffMs: Math.max(1, o.baseBackoffMs ?? 1000),
+      maxBackoffMs: Math.max(1, o.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS),
+    };
+    // Idempotent; the main database's migration list applies them as well.
+    migrate(this.db, passwordMigrations);
+    this.keys = new PasswordKeys(deps.key);
+    this.outboxStore = new Outbox(this.db, this.keys, this.now);
+    this.statusLog = new StatusLog(this.db, this.now);
+    this.users = new UserDirectory(this.db);
+    const cloud = deps.cloud;
+    this.cloud = typeof cloud === 'function' ? cloud : () => cloud;
+    this.delivery = new Delivery(
+      this.outboxStore,
+      this.statusLog,
+      this.users,
+      this.events,
+      this.cloud,
+      { batchSize: this.opts.batchSize, concurrency: this.opts.concurrency, baseBackoffMs: this.opts.baseBackoffMs, maxBackoffMs: this.opts.maxBackoffMs },
+      this.now,
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Intake
+  // ---------------------------------------------------------------------------------------------
+
+  /** Resolves a user name (anchor, sAMAccountName, UPN, uid or DN) to one connector-space user. */
+  resolveUser(user: string): KnownUser {
+    const found = this.users.find(user);
+    if (found.length === 0) {
+      throw passwordError('PASSWORD_USER_UNKNOWN', `no user "${user.slice(0, 256)}" in any connector space`, {
+        hint: 'Use the sAMAccountName, userPrincipalName, DN or anchor of a user that idsync has imported; run `idsync sync` if the user is new.',
+        details: { user: user.slice(0, 256) },
+      });
+    }
+    const anchors = new Set(found.map((u) => u.anchor));
+    if (anchors.size > 1) {
+      throw passwordError('PASSWORD_USER_UNKNOWN', `"${user.slice(0, 256)}" names ${anchors.size} different users`, {
+        hint: 'Use the userPrincipalName, the DN or the anchor, which are unique.',
+        details: { user: user.slice(0, 256), matches: anchors.size },
+      });
+    }
+    return found[0]!;
+  }
+
+  /**
+   * Password change notification: hashes the password at once (NT, then OrgId) and queues the
+   * hash. The plaintext is not stored, logged or returned, and no error message contains it.
+   */
+  async acceptPassword(user: string, password: string, source = 'pcn'): Promise<{ anchor: string }> {
+    if (typeof user !== 'string' || typeof password !== 'string' || password.length === 0) {
+      throw passwordError('PASSWORD_INPUT_INVALID', 'a password change needs a user name and a non-empty password', {
+        hint: 'Send {"user": "<sAMAccountName, UPN, DN or anchor>", "password": "<new password>"}.',
+      });
+    }
+    const u = this.resolveUser(user);
+    const nt = await ntHash(password);
+    await this.acceptNtHash(u.connector, u.anchor, nt, undefined, source);
+    return { anchor: u.anchor };
+  }
+
+  /** Queues the OrgId hash of an NT hash (and remembers the NT hash's keyed fingerprint). */
+  async acceptNtHash(connector: string, anchor: string, nt: Buffer, changedAt?: Date, source = 'nt-hash'): Promise<void> {
+    const hash = await orgIdHashFromNt(nt);
+    const fp = this.keys.fingerprint(connector, anchor, nt);
+    const res = this.enqueue(connector, anchor, hash, changedAt, source);
+    if (res === 'queued') this.outboxStore.setFingerprint(connector, anchor, fp);
+  }
+
+  /** Queues an OrgId hash computed elsewhere (the DC agent). */
+  async acceptOrgIdHash(connector: string, anchor: string, orgIdHash: string, changedAt?: Date, source = 'agent'): Promise<void> {
+    if (typeof orgIdHash !== 'string' || !isOrgIdHash(orgIdHash)) {
+      throw passwordError('PASSWORD_INPUT_INVALID', `the OrgId hash for ${anchor} is malformed`, {
+        hint: 'Expected v1;PPH1_MD4,<salt hex>,<iterations>,<64 hex digits>; as computed by `idsync hash orgid`.',
+        details: { anchor },
+      });
+    }
+    this.enqueue(connector, anchor, orgIdHash, changedAt, source);
+  }
+
+  /**
+   * For sources that are polled (LDAP sambaNTPassword): queues the hash only when it differs from
+   * the one seen last time for this user. Returns whether it was queued.
+   */
+  async observeNtHash(connector: string, anchor: string, nt: Buffer, changedAt?: Date): Promise<boolean> {
+    const fp = this.keys.fingerprint(connector, anchor, nt);
+    const prev = this.outboxStore.fingerprint(connector, anchor);
+    if (prev && prev.equals(fp)) return false;
+    await this.acceptNtHash(connector, anchor, nt, changedAt, 'ldap');
+    return true;
+  }
+
+  /** Which connector space holds an anchor (for senders that do not say). */
+  connectorOf(anchor: string): string | undefined {
+    return this.users.connectorOf(anchor);
+  }
+
+  private enqueue(connector: string, anchor: string, hash: string, changedAt: Date | undefined, source: string): EnqueueResult {
+    if (typeof anchor !== 'string' || anchor.length === 0 || anchor.length > 1024) {
+      throw passwordError('PASSWORD_INPUT_INVALID', 'a password change needs the user\'s anchor (1 to 1024 characters)', {
+        hint: 'Pass the anchor (AD objectGUID as base64, LDAP entryUUID) as the cloud externalId.',
+      });
+    }
+    const at = changedAt ?? new Date(this.now());
+    if (Number.isNaN(at.getTime())) {
+      throw passwordError('PASSWORD_INPUT_INVALID', `the change time for ${anchor} is not a valid date`, { details: { anchor } });
+    }
+    const res = this.outboxStore.enqueue(connector, anchor, hash, at, source);
+    if (res === 'queued') {
+      this.statusLog.record(anchor, connector, 'Queued', null, source);
+      this.kick();
+    }
+    return res;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Delivery
+  // ---------------------------------------------------------------------------------------------
+
+  /** Delivers everything due now (one pass). */
+  async deliverOnce(): Promise<DeliveryCounts> {
+    const counts = await this.delivery.deliverDue();
+    if (counts.delivered + counts.waiting + counts.failed > 0) this.lastActivity = this.now();
+    return counts;
+  }
+
+  /** Starts the background loop: delivers as soon as something is queued, backs off on failure. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.lastActivity = this.now();
+    this.loop = this.run();
+  }
+
+  /** Stops the loop after the pass in flight; queued items stay in the outbox. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.kick();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  private kick(): void {
+    this.woken = true;
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      this.woken = false;
+      try {
+        await this.deliverOnce();
+      } catch (err) {
+        // deliverDue reports per batch; anything else (the store) is reported here and retried.
+        const e = toIdsyncError(err);
+        this.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
+      }
+      if (!this.running) break;
+      if (this.now() - this.lastActivity >= this.opts.heartbeatMs) await this.ping();
+      if (this.now() - this.lastPrune >= 3600_000) {
+        this.lastPrune = this.now();
+        this.statusLog.prune();
+      }
+      if (this.woken) continue;
+      const next = this.outboxStore.depth().nextAttemptAt;
+      const untilDue = next === undefined ? Infinity : Math.max(0, next - this.now());
+      const untilHeartbeat = Math.max(0, this.lastActivity + this.opts.heartbeatMs - this.now());
+      const delay = Math.min(this.opts.pollMs, untilDue, untilHeartbeat);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          this.wake = undefined;
+          resolve();
+        }, delay);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /**
+   * The heartbeat: checks that the cloud accepts our credential (653 then 654, or 655 with 115 and 0
+   * for a refused credential). Runs when nothing was delivered for heartbeatMs.
+   */
+  async ping(): Promise<boolean> {
+    this.lastActivity = this.now();
+    this.events.emit(EVENTS.PHS_PING_START, {});
+    try {
+      await this.cloud().test();
+      this.events.emit(EVENTS.PHS_HEARTBEAT, { depth: this.outboxStore.depth().depth });
+      return true;
+    } catch (err) {
+      const e = toIdsyncError(err);
+      const details = { connector: 'cloud', error: e.message, code: e.code, hint: e.hint };
+      if (isAuthFailure(e.code)) {
+        this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
+        this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+      }
+      this.events.emit(EVENTS.PHS_PING_ERROR, details);
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Status
+  // ---------------------------------------------------------------------------------------------
+
+  /** A user's history (newest first, 7 days), by anchor, sAMAccountName, UPN, uid or DN. */
+  status(user: string): PasswordStatusRecord[] {
+    const anchors = new Set(this.users.find(user).map((u) => u.anchor));
+    if (anchors.size === 0) anchors.add(user.trim()); // a user already gone from the connector space
+    return [...anchors].flatMap((a) => this.statusLog.forAnchor(a));
+  }
+
+  outbox(): { depth: number; oldestQueuedAt?: string } {
+    const d = this.outboxStore.depth();
+    return d.oldestQueuedAt ? { depth: d.depth, oldestQueuedAt: d.oldestQueuedAt } : { depth: d.depth };
+  }
+
+  /**
+   * Full password sync: queues the last known hash of every user (or one user) again, and forgets
+   * the NT fingerprints so that polling sources send their current hashes at their next read.
+   * (The DC agent re-reads everything with `idsync agent samba --full`.) Returns the users queued.
+   */
+  async resync(target: { all: true } | { user: string }): Promise<number> {
+    let queued: Array<{ connector: string; anchor: string }>;
+    if ('all' in target) {
+      queued = this.outboxStore.requeueKnown();
+    } else {
+      const anchors = [...new Set(this.users.find(target.user).map((u) => u.anchor))];
+      if (anchors.length === 0) this.resolveUser(target.user); // throws PASSWORD_USER_UNKNOWN
+      queued = this.outboxStore.requeueKnown(anchors);
+    }
+    for (const q of queued) this.statusLog.record(q.anchor, q.connector, 'Queued', 'full password sync (resync)', 'resync');
+    if (queued.length > 0) this.kick();
+    return queued.length;
+  }
+}

@@ -1,0 +1,127 @@
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { orgIdHash } from '../../src/passwords/hash.js';
+import { PasswordKeys } from '../../src/passwords/keys.js';
+import { Outbox } from '../../src/passwords/outbox.js';
+import { makeEnv, type Env } from './sources/fixtures.js';
+
+describe('password outbox', () => {
+  let env: Env;
+  let h1: string;
+  let h2: string;
+  before(async () => {
+    env = makeEnv();
+    h1 = await orgIdHash('First-Passw0rd');
+    h2 = await orgIdHash('Second-Passw0rd');
+  });
+  after(() => env.cleanup());
+  const outbox = () => new Outbox(env.db, new PasswordKeys(env.key));
+
+  it('keeps one row per user and the latest change wins', () => {
+    const o = outbox();
+    const t0 = new Date('2026-01-01T10:00:00Z');
+    const t1 = new Date('2026-01-01T11:00:00Z');
+    assert.equal(o.enqueue('corp', 'u1', h1, t0, 'test'), 'queued');
+    assert.equal(o.enqueue('corp', 'u1', h2, t1, 'test'), 'queued');
+    assert.equal(o.depth().depth, 1);
+    let [item] = o.due(10, new Set());
+    assert.equal(item!.hash, h2);
+    assert.equal(item!.version, 2);
+    // an older change never replaces a newer one
+    assert.equal(o.enqueue('corp', 'u1', h1, t0, 'test'), 'stale');
+    [item] = o.due(10, new Set());
+    assert.equal(item!.hash, h2);
+    assert.equal(item!.changedAt, t1.toISOString());
+  });
+
+  it('deletes a row only for the version the cloud stored', () => {
+    const o = outbox();
+    o.enqueue('corp', 'u2', h1, new Date('2026-01-02T10:00:00Z'), 'test');
+    const [inFlight] = o.due(10, new Set(['u1']));
+    assert.equal(inFlight!.anchor, 'u2');
+    // a newer change arrives while the first is being delivered
+    o.enqueue('corp', 'u2', h2, new Date('2026-01-02T11:00:00Z'), 'test');
+    o.complete('u2', inFlight!.version);
+    const left = o.due(10, new Set(['u1']));
+    assert.equal(left.length, 1);
+    assert.equal(left[0]!.hash, h2);
+    o.complete('u2', left[0]!.version);
+    assert.equal(o.due(10, new Set(['u1'])).length, 0);
+  });
+
+  it('survives a crash: reopened without shutdown, the item is still there and readable', () => {
+    outbox().enqueue('corp', 'u3', h1, new Date('2026-01-03T10:00:00Z'), 'test');
+    env.reopen(); // no stop(), no close of the outbox: as after SIGKILL
+    const o = outbox();
+    const item = o.due(10, new Set()).find((i) => i.anchor === 'u3');
+    assert.ok(item);
+    assert.equal(item.hash, h1);
+  });
+
+  it('stores the hashes encrypted, bound to the user', () => {
+    const raw = env.db.prepare('SELECT hash_ct FROM phs_outbox').pluck().all() as Buffer[];
+    assert.ok(raw.length > 0);
+    for (const ct of raw) {
+      assert.ok(!ct.toString('latin1').includes('PPH1'));
+    }
+    env.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    const file = readFileSync(env.dbFile).toString('latin1');
+    assert.ok(!file.includes(h1) && !file.includes(h2) && !file.includes('v1;PPH1'));
+    // a ciphertext copied to another user's row does not open
+    env.db.prepare("UPDATE phs_outbox SET hash_ct = (SELECT hash_ct FROM phs_outbox WHERE anchor = 'u3'), hash_iv = (SELECT hash_iv FROM phs_outbox WHERE anchor = 'u3'), hash_tag = (SELECT hash_tag FROM phs_outbox WHERE anchor = 'u3') WHERE anchor = 'u1'").run();
+    const u1 = outbox().due(10, new Set()).find((i) => i.anchor === 'u1');
+    assert.equal(u1!.hash, undefined);
+    // and another key opens nothing
+    const other = new Outbox(env.db, new PasswordKeys(Buffer.alloc(32, 7)));
+    assert.ok(other.due(10, new Set()).every((i) => i.hash === undefined));
+  });
+
+  it('re-queues the last known hash for a full resync', () => {
+    const o = outbox();
+    const [item] = o.due(10, new Set()).filter((i) => i.anchor === 'u3');
+    o.complete('u3', item!.version);
+    assert.equal(o.due(10, new Set()).filter((i) => i.anchor === 'u3').length, 0);
+    const queued = o.requeueKnown(['u3']);
+    assert.deepEqual(queued, [{ connector: 'corp', anchor: 'u3' }]);
+    const again = o.due(10, new Set()).find((i) => i.anchor === 'u3');
+    assert.equal(again!.hash, h1);
+  });
+});
+
+describe('password outbox after SIGKILL', () => {
+  it('keeps every accepted change when the process is killed right after accepting it', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const path = await import('node:path');
+    const env = makeEnv();
+    try {
+      const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+      const code = `
+        import { openDatabase } from ${JSON.stringify(path.join(root, 'src/store/database.ts'))};
+        import { EventLog } from ${JSON.stringify(path.join(root, 'src/events/log.ts'))};
+        import { PasswordPipeline } from ${JSON.stringify(path.join(root, 'src/passwords/pipeline.ts'))};
+        import { MIGRATIONS, addUser } from ${JSON.stringify(path.join(root, 'test/passwords/sources/fixtures.ts'))};
+        const db = openDatabase(process.env.DB, MIGRATIONS);
+        addUser(db, { sam: 'killed', anchor: 'anchor-killed' });
+        const p = new PasswordPipeline({ db, cloud: () => { throw new Error('offline'); }, events: new EventLog(db), key: Buffer.from(process.env.KEY, 'base64') });
+        await p.acceptPassword('killed', 'Killed-Passw0rd');
+        process.kill(process.pid, 'SIGKILL');
+      `;
+      env.db.close();
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+        cwd: root,
+        env: { ...process.env, DB: env.dbFile, KEY: env.key.toString('base64') },
+        encoding: 'utf8',
+      });
+      assert.equal(r.signal, 'SIGKILL', r.stderr);
+      env.reopen();
+      const item = new Outbox(env.db, new PasswordKeys(env.key)).due(10, new Set()).find((i) => i.anchor === 'anchor-killed');
+      assert.ok(item, 'the change survived the SIGKILL');
+      const { verifyOrgIdHash } = await import('../../src/passwords/hash.js');
+      assert.ok(await verifyOrgIdHash('Killed-Passw0rd', item.hash!));
+    } finally {
+      env.cleanup();
+    }
+  });
+});

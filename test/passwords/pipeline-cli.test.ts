@@ -1,0 +1,94 @@
+/** `idsync passwords status|resync|deliver` on a data directory, against a real cloud directory. */
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Command } from 'commander';
+import { registerAgentCommands } from '../../src/cli/commands/agent.js';
+import { registerPasswordsCommands } from '../../src/cli/commands/passwords.js';
+import { loadConfig } from '../../src/config/load.js';
+import { openContext } from '../../src/engine/context.js';
+import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { addUser, createCloudUser, MIGRATIONS } from './sources/fixtures.js';
+import { migrate } from '../../src/store/database.js';
+import { openPipeline } from '../../src/cli/commands/passwords.js';
+
+async function run(args: string[]): Promise<string> {
+  const program = new Command('idsync').option('-c, --config <file>').exitOverride();
+  registerPasswordsCommands(program);
+  registerAgentCommands(program);
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  // Only text: the test runner itself reports on stdout with binary chunks.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    if (typeof chunk === 'string') {
+      out += chunk;
+      return true;
+    }
+    return (write as (c: Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['node', 'idsync', ...args]);
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
+}
+
+describe('idsync passwords (CLI)', () => {
+  let cloud: TestCloud;
+  let dir: string;
+  let configFile: string;
+  before(async () => {
+    cloud = await startTestCloud();
+    dir = mkdtempSync(path.join(tmpdir(), 'idsync-phs-cli-'));
+    configFile = path.join(dir, 'idsync.yaml');
+    writeFileSync(
+      configFile,
+      `dataDir: ./data
+connectors:
+  - { type: ldif, name: corp, path: ./users.ldif }
+cloud:
+  url: ${cloud.url}
+  auth: { type: client_credentials, clientId: ${cloud.syncClientId} }
+  retries: 0
+`,
+    );
+    const ctx = openContext(loadConfig(configFile));
+    try {
+      migrate(ctx.db, MIGRATIONS);
+      ctx.credentials.set('cloud', cloud.syncSecret);
+      const u = addUser(ctx.db, { sam: 'gina' });
+      await createCloudUser(cloud, u);
+      const { pipeline, cloud: client } = openPipeline(ctx);
+      await pipeline.acceptPassword('gina', 'Gina-Passw0rd-1');
+      await client.close();
+    } finally {
+      ctx.close();
+    }
+  });
+  after(async () => {
+    await cloud.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('status, deliver, resync', async () => {
+    let status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina', '--json']));
+    assert.equal(status.outbox.depth, 1);
+    assert.equal(status.records[0].status, 'Queued');
+    const delivered = JSON.parse(await run(['-c', configFile, 'passwords', 'deliver', '--json']));
+    assert.equal(delivered.delivered, 1);
+    assert.equal(delivered.outbox.depth, 0);
+    status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina@lab.test', '--json']));
+    assert.equal(status.records[0].status, 'Success');
+    const text = await run(['-c', configFile, 'passwords', 'status', 'gina']);
+    assert.match(text, /Success/);
+    for (const out of [text, JSON.stringify(status), JSON.stringify(delivered)]) {
+      assert.ok(!out.includes('PPH1') && !out.includes('Gina-Passw0rd-1'));
+    }
+    const resync = JSON.parse(await run(['-c', configFile, 'passwords', 'resync', '--all', '--json']));
+    assert.equal(resync.queued, 1);
+    await assert.rejects(run(['-c', configFile, 'passwords', 'resync']), /name one user or pass --all/);
+  });
+});

@@ -1,0 +1,238 @@
+/**
+ * The password pipeline against a real cloud directory over HTTP (createCloudServer on loopback,
+ * cloud.db and idsync.db on disk): PCN intake to sign-in, batches, TargetNotExported, a refused
+ * cloud credential, the background loop, resync, handlers, and secrets never showing up.
+ */
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CloudClient } from '../../src/connectors/cloud/client.js';
+import { isIdsyncError } from '../../src/core/errors.js';
+import { handleAgentBatch, handlePasswordChangeNotification } from '../../src/passwords/handlers.js';
+import { ntHash, orgIdHash } from '../../src/passwords/hash.js';
+import type { PasswordPipeline } from '../../src/passwords/pipeline.js';
+import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { addUser, cloudClient, createCloudUser, eventIds, makeEnv, makePipeline, readableState, signIn, type Env } from './sources/fixtures.js';
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(20);
+  }
+}
+
+describe('password pipeline (real cloud directory)', () => {
+  let cloud: TestCloud;
+  let env: Env;
+  let client: CloudClient;
+  let pipeline: PasswordPipeline;
+  const secrets: string[] = [];
+
+  before(async () => {
+    cloud = await startTestCloud();
+    env = makeEnv();
+    env.credentials.set('cloud', cloud.syncSecret);
+    client = cloudClient(cloud, env.credentials);
+    pipeline = makePipeline(env, () => client);
+  });
+  after(async () => {
+    await pipeline.stop();
+    await client.close();
+    await cloud.close();
+    // Nothing readable by admins ever held a password, an NT hash or an OrgId hash.
+    const state = readableState(env.db);
+    for (const s of secrets) assert.ok(!state.includes(s), 'a secret leaked into events/status/outbox');
+    assert.ok(!state.includes('v1;PPH1'));
+    env.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    const file = readFileSync(env.dbFile).toString('latin1');
+    for (const s of secrets) assert.ok(!file.includes(s), 'a secret is stored in idsync.db in the clear');
+    env.cleanup();
+  });
+
+  it('PCN: a password change becomes a cloud sign-in, and only the hash travelled', async () => {
+    const u = addUser(env.db, { sam: 'alice' });
+    await createCloudUser(cloud, u);
+    const password = 'Alice-New-Passw0rd!';
+    const nt = (await ntHash(password)).toString('hex');
+    secrets.push(password, nt, nt.toUpperCase());
+    const res = await pipeline.acceptPassword('alice', password);
+    assert.equal(res.anchor, u.anchor);
+    assert.equal(pipeline.status('alice')[0]!.status, 'Queued');
+    const counts = await pipeline.deliverOnce();
+    assert.deepEqual(counts, { delivered: 1, waiting: 0, failed: 0 });
+    assert.equal(pipeline.outbox().depth, 0);
+    assert.ok(await signIn(cloud, u.upn, password));
+    assert.ok(!(await signIn(cloud, u.upn, 'wrong-password')));
+    // status by every name a person may type
+    for (const name of ['alice', u.upn, u.dn, u.anchor, 'LAB\\alice']) {
+      assert.equal(pipeline.status(name)[0]?.status, 'Success', name);
+    }
+    const ids = eventIds(env.db);
+    for (const id of [650, 656, 657, 651]) assert.ok(ids.includes(id), `event ${id}`);
+    const req = env.events.query({ ids: [656] }).at(-1)!;
+    assert.equal(req.details.anchor, u.anchor);
+    assert.equal(req.details.dn, u.dn);
+  });
+
+  it('an unknown user is an error that does not echo the password', async () => {
+    const password = 'Nobody-Secret-42';
+    secrets.push(password);
+    await assert.rejects(pipeline.acceptPassword('nobody', password), (err) => {
+      assert.ok(isIdsyncError(err));
+      assert.equal(err.code as string, 'PASSWORD_USER_UNKNOWN');
+      assert.ok(!JSON.stringify(err.toJSON()).includes(password) && !err.message.includes(password));
+      return true;
+    });
+  });
+
+  it('delivers in batches of at most 50 users', async () => {
+    const hash = await orgIdHash('Batch-Passw0rd');
+    const users = [];
+    for (let i = 0; i < 120; i++) users.push(addUser(env.db, { sam: `batch${i}` }));
+    await Promise.all(users.map((u) => createCloudUser(cloud, u)));
+    const before = env.events.lastSeq();
+    for (const u of users) await pipeline.acceptOrgIdHash(u.connector, u.anchor, hash);
+    const counts = await pipeline.deliverOnce();
+    assert.equal(counts.delivered, 120);
+    const starts = env.events.query({ ids: [650], afterSeq: before });
+    assert.ok(starts.length >= 3);
+    for (const s of starts) assert.ok((s.details.count as number) <= 50 && (s.details.count as number) >= 1);
+    assert.equal(starts.reduce((n, s) => n + (s.details.count as number), 0), 120);
+    assert.ok(await signIn(cloud, users[119]!.upn, 'Batch-Passw0rd'));
+  });
+
+  it('TargetNotExported: the change waits until the user exists in the cloud, then goes through', async () => {
+    const u = addUser(env.db, { sam: 'bob' });
+    await pipeline.acceptPassword('bob', 'Bob-Passw0rd-1');
+    secrets.push('Bob-Passw0rd-1');
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 0, waiting: 1, failed: 0 });
+    assert.equal(pipeline.outbox().depth, 1);
+    assert.equal(pipeline.status('bob')[0]!.status, 'TargetNotExported');
+    await createCloudUser(cloud, u); // the next export creates the user
+    await sleep(30); // past the (test-sized) backoff
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
+    assert.equal(pipeline.status('bob')[0]!.status, 'Success');
+    assert.ok(await signIn(cloud, u.upn, 'Bob-Passw0rd-1'));
+  });
+
+  it('a refused cloud credential: events 115, 0 and 655, items stay queued, a fixed credential delivers them without a restart', async () => {
+    const u = addUser(env.db, { sam: 'carol' });
+    await createCloudUser(cloud, u);
+    env.credentials.set('cloud', 'not-the-secret');
+    const before = env.events.lastSeq();
+    await pipeline.acceptPassword('carol', 'Carol-Passw0rd-1');
+    secrets.push('Carol-Passw0rd-1');
+    const counts = await pipeline.deliverOnce();
+    assert.equal(counts.failed, 1);
+    assert.equal(pipeline.outbox().depth, 1);
+    const ids = env.events.query({ afterSeq: before }).map((e) => e.id);
+    for (const id of [115, 0, 655, 652]) assert.ok(ids.includes(id), `event ${id} in ${ids.join(',')}`);
+    const denied = env.events.query({ ids: [115], afterSeq: before })[0]!;
+    assert.match(denied.resolution, /idsync credentials set cloud/);
+    assert.equal(pipeline.status('carol')[0]!.status, 'Error');
+    assert.match(pipeline.status('carol')[0]!.reason!, /CLOUD_AUTH_FAILED/);
+    // the background loop keeps retrying; the administrator fixes the credential
+    pipeline.start();
+    await sleep(50);
+    assert.equal(pipeline.outbox().depth, 1);
+    env.credentials.set('cloud', cloud.syncSecret);
+    await until(() => pipeline.outbox().depth === 0);
+    await pipeline.stop();
+    assert.equal(pipeline.status('carol')[0]!.status, 'Success');
+    assert.ok(await signIn(cloud, u.upn, 'Carol-Passw0rd-1'));
+  });
+
+  it('the loop delivers as soon as a change is accepted (no waiting for the poll)', async () => {
+    const u = addUser(env.db, { sam: 'dave' });
+    await createCloudUser(cloud, u);
+    const fast = makePipeline(env, () => client, { pollMs: 60_000, heartbeatMs: 3_600_000 });
+    fast.start();
+    try {
+      await sleep(20);
+      const t0 = Date.now();
+      await fast.acceptPassword('dave', 'Dave-Passw0rd-1');
+      secrets.push('Dave-Passw0rd-1');
+      await until(() => fast.outbox().depth === 0, 5000);
+      const ms = Date.now() - t0;
+      assert.ok(ms < 2000, `took ${ms} ms`);
+      assert.ok(await signIn(cloud, u.upn, 'Dave-Passw0rd-1'));
+    } finally {
+      await fast.stop();
+    }
+  });
+
+  it('sends a heartbeat (653, 654) when idle, and 655 when the ping is refused', async () => {
+    const idle = makePipeline(env, () => client, { pollMs: 20, heartbeatMs: 50 });
+    const before = env.events.lastSeq();
+    idle.start();
+    await until(() => env.events.query({ ids: [654], afterSeq: before }).length > 0);
+    await idle.stop();
+    assert.ok(env.events.query({ ids: [653], afterSeq: before }).length > 0);
+    env.credentials.set('cloud', 'not-the-secret');
+    const mid = env.events.lastSeq();
+    assert.equal(await idle.ping(), false);
+    const ids = env.events.query({ afterSeq: mid }).map((e) => e.id);
+    assert.ok(ids.includes(655) && ids.includes(115) && ids.includes(0));
+    env.credentials.set('cloud', cloud.syncSecret);
+    assert.equal(await idle.ping(), true);
+  });
+
+  it('resync re-queues the last known hash (one user or all)', async () => {
+    assert.equal(await pipeline.resync({ user: 'alice' }), 1);
+    assert.equal(pipeline.status('alice')[0]!.status, 'Queued');
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
+    assert.ok(await signIn(cloud, 'alice@lab.test', 'Alice-New-Passw0rd!'));
+    const all = await pipeline.resync({ all: true });
+    assert.ok(all >= 124, String(all));
+    const c = await pipeline.deliverOnce();
+    assert.equal(c.delivered, all);
+    await assert.rejects(pipeline.resync({ user: 'nobody' }), (e) => isIdsyncError(e) && (e.code as string) === 'PASSWORD_USER_UNKNOWN');
+  });
+
+  it('PCN handler: 202 when queued; errors are event 6900 with the reason, never the password', async () => {
+    const u = addUser(env.db, { sam: 'erin' });
+    await createCloudUser(cloud, u);
+    const ok = await handlePasswordChangeNotification(pipeline, { user: 'erin@lab.test', password: 'Erin-Passw0rd-1' });
+    secrets.push('Erin-Passw0rd-1');
+    assert.equal(ok.statusCode, 202);
+    assert.deepEqual(ok.body, { status: 'Queued', anchor: u.anchor });
+    const before = env.events.lastSeq();
+    const unknown = await handlePasswordChangeNotification(pipeline, { user: 'ghost', password: 'Ghost-Secret-1' });
+    secrets.push('Ghost-Secret-1');
+    assert.equal(unknown.statusCode, 404);
+    assert.equal((unknown.body.error as { code: string }).code, 'PASSWORD_USER_UNKNOWN');
+    assert.ok(!JSON.stringify(unknown.body).includes('Ghost-Secret-1'));
+    const bad = await handlePasswordChangeNotification(pipeline, { user: 'erin' });
+    assert.equal(bad.statusCode, 400);
+    const tooLong = await handlePasswordChangeNotification(pipeline, { user: 'erin', password: 'x'.repeat(300) });
+    assert.equal(tooLong.statusCode, 400);
+    const pcn = env.events.query({ ids: [6900], afterSeq: before });
+    assert.equal(pcn.length, 3);
+    assert.equal(pcn[0]!.details.code, 'PASSWORD_USER_UNKNOWN');
+    await pipeline.deliverOnce();
+    assert.ok(await signIn(cloud, u.upn, 'Erin-Passw0rd-1'));
+  });
+
+  it('agent batch handler: queues { anchor, orgIdHash, changedAt }; rejects a malformed batch whole', async () => {
+    const u = addUser(env.db, { sam: 'frank' });
+    await createCloudUser(cloud, u);
+    const hash = await orgIdHash('Frank-Passw0rd-1');
+    secrets.push('Frank-Passw0rd-1');
+    const bad = await handleAgentBatch(pipeline, { items: [{ anchor: u.anchor, orgIdHash: hash }, { anchor: 'x', orgIdHash: 'nope' }] });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(pipeline.outbox().depth, 0);
+    assert.equal((await handleAgentBatch(pipeline, { items: [] })).statusCode, 400);
+    const ok = await handleAgentBatch(pipeline, { items: [{ anchor: u.anchor, orgIdHash: hash, changedAt: '2026-05-01T10:00:00Z' }] });
+    assert.equal(ok.statusCode, 200);
+    assert.deepEqual(ok.body, { accepted: 1 });
+    // an older change arriving late does not replace the newer one
+    const older = await orgIdHash('Frank-Old-Passw0rd');
+    secrets.push('Frank-Old-Passw0rd');
+    await handleAgentBatch(pipeline, { items: [{ anchor: u.anchor, orgIdHash: older, changedAt: '2026-04-01T10:00:00Z' }] });
+    await pipeline.deliverOnce();
+    assert.ok(await signIn(cloud, u.upn, 'Frank-Passw0rd-1'));
+    assert.ok(!(await signIn(cloud, u.upn, 'Frank-Old-Passw0rd')));
+  });
+});
