@@ -16,9 +16,12 @@ export interface TestCloud {
   admin: { username: string; password: string };
   syncClientId: string;
   syncSecret: string;
+  // Tests assert on arbitrary SCIM JSON, so the default body type is deliberately loose.
   /** SCIM GET/POST/... as the global administrator; returns status and parsed body. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   scim<T = any>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', p: string, body?: unknown): Promise<{ status: number; body: T }>;
   /** Every resource of a type (follows paging). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   all<T = any>(type: 'Users' | 'Groups'): Promise<T[]>;
   close(): Promise<void>;
 }
