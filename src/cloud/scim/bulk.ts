@@ -128,7 +128,7 @@ export function runBulk(svc: ScimService, body: unknown, baseUrl: string): Recor
       if (!created.has(ref)) throw new ScimError(409, undefined, `bulkId "${ref}" is not defined by a POST in this request`);
     }
     if (op.method === 'POST' && definedBy.get(op.bulkId!) !== op.index) throw badRequest('invalidValue', `bulkId "${op.bulkId}" is used by more than one POST`);
-    const { kind, id } = target(substitute(op.path, created) as string, op.method);
+    const { kind, id } = target(op.path.replace(/\/bulkId:([^/]+)$/, (m, ref: string) => `/${created.get(ref) ?? m}`), op.method);
     const data = op.refs.size ? substitute(op.data, created) : op.data;
     const r: BulkResult = { method: op.method, status: '200' };
     if (op.bulkId !== undefined) r.bulkId = op.bulkId;

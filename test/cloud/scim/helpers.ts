@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are untyped JSON */
 /**
  * Test harness for the SCIM layer: a real fastify server on 127.0.0.1 with SQLite on disk in a temp
  * dir, spoken to over HTTP with undici. Authentication here is a trivial fixed bearer check; the real
