@@ -20,7 +20,7 @@ interface Vectors {
   nt_hash: { password: string; nt_hash: string }[];
   orgid: { password: string; salt: string; iterations: number; expected: string }[];
 }
-const vectors = JSON.parse(readFileSync(path.resolve(repoRoot, '../shared/vectors/phs-vectors.json'), 'utf8')) as Vectors;
+const vectors = JSON.parse(readFileSync(path.resolve(repoRoot, 'test/fixtures/phs-vectors.json'), 'utf8')) as Vectors;
 
 describe('NT hash', () => {
   it('the vector file has vectors', () => {
