@@ -3,6 +3,7 @@
  * credential store (docs/credentials.md). A new secret is tested against its directory before it is
  * saved; once saved, every component of a running service uses it on its next call.
  */
+import { AGENT_TOKEN_CREDENTIAL } from '../../passwords/handlers.js';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
@@ -69,7 +70,7 @@ export function connectorsWithSecrets(loaded: LoadedConfig): string[] {
 }
 
 function assertKnownConnector(loaded: LoadedConfig, name: string): void {
-  if (name === CLOUD) return;
+  if (name === CLOUD || name === AGENT_TOKEN_CREDENTIAL) return;
   const cfg = loaded.config.connectors.find((c) => c.name === name);
   if (!cfg) {
     throw new IdsyncError('CONFIG_INVALID', `no connector named "${name}" in ${loaded.file}`, {
@@ -130,7 +131,8 @@ export function registerCredentialsCommands(program: Command, overrides: Partial
       assertKnownConnector(loaded, name);
       const secret = await readSecret(name, deps.stdin ?? process.stdin);
       await withStore(loaded, async ({ store }) => {
-        if (opts.validate) await store.setValidated(name, secret, (s) => deps.testConnectorSecret(loaded, name, s));
+        // The agent token is a shared secret the service checks itself: there is no directory to ask.
+        if (opts.validate && name !== AGENT_TOKEN_CREDENTIAL) await store.setValidated(name, secret, (s) => deps.testConnectorSecret(loaded, name, s));
         else store.set(name, secret);
         const info = store.info(name);
         if (opts.json) {

@@ -8,12 +8,14 @@ import { registerEventsCommands } from './events.js';
 import { registerHashCommands } from './hash.js';
 import { registerPasswordsCommands } from './passwords.js';
 import { registerRunsCommands } from './runs.js';
+import { registerServeCommands } from './serve.js';
 import { registerSyncCommands } from './sync.js';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const commands: RegisterCommand[] = [
   registerSyncCommands,
+  registerServeCommands,
   registerRunsCommands,
   registerCredentialsCommands,
   registerEventsCommands,

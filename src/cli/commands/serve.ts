@@ -1,0 +1,131 @@
+/**
+ * `idsync serve`: the sync service in the foreground (systemd runs it as `Type=simple`).
+ * Runs until SIGINT/SIGTERM; exits 0 after a clean stop.
+ */
+import type { Command } from 'commander';
+import { IdsyncError } from '../../core/errors.js';
+import { openContext } from '../../engine/context.js';
+import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS, SyncService } from '../../service/service.js';
+import { loadFor } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { println } from '../output.js';
+import type { RegisterCommand } from './index.js';
+
+/** "90s", "5m", "1h", "1h30m" or a bare number of seconds → milliseconds. */
+export function parseDuration(text: string): number {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return Number(t) * 1000;
+  const re = /(\d+)(ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(t); m; m = re.exec(t)) {
+    const n = Number(m[1]);
+    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
+    matched = re.lastIndex;
+  }
+  if (matched === 0 || matched !== t.length) {
+    throw new IdsyncError('CONFIG_INVALID', `"${text}" is not a duration`, { hint: 'Use e.g. 30s, 5m, 1h or 1h30m.' });
+  }
+  return total;
+}
+
+function parsePort(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new IdsyncError('CONFIG_INVALID', `"${text}" is not a port number`, { hint: 'Use 1–65535, or 0 for a free port.' });
+  return n;
+}
+
+interface ServeOptions {
+  interval: string;
+  host: string;
+  port: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  logLevel: string;
+}
+
+export const registerServeCommands: RegisterCommand = (program) => {
+  program
+    .command('serve')
+    .description('Run the sync service in the foreground: scheduled sync cycles, password hash delivery, health and metrics endpoints')
+    .option('--interval <duration>', 'time between delta sync cycles (e.g. 30s, 5m, 1h)', '5m')
+    .option('--host <address>', 'address to listen on; without TLS only loopback is allowed', DEFAULT_HOST)
+    .option('--port <n>', 'port to listen on (0 = any free port)', String(DEFAULT_PORT))
+    .option('--tls-cert <file>', 'PEM certificate (chain) for HTTPS')
+    .option('--tls-key <file>', 'PEM private key for HTTPS')
+    .option('--log-level <level>', 'log level of the JSON log on stderr (fatal, error, warn, info, debug)', 'info')
+    .addHelpText(
+      'after',
+      `
+Endpoints:
+  GET  /healthz   liveness (200 while the process serves)
+  GET  /readyz    200 when the last cycle did not fail and the cloud credential works, else 503 with reasons
+  GET  /metrics   Prometheus metrics (idsync_*)
+  GET  /status    health as JSON: last run, password outbox, heartbeat, credential state (never secrets)
+  POST /api/v1/agent/password-hashes            the Samba DC agent's batches   (Authorization: Bearer <agent token>)
+  POST /api/v1/password-change-notifications    password change notifications  (Authorization: Bearer <agent token>)
+
+The agent token is a credential: \`idsync credentials set agent --no-validate\`. It is read at every request,
+so a new token applies without a restart.
+
+The password change endpoint carries passwords: in production listen with --tls-cert/--tls-key (or on
+127.0.0.1 behind a TLS-terminating proxy). Plain HTTP on a non-loopback address is refused.
+
+SIGINT/SIGTERM stop the service: it stops accepting requests, lets the running cycle finish (30 s at most),
+keeps undelivered password changes queued, and exits 0.
+
+Examples:
+  idsync serve
+  idsync serve --interval 10m --port 7443
+  idsync -c /etc/idsync/idsync.yaml serve --host 0.0.0.0 --tls-cert /etc/idsync/tls.crt --tls-key /etc/idsync/tls.key
+  curl -s http://127.0.0.1:7443/status | jq .`,
+    )
+    .action(async (opts: ServeOptions, cmd: Command) => {
+      if (!!opts.tlsCert !== !!opts.tlsKey) {
+        throw new IdsyncError('CONFIG_INVALID', '--tls-cert and --tls-key go together', { hint: 'Pass both PEM files, or neither for loopback-only HTTP.' });
+      }
+      const intervalMs = parseDuration(opts.interval);
+      const port = parsePort(opts.port);
+      const ctx = openContext(loadFor(cmd));
+      let service: SyncService;
+      try {
+        service = new SyncService(ctx, {
+          intervalMs,
+          host: opts.host,
+          port,
+          ...(opts.tlsCert && opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey } } : {}),
+          logger: { level: opts.logLevel, stream: process.stderr },
+        });
+      } catch (err) {
+        ctx.close();
+        throw err;
+      }
+      let url: string;
+      try {
+        ({ url } = await service.start());
+      } catch (err) {
+        await service.stop(0, 'start failed').catch(() => undefined);
+        throw err;
+      }
+      println(`idsync service listening on ${url} (sync cycle every ${opts.interval}); Ctrl+C to stop`);
+      await new Promise<void>((resolve) => {
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals) => {
+          signals++;
+          if (signals > 1) {
+            process.stderr.write(`${sig} again: exiting without waiting\n`);
+            process.exit(EXIT.FAILED);
+          }
+          process.stderr.write(`${sig}: stopping (the running cycle may take up to ${DEFAULT_STOP_TIMEOUT_MS / 1000} s)\n`);
+          void service.stop(DEFAULT_STOP_TIMEOUT_MS, sig).finally(() => {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+            resolve();
+          });
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      process.exitCode = EXIT.OK;
+    });
+};
