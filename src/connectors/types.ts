@@ -26,6 +26,20 @@ export interface SourceObject {
 /** What a full import yields: objects, in pages, streamed (never the whole directory in memory). */
 export type ImportStream = AsyncIterable<SourceObject[]>;
 
+/** One change seen by a delta import. */
+export type DeltaChange =
+  /** The object's whole current state (not only the changed attributes), in scope. */
+  | { kind: 'upsert'; object: SourceObject }
+  /** Deleted in the source, or moved out of scope. The engine ignores anchors it does not know. */
+  | { kind: 'delete'; anchor: string; dn?: string };
+
+export interface DeltaImport {
+  /** The changes, streamed in pages. */
+  pages: AsyncIterable<DeltaChange[]>;
+  /** The watermark that covers every change streamed; read after `pages` is exhausted. */
+  watermark(): string;
+}
+
 export interface SourceConnector {
   readonly name: string;
   readonly kind: string;
@@ -33,6 +47,16 @@ export interface SourceConnector {
   test(): Promise<void>;
   /** Streams every in-scope user and group. */
   fullImport(): ImportStream;
+  /**
+   * The directory's current watermark, read BEFORE a full import starts (so a change made during
+   * the import is seen again by the next delta, never missed). Absent: the connector has no delta.
+   */
+  currentWatermark?(): Promise<string>;
+  /**
+   * Changes since `watermark`. Throws IdsyncError WATERMARK_INVALID when the watermark expired or
+   * cannot be used: the engine then runs a full import and records event 6005.
+   */
+  deltaImport?(watermark: string): DeltaImport;
   /** Releases connections. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'EXPORT_FAILED'
   | 'DELETION_THRESHOLD_EXCEEDED'
   | 'IMPORT_FAILED'
+  | 'WATERMARK_INVALID'
   | 'INTERNAL';
 
 export interface IdsyncErrorOptions {
