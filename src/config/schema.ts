@@ -83,8 +83,17 @@ export const cloudSchema = z
 
 export const syncSchema = z
   .object({
-    /** Stop an export that would delete more than this many cloud objects (the incumbent's 500). */
-    deletionThreshold: z.number().int().min(0).default(500),
+    /**
+     * Stop an export that would delete more than this many cloud objects (the incumbent's 500),
+     * or more than this percentage of the exported objects ("10%").
+     */
+    deletionThreshold: z.union([z.number().int().min(0), z.string().regex(/^\d{1,3}(\.\d+)?%$/, 'a count such as 500 or a percentage such as "10%"')]).default(500),
+    /** Staging mode: import and sync, never export (a warm standby, or a preview of a new configuration). */
+    stagingMode: z.boolean().default(false),
+    /** How long run history is kept. */
+    runRetentionDays: z.number().int().min(1).max(3650).default(7),
+    /** How often `idsync serve` runs a (delta) cycle, e.g. "2m", "30s", "1h". */
+    interval: z.string().regex(/^\d+(s|m|h)$/, 'a duration such as "30s", "2m" or "1h"').default('2m'),
   })
   .strict()
   .default({});

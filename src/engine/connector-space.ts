@@ -2,9 +2,10 @@
  * Import: stages what a source connector streams into its connector space. An object whose content
  * did not change is not written (a run that changes nothing writes nothing); changed objects get a
  * pending import change for the sync step. Objects not seen by a complete full import become
- * pending deletes — only after the whole stream succeeded, so a failed import never deletes.
+ * pending deletes — only after the whole stream succeeded, so a failed import never deletes. A
+ * delta import stages whole changed objects and explicit deletions the same way.
  */
-import type { SourceObject } from '../connectors/types.js';
+import type { DeltaChange, SourceObject } from '../connectors/types.js';
 import { normalizeDn } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
 import { contentHash } from './stable-hash.js';
@@ -33,6 +34,8 @@ export class ImportStager {
   private readonly markSeen;
   private readonly deleteMembers;
   private readonly insertMember;
+  private readonly anchorByDn;
+  private readonly markDeleted;
 
   constructor(
     private readonly db: Database,
@@ -52,33 +55,53 @@ export class ImportStager {
     this.markSeen = db.prepare('INSERT OR IGNORE INTO temp.import_seen (connector, anchor) VALUES (?, ?)');
     this.deleteMembers = db.prepare('DELETE FROM cs_members WHERE connector = ? AND group_anchor = ?');
     this.insertMember = db.prepare('INSERT OR IGNORE INTO cs_members (connector, group_anchor, member_dn) VALUES (?, ?, ?)');
+    this.anchorByDn = db.prepare<[string, string], { anchor: string }>('SELECT anchor FROM cs_objects WHERE connector = ? AND dn_norm = ?');
+    this.markDeleted = db.prepare("UPDATE cs_objects SET pending = 'delete' WHERE connector = ? AND anchor = ? AND (pending IS NULL OR pending <> 'delete')");
   }
 
-  /** Stages one page in one transaction. */
+  /** Stages one page of a full import in one transaction. */
   stagePage(objects: SourceObject[], counts: StepCounts): void {
-    const tx = this.db.transaction(() => {
+    this.db.transaction(() => {
       for (const o of objects) {
         this.markSeen.run(this.connector, o.anchor);
-        const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes) });
-        const existing = this.lookup.get(this.connector, o.anchor);
-        if (existing && existing.hash === hash && existing.pending !== 'delete') {
-          counts.unchanged++;
+        this.stageObject(o, counts);
+      }
+    })();
+  }
+
+  /** Stages one page of a delta import: whole objects that changed, and deletions. */
+  stageDelta(changes: DeltaChange[], counts: StepCounts): void {
+    this.db.transaction(() => {
+      for (const c of changes) {
+        if (c.kind === 'upsert') {
+          this.stageObject(c.object, counts);
           continue;
         }
-        const dnNorm = safeNormalizeDn(o.dn);
-        const attrs = JSON.stringify(o.attributes);
-        if (!existing) {
-          this.insert.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash);
-          counts.adds++;
-        } else {
-          this.update.run(o.objectType, o.dn, dnNorm, attrs, hash, this.connector, o.anchor);
-          counts.updates++;
-        }
-        this.deleteMembers.run(this.connector, o.anchor);
-        if (o.objectType === 'group') for (const m of memberDns(o)) this.insertMember.run(this.connector, o.anchor, m);
+        const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn))?.anchor : undefined);
+        if (!anchor) continue; // never staged (e.g. out of scope all along)
+        if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
       }
-    });
-    tx();
+    })();
+  }
+
+  private stageObject(o: SourceObject, counts: StepCounts): void {
+    const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes) });
+    const existing = this.lookup.get(this.connector, o.anchor);
+    if (existing && existing.hash === hash && existing.pending !== 'delete') {
+      counts.unchanged++;
+      return;
+    }
+    const dnNorm = safeNormalizeDn(o.dn);
+    const attrs = JSON.stringify(o.attributes);
+    if (!existing) {
+      this.insert.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash);
+      counts.adds++;
+    } else {
+      this.update.run(o.objectType, o.dn, dnNorm, attrs, hash, this.connector, o.anchor);
+      counts.updates++;
+    }
+    this.deleteMembers.run(this.connector, o.anchor);
+    if (o.objectType === 'group') for (const m of memberDns(o)) this.insertMember.run(this.connector, o.anchor, m);
   }
 
   /** After a complete full import: everything not seen is gone from the source (or out of scope). */

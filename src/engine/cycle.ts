@@ -1,19 +1,20 @@
 /**
- * A sync cycle: import from every source connector, sync into the metaverse, export to the cloud.
- * Each step is recorded with its counts and errors. A failed import skips only that connector's
- * deletions; a failed export keeps every change pending for the next cycle.
+ * A sync cycle: import from every source connector (delta when possible), sync into the
+ * metaverse, export to the cloud. Each step is recorded with its counts and errors. A failed import
+ * skips only that connector's deletions; a failed export keeps every change pending for the next
+ * cycle. A preview runs import and sync and plans the export without writing it; staging mode
+ * never exports.
  */
 import { CloudClient } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
-import type { SourceObject } from '../connectors/types.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
-import { extractPasswordAttributes, PasswordPipeline } from '../passwords/index.js';
+import { PasswordPipeline } from '../passwords/index.js';
 import type { EngineContext } from './context.js';
-import { ImportStager } from './connector-space.js';
-import { Exporter } from './export.js';
+import { Exporter, type PlannedExport } from './export.js';
+import { importConnector } from './import.js';
 import { RunLog, type RunRecord, type RunStatus, type StepHandle } from './runs.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
 
@@ -24,22 +25,32 @@ export interface CycleProgress {
 }
 
 export interface CycleOptions {
-  /** Re-evaluate every object (full sync) instead of only what changed. */
+  /** Full import and full sync: re-read and re-evaluate every object instead of only changes. */
   full?: boolean;
   /** Let an export through that exceeds the deletion threshold. */
   allowDeletes?: boolean;
+  /** Import and sync, then plan the export without writing anything to the cloud. */
+  preview?: boolean;
   onProgress?: (p: CycleProgress) => void;
 }
 
-export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): Promise<RunRecord> {
+export interface CycleResult extends RunRecord {
+  /** The planned exports (preview, or staging mode). */
+  plan?: PlannedExport[];
+}
+
+export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): Promise<CycleResult> {
   const { loaded, db, credentials } = ctx;
+  const staging = loaded.config.sync.stagingMode;
+  const profile = options.preview ? 'preview' : options.full ? 'full' : 'cycle';
   const runs = new RunLog(db);
-  const runId = runs.begin(options.full ? 'full' : 'cycle');
+  const runId = runs.begin(profile, loaded.config.sync.runRetentionDays);
   let failed = false;
   let withErrors = false;
   let runError: IdsyncError | undefined;
+  let plan: PlannedExport[] | undefined;
 
-  ctx.events.emit(EVENTS.SYNC_CYCLE_STARTED, { runId, profile: options.full ? 'full' : 'cycle' });
+  ctx.events.emit(EVENTS.SYNC_CYCLE_STARTED, { runId, profile });
   let failedStep: StepHandle | undefined;
 
   const endStep = (h: StepHandle, err?: unknown, url?: string) => {
@@ -69,18 +80,12 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       const step = runs.step(runId, cfg.name, 'import');
       const connector = createSourceConnector(loaded, cfg, credentials.resolver(cfg.name));
       try {
-        const stager = new ImportStager(db, cfg.name);
-        let done = 0;
-        for await (const page of connector.fullImport()) {
-          // NT hashes (LDAP sambaNTPassword) never reach the connector space: they go to the
-          // password outbox as OrgId hashes, queued only when they changed.
-          const hashes = takePasswordHashes(page);
-          stager.stagePage(page, step.counts);
-          if (hashes.length > 0) await queueHashes(passwords(), cfg.name, hashes);
-          done += page.length;
-          options.onProgress?.({ connector: cfg.name, step: 'import', done });
-        }
-        stager.markUnseenDeleted(step.counts);
+        step.profile = await importConnector(db, connector, step, {
+          full: options.full ?? false,
+          events: ctx.events,
+          passwords,
+          onProgress: (done) => options.onProgress?.({ connector: cfg.name, step: 'import', done }),
+        });
         endStep(step);
       } catch (err) {
         endStep(step, err, 'url' in cfg ? cfg.url : cfg.path);
@@ -94,6 +99,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     try {
       const sync = new Synchronizer(db, kinds);
       if (options.full) sync.markAllForSync();
+      syncStep.profile = options.full ? 'full' : 'delta';
       sync.run(syncStep);
       if (options.full) db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE pending_export = 0').run();
       endStep(syncStep);
@@ -101,16 +107,20 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       endStep(syncStep, err);
     }
 
-    // Export
+    // Export (planned only, in a preview or in staging mode)
     const exportStep = runs.step(runId, CLOUD_CONNECTOR, 'export');
+    const dryRun = options.preview === true || staging;
+    exportStep.profile = options.preview ? 'preview' : staging ? 'staging' : 'export';
     try {
       const exporter = new Exporter(db, cloud, {
         deletionThreshold: loaded.config.sync.deletionThreshold,
         allowDeletes: options.allowDeletes ?? false,
         concurrency: loaded.config.cloud.concurrency,
+        dryRun,
         onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
       });
       await exporter.run(exportStep);
+      if (dryRun) plan = exporter.plan;
       endStep(exportStep);
     } catch (err) {
       endStep(exportStep, err, loaded.config.cloud.url);
@@ -118,7 +128,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
 
     // Password hashes queued by this or an earlier cycle, now that their users may exist in the
     // cloud. Failures here are the password sync's own events (611/652/115), not the cycle's.
-    if (pipeline || passwordsPending(ctx)) await passwords().deliverOnce().catch(() => undefined);
+    if (!dryRun && (pipeline || passwordsPending(ctx))) await passwords().deliverOnce().catch(() => undefined);
   } catch (err) {
     failed = true;
     runError ??= toIdsyncError(err);
@@ -141,28 +151,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       error: runError?.message ?? 'unknown error',
     });
   }
-  return run;
-}
-
-function takePasswordHashes(page: SourceObject[]): [string, Buffer][] {
-  const out: [string, Buffer][] = [];
-  for (const o of page) {
-    const { nt } = extractPasswordAttributes(o);
-    if (nt) out.push([o.anchor, nt]);
-  }
-  return out;
-}
-
-/** PBKDF2 runs on the libuv pool: keep a few hashes in flight, not thousands. */
-async function queueHashes(pipeline: PasswordPipeline, connector: string, hashes: [string, Buffer][]): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < hashes.length) {
-      const [anchor, nt] = hashes[next++]!;
-      await pipeline.observeNtHash(connector, anchor, nt);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, hashes.length) }, worker));
+  return plan ? { ...run, plan } : run;
 }
 
 function passwordsPending(ctx: EngineContext): boolean {

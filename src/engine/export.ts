@@ -24,10 +24,24 @@ interface PendingRow {
 }
 
 export interface ExportOptions {
-  deletionThreshold: number;
+  /** A count, or a percentage of the exported objects ("10%"). */
+  deletionThreshold: number | string;
   allowDeletes: boolean;
   concurrency: number;
   onProgress?: (done: number) => void;
+  /** Preview: compute what would be exported, write nothing (neither to the cloud nor locally). */
+  dryRun?: boolean;
+}
+
+/** One planned cloud write, as `idsync sync --preview` shows it. */
+export interface PlannedExport {
+  op: 'add' | 'update' | 'delete';
+  objectType: ObjectType;
+  /** The source DN (or the metaverse id when unknown). */
+  object: string;
+  cloudId: string | null;
+  /** Attribute-level differences for updates; every attribute for adds. */
+  changes: { attribute: string; before: unknown; after: unknown }[];
 }
 
 const CHUNK = 500;
@@ -38,6 +52,9 @@ const endpoint = (t: ObjectType) => (t === 'user' ? '/Users' : '/Groups');
 export class Exporter {
   private done = 0;
   private deferred = 0;
+  /** Filled in dry-run mode. */
+  readonly plan: PlannedExport[] = [];
+  private readonly planned = new Set<number>();
 
   constructor(
     private readonly db: Database,
@@ -57,15 +74,24 @@ export class Exporter {
     );
   }
 
+  /** The threshold as a count: a percentage applies to the objects exported so far. */
+  threshold(): number {
+    const t = this.options.deletionThreshold;
+    if (typeof t === 'number') return t;
+    const exported = this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM export_objects WHERE cloud_id IS NOT NULL').get()?.n ?? 0;
+    return Math.floor((Number(t.slice(0, -1)) / 100) * exported);
+  }
+
   async run(step: StepHandle): Promise<void> {
     const deletes = this.pendingDeletes();
-    if (deletes > this.options.deletionThreshold && !this.options.allowDeletes) {
+    const threshold = this.threshold();
+    if (deletes > threshold && !this.options.allowDeletes && !this.options.dryRun) {
       throw new IdsyncError(
         'DELETION_THRESHOLD_EXCEEDED',
-        `the export would delete ${deletes} objects from the cloud directory, more than the deletion threshold (${this.options.deletionThreshold}); nothing was exported`,
+        `the export would delete ${deletes} objects from the cloud directory, more than the deletion threshold (${this.options.deletionThreshold}${typeof this.options.deletionThreshold === 'string' ? ` = ${threshold} objects` : ''}); nothing was exported`,
         {
-          hint: 'If the deletions are intended, run `idsync sync --allow-deletes`; otherwise fix the source or the scope and run again.',
-          details: { deletes, threshold: this.options.deletionThreshold },
+          hint: 'Review them with `idsync sync --preview`. If the deletions are intended, run `idsync sync --allow-deletes`; otherwise fix the source or the scope and run again.',
+          details: { deletes, threshold },
         },
       );
     }
@@ -119,7 +145,9 @@ export class Exporter {
     const members: ScimMember[] = [];
     let complete = true;
     for (const r of rows) {
-      if (r.cloud_id) members.push({ value: r.cloud_id, type: r.object_type === 'group' ? 'Group' : 'User' });
+      const type = r.object_type === 'group' ? 'Group' : 'User';
+      if (r.cloud_id) members.push({ value: r.cloud_id, type });
+      else if (this.options.dryRun) members.push({ value: '(new)', type }); // created earlier in the same export
       else complete = false;
     }
     return { members, complete };
@@ -141,8 +169,17 @@ export class Exporter {
     }
     const hash = contentHash(flow.resource);
     if (row.cloud_id && row.exported_hash === hash) {
-      this.settle(row, { cloudId: row.cloud_id, hash });
+      if (!this.options.dryRun) this.settle(row, { cloudId: row.cloud_id, hash });
       step.counts.unchanged++;
+      return;
+    }
+    if (this.options.dryRun) {
+      if (this.planned.has(row.id)) return; // group passes revisit pending groups
+      this.planned.add(row.id);
+      const before = row.cloud_id ? this.exportedDoc(row.id) : {};
+      this.plan.push({ op: row.cloud_id ? 'update' : 'add', objectType: row.object_type, object: label, cloudId: row.cloud_id, changes: diffResources(before, flow.resource) });
+      if (row.cloud_id) step.counts.updates++;
+      else step.counts.adds++;
       return;
     }
     try {
@@ -164,7 +201,7 @@ export class Exporter {
           created = true;
         }
       }
-      this.settle(row, { cloudId, hash });
+      this.settle(row, { cloudId, hash, doc: flow.resource });
       if (row.cloud_id) step.counts.updates++;
       else step.counts.adds++;
       if (created || !row.cloud_id) this.flagContainingGroups(row.id);
@@ -210,15 +247,21 @@ export class Exporter {
     });
   }
 
-  private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string }): void {
+  private exportedDoc(mvId: number): Record<string, unknown> {
+    const r = this.db.prepare<[number], { exported_doc: string | null }>('SELECT exported_doc FROM export_objects WHERE mv_id = ?').get(mvId);
+    return r?.exported_doc ? (JSON.parse(r.exported_doc) as Record<string, unknown>) : {};
+  }
+
+  private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string; doc?: Record<string, unknown> }): void {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO export_objects (mv_id, object_type, cloud_id, exported_hash, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+          `INSERT INTO export_objects (mv_id, object_type, cloud_id, exported_hash, exported_doc, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (mv_id) DO UPDATE SET cloud_id = excluded.cloud_id, exported_hash = excluded.exported_hash,
+             exported_doc = COALESCE(excluded.exported_doc, export_objects.exported_doc),
              last_error = excluded.last_error, updated_at = excluded.updated_at`,
         )
-        .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.error ?? null, new Date().toISOString());
+        .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.doc ? JSON.stringify(r.doc) : null, r.error ?? null, new Date().toISOString());
       this.db.prepare('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
     })();
   }
@@ -240,6 +283,14 @@ export class Exporter {
           )
           .all(type, CHUNK);
         if (rows.length === 0) break;
+        if (this.options.dryRun) {
+          for (const row of rows.filter((r) => r.cloud_id)) {
+            const attrs = JSON.parse(row.attrs) as MvAttrs;
+            this.plan.push({ op: 'delete', objectType: type, object: (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`, cloudId: row.cloud_id, changes: [] });
+            step.counts.deletes++;
+          }
+          break;
+        }
         await this.parallel(rows, async (row) => {
           if (row.cloud_id) {
             const res = await this.cloud.scim('DELETE', `${endpoint(type)}/${encodeURIComponent(row.cloud_id)}`);
@@ -276,4 +327,27 @@ export class Exporter {
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
     if (failure !== undefined) throw failure;
   }
+}
+
+/** Attribute-level differences between two SCIM resources (top-level and extension attributes). */
+export function diffResources(before: Record<string, unknown>, after: Record<string, unknown>): { attribute: string; before: unknown; after: unknown }[] {
+  const flat = (o: Record<string, unknown>, prefix = ''): Map<string, unknown> => {
+    const out = new Map<string, unknown>();
+    for (const [k, v] of Object.entries(o)) {
+      if (k === 'schemas') continue;
+      const key = prefix ? `${prefix}${k.startsWith('urn:') ? '' : '.'}${k}` : k;
+      if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of flat(v as Record<string, unknown>, key)) out.set(k2, v2);
+      else out.set(key, v);
+    }
+    return out;
+  };
+  const a = flat(before);
+  const b = flat(after);
+  const changes: { attribute: string; before: unknown; after: unknown }[] = [];
+  for (const key of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const x = a.get(key);
+    const y = b.get(key);
+    if (JSON.stringify(x) !== JSON.stringify(y)) changes.push({ attribute: key, before: x ?? null, after: y ?? null });
+  }
+  return changes;
 }

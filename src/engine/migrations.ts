@@ -101,3 +101,20 @@ CREATE INDEX run_errors_run ON run_errors (run_id);
 `,
   },
 ];
+
+engineMigrations.push({
+  id: 'engine/002',
+  sql: `
+CREATE TABLE watermarks (
+  connector  TEXT PRIMARY KEY,
+  value      TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE engine_state (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+ALTER TABLE run_steps ADD COLUMN profile TEXT;
+ALTER TABLE export_objects ADD COLUMN exported_doc TEXT;
+`,
+});

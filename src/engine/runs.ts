@@ -21,6 +21,7 @@ export const emptyCounts = (): StepCounts => ({ adds: 0, updates: 0, deletes: 0,
 export interface StepRecord extends StepCounts {
   connector: string;
   step: StepName;
+  profile: string | null;
   status: 'success' | 'completed-with-errors' | 'failed' | 'skipped';
   startedAt: string;
   endedAt: string | null;
@@ -62,7 +63,7 @@ export class RunLog {
   constructor(private readonly db: Database) {}
 
   /** Starts a run; refuses when another live process holds one, and marks dead runs interrupted. */
-  begin(profile: string): number {
+  begin(profile: string, retentionDays = RUN_RETENTION_DAYS): number {
     return this.db.transaction(() => {
       const running = this.db.prepare<[], { id: number; pid: number | null }>("SELECT id, pid FROM runs WHERE status = 'running'").all();
       for (const r of running) {
@@ -73,7 +74,7 @@ export class RunLog {
         }
         this.db.prepare("UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?").run(new Date().toISOString(), r.id);
       }
-      const cutoff = new Date(Date.now() - RUN_RETENTION_DAYS * 86_400_000).toISOString();
+      const cutoff = new Date(Date.now() - retentionDays * 86_400_000).toISOString();
       this.db.prepare("DELETE FROM runs WHERE started_at < ? AND status <> 'running'").run(cutoff);
       const info = this.db
         .prepare("INSERT INTO runs (profile, status, started_at, pid) VALUES (?, 'running', ?, ?)")
@@ -115,6 +116,7 @@ export class RunLog {
       .map((s) => ({
         connector: s.connector as string,
         step: s.step as StepName,
+        profile: (s.profile as string | null) ?? null,
         status: s.status as StepRecord['status'],
         adds: s.adds as number,
         updates: s.updates as number,
@@ -163,12 +165,15 @@ export class StepHandle {
       .run(this.runId, this.connector, this.step, object ?? null, code, message);
   }
 
+  /** How the step ran: 'full' or 'delta' import, 'preview' or 'staging' export... */
+  profile: string | null = null;
+
   end(status?: StepRecord['status']): StepRecord['status'] {
     const final = status ?? (this.counts.errors > 0 ? 'completed-with-errors' : 'success');
     const c = this.counts;
     this.db
-      .prepare('UPDATE run_steps SET status = ?, adds = ?, updates = ?, deletes = ?, unchanged = ?, errors = ?, ended_at = ? WHERE run_id = ? AND seq = ?')
-      .run(final, c.adds, c.updates, c.deletes, c.unchanged, c.errors, new Date().toISOString(), this.runId, this.seq);
+      .prepare('UPDATE run_steps SET status = ?, profile = ?, adds = ?, updates = ?, deletes = ?, unchanged = ?, errors = ?, ended_at = ? WHERE run_id = ? AND seq = ?')
+      .run(final, this.profile, c.adds, c.updates, c.deletes, c.unchanged, c.errors, new Date().toISOString(), this.runId, this.seq);
     return final;
   }
 }

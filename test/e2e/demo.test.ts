@@ -33,7 +33,7 @@ test('idsync demo syncs the sample directory and serves the cloud directory unti
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.match(out, /run 1 \(cycle\): success/);
-    assert.match(out, /cloud\s+export\s+success\s+311\s+0\s+0/);
+    assert.match(out, /cloud\s+export\s+export\s+success\s+311\s+0\s+0/);
     const url = /Cloud directory:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
     const token = readFileSync(path.join(dir, 'access-token'), 'utf8');
 

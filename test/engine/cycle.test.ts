@@ -3,7 +3,7 @@
  * and the real cloud directory over HTTP.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -212,5 +212,112 @@ describe('sync cycle: LDIF source → cloud directory', () => {
     write();
     const back = await cycle();
     assert.equal(exportStep(back).adds, 10);
+  });
+});
+
+describe('preview and staging mode', () => {
+  let cloud: TestCloud;
+  let dir: string;
+  let configFile: string;
+  let ldifFile: string;
+  let ctx: EngineContext;
+  const people: Person[] = Array.from({ length: 12 }, (_, i) => ({ uid: `p${i + 1}`, ou: 'eng', title: 'Staff' }));
+  const groups = () => [{ cn: 'all', id: 9, members: people.map(userDn) }];
+  const config = (stagingMode: boolean) =>
+    writeFileSync(
+      configFile,
+      stringify({
+        dataDir: './data',
+        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
+        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
+        sync: { stagingMode },
+      }),
+    );
+  const reopen = () => {
+    ctx?.close();
+    ctx = openContext(loadConfig(configFile));
+  };
+
+  before(async () => {
+    cloud = await startTestCloud();
+    dir = mkdtempSync(path.join(tmpdir(), 'idsync-preview-'));
+    configFile = path.join(dir, 'idsync.yaml');
+    ldifFile = path.join(dir, 'source.ldif');
+    writeFileSync(ldifFile, ldif(people, groups()));
+    config(false);
+    reopen();
+    ctx.credentials.set('cloud', cloud.syncSecret);
+    assert.equal((await runCycle(ctx)).status, 'success');
+  });
+
+  after(async () => {
+    ctx?.close();
+    await cloud?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--preview shows adds, attribute-level updates and deletes, writes nothing, and the next real cycle exports exactly that', async () => {
+    people[0]!.title = 'Principal';
+    const removed = people.splice(1, 1)[0]!;
+    people.push({ uid: 'p99', ou: 'eng' });
+    writeFileSync(ldifFile, ldif(people, groups()));
+    const versions = new Map((await cloud.all('Users')).map((u) => [u.id, u.meta.version]));
+
+    const preview = await runCycle(ctx, { preview: true });
+    assert.equal(preview.status, 'success', JSON.stringify(preview.errors));
+    const plan = preview.plan!;
+    const ops = plan.map((p) => `${p.op} ${p.objectType} ${p.object}`).sort();
+    assert.deepEqual(ops, [
+      `add user uid=p99,ou=eng,${BASE}`,
+      `delete user ${userDn(removed)}`,
+      `update group cn=all,ou=groups,${BASE}`,
+      `update user uid=p1,ou=eng,${BASE}`,
+    ]);
+    const titleChange = plan.find((p) => p.object.startsWith('uid=p1,'))!.changes;
+    assert.deepEqual(titleChange, [{ attribute: 'title', before: 'Staff', after: 'Principal' }]);
+    // nothing was written to the cloud
+    const now = await cloud.all('Users');
+    assert.equal(now.length, 12);
+    for (const u of now) assert.equal(u.meta.version, versions.get(u.id));
+
+    const real = await runCycle(ctx);
+    const e = real.steps.find((s) => s.step === 'export')!;
+    const counts = (op: string) => plan.filter((p) => p.op === op).length;
+    assert.deepEqual([e.adds, e.updates, e.deletes], [counts('add'), counts('update'), counts('delete')]);
+  });
+
+  test('staging mode imports and syncs but never exports; switching it off exports what is pending', async () => {
+    config(true);
+    reopen();
+    people[2]!.title = 'Staged';
+    writeFileSync(ldifFile, ldif(people, groups()));
+    const staged = await runCycle(ctx);
+    assert.equal(staged.status, 'success');
+    const exp = staged.steps.find((s) => s.step === 'export')!;
+    assert.equal(exp.profile, 'staging');
+    assert.equal(staged.plan!.length, 1);
+    const staged3 = `${people[2]!.uid}@example.test`;
+    assert.notEqual((await cloud.all('Users')).find((u) => u.userName === staged3).title, 'Staged');
+
+    config(false);
+    reopen();
+    const live = await runCycle(ctx);
+    assert.equal(live.steps.find((s) => s.step === 'export')!.updates, 1);
+    assert.equal((await cloud.all('Users')).find((u) => u.userName === staged3).title, 'Staged');
+  });
+
+  test('a percentage deletion threshold counts against the exported objects', async () => {
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('stagingMode: false', 'stagingMode: false\n  deletionThreshold: "10%"'));
+    reopen();
+    const removed = people.splice(0, 3); // 3 of 13 exported objects > 10%
+    writeFileSync(ldifFile, ldif(people, groups()));
+    const stopped = await runCycle(ctx);
+    assert.equal(stopped.error?.code, 'DELETION_THRESHOLD_EXCEEDED');
+    assert.match(stopped.error!.message, /10% = 1 objects/);
+    people.unshift(...removed);
+    writeFileSync(ldifFile, ldif(people, groups()));
+    const restored = await runCycle(ctx);
+    assert.equal(restored.status, 'success');
+    assert.equal(restored.steps.find((s) => s.step === 'export')!.deletes, 0);
   });
 });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runCycle } from '../../engine/cycle.js';
+import type { PlannedExport } from '../../engine/export.js';
 import type { RunRecord } from '../../engine/runs.js';
 import { withContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
@@ -10,7 +11,8 @@ export const registerSyncCommands: RegisterCommand = (program) => {
   program
     .command('sync')
     .description('Run one sync cycle now: import from every source, sync the metaverse, export to the cloud')
-    .option('--full', 're-evaluate every object (full sync), not only what changed')
+    .option('--full', 'full import and full sync: re-read and re-evaluate every object, not only changes')
+    .option('--preview', 'import and sync, then show what the export would do (adds, updates with before/after, deletes) without writing to the cloud')
     .option('--allow-deletes', 'let this export through even if it exceeds the deletion threshold')
     .option('--json', 'print the run record as JSON')
     .addHelpText(
@@ -21,20 +23,25 @@ cloud could not be reached or refused the credential, 4 another run is in progre
 
 Examples:
   idsync sync                  # one cycle with the configuration in ./idsync.yaml
+  idsync sync --preview        # what would change in the cloud, attribute by attribute
   idsync sync --json | jq .steps
   idsync -c /etc/idsync/idsync.yaml sync --full`,
     )
-    .action(async (opts: { full?: boolean; allowDeletes?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { full?: boolean; allowDeletes?: boolean; preview?: boolean; json?: boolean }, cmd: Command) => {
       const run = await withContext(cmd, (ctx) =>
         runCycle(ctx, {
           full: opts.full,
           allowDeletes: opts.allowDeletes,
+          preview: opts.preview,
           onProgress: opts.json ? undefined : throttledProgress(),
         }),
       );
       endProgress();
       if (opts.json) printJson(run);
-      else printRun(run);
+      else {
+        printRun(run);
+        if (run.plan) printPlan(run.plan, opts.preview === true);
+      }
       process.exitCode = run.status === 'success' ? EXIT.OK : exitForRun(run);
     });
 };
@@ -48,13 +55,23 @@ function exitForRun(run: RunRecord): number {
   return EXIT.FAILED;
 }
 
+export function printPlan(plan: PlannedExport[], preview: boolean): void {
+  println(`\n${preview ? 'Preview' : 'Staging mode'}: nothing was written to the cloud directory. Pending exports: ${plan.length}`);
+  const show = (v: unknown) => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? v : JSON.stringify(v));
+  for (const p of plan) {
+    const sign = p.op === 'add' ? '+' : p.op === 'delete' ? '-' : '~';
+    println(`${sign} ${p.op} ${p.objectType} ${p.object}${p.cloudId ? ` (cloud id ${p.cloudId})` : ''}`);
+    if (p.op === 'update') for (const c of p.changes) println(`    ${c.attribute}: ${show(c.before)} → ${show(c.after)}`);
+  }
+}
+
 export function printRun(run: RunRecord): void {
   const seconds = run.endedAt ? ((Date.parse(run.endedAt) - Date.parse(run.startedAt)) / 1000).toFixed(1) : '?';
   println(`run ${run.id} (${run.profile}): ${run.status} in ${seconds}s`);
   println(
     table(
       run.steps.map((s) => ({ ...s })),
-      ['connector', 'step', 'status', 'adds', 'updates', 'deletes', 'unchanged', 'errors'],
+      ['connector', 'step', 'profile', 'status', 'adds', 'updates', 'deletes', 'unchanged', 'errors'],
     ),
   );
   if (run.errors.length > 0) {

@@ -1,0 +1,105 @@
+/**
+ * The import step for one source connector: a delta import from the stored watermark when the
+ * connector supports it and one exists, a full import otherwise (first run, `--full`, or a
+ * watermark the directory no longer honours — event 6005). The watermark is read before a full
+ * import and stored only after the changes it covers are staged.
+ */
+import type { SourceConnector, SourceObject } from '../connectors/types.js';
+import { isIdsyncError } from '../core/errors.js';
+import { EVENTS } from '../events/catalog.js';
+import type { EventLog } from '../events/log.js';
+import { extractPasswordAttributes, type PasswordPipeline } from '../passwords/index.js';
+import type { Database } from '../store/database.js';
+import { ImportStager } from './connector-space.js';
+import type { StepHandle } from './runs.js';
+
+export type ImportProfile = 'full' | 'delta';
+
+export interface ImportOptions {
+  full: boolean;
+  events: EventLog;
+  /** Where NT hashes read from the source go (never into the connector space). */
+  passwords: () => PasswordPipeline;
+  onProgress?: (done: number) => void;
+}
+
+export class Watermarks {
+  constructor(private readonly db: Database) {}
+
+  get(connector: string): string | undefined {
+    return this.db.prepare<[string], { value: string }>('SELECT value FROM watermarks WHERE connector = ?').get(connector)?.value;
+  }
+
+  set(connector: string, value: string): void {
+    this.db
+      .prepare('INSERT INTO watermarks (connector, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (connector) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+      .run(connector, value, new Date().toISOString());
+  }
+
+  clear(connector?: string): void {
+    if (connector) this.db.prepare('DELETE FROM watermarks WHERE connector = ?').run(connector);
+    else this.db.prepare('DELETE FROM watermarks').run();
+  }
+}
+
+export async function importConnector(db: Database, connector: SourceConnector, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
+  const watermarks = new Watermarks(db);
+  const stager = new ImportStager(db, connector.name);
+  let done = 0;
+  const stagedPasswords = (objects: SourceObject[]) => {
+    const hashes: [string, Buffer][] = [];
+    for (const o of objects) {
+      const { nt } = extractPasswordAttributes(o);
+      if (nt) hashes.push([o.anchor, nt]);
+    }
+    return hashes;
+  };
+  const queue = async (hashes: [string, Buffer][]) => {
+    if (hashes.length > 0) await queueHashes(options.passwords(), connector.name, hashes);
+  };
+
+  const saved = watermarks.get(connector.name);
+  if (!options.full && saved !== undefined && connector.deltaImport) {
+    try {
+      const delta = connector.deltaImport(saved);
+      for await (const changes of delta.pages) {
+        const hashes = stagedPasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
+        stager.stageDelta(changes, step.counts);
+        await queue(hashes);
+        done += changes.length;
+        options.onProgress?.(done);
+      }
+      watermarks.set(connector.name, delta.watermark());
+      return 'delta';
+    } catch (err) {
+      if (!isIdsyncError(err, 'WATERMARK_INVALID')) throw err;
+      options.events.emit(EVENTS.IMPORT_FELL_BACK_TO_FULL, { connector: connector.name, reason: err.message });
+    }
+  }
+
+  // Full import. NT hashes leave the objects before they are staged (extractPasswordAttributes
+  // removes them in place), so the connector space never holds one.
+  const watermark = connector.currentWatermark ? await connector.currentWatermark() : undefined;
+  for await (const page of connector.fullImport()) {
+    const hashes = stagedPasswords(page);
+    stager.stagePage(page, step.counts);
+    await queue(hashes);
+    done += page.length;
+    options.onProgress?.(done);
+  }
+  stager.markUnseenDeleted(step.counts);
+  if (watermark !== undefined) watermarks.set(connector.name, watermark);
+  return 'full';
+}
+
+/** PBKDF2 runs on the libuv pool: keep a few hashes in flight, not thousands. */
+async function queueHashes(pipeline: PasswordPipeline, connector: string, hashes: [string, Buffer][]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < hashes.length) {
+      const [anchor, nt] = hashes[next++]!;
+      await pipeline.observeNtHash(connector, anchor, nt);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, hashes.length) }, worker));
+}
