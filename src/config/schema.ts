@@ -78,6 +78,8 @@ export const cloudSchema = z
     /** Concurrent requests to the cloud directory. */
     concurrency: z.number().int().min(1).max(64).default(8),
     retries: z.number().int().min(0).max(20).default(5),
+    /** Objects per SCIM Bulk request (RFC 7644 §3.7); 1 turns Bulk off. Falls back by itself when the cloud has no Bulk. */
+    bulkSize: z.number().int().min(1).max(1000).default(200),
   })
   .strict();
 

@@ -116,6 +116,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
         deletionThreshold: loaded.config.sync.deletionThreshold,
         allowDeletes: options.allowDeletes ?? false,
         concurrency: loaded.config.cloud.concurrency,
+        bulkSize: loaded.config.cloud.bulkSize,
         dryRun,
         onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
       });

@@ -29,6 +29,8 @@ export interface ExportOptions {
   allowDeletes: boolean;
   concurrency: number;
   onProgress?: (done: number) => void;
+  /** Operations per SCIM Bulk request; 1 = one request per object. */
+  bulkSize: number;
   /** Preview: compute what would be exported, write nothing (neither to the cloud nor locally). */
   dryRun?: boolean;
 }
@@ -44,7 +46,14 @@ export interface PlannedExport {
   changes: { attribute: string; before: unknown; after: unknown }[];
 }
 
-const CHUNK = 500;
+interface PreparedWrite {
+  row: PendingRow;
+  label: string;
+  resource: Record<string, unknown>;
+  hash: string;
+}
+
+const CHUNK = 2000;
 const MAX_GROUP_ROUNDS = 3;
 
 const endpoint = (t: ObjectType) => (t === 'user' ? '/Users' : '/Groups');
@@ -52,6 +61,9 @@ const endpoint = (t: ObjectType) => (t === 'user' ? '/Users' : '/Groups');
 export class Exporter {
   private done = 0;
   private deferred = 0;
+  /** Whether to use SCIM Bulk (switched off when the cloud has no Bulk endpoint). */
+  private bulk: boolean;
+  private readonly written = new Set<number>();
   /** Filled in dry-run mode. */
   readonly plan: PlannedExport[] = [];
   private readonly planned = new Set<number>();
@@ -60,7 +72,9 @@ export class Exporter {
     private readonly db: Database,
     private readonly cloud: CloudClient,
     private readonly options: ExportOptions,
-  ) {}
+  ) {
+    this.bulk = options.bulkSize > 1;
+  }
 
   /** Number of cloud deletions the pending export would make. */
   pendingDeletes(): number {
@@ -129,7 +143,12 @@ export class Exporter {
       const rows = this.pendingUpserts(type, afterId);
       if (rows.length === 0) return;
       afterId = rows[rows.length - 1]!.id;
-      await this.parallel(rows, (row) => this.upsert(row, step, deferIncomplete));
+      const writes: PreparedWrite[] = [];
+      for (const row of rows) {
+        const w = this.prepare(row, step, deferIncomplete);
+        if (w) writes.push(w);
+      }
+      await this.write(writes, step);
     }
   }
 
@@ -153,58 +172,129 @@ export class Exporter {
     return { members, complete };
   }
 
-  private async upsert(row: PendingRow, step: StepHandle, deferIncomplete: boolean): Promise<void> {
+  /** Decides what one pending object needs; returns the write to make, or undefined when none. */
+  private prepare(row: PendingRow, step: StepHandle, deferIncomplete: boolean): PreparedWrite | undefined {
     const attrs = JSON.parse(row.attrs) as MvAttrs;
     const label = (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`;
     const { members, complete } = row.object_type === 'group' ? this.members(row.id) : { members: [], complete: true };
     if (!complete && deferIncomplete) {
       this.deferred++;
-      return;
+      return undefined;
     }
     const flow = outboundFlow(row.object_type, attrs, members);
     if (!flow.ok) {
       this.settle(row, { error: flow.reason });
       step.error('OBJECT_INVALID', flow.reason, label);
-      return;
+      return undefined;
     }
     const hash = contentHash(flow.resource);
     if (row.cloud_id && row.exported_hash === hash) {
       if (!this.options.dryRun) this.settle(row, { cloudId: row.cloud_id, hash });
       step.counts.unchanged++;
-      return;
+      return undefined;
     }
     if (this.options.dryRun) {
-      if (this.planned.has(row.id)) return; // group passes revisit pending groups
+      if (this.planned.has(row.id)) return undefined; // group passes revisit pending groups
       this.planned.add(row.id);
       const before = row.cloud_id ? this.exportedDoc(row.id) : {};
       this.plan.push({ op: row.cloud_id ? 'update' : 'add', objectType: row.object_type, object: label, cloudId: row.cloud_id, changes: diffResources(before, flow.resource) });
       if (row.cloud_id) step.counts.updates++;
       else step.counts.adds++;
-      return;
+      return undefined;
     }
+    return { row, label, resource: flow.resource, hash };
+  }
+
+  /** Writes prepared objects: SCIM Bulk when the cloud offers it, one request each otherwise. */
+  private async write(writes: PreparedWrite[], step: StepHandle): Promise<void> {
+    if (writes.length === 0) return;
+    if (this.bulk) {
+      const batches: PreparedWrite[][] = [];
+      for (let i = 0; i < writes.length; i += this.options.bulkSize) batches.push(writes.slice(i, i + this.options.bulkSize));
+      await this.parallel(batches, (batch) => this.writeBulk(batch, step));
+      if (this.bulk) return;
+      // The cloud has no Bulk endpoint after all: write what is left one by one.
+      writes = writes.filter((w) => !this.written.has(w.row.id));
+    }
+    await this.parallel(writes, (w) => this.writeOne(w, step));
+  }
+
+  private async writeBulk(batch: PreparedWrite[], step: StepHandle): Promise<void> {
+    if (!this.bulk) return this.parallel(batch, (w) => this.writeOne(w, step));
+    const operations = batch.map((w) =>
+      w.row.cloud_id
+        ? { method: 'PUT', path: `${endpoint(w.row.object_type)}/${w.row.cloud_id}`, data: w.resource }
+        : { method: 'POST', path: endpoint(w.row.object_type), bulkId: `mv${w.row.id}`, data: w.resource },
+    );
+    const res = await this.cloud.scim<{ Operations?: { status: string; location?: string; response?: unknown }[] }>('POST', '/Bulk', {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'],
+      failOnErrors: 0,
+      Operations: operations,
+    });
+    if (res.status === 404 || res.status === 501 || (res.status === 400 && !res.body.Operations)) {
+      this.bulk = false; // no (usable) Bulk endpoint
+      return this.parallel(batch, (w) => this.writeOne(w, step));
+    }
+    if (res.status !== 200 || !Array.isArray(res.body.Operations) || res.body.Operations.length !== batch.length) {
+      throw new IdsyncError('CLOUD_SERVER_ERROR', `the cloud directory answered a bulk request with HTTP ${res.status}: ${scimDetail(res.body)}`, {
+        hint: 'The next cycle retries; check the cloud directory if this persists.',
+      });
+    }
+    const retry: PreparedWrite[] = [];
+    const done: { w: PreparedWrite; cloudId: string }[] = [];
+    res.body.Operations.forEach((op, i) => {
+      const w = batch[i]!;
+      const status = Number(op.status);
+      if (status === 200 || status === 201) {
+        const cloudId = w.row.cloud_id ?? op.location?.split('/').pop() ?? String((op.response as { id?: unknown } | undefined)?.id ?? '');
+        done.push({ w, cloudId });
+      } else if (status === 409 || status === 404) {
+        retry.push(w); // adopt by externalId / create again: the single-request path knows how
+      } else if (status >= 500) {
+        throw new IdsyncError('CLOUD_SERVER_ERROR', `the cloud directory failed on ${w.label} (HTTP ${status}): ${scimDetail(op.response)}`);
+      } else {
+        const message = `the cloud directory rejected the ${w.row.cloud_id ? 'update' : 'create'} of ${w.label} (HTTP ${status}): ${scimDetail(op.response)}`;
+        this.settle(w.row, { cloudId: w.row.cloud_id, hash: w.row.exported_hash, error: message });
+        step.error('CLOUD_REJECTED', message, w.label);
+      }
+    });
+    this.db.transaction(() => {
+      for (const { w, cloudId } of done) this.succeeded(w, cloudId, !w.row.cloud_id, step);
+    })();
+    this.options.onProgress?.((this.done += batch.length));
+    for (const w of retry) await this.writeOne(w, step);
+  }
+
+  private succeeded(w: PreparedWrite, cloudId: string, created: boolean, step: StepHandle): void {
+    this.written.add(w.row.id);
+    this.settle(w.row, { cloudId, hash: w.hash, doc: w.resource });
+    if (w.row.cloud_id) step.counts.updates++;
+    else step.counts.adds++;
+    if (created || !w.row.cloud_id) this.flagContainingGroups(w.row.id);
+  }
+
+  private async writeOne(w: PreparedWrite, step: StepHandle): Promise<void> {
+    const { row, label, resource } = w;
     try {
       const path = endpoint(row.object_type);
       let cloudId = row.cloud_id;
       let created = false;
       if (cloudId) {
-        const res = await this.cloud.scim('PUT', `${path}/${encodeURIComponent(cloudId)}`, flow.resource);
+        const res = await this.cloud.scim('PUT', `${path}/${encodeURIComponent(cloudId)}`, resource);
         if (res.status === 404) cloudId = null; // deleted in the cloud meanwhile: create it again
         else this.expectOk(res.status, res.body, 'update', label);
       }
       if (!cloudId) {
-        const res = await this.cloud.scim('POST', path, flow.resource);
+        const res = await this.cloud.scim('POST', path, resource);
         if (res.status === 409) {
-          cloudId = await this.adopt(row.object_type, flow.resource, label);
+          cloudId = await this.adopt(row.object_type, resource, label);
         } else {
           this.expectOk(res.status, res.body, 'create', label);
           cloudId = String((res.body as { id?: unknown }).id);
           created = true;
         }
       }
-      this.settle(row, { cloudId, hash, doc: flow.resource });
-      if (row.cloud_id) step.counts.updates++;
-      else step.counts.adds++;
-      if (created || !row.cloud_id) this.flagContainingGroups(row.id);
+      this.succeeded(w, cloudId, created, step);
     } catch (err) {
       const e = toIdsyncError(err, 'EXPORT_FAILED');
       if (e.code === 'CLOUD_REJECTED' || e.code === 'CLOUD_CONFLICT') {

@@ -49,7 +49,8 @@ function ldif(people: Person[], groups: { cn: string; members: string[]; id: num
 const userDn = (p: Person) => `uid=${p.uid},ou=${p.ou},${BASE}`;
 const exportStep = (run: RunRecord) => run.steps.find((s) => s.step === 'export')!;
 
-describe('sync cycle: LDIF source → cloud directory', () => {
+// Every behaviour holds with SCIM Bulk (the default) and with one request per object.
+for (const bulkSize of [200, 1]) describe(`sync cycle: LDIF source → cloud directory (bulkSize ${bulkSize})`, () => {
   let cloud: TestCloud;
   let dir: string;
   let ldifFile: string;
@@ -78,7 +79,7 @@ describe('sync cycle: LDIF source → cloud directory', () => {
       stringify({
         dataDir: './data',
         connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, retries: 1 },
+        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, retries: 1, bulkSize },
         sync: { deletionThreshold: 5 },
       }),
     );
