@@ -1,7 +1,7 @@
 /**
  * Streaming, scoped, paged searches shared by the LDAP and AD connectors.
  */
-import type { Client, Entry } from 'ldapts';
+import type { Client, Control, Entry } from 'ldapts';
 import { IdsyncError } from '../core/errors.js';
 import { isNormalizedDnUnder, normalizeDn, tryNormalizeDn } from './dn.js';
 import { mapLdapError } from './client.js';
@@ -47,6 +47,8 @@ export interface PagedSearchOptions {
   explicitBufferAttributes?: string[] | undefined;
   pageSize: number;
   scope: ResolvedScope;
+  /** Extra request controls (e.g. Show Deleted), sent with the paged-results control. */
+  controls?: Control[] | undefined;
 }
 
 /**
@@ -65,7 +67,7 @@ export async function* pagedSearch(client: Client, o: PagedSearchOptions): Async
         attributes: o.attributes,
         explicitBufferAttributes: o.explicitBufferAttributes ?? [],
         paged: { pageSize: o.pageSize },
-      });
+      }, o.controls);
     } catch (err) {
       throw mapLdapError(err, ctx);
     }

@@ -10,6 +10,7 @@ import { connectLdap, mapLdapError, type LdapConnection } from '../../ldap/clien
 import { guidToImmutableId, guidToString, sidToString } from '../../ldap/guid.js';
 import { bufferOf, getAttr, pagedSearch, readBase, resolveScope, valuesOf } from '../../ldap/search.js';
 import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
+import { adCurrentWatermark, adDeltaImport } from './delta.js';
 
 export const AD_DEFAULT_USER_FILTER = '(&(objectCategory=person)(objectClass=user))';
 export const AD_DEFAULT_GROUP_FILTER = '(objectClass=group)';
@@ -28,7 +29,7 @@ export const AD_GROUP_ATTRIBUTES = [
 ];
 
 /** ldapts matches explicitBufferAttributes case-sensitively: list the spellings servers use. */
-const EXPLICIT_BUFFERS = AD_BINARY_ATTRIBUTES.flatMap((a) => [a, a.toLowerCase()]);
+export const EXPLICIT_BUFFERS = AD_BINARY_ATTRIBUTES.flatMap((a) => [a, a.toLowerCase()]);
 
 const RANGE = /^([^;]+);range=(\d+)-(\d+|\*)$/i;
 
@@ -60,7 +61,7 @@ export async function fetchRangedValues(client: Client, dn: string, attribute: s
   return values;
 }
 
-function isComputerOrKrbtgt(entry: Entry): boolean {
+export function isComputerOrKrbtgt(entry: Entry): boolean {
   const classes = valuesOf(getAttr(entry, 'objectClass')).map((c) => c.toLowerCase());
   if (classes.includes('computer')) return true;
   const sam = valuesOf(getAttr(entry, 'sAMAccountName'))[0]?.toLowerCase();
@@ -94,7 +95,7 @@ export function adEntryToObject(entry: Entry, objectType: ObjectType, connectorN
 }
 
 /** Merges `attr;range=a-b` keys of an entry into plain keys, fetching missing ranges. */
-async function completeRanges(client: Client, entry: Entry, url: string, connectorName: string): Promise<Entry> {
+export async function completeRanges(client: Client, entry: Entry, url: string, connectorName: string): Promise<Entry> {
   let out: Entry | undefined;
   for (const [k, v] of Object.entries(entry)) {
     const m = RANGE.exec(k);
@@ -166,6 +167,12 @@ export function createAdConnector(cfg: LdapConnectorConfig & { type: 'ad' }, sec
         live.delete(conn);
         await conn.close();
       }
+    },
+    currentWatermark() {
+      return adCurrentWatermark(cfg, open);
+    },
+    deltaImport(watermark: string) {
+      return adDeltaImport(cfg, scope, open, live, watermark);
     },
     async close() {
       const all = [...live];

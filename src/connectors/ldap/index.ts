@@ -8,6 +8,7 @@ import { IdsyncError } from '../../core/errors.js';
 import { connectLdap, type LdapConnection } from '../../ldap/client.js';
 import { getAttr, pagedSearch, readBase, resolveScope, valuesOf } from '../../ldap/search.js';
 import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
+import { ldapCurrentWatermark, ldapDeltaImport } from './delta.js';
 
 export const LDAP_DEFAULT_USER_FILTER = '(objectClass=inetOrgPerson)';
 export const LDAP_DEFAULT_GROUP_FILTER = '(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))';
@@ -84,6 +85,12 @@ export function createLdapConnector(cfg: LdapConnectorConfig & { type: 'ldap' },
         live.delete(conn);
         await conn.close();
       }
+    },
+    currentWatermark() {
+      return ldapCurrentWatermark(cfg, open);
+    },
+    deltaImport(watermark: string) {
+      return ldapDeltaImport(cfg, scope, open, live, watermark);
     },
     async close() {
       const all = [...live];
