@@ -83,7 +83,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
         step.profile = await importConnector(db, connector, step, {
           full: options.full ?? false,
           events: ctx.events,
-          passwords,
+          passwords: loaded.config.passwordHashSync.enabled ? passwords : undefined,
           onProgress: (done) => options.onProgress?.({ connector: cfg.name, step: 'import', done }),
         });
         endStep(step);
@@ -129,7 +129,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
 
     // Password hashes queued by this or an earlier cycle, now that their users may exist in the
     // cloud. Failures here are the password sync's own events (611/652/115), not the cycle's.
-    if (!dryRun && (pipeline || passwordsPending(ctx))) await passwords().deliverOnce().catch(() => undefined);
+    if (!dryRun && loaded.config.passwordHashSync.enabled && (pipeline || passwordsPending(ctx))) await passwords().deliverOnce().catch(() => undefined);
   } catch (err) {
     failed = true;
     runError ??= toIdsyncError(err);

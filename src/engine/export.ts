@@ -10,6 +10,7 @@ import { scimDetail } from '../connectors/cloud/client.js';
 import type { ObjectType } from '../connectors/types.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import type { Database } from '../store/database.js';
+import type { Statement } from 'better-sqlite3';
 import { outboundFlow, type MvAttrs, type ScimMember } from './flows.js';
 import type { StepHandle } from './runs.js';
 import { contentHash } from './stable-hash.js';
@@ -74,6 +75,14 @@ export class Exporter {
     private readonly options: ExportOptions,
   ) {
     this.bulk = options.bulkSize > 1;
+  }
+
+  /** Prepared once per export: preparing a statement per object costs more than running it. */
+  private readonly statements = new Map<string, Statement>();
+  private sql(text: string): Statement {
+    let st = this.statements.get(text);
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
+    return st;
   }
 
   /** Number of cloud deletions the pending export would make. */
@@ -153,14 +162,12 @@ export class Exporter {
   }
 
   private members(groupId: number): { members: ScimMember[]; complete: boolean } {
-    const rows = this.db
-      .prepare<[number], { cloud_id: string | null; object_type: ObjectType | null }>(
-        `SELECT e.cloud_id, m.object_type FROM mv_members mm
-         JOIN mv_objects m ON m.id = mm.member_id
-         LEFT JOIN export_objects e ON e.mv_id = mm.member_id
-         WHERE mm.group_id = ? AND m.deleted = 0`,
-      )
-      .all(groupId);
+    const rows = this.sql(
+      `SELECT e.cloud_id, m.object_type FROM mv_members mm
+       JOIN mv_objects m ON m.id = mm.member_id
+       LEFT JOIN export_objects e ON e.mv_id = mm.member_id
+       WHERE mm.group_id = ? AND m.deleted = 0`,
+    ).all(groupId) as { cloud_id: string | null; object_type: ObjectType | null }[];
     const members: ScimMember[] = [];
     let complete = true;
     for (const r of rows) {
@@ -228,15 +235,14 @@ export class Exporter {
     );
     const res = await this.cloud.scim<{ Operations?: { status: string; location?: string; response?: unknown }[] }>('POST', '/Bulk', {
       schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'],
-      failOnErrors: 0,
-      Operations: operations,
+      Operations: operations, // no failOnErrors: every operation is tried, results come per object
     });
-    if (res.status === 404 || res.status === 501 || (res.status === 400 && !res.body.Operations)) {
+    if (res.status === 404 || res.status === 405 || res.status === 501) {
       this.bulk = false; // no (usable) Bulk endpoint
       return this.parallel(batch, (w) => this.writeOne(w, step));
     }
     if (res.status !== 200 || !Array.isArray(res.body.Operations) || res.body.Operations.length !== batch.length) {
-      throw new IdsyncError('CLOUD_SERVER_ERROR', `the cloud directory answered a bulk request with HTTP ${res.status}: ${scimDetail(res.body)}`, {
+      throw new IdsyncError(res.status >= 500 ? 'CLOUD_SERVER_ERROR' : 'EXPORT_FAILED', `the cloud directory answered a bulk request with HTTP ${res.status}: ${scimDetail(res.body)}`, {
         hint: 'The next cycle retries; check the cloud directory if this persists.',
       });
     }
@@ -338,27 +344,27 @@ export class Exporter {
   }
 
   private exportedDoc(mvId: number): Record<string, unknown> {
-    const r = this.db.prepare<[number], { exported_doc: string | null }>('SELECT exported_doc FROM export_objects WHERE mv_id = ?').get(mvId);
+    const r = this.sql('SELECT exported_doc FROM export_objects WHERE mv_id = ?').get(mvId) as { exported_doc: string | null } | undefined;
     return r?.exported_doc ? (JSON.parse(r.exported_doc) as Record<string, unknown>) : {};
   }
 
   private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string; doc?: Record<string, unknown> }): void {
     this.db.transaction(() => {
-      this.db
-        .prepare(
+      this
+        .sql(
           `INSERT INTO export_objects (mv_id, object_type, cloud_id, exported_hash, exported_doc, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (mv_id) DO UPDATE SET cloud_id = excluded.cloud_id, exported_hash = excluded.exported_hash,
              exported_doc = COALESCE(excluded.exported_doc, export_objects.exported_doc),
              last_error = excluded.last_error, updated_at = excluded.updated_at`,
         )
         .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.doc ? JSON.stringify(r.doc) : null, r.error ?? null, new Date().toISOString());
-      this.db.prepare('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
+      this.sql('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
     })();
   }
 
   /** A member that just got a cloud id can now be listed in its groups. */
   private flagContainingGroups(memberId: number): void {
-    this.db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE deleted = 0 AND id IN (SELECT group_id FROM mv_members WHERE member_id = ?)').run(memberId);
+    this.sql('UPDATE mv_objects SET pending_export = 1 WHERE deleted = 0 AND id IN (SELECT group_id FROM mv_members WHERE member_id = ?)').run(memberId);
   }
 
   private async deletions(step: StepHandle): Promise<void> {
@@ -390,9 +396,9 @@ export class Exporter {
             step.counts.deletes++;
           }
           this.db.transaction(() => {
-            this.db.prepare('DELETE FROM export_objects WHERE mv_id = ?').run(row.id);
-            this.db.prepare('DELETE FROM mv_members WHERE group_id = ? OR member_id = ?').run(row.id, row.id);
-            this.db.prepare('DELETE FROM mv_objects WHERE id = ?').run(row.id);
+            this.sql('DELETE FROM export_objects WHERE mv_id = ?').run(row.id);
+            this.sql('DELETE FROM mv_members WHERE group_id = ? OR member_id = ?').run(row.id, row.id);
+            this.sql('DELETE FROM mv_objects WHERE id = ?').run(row.id);
           })();
           this.options.onProgress?.(++this.done);
         });

@@ -18,8 +18,8 @@ export type ImportProfile = 'full' | 'delta';
 export interface ImportOptions {
   full: boolean;
   events: EventLog;
-  /** Where NT hashes read from the source go (never into the connector space). */
-  passwords: () => PasswordPipeline;
+  /** Where NT hashes read from the source go (never into the connector space); absent when password hash sync is off. */
+  passwords?: () => PasswordPipeline;
   onProgress?: (done: number) => void;
 }
 
@@ -55,7 +55,7 @@ export async function importConnector(db: Database, connector: SourceConnector, 
     return hashes;
   };
   const queue = async (hashes: [string, Buffer][]) => {
-    if (hashes.length > 0) await queueHashes(options.passwords(), connector.name, hashes);
+    if (hashes.length > 0 && options.passwords) await queueHashes(options.passwords(), connector.name, hashes);
   };
 
   const saved = watermarks.get(connector.name);

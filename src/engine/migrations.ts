@@ -118,3 +118,10 @@ ALTER TABLE run_steps ADD COLUMN profile TEXT;
 ALTER TABLE export_objects ADD COLUMN exported_doc TEXT;
 `,
 });
+
+engineMigrations.push({
+  id: 'engine/003',
+  // The sync step walks pending objects by type; this partial index keeps that proportional to
+  // what changed, not to the size of the connector space.
+  sql: `CREATE INDEX cs_objects_pending_type ON cs_objects (object_type, pending) WHERE pending IS NOT NULL;`,
+});

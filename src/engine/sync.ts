@@ -43,12 +43,23 @@ export class Synchronizer {
     this.applyChanges('group', step);
   }
 
+  /** Marks for re-sync the groups (of one connector) that list a member DN. */
+  private touchGroupsStatement(): { run(connector: string, memberDn: string): void } {
+    const groups = this.db.prepare<[string, string], { group_anchor: string }>('SELECT group_anchor FROM cs_members WHERE connector = ? AND member_dn = ?');
+    const mark = this.db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND anchor = ? AND pending IS NULL");
+    return {
+      run: (connector, memberDn) => {
+        for (const g of groups.all(connector, memberDn)) mark.run(connector, g.group_anchor);
+      },
+    };
+  }
+
   /** Pass 1: every new object gets a metaverse id first, so members can resolve in pass 2. */
   private project(): void {
     const now = new Date().toISOString();
     const rows = this.db
       .prepare<[], { connector: string; anchor: string; object_type: string; dn_norm: string }>(
-        "SELECT connector, anchor, object_type, dn_norm FROM cs_objects WHERE pending IN ('add', 'update')",
+        "SELECT connector, anchor, object_type, dn_norm FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update')",
       )
       .all();
     const insertMv = this.db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?)");
@@ -61,10 +72,7 @@ export class Synchronizer {
     const link = this.db.prepare('UPDATE cs_objects SET mv_id = ? WHERE connector = ? AND anchor = ? AND mv_id IS NULL');
     const hasMv = this.db.prepare<[string, string], { mv_id: number | null }>('SELECT mv_id FROM cs_objects WHERE connector = ? AND anchor = ?');
     // A newly projected member may complete a group's membership: re-evaluate groups naming its DN.
-    const touchGroups = this.db.prepare(
-      `UPDATE cs_objects SET pending = 'update'
-       WHERE pending IS NULL AND (connector, anchor) IN (SELECT connector, group_anchor FROM cs_members WHERE connector = ? AND member_dn = ?)`,
-    );
+    const touchGroups = this.touchGroupsStatement();
     this.db.transaction(() => {
       for (const r of rows) {
         if (hasMv.get(r.connector, r.anchor)?.mv_id == null) {
@@ -79,17 +87,14 @@ export class Synchronizer {
   }
 
   private applyDeletes(step: StepHandle): void {
-    const rows = this.db.prepare<[], CsRow>("SELECT * FROM cs_objects WHERE pending = 'delete'").all();
+    const rows = this.db.prepare<[], CsRow>("SELECT * FROM cs_objects WHERE pending IS NOT NULL AND pending = 'delete'").all();
     const remove = this.db.prepare('DELETE FROM cs_objects WHERE connector = ? AND anchor = ?');
     const removeMembers = this.db.prepare('DELETE FROM cs_members WHERE connector = ? AND group_anchor = ?');
     const others = this.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM cs_objects WHERE mv_id = ?');
     const tombstone = this.db.prepare('UPDATE mv_objects SET deleted = 1, pending_export = 1, updated_at = ? WHERE id = ?');
     const groupsOf = this.db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE id IN (SELECT group_id FROM mv_members WHERE member_id = ?)');
     const dropMemberships = this.db.prepare('DELETE FROM mv_members WHERE member_id = ? OR group_id = ?');
-    const touchGroups = this.db.prepare(
-      `UPDATE cs_objects SET pending = 'update'
-       WHERE pending IS NULL AND (connector, anchor) IN (SELECT connector, group_anchor FROM cs_members WHERE connector = ? AND member_dn = ?)`,
-    );
+    const touchGroups = this.touchGroupsStatement();
     const now = new Date().toISOString();
     this.db.transaction(() => {
       for (const r of rows) {
@@ -111,14 +116,16 @@ export class Synchronizer {
 
   private applyChanges(type: ObjectType, step: StepHandle): void {
     const select = this.db.prepare<[string, number], CsRow>(
-      "SELECT * FROM cs_objects WHERE pending IN ('add', 'update') AND object_type = ? LIMIT ?",
+      "SELECT * FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND object_type = ? LIMIT ?",
     );
     const getMv = this.db.prepare<[number], { attrs: string; deleted: number }>('SELECT attrs, deleted FROM mv_objects WHERE id = ?');
     const setMv = this.db.prepare('UPDATE mv_objects SET attrs = ?, deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?');
     const clear = this.db.prepare('UPDATE cs_objects SET pending = NULL WHERE connector = ? AND anchor = ?');
     const memberIds = this.db.prepare<[string, string], { mv_id: number }>(
+      // CROSS JOIN keeps SQLite from scanning the whole connector space per group: walk the
+      // group's member rows, then look each member up by DN.
       `SELECT DISTINCT cs.mv_id AS mv_id FROM cs_members m
-       JOIN cs_objects cs ON cs.connector = m.connector AND cs.dn_norm = m.member_dn
+       CROSS JOIN cs_objects cs INDEXED BY cs_objects_dn ON cs.connector = m.connector AND cs.dn_norm = m.member_dn
        WHERE m.connector = ? AND m.group_anchor = ? AND cs.mv_id IS NOT NULL`,
     );
     const currentMembers = this.db.prepare<[number], { member_id: number }>('SELECT member_id FROM mv_members WHERE group_id = ? ORDER BY member_id');
