@@ -86,7 +86,7 @@ export function addUser(db: Database, u: Partial<TestUser> & { sam: string }, co
 
 export function cloudClient(cloud: TestCloud, credentials: CredentialStore): CloudClient {
   return new CloudClient(
-    { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, timeoutMs: 10_000, concurrency: 8, retries: 0 },
+    { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, timeoutMs: 10_000, concurrency: 8, retries: 0, bulkSize: 200 },
     credentials.resolver('cloud'),
   );
 }

@@ -1,0 +1,303 @@
+/**
+ * Issue 3: the sync service killed with SIGKILL while password batches are in flight loses nothing.
+ *
+ * `idsync serve` (a child process, its idsync.db on disk) syncs 300 users from an LDIF source to the
+ * cloud directory, through a small proxy in this process that holds every password-hash batch for
+ * a while (a slow cloud), so batches are in flight when the service dies. Password change
+ * notifications for all 300 users are posted as fast as possible — several in a row for two thirds
+ * of them, so "latest change wins" is exercised — and the service is killed with SIGKILL while the
+ * outbox is non-empty and batches are held by the proxy (both asserted). After a restart the
+ * outbox drains, and EVERY user signs in with their LATEST password while an earlier one fails.
+ * The outputs of every child process and the events/runs/run_errors/phs_status tables are scanned
+ * for every password, its NT hash and any OrgId hash string.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { PASSWORD_HASHES_PATH } from '../../src/passwords/delivery.js';
+import { PCN_PATH } from '../../src/passwords/handlers.js';
+import { ntHash } from '../../src/passwords/hash.js';
+import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+
+const BIN = fileURLToPath(new URL('../../bin/idsync.js', import.meta.url));
+const USERS = 300;
+const BASE = 'dc=example,dc=test';
+/** Versions per user: 3 for i % 3 == 0, 2 for i % 3 == 1, 1 for the rest (600 changes in all). */
+const versionsOf = (i: number): number => (i % 3 === 0 ? 3 : i % 3 === 1 ? 2 : 1);
+const passwordOf = (i: number, v: number): string => `Crash-${i}-v${v}!`;
+const PASSWORD_RE = /crash-\d+-v\d!/i;
+const uuid = (n: number): string => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+const captured: { what: string; text: string }[] = [];
+
+interface Proc {
+  child: ChildProcess;
+  rec: { what: string; text: string };
+  exited: Promise<number | null>;
+}
+
+function spawnIdsync(what: string, args: string[], input?: string): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const rec = { what, text: '' };
+  captured.push(rec);
+  child.stdout?.on('data', (d: Buffer) => (rec.text += d.toString('utf8')));
+  child.stderr?.on('data', (d: Buffer) => (rec.text += d.toString('utf8')));
+  child.stdin?.end(input ?? '');
+  return { child, rec, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number, every = 100): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+async function getJson(url: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- /status JSON
+  const res = await request(url);
+  return res.body.json();
+}
+
+async function signIn(cloud: TestCloud, username: string, password: string): Promise<number> {
+  const res = await request(`${cloud.url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
+  });
+  await res.body.dump();
+  return res.statusCode;
+}
+
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++] as T);
+  }));
+}
+
+/** A proxy in front of the cloud that holds password-hash batches for `delayMs` (a slow cloud). */
+interface SlowProxy {
+  url: string;
+  delayMs: number;
+  inFlight: number;
+  held: number;
+  close(): Promise<void>;
+}
+
+async function startSlowProxy(target: string): Promise<SlowProxy> {
+  const state = { delayMs: 0, inFlight: 0, held: 0 };
+  const readBody = async (req: IncomingMessage): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const body = await readBody(req);
+      const slow = (req.url ?? '').startsWith(PASSWORD_HASHES_PATH);
+      if (slow) {
+        state.inFlight++;
+        state.held++;
+        await sleep(state.delayMs);
+      }
+      try {
+        const headers = { ...req.headers };
+        delete headers.host;
+        delete headers.connection;
+        delete headers['content-length'];
+        delete headers['transfer-encoding'];
+        // Forwarded even when the service died meanwhile: the cloud may store a hash the service
+        // never heard back about (re-sending it after the restart must be harmless).
+        const up = await request(`${target}${req.url ?? '/'}`, { method: req.method as 'POST', headers, body: body.length ? body : undefined });
+        const text = Buffer.from(await up.body.arrayBuffer());
+        if (!res.destroyed) res.writeHead(up.statusCode, { 'content-type': String(up.headers['content-type'] ?? 'application/json') }).end(text);
+      } catch {
+        if (!res.destroyed) res.writeHead(502).end();
+      } finally {
+        if (slow) state.inFlight--;
+      }
+    })();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const proxy = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(v: number) {
+      state.delayMs = v;
+    },
+    get inFlight() {
+      return state.inFlight;
+    },
+    get held() {
+      return state.held;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+  return proxy;
+}
+
+describe('e2e: idsync serve killed with SIGKILL while password batches are in flight', () => {
+  let cloud: TestCloud;
+  let proxy: SlowProxy;
+  let dir: string;
+  let config: string;
+  let serve: Proc | undefined;
+  const token = randomBytes(24).toString('base64url');
+  let outboxAtKill = 0;
+
+  const startServe = async (what: string): Promise<string> => {
+    const p = spawnIdsync(what, ['-c', config, 'serve', '--port', '0', '--interval', '1h']);
+    serve = p;
+    return until('serve to listen', () => /listening on (\S+)/.exec(p.rec.text)?.[1], 20_000);
+  };
+
+  before(async () => {
+    cloud = await startTestCloud();
+    proxy = await startSlowProxy(cloud.url);
+    dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-phs-crash-'));
+    const ldif = ['version: 1', ''];
+    for (let i = 0; i < USERS; i++) {
+      ldif.push(`dn: uid=cu${i},ou=people,${BASE}`, 'objectClass: inetOrgPerson', `uid: cu${i}`, `cn: Crash User ${i}`, `sn: u${i}`, `mail: cu${i}@example.test`, `entryUUID: ${uuid(i + 1)}`, '');
+    }
+    writeFileSync(path.join(dir, 'source.ldif'), ldif.join('\n'));
+    config = path.join(dir, 'idsync.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        dataDir: './data',
+        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
+        cloud: { url: proxy.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
+      }),
+    );
+    for (const [name, secret, extra] of [
+      ['cloud', cloud.syncSecret, []],
+      ['agent', token, ['--no-validate']],
+    ] as const) {
+      const p = spawnIdsync(`idsync credentials set ${name}`, ['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
+      assert.equal(await p.exited, 0, p.rec.text);
+    }
+  });
+
+  after(async () => {
+    if (serve && serve.child.exitCode === null && serve.child.signalCode === null) {
+      serve.child.kill('SIGKILL');
+      await serve.exited;
+    }
+    await proxy?.close();
+    await cloud?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('PCNs for 300 users, SIGKILL with a non-empty outbox and batches in flight', async () => {
+    const url = await startServe('idsync serve (1st)');
+    await until('the first cycle', async () => ((await getJson(`${url}/status`)).cycle?.last?.status === 'success' ? true : undefined), 30_000);
+    assert.equal((await cloud.all('Users')).length, USERS);
+
+    proxy.delayMs = 400; // a slow cloud: every batch stays in flight 0.4 s, so some land before the kill
+    const post = async (i: number, v: number): Promise<void> => {
+      const res = await request(`${url}${PCN_PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ user: `cu${i}`, password: passwordOf(i, v) }),
+      });
+      const text = await res.body.text();
+      assert.equal(res.statusCode, 202, text);
+    };
+    // Round v posts version v for every user that has one; a round starts after the previous one
+    // was accepted, so each user's versions are strictly ordered in time.
+    const t0 = Date.now();
+    for (let v = 1; v <= 3; v++) {
+      await inParallel(Array.from({ length: USERS }, (_, i) => i).filter((i) => versionsOf(i) >= v), 16, (i) => post(i, v));
+    }
+    const postMs = Date.now() - t0;
+
+    // Kill at a moment when a batch is held by the proxy and the outbox is not empty.
+    let depth = 0;
+    let inFlight = 0;
+    const killBy = Date.now() + 5000;
+    do {
+      depth = (await getJson(`${url}/status`)).passwords.outboxDepth as number;
+      inFlight = proxy.inFlight;
+      if (depth > 0 && inFlight > 0) break;
+      await sleep(5);
+    } while (Date.now() < killBy);
+    serve!.child.kill('SIGKILL');
+    const code = await serve!.exited;
+    assert.equal(serve!.child.signalCode, 'SIGKILL', `exit ${code}`);
+
+    const db = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    try {
+      outboxAtKill = (db.prepare('SELECT count(*) AS n FROM phs_outbox').get() as { n: number }).n;
+      const done = (db.prepare("SELECT count(DISTINCT anchor) AS n FROM phs_status WHERE status = 'Success'").get() as { n: number }).n;
+      console.log(`# 600 PCNs accepted in ${postMs} ms; at the kill: /status outboxDepth ${depth}, ${inFlight} batches in flight (${proxy.held} sent in all), ${done} users delivered; outbox rows after the kill: ${outboxAtKill}`);
+    } finally {
+      db.close();
+    }
+    assert.ok(depth > 0, 'the outbox was non-empty just before the kill');
+    assert.ok(inFlight > 0, 'password batches were in flight at the kill');
+    assert.ok(outboxAtKill > 0, 'the outbox survived the kill with undelivered changes');
+  });
+
+  test('after a restart the outbox drains and every user signs in with the latest password only', async () => {
+    proxy.delayMs = 0;
+    const url = await startServe('idsync serve (2nd)');
+    await until('the outbox to drain', async () => ((await getJson(`${url}/status`)).passwords.outboxDepth === 0 ? true : undefined), 60_000, 200);
+    await sleep(200); // a batch held by the proxy from before the kill may still land; latest wins in the cloud too
+
+    const failures: string[] = [];
+    await inParallel(Array.from({ length: USERS }, (_, i) => i), 8, async (i) => {
+      const v = versionsOf(i);
+      const who = `cu${i}@example.test`;
+      if ((await signIn(cloud, who, passwordOf(i, v))) !== 200) failures.push(`cu${i}: latest (v${v}) rejected`);
+      if (v > 1 && (await signIn(cloud, who, passwordOf(i, v - 1))) !== 400) failures.push(`cu${i}: earlier (v${v - 1}) accepted`);
+    });
+    assert.deepEqual(failures, []);
+
+    const status = await getJson(`${url}/status`);
+    assert.equal(status.passwords.outboxDepth, 0);
+    serve!.child.kill('SIGTERM');
+    assert.equal(await serve!.exited, 0, serve!.rec.text.slice(-2000));
+  });
+
+  test('no password, NT hash or OrgId hash in any output, event, run record or status', async () => {
+    const nts = new Set<string>();
+    for (let i = 0; i < USERS; i++) for (let v = 1; v <= versionsOf(i); v++) nts.add((await ntHash(passwordOf(i, v))).toString('hex'));
+    const db = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const dumps = [...captured];
+    try {
+      for (const t of ['events', 'runs', 'run_errors', 'phs_status']) dumps.push({ what: `table ${t}`, text: JSON.stringify(db.prepare(`SELECT * FROM ${t}`).all()) });
+    } finally {
+      db.close();
+    }
+    assert.ok(captured.length >= 4);
+    for (const d of dumps) {
+      const text = d.text.toLowerCase();
+      assert.doesNotMatch(text, PASSWORD_RE, `${d.what} holds a password`);
+      assert.doesNotMatch(text, /v1;pph1_md4/, `${d.what} holds an OrgId hash`);
+      assert.ok(!text.includes(token.toLowerCase()), `${d.what} holds the agent token`);
+      for (const run of text.match(/[0-9a-f]{32,}/g) ?? []) {
+        for (let k = 0; k + 32 <= run.length; k++) assert.ok(!nts.has(run.slice(k, k + 32)), `${d.what} holds an NT hash`);
+      }
+    }
+  });
+});

@@ -1,0 +1,268 @@
+/**
+ * Issue 3, acceptance (a), end to end with real processes: a Samba AD DC, the sync service
+ * (`idsync serve`, a child process), the DC-side agent (`idsync agent samba`, a child process that
+ * forwards over HTTP with the agent token) and the cloud directory.
+ *
+ * - a sync cycle (`idsync sync`, AD connector over LDAPS with the DC's CA) exports the seeded users;
+ * - the agent's first round is the initial full password sync: every user signs in to the cloud
+ *   with the password set on the DC;
+ * - a password changed on the DC over LDAPS (unicodePwd replace) reaches the cloud sign-in within
+ *   a few seconds: the new password works, the old one is rejected;
+ * - a password change notification posted to the service does the same for another user;
+ * - no password, NT hash, OrgId hash or the agent token appears in any child's stdout/stderr, nor in
+ *   the events, runs, run_errors or phs_status tables.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { checkServerIdentity } from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
+import { Attribute, Change, Client } from 'ldapts';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { createSyncClient } from '../../src/cloud/admin-api-client.js';
+import { createCloudServer, type CloudServer } from '../../src/cloud/server.js';
+import { PCN_PATH } from '../../src/passwords/handlers.js';
+import { ntHash } from '../../src/passwords/hash.js';
+import { skipUnless } from '../helpers/integration.js';
+import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'bin/idsync.js');
+const OU = 'e2ephssamba';
+const CONNECTOR = 'corp-ad';
+const USERS = 4;
+const INITIAL = 'Initial-Samba-1!';
+const CHANGED = 'Changed-OverLdaps-2!';
+const PCN_PW = 'Pcn-Posted-3!';
+
+/** Everything every child process printed, for the secrets scan. */
+const captured: { what: string; text: string }[] = [];
+
+interface Proc {
+  child: ChildProcess;
+  out: { text: string };
+  exited: Promise<number | null>;
+}
+
+function spawnIdsync(what: string, args: string[], input?: string): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const out = { text: '' };
+  const rec = { what, text: '' };
+  captured.push(rec);
+  const add = (d: Buffer): void => {
+    out.text += d.toString('utf8');
+    rec.text = out.text;
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  child.stdin?.end(input ?? '');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+/** Runs a CLI command to completion (async: the cloud in this process must keep answering). */
+async function idsync(args: string[], input?: string): Promise<{ code: number | null; out: string }> {
+  const p = spawnIdsync(`idsync ${args.filter((a) => !a.startsWith('/')).join(' ')}`, args, input);
+  const code = await p.exited;
+  return { code, out: p.out.text };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number, every = 100): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+async function stopProc(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (!p) return null;
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return p.child.exitCode;
+  p.child.kill(signal);
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
+  const code = await p.exited;
+  clearTimeout(t);
+  return code;
+}
+
+async function signIn(cloudUrl: string, username: string, password: string): Promise<number> {
+  const res = await request(`${cloudUrl}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
+  });
+  await res.body.dump();
+  return res.statusCode;
+}
+
+/** Polls the token endpoint until the password works (the cloud runs without smart lockout here). */
+async function signsInWithin(cloudUrl: string, username: string, password: string, ms: number): Promise<number> {
+  const t0 = Date.now();
+  await until(`${username} to sign in`, async () => (await signIn(cloudUrl, username, password)) === 200 || undefined, ms, 50);
+  return Date.now() - t0;
+}
+
+describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: skipUnless('samba') }, () => {
+  let dc: SambaDC;
+  let seeded: SeededAd;
+  let cloud: CloudServer;
+  let cloudDir: string;
+  let dir: string;
+  let config: string;
+  let serve: Proc | undefined;
+  let agent: Proc | undefined;
+  let serviceUrl: string;
+  const token = randomBytes(24).toString('base64url');
+
+  before(async () => {
+    dc = await useSambaDC();
+    seeded = await seedAdUsers(dc, { ou: OU, users: USERS, password: INITIAL });
+    cloudDir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-phs-cloud-'));
+    const admin = { username: 'admin', password: 'Test-admin-pass-1!' };
+    // Smart lockout off: the test polls the token endpoint with a password that does not work yet.
+    cloud = await createCloudServer({
+      dataDir: cloudDir,
+      port: 0,
+      adminUser: admin.username,
+      adminPassword: admin.password,
+      logger: false,
+      secretHashParams: { logN: 10, r: 8, p: 1 },
+      lockout: { threshold: 1_000_000, globalThreshold: 1_000_000 },
+    });
+    const syncSecret = await createSyncClient(cloud.url, admin, 'idsync-test');
+
+    dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-phs-samba-'));
+    config = path.join(dir, 'idsync.yaml');
+    writeFileSync(
+      config,
+      stringify({
+        dataDir: './data',
+        connectors: [
+          {
+            name: CONNECTOR,
+            type: 'ad',
+            url: dc.ldapsUrl,
+            bindDn: dc.adminUpn,
+            baseDn: dc.baseDn,
+            tls: { ca: dc.caFile, serverName: dc.tlsServerName },
+            scope: { include: [seeded.ouDn] },
+          },
+        ],
+        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: 'idsync-test' } },
+      }),
+    );
+    writeFileSync(path.join(dir, 'agent.token'), `${token}\n`, { mode: 0o600 });
+    for (const [name, secret, extra] of [
+      [CONNECTOR, dc.adminPassword, []],
+      ['cloud', syncSecret, []],
+      ['agent', token, ['--no-validate']],
+    ] as const) {
+      const r = await idsync(['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
+      assert.equal(r.code, 0, `credentials set ${name}: ${r.out}`);
+    }
+  });
+
+  after(async () => {
+    await stopProc(agent);
+    await stopProc(serve);
+    await cloud?.close();
+    if (cloudDir) rmSync(cloudDir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dc) {
+      await deleteAdTree(dc, `OU=${OU},${dc.baseDn}`).catch(() => undefined);
+      await dc.stop();
+    }
+  });
+
+  test('a sync cycle over LDAPS exports the seeded users', async () => {
+    const r = await idsync(['-c', config, 'sync', '--json']);
+    assert.equal(r.code, 0, r.out);
+    assert.equal((JSON.parse(r.out) as { status: string }).status, 'success', r.out);
+    const names = (cloud.db.prepare('SELECT user_name_lc AS n FROM scim_users').all() as { n: string }[]).map((x) => x.n);
+    for (const u of seeded.users) assert.ok(names.includes(u.userPrincipalName.toLowerCase()), `${u.userPrincipalName} is in the cloud`);
+  });
+
+  test('idsync serve + the agent over HTTP: the initial full password sync lets every user sign in', async () => {
+    serve = spawnIdsync('idsync serve', ['-c', config, 'serve', '--port', '0', '--interval', '1h']);
+    serviceUrl = await until('serve to listen', () => /listening on (\S+)/.exec(serve!.out.text)?.[1], 20_000);
+    agent = spawnIdsync('idsync agent samba', [
+      'agent', 'samba', '--ldapi', dc.privLdapiPath, '--base', dc.baseDn, '--state', path.join(dir, 'agent-state'),
+      '--forward', serviceUrl, '--token-file', path.join(dir, 'agent.token'), '--connector', CONNECTOR, '--poll-ms', '250', '--json',
+    ]);
+    for (const u of seeded.users) await signsInWithin(cloud.url, u.userPrincipalName, INITIAL, 20_000);
+    assert.match(agent.out.text, /"event":\s*"forwarded"/);
+  });
+
+  test('a password changed on the DC over LDAPS signs in within a few seconds; the old one is rejected', async () => {
+    const u = seeded.users[0]!;
+    const c = new Client({
+      url: dc.ldapsUrl,
+      tlsOptions: { ca: readFileSync(dc.caFile), checkServerIdentity: (_h, cert) => checkServerIdentity(dc.tlsServerName, cert) },
+    });
+    try {
+      await c.bind(dc.adminUpn, dc.adminPassword);
+      await c.modify(u.dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${CHANGED}"`, 'utf16le')] }) }));
+    } finally {
+      await c.unbind();
+    }
+    const t0 = Date.now();
+    await signsInWithin(cloud.url, u.userPrincipalName, CHANGED, 10_000);
+    console.log(`# password change on the DC (LDAPS) to cloud sign-in: ${Date.now() - t0} ms`);
+    assert.equal(await signIn(cloud.url, u.userPrincipalName, INITIAL), 400, 'the old password is rejected');
+    // the other users are untouched
+    assert.equal(await signIn(cloud.url, seeded.users[2]!.userPrincipalName, INITIAL), 200);
+
+    const st = await idsync(['-c', config, 'passwords', 'status', u.userPrincipalName, '--json']);
+    assert.equal(st.code, 0, st.out);
+    const records = (JSON.parse(st.out) as { records: { status: string; source: string }[] }).records;
+    assert.equal(records[0]?.status, 'Success', st.out);
+  });
+
+  test('a password change notification posted to the service: the new password works, the old one not', async () => {
+    const u = seeded.users[1]!;
+    const res = await request(`${serviceUrl}${PCN_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ user: u.sAMAccountName, password: PCN_PW }),
+    });
+    const body = (await res.body.json()) as { status?: string };
+    assert.equal(res.statusCode, 202, JSON.stringify(body));
+    assert.equal(body.status, 'Queued');
+    await signsInWithin(cloud.url, u.userPrincipalName, PCN_PW, 10_000);
+    assert.equal(await signIn(cloud.url, u.userPrincipalName, INITIAL), 400, 'the old password is rejected');
+    // without the token: 401
+    const none = await request(`${serviceUrl}${PCN_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: u.sAMAccountName, password: 'x-Other-1!' }) });
+    await none.body.dump();
+    assert.equal(none.statusCode, 401);
+  });
+
+  test('no password, NT hash, OrgId hash or agent token in any output, event, run record or status', async () => {
+    assert.equal(await stopProc(agent), 0, agent?.out.text);
+    assert.equal(await stopProc(serve), 0, serve?.out.text);
+    const secrets: string[] = [token];
+    for (const p of [INITIAL, CHANGED, PCN_PW]) secrets.push(p, (await ntHash(p)).toString('hex'));
+    const db = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const dumps: { what: string; text: string }[] = [...captured];
+    try {
+      for (const t of ['events', 'runs', 'run_errors', 'phs_status']) dumps.push({ what: `table ${t}`, text: JSON.stringify(db.prepare(`SELECT * FROM ${t}`).all()) });
+      assert.ok((db.prepare("SELECT count(*) AS n FROM phs_status WHERE status = 'Success'").get() as { n: number }).n >= USERS + 2);
+    } finally {
+      db.close();
+    }
+    assert.ok(captured.length >= 6, 'the outputs of serve, agent and the CLI commands were captured');
+    for (const d of dumps) {
+      const text = d.text.toLowerCase();
+      for (const s of secrets) assert.ok(!text.includes(s.toLowerCase()), `${d.what} leaks a secret (${s.slice(0, 3)}…)`);
+      assert.doesNotMatch(text, /v1;pph1_md4/, `${d.what} holds an OrgId hash`);
+    }
+  });
+});
