@@ -3,6 +3,7 @@
  * connector credentials are in the encrypted credential store, keyed by connector name.
  */
 import { z } from 'zod';
+import { rulesSchema } from '../rules/index.js';
 
 const tlsSchema = z
   .object({
@@ -42,7 +43,14 @@ const ldapCommon = {
 };
 
 export const adConnectorSchema = z.object({ type: z.literal('ad'), ...ldapCommon }).strict();
-export const ldapConnectorSchema = z.object({ type: z.literal('ldap'), ...ldapCommon }).strict();
+export const ldapConnectorSchema = z
+  .object({
+    type: z.literal('ldap'),
+    ...ldapCommon,
+    /** Delta import: where the accesslog overlay logs (deletions are seen only with it; see docs/delta-import.md). */
+    delta: z.object({ accesslogBase: z.string().optional() }).strict().optional(),
+  })
+  .strict();
 export const ldifConnectorSchema = z
   .object({
     type: z.literal('ldif'),
@@ -107,6 +115,10 @@ export const configSchema = z
     connectors: z.array(sourceConnectorSchema).min(1, 'configure at least one source connector'),
     cloud: cloudSchema,
     sync: syncSchema,
+    /** Password hash synchronization on or off (docs/password-hash-sync.md). */
+    passwordHashSync: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+    /** Declarative sync rules (docs/rules.md): scoping, flows, precedence, joins. */
+    rules: rulesSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {

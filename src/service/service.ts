@@ -191,7 +191,7 @@ export class SyncService {
     this.url = `${this.opts.tls ? 'https' : 'http'}://${hostPart}:${port}`;
     this.running = true;
     this.startedAt = Date.now();
-    this.pipeline.start();
+    if (this.ctx.loaded.config.passwordHashSync.enabled) this.pipeline.start();
     this.ctx.events.emit(EVENTS.SERVICE_STARTED, { version: process.env.npm_package_version ?? '0.1.0', pid: process.pid, url: this.url });
     this.healthTimer = setInterval(() => this.checkHealth(), HEALTH_CHECK_MS);
     void this.runNow();
@@ -537,6 +537,11 @@ export class SyncService {
           .code(401)
           .header('www-authenticate', 'Bearer')
           .send({ error: { code: 'UNAUTHORIZED', message: 'a valid agent token is required', hint: 'Send Authorization: Bearer <token>; the token is set with `idsync credentials set agent --no-validate`.' } });
+      }
+      if (!this.ctx.loaded.config.passwordHashSync.enabled) {
+        return reply.code(503).send({
+          error: { code: 'PASSWORD_HASH_SYNC_OFF', message: 'password hash synchronization is turned off on this service', hint: 'Turn it on with `idsync configure --task password-hash-sync --enable`, then `idsync service restart`.' },
+        });
       }
     };
     app.post(AGENT_BATCH_PATH, { onRequest: auth }, async (req, reply) => {

@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { registerAgentCommands } from './agent.js';
 import { registerCloudCommands } from './cloud.js';
+import { registerConfigureCommands } from './configure.js';
 import { registerCredentialsCommands } from './credentials.js';
 import { registerDemoCommands } from './demo.js';
 import { registerEventsCommands } from './events.js';
 import { registerHashCommands } from './hash.js';
+import { registerInitCommands } from './init.js';
 import { registerPasswordsCommands } from './passwords.js';
 import { registerRunsCommands } from './runs.js';
 import { registerServeCommands } from './serve.js';
@@ -14,6 +16,8 @@ import { registerSyncCommands } from './sync.js';
 export type RegisterCommand = (program: Command) => void;
 
 export const commands: RegisterCommand[] = [
+  registerInitCommands,
+  registerConfigureCommands,
   registerSyncCommands,
   registerServeCommands,
   registerRunsCommands,

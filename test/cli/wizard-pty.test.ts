@@ -1,0 +1,221 @@
+/**
+ * The interactive wizard in a real terminal: tmux runs `idsync configure` / `idsync init` (through
+ * test/wizard/cli-runner.ts), the test types keys and reads the screen. Real slapd and a real cloud
+ * directory (in this process: every child is spawned asynchronously so the cloud keeps answering).
+ */
+import { strict as assert } from 'node:assert';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createSyncClient } from '../../src/cloud/admin-api-client.js';
+import { loadConfig } from '../../src/config/load.js';
+import { openContext } from '../../src/engine/context.js';
+import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { findBinary, integrationRequired, skipUnless } from '../helpers/integration.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+
+const execFileAsync = promisify(execFile);
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const RUNNER = path.join(repoRoot, 'test/wizard/cli-runner.ts');
+
+/** tmux is not in helpers/integration.ts's list: same rule, written here. */
+function tmuxSkip(): string | false {
+  if (findBinary('tmux')) return false;
+  if (integrationRequired()) throw new Error('IDSYNC_REQUIRE_INTEGRATION=1 but tmux is not installed (apt-get install tmux)');
+  return 'tmux not installed';
+}
+
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** One tmux server on its own socket, so nothing else is touched; killed by close(). */
+class Terminal {
+  readonly socket = `idsync-wizard-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  async start(args: string[]): Promise<void> {
+    const cmd = `cd ${quote(repoRoot)} && ${quote(process.execPath)} --import tsx ${quote(RUNNER)} ${args.map(quote).join(' ')}; echo "[exit=$?]"; sleep 600`;
+    await this.tmux('new-session', '-d', '-s', 'w', '-x', '120', '-y', '40', cmd);
+  }
+  async tmux(...args: string[]): Promise<string> {
+    const { stdout } = await execFileAsync('tmux', ['-L', this.socket, ...args]);
+    return stdout;
+  }
+  screen(): Promise<string> {
+    return this.tmux('capture-pane', '-p', '-t', 'w', '-S', '-200');
+  }
+  keys(...keys: string[]): Promise<string> {
+    return this.tmux('send-keys', '-t', 'w', ...keys);
+  }
+  /** Types literal text (no key-name interpretation). */
+  type(text: string): Promise<string> {
+    return this.tmux('send-keys', '-t', 'w', '-l', text);
+  }
+  /** Waits until the screen matches, counting matches after `afterCount` earlier ones. */
+  async waitFor(re: RegExp, timeoutMs = 20_000, count = 1): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      last = await this.screen();
+      const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
+      if ((last.match(g) ?? []).length >= count) return last;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    throw new Error(`timed out waiting for ${re} (x${count}); screen:\n${last}`);
+  }
+  async close(): Promise<void> {
+    await this.tmux('kill-server').catch(() => undefined);
+    // kill-server leaves the socket file behind
+    rmSync(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, this.socket), { force: true });
+  }
+}
+
+function runCli(args: string[], env: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+}
+
+function storedSecret(file: string, name: string): string | undefined {
+  const ctx = openContext(loadConfig(file));
+  try {
+    return ctx.credentials.get(name);
+  } finally {
+    ctx.close();
+  }
+}
+
+const dirs: string[] = [];
+const skip = skipUnless('slapd') || tmuxSkip();
+
+describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
+  let slapd: Slapd;
+  let cloud: TestCloud;
+  before(async () => {
+    slapd = await startSlapd();
+    cloud = await startTestCloud();
+  });
+  after(async () => {
+    await cloud?.close();
+    await slapd?.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    rmSync(cloud?.dataDir ?? '/nonexistent', { recursive: true, force: true });
+  });
+
+  it('configure → "Update cloud credentials": a wrong secret is refused and asked again, the right one is saved', async (t: TestContext) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idsync-wizard-pty-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'idsync.yaml');
+    const code = await runCli(
+      ['--config', file, 'init', '--non-interactive', '--source-type', 'ldap', '--source-url', slapd.url, '--source-bind-dn', slapd.adminDn,
+        '--source-base-dn', slapd.baseDn, '--source-password-env', 'SPW', '--cloud-url', cloud.url, '--cloud-client-id', cloud.syncClientId, '--cloud-secret-env', 'CS'],
+      { SPW: slapd.adminPassword, CS: cloud.syncSecret },
+    );
+    assert.equal(code, 0);
+    // The new secret: the sync client's replacement (a second client, as after a rotation).
+    const clientId = 'idsync-rotated';
+    const newSecret = await createSyncClient(cloud.url, cloud.admin, clientId);
+
+    const term = new Terminal();
+    t.after(() => term.close());
+    try {
+      await term.start(['--config', file, 'configure']);
+      await term.waitFor(/What do you want to do\?/);
+      await term.waitFor(/Update cloud credentials/);
+      await term.keys('Enter'); // first task
+      await term.waitFor(/How does idsync sign in to the cloud directory\?/);
+      await term.keys('Enter'); // keep "OAuth client"
+      await term.waitFor(/Client id/);
+      await term.keys('C-u'); // clear the prefilled id
+      await term.type(clientId);
+      await term.keys('Enter');
+      await term.waitFor(/New client secret \(hidden\)/);
+      await term.type('definitely-wrong');
+      await term.keys('Enter');
+      const refused = await term.waitFor(/What now\?/);
+      assert.match(refused, /refused/i);
+      assert.ok(!refused.includes('definitely-wrong'), 'the secret is never shown');
+      assert.equal(storedSecret(file, 'cloud'), cloud.syncSecret, 'the working secret is kept');
+      await term.keys('Enter'); // "Enter the secret again"
+      await term.waitFor(/New client secret \(hidden\)/, 20_000, 2);
+      await term.type(newSecret);
+      await term.keys('Enter');
+      const ok = await term.waitFor(/The cloud directory accepted the new credential; it is saved\./);
+      assert.ok(!ok.includes(newSecret), 'the secret is never shown');
+      assert.match(ok, /no restart is needed/);
+      await term.waitFor(/What do you want to do\?/, 20_000, 2);
+      await term.keys('Up'); // wraps to "Exit"
+      await term.keys('Enter');
+      await term.waitFor(/\[exit=0\]/);
+    } finally {
+      await term.close();
+    }
+    assert.equal(storedSecret(file, 'cloud'), newSecret);
+    assert.deepEqual(loadConfig(file).config.cloud.auth, { type: 'client_credentials', clientId });
+  });
+
+  it('init: the whole interactive setup against slapd and the cloud writes the configuration and the store', async (t: TestContext) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idsync-wizard-pty-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'idsync.yaml');
+    const term = new Terminal();
+    t.after(() => term.close());
+    const answer = async (prompt: RegExp, text: string | null, opts: { clear?: boolean } = {}) => {
+      await term.waitFor(prompt);
+      if (opts.clear) await term.keys('C-u');
+      if (text !== null) await term.type(text);
+      await term.keys('Enter');
+    };
+    try {
+      await term.start(['--config', file, 'init']);
+      await answer(/Where should idsync keep its data/, null); // default ./idsync-data
+      await term.waitFor(/Source directory type/);
+      await term.keys('Down'); // ldap
+      await term.keys('Enter');
+      await answer(/Connector name/, 'lab', { clear: true });
+      await answer(/Directory URL/, slapd.url);
+      await answer(/Bind DN idsync signs in as/, slapd.adminDn);
+      await answer(/Base DN to read users and groups from/, slapd.baseDn);
+      await term.waitFor(/StartTLS/);
+      await term.keys('Left'); // "No": slapd here has no TLS
+      await term.keys('Enter');
+      await answer(/OUs to include/, `ou=people,${slapd.baseDn}`);
+      await answer(/OUs to exclude/, null);
+      await answer(/Password of /, 'wrong-one');
+      await term.waitFor(/What now\?/);
+      await term.keys('Enter'); // try again
+      await term.waitFor(/Password of /, 20_000, 2);
+      await term.type(slapd.adminPassword);
+      await term.keys('Enter');
+      await term.waitFor(/The directory accepted the credential\./);
+      await answer(/Add another source directory\?/, null); // default No
+      await answer(/Cloud directory URL/, cloud.url);
+      await answer(/How does idsync sign in to the cloud directory\?/, null);
+      await answer(/Client id/, cloud.syncClientId, { clear: true });
+      await answer(/Client secret \(hidden\)/, cloud.syncSecret);
+      await term.waitFor(/The directory accepted the credential\./, 20_000, 2);
+      const screen = await term.waitFor(/Deletion threshold|password hash sync/i);
+      if (/Turn on password hash sync/.test(screen)) await term.keys('Enter');
+      await answer(/Deletion threshold/, '100', { clear: true });
+      await answer(/Write .* and save the credentials/, null);
+      const done = await term.waitFor(/Setup complete\./);
+      assert.match(done, /idsync .*sync/);
+      assert.ok(!done.includes(cloud.syncSecret));
+      await term.waitFor(/\[exit=0\]/);
+    } finally {
+      await term.close();
+    }
+    assert.ok(existsSync(file));
+    const text = readFileSync(file, 'utf8');
+    assert.ok(!text.includes(cloud.syncSecret));
+    const loaded = loadConfig(file);
+    assert.equal(loaded.config.connectors[0]!.name, 'lab');
+    assert.deepEqual(loaded.config.connectors[0]!.scope.include, [`ou=people,${slapd.baseDn}`]);
+    assert.equal(loaded.config.sync.deletionThreshold, 100);
+    assert.equal(storedSecret(file, 'lab'), slapd.adminPassword);
+    assert.equal(storedSecret(file, 'cloud'), cloud.syncSecret);
+  });
+});
