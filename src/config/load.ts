@@ -7,10 +7,13 @@ import path from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { IdsyncError } from '../core/errors.js';
+import { compileRules, type CompiledRules } from '../rules/index.js';
 import { configSchema, type Config } from './schema.js';
 
 export interface LoadedConfig {
   config: Config;
+  /** The `rules:` section compiled (the built-in defaults when absent). */
+  rules: CompiledRules;
   /** Absolute path of the configuration file. */
   file: string;
   /** Absolute data directory. */
@@ -60,9 +63,24 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
     });
   }
   const config = result.data;
+  let rules: CompiledRules;
+  try {
+    rules = compileRules(config.rules, config.connectors);
+  } catch (err) {
+    // A rule that parses as YAML but not as a rule (bad expression, unknown connector...): point at its line.
+    if (err instanceof IdsyncError && err.code === 'CONFIG_INVALID' && Array.isArray(err.details.path)) {
+      const p = err.details.path as (string | number)[];
+      const line = lineOf(p, doc, lineCounter);
+      throw new IdsyncError('CONFIG_INVALID', `invalid configuration:\n  ${file}${line ? `:${line}` : ''}: ${err.message}`, {
+        hint: err.hint ?? 'Correct the rule; docs/rules.md describes the rules language.',
+        details: { file, key: p.join('.'), line },
+      });
+    }
+    throw err;
+  }
   const dir = path.dirname(file);
   const resolvePath = (p: string) => path.resolve(dir, p);
-  return { config, file, dataDir: resolvePath(config.dataDir), resolvePath };
+  return { config, rules, file, dataDir: resolvePath(config.dataDir), resolvePath };
 }
 
 function lineOf(p: (string | number)[], doc: Document, lc: LineCounter): number | undefined {

@@ -14,7 +14,8 @@ import type { EventLog } from '../events/log.js';
 import { PasswordPipeline } from '../passwords/index.js';
 import type { EngineContext } from './context.js';
 import { Exporter, type PlannedExport } from './export.js';
-import { importConnector } from './import.js';
+import { EngineState, importConnector, Watermarks } from './import.js';
+import { contentHash } from './stable-hash.js';
 import { RunLog, type RunRecord, type RunStatus, type StepHandle } from './runs.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
 
@@ -41,6 +42,7 @@ export interface CycleResult extends RunRecord {
 
 export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): Promise<CycleResult> {
   const { loaded, db, credentials } = ctx;
+  const state = new EngineState(db);
   const staging = loaded.config.sync.stagingMode;
   const profile = options.preview ? 'preview' : options.full ? 'full' : 'cycle';
   const runs = new RunLog(db);
@@ -77,6 +79,12 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     const kinds = new Map<string, ConnectorKind>();
     for (const cfg of loaded.config.connectors) {
       kinds.set(cfg.name, cfg.type);
+      // A changed source (URL, base, scope, filters) makes the saved watermark meaningless.
+      const sourceHash = contentHash(cfg);
+      if (state.get(`source_hash:${cfg.name}`) !== sourceHash) {
+        new Watermarks(db).clear(cfg.name);
+        state.set(`source_hash:${cfg.name}`, sourceHash);
+      }
       const step = runs.step(runId, cfg.name, 'import');
       const connector = createSourceConnector(loaded, cfg, credentials.resolver(cfg.name));
       try {
@@ -94,14 +102,24 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       }
     }
 
-    // Sync
+    // Sync (full when asked, or when the rules changed since the last sync: every object must
+    // flow again under the new rules)
     const syncStep = runs.step(runId, 'metaverse', 'sync');
+    const rulesHash = contentHash({ rules: loaded.config.rules ?? null, connectors: loaded.config.connectors.map((c) => [c.name, c.type]) });
+    const previousRulesHash = state.get('rules_hash');
+    const fullSync = options.full === true || (previousRulesHash !== undefined && previousRulesHash !== rulesHash);
     try {
-      const sync = new Synchronizer(db, kinds);
-      if (options.full) sync.markAllForSync();
-      syncStep.profile = options.full ? 'full' : 'delta';
+      const sync = new Synchronizer(db, {
+        kinds,
+        rules: loaded.rules,
+        joinRules: (loaded.config.rules?.join.length ?? 0) > 0,
+        scopeRules: (loaded.config.rules?.scope.length ?? 0) > 0,
+      });
+      if (fullSync) sync.markAllForSync();
+      syncStep.profile = fullSync ? 'full' : 'delta';
       sync.run(syncStep);
-      if (options.full) db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE pending_export = 0').run();
+      if (fullSync) db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE pending_export = 0').run();
+      state.set('rules_hash', rulesHash);
       endStep(syncStep);
     } catch (err) {
       endStep(syncStep, err);
@@ -117,6 +135,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
         allowDeletes: options.allowDeletes ?? false,
         concurrency: loaded.config.cloud.concurrency,
         bulkSize: loaded.config.cloud.bulkSize,
+        rules: loaded.rules,
         dryRun,
         onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
       });

@@ -11,6 +11,7 @@ import type { ObjectType } from '../connectors/types.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import type { Database } from '../store/database.js';
 import type { Statement } from 'better-sqlite3';
+import type { CompiledRules } from '../rules/index.js';
 import { outboundFlow, type MvAttrs, type ScimMember } from './flows.js';
 import type { StepHandle } from './runs.js';
 import { contentHash } from './stable-hash.js';
@@ -30,6 +31,8 @@ export interface ExportOptions {
   allowDeletes: boolean;
   concurrency: number;
   onProgress?: (done: number) => void;
+  /** Outbound flows and the cloud soft-match setting (absent: the built-in defaults). */
+  rules?: CompiledRules;
   /** Operations per SCIM Bulk request; 1 = one request per object. */
   bulkSize: number;
   /** Preview: compute what would be exported, write nothing (neither to the cloud nor locally). */
@@ -189,6 +192,16 @@ export class Exporter {
       return undefined;
     }
     const flow = outboundFlow(row.object_type, attrs, members);
+    if (flow.ok && this.options.rules) {
+      try {
+        flow.resource = this.options.rules.outbound(row.object_type, attrs, flow.resource);
+      } catch (err) {
+        const reason = (err as Error).message;
+        this.settle(row, { error: reason });
+        step.error('OBJECT_INVALID', reason, label);
+        return undefined;
+      }
+    }
     if (!flow.ok) {
       this.settle(row, { error: flow.reason });
       step.error('OBJECT_INVALID', flow.reason, label);
@@ -320,10 +333,24 @@ export class Exporter {
    * adopt it), or a different cloud object holds the userName (a conflict to report).
    */
   private async adopt(type: ObjectType, resource: Record<string, unknown>, label: string): Promise<string> {
-    const externalId = String(resource.externalId ?? '');
-    const filter = `externalId eq "${externalId.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-    const found = await this.cloud.scim<{ Resources?: { id: string }[] }>('GET', `${endpoint(type)}?filter=${encodeURIComponent(filter)}&attributes=id`);
-    const id = found.body.Resources?.[0]?.id;
+    const find = async (filter: string) =>
+      (await this.cloud.scim<{ Resources?: { id: string; externalId?: string }[] }>('GET', `${endpoint(type)}?filter=${encodeURIComponent(filter)}&attributes=id,externalId`)).body
+        .Resources?.[0];
+    let id = (await find(`externalId eq ${scimString(String(resource.externalId ?? ''))}`))?.id;
+    // The incumbent's soft match: a cloud-only user (no externalId) with the same userName or
+    // mail becomes this synced user, when the rules allow it.
+    const soft = this.options.rules?.cloudSoftMatch;
+    if (!id && type === 'user' && soft?.enabled) {
+      for (const attribute of soft.attributes) {
+        const value = attribute === 'userName' ? resource.userName : (resource.emails as { value?: string }[] | undefined)?.[0]?.value;
+        if (typeof value !== 'string') continue;
+        const hit = await find(`${attribute === 'userName' ? 'userName' : 'emails.value'} eq ${scimString(value)}`);
+        if (hit && !hit.externalId) {
+          id = hit.id;
+          break;
+        }
+      }
+    }
     if (!id) {
       throw new IdsyncError('CLOUD_CONFLICT', `the cloud directory already has another ${type} with the same unique name as ${label} (userName or externalId in use)`, {
         hint: 'Rename or remove the conflicting cloud object, or fix the duplicate in the source directory.',
@@ -423,6 +450,11 @@ export class Exporter {
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
     if (failure !== undefined) throw failure;
   }
+}
+
+/** A SCIM filter string literal. */
+function scimString(v: string): string {
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 /** Attribute-level differences between two SCIM resources (top-level and extension attributes). */

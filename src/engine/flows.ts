@@ -5,6 +5,7 @@
  * recognise them. docs/sync-rules.md lists these mappings.
  */
 import type { ObjectType, SourceObject } from '../connectors/types.js';
+import { rdnValue } from '../ldap/dn.js';
 
 export type MvValue = string | boolean | null;
 export type MvAttrs = Record<string, MvValue>;
@@ -34,6 +35,15 @@ export function domainFromDn(dn: string): string | null {
   return parts.length ? parts.join('.').toLowerCase() : null;
 }
 
+/** The value of a DN's first RDN ("CN=Sales,OU=x" → "Sales"); null when the DN cannot be parsed. */
+function rdnOf(dn: string): string | null {
+  try {
+    return rdnValue(dn) || null;
+  } catch {
+    return null;
+  }
+}
+
 /** AD when it looks like AD (sAMAccountName or objectGUID), LDAP otherwise: LDIF may hold either. */
 export function detectKind(o: SourceObject): SourceKind {
   return o.attributes.samaccountname || o.attributes.objectguid ? 'ad' : 'ldap';
@@ -50,7 +60,7 @@ export function inboundFlow(kind: 'ad' | 'ldap' | 'ldif', o: SourceObject): MvAt
   if (o.objectType === 'group') {
     return {
       ...common,
-      displayName: first(o, 'displayname') ?? first(o, 'cn') ?? first(o, 'name'),
+      displayName: first(o, 'displayname') ?? first(o, 'cn') ?? first(o, 'name') ?? rdnOf(o.dn),
       accountName: k === 'ad' ? first(o, 'samaccountname') : first(o, 'cn'),
     };
   }

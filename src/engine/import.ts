@@ -42,6 +42,19 @@ export class Watermarks {
   }
 }
 
+/** Small durable facts of the engine (hashes of the configuration it last ran with). */
+export class EngineState {
+  constructor(private readonly db: Database) {}
+
+  get(key: string): string | undefined {
+    return this.db.prepare<[string], { value: string }>('SELECT value FROM engine_state WHERE key = ?').get(key)?.value;
+  }
+
+  set(key: string, value: string): void {
+    this.db.prepare('INSERT INTO engine_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+}
+
 export async function importConnector(db: Database, connector: SourceConnector, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
   const watermarks = new Watermarks(db);
   const stager = new ImportStager(db, connector.name);

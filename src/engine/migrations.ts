@@ -125,3 +125,18 @@ engineMigrations.push({
   // what changed, not to the size of the connector space.
   sql: `CREATE INDEX cs_objects_pending_type ON cs_objects (object_type, pending) WHERE pending IS NOT NULL;`,
 });
+
+engineMigrations.push({
+  id: 'engine/004',
+  // Soft-match join keys (rules.join): one row per metaverse object and rule, e.g. (user, mail, ann@x).
+  sql: `
+CREATE TABLE mv_join_keys (
+  object_type TEXT NOT NULL,
+  rule        TEXT NOT NULL,
+  value       TEXT NOT NULL,
+  mv_id       INTEGER NOT NULL,
+  PRIMARY KEY (object_type, rule, value, mv_id)
+) WITHOUT ROWID;
+CREATE INDEX mv_join_keys_mv ON mv_join_keys (mv_id);
+`,
+});

@@ -1,12 +1,18 @@
 /**
- * Sync: applies pending connector-space changes to the metaverse. Join by anchor (each connector
- * object links to one metaverse object), projection of new objects, inbound attribute flow, and
- * group membership resolved from member DNs to metaverse ids. A metaverse change raises the
- * object's pending-export flag; unchanged content raises nothing.
+ * Sync: applies pending connector-space changes to the metaverse.
+ *  - scope: rules.scope conditions (attributes, group membership) beyond the connector's OUs; an
+ *    object that leaves the scope is disconnected like a deleted one;
+ *  - join: by anchor first (a connector object stays linked to its metaverse object), then by the
+ *    configured soft-match rules (e.g. the same mail in two forests), else projection;
+ *  - attribute flow: every connected object's inbound flow, merged by precedence;
+ *  - group membership: member DNs resolved through the connector space to metaverse ids.
+ * A metaverse change raises the object's pending-export flag; unchanged content raises nothing.
  */
 import type { ObjectType, SourceObject } from '../connectors/types.js';
+import { isIdsyncError } from '../core/errors.js';
+import type { CompiledRules } from '../rules/index.js';
 import type { Database } from '../store/database.js';
-import { inboundFlow, type MvAttrs } from './flows.js';
+import type { MvAttrs } from './flows.js';
 import type { StepHandle } from './runs.js';
 import { stableStringify } from './stable-hash.js';
 
@@ -19,17 +25,60 @@ interface CsRow {
   dn: string;
   dn_norm: string;
   attrs: string;
-  pending: 'add' | 'update' | 'delete';
+  pending: 'add' | 'update' | 'delete' | null;
   mv_id: number | null;
+}
+
+export interface SyncSettings {
+  kinds: Map<string, ConnectorKind>;
+  rules: CompiledRules;
+  /** Whether soft-match join rules are configured (rules.join). */
+  joinRules: boolean;
+  /** Whether scope rules are configured (rules.scope). */
+  scopeRules: boolean;
 }
 
 const CHUNK = 2000;
 
+const toSource = (r: CsRow): SourceObject => ({ anchor: r.anchor, objectType: r.object_type, dn: r.dn, attributes: JSON.parse(r.attrs) });
+
 export class Synchronizer {
+  private readonly st;
+
   constructor(
     private readonly db: Database,
-    private readonly kinds: Map<string, ConnectorKind>,
-  ) {}
+    private readonly settings: SyncSettings,
+  ) {
+    this.st = {
+      csByMv: db.prepare<[number], CsRow>('SELECT * FROM cs_objects WHERE mv_id = ?'),
+      clear: db.prepare('UPDATE cs_objects SET pending = NULL WHERE connector = ? AND anchor = ?'),
+      unlink: db.prepare('UPDATE cs_objects SET mv_id = NULL, pending = NULL WHERE connector = ? AND anchor = ?'),
+      link: db.prepare('UPDATE cs_objects SET mv_id = ? WHERE connector = ? AND anchor = ?'),
+      remove: db.prepare('DELETE FROM cs_objects WHERE connector = ? AND anchor = ?'),
+      removeMembers: db.prepare('DELETE FROM cs_members WHERE connector = ? AND group_anchor = ?'),
+      contributors: db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM cs_objects WHERE mv_id = ?'),
+      recompute: db.prepare("UPDATE cs_objects SET pending = 'update' WHERE mv_id = ? AND pending IS NULL"),
+      tombstone: db.prepare('UPDATE mv_objects SET deleted = 1, pending_export = 1, updated_at = ? WHERE id = ?'),
+      groupsOf: db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE id IN (SELECT group_id FROM mv_members WHERE member_id = ?)'),
+      dropMemberships: db.prepare('DELETE FROM mv_members WHERE member_id = ? OR group_id = ?'),
+      dropJoinKeys: db.prepare('DELETE FROM mv_join_keys WHERE mv_id = ?'),
+      addJoinKey: db.prepare('INSERT OR IGNORE INTO mv_join_keys (object_type, rule, value, mv_id) VALUES (?, ?, ?, ?)'),
+      findJoin: db.prepare<[string, string, string, string], { mv_id: number }>(
+        `SELECT DISTINCT k.mv_id FROM mv_join_keys k JOIN mv_objects m ON m.id = k.mv_id
+         WHERE k.object_type = ? AND k.rule = ? AND k.value = ? AND m.deleted = 0
+           AND NOT EXISTS (SELECT 1 FROM cs_objects c WHERE c.mv_id = k.mv_id AND c.connector = ?)`,
+      ),
+      insertMv: db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?)"),
+      tombstoned: db.prepare<[string, string], { id: number }>('SELECT id FROM mv_objects WHERE source_anchor = ? AND object_type = ? AND deleted = 1 LIMIT 1'),
+      revive: db.prepare('UPDATE mv_objects SET deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?'),
+      memberGroups: db.prepare<[string, string], { group_anchor: string }>('SELECT group_anchor FROM cs_members WHERE connector = ? AND member_dn = ?'),
+      markGroup: db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND anchor = ? AND pending IS NULL"),
+      memberOf: db.prepare<[string, string, string], { x: number }>(
+        `SELECT 1 AS x FROM cs_objects g JOIN cs_members m ON m.connector = g.connector AND m.group_anchor = g.anchor
+         WHERE g.connector = ? AND g.dn_norm = ? AND m.member_dn = ? LIMIT 1`,
+      ),
+    };
+  }
 
   /** Full sync: re-evaluate every connector-space object (after a rule change, or on demand). */
   markAllForSync(): void {
@@ -37,90 +86,144 @@ export class Synchronizer {
   }
 
   run(step: StepHandle): void {
-    this.project();
     this.applyDeletes(step);
+    if (this.settings.scopeRules && this.settings.rules.needsMemberOf) this.rescopeOnGroupChange();
+    this.scopeAndJoin(step);
     this.applyChanges('user', step);
     this.applyChanges('group', step);
   }
 
-  /** Marks for re-sync the groups (of one connector) that list a member DN. */
-  private touchGroupsStatement(): { run(connector: string, memberDn: string): void } {
-    const groups = this.db.prepare<[string, string], { group_anchor: string }>('SELECT group_anchor FROM cs_members WHERE connector = ? AND member_dn = ?');
-    const mark = this.db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND anchor = ? AND pending IS NULL");
-    return {
-      run: (connector, memberDn) => {
-        for (const g of groups.all(connector, memberDn)) mark.run(connector, g.group_anchor);
-      },
-    };
+  /** Marks the groups (of one connector) that list a member DN for re-evaluation. */
+  private touchGroups(connector: string, memberDn: string): void {
+    for (const g of this.st.memberGroups.all(connector, memberDn)) this.st.markGroup.run(connector, g.group_anchor);
   }
 
-  /** Pass 1: every new object gets a metaverse id first, so members can resolve in pass 2. */
-  private project(): void {
-    const now = new Date().toISOString();
-    const rows = this.db
-      .prepare<[], { connector: string; anchor: string; object_type: string; dn_norm: string }>(
-        "SELECT connector, anchor, object_type, dn_norm FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update')",
-      )
-      .all();
-    const insertMv = this.db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?)");
-    // An object that comes back before its deletion was exported (e.g. a stopped mass delete that
-    // was undone at the source) rejoins its metaverse object instead of making a second one.
-    const tombstoned = this.db.prepare<[string, string], { id: number }>(
-      'SELECT id FROM mv_objects WHERE source_anchor = ? AND object_type = ? AND deleted = 1 LIMIT 1',
-    );
-    const revive = this.db.prepare('UPDATE mv_objects SET deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?');
-    const link = this.db.prepare('UPDATE cs_objects SET mv_id = ? WHERE connector = ? AND anchor = ? AND mv_id IS NULL');
-    const hasMv = this.db.prepare<[string, string], { mv_id: number | null }>('SELECT mv_id FROM cs_objects WHERE connector = ? AND anchor = ?');
-    // A newly projected member may complete a group's membership: re-evaluate groups naming its DN.
-    const touchGroups = this.touchGroupsStatement();
-    this.db.transaction(() => {
-      for (const r of rows) {
-        if (hasMv.get(r.connector, r.anchor)?.mv_id == null) {
-          const dead = tombstoned.get(r.anchor, r.object_type);
-          if (dead) revive.run(now, dead.id);
-          const id = dead ? dead.id : Number(insertMv.run(r.object_type, r.anchor, now).lastInsertRowid);
-          link.run(id, r.connector, r.anchor);
-          touchGroups.run(r.connector, r.dn_norm);
-        }
-      }
-    })();
+  /**
+   * Removes a connector object from its metaverse object. The metaverse object is deleted when
+   * nothing else contributes to it; otherwise the remaining contributors recompute it.
+   */
+  private disconnect(r: CsRow, step: StepHandle, now: string): void {
+    if (r.mv_id == null) return;
+    if ((this.st.contributors.get(r.mv_id)?.n ?? 0) > 0) {
+      this.st.recompute.run(r.mv_id);
+      step.counts.updates++;
+      return;
+    }
+    this.st.groupsOf.run(r.mv_id);
+    this.st.dropMemberships.run(r.mv_id, r.mv_id);
+    this.st.dropJoinKeys.run(r.mv_id);
+    this.st.tombstone.run(now, r.mv_id);
+    step.counts.deletes++;
   }
 
   private applyDeletes(step: StepHandle): void {
     const rows = this.db.prepare<[], CsRow>("SELECT * FROM cs_objects WHERE pending IS NOT NULL AND pending = 'delete'").all();
-    const remove = this.db.prepare('DELETE FROM cs_objects WHERE connector = ? AND anchor = ?');
-    const removeMembers = this.db.prepare('DELETE FROM cs_members WHERE connector = ? AND group_anchor = ?');
-    const others = this.db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM cs_objects WHERE mv_id = ?');
-    const tombstone = this.db.prepare('UPDATE mv_objects SET deleted = 1, pending_export = 1, updated_at = ? WHERE id = ?');
-    const groupsOf = this.db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE id IN (SELECT group_id FROM mv_members WHERE member_id = ?)');
-    const dropMemberships = this.db.prepare('DELETE FROM mv_members WHERE member_id = ? OR group_id = ?');
-    const touchGroups = this.touchGroupsStatement();
     const now = new Date().toISOString();
     this.db.transaction(() => {
       for (const r of rows) {
-        remove.run(r.connector, r.anchor);
-        removeMembers.run(r.connector, r.anchor);
-        touchGroups.run(r.connector, r.dn_norm);
-        if (r.mv_id == null) continue;
-        if ((others.get(r.mv_id)?.n ?? 0) > 0) {
-          step.counts.updates++;
-          continue;
-        }
-        groupsOf.run(r.mv_id);
-        dropMemberships.run(r.mv_id, r.mv_id);
-        tombstone.run(now, r.mv_id);
-        step.counts.deletes++;
+        this.st.remove.run(r.connector, r.anchor);
+        this.st.removeMembers.run(r.connector, r.anchor);
+        this.touchGroups(r.connector, r.dn_norm);
+        this.disconnect(r, step, now);
       }
     })();
   }
 
+  /** A scope group's membership changed: every object of that connector is re-scoped. */
+  private rescopeOnGroupChange(): void {
+    const groups = this.db
+      .prepare<[], { connector: string }>("SELECT DISTINCT connector FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND object_type = 'group'")
+      .all();
+    for (const g of groups) this.db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND pending IS NULL AND object_type = 'user'").run(g.connector);
+  }
+
+  /**
+   * Pass 1: scope, then join or project every pending object, so that group members can resolve
+   * to metaverse ids in pass 2.
+   */
+  private scopeAndJoin(step: StepHandle): void {
+    const { rules, joinRules, scopeRules } = this.settings;
+    const now = new Date().toISOString();
+    // Narrow rows for the walk (a million pending objects must not all be parsed at once); the
+    // whole object is read only when a rule needs it.
+    const rows = this.db
+      .prepare<[], Omit<CsRow, 'dn' | 'attrs'>>(
+        "SELECT connector, anchor, object_type, dn_norm, pending, mv_id FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update')",
+      )
+      .all();
+    const full = this.db.prepare<[string, string], CsRow>('SELECT * FROM cs_objects WHERE connector = ? AND anchor = ?');
+    this.db.transaction(() => {
+      for (const narrow of rows) {
+        if (scopeRules || joinRules || narrow.mv_id == null) {
+          const r: CsRow = scopeRules || joinRules ? full.get(narrow.connector, narrow.anchor)! : { ...narrow, dn: narrow.dn_norm, attrs: '{}' };
+          const source = scopeRules || joinRules ? toSource(r) : undefined;
+          if (scopeRules && source) {
+            let inScope: boolean;
+            try {
+              inScope = rules.inScope(r.connector, source, (groupDn) => this.st.memberOf.get(r.connector, groupDn, r.dn_norm) !== undefined);
+            } catch (err) {
+              step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, r.dn);
+              this.st.clear.run(r.connector, r.anchor);
+              continue;
+            }
+            if (!inScope) {
+              // Out of scope: not projected; disconnected if it was (its cloud object goes).
+              this.st.unlink.run(r.connector, r.anchor);
+              this.disconnect(r, step, now);
+              continue;
+            }
+          }
+          if (r.mv_id != null) continue;
+          let mvId: number | undefined;
+          const match = joinRules && source ? this.softMatch(r, source, step) : undefined;
+          mvId = match?.mvId;
+          if (mvId === undefined) {
+            const dead = this.st.tombstoned.get(r.anchor, r.object_type);
+            if (dead) this.st.revive.run(now, dead.id);
+            mvId = dead ? dead.id : Number(this.st.insertMv.run(r.object_type, r.anchor, now).lastInsertRowid);
+            // Its keys at once, so an object of another source in this same cycle can join it.
+            for (const k of match?.keys ?? []) this.st.addJoinKey.run(r.object_type, k.rule, k.value, mvId);
+          }
+          this.st.link.run(mvId, r.connector, r.anchor);
+          // A newly connected member may complete a group's membership.
+          this.touchGroups(r.connector, r.dn_norm);
+        }
+      }
+    })();
+  }
+
+  /**
+   * Soft match: the first join rule whose value matches exactly one metaverse object joins it.
+   * Returns the match (if any) and the object's own join keys.
+   */
+  private softMatch(r: CsRow, source: SourceObject, step: StepHandle): { mvId?: number; keys: { rule: string; value: string }[] } | undefined {
+    const { rules, kinds } = this.settings;
+    let attrs: MvAttrs;
+    try {
+      attrs = rules.inbound(r.connector, kinds.get(r.connector) ?? 'ldap', source);
+    } catch {
+      return undefined; // reported by the attribute flow in pass 2
+    }
+    const keys = rules.joinKeys(r.object_type, attrs);
+    for (const key of keys) {
+      const matches = this.st.findJoin.all(r.object_type, key.rule, key.value, r.connector);
+      if (matches.length === 1) return { mvId: matches[0]!.mv_id, keys };
+      if (matches.length > 1) {
+        step.error('JOIN_AMBIGUOUS', `join rule "${key.rule}" matches ${matches.length} metaverse objects; projected as a new object instead`, r.dn);
+        return { keys };
+      }
+    }
+    return { keys };
+  }
+
+  /** Pass 2: recompute each changed metaverse object from all its connected objects. */
   private applyChanges(type: ObjectType, step: StepHandle): void {
+    const { rules, kinds, joinRules } = this.settings;
     const select = this.db.prepare<[string, number], CsRow>(
       "SELECT * FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND object_type = ? LIMIT ?",
     );
-    const getMv = this.db.prepare<[number], { attrs: string; deleted: number }>('SELECT attrs, deleted FROM mv_objects WHERE id = ?');
+    const getMv = this.db.prepare<[number], { attrs: string; deleted: number; source_anchor: string }>('SELECT attrs, deleted, source_anchor FROM mv_objects WHERE id = ?');
     const setMv = this.db.prepare('UPDATE mv_objects SET attrs = ?, deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?');
-    const clear = this.db.prepare('UPDATE cs_objects SET pending = NULL WHERE connector = ? AND anchor = ?');
     const memberIds = this.db.prepare<[string, string], { mv_id: number }>(
       // CROSS JOIN keeps SQLite from scanning the whole connector space per group: walk the
       // group's member rows, then look each member up by DN.
@@ -138,21 +241,41 @@ export class Synchronizer {
       if (rows.length === 0) return;
       const now = new Date().toISOString();
       this.db.transaction(() => {
+        const done = new Set<number>();
         for (const r of rows) {
-          clear.run(r.connector, r.anchor);
-          const mvId = r.mv_id!;
-          const source: SourceObject = { anchor: r.anchor, objectType: r.object_type, dn: r.dn, attributes: JSON.parse(r.attrs) };
-          const attrs: MvAttrs = inboundFlow(this.kinds.get(r.connector) ?? 'ldap', source);
+          this.st.clear.run(r.connector, r.anchor);
+          if (r.mv_id == null || done.has(r.mv_id)) continue;
+          const mvId = r.mv_id;
+          done.add(mvId);
+          const contributors = this.st.csByMv.all(mvId);
+          const contributions: { connector: string; attrs: MvAttrs }[] = [];
+          for (const c of contributors) {
+            try {
+              contributions.push({ connector: c.connector, attrs: rules.inbound(c.connector, kinds.get(c.connector) ?? 'ldap', toSource(c)) });
+            } catch (err) {
+              step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, c.dn);
+            }
+          }
+          if (contributions.length === 0) continue;
           const before = getMv.get(mvId);
+          const attrs = contributions.length === 1 ? contributions[0]!.attrs : rules.merge(contributions);
+          // The cloud object's externalId is the anchor that projected it, whoever has precedence.
+          if (before) attrs.sourceAnchor = before.source_anchor;
           const wasNew = !before || before.attrs === '{}';
           let changed = false;
           const serialized = stableStringify(attrs);
           if (!before || before.attrs !== serialized || before.deleted) {
             setMv.run(serialized, now, mvId);
             changed = true;
+            if (joinRules) {
+              this.st.dropJoinKeys.run(mvId);
+              for (const k of rules.joinKeys(type, attrs)) this.st.addJoinKey.run(type, k.rule, k.value, mvId);
+            }
           }
           if (type === 'group') {
-            const next = memberIds.all(r.connector, r.anchor).map((m) => m.mv_id).filter((id) => id !== mvId).sort((a, b) => a - b);
+            const ids = new Set<number>();
+            for (const c of contributors) for (const m of memberIds.all(c.connector, c.anchor)) if (m.mv_id !== mvId) ids.add(m.mv_id);
+            const next = [...ids].sort((a, b) => a - b);
             const prev = currentMembers.all(mvId).map((m) => m.member_id);
             if (next.join(',') !== prev.join(',')) {
               deleteMembers.run(mvId);
