@@ -35,15 +35,21 @@ export class ImportStager {
   private readonly deleteMembers;
   private readonly insertMember;
   private readonly anchorByDn;
+  private readonly renameMember;
   private readonly markDeleted;
 
   constructor(
     private readonly db: Database,
     private readonly connector: string,
+    /** Rewrite group member DNs when a member is renamed (the source keeps referential integrity, as AD does). */
+    private readonly followRenames = false,
   ) {
     db.exec('CREATE TEMP TABLE IF NOT EXISTS import_seen (connector TEXT NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (connector, anchor)) WITHOUT ROWID');
     db.prepare('DELETE FROM temp.import_seen WHERE connector = ?').run(connector);
-    this.lookup = db.prepare<[string, string], { hash: string; pending: string | null }>('SELECT hash, pending FROM cs_objects WHERE connector = ? AND anchor = ?');
+    this.lookup = db.prepare<[string, string], { hash: string; pending: string | null; dn_norm: string }>(
+      'SELECT hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor = ?',
+    );
+    this.renameMember = db.prepare('UPDATE OR IGNORE cs_members SET member_dn = ? WHERE connector = ? AND member_dn = ?');
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
     );
@@ -99,6 +105,9 @@ export class ImportStager {
     } else {
       this.update.run(o.objectType, o.dn, dnNorm, attrs, hash, this.connector, o.anchor);
       counts.updates++;
+      // Active Directory keeps references intact when an object is renamed or moved, but does not
+      // touch the groups (a delta import does not bring them): follow the rename in their members.
+      if (this.followRenames && existing.dn_norm !== dnNorm) this.renameMember.run(dnNorm, this.connector, existing.dn_norm);
     }
     this.deleteMembers.run(this.connector, o.anchor);
     if (o.objectType === 'group') for (const m of memberDns(o)) this.insertMember.run(this.connector, o.anchor, m);
