@@ -31,6 +31,8 @@ export interface ExportOptions {
   allowDeletes: boolean;
   concurrency: number;
   onProgress?: (done: number) => void;
+  /** Export only this metaverse object (`idsync sync --object`). */
+  only?: number;
   /** Outbound flows and the cloud soft-match setting (absent: the built-in defaults). */
   rules?: CompiledRules;
   /** Operations per SCIM Bulk request; 1 = one request per object. */
@@ -140,13 +142,13 @@ export class Exporter {
 
   private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
     return this.db
-      .prepare<[string, number, number], PendingRow>(
+      .prepare<[string, number, number | null, number | null, number], PendingRow>(
         `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash
          FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
-         WHERE m.pending_export = 1 AND m.deleted = 0 AND m.object_type = ? AND m.id > ?
+         WHERE m.pending_export = 1 AND m.deleted = 0 AND m.object_type = ? AND m.id > ? AND (? IS NULL OR m.id = ?)
          ORDER BY m.id LIMIT ?`,
       )
-      .all(type, afterId, CHUNK);
+      .all(type, afterId, this.options.only ?? null, this.options.only ?? null, CHUNK);
   }
 
   private async upserts(type: ObjectType, step: StepHandle, deferIncomplete = false): Promise<void> {
@@ -399,12 +401,12 @@ export class Exporter {
     for (const type of ['group', 'user'] as const) {
       for (;;) {
         const rows = this.db
-          .prepare<[string, number], PendingRow>(
+          .prepare<[string, number | null, number | null, number], PendingRow>(
             `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash
              FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
-             WHERE m.pending_export = 1 AND m.deleted = 1 AND m.object_type = ? LIMIT ?`,
+             WHERE m.pending_export = 1 AND m.deleted = 1 AND m.object_type = ? AND (? IS NULL OR m.id = ?) LIMIT ?`,
           )
-          .all(type, CHUNK);
+          .all(type, this.options.only ?? null, this.options.only ?? null, CHUNK);
         if (rows.length === 0) break;
         if (this.options.dryRun) {
           for (const row of rows.filter((r) => r.cloud_id)) {

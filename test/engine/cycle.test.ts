@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { runCycle } from '../../src/engine/cycle.js';
+import { syncOneObject } from '../../src/engine/single-object.js';
 import type { RunRecord } from '../../src/engine/runs.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 
@@ -320,5 +321,72 @@ describe('preview and staging mode', () => {
     const restored = await runCycle(ctx);
     assert.equal(restored.status, 'success');
     assert.equal(restored.steps.find((s) => s.step === 'export')!.deletes, 0);
+  });
+});
+
+describe('sync --object: one object through every step', () => {
+  let cloud: TestCloud;
+  let dir: string;
+  let ldifFile: string;
+  let ctx: EngineContext;
+  const people: Person[] = [
+    { uid: 'o1', ou: 'eng', title: 'Staff' },
+    { uid: 'o2', ou: 'eng', title: 'Staff' },
+  ];
+
+  before(async () => {
+    cloud = await startTestCloud();
+    dir = mkdtempSync(path.join(tmpdir(), 'idsync-object-'));
+    ldifFile = path.join(dir, 'source.ldif');
+    writeFileSync(ldifFile, ldif(people, []));
+    const configFile = path.join(dir, 'idsync.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        dataDir: './data',
+        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
+        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
+      }),
+    );
+    ctx = openContext(loadConfig(configFile));
+    ctx.credentials.set('cloud', cloud.syncSecret);
+  });
+
+  after(async () => {
+    ctx?.close();
+    await cloud?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a new object is added, projected and exported; only that object', async () => {
+    const t = await syncOneObject(ctx, `UID=o1, ou=eng,${BASE}`);
+    assert.equal(t.import.result, 'added');
+    assert.equal(t.import.connector, 'hr');
+    assert.equal(t.sync.result, 'projected');
+    assert.equal(t.export.result, 'added');
+    assert.ok(t.export.cloudId);
+    const users = await cloud.all('Users');
+    assert.deepEqual(users.map((u) => u.userName), ['o1@example.test'], 'o2 was not exported');
+  });
+
+  test('a changed object shows the attribute change at every step', async () => {
+    people[0]!.title = 'Boss';
+    writeFileSync(ldifFile, ldif(people, []));
+    const t = await syncOneObject(ctx, `uid=o1,ou=eng,${BASE}`);
+    assert.equal(t.import.result, 'updated');
+    assert.deepEqual(t.import.changes, [{ attribute: 'title', before: ['Staff'], after: ['Boss'] }]);
+    assert.equal(t.sync.result, 'updated');
+    assert.deepEqual(t.sync.changes, [{ attribute: 'title', before: 'Staff', after: 'Boss' }]);
+    assert.equal(t.export.result, 'updated');
+    assert.deepEqual(t.export.changes, [{ attribute: 'title', before: 'Staff', after: 'Boss' }]);
+  });
+
+  test('an unchanged object is unchanged everywhere; a removed one is deleted from the cloud', async () => {
+    const same = await syncOneObject(ctx, `uid=o1,ou=eng,${BASE}`);
+    assert.deepEqual([same.import.result, same.sync.result, same.export.result], ['unchanged', 'unchanged', 'unchanged']);
+    writeFileSync(ldifFile, ldif([people[1]!], []));
+    const gone = await syncOneObject(ctx, `uid=o1,ou=eng,${BASE}`);
+    assert.deepEqual([gone.import.result, gone.sync.result, gone.export.result], ['deleted', 'disconnected', 'deleted']);
+    assert.equal((await cloud.all('Users')).length, 0);
   });
 });

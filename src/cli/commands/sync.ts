@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runCycle } from '../../engine/cycle.js';
+import { syncOneObject, type ObjectTrace } from '../../engine/single-object.js';
 import type { PlannedExport } from '../../engine/export.js';
 import type { RunRecord } from '../../engine/runs.js';
 import { withContext } from '../context.js';
@@ -13,6 +14,7 @@ export const registerSyncCommands: RegisterCommand = (program) => {
     .description('Run one sync cycle now: import from every source, sync the metaverse, export to the cloud')
     .option('--full', 'full import and full sync: re-read and re-evaluate every object, not only changes')
     .option('--preview', 'import and sync, then show what the export would do (adds, updates with before/after, deletes) without writing to the cloud')
+    .option('--object <dn>', 'sync one object through every step (import, sync, export) and show what each step did')
     .option('--allow-deletes', 'let this export through even if it exceeds the deletion threshold')
     .option('--json', 'print the run record as JSON')
     .addHelpText(
@@ -24,10 +26,19 @@ cloud could not be reached or refused the credential, 4 another run is in progre
 Examples:
   idsync sync                  # one cycle with the configuration in ./idsync.yaml
   idsync sync --preview        # what would change in the cloud, attribute by attribute
+  idsync sync --object "CN=Ann Smith,OU=Staff,DC=corp,DC=example,DC=com"   # why is Ann (not) in the cloud?
   idsync sync --json | jq .steps
   idsync -c /etc/idsync/idsync.yaml sync --full`,
     )
-    .action(async (opts: { full?: boolean; allowDeletes?: boolean; preview?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { full?: boolean; allowDeletes?: boolean; preview?: boolean; object?: string; json?: boolean }, cmd: Command) => {
+      if (opts.object !== undefined) {
+        const dn = opts.object;
+        const trace = await withContext(cmd, (ctx) => syncOneObject(ctx, dn, { allowDeletes: opts.allowDeletes }));
+        if (opts.json) printJson(trace);
+        else printTrace(trace);
+        process.exitCode = trace.export.result === 'error' ? EXIT.FAILED : EXIT.OK;
+        return;
+      }
       const run = await withContext(cmd, (ctx) =>
         runCycle(ctx, {
           full: opts.full,
@@ -53,6 +64,20 @@ function exitForRun(run: RunRecord): number {
   }
   if (code === 'LDIF_NOT_FOUND' || code === 'LDIF_PARSE_ERROR') return EXIT.USAGE;
   return EXIT.FAILED;
+}
+
+function printTrace(t: ObjectTrace): void {
+  const show = (v: unknown) => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? v : JSON.stringify(v));
+  const changes = (d: ObjectTrace['import']['changes']) => {
+    for (const c of d) println(`      ${c.attribute}: ${show(c.before)} → ${show(c.after)}`);
+  };
+  println(`${t.dn} (run ${t.runId})`);
+  println(`  import  ${t.import.result}${t.import.connector ? ` from ${t.import.connector}` : ''}`);
+  changes(t.import.changes);
+  println(`  sync    ${t.sync.result}${t.sync.metaverseId ? ` (metaverse object ${t.sync.metaverseId})` : ''}`);
+  changes(t.sync.changes);
+  println(`  export  ${t.export.result}${t.export.cloudId ? ` (cloud id ${t.export.cloudId})` : ''}${t.export.error ? `: ${t.export.error}` : ''}`);
+  changes(t.export.changes);
 }
 
 export function printPlan(plan: PlannedExport[], preview: boolean): void {
