@@ -36,7 +36,7 @@ function parsePort(text: string): number {
 }
 
 interface ServeOptions {
-  interval: string;
+  interval?: string;
   host: string;
   port: string;
   tlsCert?: string;
@@ -48,7 +48,7 @@ export const registerServeCommands: RegisterCommand = (program) => {
   program
     .command('serve')
     .description('Run the sync service in the foreground: scheduled sync cycles, password hash delivery, health and metrics endpoints')
-    .option('--interval <duration>', 'time between delta sync cycles (e.g. 30s, 5m, 1h)', '5m')
+    .option('--interval <duration>', 'time between delta sync cycles (e.g. 30s, 5m, 1h); default: sync.interval in the configuration (2m)')
     .option('--host <address>', 'address to listen on; without TLS only loopback is allowed', DEFAULT_HOST)
     .option('--port <n>', 'port to listen on (0 = any free port)', String(DEFAULT_PORT))
     .option('--tls-cert <file>', 'PEM certificate (chain) for HTTPS')
@@ -84,9 +84,11 @@ Examples:
       if (!!opts.tlsCert !== !!opts.tlsKey) {
         throw new IdsyncError('CONFIG_INVALID', '--tls-cert and --tls-key go together', { hint: 'Pass both PEM files, or neither for loopback-only HTTP.' });
       }
-      const intervalMs = parseDuration(opts.interval);
+      const loaded = loadFor(cmd);
+      const interval = opts.interval ?? loaded.config.sync.interval;
+      const intervalMs = parseDuration(interval);
       const port = parsePort(opts.port);
-      const ctx = openContext(loadFor(cmd));
+      const ctx = openContext(loaded);
       let service: SyncService;
       try {
         service = new SyncService(ctx, {
@@ -107,7 +109,7 @@ Examples:
         await service.stop(0, 'start failed').catch(() => undefined);
         throw err;
       }
-      println(`idsync service listening on ${url} (sync cycle every ${opts.interval}); Ctrl+C to stop`);
+      println(`idsync service listening on ${url} (sync cycle every ${interval}); Ctrl+C to stop`);
       await new Promise<void>((resolve) => {
         let signals = 0;
         const onSignal = (sig: NodeJS.Signals) => {
