@@ -107,7 +107,9 @@ for (const n of sizes) {
     ctx.credentials.set('bench', slapd.adminPassword);
     ctx.close();
 
-    const cycle = async () => JSON.parse((await node(['--import', 'tsx', 'bench/sync-worker.ts', config]).done).trim().split('\n').pop()!) as WorkerResult;
+    // IDSYNC_BENCH_PROFILE=DIR writes a CPU profile of each cycle there (open it in Chrome DevTools).
+    const prof = process.env.IDSYNC_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.IDSYNC_BENCH_PROFILE}`] : [];
+    const cycle = async () => JSON.parse((await node([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config]).done).trim().split('\n').pop()!) as WorkerResult;
     report('initial full cycle', n + groups, await cycle());
     report('no-change delta', n + groups, await cycle());
 
