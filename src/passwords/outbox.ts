@@ -127,6 +127,11 @@ export class Outbox {
     this.retryStmt.run(at, reason, anchor, version);
   }
 
+  /** Makes every waiting item due at `at` (a new credential deserves an attempt now, not after the backoff). */
+  dueNow(at: number): number {
+    return this.db.prepare('UPDATE phs_outbox SET next_attempt_at = ? WHERE next_attempt_at > ?').run(at, at).changes;
+  }
+
   /** Runs fn in one transaction (a batch's outcome is written at once). */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();

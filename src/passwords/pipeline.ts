@@ -55,6 +55,11 @@ export interface PasswordPipelineDeps {
   events: EventLog;
   /** The credential store's 32-byte data key (loadOrCreateKey(dataDir).key). */
   key: Buffer;
+  /**
+   * The cloud credential's version (e.g. its changed-at time), read each loop: when it changes,
+   * everything waiting is retried at once instead of after its backoff.
+   */
+  credentialVersion?: () => string | undefined;
   options?: PasswordPipelineOptions;
 }
 
@@ -76,10 +81,13 @@ export class PasswordPipeline {
   private woken = false;
   private lastActivity = 0;
   private lastPrune = 0;
+  private credentialVersion: (() => string | undefined) | undefined;
+  private lastCredentialVersion: string | undefined;
 
   constructor(deps: PasswordPipelineDeps) {
     this.db = deps.db;
     this.events = deps.events;
+    this.credentialVersion = deps.credentialVersion;
     this.now = deps.options?.now ?? Date.now;
     const o = deps.options ?? {};
     this.opts = {
@@ -238,8 +246,15 @@ export class PasswordPipeline {
   }
 
   private async run(): Promise<void> {
+    this.lastCredentialVersion = this.credentialVersion?.();
     while (this.running) {
       this.woken = false;
+      const version = this.credentialVersion?.();
+      if (version !== this.lastCredentialVersion) {
+        // An administrator just set a new cloud credential: deliver what waits now.
+        this.lastCredentialVersion = version;
+        this.outboxStore.dueNow(this.now());
+      }
       try {
         await this.deliverOnce();
       } catch (err) {

@@ -163,6 +163,7 @@ export class SyncService {
       cloud: this.cloud,
       events: this.pipelineEvents,
       key: loadOrCreateKey(ctx.loaded.dataDir).key,
+      credentialVersion: () => ctx.credentials.info(CLOUD_CONNECTOR)?.changedAt,
       ...(opts.passwords ? { options: opts.passwords } : {}),
     });
   }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { createSyncClient, fetchToken } from '../../src/cloud/admin-api-client.js';
-import { createCloudServer } from '../../src/cloud/server.js';
+import { createCloudServer, type CloudServer } from '../../src/cloud/server.js';
 
 export interface TestCloud {
   url: string;
@@ -16,6 +16,8 @@ export interface TestCloud {
   admin: { username: string; password: string };
   syncClientId: string;
   syncSecret: string;
+  /** The server itself (its database, for assertions). */
+  server: CloudServer;
   // Tests assert on arbitrary SCIM JSON, so the default body type is deliberately loose.
   /** SCIM GET/POST/... as the global administrator; returns status and parsed body. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -26,7 +28,7 @@ export interface TestCloud {
   close(): Promise<void>;
 }
 
-export async function startTestCloud(options: { dataDir?: string; port?: number } = {}): Promise<TestCloud> {
+export async function startTestCloud(options: { dataDir?: string; port?: number; lockout?: boolean } = {}): Promise<TestCloud> {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'idsync-cloud-'));
   const admin = { username: 'admin', password: 'Test-admin-pass-1!' };
   const server = await createCloudServer({
@@ -36,6 +38,8 @@ export async function startTestCloud(options: { dataDir?: string; port?: number 
     adminPassword: admin.password,
     logger: false,
     secretHashParams: { logN: 10, r: 8, p: 1 },
+    // Tests that poll the token endpoint with a password that does not work yet turn lockout off.
+    ...(options.lockout === false ? { lockout: { threshold: 1_000_000, globalThreshold: 1_000_000 } } : {}),
   });
   const syncClientId = 'idsync-test';
   let syncSecret: string;
@@ -76,6 +80,7 @@ export async function startTestCloud(options: { dataDir?: string; port?: number 
     admin,
     syncClientId,
     syncSecret,
+    server,
     scim: scim as TestCloud['scim'],
     all: all as TestCloud['all'],
     close: async () => {

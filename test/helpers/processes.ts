@@ -1,0 +1,87 @@
+/**
+ * Running the real `idsync` binary from tests, as an administrator would: child processes with
+ * their output captured (for assertions and secret scans), and small polling helpers. Always
+ * asynchronous: a cloud directory started by the test runs in the test's own process and must keep
+ * answering while a child talks to it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = path.join(ROOT, 'bin/idsync.js');
+
+export interface Proc {
+  child: ChildProcess;
+  /** stdout and stderr as they arrive. */
+  out: { text: string };
+  exited: Promise<number | null>;
+}
+
+/** Everything every child process printed in this test file, for secret scans. */
+export const captured: { what: string; text: string }[] = [];
+
+export function spawnIdsync(args: string[], input?: string, env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
+  const out = { text: '' };
+  const record = { what: `idsync ${args.filter((a) => !a.startsWith('/')).join(' ')}`, text: '' };
+  captured.push(record);
+  const add = (d: Buffer): void => {
+    out.text += d.toString('utf8');
+    record.text = out.text;
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  child.stdin?.end(input ?? '');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+/** Runs a command to completion. */
+export async function idsync(args: string[], input?: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
+  const p = spawnIdsync(args, input, env);
+  const code = await p.exited;
+  return { code, out: p.out.text };
+}
+
+/** Polls fn until it returns something other than undefined/false, or fails after ms. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, every = 100): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+/** Stops a child (SIGTERM, SIGKILL after 15 s) and returns its exit code. */
+export async function stopProc(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (!p) return null;
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return p.child.exitCode;
+  p.child.kill(signal);
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
+  const code = await p.exited;
+  clearTimeout(t);
+  return code;
+}
+
+/** A password sign-in at the cloud's token endpoint; returns the HTTP status (200 = signed in). */
+export async function signIn(cloudUrl: string, username: string, password: string): Promise<number> {
+  const res = await request(`${cloudUrl}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
+  });
+  await res.body.dump();
+  return res.statusCode;
+}
+
+/** Polls the token endpoint until the password works; returns how long it took (ms). */
+export async function signsInWithin(cloudUrl: string, username: string, password: string, ms: number): Promise<number> {
+  const t0 = Date.now();
+  await until(`${username} to sign in`, async () => (await signIn(cloudUrl, username, password)) === 200 || undefined, ms, 50);
+  return Date.now() - t0;
+}
