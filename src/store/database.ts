@@ -1,11 +1,12 @@
 /**
- * The embedded store: one SQLite database (better-sqlite3 12.x, WAL) in the data directory.
+ * The embedded store: one SQLite database (better-sqlite3, WAL) in the data directory.
  * Each module that keeps state declares its migrations next to its code and registers them here,
  * so the schema of a feature lives with the feature.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import { Sqlite } from './sqlite-driver.js';
 import { IdsyncError } from '../core/errors.js';
 
 export type Database = BetterSqlite3.Database;
@@ -22,7 +23,7 @@ export function openDatabase(file: string, migrations: Migration[] = []): Databa
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let db: Database;
   try {
-    db = new BetterSqlite3(file);
+    db = new Sqlite(file);
   } catch (err) {
     throw new IdsyncError('STORE_FAILED', `cannot open database ${file}: ${(err as Error).message}`, {
       hint: 'Check that the data directory exists, is writable by this user and the disk is not full.',

@@ -12,7 +12,6 @@
  * for every password, its NT hash and any OrgId hash string.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,16 +20,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import Sqlite from 'better-sqlite3';
+import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { PASSWORD_HASHES_PATH } from '../../src/passwords/delivery.js';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { ntHash } from '../../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { inParallel, range } from '../helpers/passwords.js';
+import { captured, signIn, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 
-const BIN = fileURLToPath(new URL('../../bin/idsync.js', import.meta.url));
 const USERS = 300;
 const BASE = 'dc=example,dc=test';
 /** Versions per user: 3 for i % 3 == 0, 2 for i % 3 == 1, 1 for the rest (600 changes in all). */
@@ -39,54 +38,9 @@ const passwordOf = (i: number, v: number): string => `Crash-${i}-v${v}!`;
 const PASSWORD_RE = /crash-\d+-v\d!/i;
 const uuid = (n: number): string => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
-const captured: { what: string; text: string }[] = [];
-
-interface Proc {
-  child: ChildProcess;
-  rec: { what: string; text: string };
-  exited: Promise<number | null>;
-}
-
-function spawnIdsync(what: string, args: string[], input?: string): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const rec = { what, text: '' };
-  captured.push(rec);
-  child.stdout?.on('data', (d: Buffer) => (rec.text += d.toString('utf8')));
-  child.stderr?.on('data', (d: Buffer) => (rec.text += d.toString('utf8')));
-  child.stdin?.end(input ?? '');
-  return { child, rec, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number, every = 100): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
-
 async function getJson(url: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- /status JSON
   const res = await request(url);
   return res.body.json();
-}
-
-async function signIn(cloud: TestCloud, username: string, password: string): Promise<number> {
-  const res = await request(`${cloud.url}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
-  });
-  await res.body.dump();
-  return res.statusCode;
-}
-
-async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  }));
 }
 
 /** A proxy in front of the cloud that holds password-hash batches for `delayMs` (a slow cloud). */
@@ -165,10 +119,10 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
   const token = randomBytes(24).toString('base64url');
   let outboxAtKill = 0;
 
-  const startServe = async (what: string): Promise<string> => {
-    const p = spawnIdsync(what, ['-c', config, 'serve', '--port', '0', '--interval', '1h']);
+  const startServe = async (): Promise<string> => {
+    const p = spawnIdsync(['-c', config, 'serve', '--port', '0', '--interval', '1h']);
     serve = p;
-    return until('serve to listen', () => /listening on (\S+)/.exec(p.rec.text)?.[1], 20_000);
+    return until('serve to listen', () => /listening on (\S+)/.exec(p.out.text)?.[1], 20_000);
   };
 
   before(async () => {
@@ -193,23 +147,20 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
       ['cloud', cloud.syncSecret, []],
       ['agent', token, ['--no-validate']],
     ] as const) {
-      const p = spawnIdsync(`idsync credentials set ${name}`, ['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
-      assert.equal(await p.exited, 0, p.rec.text);
+      const p = spawnIdsync(['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
+      assert.equal(await p.exited, 0, p.out.text);
     }
   });
 
   after(async () => {
-    if (serve && serve.child.exitCode === null && serve.child.signalCode === null) {
-      serve.child.kill('SIGKILL');
-      await serve.exited;
-    }
+    await stopProc(serve, 'SIGKILL');
     await proxy?.close();
     await cloud?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('PCNs for 300 users, SIGKILL with a non-empty outbox and batches in flight', async () => {
-    const url = await startServe('idsync serve (1st)');
+    const url = await startServe();
     await until('the first cycle', async () => ((await getJson(`${url}/status`)).cycle?.last?.status === 'success' ? true : undefined), 30_000);
     assert.equal((await cloud.all('Users')).length, USERS);
 
@@ -227,7 +178,7 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
     // was accepted, so each user's versions are strictly ordered in time.
     const t0 = Date.now();
     for (let v = 1; v <= 3; v++) {
-      await inParallel(Array.from({ length: USERS }, (_, i) => i).filter((i) => versionsOf(i) >= v), 16, (i) => post(i, v));
+      await inParallel(range(USERS).filter((i) => versionsOf(i) >= v), 16, (i) => post(i, v));
     }
     const postMs = Date.now() - t0;
 
@@ -260,23 +211,23 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
 
   test('after a restart the outbox drains and every user signs in with the latest password only', async () => {
     proxy.delayMs = 0;
-    const url = await startServe('idsync serve (2nd)');
+    const url = await startServe();
     await until('the outbox to drain', async () => ((await getJson(`${url}/status`)).passwords.outboxDepth === 0 ? true : undefined), 60_000, 200);
     await sleep(200); // a batch held by the proxy from before the kill may still land; latest wins in the cloud too
 
     const failures: string[] = [];
-    await inParallel(Array.from({ length: USERS }, (_, i) => i), 8, async (i) => {
+    await inParallel(range(USERS), 8, async (i) => {
       const v = versionsOf(i);
       const who = `cu${i}@example.test`;
-      if ((await signIn(cloud, who, passwordOf(i, v))) !== 200) failures.push(`cu${i}: latest (v${v}) rejected`);
-      if (v > 1 && (await signIn(cloud, who, passwordOf(i, v - 1))) !== 400) failures.push(`cu${i}: earlier (v${v - 1}) accepted`);
+      if ((await signIn(cloud.url, who, passwordOf(i, v))) !== 200) failures.push(`cu${i}: latest (v${v}) rejected`);
+      if (v > 1 && (await signIn(cloud.url, who, passwordOf(i, v - 1))) !== 400) failures.push(`cu${i}: earlier (v${v - 1}) accepted`);
     });
     assert.deepEqual(failures, []);
 
     const status = await getJson(`${url}/status`);
     assert.equal(status.passwords.outboxDepth, 0);
     serve!.child.kill('SIGTERM');
-    assert.equal(await serve!.exited, 0, serve!.rec.text.slice(-2000));
+    assert.equal(await serve!.exited, 0, serve!.out.text.slice(-2000));
   });
 
   test('no password, NT hash or OrgId hash in any output, event, run record or status', async () => {

@@ -13,28 +13,23 @@
  *   the events, runs, run_errors or phs_status tables.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import Sqlite from 'better-sqlite3';
+import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { Attribute, Change, Client } from 'ldapts';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { createSyncClient } from '../../src/cloud/admin-api-client.js';
-import { createCloudServer, type CloudServer } from '../../src/cloud/server.js';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { ntHash } from '../../src/passwords/hash.js';
+import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { skipUnless } from '../helpers/integration.js';
+import { captured, idsync, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin/idsync.js');
 const OU = 'e2ephssamba';
 const CONNECTOR = 'corp-ad';
 const USERS = 4;
@@ -42,80 +37,10 @@ const INITIAL = 'Initial-Samba-1!';
 const CHANGED = 'Changed-OverLdaps-2!';
 const PCN_PW = 'Pcn-Posted-3!';
 
-/** Everything every child process printed, for the secrets scan. */
-const captured: { what: string; text: string }[] = [];
-
-interface Proc {
-  child: ChildProcess;
-  out: { text: string };
-  exited: Promise<number | null>;
-}
-
-function spawnIdsync(what: string, args: string[], input?: string): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-  const out = { text: '' };
-  const rec = { what, text: '' };
-  captured.push(rec);
-  const add = (d: Buffer): void => {
-    out.text += d.toString('utf8');
-    rec.text = out.text;
-  };
-  child.stdout?.on('data', add);
-  child.stderr?.on('data', add);
-  child.stdin?.end(input ?? '');
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, out, exited };
-}
-
-/** Runs a CLI command to completion (async: the cloud in this process must keep answering). */
-async function idsync(args: string[], input?: string): Promise<{ code: number | null; out: string }> {
-  const p = spawnIdsync(`idsync ${args.filter((a) => !a.startsWith('/')).join(' ')}`, args, input);
-  const code = await p.exited;
-  return { code, out: p.out.text };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number, every = 100): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
-
-async function stopProc(p: Proc | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-  if (!p) return null;
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return p.child.exitCode;
-  p.child.kill(signal);
-  const t = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
-  const code = await p.exited;
-  clearTimeout(t);
-  return code;
-}
-
-async function signIn(cloudUrl: string, username: string, password: string): Promise<number> {
-  const res = await request(`${cloudUrl}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
-  });
-  await res.body.dump();
-  return res.statusCode;
-}
-
-/** Polls the token endpoint until the password works (the cloud runs without smart lockout here). */
-async function signsInWithin(cloudUrl: string, username: string, password: string, ms: number): Promise<number> {
-  const t0 = Date.now();
-  await until(`${username} to sign in`, async () => (await signIn(cloudUrl, username, password)) === 200 || undefined, ms, 50);
-  return Date.now() - t0;
-}
-
 describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: skipUnless('samba') }, () => {
   let dc: SambaDC;
   let seeded: SeededAd;
-  let cloud: CloudServer;
-  let cloudDir: string;
+  let cloud: TestCloud;
   let dir: string;
   let config: string;
   let serve: Proc | undefined;
@@ -126,19 +51,8 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
   before(async () => {
     dc = await useSambaDC();
     seeded = await seedAdUsers(dc, { ou: OU, users: USERS, password: INITIAL });
-    cloudDir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-phs-cloud-'));
-    const admin = { username: 'admin', password: 'Test-admin-pass-1!' };
     // Smart lockout off: the test polls the token endpoint with a password that does not work yet.
-    cloud = await createCloudServer({
-      dataDir: cloudDir,
-      port: 0,
-      adminUser: admin.username,
-      adminPassword: admin.password,
-      logger: false,
-      secretHashParams: { logN: 10, r: 8, p: 1 },
-      lockout: { threshold: 1_000_000, globalThreshold: 1_000_000 },
-    });
-    const syncSecret = await createSyncClient(cloud.url, admin, 'idsync-test');
+    cloud = await startTestCloud({ lockout: false });
 
     dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-phs-samba-'));
     config = path.join(dir, 'idsync.yaml');
@@ -157,13 +71,13 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
             scope: { include: [seeded.ouDn] },
           },
         ],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: 'idsync-test' } },
+        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
       }),
     );
     writeFileSync(path.join(dir, 'agent.token'), `${token}\n`, { mode: 0o600 });
     for (const [name, secret, extra] of [
       [CONNECTOR, dc.adminPassword, []],
-      ['cloud', syncSecret, []],
+      ['cloud', cloud.syncSecret, []],
       ['agent', token, ['--no-validate']],
     ] as const) {
       const r = await idsync(['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
@@ -175,7 +89,6 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
     await stopProc(agent);
     await stopProc(serve);
     await cloud?.close();
-    if (cloudDir) rmSync(cloudDir, { recursive: true, force: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (dc) {
       await deleteAdTree(dc, `OU=${OU},${dc.baseDn}`).catch(() => undefined);
@@ -187,14 +100,14 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
     const r = await idsync(['-c', config, 'sync', '--json']);
     assert.equal(r.code, 0, r.out);
     assert.equal((JSON.parse(r.out) as { status: string }).status, 'success', r.out);
-    const names = (cloud.db.prepare('SELECT user_name_lc AS n FROM scim_users').all() as { n: string }[]).map((x) => x.n);
+    const names = (cloud.server.db.prepare('SELECT user_name_lc AS n FROM scim_users').all() as { n: string }[]).map((x) => x.n);
     for (const u of seeded.users) assert.ok(names.includes(u.userPrincipalName.toLowerCase()), `${u.userPrincipalName} is in the cloud`);
   });
 
   test('idsync serve + the agent over HTTP: the initial full password sync lets every user sign in', async () => {
-    serve = spawnIdsync('idsync serve', ['-c', config, 'serve', '--port', '0', '--interval', '1h']);
+    serve = spawnIdsync(['-c', config, 'serve', '--port', '0', '--interval', '1h']);
     serviceUrl = await until('serve to listen', () => /listening on (\S+)/.exec(serve!.out.text)?.[1], 20_000);
-    agent = spawnIdsync('idsync agent samba', [
+    agent = spawnIdsync([
       'agent', 'samba', '--ldapi', dc.privLdapiPath, '--base', dc.baseDn, '--state', path.join(dir, 'agent-state'),
       '--forward', serviceUrl, '--token-file', path.join(dir, 'agent.token'), '--connector', CONNECTOR, '--poll-ms', '250', '--json',
     ]);
