@@ -5,12 +5,14 @@ import { registerCloudCommands } from './cloud.js';
 import { registerConfigureCommands } from './configure.js';
 import { registerCredentialsCommands } from './credentials.js';
 import { registerDemoCommands } from './demo.js';
+import { registerDoctorCommands } from './doctor.js';
 import { registerEventsCommands } from './events.js';
 import { registerHashCommands } from './hash.js';
 import { registerInitCommands } from './init.js';
 import { registerPasswordsCommands } from './passwords.js';
 import { registerRunsCommands } from './runs.js';
 import { registerServeCommands } from './serve.js';
+import { registerServiceCommands } from './service.js';
 import { registerSyncCommands } from './sync.js';
 
 export type RegisterCommand = (program: Command) => void;
@@ -20,6 +22,8 @@ export const commands: RegisterCommand[] = [
   registerConfigureCommands,
   registerSyncCommands,
   registerServeCommands,
+  registerServiceCommands,
+  registerDoctorCommands,
   registerRunsCommands,
   registerCredentialsCommands,
   registerEventsCommands,

@@ -1,0 +1,197 @@
+/**
+ * `idsync service start|stop|restart|status|install`: the sync service in the background
+ * (pid file + log in the data directory), or as a systemd unit. See docs/service.md.
+ */
+import type { Command } from 'commander';
+import type { CredentialInfo } from '../../credentials/store.js';
+import { IdsyncError } from '../../core/errors.js';
+import { serviceStatus, startDaemon, stopDaemon, type ServiceStatus, type StartResult, type StopResult } from '../../service/daemon.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../service/service.js';
+import { installUnit, renderUnit } from '../../service/systemd.js';
+import { loadFor } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { printJson, println } from '../output.js';
+import type { RegisterCommand } from './index.js';
+import { parseDuration } from './serve.js';
+
+const DEFAULT_STOP_TIMEOUT = '35s';
+
+function parsePort(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new IdsyncError('CONFIG_INVALID', `"${text}" is not a port number`, { hint: 'Use 1–65535, or 0 for a free port.' });
+  return n;
+}
+
+/** "3 min ago" style age of an ISO time. */
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
+  if (s < 48 * 3600) return `${Math.round(s / 360) / 10} h ago`;
+  return `${Math.round(s / 8640) / 10} days ago`;
+}
+
+interface StartCliOptions {
+  interval: string;
+  port: string;
+  host: string;
+  logLevel?: string;
+  wait: string;
+  json?: boolean;
+}
+
+async function doStart(cmd: Command, opts: StartCliOptions): Promise<StartResult> {
+  const loaded = loadFor(cmd);
+  return startDaemon(loaded, {
+    intervalMs: parseDuration(opts.interval),
+    port: parsePort(opts.port),
+    host: opts.host,
+    timeoutMs: parseDuration(opts.wait),
+    ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+  });
+}
+
+function printStarted(r: StartResult): void {
+  if (r.staleRemoved) println('removed a stale pid file (its process was gone)');
+  println(`idsync service started: pid ${r.pid}, ${r.url}`);
+  println(`  log: ${r.logFile}`);
+  println('  status: idsync service status    stop: idsync service stop');
+}
+
+async function doStop(cmd: Command, timeout: string): Promise<StopResult> {
+  const loaded = loadFor(cmd);
+  return stopDaemon(loaded.dataDir, { timeoutMs: parseDuration(timeout) });
+}
+
+function printStopped(r: StopResult, timeout: string): void {
+  if (!r.wasRunning) {
+    println(`idsync service is not running${r.staleRemoved ? ' (removed a stale pid file)' : ''}`);
+    return;
+  }
+  if (r.killed) println(`idsync service (pid ${r.pid}) did not stop within ${timeout}: killed (SIGKILL); an interrupted cycle is marked so at the next start`);
+  else println(`idsync service stopped (pid ${r.pid}, ${(r.elapsedMs / 1000).toFixed(1)} s)`);
+}
+
+function credLine(c: CredentialInfo): string {
+  const test = c.lastTestAt ? `last test ${c.lastTestOk ? 'ok' : `FAILED (${c.lastErrorCode ?? 'error'})`} ${ago(c.lastTestAt)}` : 'never tested';
+  return `  ${c.name.padEnd(16)} changed ${ago(c.changedAt)}, ${test}`;
+}
+
+export function printStatus(s: ServiceStatus): void {
+  if (s.staleRemoved) println('removed a stale pid file (its process was gone)');
+  if (!s.running) {
+    println('idsync service: not running (start it with `idsync service start`, or run `idsync serve`)');
+  } else {
+    println(`idsync service: running (pid ${s.pid}, ${s.url}${s.startedAt ? `, started ${ago(s.startedAt)}` : ''})`);
+  }
+  const h = s.health;
+  if (h) {
+    println(`health: ${h.status}${h.ready ? '' : ' (not ready)'}`);
+    for (const d of h.degraded) println(`  ! ${d.check}: ${d.reason}`);
+    for (const r of h.notReady) if (!h.degraded.some((d) => d.reason === r)) println(`  - not ready: ${r}`);
+    const last = h.cycle.last;
+    println(
+      `last cycle: ${last ? `run ${last.id} (${last.profile}) ${last.status}, ended ${ago(last.endedAt)}${last.error ? ` — ${last.error.code}: ${last.error.message}` : ''}` : 'none yet'}` +
+        (h.cycle.inProgress ? ' (a cycle is running now)' : h.cycle.nextAt ? `; next at ${h.cycle.nextAt}` : ''),
+    );
+    println(
+      `password sync: heartbeat ${h.passwords.heartbeatAt ? ago(h.passwords.heartbeatAt) : 'none yet'}; outbox ${h.passwords.outboxDepth} waiting` +
+        (h.passwords.oldestQueuedAt ? `, oldest queued ${ago(h.passwords.oldestQueuedAt)}` : ''),
+    );
+    println('credentials:');
+    if (h.credentials.length === 0) println('  none stored (idsync credentials set <connector>)');
+    for (const c of h.credentials) println(credLine(c));
+    return;
+  }
+  if (s.unreachable) println(`health: unknown — ${s.unreachable}`);
+  const o = s.offline;
+  if (!o) return;
+  println('from the database:');
+  const r = o.lastRun;
+  println(`  last cycle: ${r ? `run ${r.id} (${r.profile}) ${r.status}, ended ${ago(r.endedAt)}${r.error ? ` — ${r.error.code}: ${r.error.message}` : ''}` : 'none yet'}`);
+  println(`  password sync: heartbeat ${o.heartbeatAt ? ago(o.heartbeatAt) : 'none yet'}; outbox ${o.outboxDepth} waiting${o.oldestQueuedAt ? `, oldest queued ${ago(o.oldestQueuedAt)}` : ''}`);
+  println('  credentials:');
+  if (o.credentials.length === 0) println('    none stored (idsync credentials set <connector>)');
+  for (const c of o.credentials) println('  ' + credLine(c));
+}
+
+export const registerServiceCommands: RegisterCommand = (program) => {
+  const service = program
+    .command('service')
+    .description('Run the sync service in the background (start, stop, restart, status) or install it as a systemd unit')
+    .addHelpText(
+      'after',
+      `
+The background service is \`idsync serve\` detached, with <dataDir>/idsync.pid and its log in <dataDir>/idsync.log.
+On a systemd host prefer \`idsync service install\` (then systemctl manages it).
+
+Exit codes of \`service status\`: 0 running and healthy, 1 degraded or not running.`,
+    );
+
+  const startOptions = (c: Command) =>
+    c
+      .option('--interval <duration>', 'time between delta sync cycles (e.g. 30s, 5m, 1h)', '5m')
+      .option('--port <n>', 'port of the service\'s HTTP endpoints (0 = any free port)', String(DEFAULT_PORT))
+      .option('--host <address>', 'address to listen on (loopback only without TLS)', DEFAULT_HOST)
+      .option('--log-level <level>', 'log level of the service log')
+      .option('--wait <duration>', 'how long to wait for the service to answer /healthz', '20s');
+
+  startOptions(service.command('start').description('Start `idsync serve` in the background; waits until it answers /healthz')).action(
+    async (opts: StartCliOptions, cmd: Command) => {
+      printStarted(await doStart(cmd, opts));
+    },
+  );
+
+  service
+    .command('stop')
+    .description('Stop the background service: SIGTERM, let it drain, SIGKILL after --timeout')
+    .option('--timeout <duration>', 'how long to wait before SIGKILL', DEFAULT_STOP_TIMEOUT)
+    .action(async (opts: { timeout: string }, cmd: Command) => {
+      printStopped(await doStop(cmd, opts.timeout), opts.timeout);
+    });
+
+  startOptions(service.command('restart').description('Stop the background service (if running), then start it'))
+    .option('--timeout <duration>', 'how long to wait for the stop before SIGKILL', DEFAULT_STOP_TIMEOUT)
+    .action(async (opts: StartCliOptions & { timeout: string }, cmd: Command) => {
+      printStopped(await doStop(cmd, opts.timeout), opts.timeout);
+      printStarted(await doStart(cmd, opts));
+    });
+
+  service
+    .command('status')
+    .description('Whether the service runs, its last cycle, password sync heartbeat and outbox, credential state')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const s = await serviceStatus(loadFor(cmd));
+      if (opts.json) printJson(s);
+      else printStatus(s);
+      process.exitCode = s.running && s.healthy ? EXIT.OK : EXIT.FAILED;
+    });
+
+  service
+    .command('install')
+    .description('Write a systemd unit that runs `idsync serve` (does not call systemctl)')
+    .option('--user', 'a user unit in ~/.config/systemd/user (systemctl --user)')
+    .option('--output <file>', 'write the unit here instead (- prints it)')
+    .option('--run-as <user>', 'User= of a system unit (e.g. a dedicated idsync account)')
+    .option('--interval <duration>', 'passed to `serve --interval`')
+    .option('--port <n>', 'passed to `serve --port`')
+    .action(async (opts: { user?: boolean; output?: string; runAs?: string; interval?: string; port?: string }, cmd: Command) => {
+      const loaded = loadFor(cmd);
+      if (opts.interval) parseDuration(opts.interval);
+      if (opts.port) parsePort(opts.port);
+      const serveArgs = [...(opts.interval ? ['--interval', opts.interval] : []), ...(opts.port ? ['--port', opts.port] : [])];
+      const unitOpts = { user: !!opts.user, ...(opts.runAs ? { runAs: opts.runAs } : {}), serveArgs };
+      if (opts.output === '-') {
+        process.stdout.write(renderUnit(loaded, unitOpts));
+        return;
+      }
+      const r = installUnit(loaded, { ...unitOpts, ...(opts.output ? { output: opts.output } : {}) });
+      println(`wrote ${r.file}`);
+      println('next steps:');
+      for (const s of r.nextSteps) println(`  ${s}`);
+    });
+};
