@@ -14,27 +14,24 @@
  *   IDSYNC_BENCH_AGENT_POLL_MS=1000   the agent's --poll-ms (default: the agent's default, 1000)
  *   IDSYNC_BENCH_SKIP_LATENCY=1   part 1 only
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { pbkdf2, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Attribute, Change, Client } from 'ldapts';
-import { request } from 'undici';
 import { stringify } from 'yaml';
-import { createSyncClient } from '../src/cloud/admin-api-client.js';
-import { createCloudServer, type CloudServer } from '../src/cloud/server.js';
 import { CloudClient } from '../src/connectors/cloud/client.js';
 import { EventLog } from '../src/events/log.js';
 import { ntHash, orgIdHashFromNt } from '../src/passwords/hash.js';
 import { PasswordPipeline } from '../src/passwords/index.js';
 import { openDatabase } from '../src/store/database.js';
 import { allMigrations } from '../src/store/migrations.js';
+import { startTestCloud, type TestCloud } from '../test/helpers/cloud.js';
 import { unavailableReason } from '../test/helpers/integration.js';
+import { idsync, ROOT, signIn, spawnIdsync, stopProc, until, type Proc } from '../test/helpers/processes.js';
 import { deleteAdTree, seedAdUsers, startSambaDC, type SambaDC } from '../test/helpers/samba.js';
 
 const N = Number(process.argv[2] ?? 20_000);
@@ -83,52 +80,17 @@ console.log(`\ntransform / raw: ${((transform / raw) * 100).toFixed(0)}%   intak
 // -------------------------------------------------------------------------------------------------
 
 const SAMBA_LOCK = '/tmp/idsync-samba.lock';
-const BIN = fileURLToPath(new URL('../bin/idsync.js', import.meta.url));
-
-interface Proc {
-  child: ChildProcess;
-  out: { text: string };
-  exited: Promise<number | null>;
-}
-
-function spawnIdsync(args: string[], input?: string): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out = { text: '' };
-  child.stdout?.on('data', (d: Buffer) => (out.text = (out.text + d.toString('utf8')).slice(-20_000)));
-  child.stderr?.on('data', (d: Buffer) => (out.text = (out.text + d.toString('utf8')).slice(-20_000)));
-  child.stdin?.end(input ?? '');
-  return { child, out, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
-}
-
-async function idsync(args: string[], input?: string): Promise<void> {
-  const p = spawnIdsync(args, input);
-  const code = await p.exited;
-  if (code !== 0) throw new Error(`idsync ${args.slice(2, 5).join(' ')} exited ${code}: ${p.out.text.slice(-2000)}`);
-}
-
-async function stopProc(p: Proc | undefined): Promise<void> {
-  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill('SIGTERM');
-  const t = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
-  await p.exited;
-  clearTimeout(t);
-}
-
-async function signIn(cloudUrl: string, username: string, password: string): Promise<boolean> {
-  const res = await request(`${cloudUrl}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
-  });
-  await res.body.dump();
-  return res.statusCode === 200;
+/** Runs a CLI command to completion; throws when it fails. */
+async function mustIdsync(args: string[], input?: string): Promise<void> {
+  const r = await idsync(args, input);
+  if (r.code !== 0) throw new Error(`idsync ${args.slice(2, 5).join(' ')} exited ${r.code}: ${r.out.slice(-2000)}`);
 }
 
 /** Polls the token endpoint every 25 ms; the time of the first success (performance.now()), or undefined. */
 async function firstSignIn(cloudUrl: string, username: string, password: string, timeoutMs: number): Promise<number | undefined> {
   const end = performance.now() + timeoutMs;
   while (performance.now() < end) {
-    if (await signIn(cloudUrl, username, password)) return performance.now();
+    if ((await signIn(cloudUrl, username, password)) === 200) return performance.now();
     await sleep(25);
   }
   return undefined;
@@ -149,7 +111,7 @@ async function latency(): Promise<void> {
     console.log(`skipped: ${reason} (install Samba AD and run as root: see .ci/run)`);
     return;
   }
-  if (!existsSync(path.join(path.dirname(BIN), '../dist/cli/main.js'))) {
+  if (!existsSync(path.join(ROOT, 'dist/cli/main.js'))) {
     console.log('skipped: dist/ is missing; run `npm run build` first (the agent and the service run as bin/idsync.js)');
     return;
   }
@@ -179,7 +141,7 @@ async function latency(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   let dc: SambaDC | undefined;
-  let cloud: CloudServer | undefined;
+  let cloud: TestCloud | undefined;
   let serve: Proc | undefined;
   let agent: Proc | undefined;
   let ldaps: Client | undefined;
@@ -189,18 +151,8 @@ async function latency(): Promise<void> {
     dc = await startSambaDC();
     const ou = 'benchphs';
     const seeded = await seedAdUsers(dc, { ou, users: 10, password: 'Bench-Initial-0!' });
-    const admin = { username: 'admin', password: 'Bench-admin-pass-1!' };
     // Smart lockout off: the benchmark polls with a password that does not work yet, every 25 ms.
-    cloud = await createCloudServer({
-      dataDir: path.join(dir, 'cloud'),
-      port: 0,
-      adminUser: admin.username,
-      adminPassword: admin.password,
-      logger: false,
-      secretHashParams: { logN: 10, r: 8, p: 1 },
-      lockout: { threshold: 1_000_000, globalThreshold: 1_000_000 },
-    });
-    const syncSecret = await createSyncClient(cloud.url, admin, 'idsync-bench');
+    cloud = await startTestCloud({ dataDir: path.join(dir, 'cloud'), lockout: false });
     const config = path.join(dir, 'idsync.yaml');
     writeFileSync(
       config,
@@ -209,23 +161,20 @@ async function latency(): Promise<void> {
         connectors: [
           { name: 'corp-ad', type: 'ad', url: dc.ldapsUrl, bindDn: dc.adminUpn, baseDn: dc.baseDn, tls: { ca: dc.caFile, serverName: dc.tlsServerName }, scope: { include: [seeded.ouDn] } },
         ],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: 'idsync-bench' } },
+        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
       }),
     );
     const token = randomBytes(24).toString('base64url');
     writeFileSync(path.join(dir, 'agent.token'), `${token}\n`, { mode: 0o600 });
-    await idsync(['-c', config, 'credentials', 'set', 'corp-ad'], `${dc.adminPassword}\n`);
-    await idsync(['-c', config, 'credentials', 'set', 'cloud'], `${syncSecret}\n`);
-    await idsync(['-c', config, 'credentials', 'set', 'agent', '--no-validate'], `${token}\n`);
-    await idsync(['-c', config, 'sync']);
+    await mustIdsync(['-c', config, 'credentials', 'set', 'corp-ad'], `${dc.adminPassword}\n`);
+    await mustIdsync(['-c', config, 'credentials', 'set', 'cloud'], `${cloud.syncSecret}\n`);
+    await mustIdsync(['-c', config, 'credentials', 'set', 'agent', '--no-validate'], `${token}\n`);
+    await mustIdsync(['-c', config, 'sync']);
 
     serve = spawnIdsync(['-c', config, 'serve', '--port', '0', '--interval', '1h']);
-    let url: string | undefined;
-    for (let i = 0; i < 200 && !url; i++) {
-      url = /listening on (\S+)/.exec(serve.out.text)?.[1];
-      if (!url) await sleep(100);
-    }
-    if (!url) throw new Error(`idsync serve did not start: ${serve.out.text.slice(-2000)}`);
+    const url = await until('idsync serve to listen', () => /listening on (\S+)/.exec(serve!.out.text)?.[1], 20_000).catch(() => {
+      throw new Error(`idsync serve did not start: ${serve!.out.text.slice(-2000)}`);
+    });
     agent = spawnIdsync([
       'agent', 'samba', '--ldapi', dc.privLdapiPath, '--base', dc.baseDn, '--state', path.join(dir, 'agent-state'),
       '--forward', url, '--token-file', path.join(dir, 'agent.token'), '--connector', 'corp-ad', ...(pollMs ? ['--poll-ms', pollMs] : []),
