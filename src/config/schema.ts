@@ -98,6 +98,8 @@ export const syncSchema = z
      * or more than this percentage of the exported objects ("10%").
      */
     deletionThreshold: z.union([z.number().int().min(0), z.string().regex(/^\d{1,3}(\.\d+)?%$/, 'a count such as 500 or a percentage such as "10%"')]).default(500),
+    /** What a user removed from the source (or the scope) becomes in the cloud: deleted, or disabled (active: false). */
+    deletionAction: z.enum(['delete', 'disable']).default('delete'),
     /** Staging mode: import and sync, never export (a warm standby, or a preview of a new configuration). */
     stagingMode: z.boolean().default(false),
     /** How long run history is kept. */

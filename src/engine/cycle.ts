@@ -132,6 +132,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     try {
       const exporter = new Exporter(db, cloud, {
         deletionThreshold: loaded.config.sync.deletionThreshold,
+        deletionAction: loaded.config.sync.deletionAction,
         allowDeletes: options.allowDeletes ?? false,
         concurrency: loaded.config.cloud.concurrency,
         bulkSize: loaded.config.cloud.bulkSize,

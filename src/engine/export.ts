@@ -31,6 +31,8 @@ export interface ExportOptions {
   allowDeletes: boolean;
   concurrency: number;
   onProgress?: (done: number) => void;
+  /** What happens in the cloud to a user removed from the source or the scope. */
+  deletionAction?: 'delete' | 'disable';
   /** Export only this metaverse object (`idsync sync --object`). */
   only?: number;
   /** Outbound flows and the cloud soft-match setting (absent: the built-in defaults). */
@@ -43,7 +45,7 @@ export interface ExportOptions {
 
 /** One planned cloud write, as `idsync sync --preview` shows it. */
 export interface PlannedExport {
-  op: 'add' | 'update' | 'delete';
+  op: 'add' | 'update' | 'delete' | 'disable';
   objectType: ObjectType;
   /** The source DN (or the metaverse id when unknown). */
   object: string;
@@ -408,22 +410,30 @@ export class Exporter {
           )
           .all(type, this.options.only ?? null, this.options.only ?? null, CHUNK);
         if (rows.length === 0) break;
+        // Users may be disabled instead of deleted (sync.deletionAction); groups are always deleted.
+        const disable = type === 'user' && this.options.deletionAction === 'disable';
         if (this.options.dryRun) {
           for (const row of rows.filter((r) => r.cloud_id)) {
             const attrs = JSON.parse(row.attrs) as MvAttrs;
-            this.plan.push({ op: 'delete', objectType: type, object: (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`, cloudId: row.cloud_id, changes: [] });
+            const object = (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`;
+            this.plan.push({ op: disable ? 'disable' : 'delete', objectType: type, object, cloudId: row.cloud_id, changes: disable ? [{ attribute: 'active', before: true, after: false }] : [] });
             step.counts.deletes++;
           }
           break;
         }
         await this.parallel(rows, async (row) => {
           if (row.cloud_id) {
-            const res = await this.cloud.scim('DELETE', `${endpoint(type)}/${encodeURIComponent(row.cloud_id)}`);
+            const path = `${endpoint(type)}/${encodeURIComponent(row.cloud_id)}`;
+            const res = disable
+              ? await this.cloud.scim('PATCH', path, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] })
+              : await this.cloud.scim('DELETE', path);
             if (res.status !== 204 && res.status !== 200 && res.status !== 404) {
-              this.expectOk(res.status, res.body, 'deletion', `${type} ${row.cloud_id}`);
+              this.expectOk(res.status, res.body, disable ? 'disabling' : 'deletion', `${type} ${row.cloud_id}`);
             }
             step.counts.deletes++;
           }
+          // A disabled cloud user keeps its externalId: if the source object comes back, the create
+          // answers 409 and adopt() takes the cloud user over again (and re-enables it).
           this.db.transaction(() => {
             this.sql('DELETE FROM export_objects WHERE mv_id = ?').run(row.id);
             this.sql('DELETE FROM mv_members WHERE group_id = ? OR member_id = ?').run(row.id, row.id);

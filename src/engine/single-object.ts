@@ -121,6 +121,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       try {
         const exporter = new Exporter(db, cloud, {
           deletionThreshold: loaded.config.sync.deletionThreshold,
+          deletionAction: loaded.config.sync.deletionAction,
           allowDeletes: options.allowDeletes ?? false,
           concurrency: 1,
           bulkSize: 1,

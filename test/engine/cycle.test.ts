@@ -390,3 +390,59 @@ describe('sync --object: one object through every step', () => {
     assert.equal((await cloud.all('Users')).length, 0);
   });
 });
+
+describe('sync.deletionAction: disable', () => {
+  let cloud: TestCloud;
+  let dir: string;
+  let ldifFile: string;
+  let ctx: EngineContext;
+  const people: Person[] = [
+    { uid: 'x1', ou: 'eng' },
+    { uid: 'x2', ou: 'eng' },
+  ];
+
+  before(async () => {
+    cloud = await startTestCloud();
+    dir = mkdtempSync(path.join(tmpdir(), 'idsync-disable-'));
+    ldifFile = path.join(dir, 'source.ldif');
+    writeFileSync(ldifFile, ldif(people, []));
+    const configFile = path.join(dir, 'idsync.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        dataDir: './data',
+        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
+        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
+        sync: { deletionAction: 'disable' },
+      }),
+    );
+    ctx = openContext(loadConfig(configFile));
+    ctx.credentials.set('cloud', cloud.syncSecret);
+    assert.equal((await runCycle(ctx)).status, 'success');
+  });
+
+  after(async () => {
+    ctx?.close();
+    await cloud?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a user removed from the source is disabled in the cloud, not deleted; back at the source, the same cloud user is enabled again', async () => {
+    const before = (await cloud.all('Users')).find((u) => u.userName === 'x2@example.test');
+    writeFileSync(ldifFile, ldif([people[0]!], []));
+    const preview = await runCycle(ctx, { preview: true });
+    assert.deepEqual(preview.plan!.map((p) => p.op), ['disable']);
+    const run = await runCycle(ctx);
+    assert.equal(run.steps.find((s) => s.step === 'export')!.deletes, 1);
+    const disabled = (await cloud.all('Users')).find((u) => u.userName === 'x2@example.test');
+    assert.equal(disabled.id, before.id);
+    assert.equal(disabled.active, false);
+
+    writeFileSync(ldifFile, ldif(people, []));
+    const back = await runCycle(ctx);
+    assert.equal(back.status, 'success', JSON.stringify(back.errors));
+    const enabled = (await cloud.all('Users')).find((u) => u.userName === 'x2@example.test');
+    assert.equal(enabled.id, before.id, 'the same cloud user');
+    assert.equal(enabled.active, true);
+  });
+});

@@ -84,9 +84,9 @@ export function printPlan(plan: PlannedExport[], preview: boolean): void {
   println(`\n${preview ? 'Preview' : 'Staging mode'}: nothing was written to the cloud directory. Pending exports: ${plan.length}`);
   const show = (v: unknown) => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? v : JSON.stringify(v));
   for (const p of plan) {
-    const sign = p.op === 'add' ? '+' : p.op === 'delete' ? '-' : '~';
+    const sign = p.op === 'add' ? '+' : p.op === 'delete' || p.op === 'disable' ? '-' : '~';
     println(`${sign} ${p.op} ${p.objectType} ${p.object}${p.cloudId ? ` (cloud id ${p.cloudId})` : ''}`);
-    if (p.op === 'update') for (const c of p.changes) println(`    ${c.attribute}: ${show(c.before)} → ${show(c.after)}`);
+    if (p.op === 'update' || p.op === 'disable') for (const c of p.changes) println(`    ${c.attribute}: ${show(c.before)} → ${show(c.after)}`);
   }
 }
 
