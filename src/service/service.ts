@@ -9,7 +9,8 @@
  * address other than loopback. The HTTP logger logs method, path and status only — never bodies
  * or headers. The service owns the context it is given: stop() closes it.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { loadConfig } from '../config/load.js';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -123,6 +124,8 @@ export class SyncService {
   private readonly runs: RunLog;
   private readonly pipelineEvents: EventLog;
   private readonly cloud: CloudClient;
+  /** Modification time of the configuration file last loaded. */
+  private configMtime: number | undefined;
   readonly pipeline: PasswordPipeline;
   private readonly registry = new Registry();
   private readonly metrics;
@@ -194,7 +197,14 @@ export class SyncService {
     this.startedAt = Date.now();
     if (this.ctx.loaded.config.passwordHashSync.enabled) this.pipeline.start();
     this.ctx.events.emit(EVENTS.SERVICE_STARTED, { version: process.env.npm_package_version ?? '0.1.0', pid: process.pid, url: this.url });
-    this.healthTimer = setInterval(() => this.checkHealth(), HEALTH_CHECK_MS);
+    try {
+      this.configMtime = statSync(this.ctx.loaded.file).mtimeMs;
+    } catch {
+      /* a configuration given in memory (tests) has no file to watch */
+    }
+    this.healthTimer = setInterval(() => {
+      void this.reloadConfigurationIfChanged().then(() => this.checkHealth());
+    }, HEALTH_CHECK_MS);
     void this.runNow();
     return { url: this.url };
   }
@@ -263,8 +273,45 @@ export class SyncService {
     while (this.cycle) await this.cycle.catch(() => undefined);
   }
 
+  /**
+   * Picks up a configuration changed on disk (by `idsync configure`, or an editor) before the next
+   * cycle, without a restart. An invalid file is reported (6105) and the previous one kept.
+   * Changing the data directory or the cloud URL still needs `idsync service restart`.
+   */
+  async reloadConfigurationIfChanged(): Promise<void> {
+    const file = this.ctx.loaded.file;
+    let mtime: number;
+    try {
+      mtime = statSync(file).mtimeMs;
+    } catch {
+      return;
+    }
+    if (this.configMtime === undefined) this.configMtime = mtime;
+    if (mtime === this.configMtime) return;
+    this.configMtime = mtime;
+    const before = this.ctx.loaded;
+    let next: typeof before;
+    try {
+      next = loadConfig(file);
+    } catch (err) {
+      this.ctx.events.emit(EVENTS.CONFIGURATION_RELOAD_FAILED, { file, error: toIdsyncError(err).message });
+      return;
+    }
+    if (next.dataDir !== before.dataDir || next.config.cloud.url !== before.config.cloud.url) {
+      this.ctx.events.emit(EVENTS.CONFIGURATION_RELOAD_FAILED, { file, error: 'the data directory or the cloud URL changed; run `idsync service restart` to use them' });
+      return;
+    }
+    this.ctx.loaded = next;
+    this.ctx.events.emit(EVENTS.CONFIGURATION_RELOADED, { file });
+    const phsBefore = before.config.passwordHashSync.enabled;
+    const phsNow = next.config.passwordHashSync.enabled;
+    if (!phsBefore && phsNow) this.pipeline.start();
+    if (phsBefore && !phsNow) await this.pipeline.stop();
+  }
+
   private async cycleOnce(): Promise<RunRecord | undefined> {
     try {
+      await this.reloadConfigurationIfChanged();
       const run = await runCycle(this.ctx);
       this.metrics.cycles.inc({ status: run.status });
       for (const s of run.steps.filter((x) => x.step === 'export')) {

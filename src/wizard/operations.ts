@@ -182,7 +182,7 @@ export const TASKS = [
 export type Task = (typeof TASKS)[number];
 
 /** What a YAML change means for a running service (it reads the file at start only). */
-export const YAML_TAKES_EFFECT = 'A running service reads the configuration file at start: restart it with `idsync service restart` (or stop and start `idsync serve`).';
+export const YAML_TAKES_EFFECT = 'A running service picks up the changed configuration before its next cycle (within a minute), no restart needed.';
 export const SECRET_TAKES_EFFECT = 'A running service uses the new credential from its next call; no restart is needed.';
 
 export interface TaskResult {

@@ -4,7 +4,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of the endpoints under test */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -216,6 +216,29 @@ describe('SyncService', () => {
     assert.equal((await cloud.all('Users')).length, 6);
     assert.equal((await get(`${url}/readyz`)).status, 200);
     assert.ok(ctx.events.latest(EVENTS.HEALTH_RECOVERED), 'event 6111 written');
+  });
+
+  test('a configuration changed on disk is picked up at the next cycle, without a restart; an invalid one is refused and the old one kept', async () => {
+    const configFile = path.join(dir, 'idsync.yaml');
+    const good = readFileSync(configFile, 'utf8');
+    writeFileSync(path.join(dir, 'other.ldif'), ldif(8));
+    writeFileSync(configFile, good.replace('./source.ldif', './other.ldif'));
+    utimesSync(configFile, new Date(), new Date(Date.now() + 5000)); // a new mtime even within the same millisecond
+    const run = await service.runNow();
+    assert.equal(run?.status, 'success');
+    assert.ok(ctx.events.latest(EVENTS.CONFIGURATION_RELOADED), 'event 6104 written');
+    assert.equal((await cloud.all('Users')).length, 8, 'the new source is in effect');
+
+    writeFileSync(configFile, good.replace('type: ldif', 'type: ldiff'));
+    utimesSync(configFile, new Date(), new Date(Date.now() + 10_000));
+    const kept = await service.runNow();
+    assert.equal(kept?.status, 'success', 'the previous configuration stays in effect');
+    const refused = ctx.events.latest(EVENTS.CONFIGURATION_RELOAD_FAILED);
+    assert.ok(refused);
+    assert.match(refused.message, /ldiff|type/);
+    writeFileSync(configFile, good);
+    utimesSync(configFile, new Date(), new Date(Date.now() + 15_000));
+    await service.runNow();
   });
 
   test('the service log has method and path of each request, never a body, password or token', () => {
