@@ -117,6 +117,16 @@ export const configSchema = z
     connectors: z.array(sourceConnectorSchema).min(1, 'configure at least one source connector'),
     cloud: cloudSchema,
     sync: syncSchema,
+    /** Where events go besides the event log in the database (docs/events.md). */
+    events: z
+      .object({
+        /** Append every event as one JSON line to this file (relative to the configuration file). */
+        jsonFile: z.string().optional(),
+        /** journald (under systemd), syslog (through logger(1)), off, or auto: journald when run by systemd. */
+        systemLog: z.enum(['auto', 'journald', 'syslog', 'off']).default('auto'),
+      })
+      .strict()
+      .default({}),
     /** Password hash synchronization on or off (docs/password-hash-sync.md). */
     passwordHashSync: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
     /** Declarative sync rules (docs/rules.md): scoping, flows, precedence, joins. */

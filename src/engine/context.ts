@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { openCredentialStore, type CredentialStore } from '../credentials/store.js';
 import { EventLog } from '../events/log.js';
+import { createEventSinks } from '../events/sinks.js';
 import { DATABASE_FILE, openDatabase, type Database } from '../store/database.js';
 import { allMigrations } from '../store/migrations.js';
 
@@ -17,7 +18,10 @@ export interface EngineContext {
 export function openContext(loaded: LoadedConfig): EngineContext {
   const db = openDatabase(path.join(loaded.dataDir, DATABASE_FILE), allMigrations);
   const credentials = openCredentialStore(db, loaded.dataDir);
-  const events = new EventLog(db);
+  const sinks = loaded.config.events;
+  const events = new EventLog(db, {
+    sinks: createEventSinks({ jsonFile: sinks.jsonFile ? loaded.resolvePath(sinks.jsonFile) : undefined, systemLog: sinks.systemLog }),
+  });
   return {
     loaded,
     db,

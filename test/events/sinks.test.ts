@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -95,4 +95,23 @@ test('a missing logger turns the sink off instead of failing', async () => {
   const rec = { seq: 1, id: 654, name: 'PHS_HEARTBEAT', source: 'Directory Synchronization', level: 'Information', time: '', message: 'm', details: {}, resolution: '' } as const;
   sink.write(rec);
   assert.equal(formatSyslogLine(rec), '<6>event 654 PHS_HEARTBEAT (Directory Synchronization): m');
+});
+
+test('events.jsonFile in the configuration: every event of a context also goes to that JSON lines file', async () => {
+  const { loadConfig } = await import('../../src/config/load.js');
+  const { openContext } = await import('../../src/engine/context.js');
+  const dir = mkdtempSync(path.join(tmpdir(), 'idsync-sinkcfg-'));
+  try {
+    writeFileSync(
+      path.join(dir, 'idsync.yaml'),
+      'connectors:\n  - { name: hr, type: ldif, path: ./x.ldif }\ncloud:\n  url: http://127.0.0.1:1\nevents:\n  jsonFile: ./events.jsonl\n  systemLog: off\n',
+    );
+    const ctx = openContext(loadConfig(path.join(dir, 'idsync.yaml')));
+    ctx.events.emit(EVENTS.SYNC_CYCLE_STARTED, { runId: 7, profile: 'cycle' });
+    ctx.close();
+    const lines = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: number });
+    assert.deepEqual(lines.map((l) => l.id), [6001]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
