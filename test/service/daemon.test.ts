@@ -89,8 +89,8 @@ describe('idsync service (background daemon)', () => {
   let port: number;
   const started = new Set<number>();
 
-  const start = async () => {
-    const r = await startDaemon(loaded, { port, intervalMs: 3_600_000, nodeArgs, timeoutMs: 30_000 });
+  const start = async (onPort = port) => {
+    const r = await startDaemon(loaded, { port: onPort, intervalMs: 3_600_000, nodeArgs, timeoutMs: 30_000 });
     started.add(r.pid);
     return r;
   };
@@ -230,11 +230,13 @@ describe('idsync service (background daemon)', () => {
   });
 
   test('a start that fails (port taken) reports the log tail and leaves no pid file', { timeout: 60_000 }, async () => {
+    // A port of its own: the one the earlier tests used may still be held by a process they killed.
+    const taken = await freePort();
     const sockets = new Set<import('node:net').Socket>();
     const blocker = createServer((sock) => sockets.add(sock));
-    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    await new Promise<void>((r) => blocker.listen(taken, '127.0.0.1', r));
     try {
-      await assert.rejects(start(), (e: { message: string }) => /exited during start/.test(e.message) && /EADDRINUSE|cannot listen/.test(e.message));
+      await assert.rejects(start(taken), (e: { message: string }) => /exited during start/.test(e.message) && /EADDRINUSE|cannot listen/.test(e.message));
       assert.equal(existsSync(pidFilePath(loaded.dataDir)), false);
     } finally {
       for (const sock of sockets) sock.destroy();
