@@ -1,6 +1,6 @@
 /**
  * The interactive wizard in a real terminal: tmux runs `idsync configure` / `idsync init` (through
- * test/wizard/cli-runner.ts), the test types keys and reads the screen. Real slapd and a real cloud
+ * test/helpers/idsync-main.ts), the test types keys and reads the screen. Real slapd and a real cloud
  * directory (in this process: every child is spawned asynchronously so the cloud keeps answering).
  */
 import { strict as assert } from 'node:assert';
@@ -20,7 +20,8 @@ import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const RUNNER = path.join(repoRoot, 'test/wizard/cli-runner.ts');
+// The real CLI entry point, from the sources (no build needed).
+const RUNNER = path.join(repoRoot, 'test/helpers/idsync-main.ts');
 
 /** tmux is not in helpers/integration.ts's list: same rule, written here. */
 function tmuxSkip(): string | false {

@@ -19,7 +19,8 @@ import { skipUnless } from '../helpers/integration.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const RUNNER = path.join(repoRoot, 'test/wizard/cli-runner.ts');
+// The real CLI entry point, from the sources (no build needed).
+const RUNNER = path.join(repoRoot, 'test/helpers/idsync-main.ts');
 
 interface Run {
   code: number;
