@@ -13,31 +13,26 @@
  * - users/groups/contacts changed that no longer match either filter → delete;
  * - tombstones (Show Deleted control, isDeleted=TRUE) changed since → delete (objectGUID is kept).
  */
-import type { Client } from 'ldapts';
-import type { LdapConnectorConfig } from '../../config/schema.js';
-import type { LdapConnection } from '../../ldap/client.js';
+import type { Client, Entry } from 'ldapts';
 import { ShowDeletedControl } from '../../ldap/controls.js';
+import { deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
 import { guidToImmutableId, guidToString } from '../../ldap/guid.js';
-import { bufferOf, getAttr, pagedSearch, resolveScope, valuesOf, type ResolvedScope } from '../../ldap/search.js';
+import { bufferOf, getAttr, resolveScope, valuesOf } from '../../ldap/search.js';
 import { decodeWatermark, encodeWatermark, findNamingContext, readEntry, watermarkInvalid } from '../../ldap/watermark.js';
-import type { DeltaChange, DeltaImport, ObjectType } from '../types.js';
-import {
-  AD_DEFAULT_GROUP_FILTER,
-  AD_DEFAULT_USER_FILTER,
-  AD_GROUP_ATTRIBUTES,
-  AD_USER_ATTRIBUTES,
-  EXPLICIT_BUFFERS,
-  adEntryToObject,
-  completeRanges,
-  isComputerOrKrbtgt,
-} from './index.js';
+import type { DeltaChange, DeltaImport } from '../types.js';
+import { adEntryToCompleteObject, isComputerOrKrbtgt, type AdCfg } from './index.js';
 
-type AdCfg = LdapConnectorConfig & { type: 'ad' };
 
 /** Objects that may once have matched a user or group filter (used to find those that no longer do). */
 const AD_CANDIDATES = '(&(|(objectClass=user)(objectClass=group)(objectClass=contact))(!(objectClass=computer)))';
 const DEFAULT_TOMBSTONE_LIFETIME_DAYS = 180;
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The anchor of an entry read with objectGUID (undefined when it has none). */
+function adAnchorOf(e: Entry): string | undefined {
+  const g = bufferOf(getAttr(e, 'objectGUID'));
+  return g && g.length === 16 ? guidToImmutableId(g) : undefined;
+}
 
 export interface AdDcState {
   usn: bigint;
@@ -81,117 +76,64 @@ export function tombstoneOriginalDn(dn: string, lastKnownParent: string | undefi
   return `${m[1]},${lastKnownParent}`;
 }
 
-export function adDeltaImport(cfg: AdCfg, scope: ResolvedScope, open: () => Promise<LdapConnection>, live: Set<LdapConnection>, raw: string): DeltaImport {
+export function adDeltaImport(cfg: AdCfg, dir: DirectoryConnection, raw: string): DeltaImport {
   const wm = decodeWatermark(raw, 'ad', cfg.name, { usn: /^\d{1,20}$/, dsa: /^.{1,1000}$/, invocationId: GUID_RE, at: /^\d{4}-\d\d-\d\dT[\d:.]+Z$/ });
   const from = BigInt(wm.usn as string) + 1n;
-  let next: string | undefined;
 
-  async function* pages(): AsyncGenerator<DeltaChange[]> {
-    const conn = await open();
-    live.add(conn);
-    try {
-      const { client } = conn;
-      const now = await readAdDcState(client, cfg);
-      if (now.dsa.toLowerCase() !== (wm.dsa as string).toLowerCase()) {
-        throw watermarkInvalid(cfg.name, `it was read from another domain controller (${wm.dsa as string}, now ${now.dsa})`, { watermarkDsa: wm.dsa, dsa: now.dsa });
-      }
-      if (now.invocationId !== wm.invocationId) {
-        throw watermarkInvalid(cfg.name, 'the domain controller database was restored or reset since (its invocationId changed)', { dsa: now.dsa });
-      }
-      if (from - 1n > now.usn) {
-        throw watermarkInvalid(cfg.name, `its USN ${wm.usn as string} is above the DC's highestCommittedUSN ${now.usn} (restored DC?)`, { dsa: now.dsa });
-      }
-      const ageDays = (Date.now() - Date.parse(wm.at as string)) / 86400000;
-      const lifetime = await tombstoneLifetimeDays(client, cfg);
-      if (ageDays >= lifetime - 1) {
-        throw watermarkInvalid(cfg.name, `it is ${Math.floor(ageDays)} days old; deletions older than the tombstone lifetime (${lifetime} days) may be gone`);
-      }
-      const stateAfter = adWatermark(now);
-
-      const nc = await findNamingContext(client, cfg.baseDn, cfg.url, cfg.name);
-      const whole = resolveScope({ baseDn: nc });
-      const usnFilter = `(uSNChanged>=${from})`;
-      const userFilter = cfg.userFilter ?? AD_DEFAULT_USER_FILTER;
-      const groupFilter = cfg.groupFilter ?? AD_DEFAULT_GROUP_FILTER;
-      const search = (filter: string, attributes: string[], deleted = false): AsyncGenerator<import('ldapts').Entry[]> =>
-        pagedSearch(client, {
-          url: cfg.url,
-          connectorName: cfg.name,
-          filter,
-          attributes,
-          explicitBufferAttributes: EXPLICIT_BUFFERS,
-          pageSize: cfg.pageSize,
-          scope: whole,
-          controls: deleted ? [new ShowDeletedControl()] : undefined,
-        });
-      const anchorOf = (e: import('ldapts').Entry): string | undefined => {
-        const g = bufferOf(getAttr(e, 'objectGUID'));
-        return g && g.length === 16 ? guidToImmutableId(g) : undefined;
-      };
-
-      // 1. changed objects matching the filters: in scope → upsert, elsewhere in the partition → delete
-      const kinds: Array<[ObjectType, string, string[]]> = [
-        ['user', userFilter, AD_USER_ATTRIBUTES],
-        ['group', groupFilter, AD_GROUP_ATTRIBUTES],
-      ];
-      for (const [objectType, filter, attributes] of kinds) {
-        for await (const page of search(`(&${filter}${usnFilter})`, attributes)) {
-          const out: DeltaChange[] = [];
-          for (const e of page) {
-            if (objectType === 'user' && isComputerOrKrbtgt(e)) continue;
-            if (scope.contains(e.dn)) {
-              const entry = objectType === 'group' ? await completeRanges(client, e, cfg.url, cfg.name) : e;
-              out.push({ kind: 'upsert', object: adEntryToObject(entry, objectType, cfg.name) });
-            } else {
-              const anchor = anchorOf(e);
-              if (anchor) out.push({ kind: 'delete', anchor, dn: e.dn });
-            }
-          }
-          if (out.length) yield out;
-        }
-      }
-      // 2. changed objects that match neither filter any more → delete
-      for await (const page of search(`(&${AD_CANDIDATES}${usnFilter}(!${userFilter})(!${groupFilter}))`, ['objectGUID'])) {
-        const out: DeltaChange[] = [];
-        for (const e of page) {
-          const anchor = anchorOf(e);
-          if (anchor) out.push({ kind: 'delete', anchor, dn: e.dn });
-        }
-        if (out.length) yield out;
-      }
-      // 3. deleted objects (tombstones keep their objectGUID)
-      for await (const page of search(`(&(isDeleted=TRUE)${usnFilter}${AD_CANDIDATES})`, ['objectGUID', 'lastKnownParent'], true)) {
-        const out: DeltaChange[] = [];
-        for (const e of page) {
-          const anchor = anchorOf(e);
-          if (!anchor) continue;
-          const dn = tombstoneOriginalDn(e.dn, valuesOf(getAttr(e, 'lastKnownParent'))[0]);
-          out.push(dn ? { kind: 'delete', anchor, dn } : { kind: 'delete', anchor });
-        }
-        if (out.length) yield out;
-      }
-      next = stateAfter;
-    } finally {
-      live.delete(conn);
-      await conn.close();
+  return dir.deltaImport(async function* (client) {
+    const now = await readAdDcState(client, cfg);
+    if (now.dsa.toLowerCase() !== (wm.dsa as string).toLowerCase()) {
+      throw watermarkInvalid(cfg.name, `it was read from another domain controller (${wm.dsa as string}, now ${now.dsa})`, { watermarkDsa: wm.dsa, dsa: now.dsa });
     }
-  }
+    if (now.invocationId !== wm.invocationId) {
+      throw watermarkInvalid(cfg.name, 'the domain controller database was restored or reset since (its invocationId changed)', { dsa: now.dsa });
+    }
+    if (from - 1n > now.usn) {
+      throw watermarkInvalid(cfg.name, `its USN ${wm.usn as string} is above the DC's highestCommittedUSN ${now.usn} (restored DC?)`, { dsa: now.dsa });
+    }
+    const ageDays = (Date.now() - Date.parse(wm.at as string)) / 86400000;
+    const lifetime = await tombstoneLifetimeDays(client, cfg);
+    if (ageDays >= lifetime - 1) {
+      throw watermarkInvalid(cfg.name, `it is ${Math.floor(ageDays)} days old; deletions older than the tombstone lifetime (${lifetime} days) may be gone`);
+    }
+    const stateAfter = adWatermark(now);
 
-  return {
-    pages: pages(),
-    watermark() {
-      if (next === undefined) throw watermarkInvalid(cfg.name, 'watermark() was called before the delta pages were read to the end');
-      return next;
-    },
-  };
+    const nc = await findNamingContext(client, cfg.baseDn, cfg.url, cfg.name);
+    const whole = resolveScope({ baseDn: nc });
+    const usnFilter = `(uSNChanged>=${from})`;
+    const search = (filter: string, attributes: string[], deleted = false): AsyncGenerator<Entry[]> =>
+      dir.search(client, filter, attributes, { scope: whole, controls: deleted ? [new ShowDeletedControl()] : undefined });
+
+    // 1. changed objects matching the filters: in scope → upsert, elsewhere in the partition → delete
+    for (const { objectType, filter, attributes } of dir.kinds) {
+      for await (const page of search(`(&${filter}${usnFilter})`, attributes)) {
+        const wanted = objectType === 'user' ? page.filter((e) => !isComputerOrKrbtgt(e)) : page;
+        const out = await scopedChanges(wanted, dir.scope, (e) => adEntryToCompleteObject(client, e, objectType, cfg), adAnchorOf);
+        if (out.length) yield out;
+      }
+    }
+    // 2. changed objects that match neither filter any more → delete
+    const neither = dir.kinds.map((k) => `(!${k.filter})`).join('');
+    for await (const page of search(`(&${AD_CANDIDATES}${usnFilter}${neither})`, ['objectGUID'])) {
+      const out = deletesOf(page, adAnchorOf);
+      if (out.length) yield out;
+    }
+    // 3. deleted objects (tombstones keep their objectGUID)
+    for await (const page of search(`(&(isDeleted=TRUE)${usnFilter}${AD_CANDIDATES})`, ['objectGUID', 'lastKnownParent'], true)) {
+      const out: DeltaChange[] = [];
+      for (const e of page) {
+        const anchor = adAnchorOf(e);
+        if (!anchor) continue;
+        const dn = tombstoneOriginalDn(e.dn, valuesOf(getAttr(e, 'lastKnownParent'))[0]);
+        out.push(dn ? { kind: 'delete', anchor, dn } : { kind: 'delete', anchor });
+      }
+      if (out.length) yield out;
+    }
+    return stateAfter;
+  });
 }
 
 /** currentWatermark(): the DC's state now, before a full import starts. */
-export async function adCurrentWatermark(cfg: AdCfg, open: () => Promise<LdapConnection>): Promise<string> {
-  const conn = await open();
-  try {
-    return adWatermark(await readAdDcState(conn.client, cfg));
-  } finally {
-    await conn.close();
-  }
+export function adCurrentWatermark(cfg: AdCfg, dir: DirectoryConnection): Promise<string> {
+  return dir.withConnection(async (client) => adWatermark(await readAdDcState(client, cfg)));
 }

@@ -6,9 +6,10 @@
 import type { Client, Entry } from 'ldapts';
 import type { LdapConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
-import { connectLdap, mapLdapError, type LdapConnection } from '../../ldap/client.js';
+import { mapLdapError } from '../../ldap/client.js';
+import { createDirectoryConnection, type DirectoryKindSettings } from '../../ldap/directory-connector.js';
 import { guidToImmutableId, guidToString, sidToString } from '../../ldap/guid.js';
-import { bufferOf, getAttr, pagedSearch, readBase, resolveScope, valuesOf } from '../../ldap/search.js';
+import { bufferOf, getAttr, valuesOf } from '../../ldap/search.js';
 import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
 import { adCurrentWatermark, adDeltaImport } from './delta.js';
 
@@ -30,6 +31,17 @@ export const AD_GROUP_ATTRIBUTES = [
 
 /** ldapts matches explicitBufferAttributes case-sensitively: list the spellings servers use. */
 export const EXPLICIT_BUFFERS = AD_BINARY_ATTRIBUTES.flatMap((a) => [a, a.toLowerCase()]);
+
+export type AdCfg = LdapConnectorConfig & { type: 'ad' };
+
+/** What full and delta imports read from AD. */
+export const AD_KIND: DirectoryKindSettings = {
+  userFilter: AD_DEFAULT_USER_FILTER,
+  groupFilter: AD_DEFAULT_GROUP_FILTER,
+  userAttributes: AD_USER_ATTRIBUTES,
+  groupAttributes: AD_GROUP_ATTRIBUTES,
+  explicitBufferAttributes: EXPLICIT_BUFFERS,
+};
 
 const RANGE = /^([^;]+);range=(\d+)-(\d+|\*)$/i;
 
@@ -117,67 +129,29 @@ export async function completeRanges(client: Client, entry: Entry, url: string, 
   return out ?? entry;
 }
 
-export function createAdConnector(cfg: LdapConnectorConfig & { type: 'ad' }, secret: SecretResolver): SourceConnector {
-  const scope = resolveScope({ baseDn: cfg.baseDn, include: cfg.scope?.include, exclude: cfg.scope?.exclude });
-  const open = (): Promise<LdapConnection> =>
-    connectLdap({ url: cfg.url, bindDn: cfg.bindDn, tls: cfg.tls, timeoutMs: cfg.timeoutMs, connectorName: cfg.name }, secret);
-  const live = new Set<LdapConnection>();
+/** A group's entry with every `member;range=` followed, as both imports need it. */
+export async function adEntryToCompleteObject(client: Client, entry: Entry, objectType: ObjectType, cfg: AdCfg): Promise<SourceObject> {
+  const complete = objectType === 'group' ? await completeRanges(client, entry, cfg.url, cfg.name) : entry;
+  return adEntryToObject(complete, objectType, cfg.name);
+}
 
+export function createAdConnector(cfg: AdCfg, secret: SecretResolver): SourceConnector {
+  const dir = createDirectoryConnection(cfg, secret, AD_KIND);
   return {
     name: cfg.name,
     kind: 'ad',
-    async test() {
-      const conn = await open();
-      try {
-        await readBase(conn.client, cfg.baseDn, cfg.url, cfg.name);
-        for (const b of scope.bases) if (b !== cfg.baseDn) await readBase(conn.client, b, cfg.url, cfg.name);
-      } finally {
-        await conn.close();
-      }
-    },
-    async *fullImport() {
-      const conn = await open();
-      live.add(conn);
-      try {
-        const kinds: Array<[ObjectType, string, string[]]> = [
-          ['user', cfg.userFilter ?? AD_DEFAULT_USER_FILTER, AD_USER_ATTRIBUTES],
-          ['group', cfg.groupFilter ?? AD_DEFAULT_GROUP_FILTER, AD_GROUP_ATTRIBUTES],
-        ];
-        for (const [objectType, filter, attributes] of kinds) {
-          const pages = pagedSearch(conn.client, {
-            url: cfg.url,
-            connectorName: cfg.name,
-            filter,
-            attributes,
-            explicitBufferAttributes: EXPLICIT_BUFFERS,
-            pageSize: cfg.pageSize,
-            scope,
-          });
-          for await (const page of pages) {
-            const out: SourceObject[] = [];
-            for (const raw of page) {
-              if (objectType === 'user' && isComputerOrKrbtgt(raw)) continue;
-              const entry = objectType === 'group' ? await completeRanges(conn.client, raw, cfg.url, cfg.name) : raw;
-              out.push(adEntryToObject(entry, objectType, cfg.name));
-            }
-            if (out.length) yield out;
-          }
+    test: () => dir.test(),
+    fullImport: () =>
+      dir.fullImport(async (client, page, objectType) => {
+        const out: SourceObject[] = [];
+        for (const raw of page) {
+          if (objectType === 'user' && isComputerOrKrbtgt(raw)) continue;
+          out.push(await adEntryToCompleteObject(client, raw, objectType, cfg));
         }
-      } finally {
-        live.delete(conn);
-        await conn.close();
-      }
-    },
-    currentWatermark() {
-      return adCurrentWatermark(cfg, open);
-    },
-    deltaImport(watermark: string) {
-      return adDeltaImport(cfg, scope, open, live, watermark);
-    },
-    async close() {
-      const all = [...live];
-      live.clear();
-      await Promise.all(all.map((c) => c.close()));
-    },
+        return out;
+      }),
+    currentWatermark: () => adCurrentWatermark(cfg, dir),
+    deltaImport: (watermark: string) => adDeltaImport(cfg, dir, watermark),
+    close: () => dir.close(),
   };
 }

@@ -14,15 +14,13 @@
  * accesslog setting, or whose accesslog entry was purged since → WATERMARK_INVALID.
  */
 import type { Client, Entry } from 'ldapts';
-import type { LdapConnectorConfig } from '../../config/schema.js';
-import type { LdapConnection } from '../../ldap/client.js';
 import { mapLdapError } from '../../ldap/client.js';
-import { getAttr, pagedSearch, resolveScope, valuesOf, type ResolvedScope } from '../../ldap/search.js';
+import { deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
+import { getAttr, resolveScope, valuesOf } from '../../ldap/search.js';
 import { decodeWatermark, encodeWatermark, findNamingContext, readEntry, watermarkInvalid } from '../../ldap/watermark.js';
-import type { DeltaChange, DeltaImport, ObjectType } from '../types.js';
-import { LDAP_DEFAULT_GROUP_FILTER, LDAP_DEFAULT_USER_FILTER, LDAP_GROUP_ATTRIBUTES, LDAP_USER_ATTRIBUTES, ldapEntryToObject } from './index.js';
+import type { DeltaChange, DeltaImport } from '../types.js';
+import { ldapAnchorOf, ldapEntryToObject, type LdapCfg } from './index.js';
 
-type LdapCfg = LdapConnectorConfig & { type: 'ldap' };
 
 /** The optional delta settings (schema: `delta: { accesslogBase?: string }` on ldap connectors). */
 export interface LdapDeltaSettings {
@@ -72,95 +70,59 @@ function encode(cfg: LdapCfg, s: LdapState): string {
   return encodeWatermark('ldap', { csn: s.csn, ...(log ? { accesslog: log, logHasCsn: s.logHasCsn } : {}) });
 }
 
-export async function ldapCurrentWatermark(cfg: LdapCfg, open: () => Promise<LdapConnection>): Promise<string> {
-  const conn = await open();
-  try {
-    const nc = await findNamingContext(conn.client, cfg.baseDn, cfg.url, cfg.name);
-    return encode(cfg, await readLdapState(conn.client, cfg, nc));
-  } finally {
-    await conn.close();
-  }
+export function ldapCurrentWatermark(cfg: LdapCfg, dir: DirectoryConnection): Promise<string> {
+  return dir.withConnection(async (client) => {
+    const nc = await findNamingContext(client, cfg.baseDn, cfg.url, cfg.name);
+    return encode(cfg, await readLdapState(client, cfg, nc));
+  });
 }
 
-export function ldapDeltaImport(cfg: LdapCfg, scope: ResolvedScope, open: () => Promise<LdapConnection>, live: Set<LdapConnection>, raw: string): DeltaImport {
+export function ldapDeltaImport(cfg: LdapCfg, dir: DirectoryConnection, raw: string): DeltaImport {
   const wm = decodeWatermark(raw, 'ldap', cfg.name, { csn: CSN_RE, accesslog: /^.{1,1000}$/, logHasCsn: 'boolean' }, ['accesslog', 'logHasCsn']);
   const log = ldapDeltaSettings(cfg).accesslogBase;
   if ((wm.accesslog ?? undefined) !== log) {
     throw watermarkInvalid(cfg.name, `it was taken with ${wm.accesslog ? `accesslog ${String(wm.accesslog)}` : 'no accesslog'}, the connector now uses ${log ? `accesslog ${log}` : 'none'}`);
   }
   const csn = wm.csn as string;
-  let next: string | undefined;
 
-  async function* pages(): AsyncGenerator<DeltaChange[]> {
-    const conn = await open();
-    live.add(conn);
-    try {
-      const { client } = conn;
-      const nc = await findNamingContext(client, cfg.baseDn, cfg.url, cfg.name);
-      const now = await readLdapState(client, cfg, nc);
-      if (csn > now.csn) {
-        throw watermarkInvalid(cfg.name, `its CSN ${csn} is after the server's contextCSN ${now.csn} (restored or reloaded server?)`, { base: nc });
-      }
-      if (log && wm.logHasCsn === true && !(await logHas(client, cfg, log, csn))) {
-        throw watermarkInvalid(cfg.name, `the accesslog entry of CSN ${csn} is gone from ${log} (purged by logpurge?): deletions since may be lost`, { accesslog: log });
-      }
-      const after = `(entryCSN>=${csn})(!(entryCSN=${csn}))`;
-      const whole = resolveScope({ baseDn: nc });
-      const userFilter = cfg.userFilter ?? LDAP_DEFAULT_USER_FILTER;
-      const groupFilter = cfg.groupFilter ?? LDAP_DEFAULT_GROUP_FILTER;
-      const search = (base: string, filter: string, attributes: string[]): AsyncGenerator<Entry[]> =>
-        pagedSearch(client, { url: cfg.url, connectorName: cfg.name, filter, attributes, pageSize: cfg.pageSize, scope: base === nc ? whole : resolveScope({ baseDn: base }) });
+  return dir.deltaImport(async function* (client) {
+    const nc = await findNamingContext(client, cfg.baseDn, cfg.url, cfg.name);
+    const now = await readLdapState(client, cfg, nc);
+    if (csn > now.csn) {
+      throw watermarkInvalid(cfg.name, `its CSN ${csn} is after the server's contextCSN ${now.csn} (restored or reloaded server?)`, { base: nc });
+    }
+    if (log && wm.logHasCsn === true && !(await logHas(client, cfg, log, csn))) {
+      throw watermarkInvalid(cfg.name, `the accesslog entry of CSN ${csn} is gone from ${log} (purged by logpurge?): deletions since may be lost`, { accesslog: log });
+    }
+    const after = `(entryCSN>=${csn})(!(entryCSN=${csn}))`;
+    const whole = resolveScope({ baseDn: nc });
+    const search = (base: string, filter: string, attributes: string[]): AsyncGenerator<Entry[]> =>
+      dir.search(client, filter, attributes, { scope: base === nc ? whole : resolveScope({ baseDn: base }) });
 
-      const kinds: Array<[ObjectType, string, string[]]> = [
-        ['user', userFilter, LDAP_USER_ATTRIBUTES],
-        ['group', groupFilter, LDAP_GROUP_ATTRIBUTES],
-      ];
-      for (const [objectType, filter, attributes] of kinds) {
-        for await (const page of search(nc, `(&${filter}${after})`, attributes)) {
-          const out: DeltaChange[] = [];
-          for (const e of page) {
-            if (scope.contains(e.dn)) out.push({ kind: 'upsert', object: ldapEntryToObject(e, objectType, cfg.name) });
-            else {
-              const anchor = valuesOf(getAttr(e, 'entryUUID'))[0];
-              if (anchor) out.push({ kind: 'delete', anchor, dn: e.dn });
-            }
-          }
-          if (out.length) yield out;
-        }
+    for (const { objectType, filter, attributes } of dir.kinds) {
+      for await (const page of search(nc, `(&${filter}${after})`, attributes)) {
+        const out = await scopedChanges(page, dir.scope, (e) => ldapEntryToObject(e, objectType, cfg.name), ldapAnchorOf);
+        if (out.length) yield out;
       }
-      for await (const page of search(nc, `(&${LDAP_CANDIDATES}${after}(!${userFilter})(!${groupFilter}))`, ['entryUUID'])) {
+    }
+    const neither = dir.kinds.map((k) => `(!${k.filter})`).join('');
+    for await (const page of search(nc, `(&${LDAP_CANDIDATES}${after}${neither})`, ['entryUUID'])) {
+      const out = deletesOf(page, ldapAnchorOf);
+      if (out.length) yield out;
+    }
+    if (log) {
+      for await (const page of search(log, `(&(objectClass=auditDelete)(reqResult=0)${after})`, ['reqDN', 'reqEntryUUID'])) {
         const out: DeltaChange[] = [];
         for (const e of page) {
-          const anchor = valuesOf(getAttr(e, 'entryUUID'))[0];
-          if (anchor) out.push({ kind: 'delete', anchor, dn: e.dn });
+          const dn = valuesOf(getAttr(e, 'reqDN'))[0];
+          const anchor = valuesOf(getAttr(e, 'reqEntryUUID'))[0];
+          // only deletions inside the partition we sync (the log may serve several databases)
+          if (!dn || !whole.contains(dn)) continue;
+          out.push({ kind: 'delete', anchor: anchor ?? '', dn });
         }
         if (out.length) yield out;
       }
-      if (log) {
-        for await (const page of search(log, `(&(objectClass=auditDelete)(reqResult=0)${after})`, ['reqDN', 'reqEntryUUID'])) {
-          const out: DeltaChange[] = [];
-          for (const e of page) {
-            const dn = valuesOf(getAttr(e, 'reqDN'))[0];
-            const anchor = valuesOf(getAttr(e, 'reqEntryUUID'))[0];
-            // only deletions inside the partition we sync (the log may serve several databases)
-            if (!dn || !whole.contains(dn)) continue;
-            out.push({ kind: 'delete', anchor: anchor ?? '', dn });
-          }
-          if (out.length) yield out;
-        }
-      }
-      next = encode(cfg, now);
-    } finally {
-      live.delete(conn);
-      await conn.close();
     }
-  }
-
-  return {
-    pages: pages(),
-    watermark() {
-      if (next === undefined) throw watermarkInvalid(cfg.name, 'watermark() was called before the delta pages were read to the end');
-      return next;
-    },
-  };
+    return encode(cfg, now);
+  });
 }

@@ -5,8 +5,8 @@
 import type { Entry } from 'ldapts';
 import type { LdapConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
-import { connectLdap, type LdapConnection } from '../../ldap/client.js';
-import { getAttr, pagedSearch, readBase, resolveScope, valuesOf } from '../../ldap/search.js';
+import { createDirectoryConnection, type DirectoryKindSettings } from '../../ldap/directory-connector.js';
+import { getAttr, valuesOf } from '../../ldap/search.js';
 import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
 import { ldapCurrentWatermark, ldapDeltaImport } from './delta.js';
 
@@ -19,6 +19,21 @@ export const LDAP_USER_ATTRIBUTES = [
   'sambaNTPassword', 'entryUUID', 'objectClass',
 ];
 export const LDAP_GROUP_ATTRIBUTES = ['cn', 'description', 'mail', 'member', 'uniqueMember', 'entryUUID', 'objectClass'];
+
+export type LdapCfg = LdapConnectorConfig & { type: 'ldap' };
+
+/** What full and delta imports read from a generic LDAP server. */
+export const LDAP_KIND: DirectoryKindSettings = {
+  userFilter: LDAP_DEFAULT_USER_FILTER,
+  groupFilter: LDAP_DEFAULT_GROUP_FILTER,
+  userAttributes: LDAP_USER_ATTRIBUTES,
+  groupAttributes: LDAP_GROUP_ATTRIBUTES,
+};
+
+/** The anchor: entryUUID as text (undefined when the entry has none). */
+export function ldapAnchorOf(entry: Entry): string | undefined {
+  return valuesOf(getAttr(entry, 'entryUUID'))[0];
+}
 
 /** Strips the optional `#'0101'B` UID suffix of a uniqueMember value (nameAndOptionalUID syntax). */
 export function stripUniqueMemberUid(value: string): string {
@@ -40,7 +55,7 @@ export function ldapEntryToObject(entry: Entry, objectType: ObjectType, connecto
     const k = key.toLowerCase();
     attributes[k] = k === 'uniquemember' ? values.map(stripUniqueMemberUid) : values;
   }
-  const anchor = valuesOf(getAttr(entry, 'entryUUID'))[0];
+  const anchor = ldapAnchorOf(entry);
   if (!anchor) {
     throw new IdsyncError('OBJECT_INVALID', `connector "${connectorName}": ${entry.dn} has no entryUUID`, {
       hint: 'idsync anchors LDAP objects on entryUUID (RFC 4530). Enable it on the server (389-ds: the entryUUID plugin) or use an LDIF export with anchorAttribute.',
@@ -50,52 +65,15 @@ export function ldapEntryToObject(entry: Entry, objectType: ObjectType, connecto
   return { anchor, objectType, dn: entry.dn, attributes };
 }
 
-export function createLdapConnector(cfg: LdapConnectorConfig & { type: 'ldap' }, secret: SecretResolver): SourceConnector {
-  const scope = resolveScope({ baseDn: cfg.baseDn, include: cfg.scope?.include, exclude: cfg.scope?.exclude });
-  const open = (): Promise<LdapConnection> =>
-    connectLdap({ url: cfg.url, bindDn: cfg.bindDn, tls: cfg.tls, timeoutMs: cfg.timeoutMs, connectorName: cfg.name }, secret);
-  const live = new Set<LdapConnection>();
-
+export function createLdapConnector(cfg: LdapCfg, secret: SecretResolver): SourceConnector {
+  const dir = createDirectoryConnection(cfg, secret, LDAP_KIND);
   return {
     name: cfg.name,
     kind: 'ldap',
-    async test() {
-      const conn = await open();
-      try {
-        await readBase(conn.client, cfg.baseDn, cfg.url, cfg.name);
-        for (const b of scope.bases) if (b !== cfg.baseDn) await readBase(conn.client, b, cfg.url, cfg.name);
-      } finally {
-        await conn.close();
-      }
-    },
-    async *fullImport() {
-      const conn = await open();
-      live.add(conn);
-      try {
-        const kinds: Array<[ObjectType, string, string[]]> = [
-          ['user', cfg.userFilter ?? LDAP_DEFAULT_USER_FILTER, LDAP_USER_ATTRIBUTES],
-          ['group', cfg.groupFilter ?? LDAP_DEFAULT_GROUP_FILTER, LDAP_GROUP_ATTRIBUTES],
-        ];
-        for (const [objectType, filter, attributes] of kinds) {
-          for await (const page of pagedSearch(conn.client, { url: cfg.url, connectorName: cfg.name, filter, attributes, pageSize: cfg.pageSize, scope })) {
-            yield page.map((e) => ldapEntryToObject(e, objectType, cfg.name));
-          }
-        }
-      } finally {
-        live.delete(conn);
-        await conn.close();
-      }
-    },
-    currentWatermark() {
-      return ldapCurrentWatermark(cfg, open);
-    },
-    deltaImport(watermark: string) {
-      return ldapDeltaImport(cfg, scope, open, live, watermark);
-    },
-    async close() {
-      const all = [...live];
-      live.clear();
-      await Promise.all(all.map((c) => c.close()));
-    },
+    test: () => dir.test(),
+    fullImport: () => dir.fullImport((_client, page, objectType) => page.map((e) => ldapEntryToObject(e, objectType, cfg.name))),
+    currentWatermark: () => ldapCurrentWatermark(cfg, dir),
+    deltaImport: (watermark: string) => ldapDeltaImport(cfg, dir, watermark),
+    close: () => dir.close(),
   };
 }
