@@ -144,14 +144,39 @@ export class Synchronizer {
   private scopeAndJoin(step: StepHandle): void {
     const { rules, joinRules, scopeRules } = this.settings;
     const now = new Date().toISOString();
-    // Narrow rows for the walk (a million pending objects must not all be parsed at once); the
-    // whole object is read only when a rule needs it.
-    const rows = this.db
-      .prepare<[], Omit<CsRow, 'dn' | 'attrs'>>(
-        "SELECT connector, anchor, object_type, dn_norm, pending, mv_id FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update')",
-      )
-      .all();
+    // Narrow rows, in chunks (a million pending objects must not sit in memory at once); the whole
+    // object is read only when a rule needs it. Without rules only unlinked objects need this pass,
+    // and linking them is what moves the walk on; with rules every pending object is visited, in
+    // key order.
+    const withRules = scopeRules || joinRules;
+    const unlinked = this.db.prepare<[number], Omit<CsRow, 'dn' | 'attrs'>>(
+      "SELECT connector, anchor, object_type, dn_norm, pending, mv_id FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND mv_id IS NULL LIMIT ?",
+    );
+    const after = this.db.prepare<[string, string, string, number], Omit<CsRow, 'dn' | 'attrs'>>(
+      `SELECT connector, anchor, object_type, dn_norm, pending, mv_id FROM cs_objects
+       WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND (connector > ? OR (connector = ? AND anchor > ?))
+       ORDER BY connector, anchor LIMIT ?`,
+    );
     const full = this.db.prepare<[string, string], CsRow>('SELECT * FROM cs_objects WHERE connector = ? AND anchor = ?');
+    let cursor: [string, string] = ['', ''];
+    for (;;) {
+      const rows = withRules ? after.all(cursor[0], cursor[0], cursor[1], CHUNK) : unlinked.all(CHUNK);
+      if (rows.length === 0) return;
+      const last = rows[rows.length - 1]!;
+      // Guard: without rules every visited object gets linked; a chunk that comes back the same means it did not.
+      if (!withRules && cursor[0] === last.connector && cursor[1] === last.anchor) return;
+      cursor = [last.connector, last.anchor];
+      this.scopeAndJoinChunk(rows, full, step, now);
+    }
+  }
+
+  private scopeAndJoinChunk(
+    rows: Omit<CsRow, 'dn' | 'attrs'>[],
+    full: { get(connector: string, anchor: string): CsRow | undefined },
+    step: StepHandle,
+    now: string,
+  ): void {
+    const { rules, joinRules, scopeRules } = this.settings;
     this.db.transaction(() => {
       for (const narrow of rows) {
         if (scopeRules || joinRules || narrow.mv_id == null) {
