@@ -142,7 +142,7 @@ export class Synchronizer {
    * to metaverse ids in pass 2.
    */
   private scopeAndJoin(step: StepHandle): void {
-    const { rules, joinRules, scopeRules } = this.settings;
+    const { joinRules, scopeRules } = this.settings;
     const now = new Date().toISOString();
     // Narrow rows, in chunks (a million pending objects must not sit in memory at once); the whole
     // object is read only when a rule needs it. Without rules only unlinked objects need this pass,

@@ -12,16 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { credentialMigrations, openCredentialStore } from '../../src/credentials/store.js';
 import { openDatabase } from '../../src/store/database.js';
+import { commanderRunner } from '../helpers/processes.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 // IDSYNC_TEST_FAKE (JSON) replaces the connector tests: {log, secret: {name: error}, test: {name: error}};
 // each call is appended to the log file. Without it, the real connectors/registry.ts is used.
-const RUNNER = `
-const { Command, CommanderError } = await import('commander');
+const RUNNER = commanderRunner(
+  `
 const { appendFileSync } = await import('node:fs');
 const { registerCredentialsCommands } = await import('./src/cli/commands/credentials.ts');
-const { reportError } = await import('./src/cli/output.ts');
 const { IdsyncError } = await import('./src/core/errors.ts');
 const fake = process.env.IDSYNC_TEST_FAKE ? JSON.parse(process.env.IDSYNC_TEST_FAKE) : undefined;
 const log = (entry) => appendFileSync(fake.log, JSON.stringify(entry) + '\\n');
@@ -29,18 +29,9 @@ const fail = (f, secret) => { throw new IdsyncError(f.code, f.message.replace('$
 const deps = fake ? {
   async testConnectorSecret(_loaded, name, secret) { log({ fn: 'testConnectorSecret', name, secret }); if (fake.secret?.[name]) fail(fake.secret[name], secret); },
   async testConnector(_loaded, name, store) { log({ fn: 'testConnector', name }); if (fake.test?.[name]) { store.recordTest(name, false, fake.test[name].code); fail(fake.test[name]); } store.recordTest(name, true); },
-} : {};
-const program = new Command('idsync').option('-c, --config <file>').exitOverride();
-registerCredentialsCommands(program, deps);
-let code = 0;
-try {
-  await program.parseAsync(process.argv.slice(1), { from: 'user' });
-  code = typeof process.exitCode === 'number' ? process.exitCode : 0;
-} catch (err) {
-  code = err instanceof CommanderError ? (err.exitCode === 0 ? 0 : 2) : reportError(err, process.argv.includes('--json'));
-}
-process.exitCode = code;
-`;
+} : {};`,
+  'registerCredentialsCommands(program, deps)',
+);
 
 const dirs: string[] = [];
 after(() => {

@@ -14,6 +14,7 @@ import { isIdsyncError } from '../../src/core/errors.js';
 import { mapLinesOrdered, readLines, type InputLine } from '../../src/cli/commands/hash.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { ntHash, orgIdHash, parseOrgIdHash, verifyOrgIdHash } from '../../src/passwords/hash.js';
+import { commanderRunner } from '../helpers/processes.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 interface Vectors {
@@ -22,21 +23,7 @@ interface Vectors {
 }
 const vectors = JSON.parse(readFileSync(path.resolve(repoRoot, 'test/fixtures/phs-vectors.json'), 'utf8')) as Vectors;
 
-const RUNNER = `
-const { Command, CommanderError } = await import('commander');
-const { registerHashCommands } = await import('./src/cli/commands/hash.ts');
-const { reportError } = await import('./src/cli/output.ts');
-const program = new Command('idsync').option('-c, --config <file>').exitOverride();
-registerHashCommands(program);
-let code = 0;
-try {
-  await program.parseAsync(process.argv.slice(1), { from: 'user' });
-  code = typeof process.exitCode === 'number' ? process.exitCode : 0;
-} catch (err) {
-  code = err instanceof CommanderError ? (err.exitCode === 0 ? 0 : 2) : reportError(err, process.argv.includes('--json'));
-}
-process.exitCode = code;
-`;
+const RUNNER = commanderRunner("const { registerHashCommands } = await import('./src/cli/commands/hash.ts');", 'registerHashCommands(program)');
 const REAL_MAIN = `
 const m = await import('./src/cli/main.ts');
 process.exitCode = await m.main([process.execPath, 'idsync', ...process.argv.slice(1)]);

@@ -5,18 +5,16 @@
  */
 import { strict as assert } from 'node:assert';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createSyncClient } from '../../src/cloud/admin-api-client.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext } from '../../src/engine/context.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { findBinary, integrationRequired, skipUnless } from '../helpers/integration.js';
-import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { useSlapdAndCloud } from '../helpers/engine-lab.js';
 
 const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -89,36 +87,23 @@ function storedSecret(file: string, name: string): string | undefined {
   }
 }
 
-const dirs: string[] = [];
 const skip = skipUnless('slapd') || tmuxSkip();
 
 describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
-  let slapd: Slapd;
-  let cloud: TestCloud;
-  before(async () => {
-    slapd = await startSlapd();
-    cloud = await startTestCloud();
-  });
-  after(async () => {
-    await cloud?.close();
-    await slapd?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    rmSync(cloud?.dataDir ?? '/nonexistent', { recursive: true, force: true });
-  });
+  const lab = useSlapdAndCloud('idsync-wizard-pty-');
 
   it('configure → "Update cloud credentials": a wrong secret is refused and asked again, the right one is saved', async (t: TestContext) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'idsync-wizard-pty-'));
-    dirs.push(dir);
+    const dir = lab.tempDir();
     const file = path.join(dir, 'idsync.yaml');
     const code = await runCli(
-      ['--config', file, 'init', '--non-interactive', '--source-type', 'ldap', '--source-url', slapd.url, '--source-bind-dn', slapd.adminDn,
-        '--source-base-dn', slapd.baseDn, '--source-password-env', 'SPW', '--cloud-url', cloud.url, '--cloud-client-id', cloud.syncClientId, '--cloud-secret-env', 'CS'],
-      { SPW: slapd.adminPassword, CS: cloud.syncSecret },
+      ['--config', file, 'init', '--non-interactive', '--source-type', 'ldap', '--source-url', lab.slapd.url, '--source-bind-dn', lab.slapd.adminDn,
+        '--source-base-dn', lab.slapd.baseDn, '--source-password-env', 'SPW', '--cloud-url', lab.cloud.url, '--cloud-client-id', lab.cloud.syncClientId, '--cloud-secret-env', 'CS'],
+      { SPW: lab.slapd.adminPassword, CS: lab.cloud.syncSecret },
     );
     assert.equal(code, 0);
     // The new secret: the sync client's replacement (a second client, as after a rotation).
     const clientId = 'idsync-rotated';
-    const newSecret = await createSyncClient(cloud.url, cloud.admin, clientId);
+    const newSecret = await createSyncClient(lab.cloud.url, lab.cloud.admin, clientId);
 
     const term = new Terminal();
     t.after(() => term.close());
@@ -139,7 +124,7 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       const refused = await term.waitFor(/What now\?/);
       assert.match(refused, /refused/i);
       assert.ok(!refused.includes('definitely-wrong'), 'the secret is never shown');
-      assert.equal(storedSecret(file, 'cloud'), cloud.syncSecret, 'the working secret is kept');
+      assert.equal(storedSecret(file, 'cloud'), lab.cloud.syncSecret, 'the working secret is kept');
       await term.keys('Enter'); // "Enter the secret again"
       await term.waitFor(/New client secret \(hidden\)/, 20_000, 2);
       await term.type(newSecret);
@@ -159,8 +144,7 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
   });
 
   it('init: the whole interactive setup against slapd and the cloud writes the configuration and the store', async (t: TestContext) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'idsync-wizard-pty-'));
-    dirs.push(dir);
+    const dir = lab.tempDir();
     const file = path.join(dir, 'idsync.yaml');
     const term = new Terminal();
     t.after(() => term.close());
@@ -177,26 +161,26 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       await term.keys('Down'); // ldap
       await term.keys('Enter');
       await answer(/Connector name/, 'lab', { clear: true });
-      await answer(/Directory URL/, slapd.url);
-      await answer(/Bind DN idsync signs in as/, slapd.adminDn);
-      await answer(/Base DN to read users and groups from/, slapd.baseDn);
+      await answer(/Directory URL/, lab.slapd.url);
+      await answer(/Bind DN idsync signs in as/, lab.slapd.adminDn);
+      await answer(/Base DN to read users and groups from/, lab.slapd.baseDn);
       await term.waitFor(/StartTLS/);
       await term.keys('Left'); // "No": slapd here has no TLS
       await term.keys('Enter');
-      await answer(/OUs to include/, `ou=people,${slapd.baseDn}`);
+      await answer(/OUs to include/, `ou=people,${lab.slapd.baseDn}`);
       await answer(/OUs to exclude/, null);
       await answer(/Password of /, 'wrong-one');
       await term.waitFor(/What now\?/);
       await term.keys('Enter'); // try again
       await term.waitFor(/Password of /, 20_000, 2);
-      await term.type(slapd.adminPassword);
+      await term.type(lab.slapd.adminPassword);
       await term.keys('Enter');
       await term.waitFor(/The directory accepted the credential\./);
       await answer(/Add another source directory\?/, null); // default No
-      await answer(/Cloud directory URL/, cloud.url);
+      await answer(/Cloud directory URL/, lab.cloud.url);
       await answer(/How does idsync sign in to the cloud directory\?/, null);
-      await answer(/Client id/, cloud.syncClientId, { clear: true });
-      await answer(/Client secret \(hidden\)/, cloud.syncSecret);
+      await answer(/Client id/, lab.cloud.syncClientId, { clear: true });
+      await answer(/Client secret \(hidden\)/, lab.cloud.syncSecret);
       await term.waitFor(/The directory accepted the credential\./, 20_000, 2);
       const screen = await term.waitFor(/Deletion threshold|password hash sync/i);
       if (/Turn on password hash sync/.test(screen)) await term.keys('Enter');
@@ -204,19 +188,19 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       await answer(/Write .* and save the credentials/, null);
       const done = await term.waitFor(/Setup complete\./);
       assert.match(done, /idsync .*sync/);
-      assert.ok(!done.includes(cloud.syncSecret));
+      assert.ok(!done.includes(lab.cloud.syncSecret));
       await term.waitFor(/\[exit=0\]/);
     } finally {
       await term.close();
     }
     assert.ok(existsSync(file));
     const text = readFileSync(file, 'utf8');
-    assert.ok(!text.includes(cloud.syncSecret));
+    assert.ok(!text.includes(lab.cloud.syncSecret));
     const loaded = loadConfig(file);
     assert.equal(loaded.config.connectors[0]!.name, 'lab');
-    assert.deepEqual(loaded.config.connectors[0]!.scope.include, [`ou=people,${slapd.baseDn}`]);
+    assert.deepEqual(loaded.config.connectors[0]!.scope.include, [`ou=people,${lab.slapd.baseDn}`]);
     assert.equal(loaded.config.sync.deletionThreshold, 100);
-    assert.equal(storedSecret(file, 'lab'), slapd.adminPassword);
-    assert.equal(storedSecret(file, 'cloud'), cloud.syncSecret);
+    assert.equal(storedSecret(file, 'lab'), lab.slapd.adminPassword);
+    assert.equal(storedSecret(file, 'cloud'), lab.cloud.syncSecret);
   });
 });

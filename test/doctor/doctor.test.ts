@@ -4,12 +4,10 @@
  * log and password outbox. Only async spawns: the cloud runs in this process.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { stringify } from 'yaml';
@@ -24,33 +22,13 @@ import { EVENTS } from '../../src/events/catalog.js';
 import { EventLog } from '../../src/events/log.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { skipUnless } from '../helpers/integration.js';
+import { commandGroupCode, runTsxCode } from '../helpers/processes.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const WRONG_PASSWORD = 'Wr0ng-Doctor-Pass-7731';
 
 /** `idsync doctor` (main.ts through tsx) in a child process. */
-function doctorCli(config: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const code = `
-    import { buildProgram } from ${JSON.stringify(pathToFileURL(path.join(root, 'src/cli/main.ts')).href)};
-    import { reportError } from ${JSON.stringify(pathToFileURL(path.join(root, 'src/cli/output.ts')).href)};
-    import { registerDoctorCommands } from ${JSON.stringify(pathToFileURL(path.join(root, 'src/cli/commands/doctor.ts')).href)};
-    const program = buildProgram();
-    if (!program.commands.some((c) => c.name() === 'doctor')) registerDoctorCommands(program);
-    try { await program.parseAsync(['node', 'idsync', ...process.argv.slice(1)]); }
-    catch (err) { process.exitCode = reportError(err, process.argv.includes('--json')); }`;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', code, '--', '-c', config, 'doctor', ...args], {
-      env: { ...process.env, IDSYNC_CONFIG: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (c) => resolve({ code: c, stdout, stderr }));
-  });
-}
+const doctorCli = (config: string, args: string[]) => runTsxCode(commandGroupCode('doctor', 'registerDoctorCommands'), ['-c', config, 'doctor', ...args]);
 
 const find = (fs: Finding[], check: string, target?: string) => fs.find((f) => f.check === check && (target === undefined || f.target === target));
 

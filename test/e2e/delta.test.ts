@@ -5,17 +5,13 @@
  * flows through a DELTA cycle, and nothing else is exported.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Attribute, Change } from 'ldapts';
-import { stringify } from 'yaml';
-import { loadConfig } from '../../src/config/load.js';
-import { openContext, type EngineContext } from '../../src/engine/context.js';
+import type { EngineContext } from '../../src/engine/context.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import type { RunRecord } from '../../src/engine/runs.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import type { TestCloud } from '../helpers/cloud.js';
+import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
 import { seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
@@ -40,8 +36,8 @@ function ldapSeed(): string {
 describe('e2e: delta cycles against Samba AD and OpenLDAP', { skip: skipUnless('samba') || skipUnless('slapd') }, () => {
   let dc: SambaDC;
   let slapd: Slapd;
+  let lab: EngineLab;
   let cloud: TestCloud;
-  let dir: string;
   let ctx: EngineContext;
   let seeded: SeededAd;
   let outside: string;
@@ -55,29 +51,19 @@ describe('e2e: delta cycles against Samba AD and OpenLDAP', { skip: skipUnless('
     await c.add(outside, { objectClass: ['top', 'organizationalUnit'], ou: 'e2edelta-outside' });
     await c.unbind();
     slapd = await startSlapd({ accesslog: true, seedLdif: ldapSeed() });
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-delta-'));
-    const file = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      file,
-      stringify({
-        dataDir: './data',
-        connectors: [
-          { name: 'ad', type: 'ad', url: dc.url, bindDn: dc.adminUpn, baseDn: dc.baseDn, scope: { include: [seeded.ouDn] } },
-          { name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn, scope: { include: ['ou=people,dc=lab,dc=test', 'ou=groups,dc=lab,dc=test'] }, delta: { accesslogBase: 'cn=accesslog' } },
-        ],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-      }),
-    );
-    ctx = openContext(loadConfig(file));
-    ctx.credentials.set('ad', dc.adminPassword);
-    ctx.credentials.set('ldap', slapd.adminPassword);
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({
+      prefix: 'idsync-e2e-delta-',
+      connectors: [
+        adConnectorConfig(dc, seeded, { name: 'ad', url: dc.url, tls: undefined }),
+        { name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn, scope: { include: ['ou=people,dc=lab,dc=test', 'ou=groups,dc=lab,dc=test'] }, delta: { accesslogBase: 'cn=accesslog' } },
+      ],
+      credentials: { ad: dc.adminPassword, ldap: slapd.adminPassword },
+    });
+    ({ cloud, ctx } = lab);
   });
 
   after(async () => {
-    ctx?.close();
-    await cloud?.close();
+    await lab?.close();
     await slapd?.stop();
     if (dc) {
       const c = await dc.client();
@@ -85,7 +71,6 @@ describe('e2e: delta cycles against Samba AD and OpenLDAP', { skip: skipUnless('
       await c.unbind();
       await dc.stop();
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('the first cycle is a full import; the next one with no change is a delta that exports nothing', async () => {

@@ -6,17 +6,13 @@
  * and that a cycle with no change exports nothing.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Attribute, Change } from 'ldapts';
-import { stringify } from 'yaml';
-import { loadConfig } from '../../src/config/load.js';
-import { openContext, type EngineContext } from '../../src/engine/context.js';
+import type { EngineContext } from '../../src/engine/context.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import type { RunRecord } from '../../src/engine/runs.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import type { TestCloud } from '../helpers/cloud.js';
+import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
 import { seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
@@ -63,8 +59,8 @@ const exportOf = (run: RunRecord) => run.steps.find((s) => s.step === 'export')!
 describe('e2e: Samba AD + OpenLDAP → cloud directory', { skip: skipUnless('samba') || skipUnless('slapd') }, () => {
   let dc: SambaDC;
   let slapd: Slapd;
+  let lab: EngineLab;
   let cloud: TestCloud;
-  let dir: string;
   let ctx: EngineContext;
   let seeded: SeededAd;
 
@@ -75,49 +71,21 @@ describe('e2e: Samba AD + OpenLDAP → cloud directory', { skip: skipUnless('sam
     await c.add(`OU=moved,${seeded.ouDn}`, { objectClass: ['top', 'organizationalUnit'], ou: 'moved' });
     await c.unbind();
     slapd = await startSlapd({ tls: true, seedLdif: ldapSeed('dc=lab,dc=test') });
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-'));
-    const configFile = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [
-          {
-            name: 'corp-ad',
-            type: 'ad',
-            url: dc.ldapsUrl,
-            bindDn: dc.adminUpn,
-            baseDn: dc.baseDn,
-            tls: { ca: dc.caFile, serverName: dc.tlsServerName },
-            scope: { include: [seeded.ouDn] },
-            pageSize: 200,
-          },
-          {
-            name: 'partners',
-            type: 'ldap',
-            url: slapd.url,
-            bindDn: slapd.adminDn,
-            baseDn: slapd.baseDn,
-            tls: { startTls: true, ca: slapd.caFile },
-            pageSize: 100,
-          },
-        ],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-      }),
-    );
-    ctx = openContext(loadConfig(configFile));
-    ctx.credentials.set('corp-ad', dc.adminPassword);
-    ctx.credentials.set('partners', slapd.adminPassword);
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({
+      prefix: 'idsync-e2e-',
+      connectors: [
+        adConnectorConfig(dc, seeded, { pageSize: 200 }),
+        { name: 'partners', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn, tls: { startTls: true, ca: slapd.caFile }, pageSize: 100 },
+      ],
+      credentials: { 'corp-ad': dc.adminPassword, partners: slapd.adminPassword },
+    });
+    ({ cloud, ctx } = lab);
   });
 
   after(async () => {
-    ctx?.close();
-    await cloud?.close();
+    await lab?.close();
     await slapd?.stop();
     await dc?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('the first cycle brings every user, group and membership to the cloud with the right attributes', async () => {

@@ -18,19 +18,18 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { Attribute, Change, Client } from 'ldapts';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { fetchToken } from '../../src/cloud/admin-api-client.js';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
-import { idsync, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
+import { idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 import { freePort } from '../helpers/slapd.js';
 
@@ -51,6 +50,7 @@ describe('e2e: KB 2962509 — a changed cloud credential never silently stops pa
   let dc: SambaDC;
   let seeded: SeededAd;
   let cloud: TestCloud;
+  let lab: EngineLab;
   let dir: string;
   let config: string;
   let agent: Proc | undefined;
@@ -105,25 +105,14 @@ describe('e2e: KB 2962509 — a changed cloud credential never silently stops pa
     await created.body.dump();
     assert.equal(created.statusCode, 201);
 
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-kb-'));
-    config = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'corp-ad', type: 'ad', url: dc.ldapsUrl, bindDn: dc.adminUpn, baseDn: dc.baseDn, tls: { ca: dc.caFile, serverName: dc.tlsServerName }, scope: { include: [seeded.ouDn] } }],
-        cloud: { url: cloud.url, auth: { type: 'password', username: SYNC_ACCOUNT } },
-      }),
-    );
+    lab = await startEngineLab({ prefix: 'idsync-e2e-kb-', connectors: [adConnectorConfig(dc, seeded)], cloud, cloudConfig: { auth: { type: 'password', username: SYNC_ACCOUNT } }, credentials: false });
+    ({ dir, configFile: config } = lab);
     writeFileSync(path.join(dir, 'agent.token'), `${token}\n`, { mode: 0o600 });
-    for (const [name, secret, extra] of [
-      ['corp-ad', dc.adminPassword, []],
-      ['cloud', P1, []],
+    await setCredentials(config, [
+      ['corp-ad', dc.adminPassword],
+      ['cloud', P1],
       ['agent', token, ['--no-validate']],
-    ] as const) {
-      const r = await cli(['credentials', 'set', name, ...extra], `${secret}\n`);
-      assert.equal(r.code, 0, `credentials set ${name}: ${r.out}`);
-    }
+    ]);
     const port = await freePort();
     serviceUrl = `http://127.0.0.1:${port}`;
     const started = await cli(['service', 'start', '--port', String(port), '--interval', '1h']);
@@ -138,7 +127,7 @@ describe('e2e: KB 2962509 — a changed cloud credential never silently stops pa
     await stopProc(agent);
     if (config) await cli(['service', 'stop']);
     await cloud?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await lab?.close();
     if (dc) {
       await deleteAdTree(dc, `OU=${OU},${dc.baseDn}`).catch(() => undefined);
       await dc.stop();

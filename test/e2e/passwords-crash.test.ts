@@ -15,20 +15,18 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { PASSWORD_HASHES_PATH } from '../../src/passwords/delivery.js';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { ntHash } from '../../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { inParallel, range } from '../helpers/passwords.js';
-import { captured, signIn, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
+import { captured, setCredentials, signIn, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 
 const USERS = 300;
 const BASE = 'dc=example,dc=test';
@@ -112,6 +110,7 @@ async function startSlowProxy(target: string): Promise<SlowProxy> {
 
 describe('e2e: idsync serve killed with SIGKILL while password batches are in flight', () => {
   let cloud: TestCloud;
+  let lab: EngineLab;
   let proxy: SlowProxy;
   let dir: string;
   let config: string;
@@ -128,35 +127,23 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
   before(async () => {
     cloud = await startTestCloud();
     proxy = await startSlowProxy(cloud.url);
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-phs-crash-'));
     const ldif = ['version: 1', ''];
     for (let i = 0; i < USERS; i++) {
       ldif.push(`dn: uid=cu${i},ou=people,${BASE}`, 'objectClass: inetOrgPerson', `uid: cu${i}`, `cn: Crash User ${i}`, `sn: u${i}`, `mail: cu${i}@example.test`, `entryUUID: ${uuid(i + 1)}`, '');
     }
-    writeFileSync(path.join(dir, 'source.ldif'), ldif.join('\n'));
-    config = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: proxy.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-      }),
-    );
-    for (const [name, secret, extra] of [
-      ['cloud', cloud.syncSecret, []],
+    lab = await startEngineLab({ prefix: 'idsync-e2e-phs-crash-', connectors: [ldifConnector()], cloud, cloudUrl: proxy.url, files: { 'source.ldif': ldif.join('\n') }, credentials: false });
+    ({ dir, configFile: config } = lab);
+    await setCredentials(config, [
+      ['cloud', cloud.syncSecret],
       ['agent', token, ['--no-validate']],
-    ] as const) {
-      const p = spawnIdsync(['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
-      assert.equal(await p.exited, 0, p.out.text);
-    }
+    ]);
   });
 
   after(async () => {
     await stopProc(serve, 'SIGKILL');
     await proxy?.close();
     await cloud?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await lab?.close();
   });
 
   test('PCNs for 300 users, SIGKILL with a non-empty outbox and batches in flight', async () => {

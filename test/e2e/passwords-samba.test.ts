@@ -14,20 +14,19 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { Attribute, Change, Client } from 'ldapts';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { ntHash } from '../../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
-import { captured, idsync, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
+import { captured, idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 
 const OU = 'e2ephssamba';
@@ -41,6 +40,7 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
   let dc: SambaDC;
   let seeded: SeededAd;
   let cloud: TestCloud;
+  let lab: EngineLab;
   let dir: string;
   let config: string;
   let serve: Proc | undefined;
@@ -54,42 +54,21 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
     // Smart lockout off: the test polls the token endpoint with a password that does not work yet.
     cloud = await startTestCloud({ lockout: false });
 
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-e2e-phs-samba-'));
-    config = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        dataDir: './data',
-        connectors: [
-          {
-            name: CONNECTOR,
-            type: 'ad',
-            url: dc.ldapsUrl,
-            bindDn: dc.adminUpn,
-            baseDn: dc.baseDn,
-            tls: { ca: dc.caFile, serverName: dc.tlsServerName },
-            scope: { include: [seeded.ouDn] },
-          },
-        ],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-      }),
-    );
+    lab = await startEngineLab({ prefix: 'idsync-e2e-phs-samba-', connectors: [adConnectorConfig(dc, seeded, { name: CONNECTOR })], cloud, credentials: false });
+    ({ dir, configFile: config } = lab);
     writeFileSync(path.join(dir, 'agent.token'), `${token}\n`, { mode: 0o600 });
-    for (const [name, secret, extra] of [
-      [CONNECTOR, dc.adminPassword, []],
-      ['cloud', cloud.syncSecret, []],
+    await setCredentials(config, [
+      [CONNECTOR, dc.adminPassword],
+      ['cloud', cloud.syncSecret],
       ['agent', token, ['--no-validate']],
-    ] as const) {
-      const r = await idsync(['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
-      assert.equal(r.code, 0, `credentials set ${name}: ${r.out}`);
-    }
+    ]);
   });
 
   after(async () => {
     await stopProc(agent);
     await stopProc(serve);
     await cloud?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await lab?.close();
     if (dc) {
       await deleteAdTree(dc, `OU=${OU},${dc.baseDn}`).catch(() => undefined);
       await dc.stop();

@@ -3,17 +3,14 @@
  * and the real cloud directory over HTTP.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
-import { loadConfig } from '../../src/config/load.js';
-import { openContext, type EngineContext } from '../../src/engine/context.js';
+import type { EngineContext } from '../../src/engine/context.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import { syncOneObject } from '../../src/engine/single-object.js';
 import type { RunRecord } from '../../src/engine/runs.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import type { TestCloud } from '../helpers/cloud.js';
+import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 
 interface Person {
   uid: string;
@@ -52,8 +49,8 @@ const exportStep = (run: RunRecord) => run.steps.find((s) => s.step === 'export'
 
 // Every behaviour holds with SCIM Bulk (the default) and with one request per object.
 for (const bulkSize of [200, 1]) describe(`sync cycle: LDIF source → cloud directory (bulkSize ${bulkSize})`, () => {
+  let lab: EngineLab;
   let cloud: TestCloud;
-  let dir: string;
   let ldifFile: string;
   let ctx: EngineContext;
   let people: Person[];
@@ -63,9 +60,6 @@ for (const bulkSize of [200, 1]) describe(`sync cycle: LDIF source → cloud dir
   const cycle = (opts = {}) => runCycle(ctx, opts);
 
   before(async () => {
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-engine-'));
-    ldifFile = path.join(dir, 'source.ldif');
     people = Array.from({ length: 40 }, (_, i) => ({ uid: `u${i + 1}`, ou: i % 2 ? 'sales' : 'eng', title: 'Staff' }));
     groups = [
       { cn: 'eng', id: 1, members: people.filter((p) => p.ou === 'eng').map(userDn) },
@@ -73,26 +67,12 @@ for (const bulkSize of [200, 1]) describe(`sync cycle: LDIF source → cloud dir
       { cn: 'everyone', id: 3, members: [`cn=eng,ou=groups,${BASE}`, `cn=sales,ou=groups,${BASE}`] },
       { cn: 'top', id: 4, members: [`cn=everyone,ou=groups,${BASE}`, userDn(people[0]!)] },
     ];
-    write();
-    const configFile = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, retries: 1, bulkSize },
-        sync: { deletionThreshold: 5 },
-      }),
-    );
-    ctx = openContext(loadConfig(configFile));
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({ connectors: [ldifConnector()], cloudConfig: { retries: 1, bulkSize }, sync: { deletionThreshold: 5 }, files: { 'source.ldif': ldif(people, groups) } });
+    ({ cloud, ctx } = lab);
+    ldifFile = lab.path('source.ldif');
   });
 
-  after(async () => {
-    ctx?.close();
-    await cloud?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => lab?.close());
 
   test('first cycle exports every user, group and nested membership', async () => {
     const run = await cycle();
@@ -218,45 +198,25 @@ for (const bulkSize of [200, 1]) describe(`sync cycle: LDIF source → cloud dir
 });
 
 describe('preview and staging mode', () => {
+  let lab: EngineLab;
   let cloud: TestCloud;
-  let dir: string;
-  let configFile: string;
   let ldifFile: string;
   let ctx: EngineContext;
   const people: Person[] = Array.from({ length: 12 }, (_, i) => ({ uid: `p${i + 1}`, ou: 'eng', title: 'Staff' }));
   const groups = () => [{ cn: 'all', id: 9, members: people.map(userDn) }];
-  const config = (stagingMode: boolean) =>
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-        sync: { stagingMode },
-      }),
-    );
+  const config = (stagingMode: boolean) => lab.writeConfig({ sync: { stagingMode } });
   const reopen = () => {
-    ctx?.close();
-    ctx = openContext(loadConfig(configFile));
+    ctx = lab.reopen();
   };
 
   before(async () => {
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-preview-'));
-    configFile = path.join(dir, 'idsync.yaml');
-    ldifFile = path.join(dir, 'source.ldif');
-    writeFileSync(ldifFile, ldif(people, groups()));
-    config(false);
-    reopen();
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({ prefix: 'idsync-preview-', connectors: [ldifConnector()], sync: { stagingMode: false }, files: { 'source.ldif': ldif(people, groups()) } });
+    ({ cloud, ctx } = lab);
+    ldifFile = lab.path('source.ldif');
     assert.equal((await runCycle(ctx)).status, 'success');
   });
 
-  after(async () => {
-    ctx?.close();
-    await cloud?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => lab?.close());
 
   test('--preview shows adds, attribute-level updates and deletes, writes nothing, and the next real cycle exports exactly that', async () => {
     people[0]!.title = 'Principal';
@@ -309,7 +269,7 @@ describe('preview and staging mode', () => {
   });
 
   test('a percentage deletion threshold counts against the exported objects', async () => {
-    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('stagingMode: false', 'stagingMode: false\n  deletionThreshold: "10%"'));
+    writeFileSync(lab.configFile, readFileSync(lab.configFile, 'utf8').replace('stagingMode: false', 'stagingMode: false\n  deletionThreshold: "10%"'));
     reopen();
     const removed = people.splice(0, 3); // 3 of 13 exported objects > 10%
     writeFileSync(ldifFile, ldif(people, groups()));
@@ -325,8 +285,8 @@ describe('preview and staging mode', () => {
 });
 
 describe('sync --object: one object through every step', () => {
+  let lab: EngineLab;
   let cloud: TestCloud;
-  let dir: string;
   let ldifFile: string;
   let ctx: EngineContext;
   const people: Person[] = [
@@ -335,28 +295,12 @@ describe('sync --object: one object through every step', () => {
   ];
 
   before(async () => {
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-object-'));
-    ldifFile = path.join(dir, 'source.ldif');
-    writeFileSync(ldifFile, ldif(people, []));
-    const configFile = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-      }),
-    );
-    ctx = openContext(loadConfig(configFile));
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({ prefix: 'idsync-object-', connectors: [ldifConnector()], files: { 'source.ldif': ldif(people, []) } });
+    ({ cloud, ctx } = lab);
+    ldifFile = lab.path('source.ldif');
   });
 
-  after(async () => {
-    ctx?.close();
-    await cloud?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => lab?.close());
 
   test('a new object is added, projected and exported; only that object', async () => {
     const t = await syncOneObject(ctx, `UID=o1, ou=eng,${BASE}`);
@@ -392,8 +336,8 @@ describe('sync --object: one object through every step', () => {
 });
 
 describe('sync.deletionAction: disable', () => {
+  let lab: EngineLab;
   let cloud: TestCloud;
-  let dir: string;
   let ldifFile: string;
   let ctx: EngineContext;
   const people: Person[] = [
@@ -402,30 +346,13 @@ describe('sync.deletionAction: disable', () => {
   ];
 
   before(async () => {
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-disable-'));
-    ldifFile = path.join(dir, 'source.ldif');
-    writeFileSync(ldifFile, ldif(people, []));
-    const configFile = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-        sync: { deletionAction: 'disable' },
-      }),
-    );
-    ctx = openContext(loadConfig(configFile));
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({ prefix: 'idsync-disable-', connectors: [ldifConnector()], sync: { deletionAction: 'disable' }, files: { 'source.ldif': ldif(people, []) } });
+    ({ cloud, ctx } = lab);
+    ldifFile = lab.path('source.ldif');
     assert.equal((await runCycle(ctx)).status, 'success');
   });
 
-  after(async () => {
-    ctx?.close();
-    await cloud?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => lab?.close());
 
   test('a user removed from the source is disabled in the cloud, not deleted; back at the source, the same cloud user is enabled again', async () => {
     const before = (await cloud.all('Users')).find((u) => u.userName === 'x2@example.test');

@@ -5,16 +5,15 @@
  * LDIF sources, the engine on SQLite, the real cloud directory over HTTP.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { isIdsyncError } from '../../src/core/errors.js';
-import { openContext, type EngineContext } from '../../src/engine/context.js';
+import type { EngineContext } from '../../src/engine/context.js';
 import { runCycle } from '../../src/engine/cycle.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import type { TestCloud } from '../helpers/cloud.js';
+import { startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 
@@ -89,45 +88,31 @@ function rules(extra: Record<string, unknown> = {}) {
 }
 
 describe('rules: soft-match join of two sources, precedence, scope, outbound', () => {
+  let lab: EngineLab;
   let cloud: TestCloud;
   let dir: string;
   let configFile: string;
   let ctx: EngineContext;
 
-  const writeConfig = (r: Record<string, unknown>) =>
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [
-          { name: 'corp', type: 'ldif', path: './ad.ldif', anchorAttribute: 'objectGUID' },
-          { name: 'hr', type: 'ldif', path: './hr.ldif' },
-        ],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
-        rules: r,
-      }),
-    );
+  const writeConfig = (r: Record<string, unknown>) => lab.writeConfig({ rules: r });
   const reopen = () => {
-    ctx?.close();
-    ctx = openContext(loadConfig(configFile));
+    ctx = lab.reopen();
   };
 
   before(async () => {
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-rules-'));
-    configFile = path.join(dir, 'idsync.yaml');
-    writeFileSync(path.join(dir, 'ad.ldif'), ad);
-    writeFileSync(path.join(dir, 'hr.ldif'), hr());
-    writeConfig(rules());
-    reopen();
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({
+      prefix: 'idsync-rules-',
+      connectors: [
+        { name: 'corp', type: 'ldif', path: './ad.ldif', anchorAttribute: 'objectGUID' },
+        { name: 'hr', type: 'ldif', path: './hr.ldif' },
+      ],
+      rules: rules(),
+      files: { 'ad.ldif': ad, 'hr.ldif': hr() },
+    });
+    ({ cloud, dir, configFile, ctx } = lab);
   });
 
-  after(async () => {
-    ctx?.close();
-    await cloud?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => lab?.close());
 
   test('two sources joined by mail become one cloud user, attributes by precedence', async () => {
     const run = await runCycle(ctx);

@@ -5,9 +5,10 @@
  * answering while a child talks to it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { request } from 'undici';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -84,4 +85,77 @@ export async function signsInWithin(cloudUrl: string, username: string, password
   const t0 = Date.now();
   await until(`${username} to sign in`, async () => (await signIn(cloudUrl, username, password)) === 200 || undefined, ms, 50);
   return Date.now() - t0;
+}
+
+/** Stores credentials through `idsync -c <config> credentials set <name> [extra]` (secret on stdin). */
+export async function setCredentials(config: string, entries: readonly (readonly [name: string, secret: string, extra?: readonly string[]])[]): Promise<void> {
+  for (const [name, secret, extra = []] of entries) {
+    const r = await idsync(['-c', config, 'credentials', 'set', name, ...extra], `${secret}\n`);
+    if (r.code !== 0) throw new Error(`credentials set ${name} exited ${r.code}: ${r.out}`);
+  }
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Module source for `node --import tsx -e`: buildProgram() with src/cli/commands/<file>.ts's `register` added when missing. */
+export function commandGroupCode(file: string, register: string): string {
+  const src = (p: string) => JSON.stringify(pathToFileURL(path.join(ROOT, p)).href);
+  return `
+    import { buildProgram } from ${src('src/cli/main.ts')};
+    import { reportError } from ${src('src/cli/output.ts')};
+    import { ${register} as register } from ${src(`src/cli/commands/${file}.ts`)};
+    const program = buildProgram();
+    if (!program.commands.some((c) => c.name() === '${file}')) register(program);
+    try {
+      await program.parseAsync(['node', 'idsync', ...process.argv.slice(1)]);
+    } catch (err) {
+      process.exitCode = reportError(err, process.argv.includes('--json'));
+    }`;
+}
+
+/**
+ * Module source for `node --import tsx -e` (cwd = the repository): a bare commander program with one
+ * command group; `setup` runs first, `register` is the statement that registers the group.
+ */
+export function commanderRunner(setup: string, register: string): string {
+  return `
+const { Command, CommanderError } = await import('commander');
+const { reportError } = await import('./src/cli/output.ts');
+${setup}
+const program = new Command('idsync').option('-c, --config <file>').exitOverride();
+${register};
+let code = 0;
+try {
+  await program.parseAsync(process.argv.slice(1), { from: 'user' });
+  code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+} catch (err) {
+  code = err instanceof CommanderError ? (err.exitCode === 0 ? 0 : 2) : reportError(err, process.argv.includes('--json'));
+}
+process.exitCode = code;
+`;
+}
+
+/** Runs module source through `node --import tsx -e <code> -- <args>` (async; IDSYNC_CONFIG unset). */
+export function runTsxCode(code: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', code, '--', ...args], {
+      env: { ...process.env, IDSYNC_CONFIG: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (c) => resolve({ code: c, stdout, stderr }));
+  });
 }

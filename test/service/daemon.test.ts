@@ -5,19 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { stringify } from 'yaml';
-import { loadConfig, type LoadedConfig } from '../../src/config/load.js';
-import { openContext } from '../../src/engine/context.js';
+import type { LoadedConfig } from '../../src/config/load.js';
 import { daemonState, isServiceProcess, pidFilePath, readPidFile, serviceStatus, startDaemon, stopDaemon } from '../../src/service/daemon.js';
 import { installUnit, renderUnit } from '../../src/service/systemd.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import type { TestCloud } from '../helpers/cloud.js';
+import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+import { commandGroupCode, portOpen, runTsxCode } from '../helpers/processes.js';
 import { freePort } from '../helpers/slapd.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -41,47 +40,13 @@ function ldif(n: number): string {
   return out.join('\n');
 }
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `idsync -c <config> <args>` with the service commands registered, in a child process (async). */
-const cliCode = (file: string) => `
-  import { buildProgram } from ${JSON.stringify(pathToFileURL(path.join(root, 'src/cli/main.ts')).href)};
-  import { reportError } from ${JSON.stringify(pathToFileURL(path.join(root, 'src/cli/output.ts')).href)};
-  import { ${file === 'service' ? 'registerServiceCommands as register' : 'registerDoctorCommands as register'} } from ${JSON.stringify(pathToFileURL(path.join(root, `src/cli/commands/${file}.ts`)).href)};
-  const program = buildProgram();
-  if (!program.commands.some((c) => c.name() === '${file}')) register(program);
-  try {
-    await program.parseAsync(['node', 'idsync', ...process.argv.slice(1)]);
-  } catch (err) {
-    process.exitCode = reportError(err, process.argv.includes('--json'));
-  }`;
-
-function cli(config: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', cliCode('service'), '--', '-c', config, ...args], {
-      env: { ...process.env, IDSYNC_CONFIG: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (config: string, args: string[]) => runTsxCode(commandGroupCode('service', 'registerServiceCommands'), ['-c', config, ...args]);
 
 describe('idsync service (background daemon)', () => {
+  let lab: EngineLab;
   let cloud: TestCloud;
   let dir: string;
   let configFile: string;
@@ -96,22 +61,8 @@ describe('idsync service (background daemon)', () => {
   };
 
   before(async () => {
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-daemon-'));
-    writeFileSync(path.join(dir, 'source.ldif'), ldif(5));
-    configFile = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, retries: 0 },
-      }),
-    );
-    loaded = loadConfig(configFile);
-    const ctx = openContext(loaded);
-    ctx.credentials.set('cloud', cloud.syncSecret);
-    ctx.close();
+    lab = await startEngineLab({ prefix: 'idsync-daemon-', connectors: [ldifConnector()], cloudConfig: { retries: 0 }, files: { 'source.ldif': ldif(5) }, keepOpen: false });
+    ({ cloud, dir, configFile, loaded } = lab);
     port = await freePort();
   });
 
@@ -124,8 +75,7 @@ describe('idsync service (background daemon)', () => {
         /* gone */
       }
     }
-    await cloud?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await lab?.close();
   });
 
   let firstPid = 0;

@@ -4,20 +4,18 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of the endpoints under test */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { stringify } from 'yaml';
-import { loadConfig } from '../../src/config/load.js';
 import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { EVENTS } from '../../src/events/catalog.js';
 import { PCN_PATH } from '../../src/passwords/index.js';
 import { SyncService } from '../../src/service/service.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import type { TestCloud } from '../helpers/cloud.js';
+import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+import { portOpen, signIn } from '../helpers/processes.js';
 
 const BASE = 'dc=example,dc=test';
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -52,28 +50,8 @@ async function post(url: string, body: unknown, token?: string): Promise<{ statu
   return { status: res.statusCode, json: text ? JSON.parse(text) : undefined };
 }
 
-async function passwordGrant(cloudUrl: string, username: string, password: string): Promise<number> {
-  const res = await request(`${cloudUrl}/oauth2/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
-  });
-  await res.body.text();
-  return res.statusCode;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 describe('SyncService', () => {
+  let lab: EngineLab;
   let cloud: TestCloud;
   let dir: string;
   let ctx: EngineContext;
@@ -88,28 +66,16 @@ describe('SyncService', () => {
   });
 
   before(async () => {
-    cloud = await startTestCloud();
-    dir = mkdtempSync(path.join(tmpdir(), 'idsync-service-'));
-    writeFileSync(path.join(dir, 'source.ldif'), ldif(5));
-    const configFile = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'hr', type: 'ldif', path: './source.ldif' }],
-        cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, retries: 0 },
-      }),
-    );
-    ctx = openContext(loadConfig(configFile));
-    ctx.credentials.set('cloud', cloud.syncSecret);
+    lab = await startEngineLab({ prefix: 'idsync-service-', connectors: [ldifConnector()], cloudConfig: { retries: 0 }, files: { 'source.ldif': ldif(5) } });
+    ({ cloud, dir } = lab);
+    ctx = lab.detachContext(); // the service closes it
     service = new SyncService(ctx, { port: 0, intervalMs: 3_600_000, logger: { level: 'debug', stream: logStream }, passwords: { pollMs: 100, baseBackoffMs: 100 } });
     ({ url } = await service.start());
   });
 
   after(async () => {
     await service?.stop(5000).catch(() => undefined);
-    await cloud?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await lab?.close();
   });
 
   test('plain HTTP on a non-loopback address is refused', () => {
@@ -183,7 +149,7 @@ describe('SyncService', () => {
     assert.equal(r.json.anchor, uuid(1));
     let status = 0;
     for (let i = 0; i < 50 && status !== 200; i++) {
-      status = await passwordGrant(cloud.url, 'u1@example.test', password);
+      status = await signIn(cloud.url, 'u1@example.test', password);
       if (status !== 200) await new Promise((res) => setTimeout(res, 100));
     }
     assert.equal(status, 200, 'the password grant with the new password succeeds');

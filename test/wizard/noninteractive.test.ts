@@ -5,18 +5,16 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSyncClient } from '../../src/cloud/admin-api-client.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext } from '../../src/engine/context.js';
 import { passwordHashSyncSupported } from '../../src/wizard/config-file.js';
-import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { skipUnless } from '../helpers/integration.js';
-import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { useSlapdAndCloud } from '../helpers/engine-lab.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // The real CLI entry point, from the sources (no build needed).
@@ -45,13 +43,6 @@ function run(args: string[], opts: { env?: Record<string, string>; stdin?: strin
   });
 }
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(path.join(tmpdir(), 'idsync-wizard-'));
-  dirs.push(d);
-  return d;
-}
-
 function storeOf(file: string): { secrets: Record<string, string | undefined>; events: { name: string; details: Record<string, unknown>; message: string }[] } {
   const ctx = openContext(loadConfig(file));
   try {
@@ -67,34 +58,24 @@ function storeOf(file: string): { secrets: Record<string, string | undefined>; e
 const skip = skipUnless('slapd');
 
 describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip }, () => {
-  let slapd: Slapd;
-  let cloud: TestCloud;
+  const lab = useSlapdAndCloud('idsync-wizard-');
+  const tempDir = lab.tempDir;
   const SOURCE_PW = 'IDSYNC_TEST_SOURCE_PW';
   const CLOUD_SECRET = 'IDSYNC_TEST_CLOUD_SECRET';
 
-  before(async () => {
-    slapd = await startSlapd();
-    cloud = await startTestCloud();
-  });
-  after(async () => {
-    await cloud?.close();
-    await slapd?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    rmSync(cloud?.dataDir ?? '/nonexistent', { recursive: true, force: true });
-  });
 
   function initArgs(file: string, extra: string[] = []): string[] {
     return [
       '--config', file, 'init', '--non-interactive',
-      '--source-type', 'ldap', '--source-name', 'corp-ldap', '--source-url', slapd.url,
-      '--source-bind-dn', slapd.adminDn, '--source-base-dn', slapd.baseDn, '--source-password-env', SOURCE_PW,
-      '--source-include', `ou=people,${slapd.baseDn}`,
-      '--cloud-url', cloud.url, '--cloud-client-id', cloud.syncClientId, '--cloud-secret-env', CLOUD_SECRET,
+      '--source-type', 'ldap', '--source-name', 'corp-ldap', '--source-url', lab.slapd.url,
+      '--source-bind-dn', lab.slapd.adminDn, '--source-base-dn', lab.slapd.baseDn, '--source-password-env', SOURCE_PW,
+      '--source-include', `ou=people,${lab.slapd.baseDn}`,
+      '--cloud-url', lab.cloud.url, '--cloud-client-id', lab.cloud.syncClientId, '--cloud-secret-env', CLOUD_SECRET,
       '--phs', 'off', '--deletion-threshold', '50',
       ...extra,
     ];
   }
-  const goodEnv = () => ({ [SOURCE_PW]: slapd.adminPassword, [CLOUD_SECRET]: cloud.syncSecret });
+  const goodEnv = () => ({ [SOURCE_PW]: lab.slapd.adminPassword, [CLOUD_SECRET]: lab.cloud.syncSecret });
 
   /** A fresh installation made by `idsync init`. */
   async function installed(): Promise<string> {
@@ -111,24 +92,24 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.deepEqual(out.credentialsSaved, ['corp-ldap', 'cloud']);
-    assert.ok(!r.stdout.includes(slapd.adminPassword) && !r.stdout.includes(cloud.syncSecret), 'no secret in the output');
+    assert.ok(!r.stdout.includes(lab.slapd.adminPassword) && !r.stdout.includes(lab.cloud.syncSecret), 'no secret in the output');
 
     const text = readFileSync(file, 'utf8');
     assert.match(text, /^# idsync configuration, written by `idsync init`/);
-    assert.ok(!text.includes(cloud.syncSecret), 'the cloud secret is not in the YAML');
-    assert.ok(!text.includes(`: ${slapd.adminPassword}\n`) && !/password:/i.test(text), 'no bind password in the YAML');
+    assert.ok(!text.includes(lab.cloud.syncSecret), 'the cloud secret is not in the YAML');
+    assert.ok(!text.includes(`: ${lab.slapd.adminPassword}\n`) && !/password:/i.test(text), 'no bind password in the YAML');
     const loaded = loadConfig(file);
     const c = loaded.config.connectors[0]!;
     assert.equal(c.type, 'ldap');
     assert.equal(c.name, 'corp-ldap');
-    assert.deepEqual(c.scope.include, [`ou=people,${slapd.baseDn}`]);
-    assert.deepEqual(loaded.config.cloud.auth, { type: 'client_credentials', clientId: cloud.syncClientId });
+    assert.deepEqual(c.scope.include, [`ou=people,${lab.slapd.baseDn}`]);
+    assert.deepEqual(loaded.config.cloud.auth, { type: 'client_credentials', clientId: lab.cloud.syncClientId });
     assert.equal(loaded.config.sync.deletionThreshold, 50);
     if (passwordHashSyncSupported()) assert.match(text, /passwordHashSync:\n\s+enabled: false/);
 
     const { secrets, events } = storeOf(file);
-    assert.equal(secrets['corp-ldap'], slapd.adminPassword);
-    assert.equal(secrets.cloud, cloud.syncSecret);
+    assert.equal(secrets['corp-ldap'], lab.slapd.adminPassword);
+    assert.equal(secrets.cloud, lab.cloud.syncSecret);
     assert.deepEqual(events.filter((e) => e.name === 'CREDENTIAL_CHANGED').map((e) => e.details.connector).sort(), ['cloud', 'corp-ldap']);
   });
 
@@ -181,7 +162,7 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
 
   it('init with a missing flag or secret variable is a usage error (exit 2) naming it', async () => {
     const file = path.join(tempDir(), 'idsync.yaml');
-    const r = await run(initArgs(file), { env: { [CLOUD_SECRET]: cloud.syncSecret, [SOURCE_PW]: '' } });
+    const r = await run(initArgs(file), { env: { [CLOUD_SECRET]: lab.cloud.syncSecret, [SOURCE_PW]: '' } });
     assert.equal(r.code, 2);
     assert.match(r.stderr, new RegExp(SOURCE_PW));
     const r2 = await run(['--config', file, 'init', '--non-interactive', '--source-type', 'ldap'], { env: goodEnv() });
@@ -193,7 +174,7 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
   it('configure update-cloud-credentials saves a new client\'s secret (validated live) and switches the client id', async () => {
     const file = await installed();
     const id = `idsync-r2-${Date.now()}`;
-    const secret = await createSyncClient(cloud.url, cloud.admin, id);
+    const secret = await createSyncClient(lab.cloud.url, lab.cloud.admin, id);
     const r = await run(['--config', file, 'configure', '--task', 'update-cloud-credentials', '--cloud-client-id', id, '--password-stdin', '--json'], {
       stdin: `${secret}\n`,
     });
@@ -214,7 +195,7 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
     assert.match(r.stderr, /the saved credential is kept/);
     assert.ok(!r.stderr.includes('wrong-secret-123'));
     const { secrets, events } = storeOf(file);
-    assert.equal(secrets.cloud, cloud.syncSecret, 'the working secret is kept');
+    assert.equal(secrets.cloud, lab.cloud.syncSecret, 'the working secret is kept');
     const refused = events.filter((e) => e.name === 'CREDENTIAL_REFUSED');
     assert.equal(refused.length, 1);
     assert.equal(refused[0]!.details.connector, 'cloud');
@@ -228,14 +209,14 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
       env: { PW: 'bad-bind-pw' },
     });
     assert.equal(bad.code, 3, bad.stderr);
-    assert.equal(storeOf(file).secrets['corp-ldap'], slapd.adminPassword);
+    assert.equal(storeOf(file).secrets['corp-ldap'], lab.slapd.adminPassword);
     const unknown = await run(['--config', file, 'configure', '--task', 'update-source-credentials', '--connector', 'nope', '--password-env', 'PW'], {
       env: { PW: 'x' },
     });
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /corp-ldap/);
     const good = await run(['--config', file, 'configure', '--task', 'update-source-credentials', '--connector', 'corp-ldap', '--password-stdin'], {
-      stdin: `${slapd.adminPassword}\n`,
+      stdin: `${lab.slapd.adminPassword}\n`,
     });
     assert.equal(good.code, 0, good.stderr);
     assert.match(good.stdout, /no restart is needed/);
@@ -245,14 +226,14 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
 
   it('configure scope replaces include/exclude in the YAML (comments kept) and refuses a DN outside the base', async () => {
     const file = await installed();
-    const r = await run(['--config', file, 'configure', '--task', 'scope', '--connector', 'corp-ldap', '--clear-include', '--exclude', `ou=groups,${slapd.baseDn}`]);
+    const r = await run(['--config', file, 'configure', '--task', 'scope', '--connector', 'corp-ldap', '--clear-include', '--exclude', `ou=groups,${lab.slapd.baseDn}`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /restart/);
     const text = readFileSync(file, 'utf8');
     assert.match(text, /^# idsync configuration/, 'the header comment is kept');
     const c = loadConfig(file).config.connectors[0]!;
     assert.deepEqual(c.scope.include, []);
-    assert.deepEqual(c.scope.exclude, [`ou=groups,${slapd.baseDn}`]);
+    assert.deepEqual(c.scope.exclude, [`ou=groups,${lab.slapd.baseDn}`]);
     const bad = await run(['--config', file, 'configure', '--task', 'scope', '--connector', 'corp-ldap', '--include', 'ou=x,dc=elsewhere,dc=com']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /not under the base DN/);
@@ -279,24 +260,24 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
   it('configure add-source validates the new directory live and appends it; view --json shows no secret', async () => {
     const file = await installed();
     const bad = await run(
-      ['--config', file, 'configure', '--task', 'add-source', '--source-type', 'ldap', '--source-name', 'second', '--source-url', slapd.url,
-        '--source-bind-dn', slapd.adminDn, '--source-base-dn', slapd.baseDn, '--password-stdin'],
+      ['--config', file, 'configure', '--task', 'add-source', '--source-type', 'ldap', '--source-name', 'second', '--source-url', lab.slapd.url,
+        '--source-bind-dn', lab.slapd.adminDn, '--source-base-dn', lab.slapd.baseDn, '--password-stdin'],
       { stdin: 'wrong\n' },
     );
     assert.equal(bad.code, 3, bad.stderr);
     assert.equal(loadConfig(file).config.connectors.length, 1, 'not added');
     const good = await run(
-      ['--config', file, 'configure', '--task', 'add-source', '--source-type', 'ldap', '--source-name', 'second', '--source-url', slapd.url,
-        '--source-bind-dn', slapd.adminDn, '--source-base-dn', slapd.baseDn, '--password-stdin'],
-      { stdin: `${slapd.adminPassword}\n` },
+      ['--config', file, 'configure', '--task', 'add-source', '--source-type', 'ldap', '--source-name', 'second', '--source-url', lab.slapd.url,
+        '--source-bind-dn', lab.slapd.adminDn, '--source-base-dn', lab.slapd.baseDn, '--password-stdin'],
+      { stdin: `${lab.slapd.adminPassword}\n` },
     );
     assert.equal(good.code, 0, good.stderr);
     assert.deepEqual(loadConfig(file).config.connectors.map((c) => c.name), ['corp-ldap', 'second']);
-    assert.equal(storeOf(file).secrets.second, slapd.adminPassword);
+    assert.equal(storeOf(file).secrets.second, lab.slapd.adminPassword);
     const view = await run(['--config', file, 'configure', '--task', 'view', '--json']);
     assert.equal(view.code, 0, view.stderr);
     const v = JSON.parse(view.stdout);
     assert.deepEqual(v.credentials.map((c: { name: string }) => c.name).sort(), ['cloud', 'corp-ldap', 'second']);
-    assert.ok(!view.stdout.includes(slapd.adminPassword) && !view.stdout.includes(cloud.syncSecret), 'no secret in view');
+    assert.ok(!view.stdout.includes(lab.slapd.adminPassword) && !view.stdout.includes(lab.cloud.syncSecret), 'no secret in view');
   });
 });
