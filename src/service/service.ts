@@ -337,11 +337,20 @@ export class SyncService {
   }
 
   /** An export that reached the cloud is a test of its credential; so is one it refused. */
+  /** The newest password batch that the cloud accepted at least partly (651 with delivered > 0). */
+  private lastDeliveredBatch(): EventRecord | undefined {
+    return this.ctx.events
+      .query({ ids: [EVENTS.PHS_BATCH_END.id], limit: 50 })
+      .reverse()
+      .find((e) => Number(e.details.delivered) > 0);
+  }
+
   private recordCloudCredential(run: RunRecord): void {
     const exp = run.steps.find((s) => s.step === 'export' && s.connector === CLOUD_CONNECTOR);
     if (!exp) return;
     if (exp.status !== 'failed') {
-      this.ctx.credentials.recordTest(CLOUD_CONNECTOR, true);
+      // An export with nothing to write made no request: it tested nothing.
+      if (exp.adds + exp.updates + exp.deletes > 0) this.ctx.credentials.recordTest(CLOUD_CONNECTOR, true);
       return;
     }
     const err = run.errors.find((e) => e.step === 'export' && e.connector === CLOUD_CONNECTOR);
@@ -377,11 +386,14 @@ export class SyncService {
 
     // The cloud credential: a failed test or an access denied (115) newer than the last success.
     const cloudCred = credentials.find((c) => c.name === CLOUD_CONNECTOR);
-    const lastExportOk =
-      last && last.status !== 'failed' ? ms(last.endedAt) : last?.steps.some((s) => s.step === 'export' && s.status !== 'failed') ? ms(last.endedAt) : undefined;
+    // Only an export that wrote to the cloud proves the credential: a cycle with nothing to export
+    // makes no request, and must not hide a refused credential (the KB 2962509 lesson).
+    const wroteToCloud = last?.steps.some((s) => s.step === 'export' && s.status !== 'failed' && s.adds + s.updates + s.deletes > 0);
+    const lastExportOk = wroteToCloud ? ms(last!.endedAt) : undefined;
     const lastSuccess = Math.max(
       lastExportOk ?? 0,
       ms(heartbeat?.time) ?? 0,
+      ms(this.lastDeliveredBatch()?.time) ?? 0,
       cloudCred?.lastTestOk ? (ms(cloudCred.lastTestAt) ?? 0) : 0,
     );
     const denied = this.ctx.events.latest(EVENTS.CLOUD_ACCESS_DENIED);

@@ -215,6 +215,17 @@ describe('e2e: KB 2962509 — a changed cloud credential never silently stops pa
     assert.equal(await signIn(cloud.url, seeded.users[2]!.userPrincipalName, INITIAL), 400, 'the old password no longer works');
     for (const u of seeded.users.slice(1)) assert.equal(await latestStatus(u.userPrincipalName), 'Success', `${u.sAMAccountName} delivered`);
     assert.equal(JSON.parse(readFileSync(path.join(dir, 'data', 'idsync.pid'), 'utf8')).pid, pidBefore, 'no restart');
+    const healthy = await until(
+      'the service to report healthy again',
+      async () => {
+        const r = await cli(['service', 'status', '--json']);
+        const s = JSON.parse(r.out) as { health?: { status: string; degraded: { check: string }[] } };
+        return s.health && !s.health.degraded.some((d) => d.check === 'cloud-credential') ? s.health : undefined;
+      },
+      15_000,
+      250,
+    );
+    assert.ok(healthy, 'the cloud-credential finding is gone once the credential works');
   });
 
   test('d. a wrong cloud password is refused with a clear message and the working credential is kept', async () => {
