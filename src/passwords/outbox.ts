@@ -137,13 +137,34 @@ export class Outbox {
     return this.db.transaction(fn)();
   }
 
-  depth(): { depth: number; oldestQueuedAt?: string; nextAttemptAt?: number } {
-    const r = this.db.prepare('SELECT count(*) AS n, min(queued_at) AS oldest, min(next_attempt_at) AS next FROM phs_outbox').get() as {
-      n: number;
-      oldest: string | null;
-      next: number | null;
+  /**
+   * How much waits. `oldestQueuedAt` leaves out changes waiting for their user to be exported
+   * (TargetNotExported): a DC-side agent also sends users outside every connector's scope, and
+   * those must not read as a stuck delivery.
+   */
+  depth(): { depth: number; waitingForExport: number; oldestQueuedAt?: string; nextAttemptAt?: number } {
+    const r = this.db
+      .prepare(
+        `SELECT count(*) AS n,
+                sum(CASE WHEN last_error = 'TargetNotExported' THEN 1 ELSE 0 END) AS unexported,
+                min(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN queued_at END) AS oldest,
+                min(next_attempt_at) AS next
+         FROM phs_outbox`,
+      )
+      .get() as { n: number; unexported: number | null; oldest: string | null; next: number | null };
+    return {
+      depth: r.n,
+      waitingForExport: r.unexported ?? 0,
+      ...(r.oldest ? { oldestQueuedAt: r.oldest } : {}),
+      ...(r.next !== null ? { nextAttemptAt: r.next } : {}),
     };
-    return { depth: r.n, ...(r.oldest ? { oldestQueuedAt: r.oldest } : {}), ...(r.next !== null ? { nextAttemptAt: r.next } : {}) };
+  }
+
+  /** Forgets changes that waited for their user's export longer than `olderThan` (ISO time); returns their anchors. */
+  expireUnexported(olderThan: string): { anchor: string; connector: string }[] {
+    return this.db
+      .prepare("DELETE FROM phs_outbox WHERE last_error = 'TargetNotExported' AND queued_at < ? RETURNING anchor, connector")
+      .all(olderThan) as { anchor: string; connector: string }[];
   }
 
   /** The keyed fingerprint of the user's last NT hash, if any. */

@@ -63,6 +63,9 @@ export interface PasswordPipelineDeps {
   options?: PasswordPipelineOptions;
 }
 
+/** How long a change waits for its user to appear in the cloud before it is dropped. */
+const UNEXPORTED_RETENTION_MS = 7 * 86_400_000;
+
 export class PasswordPipeline {
   readonly events: EventLog;
   private readonly db: Database;
@@ -267,6 +270,11 @@ export class PasswordPipeline {
       if (this.now() - this.lastPrune >= 3600_000) {
         this.lastPrune = this.now();
         this.statusLog.prune();
+        // A user never exported in the status retention (7 days) is out of scope: stop retrying.
+        const cutoff = new Date(this.now() - UNEXPORTED_RETENTION_MS).toISOString();
+        for (const x of this.outboxStore.expireUnexported(cutoff)) {
+          this.statusLog.record(x.anchor, x.connector, 'Error', 'the user was never exported to the cloud (outside every connector\'s scope?); the change was dropped after 7 days');
+        }
       }
       if (this.woken) continue;
       const next = this.outboxStore.depth().nextAttemptAt;
@@ -320,9 +328,9 @@ export class PasswordPipeline {
     return [...anchors].flatMap((a) => this.statusLog.forAnchor(a));
   }
 
-  outbox(): { depth: number; oldestQueuedAt?: string } {
+  outbox(): { depth: number; waitingForExport: number; oldestQueuedAt?: string } {
     const d = this.outboxStore.depth();
-    return d.oldestQueuedAt ? { depth: d.depth, oldestQueuedAt: d.oldestQueuedAt } : { depth: d.depth };
+    return d.oldestQueuedAt ? { depth: d.depth, waitingForExport: d.waitingForExport, oldestQueuedAt: d.oldestQueuedAt } : { depth: d.depth, waitingForExport: d.waitingForExport };
   }
 
   /**

@@ -92,6 +92,8 @@ export interface HealthReport {
   };
   passwords: {
     outboxDepth: number;
+    /** Of those, changes waiting for their user to be exported (not counted as a backlog). */
+    waitingForExport: number;
     oldestQueuedAt: string | null;
     oldestAgeSeconds: number | null;
     heartbeatAt: string | null;
@@ -449,6 +451,7 @@ export class SyncService {
       },
       passwords: {
         outboxDepth: outbox.depth,
+        waitingForExport: outbox.waitingForExport,
         oldestQueuedAt: outbox.oldestQueuedAt ?? null,
         oldestAgeSeconds: oldest !== undefined ? Math.max(0, Math.round((now - oldest) / 1000)) : null,
         heartbeatAt: heartbeat?.time ?? null,

@@ -50,6 +50,20 @@ describe('password outbox', () => {
     assert.equal(o.due(10, new Set(['u1'])).length, 0);
   });
 
+  it('a change waiting for its user to be exported is not a backlog, and expires after the retention', () => {
+    const o = outbox();
+    o.enqueue('corp', 'out-of-scope', h1, new Date('2026-01-04T10:00:00Z'), 'agent');
+    const [item] = o.due(10, new Set()).filter((i) => i.anchor === 'out-of-scope');
+    o.retry(item!.anchor, item!.version, Date.now() + 60_000, 'TargetNotExported');
+    const d = o.depth();
+    assert.ok(d.waitingForExport >= 1);
+    const oldestIsIt = d.oldestQueuedAt !== undefined && d.oldestQueuedAt === env.db.prepare("SELECT queued_at AS q FROM phs_outbox WHERE anchor = 'out-of-scope'").pluck().get();
+    assert.equal(oldestIsIt, false, 'the unexported change does not count as the oldest waiting delivery');
+    assert.deepEqual(o.expireUnexported(new Date(Date.now() - 7 * 86_400_000).toISOString()), [], 'not expired before the retention');
+    assert.deepEqual(o.expireUnexported(new Date(Date.now() + 1000).toISOString()).map((x) => x.anchor), ['out-of-scope']);
+    assert.equal(env.db.prepare("SELECT count(*) FROM phs_outbox WHERE anchor = 'out-of-scope'").pluck().get(), 0);
+  });
+
   it('survives a crash: reopened without shutdown, the item is still there and readable', () => {
     outbox().enqueue('corp', 'u3', h1, new Date('2026-01-03T10:00:00Z'), 'test');
     env.reopen(); // no stop(), no close of the outbox: as after SIGKILL
