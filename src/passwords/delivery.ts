@@ -58,39 +58,61 @@ export class Delivery {
     private readonly now: () => number = Date.now,
   ) {}
 
+  private waiters: (() => void)[] = [];
+
   backoff(attempts: number): number {
     const base = Math.min(this.options.maxBackoffMs, this.options.baseBackoffMs * 2 ** Math.min(attempts, 30));
     return Math.max(1, Math.round(base / 2 + Math.random() * (base / 2)));
   }
 
-  /** One pass: every item due now, in batches, at most `concurrency` batches in flight. */
+  /** Wakes idle workers of a pass in progress: a change was just queued. */
+  notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * One pass: up to `concurrency` batches in flight, each worker taking the next due batch as soon
+   * as its previous one is answered, so a slow batch never holds the others back. While any batch
+   * is in flight, an idle worker waits for a newly queued change (notify) instead of ending the
+   * pass. An item already tried in this pass waits for the next pass.
+   */
   async deliverDue(): Promise<DeliveryCounts> {
     const totals: DeliveryCounts = { delivered: 0, waiting: 0, failed: 0 };
     const { batchSize, concurrency } = this.options;
-    // Only what was due when the pass began: an item retried during the pass (always scheduled
-    // at least 1 ms later) waits for the next pass instead of looping here.
-    const asOf = this.now();
-    for (;;) {
-      const items = this.outbox.due(batchSize * concurrency, this.inFlight, asOf);
-      if (items.length === 0) break;
-      const batches: OutboxItem[][] = [];
-      for (let i = 0; i < items.length; i += batchSize) batches.push(items.slice(i, i + batchSize));
-      for (const it of items) this.inFlight.add(it.anchor);
-      let authFailed = false;
-      try {
-        const results = await Promise.all(batches.map((b) => this.deliverBatch(b)));
-        for (const r of results) {
+    const tried = new Set<string>();
+    let authFailed = false;
+    let active = 0;
+    const worker = async () => {
+      while (!authFailed) {
+        const exclude = new Set([...this.inFlight, ...tried]);
+        const items = this.outbox.due(batchSize, exclude, this.now());
+        if (items.length === 0) {
+          if (active === 0) return;
+          await new Promise<void>((resolve) => this.waiters.push(resolve));
+          continue;
+        }
+        for (const it of items) {
+          this.inFlight.add(it.anchor);
+          tried.add(it.anchor);
+        }
+        active++;
+        try {
+          const r = await this.deliverBatch(items);
           totals.delivered += r.delivered;
           totals.waiting += r.waiting;
           totals.failed += r.failed;
+          // A refused credential fails every batch alike: stop this pass rather than hammer the cloud.
           authFailed ||= r.authFailed;
+        } finally {
+          for (const it of items) this.inFlight.delete(it.anchor);
+          active--;
+          this.notify(); // idle workers re-check: maybe the pass is over, maybe something new is due
         }
-      } finally {
-        for (const it of items) this.inFlight.delete(it.anchor);
       }
-      // A refused credential fails every batch alike: stop this pass rather than hammer the cloud.
-      if (authFailed || items.length < batchSize * concurrency) break;
-    }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
     return totals;
   }
 

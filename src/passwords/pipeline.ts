@@ -242,6 +242,7 @@ export class PasswordPipeline {
   }
 
   private kick(): void {
+    this.delivery.notify();
     this.woken = true;
     const w = this.wake;
     this.wake = undefined;

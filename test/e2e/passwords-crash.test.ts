@@ -13,19 +13,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { request } from 'undici';
-import { PASSWORD_HASHES_PATH } from '../../src/passwords/delivery.js';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { ntHash } from '../../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { inParallel, range } from '../helpers/passwords.js';
+import { startSlowProxy, type SlowProxy } from '../helpers/slow-proxy.js';
 import { captured, setCredentials, signIn, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 
 const USERS = 300;
@@ -41,72 +39,6 @@ async function getJson(url: string): Promise<any> { // eslint-disable-line @type
   return res.body.json();
 }
 
-/** A proxy in front of the cloud that holds password-hash batches for `delayMs` (a slow cloud). */
-interface SlowProxy {
-  url: string;
-  delayMs: number;
-  inFlight: number;
-  held: number;
-  close(): Promise<void>;
-}
-
-async function startSlowProxy(target: string): Promise<SlowProxy> {
-  const state = { delayMs: 0, inFlight: 0, held: 0 };
-  const readBody = async (req: IncomingMessage): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  };
-  const server: Server = createServer((req, res) => {
-    void (async () => {
-      const body = await readBody(req);
-      const slow = (req.url ?? '').startsWith(PASSWORD_HASHES_PATH);
-      if (slow) {
-        state.inFlight++;
-        state.held++;
-        await sleep(state.delayMs);
-      }
-      try {
-        const headers = { ...req.headers };
-        delete headers.host;
-        delete headers.connection;
-        delete headers['content-length'];
-        delete headers['transfer-encoding'];
-        // Forwarded even when the service died meanwhile: the cloud may store a hash the service
-        // never heard back about (re-sending it after the restart must be harmless).
-        const up = await request(`${target}${req.url ?? '/'}`, { method: req.method as 'POST', headers, body: body.length ? body : undefined });
-        const text = Buffer.from(await up.body.arrayBuffer());
-        if (!res.destroyed) res.writeHead(up.statusCode, { 'content-type': String(up.headers['content-type'] ?? 'application/json') }).end(text);
-      } catch {
-        if (!res.destroyed) res.writeHead(502).end();
-      } finally {
-        if (slow) state.inFlight--;
-      }
-    })();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const proxy = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    get delayMs() {
-      return state.delayMs;
-    },
-    set delayMs(v: number) {
-      state.delayMs = v;
-    },
-    get inFlight() {
-      return state.inFlight;
-    },
-    get held() {
-      return state.held;
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-  return proxy;
-}
 
 describe('e2e: idsync serve killed with SIGKILL while password batches are in flight', () => {
   let cloud: TestCloud;

@@ -13,6 +13,7 @@ import { handleAgentBatch, handlePasswordChangeNotification } from '../../src/pa
 import { ntHash, orgIdHash } from '../../src/passwords/hash.js';
 import type { PasswordPipeline } from '../../src/passwords/pipeline.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { startSlowProxy } from '../helpers/slow-proxy.js';
 import { addUser, cloudClient, createCloudUser, eventIds, makeEnv, makePipeline, readableState, signIn, type Env } from './sources/fixtures.js';
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
@@ -160,6 +161,36 @@ describe('password pipeline (real cloud directory)', () => {
       assert.ok(await signIn(cloud, u.upn, 'Dave-Passw0rd-1'));
     } finally {
       await fast.stop();
+    }
+  });
+
+  it('a slow batch does not hold the others back: a change queued meanwhile is delivered while it is still in flight', async () => {
+    const slowUser = addUser(env.db, { sam: 'slowpoke' });
+    const quickUser = addUser(env.db, { sam: 'quick' });
+    await createCloudUser(cloud, slowUser);
+    await createCloudUser(cloud, quickUser);
+    // A proxy holds the first batch until released: the one way to keep a batch in flight on demand.
+    const proxy = await startSlowProxy(cloud.url);
+    const slowClient = cloudClient(cloud, env.credentials, proxy.url);
+    const p = makePipeline(env, () => slowClient, { pollMs: 50, heartbeatMs: 3_600_000, concurrency: 2 });
+    const release = proxy.holdNext();
+    p.start();
+    try {
+      await p.acceptPassword('slowpoke', 'Slow-Passw0rd-1');
+      await until(() => proxy.inFlight === 1, 5000);
+      await p.acceptPassword('quick', 'Quick-Passw0rd-1');
+      secrets.push('Slow-Passw0rd-1', 'Quick-Passw0rd-1');
+      await until(() => p.status('quick')[0]?.status === 'Success', 5000);
+      assert.equal(proxy.inFlight, 1, 'the first batch is still held');
+      assert.ok(await signIn(cloud, quickUser.upn, 'Quick-Passw0rd-1'));
+      release();
+      await until(() => p.status('slowpoke')[0]?.status === 'Success', 5000);
+      assert.ok(await signIn(cloud, slowUser.upn, 'Slow-Passw0rd-1'));
+    } finally {
+      release();
+      await p.stop();
+      await slowClient.close();
+      await proxy.close();
     }
   });
 

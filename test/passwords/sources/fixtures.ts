@@ -2,6 +2,7 @@
  * Shared fixtures of the password hash sync tests: idsync.db on disk with the engine, credential,
  * event and password tables; users in a connector space; a pipeline against a real cloud directory.
  */
+import type { CloudConfig } from '../../../src/config/schema.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,11 +85,13 @@ export function addUser(db: Database, u: Partial<TestUser> & { sam: string }, co
   return { connector, anchor, sam: u.sam, upn, dn };
 }
 
-export function cloudClient(cloud: TestCloud, credentials: CredentialStore): CloudClient {
-  return new CloudClient(
-    { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, timeoutMs: 10_000, concurrency: 8, retries: 0, bulkSize: 200 },
-    credentials.resolver('cloud'),
-  );
+/** The cloud connector settings for a test cloud (optionally through another URL, e.g. a proxy). */
+export function cloudConfigOf(cloud: TestCloud, url = cloud.url): CloudConfig {
+  return { url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, timeoutMs: 10_000, concurrency: 8, retries: 0, bulkSize: 200 };
+}
+
+export function cloudClient(cloud: TestCloud, credentials: CredentialStore, url = cloud.url): CloudClient {
+  return new CloudClient(cloudConfigOf(cloud, url), credentials.resolver('cloud'));
 }
 
 export function makePipeline(env: Env, cloud: CloudClient | (() => CloudClient), options: PasswordPipelineOptions = {}): PasswordPipeline {
