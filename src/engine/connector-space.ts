@@ -109,7 +109,8 @@ export class ImportStager {
       // touch the groups (a delta import does not bring them): follow the rename in their members.
       if (this.followRenames && existing.dn_norm !== dnNorm) this.renameMember.run(dnNorm, this.connector, existing.dn_norm);
     }
-    this.deleteMembers.run(this.connector, o.anchor);
+    // Member rows belong to groups: a new object has none, so only a changed one is cleared first.
+    if (existing) this.deleteMembers.run(this.connector, o.anchor);
     if (o.objectType === 'group') for (const m of memberDns(o)) this.insertMember.run(this.connector, o.anchor, m);
   }
 

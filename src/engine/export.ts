@@ -282,18 +282,22 @@ export class Exporter {
       }
     });
     this.db.transaction(() => {
-      for (const { w, cloudId } of done) this.succeeded(w, cloudId, !w.row.cloud_id, step);
+      const created: number[] = [];
+      for (const { w, cloudId } of done) {
+        this.succeeded(w, cloudId, step);
+        if (!w.row.cloud_id) created.push(w.row.id);
+      }
+      this.flagContainingGroups(created);
     })();
     this.options.onProgress?.((this.done += batch.length));
     for (const w of retry) await this.writeOne(w, step);
   }
 
-  private succeeded(w: PreparedWrite, cloudId: string, created: boolean, step: StepHandle): void {
+  private succeeded(w: PreparedWrite, cloudId: string, step: StepHandle): void {
     this.written.add(w.row.id);
     this.settle(w.row, { cloudId, hash: w.hash, doc: w.resource });
     if (w.row.cloud_id) step.counts.updates++;
     else step.counts.adds++;
-    if (created || !w.row.cloud_id) this.flagContainingGroups(w.row.id);
   }
 
   private async writeOne(w: PreparedWrite, step: StepHandle): Promise<void> {
@@ -317,7 +321,8 @@ export class Exporter {
           created = true;
         }
       }
-      this.succeeded(w, cloudId, created, step);
+      this.succeeded(w, cloudId, step);
+      if (created || !row.cloud_id) this.flagContainingGroups([row.id]);
     } catch (err) {
       const e = toIdsyncError(err, 'EXPORT_FAILED');
       if (e.code === 'CLOUD_REJECTED' || e.code === 'CLOUD_CONFLICT') {
@@ -393,9 +398,12 @@ export class Exporter {
     })();
   }
 
-  /** A member that just got a cloud id can now be listed in its groups. */
-  private flagContainingGroups(memberId: number): void {
-    this.sql('UPDATE mv_objects SET pending_export = 1 WHERE deleted = 0 AND id IN (SELECT group_id FROM mv_members WHERE member_id = ?)').run(memberId);
+  /** Members that just got cloud ids can now be listed in their groups: one statement per batch. */
+  private flagContainingGroups(memberIds: number[]): void {
+    if (memberIds.length === 0) return;
+    this.sql(
+      'UPDATE mv_objects SET pending_export = 1 WHERE deleted = 0 AND id IN (SELECT group_id FROM mv_members WHERE member_id IN (SELECT value FROM json_each(?)))',
+    ).run(JSON.stringify(memberIds));
   }
 
   private async deletions(step: StepHandle): Promise<void> {

@@ -272,7 +272,8 @@ export class Synchronizer {
           if (r.mv_id == null || done.has(r.mv_id)) continue;
           const mvId = r.mv_id;
           done.add(mvId);
-          const contributors = this.st.csByMv.all(mvId);
+          // Without join rules a metaverse object has exactly one connector object: this one.
+          const contributors = joinRules ? this.st.csByMv.all(mvId) : [r];
           const contributions: { connector: string; attrs: MvAttrs }[] = [];
           for (const c of contributors) {
             try {
