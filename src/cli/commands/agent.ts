@@ -9,7 +9,7 @@ import { httpForwarder, directForwarder } from '../../agent/forward.js';
 import { SambaPasswordAgent, type Forwarder } from '../../agent/samba.js';
 import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import { withContext } from '../context.js';
-import { printJson, println } from '../output.js';
+import { println } from '../output.js';
 import type { RegisterCommand } from './index.js';
 import { openPipeline } from './passwords.js';
 
@@ -44,7 +44,8 @@ function agentToken(file: string | undefined): () => string {
 async function runAgent(opts: AgentOptions, forward: Forwarder, afterRound?: () => Promise<void>): Promise<void> {
   const pollMs = Number(opts.pollMs);
   if (!Number.isInteger(pollMs) || pollMs < 100) throw new IdsyncError('CONFIG_INVALID', '--poll-ms must be an integer of at least 100');
-  const log = (o: Record<string, unknown>) => (opts.json ? printJson({ time: new Date().toISOString(), ...o }) : println(`${new Date().toISOString()} ${Object.entries(o).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`));
+  // --json: one JSON object per line (JSON lines), so a log shipper can read the agent's output.
+  const log = (o: Record<string, unknown>) => (opts.json ? println(JSON.stringify({ time: new Date().toISOString(), ...o })) : println(`${new Date().toISOString()} ${Object.entries(o).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`));
   const agent = new SambaPasswordAgent({
     ldapi: opts.ldapi,
     base: opts.base,
