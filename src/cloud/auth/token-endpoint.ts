@@ -20,7 +20,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyOrgIdHash } from '../../passwords/hash.js';
 import type { Database } from '../../store/database.js';
 import type { AccountStore, CredentialCheck } from '../accounts/store.js';
-import type { AuditLog, AuditReason } from '../audit/store.js';
+import type { AuditEntry, AuditLog, AuditReason } from '../audit/store.js';
 import type { PasswordHashStore } from '../passwords/store.js';
 import { findUserForSignIn } from '../scim/index.js';
 import { OAuthError } from './errors.js';
@@ -92,6 +92,35 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
 
   const lockedReason = (s: LockState): AuditReason => (s.locked && s.scope === 'global' ? 'locked_out_global' : 'locked_out');
 
+  type AuditDetails = NonNullable<AuditEntry['details']>;
+
+  /**
+   * Every credential check goes the same way: refused at once while locked out (not checked, not
+   * counted), then checked, audited with the real reason, and counted for the smart lockout.
+   * `check` returns the audit reason ('success' or why not) and what the caller needs on success.
+   */
+  async function guarded<T>(
+    req: FastifyRequest,
+    g: { key: string; subject: string; type: 'token' | 'signin'; details?: AuditDetails; refuse: () => Error },
+    check: () => Promise<{ reason: AuditReason; value?: T; details?: AuditDetails }>,
+  ): Promise<T> {
+    const state = lockout.check(g.key, req.ip);
+    if (state.locked) {
+      audit.record({ type: g.type, subject: g.subject, ip: req.ip, result: 'failure', reason: lockedReason(state), ...(g.details ? { details: g.details } : {}) });
+      throw g.refuse();
+    }
+    const r = await check();
+    const details = r.details ?? g.details;
+    const ok = r.reason === 'success' && r.value !== undefined;
+    audit.record({ type: g.type, subject: g.subject, ip: req.ip, result: ok ? 'success' : 'failure', reason: r.reason, ...(details ? { details } : {}) });
+    if (!ok) {
+      lockout.recordFailure(g.key, req.ip);
+      throw g.refuse();
+    }
+    lockout.recordSuccess(g.key, req.ip);
+    return r.value as T;
+  }
+
   async function clientCredentials(req: FastifyRequest, params: Params): Promise<SignedToken> {
     const basic = basicCredentials(req);
     if (basic && (params.client_id !== undefined || params.client_secret !== undefined)) {
@@ -101,80 +130,39 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
     const secret = basic?.secret ?? required(params, 'client_secret');
     const invalid = () =>
       new OAuthError(401, 'invalid_client', 'client authentication failed', basic ? { 'www-authenticate': 'Basic realm="idsync"' } : {});
-    const key = `client:${id}`;
-    const state = lockout.check(key, req.ip);
-    if (state.locked) {
-      audit.record({ type: 'token', subject: id, ip: req.ip, result: 'failure', reason: lockedReason(state), details: { grant: 'client_credentials' } });
-      throw invalid();
-    }
-    const check = await accounts.checkClientSecret(id, secret);
-    audit.record({
-      type: 'token',
-      subject: id,
-      ip: req.ip,
-      result: check.ok ? 'success' : 'failure',
-      reason: reasonOf(check, 'unknown_client', 'bad_client_secret'),
-      details: { grant: 'client_credentials' },
+    const principal = await guarded(req, { key: `client:${id}`, subject: id, type: 'token', details: { grant: 'client_credentials' }, refuse: invalid }, async () => {
+      const check = await accounts.checkClientSecret(id, secret);
+      return { reason: reasonOf(check, 'unknown_client', 'bad_client_secret'), value: check.ok ? check.principal : undefined };
     });
-    if (!check.ok) {
-      lockout.recordFailure(key, req.ip);
-      throw invalid();
-    }
-    lockout.recordSuccess(key, req.ip);
-    return tokens.issueApiToken(check.principal);
+    return tokens.issueApiToken(principal);
   }
 
   async function accountPassword(req: FastifyRequest, username: string, password: string): Promise<SignedToken> {
-    const key = `account:${username}`;
-    const state = lockout.check(key, req.ip);
-    if (state.locked) {
-      audit.record({ type: 'token', subject: username, ip: req.ip, result: 'failure', reason: lockedReason(state), details: { grant: 'password' } });
-      throw new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
-    }
-    const check = await accounts.checkAccountPassword(username, password);
-    audit.record({
-      type: 'token',
-      subject: username,
-      ip: req.ip,
-      result: check.ok ? 'success' : 'failure',
-      reason: reasonOf(check, 'unknown_user', 'bad_password'),
-      details: { grant: 'password' },
+    const refuse = () => new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
+    const principal = await guarded(req, { key: `account:${username}`, subject: username, type: 'token', details: { grant: 'password' }, refuse }, async () => {
+      const check = await accounts.checkAccountPassword(username, password);
+      return { reason: reasonOf(check, 'unknown_user', 'bad_password'), value: check.ok ? check.principal : undefined };
     });
-    if (!check.ok) {
-      lockout.recordFailure(key, req.ip);
-      throw new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
-    }
-    lockout.recordSuccess(key, req.ip);
-    return tokens.issueApiToken(check.principal);
+    return tokens.issueApiToken(principal);
   }
 
   async function userPassword(req: FastifyRequest, userName: string, password: string): Promise<SignedToken> {
-    const key = `user:${userName}`;
-    const state = lockout.check(key, req.ip);
-    if (state.locked) {
-      audit.record({ type: 'signin', subject: userName, ip: req.ip, result: 'failure', reason: lockedReason(state) });
-      throw new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
-    }
-    const user = findUserForSignIn(deps.db, userName);
-    const hash = user ? deps.hashes.hashFor(user.id) : undefined;
-    // Always one hash check, so that every failure costs the same.
-    const matches = await verifyOrgIdHash(password, hash ?? DUMMY_ORGID_HASH);
-    // Re-read: the user may have been disabled or deleted while we hashed.
-    const current = user && findUserForSignIn(deps.db, userName);
-    let reason: AuditReason;
-    if (!user || !current || current.id !== user.id) reason = 'unknown_user';
-    else if (!current.active) reason = 'user_disabled';
-    else if (hash === undefined) reason = 'no_password_hash';
-    else if (!matches) reason = 'bad_password';
-    else reason = 'success';
-    const details = current ? { userId: current.id } : undefined;
-    if (reason !== 'success' || !current) {
-      audit.record({ type: 'signin', subject: userName, ip: req.ip, result: 'failure', reason, details });
-      lockout.recordFailure(key, req.ip);
-      throw new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
-    }
-    audit.record({ type: 'signin', subject: userName, ip: req.ip, result: 'success', reason, details });
-    lockout.recordSuccess(key, req.ip);
+    const refuse = () => new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
+    const current = await guarded(req, { key: `user:${userName}`, subject: userName, type: 'signin', refuse }, async () => {
+      const user = findUserForSignIn(deps.db, userName);
+      const hash = user ? deps.hashes.hashFor(user.id) : undefined;
+      // Always one hash check, so that every failure costs the same.
+      const matches = await verifyOrgIdHash(password, hash ?? DUMMY_ORGID_HASH);
+      // Re-read: the user may have been disabled or deleted while we hashed.
+      const now = user && findUserForSignIn(deps.db, userName);
+      let reason: AuditReason;
+      if (!user || !now || now.id !== user.id) reason = 'unknown_user';
+      else if (!now.active) reason = 'user_disabled';
+      else if (hash === undefined) reason = 'no_password_hash';
+      else if (!matches) reason = 'bad_password';
+      else reason = 'success';
+      return { reason, value: now || undefined, ...(now ? { details: { userId: now.id } } : {}) };
+    });
     return tokens.issueUserToken(current);
   }
 
