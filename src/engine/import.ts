@@ -31,6 +31,7 @@ export class Watermarks {
   }
 
   set(connector: string, value: string): void {
+    if (this.get(connector) === value) return; // a cycle that changes nothing writes nothing
     this.db
       .prepare('INSERT INTO watermarks (connector, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (connector) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
       .run(connector, value, new Date().toISOString());
@@ -51,6 +52,7 @@ export class EngineState {
   }
 
   set(key: string, value: string): void {
+    if (this.get(key) === value) return;
     this.db.prepare('INSERT INTO engine_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 }
