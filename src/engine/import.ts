@@ -62,15 +62,15 @@ export async function importConnector(db: Database, connector: SourceConnector, 
   const stager = new ImportStager(db, connector.name, connector.kind === 'ad');
   let done = 0;
   const stagedPasswords = (objects: SourceObject[]) => {
-    const hashes: [string, Buffer][] = [];
+    const hashes: { anchor: string; nt: Buffer }[] = [];
     for (const o of objects) {
       const { nt } = extractPasswordAttributes(o);
-      if (nt) hashes.push([o.anchor, nt]);
+      if (nt) hashes.push({ anchor: o.anchor, nt });
     }
     return hashes;
   };
-  const queue = async (hashes: [string, Buffer][]) => {
-    if (hashes.length > 0 && options.passwords) await queueHashes(options.passwords(), connector.name, hashes);
+  const queue = async (hashes: { anchor: string; nt: Buffer }[]) => {
+    if (hashes.length > 0 && options.passwords) await options.passwords().observeNtHashes(connector.name, hashes);
   };
 
   const saved = watermarks.get(connector.name);
@@ -105,16 +105,4 @@ export async function importConnector(db: Database, connector: SourceConnector, 
   stager.markUnseenDeleted(step.counts);
   if (watermark !== undefined) watermarks.set(connector.name, watermark);
   return 'full';
-}
-
-/** PBKDF2 runs on the libuv pool: keep a few hashes in flight, not thousands. */
-async function queueHashes(pipeline: PasswordPipeline, connector: string, hashes: [string, Buffer][]): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < hashes.length) {
-      const [anchor, nt] = hashes[next++]!;
-      await pipeline.observeNtHash(connector, anchor, nt);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, hashes.length) }, worker));
 }

@@ -190,12 +190,55 @@ export class PasswordPipeline {
     return true;
   }
 
+  /**
+   * observeNtHash for a page of users at once (the import path): the OrgId hashes are computed
+   * concurrently on the thread pool, and the queue is written in small transactions while the
+   * next hashes are still being computed, rather than a few commits per user. Returns how many
+   * changed.
+   */
+  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = 8): Promise<number> {
+    type Change = { anchor: string; nt: Buffer; fp: Buffer };
+    const changed: Change[] = [];
+    for (const { anchor, nt } of items) {
+      const fp = this.keys.fingerprint(connector, anchor, nt);
+      const prev = this.outboxStore.fingerprint(connector, anchor);
+      if (!(prev && prev.equals(fp))) changed.push({ anchor, nt, fp });
+    }
+    let ready: (Change & { hash: string })[] = [];
+    // No per-user "Queued" status here: an initial sync of a million users would write a million
+    // rows for it; the delivery records Success or Error for each.
+    const flush = this.db.transaction((batch: (Change & { hash: string })[]) => {
+      for (const c of batch) {
+        if (this.enqueue(connector, c.anchor, c.hash, undefined, 'ldap', false) === 'queued') this.outboxStore.setFingerprint(connector, c.anchor, c.fp);
+      }
+    });
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, changed.length) }, async () => {
+        while (next < changed.length) {
+          const c = changed[next++]!;
+          // Await first: `ready.push(await ...)` would bind the array before the await, and a
+          // flush meanwhile would swap it for a new one and lose this result.
+          const hash = await orgIdHashFromNt(c.nt);
+          ready.push({ ...c, hash });
+          if (ready.length >= 64) {
+            const batch = ready;
+            ready = [];
+            flush(batch);
+          }
+        }
+      }),
+    );
+    if (ready.length > 0) flush(ready);
+    return changed.length;
+  }
+
   /** Which connector space holds an anchor (for senders that do not say). */
   connectorOf(anchor: string): string | undefined {
     return this.users.connectorOf(anchor);
   }
 
-  private enqueue(connector: string, anchor: string, hash: string, changedAt: Date | undefined, source: string): EnqueueResult {
+  private enqueue(connector: string, anchor: string, hash: string, changedAt: Date | undefined, source: string, recordQueued = true): EnqueueResult {
     if (typeof anchor !== 'string' || anchor.length === 0 || anchor.length > 1024) {
       throw passwordError('PASSWORD_INPUT_INVALID', 'a password change needs the user\'s anchor (1 to 1024 characters)', {
         hint: 'Pass the anchor (AD objectGUID as base64, LDAP entryUUID) as the cloud externalId.',
@@ -207,7 +250,7 @@ export class PasswordPipeline {
     }
     const res = this.outboxStore.enqueue(connector, anchor, hash, at, source);
     if (res === 'queued') {
-      this.statusLog.record(anchor, connector, 'Queued', null, source);
+      if (recordQueued) this.statusLog.record(anchor, connector, 'Queued', null, source);
       this.kick();
     }
     return res;

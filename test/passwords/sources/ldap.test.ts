@@ -68,4 +68,16 @@ describe('observeNtHash (polled LDAP source)', () => {
     await pipeline.resync({ user: 'olaf' });
     assert.equal(await pipeline.observeNtHash('openldap', u.anchor, nt2), true);
   });
+
+  it('observeNtHashes (a page at once, the import path) queues every changed user once, and nothing the second time', async () => {
+    const page = await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => ({ anchor: addUser(env.db, { sam: `page${i}` }, 'openldap').anchor, nt: await ntHash(`Page-Passw0rd-${i}`) })),
+    );
+    const before = pipeline.outbox().depth;
+    assert.equal(await pipeline.observeNtHashes('openldap', page), 300);
+    assert.equal(pipeline.outbox().depth, before + 300, 'every user of the page is in the outbox');
+    assert.equal(await pipeline.observeNtHashes('openldap', page), 0, 'unchanged hashes are not queued again');
+    const changed = [{ ...page[7]!, nt: await ntHash('Changed-Passw0rd') }];
+    assert.equal(await pipeline.observeNtHashes('openldap', [...page.slice(0, 7), ...changed]), 1);
+  });
 });
