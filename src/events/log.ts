@@ -75,16 +75,8 @@ export interface EventLogOptions {
   now?: () => Date;
 }
 
-interface Row {
-  seq: number;
-  id: number;
-  name: string;
-  source: EventSource;
-  level: EventLevel;
-  time: string;
-  message: string;
-  details: string;
-}
+/** A stored event: details as JSON text; the resolution comes from the catalog when read. */
+type Row = Omit<EventRecord, 'details' | 'resolution'> & { details: string };
 
 const DEFAULT_LIMIT = 1000;
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;

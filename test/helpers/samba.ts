@@ -6,13 +6,14 @@
  * `useSambaDC()` to get it and work in their own OU (`seedAdUsers(dc, { ou: 'mytest', ... })`).
  * Run outside the runner, useSambaDC() starts (and its stop() stops) a DC of its own.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Attribute, Change, Client, Control } from 'ldapts';
+import { killOnExit } from './children.js';
 import { findBinary } from './integration.js';
 
 export const SAMBA_BASE_DN = 'DC=lab,DC=test';
@@ -47,16 +48,6 @@ export interface SambaDC {
 export interface StartSambaOptions {
   /** smb.conf "server services" (default ldap, kdc: one process, ready in ~0.3 s). Add rpc for DRSUAPI. */
   services?: string[];
-}
-
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const c of running) c.kill('SIGKILL');
-  });
 }
 
 function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
@@ -131,7 +122,6 @@ export async function startSambaDC(dir?: string, opts: StartSambaOptions = {}): 
   if (await portOpen(389)) {
     throw new Error('port 389 is already in use on 127.0.0.1 (another Samba DC or LDAP server?). Only one Samba DC can run per host: stop it, or run the tests through scripts/run-tests.ts, which shares one DC.');
   }
-  installExitHook();
   const T = dir ?? mkdtempSync(join(tmpdir(), 'idsync-samba-'));
   rmSync(T, { recursive: true, force: true });
   mkdirSync(join(T, 'run'), { recursive: true });
@@ -162,8 +152,7 @@ export async function startSambaDC(dir?: string, opts: StartSambaOptions = {}): 
   };
   child.stdout?.on('data', log);
   child.stderr?.on('data', log);
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+  killOnExit(child);
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       await new Promise<void>((resolve) => {

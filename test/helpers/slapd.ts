@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'ldapts';
+import { killOnExit } from './children.js';
 import { findBinary } from './integration.js';
 import { createTestCa, issueServerCert, type TestCa } from './tls.js';
 
@@ -60,16 +61,6 @@ export interface Slapd {
   /** A client bound as the admin over ldap:// (caller unbinds). */
   client(): Promise<Client>;
   stop(): Promise<void>;
-}
-
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const c of running) c.kill('SIGKILL');
-  });
 }
 
 export async function freePort(): Promise<number> {
@@ -180,7 +171,6 @@ function stopChild(child: ChildProcess): Promise<void> {
 export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   const slapd = findBinary('slapd');
   if (!slapd) throw new Error('slapd is not installed (apt-get install slapd ldap-utils)');
-  installExitHook();
   const dir = mkdtempSync(join(tmpdir(), 'idsync-slapd-'));
   mkdirSync(join(dir, 'db'));
   let ca: TestCa | undefined;
@@ -216,8 +206,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     child.stderr?.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-4000);
     });
-    running.add(child);
-    child.once('exit', () => running.delete(child));
+    killOnExit(child);
     const url = `ldap://127.0.0.1:${port}`;
     try {
       await waitReady(url, child, () => err);
