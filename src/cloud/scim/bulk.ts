@@ -8,7 +8,8 @@ import { badRequest, ScimError } from './errors.js';
 import { GROUPS } from './resources/groups.js';
 import type { ResourceKind } from './resources/kind.js';
 import { USERS } from './resources/users.js';
-import { BULK_REQUEST, BULK_RESPONSE } from './schema.js';
+import { tooManyOperations } from './limits.js';
+import { BULK_REQUEST, BULK_RESPONSE, SCHEMA_ENTERPRISE_USER } from './schema.js';
 import { etagOf, type ScimService } from './service.js';
 import { isPlainObject } from './validate.js';
 
@@ -35,28 +36,76 @@ export interface BulkResult {
 }
 
 const BULK_REF = /^bulkId:(.+)$/;
+const ENTERPRISE_LC = SCHEMA_ENTERPRISE_USER.toLowerCase();
 
-function collectRefs(v: unknown, out: Set<string>): void {
-  if (typeof v === 'string') {
-    const m = BULK_REF.exec(v);
-    if (m) out.add(m[1]!);
-  } else if (Array.isArray(v)) for (const x of v) collectRefs(x, out);
-  else if (isPlainObject(v)) for (const x of Object.values(v)) collectRefs(x, out);
+type RefFn = (s: string) => string;
+
+/**
+ * Applies `fn` to the strings where a "bulkId:x" reference may stand (RFC 7644 §3.7.2): the value
+ * of a group member or of a user's manager, and the last segment of the path. A "bulkId:x" anywhere
+ * else (a displayName, a title) is plain data. Returns a copy of `data`.
+ */
+function mapRefs(method: Method, data: unknown, fn: RefFn): unknown {
+  if (!isPlainObject(data)) return data;
+  if (method !== 'PATCH') return mapResource(data, fn);
+  const ops = data.Operations ?? data.operations;
+  if (!Array.isArray(ops)) return data;
+  const mapped = ops.map((op: unknown) => {
+    if (!isPlainObject(op)) return op;
+    const path = typeof op.path === 'string' ? op.path.trim().toLowerCase() : undefined;
+    let value = op.value;
+    if (path === undefined) value = isPlainObject(value) ? mapResource(value, fn) : value;
+    else if (/^members(\[.*\])?$/.test(path)) value = mapElements(value, fn);
+    else if (/^members(\[.*\])?\.value$/.test(path) || /(^|:)manager\.value$/.test(path)) value = typeof value === 'string' ? fn(value) : value;
+    else if (/(^|:)manager$/.test(path)) value = mapElement(value, fn);
+    else if (path === ENTERPRISE_LC) value = isPlainObject(value) ? mapKeys(value, fn) : value;
+    return { ...op, value };
+  });
+  return { ...data, [data.Operations !== undefined ? 'Operations' : 'operations']: mapped };
 }
 
-/** A copy of `v` with every "bulkId:x" replaced by the id created for x. */
-function substitute(v: unknown, ids: Map<string, string>): unknown {
-  if (typeof v === 'string') {
-    const m = BULK_REF.exec(v);
-    return m ? (ids.get(m[1]!) ?? v) : v;
+function mapElement(v: unknown, fn: RefFn): unknown {
+  if (!isPlainObject(v)) return v;
+  const out = { ...v };
+  for (const k of Object.keys(out)) if (k.toLowerCase() === 'value' && typeof out[k] === 'string') out[k] = fn(out[k] as string);
+  return out;
+}
+
+function mapElements(v: unknown, fn: RefFn): unknown {
+  return Array.isArray(v) ? v.map((x) => mapElement(x, fn)) : mapElement(v, fn);
+}
+
+/** members / manager keys of a resource (or of a path-less PATCH value, or of the enterprise extension). */
+function mapKeys(obj: Record<string, unknown>, fn: RefFn): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    const lk = k.toLowerCase();
+    if (lk === 'members') out[k] = mapElements(v, fn);
+    else if (lk === 'manager' || lk === `${ENTERPRISE_LC}:manager`) out[k] = mapElement(v, fn);
+    else if (lk === ENTERPRISE_LC && isPlainObject(v)) out[k] = mapKeys(v, fn);
+    else out[k] = v;
   }
-  if (Array.isArray(v)) return v.map((x) => substitute(x, ids));
-  if (isPlainObject(v)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = substitute(x, ids);
-    return out;
-  }
-  return v;
+  return out;
+}
+
+function mapResource(obj: Record<string, unknown>, fn: RefFn): Record<string, unknown> {
+  return mapKeys(obj, fn);
+}
+
+function collectRefs(method: Method, data: unknown, out: Set<string>): void {
+  mapRefs(method, data, (s) => {
+    const m = BULK_REF.exec(s);
+    if (m) out.add(m[1]!);
+    return s;
+  });
+}
+
+/** A copy of `data` with every reference "bulkId:x" replaced by the id created for x. */
+function substitute(method: Method, data: unknown, ids: Map<string, string>): unknown {
+  return mapRefs(method, data, (s) => {
+    const m = BULK_REF.exec(s);
+    return m ? (ids.get(m[1]!) ?? s) : s;
+  });
 }
 
 function parseRequest(body: unknown, maxOperations: number): { ops: BulkOp[]; failOnErrors: number } {
@@ -67,7 +116,7 @@ function parseRequest(body: unknown, maxOperations: number): { ops: BulkOp[]; fa
   }
   const raw = body.Operations ?? body.operations;
   if (!Array.isArray(raw)) throw badRequest('invalidSyntax', 'a Bulk body needs an "Operations" array');
-  if (raw.length > maxOperations) throw new ScimError(413, undefined, `the Bulk request has ${raw.length} operations; the maximum is ${maxOperations}`);
+  if (raw.length > maxOperations) throw tooManyOperations('the Bulk request', maxOperations, raw.length);
   let failOnErrors = Number.POSITIVE_INFINITY;
   if (body.failOnErrors !== undefined) {
     if (typeof body.failOnErrors !== 'number' || !Number.isInteger(body.failOnErrors) || body.failOnErrors < 1) {
@@ -86,8 +135,9 @@ function parseRequest(body: unknown, maxOperations: number): { ops: BulkOp[]; fa
     if (method === 'POST' && o.bulkId === undefined) throw badRequest('invalidSyntax', `Operations[${index}]: POST needs a bulkId`);
     if (o.version !== undefined && typeof o.version !== 'string') throw badRequest('invalidSyntax', `Operations[${index}].version must be a string`);
     const refs = new Set<string>();
-    collectRefs(o.data, refs);
-    collectRefs(o.path.split('/').pop(), refs);
+    collectRefs(method, o.data, refs);
+    const last = BULK_REF.exec(o.path.split('/').pop() ?? '');
+    if (last) refs.add(last[1]!);
     const op: BulkOp = { index, method, path: o.path, data: o.data, refs };
     if (typeof o.bulkId === 'string') op.bulkId = o.bulkId;
     if (typeof o.version === 'string') op.version = o.version;
@@ -102,10 +152,30 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
   const kind = m[1]!.toLowerCase() === 'users' ? USERS : GROUPS;
   if (method === 'POST' && m[2] !== undefined) throw badRequest('invalidPath', 'POST goes to /Users or /Groups, without an id');
   if (method !== 'POST' && m[2] === undefined) throw badRequest('invalidPath', `${method} needs /Users/{id} or /Groups/{id}`);
-  return m[2] === undefined ? { kind } : { kind, id: decodeURIComponent(m[2]) };
+  if (m[2] === undefined) return { kind };
+  try {
+    return { kind, id: decodeURIComponent(m[2]) };
+  } catch {
+    throw badRequest('invalidPath', `Bulk path "${path}" has an invalid %-escape`);
+  }
 }
 
-export function runBulk(svc: ScimService, body: unknown, baseUrl: string): Record<string, unknown> {
+/** Milliseconds of Bulk work between two turns of the event loop. */
+export const BULK_SLICE_MS = 20;
+
+export interface BulkOptions {
+  /** Default BULK_SLICE_MS. */
+  sliceMs?: number;
+  /** Told of an unexpected fault in one operation (that operation answers 500, the others are kept). */
+  onInternalError?: (err: unknown) => void;
+}
+
+export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, options: BulkOptions = {}): Promise<Record<string, unknown>> {
+  const sliceMs = options.sliceMs ?? BULK_SLICE_MS;
+  const internalError = (err: unknown): ScimError => {
+    options.onInternalError?.(err);
+    return new ScimError(500, undefined, 'internal error in this operation; see the cloud directory log');
+  };
   const { ops, failOnErrors } = parseRequest(body, svc.limits.maxOperations);
   const results: (BulkResult | undefined)[] = new Array(ops.length);
   const created = new Map<string, string>(); // bulkId → id
@@ -129,7 +199,7 @@ export function runBulk(svc: ScimService, body: unknown, baseUrl: string): Recor
     }
     if (op.method === 'POST' && definedBy.get(op.bulkId!) !== op.index) throw badRequest('invalidValue', `bulkId "${op.bulkId}" is used by more than one POST`);
     const { kind, id } = target(op.path.replace(/\/bulkId:([^/]+)$/, (m, ref: string) => `/${created.get(ref) ?? m}`), op.method);
-    const data = op.refs.size ? substitute(op.data, created) : op.data;
+    const data = op.refs.size ? substitute(op.method, op.data, created) : op.data;
     const r: BulkResult = { method: op.method, status: '200' };
     if (op.bulkId !== undefined) r.bulkId = op.bulkId;
     if (op.method === 'DELETE') {
@@ -148,35 +218,44 @@ export function runBulk(svc: ScimService, body: unknown, baseUrl: string): Recor
     results[op.index] = r;
   };
 
-  svc.transaction(() => {
-    let pending = ops;
-    while (pending.length && errors < failOnErrors) {
-      const deferred: BulkOp[] = [];
-      for (const op of pending) {
-        if (errors >= failOnErrors) break;
-        // Wait for a POST further down that defines a referenced bulkId.
-        if ([...op.refs].some((ref) => !created.has(ref) && !failed.has(ref) && definedBy.has(ref) && definedBy.get(ref) !== op.index)) {
-          deferred.push(op);
-          continue;
+  // Operations run in slices of about BULK_SLICE_MS, each slice one transaction (fast commits),
+  // with the event loop free in between: a 1000-operation Bulk must not stall /healthz or sign-in.
+  // Each operation stands alone (RFC 7644 §3.7), so another request between slices changes nothing.
+  let pending = ops;
+  while (pending.length && errors < failOnErrors) {
+    const deferred: BulkOp[] = [];
+    let i = 0;
+    while (i < pending.length && errors < failOnErrors) {
+      const started = performance.now();
+      svc.transaction(() => {
+        while (i < pending.length && errors < failOnErrors) {
+          const op = pending[i++]!;
+          // Wait for a POST further down that defines a referenced bulkId.
+          if ([...op.refs].some((ref) => !created.has(ref) && !failed.has(ref) && definedBy.has(ref) && definedBy.get(ref) !== op.index)) {
+            deferred.push(op);
+            continue;
+          }
+          try {
+            svc.transaction(() => execute(op)); // a savepoint: a failed operation leaves no partial writes
+          } catch (err) {
+            fail(op, err instanceof ScimError ? err : internalError(err));
+          }
+          if (performance.now() - started >= sliceMs) break;
         }
-        try {
-          svc.transaction(() => execute(op)); // a savepoint: a failed operation leaves no partial writes
-        } catch (err) {
-          if (!(err instanceof ScimError)) throw err;
-          fail(op, err);
-        }
-      }
-      if (deferred.length === pending.length) {
-        // No progress: the remaining operations reference each other in a cycle.
-        for (const op of deferred) {
-          if (errors >= failOnErrors) break;
-          fail(op, new ScimError(409, undefined, 'circular bulkId references could not be resolved'));
-        }
-        break;
-      }
-      pending = deferred;
+      });
+      if (i < pending.length) await new Promise((resolve) => setImmediate(resolve));
     }
-  });
+    if (errors >= failOnErrors) break;
+    if (deferred.length === pending.length) {
+      // No progress: the remaining operations reference each other in a cycle.
+      for (const op of deferred) {
+        if (errors >= failOnErrors) break;
+        fail(op, new ScimError(409, undefined, 'circular bulkId references could not be resolved'));
+      }
+      break;
+    }
+    pending = deferred;
+  }
 
   return { schemas: [BULK_RESPONSE], Operations: results.filter((r): r is BulkResult => r !== undefined) };
 }

@@ -6,9 +6,10 @@
  */
 import { parse as parseRaw, type Filter as RawFilter } from 'scim2-parse-filter';
 import { badRequest, type ScimType } from './errors.js';
+import { hasLoneSurrogate, MAX_FILTER_LENGTH, MAX_FILTER_SUBSTRING_TERMS, MAX_FILTER_TERMS } from './limits.js';
 import { findAttr, refName, resolveAttrPath, type AttrRef, type AttributeDef, type ResourceTypeDef } from './schema.js';
 
-export const MAX_FILTER_LENGTH = 4096;
+export { MAX_FILTER_LENGTH };
 /** Brackets nest in the parser's recursion; beyond a few hundred levels it overflows the stack. */
 export const MAX_FILTER_DEPTH = 32;
 
@@ -53,12 +54,37 @@ function checkShape(text: string, scimType: ScimType): void {
 /** Parses filter text into the library's AST; any syntax problem is a 400 with `scimType`. */
 export function parseFilterText(text: string, scimType: ScimType = 'invalidFilter'): RawFilter {
   if (typeof text !== 'string' || text.trim() === '') throw badRequest(scimType, 'filter is empty');
+  if (hasLoneSurrogate(text)) throw badRequest(scimType, 'filter contains a lone UTF-16 surrogate, which is not a Unicode character');
   checkShape(text, scimType);
+  let raw: RawFilter;
   try {
-    return parseRaw(text);
+    raw = parseRaw(text);
   } catch (err) {
     const msg = err instanceof RangeError ? 'filter is too complex' : (err as Error).message;
     throw badRequest(scimType, `invalid filter "${text.length > 200 ? text.slice(0, 200) + '…' : text}": ${msg}`);
+  }
+  checkTerms(raw, scimType);
+  return raw;
+}
+
+/** Bounds the work a filter asks for: comparisons in all, and substring scans in particular. */
+function checkTerms(raw: RawFilter, scimType: ScimType): void {
+  let terms = 0;
+  let substrings = 0;
+  const stack: RawFilter[] = [raw];
+  while (stack.length) {
+    const f = stack.pop() as RawFilter & { filters?: RawFilter[]; filter?: RawFilter; valFilter?: RawFilter };
+    if (f.filters) stack.push(...f.filters);
+    else if (f.filter) stack.push(f.filter);
+    else if (f.valFilter) stack.push(f.valFilter);
+    else {
+      terms++;
+      if (f.op === 'co' || f.op === 'sw' || f.op === 'ew') substrings++;
+    }
+  }
+  if (terms > MAX_FILTER_TERMS) throw badRequest(scimType, `filter has ${terms} comparisons; the maximum is ${MAX_FILTER_TERMS} (see ServiceProviderConfig)`);
+  if (substrings > MAX_FILTER_SUBSTRING_TERMS) {
+    throw badRequest(scimType, `filter has ${substrings} co/sw/ew comparisons; the maximum is ${MAX_FILTER_SUBSTRING_TERMS} (see ServiceProviderConfig)`);
   }
 }
 

@@ -5,6 +5,7 @@
  * schema, so an unknown attribute is a 400 invalidPath and a readOnly one a 400 mutability.
  */
 import { badRequest } from './errors.js';
+import { DEFAULT_LIMITS, tooManyOperations } from './limits.js';
 import { evalFilter, normalizeFilter, parseFilterText, type NFilter } from './filter.js';
 import { coreAttributes, findAttr, PATCH_OP, splitUrn, type AttributeDef, type ResourceTypeDef, type SchemaDef } from './schema.js';
 import { isPlainObject, normalizeValue, type Doc } from './validate.js';
@@ -29,7 +30,7 @@ export interface PatchPath {
 const MAX_PATH_LENGTH = 2048;
 
 /** Validates a PatchOp request body and returns its operations. */
-export function parsePatchRequest(body: unknown): PatchOperation[] {
+export function parsePatchRequest(body: unknown, maxOperations: number = DEFAULT_LIMITS.maxPatchOperations): PatchOperation[] {
   if (!isPlainObject(body)) throw badRequest('invalidSyntax', 'the PATCH body must be a JSON object');
   const schemas = body.schemas;
   if (!Array.isArray(schemas) || !schemas.some((s) => typeof s === 'string' && s.toLowerCase() === PATCH_OP.toLowerCase())) {
@@ -37,6 +38,7 @@ export function parsePatchRequest(body: unknown): PatchOperation[] {
   }
   const ops = body.Operations ?? body.operations;
   if (!Array.isArray(ops) || ops.length === 0) throw badRequest('invalidSyntax', 'a PATCH body needs a non-empty "Operations" array');
+  if (ops.length > maxOperations) throw tooManyOperations('the PATCH request', maxOperations, ops.length);
   return ops.map((raw, i): PatchOperation => {
     if (!isPlainObject(raw)) throw badRequest('invalidSyntax', `Operations[${i}] must be an object`);
     const opRaw = raw.op;
@@ -109,22 +111,83 @@ function describe(p: PatchPath): string {
 
 type Obj = Record<string, unknown>;
 
-/** Applies PATCH operations to a copy of `doc`; `doc` and the operations are left untouched. */
+/** One resolved step of a PATCH: an operation on one path (a path-less operation gives one per key). */
+interface Step {
+  op: PatchOpName;
+  path: PatchPath;
+  value: unknown;
+}
+
+/** Where consecutive steps can be merged into one pass over the attribute (see applyPatch). */
+function batchKey(s: Step): string | undefined {
+  const p = s.path;
+  if (!p.attr || p.sub || !p.attr.multiValued) return undefined;
+  const target = `${p.ext?.id ?? ''}:${p.attr.name}`;
+  if (s.op === 'add' && !p.filter) return `add ${target}`;
+  if (s.op === 'remove' && !p.filter && s.value !== undefined && s.value !== null) return `remove ${target}`;
+  if (s.op === 'remove' && p.filter) return `removeFiltered ${target}`;
+  return undefined;
+}
+
+/**
+ * Applies PATCH operations to a copy of `doc`; `doc` and the operations are left untouched.
+ * Runs of adds (or removes) on the same multi-valued attribute are applied in one pass with an
+ * index, so a PATCH of 20k member adds is linear, not quadratic; the result is the same as
+ * applying them one by one.
+ */
 export function applyPatch(rt: ResourceTypeDef, doc: Doc, operations: PatchOperation[]): Doc {
   const out = structuredClone(doc) as Doc;
+  const steps: Step[] = [];
   for (const op of operations) {
     if (op.path === undefined) {
       if (op.op === 'remove') throw badRequest('noTarget', 'a remove operation needs a "path"');
       if (!isPlainObject(op.value)) throw badRequest('invalidValue', `${op.op} without a path needs an object "value"`);
       for (const [key, v] of Object.entries(op.value)) {
         if (key.toLowerCase() === 'schemas') continue;
-        apply(out, rt, op.op, parsePatchPath(rt, key), v);
+        steps.push({ op: op.op, path: parsePatchPath(rt, key), value: v });
       }
     } else {
-      apply(out, rt, op.op, parsePatchPath(rt, op.path), op.value);
+      steps.push({ op: op.op, path: parsePatchPath(rt, op.path), value: op.value });
     }
   }
+  for (let i = 0; i < steps.length; ) {
+    const step = steps[i]!;
+    const key = batchKey(step);
+    let j = i + 1;
+    if (key !== undefined) while (j < steps.length && batchKey(steps[j]!) === key) j++;
+    if (j - i > 1) applyBatch(out, steps.slice(i, j));
+    else apply(out, rt, step.op, step.path, step.value);
+    i = j;
+  }
   return out;
+}
+
+/** A run of same-kind steps on one multi-valued attribute (see batchKey), in one pass. */
+function applyBatch(doc: Doc, steps: Step[]): void {
+  const p = steps[0]!.path;
+  const attr = p.attr as AttributeDef;
+  const container: Obj = p.ext ? ((doc[p.ext.id] as Obj | undefined) ?? {}) : doc;
+  checkMutability(steps[0]!.op, p, container[attr.name]);
+  const current = (container[attr.name] as unknown[] | undefined) ?? [];
+  if (steps[0]!.op === 'add') {
+    const adder = new Adder(attr, current);
+    for (const s of steps) {
+      const incoming = normalizeValue(attr, Array.isArray(s.value) ? s.value : [s.value], describe(s.path)) as unknown[] | undefined;
+      for (const el of incoming ?? []) adder.add(el);
+    }
+    container[attr.name] = adder.result;
+  } else if (p.filter) {
+    const matcher = new FilterMatcher(steps.map((s) => s.path.filter as NFilter));
+    container[attr.name] = (current as Obj[]).filter((el) => !matcher.matches(el));
+  } else {
+    const matcher = new ValueMatcher(attr, steps.map((s) => s.value), describe(p));
+    container[attr.name] = (current as Obj[]).filter((el) => !matcher.matches(el));
+  }
+  tidy(container, attr.name);
+  if (p.ext) {
+    if (Object.keys(container).length) doc[p.ext.id] = container;
+    else delete doc[p.ext.id];
+  }
 }
 
 function apply(doc: Doc, rt: ResourceTypeDef, op: PatchOpName, p: PatchPath, value: unknown): void {
@@ -183,31 +246,136 @@ function checkMutability(op: PatchOpName, p: PatchPath, current: unknown): void 
   }
 }
 
-/** Identity of an element for "add": the value sub-attribute when it is required (members), else the whole element. */
-function sameElement(attr: AttributeDef, x: unknown, y: unknown): boolean {
-  const value = findAttr(attr.subAttributes, 'value');
-  if (value?.required && isPlainObject(x) && isPlainObject(y)) return x.value === y.value;
-  return JSON.stringify(x) === JSON.stringify(y);
-}
+/**
+ * "add" to a multi-valued attribute with an index. An element equal to one present is merged into
+ * it; identity is the value sub-attribute when it is required (members), else the whole element.
+ */
+class Adder {
+  readonly result: unknown[];
+  private readonly index = new Map<string, number>();
+  private readonly primaries = new Set<number>();
+  private readonly byValue: boolean;
 
-function addElements(attr: AttributeDef, current: unknown[], incoming: unknown[]): unknown[] {
-  const result = [...current];
-  for (const el of incoming) {
-    const at = result.findIndex((c) => sameElement(attr, c, el));
-    if (at >= 0) {
-      if (isPlainObject(el) && isPlainObject(result[at])) result[at] = { ...(result[at] as Obj), ...el };
-      continue;
+  constructor(attr: AttributeDef, current: unknown[]) {
+    this.byValue = findAttr(attr.subAttributes, 'value')?.required === true;
+    this.result = [...current];
+    this.result.forEach((c, i) => {
+      const k = this.keyOf(c);
+      if (!this.index.has(k)) this.index.set(k, i);
+      if (isPlainObject(c) && c.primary === true) this.primaries.add(i);
+    });
+  }
+
+  private keyOf(x: unknown): string {
+    return this.byValue && isPlainObject(x) ? 'v' + JSON.stringify(x.value ?? null) : 'j' + JSON.stringify(x);
+  }
+
+  add(el: unknown): void {
+    const k = this.keyOf(el);
+    const at = this.index.get(k);
+    if (at !== undefined) {
+      const cur = this.result[at];
+      if (isPlainObject(el) && isPlainObject(cur)) {
+        this.result[at] = { ...cur, ...el };
+        if (el.primary === true) this.primaries.add(at);
+      }
+      return;
     }
     // A new primary value demotes the old one (RFC 7643 §2.4: at most one primary).
     if (isPlainObject(el) && el.primary === true) {
-      for (let i = 0; i < result.length; i++) {
-        const c = result[i];
-        if (isPlainObject(c) && c.primary === true) result[i] = { ...c, primary: false };
+      for (const i of this.primaries) {
+        const c = this.result[i];
+        if (isPlainObject(c) && c.primary === true) this.result[i] = { ...c, primary: false };
+      }
+      this.primaries.clear();
+      this.primaries.add(this.result.length);
+    }
+    this.index.set(k, this.result.length);
+    this.result.push(el);
+  }
+}
+
+function addElements(attr: AttributeDef, current: unknown[], incoming: unknown[]): unknown[] {
+  const adder = new Adder(attr, current);
+  for (const el of incoming) adder.add(el);
+  return adder.result;
+}
+
+/**
+ * Matches elements against several value filters at once: `sub eq "x"` terms (what clients send,
+ * e.g. Entra's `members[value eq "id"]`) through a set per sub-attribute, anything else evaluated.
+ */
+class FilterMatcher {
+  private readonly eq = new Map<string, { attr: AttributeDef; values: Set<unknown> }>();
+  private readonly other: NFilter[] = [];
+
+  constructor(filters: NFilter[]) {
+    for (const f of filters) {
+      if (f.op === 'eq' && f.value !== null && f.ref.attr.type !== 'dateTime') {
+        const a = f.ref.attr;
+        let e = this.eq.get(a.name);
+        if (!e) this.eq.set(a.name, (e = { attr: a, values: new Set() }));
+        e.values.add(foldValue(a, f.value));
+      } else this.other.push(f);
+    }
+  }
+
+  matches(el: Obj): boolean {
+    for (const { attr, values } of this.eq.values()) {
+      const v = el[attr.name];
+      if (v !== undefined && v !== null && values.has(foldValue(attr, v))) return true;
+    }
+    return this.other.some((f) => evalFilter(f, el, true));
+  }
+}
+
+const foldValue = (attr: AttributeDef, v: unknown): unknown => (typeof v === 'string' && !attr.caseExact && isStringType(attr) ? v.toLowerCase() : v);
+const isStringType = (a: AttributeDef): boolean => a.type === 'string' || a.type === 'reference' || a.type === 'binary';
+
+/**
+ * `remove` of a multi-valued attribute with a "value" (RFC 7644 §3.5.2.2 defines only path filters;
+ * Entra ID and the SCIMMY fixtures send values). Each given element selects what to remove: by its
+ * "value" when it has one (members, emails by address), else by every sub-attribute it gives, so
+ * `[{"type": "home"}]` removes the home e-mails. An element that selects nothing (an empty object,
+ * unknown sub-attributes) is a 400: a silent no-op would look like success.
+ */
+class ValueMatcher {
+  private readonly values = new Set<unknown>();
+  private readonly patterns: [AttributeDef, unknown][][] = [];
+  private readonly valueAttr: AttributeDef | undefined;
+
+  constructor(attr: AttributeDef, given: unknown[], name: string) {
+    this.valueAttr = findAttr(attr.subAttributes, 'value');
+    for (const raw of given) {
+      for (const item of Array.isArray(raw) ? raw : [raw]) {
+        if (!isPlainObject(item)) {
+          if (attr.type === 'complex' && this.valueAttr && (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean')) {
+            this.values.add(foldValue(this.valueAttr, item));
+            continue;
+          }
+          throw badRequest('invalidValue', `remove on "${name}": each value must be an object naming the elements to remove`);
+        }
+        if (item.value !== undefined && item.value !== null && this.valueAttr) {
+          this.values.add(foldValue(this.valueAttr, item.value));
+          continue;
+        }
+        const pattern: [AttributeDef, unknown][] = [];
+        for (const [k, v] of Object.entries(item)) {
+          const sub = findAttr(attr.subAttributes, k);
+          if (!sub) throw badRequest('invalidValue', `remove on "${name}": "${k}" is not a sub-attribute of ${attr.name}`);
+          if (v === null || typeof v === 'object') throw badRequest('invalidValue', `remove on "${name}": "${k}" must be a simple value`);
+          pattern.push([sub, foldValue(sub, v)]);
+        }
+        if (pattern.length === 0) throw badRequest('invalidValue', `remove on "${name}": an empty value selects nothing; give "value" or sub-attributes to match`);
+        this.patterns.push(pattern);
       }
     }
-    result.push(el);
   }
-  return result;
+
+  matches(el: Obj): boolean {
+    if (this.valueAttr && this.values.size && this.values.has(foldValue(this.valueAttr, el.value))) return true;
+    return this.patterns.some((pattern) => pattern.every(([sub, v]) => foldValue(sub, el[sub.name]) === v));
+  }
 }
 
 /** `attr[filter]` and `attr[filter].sub`. */
@@ -290,17 +458,12 @@ function applySub(container: Obj, op: PatchOpName, p: PatchPath, value: unknown)
   container[attr.name] = list;
 }
 
-/** remove `attr`; for multi-valued attributes with a value, only the given elements (by value). */
+/** remove `attr`; for multi-valued attributes with a value, only the elements it selects (see ValueMatcher). */
 function removeWhole(container: Obj, p: PatchPath, value: unknown): void {
   const attr = p.attr as AttributeDef;
   if (attr.multiValued && value !== undefined && value !== null) {
-    const items = Array.isArray(value) ? value : [value];
-    const drop = items.map((x) => (isPlainObject(x) ? x.value : x)).filter((x) => x !== undefined);
-    const valueAttr = findAttr(attr.subAttributes, 'value');
-    const ci = valueAttr && !valueAttr.caseExact;
-    const norm = (x: unknown): unknown => (ci && typeof x === 'string' ? x.toLowerCase() : x);
-    const dropSet = new Set(drop.map(norm));
-    container[attr.name] = ((container[attr.name] as Obj[] | undefined) ?? []).filter((el) => !dropSet.has(norm(el.value)));
+    const matcher = new ValueMatcher(attr, [value], describe(p));
+    container[attr.name] = ((container[attr.name] as Obj[] | undefined) ?? []).filter((el) => !matcher.matches(el));
     return;
   }
   delete container[attr.name];

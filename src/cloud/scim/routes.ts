@@ -5,6 +5,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { runBulk } from './bulk.js';
 import { ScimError } from './errors.js';
+import { advertisedLimits, checkBodyStrings, checkJsonDepth } from './limits.js';
 import { parseProjection, returnsAttribute } from './projection.js';
 import { GROUPS } from './resources/groups.js';
 import type { ResourceKind } from './resources/kind.js';
@@ -85,7 +86,20 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
   app.addContentTypeParser(['application/json', 'application/scim+json'], { parseAs: 'string', bodyLimit }, (req, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);
-    json(req, text, done);
+    try {
+      checkJsonDepth(text);
+    } catch (err) {
+      return done(err as Error, undefined);
+    }
+    json(req, text, (err, body) => {
+      if (err) return done(err, undefined);
+      try {
+        checkBodyStrings(body);
+      } catch (e) {
+        return done(e as Error, undefined);
+      }
+      done(null, body);
+    });
   });
 
   app.addHook('onRequest', async (req) => {
@@ -116,9 +130,7 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     return send(reply, 200, {
       schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
       documentationUri: 'https://github.com/idsync/idsync/blob/main/docs/cloud.md',
-      patch: { supported: true },
-      bulk: { supported: true, maxOperations: svc.limits.maxOperations, maxPayloadSize: svc.limits.maxPayloadSize },
-      filter: { supported: true, maxResults: svc.limits.maxResults },
+      ...advertisedLimits(svc.limits),
       changePassword: { supported: false },
       sort: { supported: true },
       etag: { supported: true },
@@ -199,5 +211,11 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     });
   }
 
-  app.post('/Bulk', { bodyLimit }, async (req, reply) => send(reply, 200, runBulk(svc, req.body, baseOf(req))));
+  app.post('/Bulk', { bodyLimit }, async (req, reply) =>
+    send(
+      reply,
+      200,
+      await runBulk(svc, req.body, baseOf(req), { onInternalError: (err) => req.log.error({ err }, 'a Bulk operation failed') }),
+    ),
+  );
 }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../../store/database.js';
 import { badRequest, notFound, ScimError } from './errors.js';
 import { compileFilter, filterToSql, sortSql } from './filter.js';
+import { DEFAULT_LIMITS, type ScimLimits } from './limits.js';
 import { applyPatch, parsePatchRequest } from './patch.js';
 import { parseProjection, project, returnsAttribute, type Projection } from './projection.js';
 import { ScimRepository, type MemberRow, type MemberType, type StoredResource } from './repository.js';
@@ -15,14 +16,7 @@ import { USERS } from './resources/users.js';
 import { LIST_RESPONSE, resolveAttrPath } from './schema.js';
 import { isPlainObject, normalizeResource, type Doc } from './validate.js';
 
-export interface ScimLimits {
-  /** Largest page a list returns (ServiceProviderConfig filter.maxResults). */
-  maxResults: number;
-  maxOperations: number;
-  maxPayloadSize: number;
-}
-
-export const DEFAULT_LIMITS: ScimLimits = { maxResults: 1000, maxOperations: 1000, maxPayloadSize: 10 * 1024 * 1024 };
+export { DEFAULT_LIMITS, type ScimLimits };
 const DEFAULT_COUNT = 100;
 
 /** A stored resource together with what lives outside its document. */
@@ -105,7 +99,7 @@ export class ScimService {
   }
 
   patch(kind: ResourceKind, id: string, body: unknown, ifMatch?: string): Loaded {
-    const ops = parsePatchRequest(body);
+    const ops = parsePatchRequest(body, this.limits.maxPatchOperations);
     return this.transaction(() => {
       const current = this.current(kind, id, ifMatch);
       const before: Doc = kind === GROUPS ? { ...current.doc, members: this.repo.members(id).map(({ value, type }) => ({ value, type })) } : current.doc;
@@ -192,7 +186,8 @@ export class ScimService {
     }
     return this.transaction(() => {
       const total = this.repo.count(kind, where);
-      const rows = count === 0 ? [] : this.repo.page(kind, where, orderBy, descending, startIndex - 1, count);
+      // A startIndex past the end (even 1e19, beyond SQLite's integers) is an empty page, not an error.
+      const rows = count === 0 || startIndex > total ? [] : this.repo.page(kind, where, orderBy, descending, startIndex - 1, count);
       const items: Loaded[] =
         kind === GROUPS && returnsAttribute(projection, 'members') ? rows.map((r) => ({ ...r, members: this.repo.members(r.id) })) : rows;
       return { total, startIndex, items, projection };

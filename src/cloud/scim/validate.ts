@@ -4,12 +4,15 @@
  * the caller's objects are never modified or retained.
  */
 import { badRequest } from './errors.js';
+import { hasLoneSurrogate, MAX_IDENTIFIER_LENGTH, MAX_MULTI_VALUES, MAX_VALUE_LENGTH } from './limits.js';
 import { coreAttributes, findAttr, findExtension, type AttributeDef, type ResourceTypeDef } from './schema.js';
 
 /** A resource as stored: canonical names, extensions under their URN, no id/meta/schemas. */
 export type Doc = Record<string, unknown>;
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
+/** Identifiers: indexed, compared and shown everywhere, so held to a shorter length. */
+const IDENTIFIERS = new Set(['userName', 'externalId', 'displayName']);
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -58,6 +61,9 @@ function normalizeSingle(attr: AttributeDef, value: unknown, name: string): unkn
     default: {
       if (typeof value !== 'string') invalid(name, 'must be a string');
       let v = value as string;
+      const max = IDENTIFIERS.has(attr.name) ? MAX_IDENTIFIER_LENGTH : MAX_VALUE_LENGTH;
+      if (v.length > max) invalid(name, `is longer than ${max} characters (see ServiceProviderConfig)`);
+      if (hasLoneSurrogate(v)) invalid(name, 'contains a lone UTF-16 surrogate, which is not a Unicode character');
       if (attr.strictValues && attr.canonicalValues) {
         const canon = attr.canonicalValues.find((c) => c.toLowerCase() === v.toLowerCase());
         if (!canon) invalid(name, `must be one of ${attr.canonicalValues.map((c) => `"${c}"`).join(', ')} (got "${v}")`);
@@ -74,6 +80,8 @@ export function normalizeValue(attr: AttributeDef, value: unknown, name: string 
   if (value === null || value === undefined) return undefined;
   if (!attr.multiValued) return normalizeSingle(attr, value, name);
   if (!Array.isArray(value)) invalid(name, 'is multi-valued and must be an array');
+  // Group members live in their own table and are bounded by the payload size alone.
+  if (value.length > MAX_MULTI_VALUES && attr.name !== 'members') invalid(name, `has more than ${MAX_MULTI_VALUES} values (see ServiceProviderConfig)`);
   const out: unknown[] = [];
   let primaries = 0;
   for (const el of value) {

@@ -424,7 +424,9 @@ describe('discovery', () => {
     assert.deepEqual(c.schemas, ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig']);
     assert.equal(c.patch.supported, true);
     assert.deepEqual(c.bulk, { supported: true, maxOperations: 1000, maxPayloadSize: 10 * 1024 * 1024 });
-    assert.deepEqual(c.filter, { supported: true, maxResults: 1000 });
+    assert.deepEqual(c.filter, { supported: true, maxResults: 1000, maxLength: 4096, maxTerms: 100, maxSubstringTerms: 10 });
+    assert.equal(c.patch.maxOperations, 10_000);
+    assert.equal(c['urn:idsync:params:scim:api:limits'].maxValueLength, 65_536);
     assert.equal(c.etag.supported, true);
     assert.equal(c.sort.supported, true);
     assert.equal(c.changePassword.supported, false);
