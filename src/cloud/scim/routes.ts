@@ -83,6 +83,8 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
   // One JSON parser for both media types; an empty body (DELETE with a content-type) is no body.
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
+  // SCIM speaks JSON only: a text/plain body is a 415, not a string that fails validation later.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser(['application/json', 'application/scim+json'], { parseAs: 'string', bodyLimit }, (req, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);

@@ -41,8 +41,10 @@ function normalizeSingle(attr: AttributeDef, value: unknown, name: string): unkn
       }
       const unknown = given.keys().next();
       if (!unknown.done) invalid(`${name}.${originalKey(value, unknown.value)}`, 'is not defined by the schema');
+      // An element given with only readOnly parts (a member with a display but no value) is not
+      // silently dropped: its required sub-attribute is missing.
       for (const sub of attr.subAttributes ?? []) {
-        if (sub.required && out[sub.name] === undefined && Object.keys(out).length > 0) invalid(`${name}.${sub.name}`, 'is required');
+        if (sub.required && out[sub.name] === undefined && Object.keys(value).length > 0) invalid(`${name}.${sub.name}`, 'is required');
       }
       return Object.keys(out).length ? out : undefined;
     }
