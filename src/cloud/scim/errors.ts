@@ -24,13 +24,20 @@ export interface ScimErrorBody {
   detail: string;
 }
 
+/** Details quote the input (a name, a path); a 9 MB input must not come back as a 9 MB error. */
+const MAX_DETAIL = 1000;
+
 export class ScimError extends Error {
+  readonly detail: string;
+
   constructor(
     readonly status: number,
     readonly scimType: ScimType | undefined,
-    readonly detail: string,
+    detail: string,
   ) {
-    super(detail);
+    const clipped = detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}… (${detail.length - MAX_DETAIL} more characters)` : detail;
+    super(clipped);
+    this.detail = clipped;
     this.name = 'ScimError';
   }
 

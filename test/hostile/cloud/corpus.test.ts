@@ -67,6 +67,7 @@ function generate(v: unknown): unknown {
         emailAdds: (i) => ({ op: 'add', path: 'emails', value: [{ value: `a${i}@example.com` }] }),
         bulkDeletes: (i) => ({ method: 'DELETE', path: `/Users/no-such-${i}` }),
       };
+      if (o.$generate === 'manyKeys') return Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
       const f = each[o.$generate];
       if (!f) throw new Error(`unknown generator ${o.$generate}`);
       return Array.from({ length: n }, (_, i) => f(i));
