@@ -252,7 +252,8 @@ function checkMutability(op: PatchOpName, p: PatchPath, current: unknown): void 
  */
 class Adder {
   readonly result: unknown[];
-  private readonly index = new Map<string, number>();
+  /** key → indexes of the elements with that key, ascending (the first is the one "add" merges into). */
+  private readonly index = new Map<string, number[]>();
   private readonly primaries = new Set<number>();
   private readonly byValue: boolean;
 
@@ -260,8 +261,7 @@ class Adder {
     this.byValue = findAttr(attr.subAttributes, 'value')?.required === true;
     this.result = [...current];
     this.result.forEach((c, i) => {
-      const k = this.keyOf(c);
-      if (!this.index.has(k)) this.index.set(k, i);
+      this.link(this.keyOf(c), i);
       if (isPlainObject(c) && c.primary === true) this.primaries.add(i);
     });
   }
@@ -270,13 +270,41 @@ class Adder {
     return this.byValue && isPlainObject(x) ? 'v' + JSON.stringify(x.value ?? null) : 'j' + JSON.stringify(x);
   }
 
+  private link(key: string, i: number): void {
+    const l = this.index.get(key);
+    if (!l) this.index.set(key, [i]);
+    else {
+      let at = l.length;
+      while (at > 0 && l[at - 1]! > i) at--;
+      l.splice(at, 0, i);
+    }
+  }
+
+  private unlink(key: string, i: number): void {
+    const l = this.index.get(key);
+    const at = l?.indexOf(i) ?? -1;
+    if (at >= 0) l!.splice(at, 1);
+    if (l && l.length === 0) this.index.delete(key);
+  }
+
+  /** Replaces element i, keeping the index right (its key may change). */
+  private set(i: number, el: unknown): void {
+    const before = this.keyOf(this.result[i]);
+    const after = this.keyOf(el);
+    this.result[i] = el;
+    if (before !== after) {
+      this.unlink(before, i);
+      this.link(after, i);
+    }
+  }
+
   add(el: unknown): void {
     const k = this.keyOf(el);
-    const at = this.index.get(k);
+    const at = this.index.get(k)?.[0];
     if (at !== undefined) {
       const cur = this.result[at];
       if (isPlainObject(el) && isPlainObject(cur)) {
-        this.result[at] = { ...cur, ...el };
+        this.set(at, { ...cur, ...el });
         if (el.primary === true) this.primaries.add(at);
       }
       return;
@@ -285,12 +313,12 @@ class Adder {
     if (isPlainObject(el) && el.primary === true) {
       for (const i of this.primaries) {
         const c = this.result[i];
-        if (isPlainObject(c) && c.primary === true) this.result[i] = { ...c, primary: false };
+        if (isPlainObject(c) && c.primary === true) this.set(i, { ...c, primary: false });
       }
       this.primaries.clear();
       this.primaries.add(this.result.length);
     }
-    this.index.set(k, this.result.length);
+    this.link(k, this.result.length);
     this.result.push(el);
   }
 }
