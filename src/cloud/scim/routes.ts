@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { runBulk } from './bulk.js';
 import { ScimError } from './errors.js';
-import { advertisedLimits, checkBodyStrings, checkJsonDepth } from './limits.js';
+import { advertisedLimits, checkBodyStrings, checkJsonDepth, Gate, SCIM_CONCURRENCY } from './limits.js';
 import { parseProjection, returnsAttribute } from './projection.js';
 import { GROUPS } from './resources/groups.js';
 import type { ResourceKind } from './resources/kind.js';
@@ -85,26 +85,33 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
   app.removeContentTypeParser('application/json');
   // SCIM speaks JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser(['application/json', 'application/scim+json'], { parseAs: 'string', bodyLimit }, (req, body, done) => {
+  // The work of a request (parsing its body, the handler, serialising the answer) runs holding a
+  // slot of `gate`; receiving the body and sending the answer do not, so a slow client holds nothing.
+  const gate = new Gate(SCIM_CONCURRENCY);
+  const slots = new WeakMap<FastifyRequest, () => void>();
+  const finished = new WeakSet<FastifyRequest>();
+  const acquire = async (req: FastifyRequest): Promise<void> => {
+    if (slots.has(req)) return;
+    const free = await gate.enter();
+    if (finished.has(req)) free();
+    else slots.set(req, free);
+  };
+  const releaseSlot = (req: FastifyRequest): void => {
+    finished.add(req);
+    slots.get(req)?.();
+  };
+
+  app.addContentTypeParser(['application/json', 'application/scim+json'], { parseAs: 'string', bodyLimit }, async (req: FastifyRequest, body: string | Buffer) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      checkJsonDepth(text);
-    } catch (err) {
-      return done(err as Error, undefined);
-    }
-    json(req, text, (err, body) => {
-      if (err) return done(err, undefined);
-      try {
-        checkBodyStrings(body);
-      } catch (e) {
-        return done(e as Error, undefined);
-      }
-      done(null, body);
-    });
+    if (text.trim() === '') return undefined;
+    await acquire(req);
+    checkJsonDepth(text);
+    const parsed = await new Promise<unknown>((resolve, reject) => json(req, text, (err, v) => (err ? reject(err) : resolve(v))));
+    checkBodyStrings(parsed);
+    return parsed;
   });
 
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     try {
       await opts.authenticate(req);
     } catch (err) {
@@ -112,7 +119,12 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
       req.log.warn({ err }, 'SCIM authentication failed');
       throw new ScimError(401, undefined, 'authentication required');
     }
+    // 'close' fires once the answer is out or the connection is gone: a slot is never kept.
+    reply.raw.once('close', () => releaseSlot(req));
   });
+  // Requests without a body (lists and filters) take their slot here, after authentication.
+  app.addHook('preHandler', async (req) => acquire(req));
+  app.addHook('onSend', async (req) => releaseSlot(req));
 
   app.setErrorHandler((err, req, reply) => {
     const e = toScimError(err);
