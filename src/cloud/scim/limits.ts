@@ -62,25 +62,6 @@ export function advertisedLimits(l: ScimLimits): Record<string, unknown> {
   };
 }
 
-/**
- * Rejects JSON text nested deeper than MAX_JSON_DEPTH before it is parsed: the validators walk
- * bodies recursively, so a 100k-deep body would otherwise overflow the stack (a 500).
- */
-export function checkJsonDepth(text: string): void {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > MAX_JSON_DEPTH) throw badRequest('invalidSyntax', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`);
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-}
-
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A lone UTF-16 surrogate: not a Unicode character, and JSON consumers choke on it. */
@@ -95,17 +76,26 @@ export function checkWellFormed(s: string, where: string): void {
   if (hasLoneSurrogate(s)) throw badRequest('invalidValue', `${where} contains a lone UTF-16 surrogate (\\uD800-\\uDFFF), which is not a Unicode character`);
 }
 
-/** Walks a parsed body (iteratively: depth is already bounded) and refuses lone surrogates in keys and strings. */
-export function checkBodyStrings(body: unknown): void {
-  const stack: unknown[] = [body];
+/**
+ * Checks a parsed body, iteratively: nesting deeper than MAX_JSON_DEPTH (the validators walk bodies
+ * recursively, so a 100k-deep body would overflow the stack: a 500) and lone surrogates in keys and
+ * strings. V8's JSON.parse itself is iterative, so parsing first is safe and costs no extra pass.
+ */
+export function checkBody(body: unknown): void {
+  const stack: [unknown, number][] = [[body, 0]];
   while (stack.length) {
-    const v = stack.pop();
-    if (typeof v === 'string') checkWellFormed(v, 'a string in the request body');
-    else if (Array.isArray(v)) for (const x of v) stack.push(x);
+    const [v, depth] = stack.pop()!;
+    if (typeof v === 'string') {
+      checkWellFormed(v, 'a string in the request body');
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= MAX_JSON_DEPTH) throw badRequest('invalidSyntax', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+    if (Array.isArray(v)) for (const x of v) stack.push([x, depth + 1]);
     else if (isPlainObject(v)) {
       for (const [k, x] of Object.entries(v)) {
         checkWellFormed(k, 'an attribute name in the request body');
-        stack.push(x);
+        stack.push([x, depth + 1]);
       }
     }
   }

@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { runBulk } from './bulk.js';
 import { ScimError } from './errors.js';
-import { advertisedLimits, checkBodyStrings, checkJsonDepth, Gate, SCIM_CONCURRENCY } from './limits.js';
+import { advertisedLimits, checkBody, Gate, SCIM_CONCURRENCY } from './limits.js';
 import { parseProjection, returnsAttribute } from './projection.js';
 import { GROUPS } from './resources/groups.js';
 import type { ResourceKind } from './resources/kind.js';
@@ -105,9 +105,8 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return undefined;
     await acquire(req);
-    checkJsonDepth(text);
     const parsed = await new Promise<unknown>((resolve, reject) => json(req, text, (err, v) => (err ? reject(err) : resolve(v))));
-    checkBodyStrings(parsed);
+    checkBody(parsed);
     return parsed;
   });
 
