@@ -142,7 +142,7 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     const base = baseOf(req);
     return send(reply, 200, {
       schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
-      documentationUri: 'https://github.com/idsync/idsync/blob/main/docs/cloud.md',
+      documentationUri: 'https://github.com/idsync/idsync/blob/main/docs/cloud-directory.md',
       ...advertisedLimits(svc.limits),
       changePassword: { supported: false },
       sort: { supported: true },

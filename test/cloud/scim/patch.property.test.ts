@@ -46,7 +46,7 @@ const emailOp: fc.Arbitrary<PatchOperation> = fc.oneof(
   { weight: 1, arbitrary: emailList.map((value): PatchOperation => ({ op: 'replace', path: 'emails', value })) },
 );
 
-/** The reference: RFC 7644 §3.5.2 as documented in docs/cloud.md, one operation at a time, no indexes. */
+/** The reference: RFC 7644 §3.5.2 as documented in docs/cloud-directory.md, one operation at a time, no indexes. */
 function reference(start: Email[], ops: PatchOperation[]): Email[] {
   let list = start.map((e) => ({ ...e }));
   const lc = (s: string | undefined) => s?.toLowerCase();
