@@ -147,8 +147,7 @@ describe('Bulk', () => {
     }
   });
 
-  test('throughput: 20 bulks of 500 users run at thousands of users per second', async () => {
-    const t0 = performance.now();
+  test('20 bulks of 500 users in a row all succeed (throughput is measured by npm run bench:sync, not here)', async () => {
     for (let b = 0; b < 20; b++) {
       const ops = Array.from({ length: 500 }, (_, i) => ({
         method: 'POST',
@@ -166,9 +165,7 @@ describe('Bulk', () => {
       assert.equal(res.status, 200);
       assert.ok(res.body.Operations.every((o: any) => o.status === '201'));
     }
-    const rate = 10_000 / ((performance.now() - t0) / 1000);
-    console.log(`bulk create: ${Math.round(rate)} users/s`);
-    // The target on an idle machine is tens of thousands per second; the bar here leaves room for CI noise.
-    assert.ok(rate > 3000, `${Math.round(rate)} users/s`);
+    const listed = await h.call('GET', '/Users?count=0&filter=' + encodeURIComponent('userName sw "perf-"'));
+    assert.equal(listed.body.totalResults, 10_000);
   });
 });

@@ -206,19 +206,16 @@ describe('scale', () => {
       if (typeof text === 'string' && text.startsWith('{')) parsed++; // documents, not filter literals
       return origParse(text, reviver);
     }) as typeof JSON.parse;
-    const t0 = performance.now();
     let res;
     try {
       res = big.list(USERS, { filter: 'userName sw "user9" and active eq true', count: 10, startIndex: 21 });
     } finally {
       JSON.parse = origParse;
     }
-    const ms = performance.now() - t0;
     sdb.close();
     // user9, user90-99, user900-999, ... with an even number: 0 + 5 + 50 + 500 + 5000
     assert.equal(res.total, 5555);
     assert.equal(res.items.length, 10);
     assert.ok(parsed <= 10, `parsed ${parsed} documents`);
-    assert.ok(ms < 2000, `list took ${ms} ms`);
   });
 });
