@@ -49,6 +49,8 @@ export interface ChaosOptions {
   users?: number;
   /** Groups seeded (default 4). */
   groups?: number;
+  /** The kind of each trial in order (default: picked at random from `kinds`). */
+  sequence?: readonly Kind[];
   /** One line per event of interest (default: nothing). */
   log?: (line: string) => void;
 }
@@ -127,7 +129,8 @@ interface ScimResource {
 const dnOf = (uid: string): string => `uid=${uid},${PEOPLE}`;
 const sid = (n: number): string => `S-1-5-21-7-7-7-${1000 + n}`;
 
-class World {
+/** One round's servers, source of truth and password model (exported for the CI test's own checks). */
+export class ChaosWorld {
   slapd!: Slapd;
   dir = mkdtempSync(path.join(tmpdir(), 'idsync-chaos-'));
   config = path.join(this.dir, 'idsync.yaml');
@@ -283,6 +286,30 @@ class World {
       }
     }
     return steps;
+  }
+
+  /** Changes in the source only, without any sync: for tests that the verification sees them. */
+  async sourceOnly(change: 'password' | 'delete' | 'member-add' | 'member-remove', uid: string, group = 'g0'): Promise<void> {
+    const u = this.users.get(uid);
+    if (!u) throw new Error(`no user ${uid}`);
+    if (change === 'password') await this.changePassword(u);
+    else if (change === 'delete') {
+      for (const [g, members] of this.groups) if (members.has(uid)) await this.memberOp(g, 'delete', uid);
+      this.users.delete(uid);
+      await this.slapd.modify(`dn: ${dnOf(uid)}\nchangetype: delete\n`);
+    } else await this.memberOp(group, change === 'member-add' ? 'add' : 'delete', uid);
+  }
+
+  /** The cloud's SCIM API as its global administrator (for tests that damage the cloud on purpose). */
+  async adminScim(method: 'POST' | 'DELETE' | 'GET', p: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    if (!this.adminToken) this.adminToken = await fetchToken(this.cloudUrl, { grant_type: 'password', ...ADMIN });
+    const res = await request(`${this.cloudUrl}/scim/v2${p}`, {
+      method,
+      headers: { authorization: `Bearer ${this.adminToken}`, 'content-type': 'application/scim+json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text ? (JSON.parse(text) as unknown) : undefined };
   }
 
   private async addUser(): Promise<void> {
@@ -626,7 +653,7 @@ class World {
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? (() => undefined);
   const rng = prng(o.seed);
-  const world = new World(rng, log);
+  const world = new ChaosWorld(rng, log);
   const t0 = Date.now();
   const loadStart = loadavg()[0]!;
   const trials: TrialResult[] = [];
@@ -634,7 +661,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await world.start(o.users ?? 40, o.groups ?? 4);
     log(`world ready: ${world.users.size} users, ${world.groups.size} groups; first sync ${world.estimateMs.sync} ms`);
     for (let n = 1; n <= o.trials; n++) {
-      const kind = o.kinds[Math.floor(rng() * o.kinds.length)]!;
+      const random = o.kinds[Math.floor(rng() * o.kinds.length)]!;
+      const kind = o.sequence?.[n - 1] ?? random;
       const started = Date.now();
       let kill = { killAtMs: 0, killedRunning: false };
       let result: TrialResult;
