@@ -182,3 +182,14 @@ export function assertNoSecrets(secrets: SecretSet, targets: ScanTargets): { fil
   if (scanned.files + scanned.texts === 0) throw new Error('secret-scan: nothing was scanned (wrong folders?)');
   return scanned;
 }
+
+/**
+ * The end-to-end tests' scan: the passwords (and their NT hashes) and tokens a test used, over its
+ * data folders and every captured output. Returns what was scanned; throws naming each finding.
+ */
+export async function assertNoTestSecrets(used: { passwords?: readonly string[]; tokens?: Readonly<Record<string, string>> }, targets: ScanTargets): Promise<{ files: number; bytes: number; texts: number }> {
+  const secrets = new SecretSet();
+  for (const [i, p] of (used.passwords ?? []).entries()) await secrets.password(`password #${i}`, p);
+  for (const [name, value] of Object.entries(used.tokens ?? {})) secrets.token(name, value);
+  return assertNoSecrets(secrets, targets);
+}
