@@ -59,10 +59,13 @@ describe('e2e: the chaos verification sees what it must', { skip: skipUnless('sl
   test('changes in the source that never reached the cloud: a password, a deletion, group members', async () => {
     await world.sourceOnly('password', 'u3');
     await world.sourceOnly('delete', 'u4');
-    await world.sourceOnly('member-add', 'u5', 'g0');
-    const inG1 = [...world.groups.get('g1')!].find((m) => m !== 'u0' && m !== 'u5');
+    // Group contents are random (seeded): pick a user outside g0 to add, and one inside g1 to remove.
+    const outsideG0 = [...world.users.keys()].find((u) => !world.groups.get('g0')!.has(u))!;
+    await world.sourceOnly('member-add', outsideG0, 'g0');
+    const inG1 = [...world.groups.get('g1')!].find((m) => m !== 'u0');
+    const outsideG1 = [...world.users.keys()].find((u) => !world.groups.get('g1')!.has(u))!;
     if (inG1) await world.sourceOnly('member-remove', inG1, 'g1');
-    else await world.sourceOnly('member-add', 'u6', 'g1');
+    else await world.sourceOnly('member-add', outsideG1, 'g1');
     const v = await world.verify();
     assert.ok(v.lost.includes('password of u3: latest password refused'), JSON.stringify(v.lost));
     assert.ok(v.lost.includes('group g0: 1 member(s) missing'), JSON.stringify(v.lost));
