@@ -13,8 +13,10 @@ import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { KINDS, runChaos, type Kind } from './chaos-trials.js';
 
+const USAGE = `usage: npm run chaos -- [--trials N (20)] [--seed S (random)] [--kinds ${KINDS.join(',')}] [--users N (40)]`;
+
 function usage(message: string): never {
-  console.error(`chaos: ${message}\nusage: npm run chaos -- [--trials N] [--seed S] [--kinds ${KINDS.join(',')}] [--users N]`);
+  console.error(`chaos: ${message}\n${USAGE}`);
   process.exit(2);
 }
 
@@ -28,7 +30,10 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-if (values.help) usage('SIGKILL trials with full verification');
+if (values.help) {
+  console.log(`SIGKILL trials of idsync sync, serve and cloud serve, each verified through SCIM and sign-in.\n${USAGE}`);
+  process.exit(0);
+}
 const trials = Number(values.trials);
 if (!Number.isInteger(trials) || trials < 1) usage(`--trials must be a positive integer, not ${values.trials}`);
 const seed = values.seed === undefined ? randomInt(2 ** 31) : Number(values.seed);
