@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { request } from 'undici';
+import { assertNoTestSecrets } from '../helpers/secret-scan.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'bin/idsync.js');
@@ -59,6 +60,22 @@ test('idsync demo syncs the sample directory and serves the cloud directory unti
     const run = JSON.parse(again.stdout) as { status: string; steps: { step: string; adds: number; updates: number; deletes: number }[] };
     const exp = run.steps.find((s) => s.step === 'export')!;
     assert.deepEqual([run.status, exp.adds, exp.updates, exp.deletes], ['success', 0, 0, 0]);
+
+    // The access token is handed over in its file (mode 0600) and nowhere else: not in the output,
+    // not in the cloud's or the sync's data. (The admin password and client secret the demo
+    // generates never leave it, so the test cannot search for them.)
+    const scanned = await assertNoTestSecrets(
+      { tokens: { 'access token': token } },
+      {
+        dirs: [dir],
+        texts: [
+          { what: 'idsync demo', text: out + err },
+          { what: 'idsync sync --json', text: again.stdout + again.stderr },
+        ],
+        exclude: [{ file: path.join(dir, 'access-token'), why: 'the demo hands the token over in this file' }],
+      },
+    );
+    assert.ok(scanned.files >= 3, `scanned ${scanned.files} files`);
   } finally {
     child.kill('SIGINT');
   }

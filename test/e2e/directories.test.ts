@@ -14,6 +14,8 @@ import type { RunRecord } from '../../src/engine/runs.js';
 import type { TestCloud } from '../helpers/cloud.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
+import { captured } from '../helpers/processes.js';
+import { assertNoTestSecrets } from '../helpers/secret-scan.js';
 import { seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
@@ -198,5 +200,14 @@ describe('e2e: Samba AD + OpenLDAP → cloud directory', { skip: skipUnless('sam
     assert.equal(run.status, 'success');
     const e = exportOf(run);
     assert.deepEqual([e.adds, e.updates, e.deletes], [0, 0, 0]);
+  });
+
+  test('the secret scan: no directory or cloud secret in any file of the data folders or any output', async () => {
+    // slapd's admin password ("secret") is too short to search for without false matches.
+    const scanned = await assertNoTestSecrets(
+      { tokens: { 'DC admin password': dc.adminPassword, 'cloud sync secret': cloud.syncSecret, 'cloud admin password': cloud.admin.password } },
+      { dirs: [lab.dir, cloud.dataDir], texts: captured },
+    );
+    assert.ok(scanned.files >= 3, `scanned ${scanned.files} files`);
   });
 });

@@ -29,7 +29,8 @@ import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
-import { idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
+import { assertNoTestSecrets } from '../helpers/secret-scan.js';
+import { captured, idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 import { freePort } from '../helpers/slapd.js';
 
@@ -254,5 +255,14 @@ describe('e2e: KB 2962509 — a changed cloud credential never silently stops pa
     // every user signs in with their latest password
     const latest = ['After-Refusal-1!', 'Across-Restart-1!', 'During-Outage-2!', 'Pcn-During-Outage-3!'];
     for (const [i, pw] of latest.entries()) assert.equal(await signIn(cloud.url, seeded.users[i]!.userPrincipalName, pw), 200, `user ${i}`);
+  });
+
+  test('f. the secret scan: no password, NT hash or token in the data folders, the service log or any output', async () => {
+    const passwords = [INITIAL, P1, P2, P3, 'Not-The-Password-9', 'Before-Outage-1!', 'During-Outage-1!', 'During-Outage-2!', 'Pcn-During-Outage-3!', 'After-Refusal-1!', 'Across-Restart-1!'];
+    const scanned = await assertNoTestSecrets(
+      { passwords, tokens: { 'agent token': token, 'cloud admin password': cloud.admin.password, 'DC admin password': dc.adminPassword } },
+      { dirs: [dir, cloud.dataDir], texts: captured, exclude: [{ file: path.join(dir, 'agent.token'), why: 'the token file the operator gives the agent' }] },
+    );
+    assert.ok(scanned.files >= 3, `scanned ${scanned.files} files`);
   });
 });

@@ -24,6 +24,7 @@ import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { inParallel, range } from '../helpers/passwords.js';
 import { startSlowProxy, type SlowProxy } from '../helpers/slow-proxy.js';
+import { assertNoTestSecrets } from '../helpers/secret-scan.js';
 import { captured, setCredentials, signIn, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 
 const USERS = 300;
@@ -169,5 +170,13 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
         for (let k = 0; k + 32 <= run.length; k++) assert.ok(!nts.has(run.slice(k, k + 32)), `${d.what} holds an NT hash`);
       }
     }
+    // Every file of both data folders as raw bytes (the outbox survived a SIGKILL: its -wal too),
+    // every output: all 600 passwords and NT hashes in every encoding, and the tokens.
+    const passwords = range(USERS).flatMap((i) => range(versionsOf(i)).map((v) => passwordOf(i, v + 1)));
+    const scanned = await assertNoTestSecrets(
+      { passwords, tokens: { 'agent token': token, 'cloud sync secret': cloud.syncSecret, 'cloud admin password': cloud.admin.password } },
+      { dirs: [dir, cloud.dataDir], texts: captured },
+    );
+    assert.ok(scanned.files >= 3, `scanned ${scanned.files} files`);
   });
 });

@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { runCycle } from '../../src/engine/cycle.js';
 import { skipUnless } from '../helpers/integration.js';
 import { failedSignIns, startSambaNtLab, type SambaNtLab } from '../helpers/passwords.js';
-import { idsync, signIn } from '../helpers/processes.js';
+import { captured, idsync, signIn } from '../helpers/processes.js';
+import { assertNoTestSecrets } from '../helpers/secret-scan.js';
 
 const USERS = 1000;
 const passwordOf = (i: number): string => `Full-Sync-${i}-Pw!`;
@@ -54,5 +55,13 @@ describe('e2e: initial full password sync of 1,000 users (OpenLDAP sambaNTPasswo
       assert.ok(!r.out.toLowerCase().includes(passwordOf(i).toLowerCase()));
       assert.doesNotMatch(r.out, /v1;PPH1_MD4/i);
     }
+  });
+
+  test('the secret scan: none of the 1,000 passwords or NT hashes, nor a token, in any data file or output', async () => {
+    const scanned = await assertNoTestSecrets(
+      { passwords: Array.from({ length: USERS }, (_, i) => passwordOf(i)), tokens: { 'cloud sync secret': lab.cloud.syncSecret, 'cloud admin password': lab.cloud.admin.password } },
+      { dirs: [lab.dir, lab.cloud.dataDir], texts: captured },
+    );
+    assert.ok(scanned.files >= 3, `scanned ${scanned.files} files`);
   });
 });

@@ -11,7 +11,8 @@ import { runCycle } from '../../src/engine/cycle.js';
 import { ntHash } from '../../src/passwords/hash.js';
 import { skipUnless } from '../helpers/integration.js';
 import { sambaNtPassword, startSambaNtLab, type SambaNtLab } from '../helpers/passwords.js';
-import { signIn } from '../helpers/processes.js';
+import { captured, signIn } from '../helpers/processes.js';
+import { assertNoTestSecrets } from '../helpers/secret-scan.js';
 
 const USERS = 25;
 
@@ -57,5 +58,14 @@ describe('e2e: sambaNTPassword on OpenLDAP → cloud sign-in', { skip: skipUnles
     }
     const file = readFileSync(path.join(lab.dir, 'data', 'idsync.db')).toString('latin1').toLowerCase();
     for (const s of secrets) assert.ok(!file.includes(s.toLowerCase()), 'the database file holds no plaintext secret');
+  });
+
+  test('the secret scan: no password, NT hash or token in any file of either data folder or any output', async () => {
+    const passwords = ['Changed-0!', ...Array.from({ length: USERS }, (_, i) => `Initial-${i}!`)];
+    const scanned = await assertNoTestSecrets(
+      { passwords, tokens: { 'cloud sync secret': lab.cloud.syncSecret, 'cloud admin password': lab.cloud.admin.password } },
+      { dirs: [lab.dir, lab.cloud.dataDir], texts: captured },
+    );
+    assert.ok(scanned.files >= 3, `scanned ${scanned.files} files`);
   });
 });

@@ -26,6 +26,7 @@ import { ntHash } from '../../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
+import { assertNoTestSecrets } from '../helpers/secret-scan.js';
 import { captured, idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
 import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 
@@ -156,5 +157,12 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
       for (const s of secrets) assert.ok(!text.includes(s.toLowerCase()), `${d.what} leaks a secret (${s.slice(0, 3)}…)`);
       assert.doesNotMatch(text, /v1;pph1_md4/, `${d.what} holds an OrgId hash`);
     }
+    // Every file of both data folders (idsync.db, -wal, -shm, the cloud's database) as raw bytes,
+    // every output: each password and NT hash in every encoding, and every token.
+    const scanned = await assertNoTestSecrets(
+      { passwords: [INITIAL, CHANGED, PCN_PW, 'x-Other-1!'], tokens: { 'agent token': token, 'cloud sync secret': cloud.syncSecret, 'cloud admin password': cloud.admin.password, 'DC admin password': dc.adminPassword } },
+      { dirs: [dir, cloud.dataDir], texts: captured, exclude: [{ file: path.join(dir, 'agent.token'), why: 'the token file the operator gives the agent' }] },
+    );
+    assert.ok(scanned.files >= 3, `scanned ${scanned.files} files`);
   });
 });
