@@ -54,3 +54,24 @@ export class OAuthError extends Error {
     return { error: this.code, error_description: this.description };
   }
 }
+
+/** Entra's code for "the account is locked"; clients switch on it (and on `lockout`), not on the text. */
+export const ACCOUNT_LOCKED_ERROR_CODE = 50053;
+
+/**
+ * The answer while smart lockout holds a name at the caller's address. Unlike other credential
+ * failures it says what happened, because the password was not checked: a client that knows it
+ * holds the right password must wait, not ask its administrator for another one.
+ */
+export class AccountLockedError extends OAuthError {
+  constructor(readonly remainingSeconds: number) {
+    super(400, 'invalid_grant', `The account is locked for ${remainingSeconds} s after too many failed sign-ins; the password was not checked.`, {
+      'retry-after': String(remainingSeconds),
+    });
+    this.name = 'AccountLockedError';
+  }
+
+  override toBody(): { error: OAuthErrorCode; error_description: string; error_codes: number[]; lockout: { remaining_seconds: number } } {
+    return { ...super.toBody(), error_codes: [ACCOUNT_LOCKED_ERROR_CODE], lockout: { remaining_seconds: this.remainingSeconds } };
+  }
+}
