@@ -169,7 +169,8 @@ export class Lockout {
       const counterKey = `${name}\0${counter}`;
       const inFlight = this.pending.get(counterKey) ?? new Set<InFlight>();
       const failures = row && row.first_failure_at >= t - this.policy.failureWindowMs ? row.failures : 0;
-      if (failures + inFlight.size >= this.policy.threshold) {
+      // (With nothing in flight, a counter at the threshold, e.g. after the threshold was lowered, locks on its next failure.)
+      if (inFlight.size > 0 && failures + inFlight.size >= this.policy.threshold) {
         await Promise.race([...inFlight].map((f) => f.done));
         continue;
       }

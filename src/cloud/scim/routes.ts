@@ -115,7 +115,7 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     const base = baseOf(req);
     return send(reply, 200, {
       schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
-      documentationUri: 'https://github.com/idsync/idsync/blob/main/docs/cloud.md',
+      documentationUri: 'https://github.com/idsync/idsync/blob/main/docs/cloud-directory.md',
       patch: { supported: true },
       bulk: { supported: true, maxOperations: svc.limits.maxOperations, maxPayloadSize: svc.limits.maxPayloadSize },
       filter: { supported: true, maxResults: svc.limits.maxResults },
