@@ -40,7 +40,7 @@ export interface DoctorReport {
 
 export async function runDoctor(loaded: LoadedConfig, opts: DoctorOptions = {}): Promise<DoctorReport> {
   const state = daemonState(loaded.dataDir);
-  const ctx = openContext(loaded);
+  const ctx = openContext(loaded, { readOnly: true });
   try {
     const d: DoctorContext = {
       loaded,
