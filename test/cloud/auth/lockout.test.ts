@@ -99,6 +99,24 @@ describe('lockout policy', () => {
     assert.equal(outcomes.filter((k) => k === 'locked').length, 190);
   });
 
+  test('the same wrong secret sent many times at once is checked once', async () => {
+    const l = new Lockout(db, {}, fakeClock(4_500_000).now);
+    let checked = 0;
+    const kinds = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const a = await l.begin({ name: 'u5', ip: '10.0.0.5', secret: 'the old password', credentialStamp: 's' });
+        if (a.kind !== 'check') return a.kind;
+        checked++;
+        await new Promise((r) => setTimeout(r, 5));
+        a.finish('failure');
+        return a.kind;
+      }),
+    );
+    assert.equal(checked, 1);
+    assert.equal(kinds.filter((k) => k === 'repeat').length, 49);
+    assert.equal(l.state('u5', '10.0.0.5').locked, false);
+  });
+
   test('state persists across a reopen and stays bounded', async () => {
     const clock = fakeClock(5_000_000);
     const file = path.join(tmp.dir, 'persist.db');
@@ -196,6 +214,22 @@ describe('lockout over HTTP', () => {
     // Client credentials are covered the same way, with the same locked answer.
     for (let i = 0; i < 10; i++) await tokenRequest(server, { grant_type: 'client_credentials', client_id: 'no-such-client', client_secret: `s${i}` }, { dispatcher: from(8) });
     assertLocked(await tokenRequest(server, { grant_type: 'client_credentials', client_id: 'no-such-client', client_secret: 'x' }, { dispatcher: from(8) }));
+  });
+
+  test('KB 2962509: a service retrying the old password after a change cannot lock the account; the new one works at once', async () => {
+    const admin = await accountToken(server);
+    await createAccount(server, admin, 'sync-kb', 'Kb-password-old-1');
+    assert.equal((await signIn('sync-kb', 'Kb-password-old-1', 40)).status, 200, 'the service works from 127.0.0.40');
+    const changed = await call(server, 'PATCH', '/admin/v1/accounts/sync-kb', { token: admin, json: { password: 'Kb-password-new-1' } });
+    assert.equal(changed.status, 200, changed.text);
+    // The service (two processes on its host) and a doctor elsewhere keep presenting the old password.
+    for (let i = 0; i < 30; i++) {
+      const res = await signIn('sync-kb', 'Kb-password-old-1', i % 3 === 2 ? 41 : 40);
+      assert.equal(res.body.error_description, 'the user name or password is incorrect', `attempt ${i}`);
+    }
+    assert.equal((await signIn('sync-kb', 'Kb-password-new-1', 40)).status, 200, 'the admin\'s new password works the first time');
+    const failed = (await auditOf('sync-kb')).filter((r) => r.reason === 'bad_password');
+    assert.equal(failed.length, 1, 'the old password was checked and counted once, from whichever address');
   });
 
   test('1,000 wrong guesses sent 50 at a time from one address: at most the threshold is checked', async () => {
