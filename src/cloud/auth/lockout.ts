@@ -21,7 +21,8 @@
  *
  * Unknown names are counted like known ones, so a lockout reveals nothing about existence. State
  * is in SQLite (a restart forgets nothing) and bounded: per name at most `maxFamiliarAddresses`
- * addresses and `rememberedBadPasswords` digests, and `prune()` drops what can no longer matter.
+ * addresses and `rememberedBadPasswords` digests; `prune()` drops what can no longer matter and
+ * caps each table at `maxRows`.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database, Migration } from '../../store/database.js';
@@ -82,6 +83,11 @@ export interface LockoutPolicy {
   maxFamiliarAddresses: number;
   /** Wrong passwords per name whose repeats do not count (default 3, as Entra). */
   rememberedBadPasswords: number;
+  /**
+   * Cap of each table, however many names are sprayed (default 100,000 rows): `prune()` drops the
+   * oldest unlocked counters, remembered wrong passwords and familiar addresses beyond it.
+   */
+  maxRows: number;
 }
 
 export const DEFAULT_LOCKOUT_POLICY: LockoutPolicy = {
@@ -92,6 +98,7 @@ export const DEFAULT_LOCKOUT_POLICY: LockoutPolicy = {
   familiarMs: 30 * 86_400_000,
   maxFamiliarAddresses: 20,
   rememberedBadPasswords: 3,
+  maxRows: 100_000,
 };
 
 /** The counter shared by every address the name has not signed in from. */
@@ -207,15 +214,27 @@ export class Lockout {
     return row && row.locked_until > t ? { locked: true, counter, until: row.locked_until } : { locked: false };
   }
 
-  /** Forgets what can no longer matter: stale counters, old familiar addresses and wrong passwords. */
+  /** Forgets what can no longer matter (stale counters, old familiar addresses and wrong passwords), then caps each table. */
   prune(): number {
     const t = this.now();
     const windowStart = t - this.policy.failureWindowMs;
+    const cap = this.policy.maxRows;
     return this.db.transaction(
       () =>
         this.db.prepare('DELETE FROM signin_lockout WHERE first_failure_at < ? AND locked_until < ?').run(windowStart, windowStart).changes +
         this.db.prepare('DELETE FROM signin_familiar WHERE last_success_at < ?').run(t - this.policy.familiarMs).changes +
-        this.db.prepare('DELETE FROM signin_bad_password WHERE at < ?').run(windowStart).changes,
+        this.db.prepare('DELETE FROM signin_bad_password WHERE at < ?').run(windowStart).changes +
+        // A lockout in force is never dropped: under a flood, the oldest failures go first.
+        this.db
+          .prepare(
+            `DELETE FROM signin_lockout WHERE locked_until <= ? AND (name, ip) IN (
+               SELECT name, ip FROM signin_lockout WHERE locked_until <= ? ORDER BY first_failure_at DESC LIMIT -1 OFFSET ?)`,
+          )
+          .run(t, t, cap).changes +
+        this.db.prepare('DELETE FROM signin_bad_password WHERE rowid IN (SELECT rowid FROM signin_bad_password ORDER BY rowid DESC LIMIT -1 OFFSET ?)').run(cap).changes +
+        this.db
+          .prepare('DELETE FROM signin_familiar WHERE (name, ip) IN (SELECT name, ip FROM signin_familiar ORDER BY last_success_at DESC LIMIT -1 OFFSET ?)')
+          .run(cap).changes,
     )();
   }
 

@@ -139,6 +139,33 @@ describe('lockout policy', () => {
   });
 });
 
+describe('lockout state under a flood of names', () => {
+  test('prune caps each table and keeps every lockout in force', async () => {
+    const tmp = tempDir();
+    const db = openDatabase(path.join(tmp.dir, 'flood.db'), lockoutMigrations);
+    try {
+      const clock = fakeClock(6_000_000);
+      const l = new Lockout(db, { threshold: 2, maxRows: 50 }, clock.now);
+      for (let i = 0; i < 2; i++) await attempt(l, 'victim', '10.0.0.1', `guess ${i}`, 'failure');
+      assert.equal(l.state('victim', '10.0.0.1').locked, true);
+      for (let i = 0; i < 200; i++) {
+        clock.advance(1);
+        await attempt(l, `sprayed-${i}`, '10.0.0.2', 'guess', 'failure');
+        await attempt(l, `sprayed-${i}`, `10.0.1.${i % 250}`, 'right', 'success');
+      }
+      assert.ok(l.prune() > 0);
+      for (const table of ['signin_lockout', 'signin_bad_password', 'signin_familiar']) {
+        const n = db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+        assert.ok(n <= 51, `${table}: ${n} rows`);
+      }
+      assert.equal(l.state('victim', '10.0.0.1').locked, true, 'the lockout in force survived the cap');
+    } finally {
+      db.close();
+      tmp.cleanup();
+    }
+  });
+});
+
 describe('lockout over HTTP', () => {
   const tmp = tempDir();
   const clock = fakeClock();
