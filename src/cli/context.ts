@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { configPathFrom, loadConfig, type LoadedConfig } from '../config/load.js';
-import { openContext, type EngineContext } from '../engine/context.js';
+import { openContext, type EngineContext, type OpenContextOptions } from '../engine/context.js';
 
 /** The root program's --config option, from any subcommand. */
 export function configFile(cmd: Command): string {
@@ -14,8 +14,8 @@ export function loadFor(cmd: Command): LoadedConfig {
 }
 
 /** Opens the configuration, database and credential store; closes them after fn. */
-export async function withContext<T>(cmd: Command, fn: (ctx: EngineContext) => Promise<T>): Promise<T> {
-  const ctx = openContext(loadFor(cmd));
+export async function withContext<T>(cmd: Command, fn: (ctx: EngineContext) => Promise<T>, opts: OpenContextOptions = {}): Promise<T> {
+  const ctx = openContext(loadFor(cmd), opts);
   try {
     return await fn(ctx);
   } finally {

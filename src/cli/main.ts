@@ -4,16 +4,24 @@
  * src/cli/commands/<group>.ts and registers itself here; commands are thin (parse, call the
  * library, print).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
 import { reportError } from './output.js';
+import { SYSTEM_CONFIG_FILE } from '../config/load.js';
 import { EXIT } from './exit-codes.js';
+
+/** package.json's version: two folders up from this module, in src/cli/ and in dist/cli/ alike. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 export function buildProgram(): Command {
   const program = new Command('idsync')
     .description('Hybrid identity synchronization: on-premises directories to a cloud directory, with password hash sync.')
-    .version(process.env.npm_package_version ?? '0.1.0')
-    .option('-c, --config <file>', 'configuration file (default: $IDSYNC_CONFIG or ./idsync.yaml)')
+    .version(packageVersion())
+    .option('-c, --config <file>', `configuration file (default: $IDSYNC_CONFIG, else ./idsync.yaml, else ${SYSTEM_CONFIG_FILE})`)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   for (const register of commands) register(program);

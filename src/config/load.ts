@@ -2,7 +2,7 @@
  * Loads and validates the YAML configuration. Every error names the file, the line, the key and
  * what is expected, so an administrator can fix it without reading code.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { ZodIssue } from 'zod';
@@ -23,9 +23,19 @@ export interface LoadedConfig {
 }
 
 export const DEFAULT_CONFIG_FILE = 'idsync.yaml';
+export const SYSTEM_CONFIG_FILE = '/etc/idsync/idsync.yaml';
 
-export function configPathFrom(explicit?: string): string {
-  return path.resolve(explicit ?? process.env.IDSYNC_CONFIG ?? DEFAULT_CONFIG_FILE);
+/**
+ * Where the configuration is, first match wins: `--config FILE`, `$IDSYNC_CONFIG`, `./idsync.yaml`,
+ * `/etc/idsync/idsync.yaml`. When none exists, `./idsync.yaml` (where `init` writes a new one, and
+ * what a "not found" error names). An empty value counts as unset.
+ */
+export function configPathFrom(explicit?: string, env: NodeJS.ProcessEnv = process.env, systemFile = SYSTEM_CONFIG_FILE): string {
+  if (explicit) return path.resolve(explicit);
+  if (env.IDSYNC_CONFIG) return path.resolve(env.IDSYNC_CONFIG);
+  const local = path.resolve(DEFAULT_CONFIG_FILE);
+  if (existsSync(local) || !existsSync(systemFile)) return local;
+  return systemFile;
 }
 
 export function loadConfig(file: string): LoadedConfig {
@@ -35,7 +45,7 @@ export function loadConfig(file: string): LoadedConfig {
     text = readFileSync(abs, 'utf8');
   } catch (err) {
     throw new IdsyncError('CONFIG_NOT_FOUND', `cannot read configuration file ${abs}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-      hint: 'Create one with `idsync init`, or point at it with --config FILE or IDSYNC_CONFIG.',
+      hint: `Create one with \`idsync init\`, or point at it with --config FILE or IDSYNC_CONFIG (looked for: --config, $IDSYNC_CONFIG, ./${DEFAULT_CONFIG_FILE}, ${SYSTEM_CONFIG_FILE}).`,
       details: { file: abs },
     });
   }

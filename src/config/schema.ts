@@ -42,6 +42,12 @@ const ldapCommon = {
   groupFilter: z.string().optional(),
 };
 
+/**
+ * The one default time between sync cycles: the configuration's `sync.interval`, which `serve`,
+ * `service start`, `service install` and `doctor` use unless told otherwise.
+ */
+export const DEFAULT_SYNC_INTERVAL = '5m';
+
 export const adConnectorSchema = z.object({ type: z.literal('ad'), ...ldapCommon }).strict();
 export const ldapConnectorSchema = z
   .object({
@@ -105,7 +111,7 @@ export const syncSchema = z
     /** How long run history is kept. */
     runRetentionDays: z.number().int().min(1).max(3650).default(7),
     /** How often `idsync serve` runs a (delta) cycle, e.g. "2m", "30s", "1h". */
-    interval: z.string().regex(/^\d+(s|m|h)$/, 'a duration such as "30s", "2m" or "1h"').default('2m'),
+    interval: z.string().regex(/^\d+(s|m|h)$/, 'a duration such as "30s", "2m" or "1h"').default(DEFAULT_SYNC_INTERVAL),
   })
   .strict()
   .default({});

@@ -69,6 +69,20 @@ export function loadOrCreateKey(dataDir: string, env: NodeJS.ProcessEnv = proces
   return { key: theirs, source: file, created: false };
 }
 
+/**
+ * The store key without creating one (for read-only commands): IDSYNC_SECRET_KEY, else the key file,
+ * else undefined.
+ */
+export function loadExistingKey(dataDir: string, env: NodeJS.ProcessEnv = process.env): LoadedKey | undefined {
+  const fromEnv = env[SECRET_KEY_ENV];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    return { key: decodeKey(fromEnv, `environment variable ${SECRET_KEY_ENV}`), source: SECRET_KEY_ENV, created: false };
+  }
+  const file = path.join(dataDir, SECRET_KEY_FILE);
+  const key = readKeyFile(file);
+  return key && { key, source: file, created: false };
+}
+
 /** Reads and checks a key file; undefined when it does not exist. */
 export function readKeyFile(file: string): Buffer | undefined {
   let st;

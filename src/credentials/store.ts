@@ -12,7 +12,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { IdsyncError, isIdsyncError } from '../core/errors.js';
 import type { Database, Migration } from '../store/database.js';
-import { keyId, loadOrCreateKey, SECRET_KEY_BYTES, SECRET_KEY_ENV, SECRET_KEY_FILE } from './key.js';
+import { keyId, loadExistingKey, loadOrCreateKey, SECRET_KEY_BYTES, SECRET_KEY_ENV, SECRET_KEY_FILE } from './key.js';
 
 /** Reads a connector's secret at use time (same shape as connectors/types.ts SecretResolver). */
 export type SecretResolver = () => Promise<string | undefined>;
@@ -217,8 +217,13 @@ export class CredentialStore {
   }
 }
 
-/** Loads (or creates) the store key for a data directory and opens the store on `db`. */
-export function openCredentialStore(db: Database, dataDir: string, env: NodeJS.ProcessEnv = process.env): CredentialStore {
+/**
+ * Loads (or creates) the store key for a data directory and opens the store on `db`. With
+ * `create: false` no key file is written: without one, the store opens on a throwaway key, so
+ * listing works and reading a secret fails as "encrypted with another key".
+ */
+export function openCredentialStore(db: Database, dataDir: string, env: NodeJS.ProcessEnv = process.env, opts: { create?: boolean } = {}): CredentialStore {
+  if (opts.create === false) return new CredentialStore(db, loadExistingKey(dataDir, env)?.key ?? randomBytes(SECRET_KEY_BYTES));
   return new CredentialStore(db, loadOrCreateKey(dataDir, env).key);
 }
 

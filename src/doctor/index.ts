@@ -7,7 +7,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { openContext } from '../engine/context.js';
 import { redactString } from '../events/redact.js';
 import { daemonState } from '../service/daemon.js';
-import { DEFAULT_INTERVAL_MS } from '../service/service.js';
+import { parseDuration } from '../config/duration.js';
 import { certificatesCheck } from './checks/certificates.js';
 import { clockCheck } from './checks/clock.js';
 import { connectivityCheck } from './checks/connectivity.js';
@@ -24,7 +24,7 @@ export { formatFindings } from './format.js';
 export const CHECKS: DoctorCheck[] = [connectivityCheck, certificatesCheck, clockCheck, cycleCheck, heartbeatCheck, outboxCheck, diskCheck];
 
 export interface DoctorOptions {
-  /** Cycle interval for the "last cycle too old" rule (default: the running service's, else 5 min). */
+  /** Cycle interval for the "last cycle too old" rule (default: the running service's, else sync.interval). */
   intervalMs?: number;
   certWarnDays?: number;
   probeTimeoutMs?: number;
@@ -40,13 +40,13 @@ export interface DoctorReport {
 
 export async function runDoctor(loaded: LoadedConfig, opts: DoctorOptions = {}): Promise<DoctorReport> {
   const state = daemonState(loaded.dataDir);
-  const ctx = openContext(loaded);
+  const ctx = openContext(loaded, { readOnly: true });
   try {
     const d: DoctorContext = {
       loaded,
       ctx,
       now: opts.now ?? Date.now(),
-      intervalMs: opts.intervalMs ?? state.info?.intervalMs ?? DEFAULT_INTERVAL_MS,
+      intervalMs: opts.intervalMs ?? state.info?.intervalMs ?? parseDuration(loaded.config.sync.interval),
       serviceRunning: state.running,
       certWarnDays: opts.certWarnDays ?? 30,
       probeTimeoutMs: opts.probeTimeoutMs ?? 5000,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { openCredentialStore, type CredentialStore } from '../credentials/store.js';
@@ -15,12 +16,22 @@ export interface EngineContext {
   close(): void;
 }
 
-export function openContext(loaded: LoadedConfig): EngineContext {
-  const db = openDatabase(path.join(loaded.dataDir, DATABASE_FILE), allMigrations);
-  const credentials = openCredentialStore(db, loaded.dataDir);
+export interface OpenContextOptions {
+  /**
+   * For commands that only look (runs, events, service status, doctor): create nothing. Without a
+   * database they see an empty one in memory (no runs, no events), and no key file is written.
+   */
+  readOnly?: boolean;
+}
+
+export function openContext(loaded: LoadedConfig, opts: OpenContextOptions = {}): EngineContext {
+  const file = path.join(loaded.dataDir, DATABASE_FILE);
+  const nothingYet = opts.readOnly === true && !existsSync(file);
+  const db = openDatabase(nothingYet ? ':memory:' : file, allMigrations);
+  const credentials = openCredentialStore(db, loaded.dataDir, process.env, { create: opts.readOnly !== true });
   const sinks = loaded.config.events;
   const events = new EventLog(db, {
-    sinks: createEventSinks({ jsonFile: sinks.jsonFile ? loaded.resolvePath(sinks.jsonFile) : undefined, systemLog: sinks.systemLog }),
+    sinks: nothingYet ? [] : createEventSinks({ jsonFile: sinks.jsonFile ? loaded.resolvePath(sinks.jsonFile) : undefined, systemLog: sinks.systemLog }),
   });
   return {
     loaded,

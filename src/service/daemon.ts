@@ -331,7 +331,7 @@ export interface ServiceStatus {
 
 /** What the database says, without the service: last run, outbox, heartbeat, credentials. */
 export function offlineStatus(loaded: LoadedConfig): OfflineStatus {
-  const ctx = openContext(loaded);
+  const ctx = openContext(loaded, { readOnly: true });
   try {
     const row = ctx.db.prepare<[], { id: number }>("SELECT id FROM runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1").get();
     const last = row ? new RunLog(ctx.db).get(row.id, 0) : undefined;

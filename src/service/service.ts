@@ -11,6 +11,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { loadConfig } from '../config/load.js';
+import { parseDuration } from '../config/duration.js';
+import { DEFAULT_SYNC_INTERVAL } from '../config/schema.js';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -35,7 +37,7 @@ import {
   type PasswordPipelineOptions,
 } from '../passwords/index.js';
 
-export const DEFAULT_INTERVAL_MS = 5 * 60 * 1000;
+export const DEFAULT_INTERVAL_MS = parseDuration(DEFAULT_SYNC_INTERVAL);
 export const DEFAULT_PORT = 7443;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;

@@ -39,7 +39,7 @@ export async function startTestCloud(options: { dataDir?: string; port?: number;
     logger: false,
     secretHashParams: { logN: 10, r: 8, p: 1 },
     // Tests that poll the token endpoint with a password that does not work yet turn lockout off.
-    ...(options.lockout === false ? { lockout: { threshold: 1_000_000, globalThreshold: 1_000_000 } } : {}),
+    ...(options.lockout === false ? { lockout: { threshold: 1_000_000 } } : {}),
   });
   const syncClientId = 'idsync-test';
   let syncSecret: string;

@@ -15,7 +15,7 @@ export const registerDoctorCommands: RegisterCommand = (program) => {
     .command('doctor')
     .description('Troubleshoot: connectivity, TLS and certificates, credentials, last cycle, password sync heartbeat and outbox, clock, disk')
     .option('--json', 'machine-readable output: {ok, findings: [{check, target, status, eventId, message, cause, fix}]}')
-    .option('--interval <duration>', 'the cycle interval to judge the last cycle\'s age by (default: the running service\'s, else 5m)')
+    .option('--interval <duration>', 'the cycle interval to judge the last cycle\'s age by (default: the running service\'s, else sync.interval in the configuration)')
     .option('--cert-warn-days <n>', 'warn about certificates expiring within this many days', '30')
     .addHelpText(
       'after',

@@ -14,7 +14,7 @@ import { printJson, println } from '../output.js';
 /** How the command gets the database; tests pass their own. */
 export type EventsDatabaseOpener = (cmd: Command, fn: (db: Database) => Promise<void>) => Promise<void>;
 
-const openMainDatabase: EventsDatabaseOpener = (cmd, fn) => withContext(cmd, (ctx) => fn(ctx.db));
+const openMainDatabase: EventsDatabaseOpener = (cmd, fn) => withContext(cmd, (ctx) => fn(ctx.db), { readOnly: true });
 
 export const FOLLOW_INTERVAL_MS = 500;
 const DEFAULT_LIMIT = 50;

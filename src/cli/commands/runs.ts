@@ -47,6 +47,6 @@ export const registerRunsCommands: RegisterCommand = (program) => {
             ['id', 'profile', 'status', 'started', 'exported', 'errors'],
           ),
         );
-      });
+      }, { readOnly: true });
     });
 };

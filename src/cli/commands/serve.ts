@@ -2,7 +2,9 @@
  * `idsync serve`: the sync service in the foreground (systemd runs it as `Type=simple`).
  * Runs until SIGINT/SIGTERM; exits 0 after a clean stop.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { parseDuration } from '../../config/duration.js';
+import { DEFAULT_SYNC_INTERVAL } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
 import { openContext } from '../../engine/context.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS, SyncService } from '../../service/service.js';
@@ -11,29 +13,16 @@ import { EXIT } from '../exit-codes.js';
 import { println } from '../output.js';
 import type { RegisterCommand } from './index.js';
 
-/** "90s", "5m", "1h", "1h30m" or a bare number of seconds → milliseconds. */
-export function parseDuration(text: string): number {
-  const t = text.trim();
-  if (/^\d+$/.test(t)) return Number(t) * 1000;
-  const re = /(\d+)(ms|s|m|h)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(t); m; m = re.exec(t)) {
-    const n = Number(m[1]);
-    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
-    matched = re.lastIndex;
-  }
-  if (matched === 0 || matched !== t.length) {
-    throw new IdsyncError('CONFIG_INVALID', `"${text}" is not a duration`, { hint: 'Use e.g. 30s, 5m, 1h or 1h30m.' });
-  }
-  return total;
-}
+export { parseDuration } from '../../config/duration.js';
 
 function parsePort(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n > 65535) throw new IdsyncError('CONFIG_INVALID', `"${text}" is not a port number`, { hint: 'Use 1–65535, or 0 for a free port.' });
   return n;
 }
+
+/** pino's levels, as `serve --log-level` and `service start --log-level` accept them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 interface ServeOptions {
   interval?: string;
@@ -48,12 +37,12 @@ export const registerServeCommands: RegisterCommand = (program) => {
   program
     .command('serve')
     .description('Run the sync service in the foreground: scheduled sync cycles, password hash delivery, health and metrics endpoints')
-    .option('--interval <duration>', 'time between delta sync cycles (e.g. 30s, 5m, 1h); default: sync.interval in the configuration (2m)')
+    .option('--interval <duration>', `time between delta sync cycles (e.g. 30s, 5m, 1h); default: sync.interval in the configuration (${DEFAULT_SYNC_INTERVAL})`)
     .option('--host <address>', 'address to listen on; without TLS only loopback is allowed', DEFAULT_HOST)
     .option('--port <n>', 'port to listen on (0 = any free port)', String(DEFAULT_PORT))
     .option('--tls-cert <file>', 'PEM certificate (chain) for HTTPS')
     .option('--tls-key <file>', 'PEM private key for HTTPS')
-    .option('--log-level <level>', 'log level of the JSON log on stderr (fatal, error, warn, info, debug)', 'info')
+    .addOption(new Option('--log-level <level>', 'log level of the JSON log on stderr').choices(LOG_LEVELS).default('info'))
     .addHelpText(
       'after',
       `

@@ -2,7 +2,8 @@
  * `idsync service start|stop|restart|status|install`: the sync service in the background
  * (pid file + log in the data directory), or as a systemd unit. See docs/service.md.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { DEFAULT_SYNC_INTERVAL } from '../../config/schema.js';
 import type { CredentialInfo } from '../../credentials/store.js';
 import { IdsyncError } from '../../core/errors.js';
 import { serviceStatus, startDaemon, stopDaemon, type ServiceStatus, type StartResult, type StopResult } from '../../service/daemon.js';
@@ -12,7 +13,7 @@ import { loadFor } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println } from '../output.js';
 import type { RegisterCommand } from './index.js';
-import { parseDuration } from './serve.js';
+import { LOG_LEVELS, parseDuration } from './serve.js';
 
 const DEFAULT_STOP_TIMEOUT = '35s';
 
@@ -35,7 +36,7 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
 }
 
 interface StartCliOptions {
-  interval: string;
+  interval?: string;
   port: string;
   host: string;
   logLevel?: string;
@@ -46,7 +47,8 @@ interface StartCliOptions {
 async function doStart(cmd: Command, opts: StartCliOptions): Promise<StartResult> {
   const loaded = loadFor(cmd);
   return startDaemon(loaded, {
-    intervalMs: parseDuration(opts.interval),
+    // Not given: the configuration's sync.interval (a flag overrides the file, a default does not).
+    intervalMs: parseDuration(opts.interval ?? loaded.config.sync.interval),
     port: parsePort(opts.port),
     host: opts.host,
     timeoutMs: parseDuration(opts.wait),
@@ -133,10 +135,10 @@ Exit codes of \`service status\`: 0 running and healthy, 1 degraded or not runni
 
   const startOptions = (c: Command) =>
     c
-      .option('--interval <duration>', 'time between delta sync cycles (e.g. 30s, 5m, 1h)', '5m')
+      .option('--interval <duration>', `time between delta sync cycles (e.g. 30s, 5m, 1h); default: sync.interval in the configuration (${DEFAULT_SYNC_INTERVAL})`)
       .option('--port <n>', 'port of the service\'s HTTP endpoints (0 = any free port)', String(DEFAULT_PORT))
       .option('--host <address>', 'address to listen on (loopback only without TLS)', DEFAULT_HOST)
-      .option('--log-level <level>', 'log level of the service log')
+      .addOption(new Option('--log-level <level>', 'log level of the service log').choices(LOG_LEVELS))
       .option('--wait <duration>', 'how long to wait for the service to answer /healthz', '20s');
 
   startOptions(service.command('start').description('Start `idsync serve` in the background; waits until it answers /healthz')).action(
@@ -177,7 +179,7 @@ Exit codes of \`service status\`: 0 running and healthy, 1 degraded or not runni
     .option('--user', 'a user unit in ~/.config/systemd/user (systemctl --user)')
     .option('--output <file>', 'write the unit here instead (- prints it)')
     .option('--run-as <user>', 'User= of a system unit (e.g. a dedicated idsync account)')
-    .option('--interval <duration>', 'passed to `serve --interval`')
+    .option('--interval <duration>', 'passed to `serve --interval` (default: sync.interval in the configuration)')
     .option('--port <n>', 'passed to `serve --port`')
     .action(async (opts: { user?: boolean; output?: string; runAs?: string; interval?: string; port?: string }, cmd: Command) => {
       const loaded = loadFor(cmd);

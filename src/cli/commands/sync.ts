@@ -4,7 +4,7 @@ import { syncOneObject, type ObjectTrace } from '../../engine/single-object.js';
 import type { PlannedExport } from '../../engine/export.js';
 import type { RunRecord } from '../../engine/runs.js';
 import { withContext } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { endProgress, printJson, println, table, throttledProgress } from '../output.js';
 import type { RegisterCommand } from './index.js';
 
@@ -20,8 +20,9 @@ export const registerSyncCommands: RegisterCommand = (program) => {
     .addHelpText(
       'after',
       `
-Exit codes: 0 success, 1 the run had errors or failed, 2 bad configuration, 3 a directory or the
-cloud could not be reached or refused the credential, 4 another run is in progress.
+Exit codes: 0 success, 1 the run had errors or failed, 2 bad usage, configuration or input data
+(e.g. a malformed LDIF), 3 a directory or the cloud could not be reached or refused the credential,
+4 another run is in progress. Every error code and its exit code: docs/errors.md.
 
 Examples:
   idsync sync                  # one cycle with the configuration in ./idsync.yaml
@@ -57,13 +58,9 @@ Examples:
     });
 };
 
+/** A failed run ends like any command that stops on its error: the one mapping of exit-codes.ts. */
 function exitForRun(run: RunRecord): number {
-  const code = run.error?.code;
-  if (code && ['LDAP_UNREACHABLE', 'LDAP_BIND_FAILED', 'LDAP_TLS_FAILED', 'CLOUD_UNREACHABLE', 'CLOUD_AUTH_FAILED', 'CREDENTIAL_MISSING'].includes(code)) {
-    return EXIT.UNAVAILABLE;
-  }
-  if (code === 'LDIF_NOT_FOUND' || code === 'LDIF_PARSE_ERROR') return EXIT.USAGE;
-  return EXIT.FAILED;
+  return run.error ? exitCodeFor(run.error.code) : EXIT.FAILED;
 }
 
 function printTrace(t: ObjectTrace): void {

@@ -167,6 +167,15 @@ export class AccountStore {
     return row && { kind: 'account', name: row.username, role: row.role, tokenVersion: row.token_version };
   }
 
+  /**
+   * The stored hash a name's password is checked against ('' when there is none), for the smart
+   * lockout to bind remembered wrong passwords to it. Never leaves the server.
+   */
+  credentialStamp(kind: Principal['kind'], name: string): string {
+    const sql = kind === 'account' ? 'SELECT password_hash FROM cloud_accounts WHERE username = ?' : 'SELECT secret_hash FROM cloud_clients WHERE client_id = ?';
+    return (this.db.prepare(sql).pluck().get(name) as string | undefined) ?? '';
+  }
+
   // ---- clients ----
 
   async createClient(clientId: string, secret: string, role: Role): Promise<ClientInfo | undefined> {

@@ -45,7 +45,8 @@ export type AuditReason =
   | 'no_password_hash'
   | 'user_disabled'
   | 'locked_out'
-  | 'locked_out_global'
+  /** A repeat of one of the last wrong secrets for the name: refused, not checked, not counted. */
+  | 'repeated_bad_secret'
   | 'unknown_client'
   | 'bad_client_secret'
   | 'account_created'

@@ -1,20 +1,30 @@
 /**
- * Smart lockout for password and client-secret checks, persisted in SQLite (a restart resets
- * nothing).
+ * Smart lockout for every credential check of the token endpoint (client secrets, account and
+ * directory-user passwords), after Entra ID's: it stops a guesser without locking the real
+ * client or user out where they work, and it cannot be raced.
  *
- * Two kinds of counters per sign-in name (lower-cased; unknown names are counted like known ones,
- * so a lockout reveals nothing about existence):
+ * - Familiar addresses: an address the name signed in from successfully within `familiarMs` keeps
+ *   its own counter. Every other address shares one "unfamiliar" counter per name. So failures
+ *   from strangers (however many addresses they use) lock only the strangers, and the sync
+ *   client keeps working from its usual address.
+ * - Repeats do not count: the last `rememberedBadPasswords` wrong passwords per name are kept as
+ *   keyed hashes (HMAC-SHA-256 under a random key of this database; the passwords themselves are
+ *   never stored) bound to the stored credential. A repeat of one is refused without checking or
+ *   counting it: the credential has not changed since it failed, so the answer is known. A changed
+ *   credential changes the binding, so a password tried too early works once it is set.
+ * - The attempt is reserved before the hash is checked: reservation is synchronous (one Node
+ *   process owns cloud.db), and a counter admits at most `threshold - failures` checks in flight;
+ *   later attempts wait for those to finish and then see the lockout. So the threshold holds under
+ *   any concurrency.
+ * - After `threshold` failures within `failureWindowMs` a counter locks for `lockoutMs`, doubling
+ *   with each further lockout up to `maxLockoutMs`. While locked nothing is checked.
  *
- * - per (name, client address): after `threshold` failures within `failureWindowMs` that address
- *   is locked for `lockoutMs`, doubling with each further lockout up to `maxLockoutMs`. A success
- *   from the address clears its counter. This stops a guesser without touching the real user,
- *   who signs in from elsewhere.
- * - per name, all addresses together (`*`): after `globalThreshold` failures within the window
- *   the name is locked everywhere, but only for the short, fixed `globalLockoutMs`, so no
- *   attacker can keep a user out indefinitely; it only slows distributed guessing.
- *
- * Attempts made while locked are refused without checking the password and do not count.
+ * Unknown names are counted like known ones, so a lockout reveals nothing about existence. State
+ * is in SQLite (a restart forgets nothing) and bounded: per name at most `maxFamiliarAddresses`
+ * addresses and `rememberedBadPasswords` digests; `prune()` drops what can no longer matter and
+ * caps each table at `maxRows`.
  */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database, Migration } from '../../store/database.js';
 
 export const lockoutMigrations: Migration[] = [
@@ -32,45 +42,106 @@ export const lockoutMigrations: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    // signin_lockout.ip now names a counter: a familiar address, or '~unfamiliar'. The old
+    // all-addresses counter ('*') is gone: unfamiliar addresses share one counter instead.
+    id: 'cloud-lockout/002-smart-familiar-repeats',
+    sql: `
+      DELETE FROM signin_lockout WHERE ip = '*';
+      CREATE TABLE signin_familiar (
+        name TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        last_success_at INTEGER NOT NULL,
+        PRIMARY KEY (name, ip)
+      ) WITHOUT ROWID;
+      CREATE TABLE signin_bad_password (
+        name TEXT NOT NULL,
+        digest BLOB NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (name, digest)
+      );
+      CREATE TABLE signin_lockout_key (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key BLOB NOT NULL
+      );
+    `,
+  },
 ];
 
 export interface LockoutPolicy {
-  /** Failures from one address before it is locked (default 10). */
+  /** Counted failures of one counter before it locks (default 10). */
   threshold: number;
-  /** First lockout of an address (default 60 s); each next one doubles. */
+  /** First lockout of a counter (default 60 s); each next one doubles. */
   lockoutMs: number;
-  /** Cap of an address lockout (default 1 h). */
+  /** Cap of a lockout (default 1 h). */
   maxLockoutMs: number;
-  /** Failures from all addresses together before the name is locked everywhere (default 50). */
-  globalThreshold: number;
-  /** That lockout's fixed, short duration (default 60 s). */
-  globalLockoutMs: number;
   /** Failures older than this stop counting; a lockout history older than this is forgotten (default 1 h). */
   failureWindowMs: number;
+  /** How long a successful sign-in keeps its address familiar (default 30 days). */
+  familiarMs: number;
+  /** Familiar addresses kept per name, the most recent ones (default 20). */
+  maxFamiliarAddresses: number;
+  /** Wrong passwords per name whose repeats do not count (default 3, as Entra). */
+  rememberedBadPasswords: number;
+  /**
+   * Cap of each table, however many names are sprayed (default 100,000 rows): `prune()` drops the
+   * oldest unlocked counters, remembered wrong passwords and familiar addresses beyond it.
+   */
+  maxRows: number;
 }
 
 export const DEFAULT_LOCKOUT_POLICY: LockoutPolicy = {
   threshold: 10,
   lockoutMs: 60_000,
   maxLockoutMs: 3_600_000,
-  globalThreshold: 50,
-  globalLockoutMs: 60_000,
   failureWindowMs: 3_600_000,
+  familiarMs: 30 * 86_400_000,
+  maxFamiliarAddresses: 20,
+  rememberedBadPasswords: 3,
+  maxRows: 100_000,
 };
 
-const ALL = '*';
+/** The counter shared by every address the name has not signed in from. */
+export const UNFAMILIAR = '~unfamiliar';
 
-export type LockState = { locked: false } | { locked: true; scope: 'address' | 'global'; until: number };
+export interface Attempt {
+  /** Lower-cased key of the name, e.g. `client:idsync`. */
+  name: string;
+  ip: string;
+  /** What was presented. Only its keyed hash is ever stored. */
+  secret: string;
+  /**
+   * The stored credential it is checked against (e.g. the stored hash), or '' when there is none.
+   * It binds remembered wrong passwords to this credential: once it changes they are forgotten.
+   */
+  credentialStamp: string;
+}
 
-interface Row {
+/** What `begin` decided. Only `check` lets the caller check the secret, and it must `finish`. */
+export type Admission =
+  | { kind: 'locked'; counter: string; until: number; remainingSeconds: number }
+  | { kind: 'repeat' }
+  | { kind: 'check'; counter: string; finish: (outcome: 'success' | 'failure' | 'void') => void };
+
+interface CounterRow {
   failures: number;
   first_failure_at: number;
   lockouts: number;
   locked_until: number;
 }
 
+interface InFlight {
+  done: Promise<void>;
+  release: () => void;
+}
+
 export class Lockout {
   readonly policy: LockoutPolicy;
+  private readonly key: Buffer;
+  /** Checks in flight per counter (`name\0counter`): reserved, not yet counted. */
+  private readonly pending = new Map<string, Set<InFlight>>();
+  /** The same secret for the same name already being checked: wait for it instead of checking twice. */
+  private readonly sameSecret = new Map<string, InFlight>();
 
   constructor(
     private readonly db: Database,
@@ -78,72 +149,179 @@ export class Lockout {
     private readonly now: () => number = Date.now,
   ) {
     this.policy = { ...DEFAULT_LOCKOUT_POLICY, ...policy };
+    db.prepare('INSERT INTO signin_lockout_key (id, key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING').run(randomBytes(32));
+    this.key = db.prepare('SELECT key FROM signin_lockout_key WHERE id = 1').pluck().get() as Buffer;
   }
 
-  private row(name: string, ip: string): Row | undefined {
-    return this.db.prepare('SELECT failures, first_failure_at, lockouts, locked_until FROM signin_lockout WHERE name = ? AND ip = ?').get(name, ip) as
-      | Row
-      | undefined;
+  /**
+   * Decides whether a secret may be checked now, and reserves the check when it may. Waits while
+   * the counter's remaining allowance is taken by checks in flight.
+   */
+  async begin(a: Attempt): Promise<Admission> {
+    const name = a.name.toLowerCase();
+    const digest = this.digest(name, a.credentialStamp, a.secret);
+    const secretKey = `${name}\0${digest.toString('hex')}`;
+    for (;;) {
+      // From here to the return or await, nothing yields: the decision and the reservation are one step.
+      const t = this.now();
+      const counter = this.counterFor(name, a.ip, t);
+      const row = this.counterRow(name, counter);
+      if (row && row.locked_until > t) return { kind: 'locked', counter, until: row.locked_until, remainingSeconds: Math.ceil((row.locked_until - t) / 1000) };
+      if (this.isRememberedBad(name, digest, t)) return { kind: 'repeat' };
+      const same = this.sameSecret.get(secretKey);
+      if (same) {
+        await same.done;
+        continue;
+      }
+      const counterKey = `${name}\0${counter}`;
+      const inFlight = this.pending.get(counterKey) ?? new Set<InFlight>();
+      const failures = row && row.first_failure_at >= t - this.policy.failureWindowMs ? row.failures : 0;
+      // (With nothing in flight, a counter at the threshold, e.g. after the threshold was lowered, locks on its next failure.)
+      if (inFlight.size > 0 && failures + inFlight.size >= this.policy.threshold) {
+        await Promise.race([...inFlight].map((f) => f.done));
+        continue;
+      }
+      let release = () => {};
+      const done = new Promise<void>((resolve) => (release = resolve));
+      const flight: InFlight = { done, release };
+      inFlight.add(flight);
+      this.pending.set(counterKey, inFlight);
+      this.sameSecret.set(secretKey, flight);
+      let finished = false;
+      const finish = (outcome: 'success' | 'failure' | 'void') => {
+        if (finished) return;
+        finished = true;
+        try {
+          if (outcome === 'failure') this.countFailure(name, counter, digest);
+          else if (outcome === 'success') this.countSuccess(name, a.ip, counter);
+        } finally {
+          inFlight.delete(flight);
+          if (inFlight.size === 0) this.pending.delete(counterKey);
+          this.sameSecret.delete(secretKey);
+          release();
+        }
+      };
+      return { kind: 'check', counter, finish };
+    }
   }
 
-  check(name: string, ip: string): LockState {
+  /** The lockout of the counter that `ip` would use for `name`, if any (for tests and tools). */
+  state(name: string, ip: string): { locked: false } | { locked: true; counter: string; until: number } {
     const key = name.toLowerCase();
     const t = this.now();
-    const own = this.row(key, ip);
-    if (own && own.locked_until > t) return { locked: true, scope: 'address', until: own.locked_until };
-    const all = this.row(key, ALL);
-    if (all && all.locked_until > t) return { locked: true, scope: 'global', until: all.locked_until };
-    return { locked: false };
+    const counter = this.counterFor(key, ip, t);
+    const row = this.counterRow(key, counter);
+    return row && row.locked_until > t ? { locked: true, counter, until: row.locked_until } : { locked: false };
   }
 
-  /** Counts a failed attempt; returns the state it leads to. */
-  recordFailure(name: string, ip: string): LockState {
-    const key = name.toLowerCase();
+  /** Forgets what can no longer matter (stale counters, old familiar addresses and wrong passwords), then caps each table. */
+  prune(): number {
+    const t = this.now();
+    const windowStart = t - this.policy.failureWindowMs;
+    const cap = this.policy.maxRows;
+    return this.db.transaction(
+      () =>
+        this.db.prepare('DELETE FROM signin_lockout WHERE first_failure_at < ? AND locked_until < ?').run(windowStart, windowStart).changes +
+        this.db.prepare('DELETE FROM signin_familiar WHERE last_success_at < ?').run(t - this.policy.familiarMs).changes +
+        this.db.prepare('DELETE FROM signin_bad_password WHERE at < ?').run(windowStart).changes +
+        // A lockout in force is never dropped: under a flood, the oldest failures go first.
+        this.db
+          .prepare(
+            `DELETE FROM signin_lockout WHERE locked_until <= ? AND (name, ip) IN (
+               SELECT name, ip FROM signin_lockout WHERE locked_until <= ? ORDER BY first_failure_at DESC LIMIT -1 OFFSET ?)`,
+          )
+          .run(t, t, cap).changes +
+        this.db.prepare('DELETE FROM signin_bad_password WHERE rowid IN (SELECT rowid FROM signin_bad_password ORDER BY rowid DESC LIMIT -1 OFFSET ?)').run(cap).changes +
+        this.db
+          .prepare('DELETE FROM signin_familiar WHERE (name, ip) IN (SELECT name, ip FROM signin_familiar ORDER BY last_success_at DESC LIMIT -1 OFFSET ?)')
+          .run(cap).changes,
+    )();
+  }
+
+  private digest(name: string, stamp: string, secret: string): Buffer {
+    // Length-prefixed fields: no two (name, stamp, secret) triples share an input.
+    const h = createHmac('sha256', this.key);
+    for (const part of [name, stamp, secret]) {
+      const b = Buffer.from(part, 'utf8');
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(b.length);
+      h.update(len).update(b);
+    }
+    return h.digest();
+  }
+
+  private counterFor(name: string, ip: string, t: number): string {
+    const familiar = this.db.prepare('SELECT 1 FROM signin_familiar WHERE name = ? AND ip = ? AND last_success_at >= ?').get(name, ip, t - this.policy.familiarMs);
+    return familiar ? ip : UNFAMILIAR;
+  }
+
+  private counterRow(name: string, counter: string): CounterRow | undefined {
+    return this.db
+      .prepare('SELECT failures, first_failure_at, lockouts, locked_until FROM signin_lockout WHERE name = ? AND ip = ?')
+      .get(name, counter) as CounterRow | undefined;
+  }
+
+  /** Constant time over the remembered digests: every one is compared, no early exit. */
+  private isRememberedBad(name: string, digest: Buffer, t: number): boolean {
+    const rows = this.db
+      .prepare('SELECT digest FROM signin_bad_password WHERE name = ? AND at >= ?')
+      .pluck()
+      .all(name, t - this.policy.failureWindowMs) as Buffer[];
+    let match = false;
+    for (const d of rows) if (d.length === digest.length && timingSafeEqual(d, digest)) match = true;
+    return match;
+  }
+
+  private countFailure(name: string, counter: string, digest: Buffer): void {
     const t = this.now();
     const p = this.policy;
-    return this.db.transaction((): LockState => {
-      const own = this.bump(key, ip, t, p.threshold, (lockouts) => Math.min(p.lockoutMs * 2 ** lockouts, p.maxLockoutMs));
-      const all = this.bump(key, ALL, t, p.globalThreshold, () => p.globalLockoutMs);
-      if (own > t) return { locked: true, scope: 'address', until: own };
-      if (all > t) return { locked: true, scope: 'global', until: all };
-      return { locked: false };
+    this.db.transaction(() => {
+      const r = this.counterRow(name, counter);
+      const windowStart = t - p.failureWindowMs;
+      const inWindow = r !== undefined && r.first_failure_at >= windowStart;
+      let failures = inWindow ? r.failures + 1 : 1;
+      let first = inWindow ? r.first_failure_at : t;
+      // The lockout history fades once the last lockout ended more than a window ago.
+      let lockouts = r && r.locked_until >= windowStart ? r.lockouts : 0;
+      let lockedUntil = r?.locked_until ?? 0;
+      if (failures >= p.threshold) {
+        lockedUntil = t + Math.min(p.lockoutMs * 2 ** lockouts, p.maxLockoutMs);
+        lockouts += 1;
+        failures = 0;
+        first = t;
+      }
+      this.db
+        .prepare(
+          `INSERT INTO signin_lockout (name, ip, failures, first_failure_at, lockouts, locked_until) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (name, ip) DO UPDATE SET failures = excluded.failures, first_failure_at = excluded.first_failure_at,
+             lockouts = excluded.lockouts, locked_until = excluded.locked_until`,
+        )
+        .run(name, counter, failures, first, lockouts, lockedUntil);
+      this.db
+        // REPLACE gives the row a new rowid: rowid order is the order of the failures.
+        .prepare('INSERT OR REPLACE INTO signin_bad_password (name, digest, at) VALUES (?, ?, ?)')
+        .run(name, digest, t);
+      this.db
+        .prepare(
+          'DELETE FROM signin_bad_password WHERE name = ? AND digest NOT IN (SELECT digest FROM signin_bad_password WHERE name = ? ORDER BY rowid DESC LIMIT ?)',
+        )
+        .run(name, name, p.rememberedBadPasswords);
     })();
   }
 
-  /** Adds one failure to a counter; locks it when it reaches the threshold. Returns locked_until. */
-  private bump(name: string, ip: string, t: number, threshold: number, duration: (previousLockouts: number) => number): number {
-    const r = this.row(name, ip);
-    const windowStart = t - this.policy.failureWindowMs;
-    const inWindow = r !== undefined && r.first_failure_at >= windowStart;
-    let failures = inWindow ? r.failures + 1 : 1;
-    let first = inWindow ? r.first_failure_at : t;
-    // The lockout history fades once the last lockout ended more than a window ago.
-    let lockouts = r && r.locked_until >= windowStart ? r.lockouts : 0;
-    let lockedUntil = r?.locked_until ?? 0;
-    if (failures >= threshold) {
-      lockedUntil = t + duration(lockouts);
-      lockouts += 1;
-      failures = 0;
-      first = t;
-    }
-    this.db
-      .prepare(
-        `INSERT INTO signin_lockout (name, ip, failures, first_failure_at, lockouts, locked_until) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (name, ip) DO UPDATE SET failures = excluded.failures, first_failure_at = excluded.first_failure_at,
-           lockouts = excluded.lockouts, locked_until = excluded.locked_until`,
-      )
-      .run(name, ip, failures, first, lockouts, lockedUntil);
-    return lockedUntil;
-  }
-
-  /** A success from an address clears that address's counter (not the all-addresses one). */
-  recordSuccess(name: string, ip: string): void {
-    this.db.prepare('DELETE FROM signin_lockout WHERE name = ? AND ip = ?').run(name.toLowerCase(), ip);
-  }
-
-  /** Forgets counters that can no longer matter. */
-  prune(): number {
-    const windowStart = this.now() - this.policy.failureWindowMs;
-    return this.db.prepare('DELETE FROM signin_lockout WHERE first_failure_at < ? AND locked_until < ?').run(windowStart, windowStart).changes;
+  private countSuccess(name: string, ip: string, counter: string): void {
+    const t = this.now();
+    this.db.transaction(() => {
+      // A success clears the counter of a familiar address; strangers' failures stay counted.
+      if (counter !== UNFAMILIAR) this.db.prepare('DELETE FROM signin_lockout WHERE name = ? AND ip = ?').run(name, counter);
+      this.db
+        .prepare('INSERT INTO signin_familiar (name, ip, last_success_at) VALUES (?, ?, ?) ON CONFLICT (name, ip) DO UPDATE SET last_success_at = excluded.last_success_at')
+        .run(name, ip, t);
+      this.db
+        .prepare(
+          'DELETE FROM signin_familiar WHERE name = ? AND ip NOT IN (SELECT ip FROM signin_familiar WHERE name = ? ORDER BY last_success_at DESC, ip LIMIT ?)',
+        )
+        .run(name, name, this.policy.maxFamiliarAddresses);
+    })();
   }
 }

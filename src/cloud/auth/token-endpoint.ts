@@ -14,7 +14,9 @@
  * sign-in does not fall back to a directory user of the same name.
  *
  * Every failure of a credential answers the same `invalid_grant` / `invalid_client`, whatever the
- * cause (unknown name, wrong password, no hash, disabled, locked out); the audit log keeps the cause.
+ * cause (unknown name, wrong password, no hash, disabled); the audit log keeps the cause. The one
+ * exception is a lockout, where the password was not checked: that answer says so, with the time
+ * left (`error_codes: [50053]`, `lockout.remaining_seconds`, `Retry-After`), for every grant.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyOrgIdHash } from '../../passwords/hash.js';
@@ -23,8 +25,8 @@ import type { AccountStore, CredentialCheck } from '../accounts/store.js';
 import type { AuditEntry, AuditLog, AuditReason } from '../audit/store.js';
 import type { PasswordHashStore } from '../passwords/store.js';
 import { findUserForSignIn } from '../scim/index.js';
-import { OAuthError } from './errors.js';
-import type { LockState, Lockout } from './lockout.js';
+import { AccountLockedError, OAuthError } from './errors.js';
+import { UNFAMILIAR, type Lockout } from './lockout.js';
 import type { SignedToken, TokenService } from './tokens.js';
 
 export const API_SCOPE = 'idsync.api';
@@ -90,34 +92,43 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
   const reasonOf = (check: CredentialCheck, unknown: AuditReason, bad: AuditReason): AuditReason =>
     check.ok ? 'success' : check.reason === 'unknown' ? unknown : bad;
 
-  const lockedReason = (s: LockState): AuditReason => (s.locked && s.scope === 'global' ? 'locked_out_global' : 'locked_out');
-
   type AuditDetails = NonNullable<AuditEntry['details']>;
 
   /**
-   * Every credential check goes the same way: refused at once while locked out (not checked, not
-   * counted), then checked, audited with the real reason, and counted for the smart lockout.
-   * `check` returns the audit reason ('success' or why not) and what the caller needs on success.
+   * Every credential check goes the same way through the smart lockout (auth/lockout.ts): while the
+   * caller's counter is locked it is refused as locked, not checked; a repeat of a recent wrong
+   * secret is refused, not checked and not counted; otherwise the check is reserved first, then
+   * made, audited with the real reason, and counted. `check` returns the audit reason ('success'
+   * or why not) and what the caller needs on success.
    */
   async function guarded<T>(
     req: FastifyRequest,
-    g: { key: string; subject: string; type: 'token' | 'signin'; details?: AuditDetails; refuse: () => Error },
+    g: { key: string; subject: string; secret: string; stamp: () => string; type: 'token' | 'signin'; details?: AuditDetails; refuse: () => Error },
     check: () => Promise<{ reason: AuditReason; value?: T; details?: AuditDetails }>,
   ): Promise<T> {
-    const state = lockout.check(g.key, req.ip);
-    if (state.locked) {
-      audit.record({ type: g.type, subject: g.subject, ip: req.ip, result: 'failure', reason: lockedReason(state), ...(g.details ? { details: g.details } : {}) });
+    const base = { type: g.type, subject: g.subject, ip: req.ip, result: 'failure' as const };
+    const admission = await lockout.begin({ name: g.key, ip: req.ip, secret: g.secret, credentialStamp: g.stamp() });
+    if (admission.kind === 'locked') {
+      const counter = admission.counter === UNFAMILIAR ? 'unfamiliar' : 'familiar';
+      audit.record({ ...base, reason: 'locked_out', details: { ...g.details, counter, remainingSeconds: admission.remainingSeconds } });
+      throw new AccountLockedError(admission.remainingSeconds);
+    }
+    if (admission.kind === 'repeat') {
+      audit.record({ ...base, reason: 'repeated_bad_secret', ...(g.details ? { details: g.details } : {}) });
       throw g.refuse();
     }
-    const r = await check();
+    let r: { reason: AuditReason; value?: T; details?: AuditDetails };
+    try {
+      r = await check();
+    } catch (err) {
+      admission.finish('void');
+      throw err;
+    }
     const details = r.details ?? g.details;
     const ok = r.reason === 'success' && r.value !== undefined;
-    audit.record({ type: g.type, subject: g.subject, ip: req.ip, result: ok ? 'success' : 'failure', reason: r.reason, ...(details ? { details } : {}) });
-    if (!ok) {
-      lockout.recordFailure(g.key, req.ip);
-      throw g.refuse();
-    }
-    lockout.recordSuccess(g.key, req.ip);
+    admission.finish(ok ? 'success' : 'failure');
+    audit.record({ ...base, result: ok ? 'success' : 'failure', reason: r.reason, ...(details ? { details } : {}) });
+    if (!ok) throw g.refuse();
     return r.value as T;
   }
 
@@ -130,7 +141,8 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
     const secret = basic?.secret ?? required(params, 'client_secret');
     const invalid = () =>
       new OAuthError(401, 'invalid_client', 'client authentication failed', basic ? { 'www-authenticate': 'Basic realm="idsync"' } : {});
-    const principal = await guarded(req, { key: `client:${id}`, subject: id, type: 'token', details: { grant: 'client_credentials' }, refuse: invalid }, async () => {
+    const stamp = () => accounts.credentialStamp('client', id);
+    const principal = await guarded(req, { key: `client:${id}`, subject: id, secret, stamp, type: 'token', details: { grant: 'client_credentials' }, refuse: invalid }, async () => {
       const check = await accounts.checkClientSecret(id, secret);
       return { reason: reasonOf(check, 'unknown_client', 'bad_client_secret'), value: check.ok ? check.principal : undefined };
     });
@@ -139,7 +151,8 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
 
   async function accountPassword(req: FastifyRequest, username: string, password: string): Promise<SignedToken> {
     const refuse = () => new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
-    const principal = await guarded(req, { key: `account:${username}`, subject: username, type: 'token', details: { grant: 'password' }, refuse }, async () => {
+    const stamp = () => accounts.credentialStamp('account', username);
+    const principal = await guarded(req, { key: `account:${username}`, subject: username, secret: password, stamp, type: 'token', details: { grant: 'password' }, refuse }, async () => {
       const check = await accounts.checkAccountPassword(username, password);
       return { reason: reasonOf(check, 'unknown_user', 'bad_password'), value: check.ok ? check.principal : undefined };
     });
@@ -148,7 +161,12 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
 
   async function userPassword(req: FastifyRequest, userName: string, password: string): Promise<SignedToken> {
     const refuse = () => new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
-    const current = await guarded(req, { key: `user:${userName}`, subject: userName, type: 'signin', refuse }, async () => {
+    // The user, whether it may sign in, and its hash: a change of any lets a remembered wrong password be tried again.
+    const stamp = () => {
+      const user = findUserForSignIn(deps.db, userName);
+      return user ? `${user.id}\0${String(user.active)}\0${deps.hashes.hashFor(user.id) ?? ''}` : '';
+    };
+    const current = await guarded(req, { key: `user:${userName}`, subject: userName, secret: password, stamp, type: 'signin', refuse }, async () => {
       const user = findUserForSignIn(deps.db, userName);
       const hash = user ? deps.hashes.hashFor(user.id) : undefined;
       // Always one hash check, so that every failure costs the same.

@@ -1,0 +1,251 @@
+/**
+ * Every error code of idsync, with what it means, what to do, and the exit code a command ends
+ * with when it stops on it. The one source of the exit-code mapping (src/cli/exit-codes.ts) and of
+ * docs/errors.md (scripts/gen-errors-doc.ts; a test keeps the page fresh).
+ *
+ * Typed as a Record over the ErrorCode union: a code added to core/errors.ts without an entry here
+ * does not compile.
+ */
+import type { ErrorCode } from './errors.js';
+
+/** Exit codes are part of the interface: scripts and systemd units rely on them. */
+export const EXIT = {
+  OK: 0,
+  /** The command ran but something failed (a run with errors, a doctor finding). */
+  FAILED: 1,
+  /** Bad usage, configuration or input data (a malformed file): fix the input and run again. */
+  USAGE: 2,
+  /** A directory or the cloud could not be reached or refused the credential. */
+  UNAVAILABLE: 3,
+  /** Another run holds the lock. */
+  BUSY: 4,
+} as const;
+
+export type ExitName = keyof typeof EXIT;
+
+/** What each exit code means, for --help texts and docs/errors.md. */
+export const EXIT_MEANINGS: Record<ExitName, string> = {
+  OK: 'success',
+  FAILED: 'the command ran but failed or finished with errors (a run with errors, a doctor finding, an export refused by the cloud)',
+  USAGE: 'bad usage, configuration or input data — a wrong flag or value, an invalid configuration, a malformed LDIF or hash input; nothing was changed, or the run stopped at the bad input',
+  UNAVAILABLE: 'a directory or the cloud could not be reached, or refused the credential',
+  BUSY: 'another run or service holds the lock',
+};
+
+export interface ErrorInfo {
+  /** Where it comes from, for grouping in the docs. */
+  area: 'configuration' | 'directories' | 'cloud' | 'credentials' | 'passwords' | 'engine';
+  /** The exit code of a command that stops on it. */
+  exit: ExitName;
+  /** What happened, in one sentence. */
+  meaning: string;
+  /** What to do (the error's own hint is more specific when it has one). */
+  fix: string;
+}
+
+export const ERROR_CATALOG: Record<ErrorCode, ErrorInfo> = {
+  CONFIG_NOT_FOUND: {
+    area: 'configuration',
+    exit: 'USAGE',
+    meaning: 'No configuration file at --config, $IDSYNC_CONFIG, ./idsync.yaml or /etc/idsync/idsync.yaml.',
+    fix: 'Create one with `idsync init`, or name it with `--config FILE` or `IDSYNC_CONFIG`.',
+  },
+  CONFIG_INVALID: {
+    area: 'configuration',
+    exit: 'USAGE',
+    meaning: 'The configuration file, a rule or a command-line value is invalid; the message names file:line and key.',
+    fix: 'Correct the value named; docs/configuration.md describes every key.',
+  },
+  LDAP_UNREACHABLE: {
+    area: 'directories',
+    exit: 'UNAVAILABLE',
+    meaning: 'The LDAP server could not be reached (connection refused, timeout, DNS).',
+    fix: 'Check the url, the network path and that the server runs; `idsync doctor` tests it.',
+  },
+  LDAP_BIND_FAILED: {
+    area: 'directories',
+    exit: 'UNAVAILABLE',
+    meaning: 'The directory refused the bind DN or password.',
+    fix: 'Set the current password with `idsync credentials set <connector>`; check the bind DN.',
+  },
+  LDAP_TLS_FAILED: {
+    area: 'directories',
+    exit: 'UNAVAILABLE',
+    meaning: 'The TLS handshake with the directory failed (untrusted or expired certificate, wrong name).',
+    fix: 'Point `tls.ca` at the CA that issued the server certificate; `idsync doctor` shows the chain.',
+  },
+  LDAP_SEARCH_FAILED: {
+    area: 'directories',
+    exit: 'FAILED',
+    meaning: 'A search failed: the base DN is missing or not readable by the bind account, or the server refused a control.',
+    fix: 'Check the base DN and the bind account\'s read rights.',
+  },
+  LDAP_INVALID_DN: {
+    area: 'directories',
+    exit: 'USAGE',
+    meaning: 'A distinguished name given on the command line or in the configuration is not a valid DN.',
+    fix: 'Quote the DN in the shell and check its syntax (RFC 4514).',
+  },
+  LDIF_PARSE_ERROR: {
+    area: 'directories',
+    exit: 'USAGE',
+    meaning: 'An LDIF source file is malformed; the message names file:line.',
+    fix: 'Fix the LDIF at that line (RFC 2849), then run again.',
+  },
+  LDIF_NOT_FOUND: {
+    area: 'directories',
+    exit: 'USAGE',
+    meaning: 'An LDIF source file does not exist or cannot be read.',
+    fix: 'Check the connector\'s `path` (relative to the configuration file).',
+  },
+  OBJECT_INVALID: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'One object could not be synced (a rule failed on it, a required attribute is missing); the others went on.',
+    fix: 'See the object and reason in `idsync runs <id>`; fix the source object or the rule.',
+  },
+  CLOUD_UNREACHABLE: {
+    area: 'cloud',
+    exit: 'UNAVAILABLE',
+    meaning: 'The cloud directory could not be reached.',
+    fix: 'Check `cloud.url`, the network path and that the cloud directory runs; queued work waits.',
+  },
+  CLOUD_AUTH_FAILED: {
+    area: 'cloud',
+    exit: 'UNAVAILABLE',
+    meaning: 'The cloud directory refused the sync credential (or it is locked out there).',
+    fix: 'Set the current secret with `idsync credentials set cloud`; a locked account says for how long.',
+  },
+  CLOUD_REJECTED: {
+    area: 'cloud',
+    exit: 'FAILED',
+    meaning: 'The cloud directory refused a request as invalid (HTTP 4xx).',
+    fix: 'The message carries the cloud\'s reason; fix the object or the outbound rule.',
+  },
+  CLOUD_CONFLICT: {
+    area: 'cloud',
+    exit: 'FAILED',
+    meaning: 'The cloud directory already has another object with the same unique name (HTTP 409).',
+    fix: 'Find the duplicate userName or externalId and remove or rename one of them.',
+  },
+  CLOUD_SERVER_ERROR: {
+    area: 'cloud',
+    exit: 'FAILED',
+    meaning: 'The cloud directory failed on a request (HTTP 5xx).',
+    fix: 'See the cloud directory\'s log; the change is tried again at the next cycle.',
+  },
+  CREDENTIAL_MISSING: {
+    area: 'credentials',
+    exit: 'UNAVAILABLE',
+    meaning: 'No credential is stored for a connector that needs one.',
+    fix: 'Store it with `idsync credentials set <connector>`.',
+  },
+  CREDENTIAL_INVALID: {
+    area: 'credentials',
+    exit: 'UNAVAILABLE',
+    meaning: 'A stored credential cannot be used: empty, too long, encrypted with another key, or altered.',
+    fix: 'Set it again with `idsync credentials set <connector>`.',
+  },
+  SECRET_KEY_INVALID: {
+    area: 'credentials',
+    exit: 'FAILED',
+    meaning: 'The credential store key (secret.key or $IDSYNC_SECRET_KEY) is malformed, unreadable or readable by others.',
+    fix: 'Restore the key from its backup, or `chmod 600` the key file.',
+  },
+  PASSWORD_TOO_LONG: {
+    area: 'passwords',
+    exit: 'USAGE',
+    meaning: 'A password given to `idsync hash` is longer than the hash accepts.',
+    fix: 'Check that the input is the password alone.',
+  },
+  PASSWORD_NOT_TEXT: {
+    area: 'passwords',
+    exit: 'USAGE',
+    meaning: 'A password given to `idsync hash` is not valid UTF-8 text.',
+    fix: 'Send the password as UTF-8 text, one per line.',
+  },
+  HASH_INPUT_INVALID: {
+    area: 'passwords',
+    exit: 'USAGE',
+    meaning: 'A line of input to `idsync hash` is malformed; the message names the line, never the password.',
+    fix: 'Fix that line of the input (docs/passwords.md).',
+  },
+  PASSWORD_USER_UNKNOWN: {
+    area: 'passwords',
+    exit: 'USAGE',
+    meaning: 'A password command named a user that is not in the metaverse.',
+    fix: 'Check the name with `idsync passwords status USER`; run `idsync sync` first.',
+  },
+  PASSWORD_INPUT_INVALID: {
+    area: 'passwords',
+    exit: 'USAGE',
+    meaning: 'A password hash batch or notification is malformed.',
+    fix: 'The message names the field; check the sender (agent) version.',
+  },
+  AGENT_STATE_INVALID: {
+    area: 'passwords',
+    exit: 'FAILED',
+    meaning: 'The password agent\'s DirSync state cannot be read, or the directory did not answer DirSync.',
+    fix: 'Check the agent\'s --state directory and its rights on the DC.',
+  },
+  AGENT_FORWARD_FAILED: {
+    area: 'passwords',
+    exit: 'UNAVAILABLE',
+    meaning: 'The password agent could not deliver hashes to the sync service.',
+    fix: 'Check --forward, the agent token and that `idsync serve` runs; the agent retries.',
+  },
+  STORE_FAILED: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'The SQLite database could not be opened or written.',
+    fix: 'Check the data directory\'s permissions and free disk space.',
+  },
+  RUN_IN_PROGRESS: {
+    area: 'engine',
+    exit: 'BUSY',
+    meaning: 'Another sync run (or the service) holds the lock.',
+    fix: 'Wait for it (`idsync runs`), or stop the service first.',
+  },
+  EXPORT_FAILED: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'The export to the cloud failed as a whole.',
+    fix: 'See the message and `idsync runs <id>`; the next cycle retries.',
+  },
+  DELETION_THRESHOLD_EXCEEDED: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'The export would delete more cloud objects than `sync.deletionThreshold` allows; nothing was exported.',
+    fix: 'Check why so many objects left the scope; if intended, run `idsync sync --allow-deletes`.',
+  },
+  IMPORT_FAILED: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'An import from a source failed as a whole.',
+    fix: 'See the message and `idsync runs <id>`.',
+  },
+  WATERMARK_INVALID: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'A saved delta watermark cannot be used (the directory was restored or its change log purged); a full import runs instead.',
+    fix: 'Nothing, once; if it repeats, keep the directory\'s change history longer than the sync interval.',
+  },
+  INTERNAL: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'An unexpected error: a bug.',
+    fix: 'Report it with the output of the command and `idsync doctor --json`.',
+  },
+};
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOG, code);
+}
+
+/**
+ * The exit code of a command that stops on this error: the one mapping every command uses. Takes
+ * a string too (a code read back from a run record); an unknown one is a failure.
+ */
+export function exitCodeFor(code: ErrorCode | string): number {
+  return isErrorCode(code) ? EXIT[ERROR_CATALOG[code].exit] : EXIT.FAILED;
+}
