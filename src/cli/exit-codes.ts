@@ -27,6 +27,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'LDAP_BIND_FAILED':
     case 'LDAP_TLS_FAILED':
     case 'CLOUD_UNREACHABLE':
+    case 'CLOUD_UNAVAILABLE':
     case 'CLOUD_AUTH_FAILED':
     case 'CREDENTIAL_MISSING':
     case 'CREDENTIAL_INVALID':

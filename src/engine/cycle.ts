@@ -5,8 +5,7 @@
  * cycle. A preview runs import and sync and plans the export without writing it; staging mode
  * never exports.
  */
-import { CloudClient } from '../connectors/cloud/client.js';
-import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
+import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
@@ -69,7 +68,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     if (h.end() === 'completed-with-errors') withErrors = true;
   };
 
-  const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
+  const cloud = createCloudClient(loaded, credentials);
   let pipeline: PasswordPipeline | undefined;
   const passwords = () =>
     (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key }));

@@ -14,8 +14,8 @@ import { loadConfig } from '../config/load.js';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { CloudClient } from '../connectors/cloud/client.js';
-import { CLOUD_CONNECTOR } from '../connectors/registry.js';
+import type { CloudClient } from '../connectors/cloud/client.js';
+import { CLOUD_CONNECTOR, createCloudClient } from '../connectors/registry.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import type { CredentialInfo } from '../credentials/store.js';
@@ -162,7 +162,7 @@ export class SyncService {
     this.runs = new RunLog(ctx.db);
     this.metrics = this.createMetrics();
     this.pipelineEvents = new EventLog(ctx.db, { sinks: [{ write: (r) => this.onPipelineEvent(r) }] });
-    this.cloud = new CloudClient(ctx.loaded.config.cloud, ctx.credentials.resolver(CLOUD_CONNECTOR));
+    this.cloud = createCloudClient(ctx.loaded, ctx.credentials);
     this.pipeline = new PasswordPipeline({
       db: ctx.db,
       cloud: this.cloud,
