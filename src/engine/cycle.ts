@@ -5,6 +5,7 @@
  * cycle. A preview runs import and sync and plans the export without writing it; staging mode
  * never exports.
  */
+import { classifyFailure } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
@@ -191,9 +192,20 @@ function emitFailure(events: EventLog, e: IdsyncError, connector: string, url: s
     case 'LDAP_TLS_FAILED':
       events.emit(EVENTS.CONNECTOR_TLS_FAILED, details);
       break;
-    case 'CLOUD_AUTH_FAILED':
-      events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
-      events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+    case 'CLOUD_AUTH_FAILED': {
+      // Each refusal is said once, when the cloud gives it; a lock is not a wrong password.
+      const kind = classifyFailure(e);
+      if (kind === 'locked' && e.details.recorded !== true) events.emit(EVENTS.CLOUD_ACCOUNT_LOCKED, { ...details, seconds: e.details.lockedSeconds, account: connector });
+      if (kind === 'refused') {
+        events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
+        events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+      }
+      break;
+    }
+    case 'CLOUD_UNREACHABLE':
+    case 'CLOUD_UNAVAILABLE':
+    case 'CLOUD_SERVER_ERROR':
+      events.emit(EVENTS.CLOUD_UNAVAILABLE, details);
       break;
     case 'DELETION_THRESHOLD_EXCEEDED':
       events.emit(EVENTS.DELETION_THRESHOLD_EXCEEDED, { connector, ...e.details });

@@ -8,7 +8,7 @@
  * A plaintext password lives only for the time it takes to hash it (acceptPassword); NT hashes
  * only as keyed fingerprints; OrgId hashes only sealed with the data key. See docs/password-hash-sync.md.
  */
-import type { CloudClient } from '../connectors/cloud/client.js';
+import { classifyFailure, type CloudClient } from '../connectors/cloud/client.js';
 import { toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
@@ -310,7 +310,11 @@ export class PasswordPipeline {
         this.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
       }
       if (!this.running) break;
+      const unavailable = this.delivery.unavailable;
       if (this.now() - this.lastActivity >= this.opts.heartbeatMs) await this.ping();
+      // While the cloud is unavailable, look again when it asked to be, even with nothing queued,
+      // so that its recovery is noticed (and health says so) as soon as it answers.
+      else if (unavailable && this.now() >= unavailable.retryAt && this.outboxStore.depth().depth === 0) await this.ping();
       if (this.now() - this.lastPrune >= 3600_000) {
         this.lastPrune = this.now();
         this.statusLog.prune();
@@ -323,7 +327,7 @@ export class PasswordPipeline {
       if (this.woken) continue;
       const next = this.outboxStore.depth().nextAttemptAt;
       const untilDue = next === undefined ? Infinity : Math.max(0, next - this.now());
-      const untilHeartbeat = Math.max(0, this.lastActivity + this.opts.heartbeatMs - this.now());
+      const untilHeartbeat = Math.max(0, Math.min(this.lastActivity + this.opts.heartbeatMs, this.delivery.unavailable?.retryAt ?? Infinity) - this.now());
       const delay = Math.min(this.opts.pollMs, untilDue, untilHeartbeat);
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
@@ -347,16 +351,23 @@ export class PasswordPipeline {
     this.events.emit(EVENTS.PHS_PING_START, {});
     try {
       await this.cloud().test();
+      this.delivery.unavailable = undefined;
       this.events.emit(EVENTS.PHS_HEARTBEAT, { depth: this.outboxStore.depth().depth });
       return true;
     } catch (err) {
       const e = toIdsyncError(err);
-      const details = { connector: 'cloud', error: e.message, code: e.code, hint: e.hint };
-      if (isAuthFailure(e.code)) {
+      const kind = classifyFailure(e);
+      if (kind === 'refused' || (kind === 'other' && isAuthFailure(e.code))) {
+        const details = { connector: 'cloud', error: e.message, code: e.code, hint: e.hint };
         this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
         this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+        this.events.emit(EVENTS.PHS_PING_ERROR, details);
+      } else if (kind === 'other') {
+        this.events.emit(EVENTS.PHS_PING_ERROR, { connector: 'cloud', error: e.message, code: e.code, hint: e.hint });
+      } else {
+        // Unavailable, locked, or a refusal already recorded: each said once, by its own event.
+        this.delivery.reportFailure(e, kind, 'cloud', 0);
       }
-      this.events.emit(EVENTS.PHS_PING_ERROR, details);
       return false;
     }
   }

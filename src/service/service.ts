@@ -66,7 +66,7 @@ export interface SyncServiceOptions {
   passwords?: PasswordPipelineOptions;
 }
 
-export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'password-heartbeat' | 'password-outbox';
+export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox';
 
 export interface DegradedReason {
   check: HealthCheck;
@@ -399,7 +399,16 @@ export class SyncService {
       cloudCred?.lastTestOk ? (ms(cloudCred.lastTestAt) ?? 0) : 0,
     );
     const denied = this.ctx.events.latest(EVENTS.CLOUD_ACCESS_DENIED);
-    if (cloudCred?.lastTestOk === false && (ms(cloudCred.lastTestAt) ?? 0) >= lastSuccess) {
+    const refusal = this.ctx.credentials.refusal(CLOUD_CONNECTOR);
+    if (refusal) {
+      // Recorded by whichever component was refused: nothing presents that secret again.
+      const reason =
+        refusal.lockedSeconds !== undefined
+          ? `the cloud account was locked at ${refusal.refusedAt}; the password is not presented before ${refusal.nextAttemptAt}`
+          : `the cloud directory refused the stored credential at ${refusal.refusedAt} (${refusal.code}); it is not presented again until it changes (next check ${refusal.nextAttemptAt})`;
+      degraded.push({ check: 'cloud-credential', reason, code: 'CLOUD_AUTH_FAILED' });
+      notReady.push(reason);
+    } else if (cloudCred?.lastTestOk === false && (ms(cloudCred.lastTestAt) ?? 0) >= lastSuccess) {
       const reason = `the cloud credential failed its last test at ${cloudCred.lastTestAt} (${cloudCred.lastErrorCode ?? 'error'})`;
       degraded.push({ check: 'cloud-credential', reason, code: cloudCred.lastErrorCode ?? 'CLOUD_AUTH_FAILED' });
       notReady.push(reason);
@@ -409,6 +418,13 @@ export class SyncService {
       notReady.push(reason);
     } else if (!cloudCred) {
       notReady.push('no cloud credential is stored (idsync credentials set cloud)');
+    }
+
+    const unavailable = this.ctx.events.latest(EVENTS.CLOUD_UNAVAILABLE);
+    if (unavailable && (ms(unavailable.time) ?? 0) > lastSuccess) {
+      const reason = `the cloud directory has been unavailable since ${unavailable.time} (event 6112): ${String(unavailable.details.error ?? unavailable.message)}`;
+      degraded.push({ check: 'cloud-availability', reason, code: String(unavailable.details.code ?? 'CLOUD_UNAVAILABLE') });
+      notReady.push(reason);
     }
 
     const hbAt = ms(heartbeat?.time);
@@ -542,6 +558,12 @@ export class SyncService {
   }
 
   private onPipelineEvent(r: EventRecord): void {
+    // Health follows the cloud's answers at once: degraded when it stops answering or refuses,
+    // recovered (6111) as soon as a batch or a ping gets through.
+    const delivered = r.id === EVENTS.PHS_BATCH_END.id && Number(r.details.delivered) > 0;
+    if (delivered || [EVENTS.PHS_HEARTBEAT.id, EVENTS.CLOUD_UNAVAILABLE.id, EVENTS.CLOUD_ACCESS_DENIED.id, EVENTS.CLOUD_ACCOUNT_LOCKED.id].includes(r.id)) {
+      setImmediate(() => this.checkHealth());
+    }
     if (r.id !== EVENTS.PHS_BATCH_END.id) return;
     for (const result of ['delivered', 'failed', 'waiting'] as const) {
       const n = Number(r.details[result] ?? 0);
