@@ -163,16 +163,12 @@ export class Delivery {
       counts.authFailed = isAuthFailure(e.code);
       counts.unavailable = kind === 'unavailable';
       const now = this.now();
-      // When to try again: a refused (or locked) secret when it may be presented again, which a new
-      // secret brings forward (the pipeline's dueNow); an unavailable cloud when it asked to be.
-      const nextAttempt = Date.parse(String(e.details.nextAttemptAt ?? ''));
+      // When to try again: an unavailable cloud when it asked to be (or soon: its recovery should
+      // be noticed); otherwise with backoff. A refused secret is not presented again meanwhile (the
+      // store's record, which costs no sign-in), and a changed one brings everything forward.
       const retryAfter = retryAfterOf(e);
       const at = (it: OutboxItem): number =>
-        counts.authFailed && Number.isFinite(nextAttempt)
-          ? nextAttempt
-          : counts.unavailable
-            ? now + (retryAfter ?? Math.min(MAX_UNAVAILABLE_WAIT_MS, this.backoff(it.attempts)))
-            : now + this.backoff(it.attempts);
+        counts.unavailable ? now + (retryAfter ?? Math.min(MAX_UNAVAILABLE_WAIT_MS, this.backoff(it.attempts))) : now + this.backoff(it.attempts);
       const reason = `${e.code}: ${e.message}`;
       this.outbox.transaction(() => {
         for (const it of sendable) {
