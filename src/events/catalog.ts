@@ -68,7 +68,8 @@ export const EVENTS = defineCatalog({
     resolution:
       'The cloud directory refused the credential of the sync service. Set the current one with `idsync credentials set cloud` ' +
       '(or re-run `idsync configure`); it is validated before it is saved and used from the next call, no restart needed. ' +
-      'Password changes queued meanwhile are delivered once it works.',
+      'Password changes queued meanwhile are delivered once it works. The refused credential is not presented again until it changes ' +
+      '(it is re-checked every `cloud.refusedCredentialRecheck`, 15 minutes by default), so it cannot lock the account out.',
   },
   DELETION_THRESHOLD_EXCEEDED: {
     id: 116,
