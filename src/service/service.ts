@@ -399,7 +399,9 @@ export class SyncService {
       cloudCred?.lastTestOk ? (ms(cloudCred.lastTestAt) ?? 0) : 0,
     );
     const denied = this.ctx.events.latest(EVENTS.CLOUD_ACCESS_DENIED);
-    const refusal = this.ctx.credentials.refusal(CLOUD_CONNECTOR);
+    const recorded = this.ctx.credentials.refusal(CLOUD_CONNECTOR);
+    // A lock that has ended says nothing about the password any more (it was not checked).
+    const refusal = recorded && !(recorded.lockedSeconds !== undefined && (ms(recorded.nextAttemptAt) ?? 0) <= now) ? recorded : undefined;
     if (refusal) {
       // Recorded by whichever component was refused: nothing presents that secret again.
       const reason =
