@@ -39,7 +39,7 @@ const KEEP_MS = 7 * 86_400_000;
 
 export interface RefusalRecord {
   connector: string;
-  /** ISO time the directory last refused this secret. */
+  /** ISO time the directory first refused this secret (a re-probe refused again keeps it). */
   refusedAt: string;
   /** ISO time from which the unchanged secret may be presented once more. */
   nextAttemptAt: string;
@@ -124,12 +124,15 @@ export class RefusedSecrets {
       .prepare(
         `INSERT INTO credential_refusals (connector, fingerprint, refused_at, not_before, code, reason, locked_seconds)
          VALUES (@connector, @fingerprint, @refused_at, @not_before, @code, @reason, @locked_seconds)
-         ON CONFLICT (connector, fingerprint) DO UPDATE SET refused_at = excluded.refused_at, not_before = excluded.not_before,
+         ON CONFLICT (connector, fingerprint) DO UPDATE SET not_before = excluded.not_before,
            code = excluded.code, reason = excluded.reason, locked_seconds = excluded.locked_seconds`,
       )
       .run(row);
-    this.db.prepare('DELETE FROM credential_refusals WHERE refused_at < ?').run(now - KEEP_MS);
-    return toRecord(row);
+    // Secrets no one has tried for a week are no longer in use anywhere.
+    this.db.prepare('DELETE FROM credential_refusals WHERE not_before < ?').run(now - KEEP_MS);
+    // As stored: the same secret refused again (a re-probe, or two processes at once) is the same
+    // refusal, with its first time, so that it is reported once.
+    return toRecord(this.row(connector, row.fingerprint) ?? row);
   }
 
   /** The directory accepted a secret of this connector: every refusal recorded for it is moot. */

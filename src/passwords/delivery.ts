@@ -56,6 +56,8 @@ export class Delivery {
   private readonly inFlight = new Set<string>();
   /** Set while the cloud answers "unavailable": since when, and when it asked to be tried again. */
   unavailable: { since: number; retryAt: number } | undefined;
+  /** The refusal (its time) this service last reported, so that each is said once. */
+  private reportedRefusal: string | undefined;
 
   constructor(
     private readonly outbox: Outbox,
@@ -215,11 +217,17 @@ export class Delivery {
   /** The events of a failed batch: each cause its own, said once (see the module comment). */
   reportFailure(e: IdsyncError, kind: CloudFailureKind, connector: string, count: number): void {
     const details = { connector, error: e.message, code: e.code, hint: e.hint, count };
+    // A refusal is said once: when this service first meets it, whoever recorded it (another
+    // process, e.g. `doctor`, may have been refused first; a re-probe refused again is news again).
+    const refusedAt = typeof e.details.refusedAt === 'string' ? e.details.refusedAt : undefined;
+    const news = refusedAt === undefined ? e.details.recorded !== true : refusedAt !== this.reportedRefusal;
+    if (refusedAt !== undefined) this.reportedRefusal = refusedAt;
     switch (kind) {
       case 'refused-recorded':
-        return; // said when it was refused; doctor and health report it meanwhile
+        if (news) this.reportRefused(details);
+        return;
       case 'locked':
-        if (e.details.recorded !== true) this.events.emit(EVENTS.CLOUD_ACCOUNT_LOCKED, { ...details, seconds: e.details.lockedSeconds, account: 'cloud' });
+        if (news) this.events.emit(EVENTS.CLOUD_ACCOUNT_LOCKED, { ...details, seconds: e.details.lockedSeconds, account: 'cloud' });
         return;
       case 'unavailable': {
         const retryAfter = retryAfterOf(e);
@@ -228,13 +236,19 @@ export class Delivery {
         this.unavailable = { since: this.unavailable?.since ?? now, retryAt: now + (retryAfter ?? MAX_UNAVAILABLE_WAIT_MS) };
         return;
       }
+      case 'refused':
+        if (news) this.reportRefused(details);
+        return;
       default:
-        if (isAuthFailure(e.code)) {
-          this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
-          this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, { ...details, connector: 'cloud' });
-          this.events.emit(EVENTS.PHS_PING_ERROR, details);
-        }
-        this.events.emit(EVENTS.PHS_BATCH_ERROR, details);
+        if (isAuthFailure(e.code)) this.reportRefused(details);
+        else this.events.emit(EVENTS.PHS_BATCH_ERROR, details);
     }
+  }
+
+  private reportRefused(details: Record<string, unknown>): void {
+    this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
+    this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, { ...details, connector: 'cloud' });
+    this.events.emit(EVENTS.PHS_PING_ERROR, details);
+    if (Number(details.count) > 0) this.events.emit(EVENTS.PHS_BATCH_ERROR, details);
   }
 }

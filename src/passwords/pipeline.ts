@@ -357,15 +357,10 @@ export class PasswordPipeline {
     } catch (err) {
       const e = toIdsyncError(err);
       const kind = classifyFailure(e);
-      if (kind === 'refused' || (kind === 'other' && isAuthFailure(e.code))) {
-        const details = { connector: 'cloud', error: e.message, code: e.code, hint: e.hint };
-        this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
-        this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
-        this.events.emit(EVENTS.PHS_PING_ERROR, details);
-      } else if (kind === 'other') {
+      if (kind === 'other' && !isAuthFailure(e.code)) {
         this.events.emit(EVENTS.PHS_PING_ERROR, { connector: 'cloud', error: e.message, code: e.code, hint: e.hint });
       } else {
-        // Unavailable, locked, or a refusal already recorded: each said once, by its own event.
+        // Refused, locked or unavailable: each said once, by its own events (delivery.ts).
         this.delivery.reportFailure(e, kind, 'cloud', 0);
       }
       return false;

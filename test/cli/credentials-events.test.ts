@@ -85,4 +85,30 @@ describe('credentials set writes 6201/6202; credentials list shows the agent tok
     assert.doesNotMatch(text.out, /agent \(not configured\)/);
     assert.doesNotMatch(text.out + (await cli(['events', '--json'])).out, new RegExp(token));
   });
+
+  test('credentials test and doctor present a refused secret once, then report the recorded refusal', async () => {
+    const failures = (): number =>
+      (cloud.server.db.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(cloud.syncClientId) as { n: number }).n;
+    const r = await cli(['credentials', 'set', 'cloud', '--no-validate'], 'Stale-Client-Secret-7\n');
+    assert.equal(r.code, 0, r.out);
+    const before = failures();
+    const first = await cli(['credentials', 'test', 'cloud']);
+    assert.equal(first.code, 3, first.out);
+    assert.match(first.out, /incorrect \(invalid_client\)/);
+    for (let i = 0; i < 3; i++) {
+      const again = await cli(['credentials', 'test', 'cloud']);
+      assert.equal(again.code, 3, again.out);
+      assert.match(again.out, /does not present it again until it changes/);
+    }
+    const doctor = await cli(['doctor', '--json']);
+    assert.equal(doctor.code, 1, doctor.out);
+    const finding = (JSON.parse(doctor.out) as { findings: { target?: string; eventId?: number; message: string; fix?: string }[] }).findings.find((f) => f.eventId === 115);
+    assert.match(finding?.message ?? '', /refused the stored credential at .*not presented again/);
+    assert.equal(finding?.fix, 'idsync credentials set cloud');
+    assert.equal(failures() - before, 1, 'one failed sign-in for four tests and a doctor run');
+
+    const fixed = await cli(['credentials', 'set', 'cloud'], `${cloud.syncSecret}\n`);
+    assert.equal(fixed.code, 0, fixed.out);
+    assert.equal((await cli(['credentials', 'test', 'cloud'])).code, 0);
+  });
 });

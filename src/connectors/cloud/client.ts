@@ -190,12 +190,12 @@ export class CloudClient {
     const fingerprint = createHash('sha256').update(secret).digest('base64');
     const c = this.cached;
     if (c && c.secretFingerprint === fingerprint && c.expiresAt > Date.now() + 30_000) return c.token;
-    // One sign-in per secret at a time: ten batches waiting for a token must not be ten attempts.
-    let p = this.pending.get(fingerprint);
-    if (!p) {
-      p = this.requestToken(secret, fingerprint).finally(() => this.pending.delete(fingerprint));
-      this.pending.set(fingerprint, p);
-    }
+    // One sign-in per secret at a time: ten batches waiting for a token must not be ten attempts,
+    // and a refusal is news (events 115/0/655) for the first of them only.
+    const shared = this.pending.get(fingerprint);
+    if (shared) return shared.catch((err: unknown) => Promise.reject(alreadyReported(err)));
+    const p = this.requestToken(secret, fingerprint).finally(() => this.pending.delete(fingerprint));
+    this.pending.set(fingerprint, p);
     return p;
   }
 
@@ -249,14 +249,14 @@ export class CloudClient {
       const record = this.options.guard?.refused(secret, { code: 'locked', reason, lockedSeconds });
       return new IdsyncError('CLOUD_AUTH_FAILED', `the cloud account is locked for ${lockedSeconds} s; ${which} was not checked (${this.who()})`, {
         hint: `Wait ${lockedSeconds} s, then try again; retyping the ${secretWord} sooner cannot help. The lock comes from earlier wrong attempts: \`idsync events --id 115\` shows this side's, the cloud's audit log all of them.`,
-        details: { status: res.status, error: code, lockedSeconds, recorded: false, ...(record ? { nextAttemptAt: record.nextAttemptAt } : {}) },
+        details: { status: res.status, error: code, lockedSeconds, recorded: false, ...(record ? { refusedAt: record.refusedAt, nextAttemptAt: record.nextAttemptAt } : {}) },
       });
     }
     const reason = `the user name or password is incorrect (${code})`;
     const record = this.options.guard?.refused(secret, { code, reason });
     return new IdsyncError('CLOUD_AUTH_FAILED', `the cloud directory refused the credential of ${this.who()}: ${reason}`, {
       hint: `Set the current credential with \`idsync credentials set cloud\` (it is validated before it is saved, and used from the next call).${recheck}`,
-      details: { status: res.status, error: code, recorded: false, ...(record ? { nextAttemptAt: record.nextAttemptAt } : {}) },
+      details: { status: res.status, error: code, recorded: false, ...(record ? { refusedAt: record.refusedAt, nextAttemptAt: record.nextAttemptAt } : {}) },
     });
   }
 
@@ -308,6 +308,12 @@ export class CloudClient {
     const etag = res.headers.etag;
     return { status: res.statusCode, body: parsed as T, etag: typeof etag === 'string' ? etag : undefined, retryAfterMs: parseRetryAfter(res.headers['retry-after']) };
   }
+}
+
+/** A refusal another caller of the same sign-in reports: the same error, marked as already said. */
+function alreadyReported(err: unknown): unknown {
+  if (!isIdsyncError(err, 'CLOUD_AUTH_FAILED') || err.details.recorded !== false) return err;
+  return new IdsyncError(err.code, err.message, { ...(err.hint ? { hint: err.hint } : {}), details: { ...err.details, recorded: true }, cause: err });
 }
 
 /** Seconds the cloud said the account stays locked: error code 50053 with lockout.remaining_seconds or Retry-After. */
