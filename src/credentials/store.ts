@@ -190,6 +190,12 @@ export class CredentialStore {
     return secret === undefined ? undefined : this.refusals.refusalOf(name, secret);
   }
 
+  /** True while the stored secret is recorded as refused and not due for a re-probe. */
+  refusedNow(name: string): boolean {
+    const r = this.refusal(name);
+    return r !== undefined && Date.parse(r.nextAttemptAt) > Date.now();
+  }
+
   /** What connectors hold: reads the store at every call (DESIGN.md §1). */
   resolver(name: string): SecretResolver {
     return async () => this.get(name);

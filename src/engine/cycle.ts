@@ -72,7 +72,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
   const cloud = createCloudClient(loaded, credentials);
   let pipeline: PasswordPipeline | undefined;
   const passwords = () =>
-    (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key }));
+    (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key, credentialRefused: () => credentials.refusedNow(CLOUD_CONNECTOR) }));
 
   try {
     // Import

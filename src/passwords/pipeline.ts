@@ -60,6 +60,12 @@ export interface PasswordPipelineDeps {
    * everything waiting is retried at once instead of after its backoff.
    */
   credentialVersion?: () => string | undefined;
+  /**
+   * True while the cloud credential in use is recorded as refused and not due for a re-probe
+   * (credentials/refusals.ts): the loop then leaves the outbox alone instead of trying batches that
+   * would only meet the refusal again (and fill the event log with 650/656/651).
+   */
+  credentialRefused?: () => boolean;
   options?: PasswordPipelineOptions;
 }
 
@@ -85,12 +91,14 @@ export class PasswordPipeline {
   private lastActivity = 0;
   private lastPrune = 0;
   private credentialVersion: (() => string | undefined) | undefined;
+  private readonly credentialRefused: (() => boolean) | undefined;
   private lastCredentialVersion: string | undefined;
 
   constructor(deps: PasswordPipelineDeps) {
     this.db = deps.db;
     this.events = deps.events;
     this.credentialVersion = deps.credentialVersion;
+    this.credentialRefused = deps.credentialRefused;
     this.now = deps.options?.now ?? Date.now;
     const o = deps.options ?? {};
     this.opts = {
@@ -262,6 +270,7 @@ export class PasswordPipeline {
 
   /** Delivers everything due now (one pass). */
   async deliverOnce(): Promise<DeliveryCounts> {
+    if (this.credentialRefused?.()) return { delivered: 0, waiting: 0, failed: 0 };
     const counts = await this.delivery.deliverDue();
     if (counts.delivered + counts.waiting + counts.failed > 0) this.lastActivity = this.now();
     return counts;

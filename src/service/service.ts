@@ -169,6 +169,7 @@ export class SyncService {
       events: this.pipelineEvents,
       key: loadOrCreateKey(ctx.loaded.dataDir).key,
       credentialVersion: () => ctx.credentials.info(CLOUD_CONNECTOR)?.changedAt,
+      credentialRefused: () => ctx.credentials.refusedNow(CLOUD_CONNECTOR),
       ...(opts.passwords ? { options: opts.passwords } : {}),
     });
   }

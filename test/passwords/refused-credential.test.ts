@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { classifyFailure, type CloudClient } from '../../src/connectors/cloud/client.js';
 import { CredentialStore } from '../../src/credentials/store.js';
 import { ntHash } from '../../src/passwords/hash.js';
-import type { PasswordPipeline } from '../../src/passwords/pipeline.js';
+import { PasswordPipeline } from '../../src/passwords/pipeline.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { inParallel, range } from '../helpers/passwords.js';
 import { addUser, cloudClient, createCloudUser, makeEnv, makePipeline, type Env, type TestUser } from './sources/fixtures.js';
@@ -85,5 +85,35 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
     assert.equal(pipeline.outbox().depth, 0, 'every change delivered with the new secret');
     assert.ok(failures() <= 2);
     await doctorClient.test();
+  });
+
+  it('wired as the service wires it, the loop leaves the outbox alone while the secret is refused: no batch, no event flood', async () => {
+    await pipeline.stop();
+    env.credentials.set('cloud', 'Another-Stale-Secret');
+    const gated = new PasswordPipeline({
+      db: env.db,
+      cloud: () => client,
+      events: env.events,
+      key: env.key,
+      credentialRefused: () => env.credentials.refusedNow('cloud'),
+      options: { baseBackoffMs: 5, maxBackoffMs: 200, pollMs: 20, concurrency: 4, heartbeatMs: 3_600_000 },
+    });
+    const before = env.events.lastSeq();
+    const failuresBefore = failures();
+    await gated.observeNtHashes('corp', await Promise.all(users.map(async (u, i) => ({ anchor: u.anchor, nt: await ntHash(`Gated-${i}!`) }))));
+    gated.start();
+    try {
+      await sleep(3000);
+      const requests = env.events.query({ ids: [656], afterSeq: before }).length;
+      assert.ok(requests <= 4 * 50, `only the first pass tried batches (${requests} change requests)`);
+      assert.equal(failures() - failuresBefore, 1);
+      assert.equal(gated.outbox().depth, CHANGES);
+      env.credentials.set('cloud', cloud.syncSecret);
+      const end = Date.now() + 120_000;
+      while (gated.outbox().depth > 0 && Date.now() < end) await sleep(50);
+      assert.equal(gated.outbox().depth, 0);
+    } finally {
+      await gated.stop();
+    }
   });
 });

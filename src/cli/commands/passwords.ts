@@ -23,6 +23,7 @@ export function openPipeline(ctx: EngineContext): { pipeline: PasswordPipeline; 
     cloud,
     events: new EventLog(ctx.db),
     key: loadOrCreateKey(ctx.loaded.dataDir).key,
+    credentialRefused: () => ctx.credentials.refusedNow('cloud'),
   });
   return { pipeline, cloud };
 }
