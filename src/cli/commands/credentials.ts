@@ -142,7 +142,9 @@ export function registerCredentialsCommands(program: Command, overrides: Partial
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
-      '\nThe secret is asked for on a terminal (hidden), or read from the first line of standard input:\n  printf \'%s\\n\' "$SECRET" | idsync credentials set corp-ad',
+      '\nThe secret is asked for on a terminal (hidden), or read from the first line of standard input:\n  printf \'%s\\n\' "$SECRET" | idsync credentials set corp-ad\n' +
+        '\nWrites event 6201 when the credential is saved, 6202 when its directory refused it (the working one is kept).\n' +
+        'A cloud secret the cloud already refused is not presented again until it changes (cloud.refusedCredentialRecheck).',
     )
     .action(async (name: string, opts: { validate: boolean; json?: boolean }, cmd: Command) => {
       const loaded = loadFor(cmd);
