@@ -65,7 +65,7 @@ const insert = db.prepare("INSERT INTO cs_objects (connector, anchor, object_typ
 db.transaction(() => {
   for (let i = 0; i < N; i++) insert.run(`anchor-${i}`, `uid=u${i},dc=x`, `uid=u${i},dc=x`);
 })();
-const cloud = new CloudClient({ url: 'http://127.0.0.1:9', auth: { type: 'client_credentials', clientId: 'bench' }, timeoutMs: 1000, concurrency: 1, retries: 0, bulkSize: 200 }, async () => undefined);
+const cloud = new CloudClient({ url: 'http://127.0.0.1:9', auth: { type: 'client_credentials', clientId: 'bench' }, timeoutMs: 1000, concurrency: 1, retries: 0, bulkSize: 200, refusedCredentialRecheck: '15m' }, async () => undefined);
 const pipeline = new PasswordPipeline({ db, cloud, events: new EventLog(db), key: randomBytes(32) });
 const single = await run('intake, one change at a time (PCN path)', N, (i) => pipeline.acceptNtHash('ldap', `anchor-${i}`, nts[i % nts.length]!));
 // The import path: a page of users at once, hashed concurrently, queued in one transaction.

@@ -75,6 +75,15 @@ export const sourceConnectorSchema = z.discriminatedUnion('type', [
   ldifConnectorSchema,
 ]);
 
+const DURATION = /^\d+(s|m|h)$/;
+
+/** Milliseconds of a configuration duration ("30s", "15m", "1h"; checked by the schema). */
+export function configDurationMs(text: string): number {
+  const m = /^(\d+)(s|m|h)$/.exec(text);
+  if (!m) throw new Error(`not a duration: ${text}`);
+  return Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000);
+}
+
 export const cloudSchema = z
   .object({
     /** Base URL of the cloud directory, e.g. https://cloud.example.com */
@@ -94,6 +103,11 @@ export const cloudSchema = z
     retries: z.number().int().min(0).max(20).default(5),
     /** Objects per SCIM Bulk request (RFC 7644 §3.7); 1 turns Bulk off. Falls back by itself when the cloud has no Bulk. */
     bulkSize: z.number().int().min(1).max(1000).default(200),
+    /**
+     * A credential the cloud refused is not presented again until it changes; the unchanged one is
+     * tried once more after this long (so a fix on the cloud's side recovers too), e.g. "15m".
+     */
+    refusedCredentialRecheck: z.string().regex(DURATION, 'a duration such as "30s", "15m" or "1h"').default('15m'),
   })
   .strict();
 

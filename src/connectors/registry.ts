@@ -7,7 +7,8 @@ import type { SourceConnectorConfig } from '../config/schema.js';
 import { IdsyncError } from '../core/errors.js';
 import type { CredentialStore } from '../credentials/store.js';
 import { createAdConnector } from './ad/index.js';
-import { CloudClient } from './cloud/client.js';
+import { configDurationMs } from '../config/schema.js';
+import { CloudClient, type CloudClientOptions } from './cloud/client.js';
 import { createLdapConnector } from './ldap/index.js';
 import { createLdifConnector } from './ldif/index.js';
 import type { SecretResolver, SourceConnector } from './types.js';
@@ -42,11 +43,26 @@ export function connectorNeedsSecret(loaded: LoadedConfig, name: string): boolea
   return name === CLOUD_CONNECTOR || connectorConfig(loaded, name).type !== 'ldif';
 }
 
-/** Validates a candidate secret against the connector's directory without saving it. */
-export async function testConnectorSecret(loaded: LoadedConfig, name: string, secret: string): Promise<void> {
+/**
+ * The cloud client every component uses: the secret read from the store at each sign-in, and the
+ * store's record of refused secrets, so no component presents a refused secret twice.
+ */
+export function createCloudClient(loaded: LoadedConfig, store: CredentialStore, options: Omit<CloudClientOptions, 'guard'> = {}): CloudClient {
+  return new CloudClient(loaded.config.cloud, store.resolver(CLOUD_CONNECTOR), { ...options, guard: cloudGuard(loaded, store) });
+}
+
+function cloudGuard(loaded: LoadedConfig, store: CredentialStore): NonNullable<CloudClientOptions['guard']> {
+  return store.guard(CLOUD_CONNECTOR, configDurationMs(loaded.config.cloud.refusedCredentialRecheck));
+}
+
+/**
+ * Validates a candidate secret against the connector's directory without saving it. With the store,
+ * a cloud secret already refused is not presented again, and the answer is recorded.
+ */
+export async function testConnectorSecret(loaded: LoadedConfig, name: string, secret: string, store?: CredentialStore, candidate = true): Promise<void> {
   const resolver: SecretResolver = async () => secret;
   if (name === CLOUD_CONNECTOR) {
-    const client = new CloudClient(loaded.config.cloud, resolver);
+    const client = new CloudClient(loaded.config.cloud, resolver, { candidate, ...(store ? { guard: cloudGuard(loaded, store) } : {}) });
     try {
       await client.test();
     } finally {
@@ -72,7 +88,7 @@ export async function testConnector(loaded: LoadedConfig, name: string, store: C
     });
   }
   try {
-    await testConnectorSecret(loaded, name, secret);
+    await testConnectorSecret(loaded, name, secret, store, false);
     if (needsSecret) store.recordTest(name, true);
   } catch (err) {
     if (needsSecret) store.recordTest(name, false, err instanceof IdsyncError ? err.code : 'INTERNAL');

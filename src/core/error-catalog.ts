@@ -110,6 +110,12 @@ export const ERROR_CATALOG: Record<ErrorCode, ErrorInfo> = {
     meaning: 'The cloud directory could not be reached.',
     fix: 'Check `cloud.url`, the network path and that the cloud directory runs; queued work waits.',
   },
+  CLOUD_UNAVAILABLE: {
+    area: 'cloud',
+    exit: 'UNAVAILABLE',
+    meaning: 'The cloud directory answered but is not available now (429, 5xx): not a credential problem.',
+    fix: 'Nothing to change on this side: queued work waits and is retried, honouring Retry-After (event 6112; 6111 when it answers again).',
+  },
   CLOUD_AUTH_FAILED: {
     area: 'cloud',
     exit: 'UNAVAILABLE',

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'CLOUD_REJECTED'
   | 'CLOUD_CONFLICT'
   | 'CLOUD_SERVER_ERROR'
+  | 'CLOUD_UNAVAILABLE'
   // credentials and secrets
   | 'CREDENTIAL_MISSING'
   | 'CREDENTIAL_INVALID'

@@ -19,3 +19,4 @@ export {
   readKeyFile,
   type LoadedKey,
 } from './key.js';
+export { DEFAULT_RECHECK_MS, RefusedSecrets, refusalMigrations, type PresentDecision, type RefusalInput, type RefusalRecord } from './refusals.js';

@@ -9,10 +9,11 @@
  * additional authenticated data (a ciphertext copied to another connector's row does not decrypt),
  * and the key's fingerprint next to each row (so a wrong key is named as such, not as corruption).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { IdsyncError, isIdsyncError } from '../core/errors.js';
 import type { Database, Migration } from '../store/database.js';
 import { keyId, loadExistingKey, loadOrCreateKey, SECRET_KEY_BYTES, SECRET_KEY_ENV, SECRET_KEY_FILE } from './key.js';
+import { RefusedSecrets, refusalMigrations, type PresentDecision, type RefusalInput, type RefusalRecord } from './refusals.js';
 
 /** Reads a connector's secret at use time (same shape as connectors/types.ts SecretResolver). */
 export type SecretResolver = () => Promise<string | undefined>;
@@ -34,6 +35,7 @@ export const credentialMigrations: Migration[] = [
       );
     `,
   },
+  ...refusalMigrations,
 ];
 
 export interface CredentialInfo {
@@ -67,6 +69,8 @@ export class CredentialStore {
   readonly #db: Database;
   readonly #key: Buffer;
   readonly #keyId: string;
+  /** Secrets their directory refused: not presented again until they change (refusals.ts). */
+  readonly refusals: RefusedSecrets;
 
   constructor(db: Database, key: Buffer) {
     if (!Buffer.isBuffer(key) || key.length !== SECRET_KEY_BYTES) {
@@ -77,6 +81,15 @@ export class CredentialStore {
     this.#db = db;
     this.#key = Buffer.from(key);
     this.#keyId = keyId(key);
+    this.refusals = new RefusedSecrets(db, (name, secret) => this.fingerprint(name, secret));
+  }
+
+  /**
+   * A keyed digest of a secret (HMAC-SHA256 with the store key): tells whether a secret changed
+   * without keeping anything an attacker with the database alone could test guesses against.
+   */
+  fingerprint(name: string, secret: string): string {
+    return createHmac('sha256', this.#key).update('idsync-secret-fingerprint\0').update(name).update('\0').update(secret).digest('base64url');
   }
 
   /** Fingerprint of the key in use (not secret). */
@@ -153,6 +166,34 @@ export class CredentialStore {
       .prepare('UPDATE credentials SET last_test_at = ?, last_test_ok = ?, last_error_code = ? WHERE connector = ?')
       .run(new Date().toISOString(), ok ? 1 : 0, ok ? null : (errorCode ?? 'INTERNAL'), name);
     return res.changes > 0;
+  }
+
+  /**
+   * What a client needs to never present a refused secret twice (refusals.ts): whether a secret may
+   * be presented now, and where to record the directory's answer.
+   */
+  guard(name: string, recheckMs?: number): {
+    mayPresent(secret: string): PresentDecision;
+    refused(secret: string, refusal: RefusalInput): RefusalRecord;
+    accepted(): void;
+  } {
+    return {
+      mayPresent: (secret) => this.refusals.mayPresent(name, secret, recheckMs),
+      refused: (secret, refusal) => this.refusals.recordRefusal(name, secret, refusal, recheckMs),
+      accepted: () => this.refusals.recordAccepted(name),
+    };
+  }
+
+  /** The recorded refusal of the stored secret, if its directory refused it (nothing is presented). */
+  refusal(name: string): RefusalRecord | undefined {
+    const secret = this.get(name);
+    return secret === undefined ? undefined : this.refusals.refusalOf(name, secret);
+  }
+
+  /** True while the stored secret is recorded as refused and not due for a re-probe. */
+  refusedNow(name: string): boolean {
+    const r = this.refusal(name);
+    return r !== undefined && Date.parse(r.nextAttemptAt) > Date.now();
   }
 
   /** What connectors hold: reads the store at every call (DESIGN.md §1). */

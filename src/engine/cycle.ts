@@ -5,8 +5,8 @@
  * cycle. A preview runs import and sync and plans the export without writing it; staging mode
  * never exports.
  */
-import { CloudClient } from '../connectors/cloud/client.js';
-import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
+import { classifyFailure } from '../connectors/cloud/client.js';
+import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
@@ -69,10 +69,10 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     if (h.end() === 'completed-with-errors') withErrors = true;
   };
 
-  const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
+  const cloud = createCloudClient(loaded, credentials);
   let pipeline: PasswordPipeline | undefined;
   const passwords = () =>
-    (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key }));
+    (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key, credentialRefused: () => credentials.refusedNow(CLOUD_CONNECTOR) }));
 
   try {
     // Import
@@ -192,9 +192,20 @@ function emitFailure(events: EventLog, e: IdsyncError, connector: string, url: s
     case 'LDAP_TLS_FAILED':
       events.emit(EVENTS.CONNECTOR_TLS_FAILED, details);
       break;
-    case 'CLOUD_AUTH_FAILED':
-      events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
-      events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+    case 'CLOUD_AUTH_FAILED': {
+      // Each refusal is said once, when the cloud gives it; a lock is not a wrong password.
+      const kind = classifyFailure(e);
+      if (kind === 'locked' && e.details.recorded !== true) events.emit(EVENTS.CLOUD_ACCOUNT_LOCKED, { ...details, seconds: e.details.lockedSeconds, account: connector });
+      if (kind === 'refused') {
+        events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
+        events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+      }
+      break;
+    }
+    case 'CLOUD_UNREACHABLE':
+    case 'CLOUD_UNAVAILABLE':
+    case 'CLOUD_SERVER_ERROR':
+      events.emit(EVENTS.CLOUD_UNAVAILABLE, details);
       break;
     case 'DELETION_THRESHOLD_EXCEEDED':
       events.emit(EVENTS.DELETION_THRESHOLD_EXCEEDED, { connector, ...e.details });

@@ -4,8 +4,7 @@
  * from its directory again (a full read filtered by DN: slow on a big directory, but always the
  * directory's current truth), then staged, synced and exported like any other change.
  */
-import { CloudClient } from '../connectors/cloud/client.js';
-import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
+import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
 import { normalizeDn } from '../ldap/dn.js';
@@ -117,7 +116,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     exportStep.profile = loaded.config.sync.stagingMode ? 'staging' : 'object';
     if (mvId !== null) {
       const exportedBefore = exportedState(ctx, mvId);
-      const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
+      const cloud = createCloudClient(loaded, credentials);
       try {
         const exporter = new Exporter(db, cloud, {
           deletionThreshold: loaded.config.sync.deletionThreshold,

@@ -68,7 +68,8 @@ export const EVENTS = defineCatalog({
     resolution:
       'The cloud directory refused the credential of the sync service. Set the current one with `idsync credentials set cloud` ' +
       '(or re-run `idsync configure`); it is validated before it is saved and used from the next call, no restart needed. ' +
-      'Password changes queued meanwhile are delivered once it works.',
+      'Password changes queued meanwhile are delivered once it works. The refused credential is not presented again until it changes ' +
+      '(it is re-checked every `cloud.refusedCredentialRecheck`, 15 minutes by default), so it cannot lock the account out.',
   },
   DELETION_THRESHOLD_EXCEEDED: {
     id: 116,
@@ -276,6 +277,26 @@ export const EVENTS = defineCatalog({
     level: 'Information',
     message: 'Health recovered: {check} is OK again.',
     resolution: NO_ACTION,
+  },
+  CLOUD_UNAVAILABLE: {
+    id: 6112,
+    source: 'idsync Service',
+    level: 'Warning',
+    message: 'The cloud directory is unavailable: {error}. Nothing was refused; work waits and is retried.',
+    resolution:
+      'No credential change is needed: the cloud answered "busy" or "down" (HTTP 429 or 5xx) or could not be reached. ' +
+      'idsync retries by itself, waiting as long as the cloud asks (Retry-After); queued password changes are delivered once it answers, ' +
+      'and event 6111 says so. If this lasts, check the cloud directory\'s status and the network path to `cloud.url`.',
+  },
+  CLOUD_ACCOUNT_LOCKED: {
+    id: 6113,
+    source: 'idsync Service',
+    level: 'Error',
+    message: 'The cloud account is locked for {seconds} s; the password was not checked ({account}).',
+    resolution:
+      'Wait until the lock ends: idsync does not present the password before then, and retyping it sooner cannot help. ' +
+      'The lock comes from earlier wrong attempts; the cloud\'s audit log shows where they came from. If the password was also changed, ' +
+      'set the new one with `idsync credentials set cloud` once the lock has ended.',
   },
   PASSWORD_OUTBOX_BACKLOG_HIGH: {
     id: 6120,

@@ -6,13 +6,18 @@
  * Per item:  Success            → removed from the outbox (that version only), status Success
  *            TargetNotExported  → stays, retried with backoff until the export created the user
  *            InvalidHash        → stays parked at the longest backoff (a newer change replaces it)
- * Per batch: CLOUD_AUTH_FAILED / CREDENTIAL_MISSING → events 115, 0 and 655; items stay queued
+ * Per batch: the credential refused → events 115, 0 and 655 once (the refusal is recorded against
+ *                                  the secret); items wait until it changes or its re-probe is due
+ *            a refusal already recorded → no event, no sign-in: items wait likewise
+ *            the account locked  → event 6113; items wait for the lock to end
+ *            the cloud unavailable (429/5xx/network) → event 6112 once per outage, no credential
+ *                                  advice; items wait as long as the cloud asked (Retry-After)
  *            anything else      → event 652; items stay queued
  * The CloudClient resolves the credential from the store at every request, so a fixed credential is
  * used by the next attempt without a restart (DESIGN.md §1).
  */
-import type { CloudClient } from '../connectors/cloud/client.js';
-import { toIdsyncError } from '../core/errors.js';
+import { classifyFailure, retryAfterOf, type CloudClient, type CloudFailureKind } from '../connectors/cloud/client.js';
+import { toIdsyncError, type IdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
 import type { UserDirectory } from './directory.js';
@@ -40,6 +45,8 @@ interface ResultItem {
 }
 
 const AUTH_CODES = new Set(['CLOUD_AUTH_FAILED', 'CREDENTIAL_MISSING', 'CREDENTIAL_INVALID', 'SECRET_KEY_INVALID']);
+/** Longest wait between attempts while the cloud is unavailable and gave no Retry-After. */
+const MAX_UNAVAILABLE_WAIT_MS = 30_000;
 
 export function isAuthFailure(code: string): boolean {
   return AUTH_CODES.has(code);
@@ -47,6 +54,10 @@ export function isAuthFailure(code: string): boolean {
 
 export class Delivery {
   private readonly inFlight = new Set<string>();
+  /** Set while the cloud answers "unavailable": since when, and when it asked to be tried again. */
+  unavailable: { since: number; retryAt: number } | undefined;
+  /** The refusal (its time) this service last reported, so that each is said once. */
+  private reportedRefusal: string | undefined;
 
   constructor(
     private readonly outbox: Outbox,
@@ -103,8 +114,9 @@ export class Delivery {
           totals.delivered += r.delivered;
           totals.waiting += r.waiting;
           totals.failed += r.failed;
-          // A refused credential fails every batch alike: stop this pass rather than hammer the cloud.
-          authFailed ||= r.authFailed;
+          // A refused credential or an unavailable cloud fails every batch alike: stop this pass
+          // rather than hammer the cloud.
+          authFailed ||= r.authFailed || r.unavailable;
         } finally {
           for (const it of items) this.inFlight.delete(it.anchor);
           active--;
@@ -116,8 +128,8 @@ export class Delivery {
     return totals;
   }
 
-  private async deliverBatch(items: OutboxItem[]): Promise<DeliveryCounts & { authFailed: boolean }> {
-    const counts = { delivered: 0, waiting: 0, failed: 0, authFailed: false };
+  private async deliverBatch(items: OutboxItem[]): Promise<DeliveryCounts & { authFailed: boolean; unavailable: boolean }> {
+    const counts = { delivered: 0, waiting: 0, failed: 0, authFailed: false, unavailable: false };
     const connector = [...new Set(items.map((i) => i.connector))].join(', ');
     const started = this.now();
     // Rows that cannot be opened (another key, altered): park them; they need a re-read at the source.
@@ -149,26 +161,29 @@ export class Delivery {
       results = res.body.results;
     } catch (err) {
       const e = toIdsyncError(err);
-      const auth = isAuthFailure(e.code);
-      counts.authFailed = auth;
+      const kind = classifyFailure(e);
+      counts.authFailed = isAuthFailure(e.code);
+      counts.unavailable = kind === 'unavailable';
+      const now = this.now();
+      // When to try again: an unavailable cloud when it asked to be (or soon: its recovery should
+      // be noticed); otherwise with backoff. A refused secret is not presented again meanwhile (the
+      // store's record, which costs no sign-in), and a changed one brings everything forward.
+      const retryAfter = retryAfterOf(e);
+      const at = (it: OutboxItem): number =>
+        counts.unavailable ? now + (retryAfter ?? Math.min(MAX_UNAVAILABLE_WAIT_MS, this.backoff(it.attempts))) : now + this.backoff(it.attempts);
       const reason = `${e.code}: ${e.message}`;
       this.outbox.transaction(() => {
         for (const it of sendable) {
-          this.outbox.retry(it.anchor, it.version, this.now() + this.backoff(it.attempts), e.code);
+          this.outbox.retry(it.anchor, it.version, at(it), e.code);
           this.status.record(it.anchor, it.connector, 'Error', reason, it.source);
         }
       });
       counts.failed += sendable.length;
-      const details = { connector, error: e.message, code: e.code, hint: e.hint, count: sendable.length };
-      if (auth) {
-        this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
-        this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, { ...details, connector: 'cloud' });
-        this.events.emit(EVENTS.PHS_PING_ERROR, details);
-      }
-      this.events.emit(EVENTS.PHS_BATCH_ERROR, details);
+      this.reportFailure(e, kind, connector, sendable.length);
       this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: 0, failed: sendable.length, waiting: 0, ms: this.now() - started });
       return counts;
     }
+    this.unavailable = undefined;
 
     const byId = new Map<string, string>();
     for (const r of results) if (typeof r.externalId === 'string' && typeof r.status === 'string') byId.set(r.externalId, r.status);
@@ -197,5 +212,43 @@ export class Delivery {
     });
     this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: counts.delivered, failed: counts.failed, waiting: counts.waiting, ms: this.now() - started });
     return counts;
+  }
+
+  /** The events of a failed batch: each cause its own, said once (see the module comment). */
+  reportFailure(e: IdsyncError, kind: CloudFailureKind, connector: string, count: number): void {
+    const details = { connector, error: e.message, code: e.code, hint: e.hint, count };
+    // A refusal is said once: when this service first meets it, whoever recorded it (another
+    // process, e.g. `doctor`, may have been refused first; a re-probe refused again is news again).
+    const refusedAt = typeof e.details.refusedAt === 'string' ? e.details.refusedAt : undefined;
+    const news = refusedAt === undefined ? e.details.recorded !== true : refusedAt !== this.reportedRefusal;
+    if (refusedAt !== undefined) this.reportedRefusal = refusedAt;
+    switch (kind) {
+      case 'refused-recorded':
+        if (news) this.reportRefused(details);
+        return;
+      case 'locked':
+        if (news) this.events.emit(EVENTS.CLOUD_ACCOUNT_LOCKED, { ...details, seconds: e.details.lockedSeconds, account: 'cloud' });
+        return;
+      case 'unavailable': {
+        const retryAfter = retryAfterOf(e);
+        const now = this.now();
+        if (!this.unavailable) this.events.emit(EVENTS.CLOUD_UNAVAILABLE, { ...details, ...(retryAfter !== undefined ? { retryAfterSeconds: Math.ceil(retryAfter / 1000) } : {}) });
+        this.unavailable = { since: this.unavailable?.since ?? now, retryAt: now + (retryAfter ?? MAX_UNAVAILABLE_WAIT_MS) };
+        return;
+      }
+      case 'refused':
+        if (news) this.reportRefused(details);
+        return;
+      default:
+        if (isAuthFailure(e.code)) this.reportRefused(details);
+        else this.events.emit(EVENTS.PHS_BATCH_ERROR, details);
+    }
+  }
+
+  private reportRefused(details: Record<string, unknown>): void {
+    this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
+    this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, { ...details, connector: 'cloud' });
+    this.events.emit(EVENTS.PHS_PING_ERROR, details);
+    if (Number(details.count) > 0) this.events.emit(EVENTS.PHS_BATCH_ERROR, details);
   }
 }

@@ -8,7 +8,7 @@
  * A plaintext password lives only for the time it takes to hash it (acceptPassword); NT hashes
  * only as keyed fingerprints; OrgId hashes only sealed with the data key. See docs/password-hash-sync.md.
  */
-import type { CloudClient } from '../connectors/cloud/client.js';
+import { classifyFailure, type CloudClient } from '../connectors/cloud/client.js';
 import { toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
@@ -60,6 +60,12 @@ export interface PasswordPipelineDeps {
    * everything waiting is retried at once instead of after its backoff.
    */
   credentialVersion?: () => string | undefined;
+  /**
+   * True while the cloud credential in use is recorded as refused and not due for a re-probe
+   * (credentials/refusals.ts): the loop then leaves the outbox alone instead of trying batches that
+   * would only meet the refusal again (and fill the event log with 650/656/651).
+   */
+  credentialRefused?: () => boolean;
   options?: PasswordPipelineOptions;
 }
 
@@ -85,12 +91,14 @@ export class PasswordPipeline {
   private lastActivity = 0;
   private lastPrune = 0;
   private credentialVersion: (() => string | undefined) | undefined;
+  private readonly credentialRefused: (() => boolean) | undefined;
   private lastCredentialVersion: string | undefined;
 
   constructor(deps: PasswordPipelineDeps) {
     this.db = deps.db;
     this.events = deps.events;
     this.credentialVersion = deps.credentialVersion;
+    this.credentialRefused = deps.credentialRefused;
     this.now = deps.options?.now ?? Date.now;
     const o = deps.options ?? {};
     this.opts = {
@@ -262,6 +270,7 @@ export class PasswordPipeline {
 
   /** Delivers everything due now (one pass). */
   async deliverOnce(): Promise<DeliveryCounts> {
+    if (this.credentialRefused?.()) return { delivered: 0, waiting: 0, failed: 0 };
     const counts = await this.delivery.deliverDue();
     if (counts.delivered + counts.waiting + counts.failed > 0) this.lastActivity = this.now();
     return counts;
@@ -310,7 +319,11 @@ export class PasswordPipeline {
         this.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
       }
       if (!this.running) break;
+      const unavailable = this.delivery.unavailable;
       if (this.now() - this.lastActivity >= this.opts.heartbeatMs) await this.ping();
+      // While the cloud is unavailable, look again when it asked to be, even with nothing queued,
+      // so that its recovery is noticed (and health says so) as soon as it answers.
+      else if (unavailable && this.now() >= unavailable.retryAt && this.outboxStore.depth().depth === 0) await this.ping();
       if (this.now() - this.lastPrune >= 3600_000) {
         this.lastPrune = this.now();
         this.statusLog.prune();
@@ -323,7 +336,7 @@ export class PasswordPipeline {
       if (this.woken) continue;
       const next = this.outboxStore.depth().nextAttemptAt;
       const untilDue = next === undefined ? Infinity : Math.max(0, next - this.now());
-      const untilHeartbeat = Math.max(0, this.lastActivity + this.opts.heartbeatMs - this.now());
+      const untilHeartbeat = Math.max(0, Math.min(this.lastActivity + this.opts.heartbeatMs, this.delivery.unavailable?.retryAt ?? Infinity) - this.now());
       const delay = Math.min(this.opts.pollMs, untilDue, untilHeartbeat);
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
@@ -347,16 +360,18 @@ export class PasswordPipeline {
     this.events.emit(EVENTS.PHS_PING_START, {});
     try {
       await this.cloud().test();
+      this.delivery.unavailable = undefined;
       this.events.emit(EVENTS.PHS_HEARTBEAT, { depth: this.outboxStore.depth().depth });
       return true;
     } catch (err) {
       const e = toIdsyncError(err);
-      const details = { connector: 'cloud', error: e.message, code: e.code, hint: e.hint };
-      if (isAuthFailure(e.code)) {
-        this.events.emit(EVENTS.CLOUD_ACCESS_DENIED, details);
-        this.events.emit(EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT, details);
+      const kind = classifyFailure(e);
+      if (kind === 'other' && !isAuthFailure(e.code)) {
+        this.events.emit(EVENTS.PHS_PING_ERROR, { connector: 'cloud', error: e.message, code: e.code, hint: e.hint });
+      } else {
+        // Refused, locked or unavailable: each said once, by its own events (delivery.ts).
+        this.delivery.reportFailure(e, kind, 'cloud', 0);
       }
-      this.events.emit(EVENTS.PHS_PING_ERROR, details);
       return false;
     }
   }

@@ -16,8 +16,8 @@ import { DEFAULT_SYNC_INTERVAL } from '../config/schema.js';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { CloudClient } from '../connectors/cloud/client.js';
-import { CLOUD_CONNECTOR } from '../connectors/registry.js';
+import type { CloudClient } from '../connectors/cloud/client.js';
+import { CLOUD_CONNECTOR, createCloudClient } from '../connectors/registry.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import type { CredentialInfo } from '../credentials/store.js';
@@ -68,7 +68,7 @@ export interface SyncServiceOptions {
   passwords?: PasswordPipelineOptions;
 }
 
-export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'password-heartbeat' | 'password-outbox';
+export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox';
 
 export interface DegradedReason {
   check: HealthCheck;
@@ -164,13 +164,14 @@ export class SyncService {
     this.runs = new RunLog(ctx.db);
     this.metrics = this.createMetrics();
     this.pipelineEvents = new EventLog(ctx.db, { sinks: [{ write: (r) => this.onPipelineEvent(r) }] });
-    this.cloud = new CloudClient(ctx.loaded.config.cloud, ctx.credentials.resolver(CLOUD_CONNECTOR));
+    this.cloud = createCloudClient(ctx.loaded, ctx.credentials);
     this.pipeline = new PasswordPipeline({
       db: ctx.db,
       cloud: this.cloud,
       events: this.pipelineEvents,
       key: loadOrCreateKey(ctx.loaded.dataDir).key,
       credentialVersion: () => ctx.credentials.info(CLOUD_CONNECTOR)?.changedAt,
+      credentialRefused: () => ctx.credentials.refusedNow(CLOUD_CONNECTOR),
       ...(opts.passwords ? { options: opts.passwords } : {}),
     });
   }
@@ -401,7 +402,18 @@ export class SyncService {
       cloudCred?.lastTestOk ? (ms(cloudCred.lastTestAt) ?? 0) : 0,
     );
     const denied = this.ctx.events.latest(EVENTS.CLOUD_ACCESS_DENIED);
-    if (cloudCred?.lastTestOk === false && (ms(cloudCred.lastTestAt) ?? 0) >= lastSuccess) {
+    const recorded = this.ctx.credentials.refusal(CLOUD_CONNECTOR);
+    // A lock that has ended says nothing about the password any more (it was not checked).
+    const refusal = recorded && !(recorded.lockedSeconds !== undefined && (ms(recorded.nextAttemptAt) ?? 0) <= now) ? recorded : undefined;
+    if (refusal) {
+      // Recorded by whichever component was refused: nothing presents that secret again.
+      const reason =
+        refusal.lockedSeconds !== undefined
+          ? `the cloud account was locked at ${refusal.refusedAt}; the password is not presented before ${refusal.nextAttemptAt}`
+          : `the cloud directory refused the stored credential at ${refusal.refusedAt} (${refusal.code}); it is not presented again until it changes (next check ${refusal.nextAttemptAt})`;
+      degraded.push({ check: 'cloud-credential', reason, code: 'CLOUD_AUTH_FAILED' });
+      notReady.push(reason);
+    } else if (cloudCred?.lastTestOk === false && (ms(cloudCred.lastTestAt) ?? 0) >= lastSuccess) {
       const reason = `the cloud credential failed its last test at ${cloudCred.lastTestAt} (${cloudCred.lastErrorCode ?? 'error'})`;
       degraded.push({ check: 'cloud-credential', reason, code: cloudCred.lastErrorCode ?? 'CLOUD_AUTH_FAILED' });
       notReady.push(reason);
@@ -411,6 +423,13 @@ export class SyncService {
       notReady.push(reason);
     } else if (!cloudCred) {
       notReady.push('no cloud credential is stored (idsync credentials set cloud)');
+    }
+
+    const unavailable = this.ctx.events.latest(EVENTS.CLOUD_UNAVAILABLE);
+    if (unavailable && (ms(unavailable.time) ?? 0) > lastSuccess) {
+      const reason = `the cloud directory has been unavailable since ${unavailable.time} (event 6112): ${String(unavailable.details.error ?? unavailable.message)}`;
+      degraded.push({ check: 'cloud-availability', reason, code: String(unavailable.details.code ?? 'CLOUD_UNAVAILABLE') });
+      notReady.push(reason);
     }
 
     const hbAt = ms(heartbeat?.time);
@@ -544,6 +563,12 @@ export class SyncService {
   }
 
   private onPipelineEvent(r: EventRecord): void {
+    // Health follows the cloud's answers at once: degraded when it stops answering or refuses,
+    // recovered (6111) as soon as a batch or a ping gets through.
+    const delivered = r.id === EVENTS.PHS_BATCH_END.id && Number(r.details.delivered) > 0;
+    if (delivered || [EVENTS.PHS_HEARTBEAT.id, EVENTS.CLOUD_UNAVAILABLE.id, EVENTS.CLOUD_ACCESS_DENIED.id, EVENTS.CLOUD_ACCOUNT_LOCKED.id].includes(r.id)) {
+      setImmediate(() => this.checkHealth());
+    }
     if (r.id !== EVENTS.PHS_BATCH_END.id) return;
     for (const result of ['delivered', 'failed', 'waiting'] as const) {
       const n = Number(r.details[result] ?? 0);

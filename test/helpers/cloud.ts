@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { createSyncClient, fetchToken } from '../../src/cloud/admin-api-client.js';
+import { PasswordHashStore } from '../../src/cloud/passwords/store.js';
+import { findUserForSignIn } from '../../src/cloud/scim/index.js';
 import { createCloudServer, type CloudServer } from '../../src/cloud/server.js';
+import { verifyOrgIdHash } from '../../src/passwords/hash.js';
 
 export interface TestCloud {
   url: string;
@@ -25,6 +28,12 @@ export interface TestCloud {
   /** Every resource of a type (follows paging). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   all<T = any>(type: 'Users' | 'Groups'): Promise<T[]>;
+  /**
+   * Whether the cloud holds a password hash that matches `password` for this user, checked in its
+   * store: no sign-in attempt, so polling it cannot trip the smart lockout (a test that polls the
+   * token endpoint with a password not delivered yet would lock the user out).
+   */
+  holdsPassword(userName: string, password: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -83,6 +92,11 @@ export async function startTestCloud(options: { dataDir?: string; port?: number;
     server,
     scim: scim as TestCloud['scim'],
     all: all as TestCloud['all'],
+    holdsPassword: async (userName, password) => {
+      const user = findUserForSignIn(server.db, userName);
+      const hash = user ? new PasswordHashStore(server.db).hashFor(user.id) : undefined;
+      return hash !== undefined && (await verifyOrgIdHash(password, hash));
+    },
     close: async () => {
       await server.close();
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });

@@ -10,6 +10,8 @@ import type { Command } from 'commander';
 import { configPathFrom, loadConfig, type LoadedConfig } from '../../config/load.js';
 import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import { CredentialStore, credentialMigrations, openCredentialStore } from '../../credentials/store.js';
+import { openContext, type EngineContext } from '../../engine/context.js';
+import { EVENTS } from '../../events/catalog.js';
 import { DATABASE_FILE, openDatabase, type Database } from '../../store/database.js';
 import { exitCodeFor, EXIT } from '../exit-codes.js';
 import { printJson, println, table } from '../output.js';
@@ -20,8 +22,11 @@ const CLOUD = 'cloud';
 
 /** What the commands need from the connectors; injectable for tests, loaded lazily otherwise. */
 export interface CredentialsCommandDeps {
-  /** Throws an IdsyncError when the directory refuses `secret` (nothing is saved). */
-  testConnectorSecret(loaded: LoadedConfig, name: string, secret: string): Promise<void>;
+  /**
+   * Throws an IdsyncError when the directory refuses `secret` (nothing is saved). With the store, a
+   * cloud secret already refused is not presented again, and the cloud's answer is recorded.
+   */
+  testConnectorSecret(loaded: LoadedConfig, name: string, secret: string, store?: CredentialStore): Promise<void>;
   /** Tests the stored secret and records the outcome in the store. */
   testConnector(loaded: LoadedConfig, name: string, store: CredentialStore): Promise<void>;
   /** Where a piped secret is read from (default: process.stdin). */
@@ -30,9 +35,9 @@ export interface CredentialsCommandDeps {
 
 const defaultDeps: CredentialsCommandDeps = {
   // Imported on use: listing credentials should not load LDAP and HTTP clients.
-  async testConnectorSecret(loaded, name, secret) {
+  async testConnectorSecret(loaded, name, secret, store) {
     const registry = await import('../../connectors/registry.js');
-    return registry.testConnectorSecret(loaded, name, secret);
+    return registry.testConnectorSecret(loaded, name, secret, store);
   },
   async testConnector(loaded, name, store) {
     const registry = await import('../../connectors/registry.js');
@@ -61,6 +66,19 @@ async function withStore<T>(loaded: LoadedConfig, fn: (ctx: Context) => Promise<
     return await fn({ loaded, db, store });
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Opens the engine context (database, store, event log with the configured sinks): for commands
+ * that change a credential and say so in the event log, as the wizard does.
+ */
+async function withContext<T>(loaded: LoadedConfig, fn: (ctx: EngineContext) => Promise<T>): Promise<T> {
+  const ctx = openContext(loaded);
+  try {
+    return await fn(ctx);
+  } finally {
+    ctx.close();
   }
 }
 
@@ -124,16 +142,27 @@ export function registerCredentialsCommands(program: Command, overrides: Partial
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
-      '\nThe secret is asked for on a terminal (hidden), or read from the first line of standard input:\n  printf \'%s\\n\' "$SECRET" | idsync credentials set corp-ad',
+      '\nThe secret is asked for on a terminal (hidden), or read from the first line of standard input:\n  printf \'%s\\n\' "$SECRET" | idsync credentials set corp-ad\n' +
+        '\nWrites event 6201 when the credential is saved, 6202 when its directory refused it (the working one is kept).\n' +
+        'A cloud secret the cloud already refused is not presented again until it changes (cloud.refusedCredentialRecheck).',
     )
     .action(async (name: string, opts: { validate: boolean; json?: boolean }, cmd: Command) => {
       const loaded = loadFor(cmd);
       assertKnownConnector(loaded, name);
       const secret = await readSecret(name, deps.stdin ?? process.stdin);
-      await withStore(loaded, async ({ store }) => {
+      await withContext(loaded, async (ctx) => {
+        const store = ctx.credentials;
         // The agent token is a shared secret the service checks itself: there is no directory to ask.
-        if (opts.validate && name !== AGENT_TOKEN_CREDENTIAL) await store.setValidated(name, secret, (s) => deps.testConnectorSecret(loaded, name, s));
-        else store.set(name, secret);
+        try {
+          if (opts.validate && name !== AGENT_TOKEN_CREDENTIAL) await store.setValidated(name, secret, (s) => deps.testConnectorSecret(loaded, name, s, store));
+          else store.set(name, secret);
+        } catch (err) {
+          const e = toIdsyncError(err);
+          // The same events as the wizard's (docs/events.md): 6202 when the directory refused it.
+          if (e.code === 'CREDENTIAL_INVALID') ctx.events.emit(EVENTS.CREDENTIAL_REFUSED, { connector: name, error: e.message, ...(e.details.causeCode ? { code: e.details.causeCode } : {}) });
+          throw e;
+        }
+        ctx.events.emit(EVENTS.CREDENTIAL_CHANGED, { connector: name, validated: opts.validate && name !== AGENT_TOKEN_CREDENTIAL });
         const info = store.info(name);
         if (opts.json) {
           printJson({ connector: name, saved: true, validated: opts.validate, changedAt: info?.changedAt ?? null });
@@ -187,7 +216,8 @@ export function registerCredentialsCommands(program: Command, overrides: Partial
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       await withStore(loadFor(cmd), async ({ loaded, store }) => {
         const stored = new Map(store.list().map((c) => [c.name, c]));
-        const configured = connectorsWithSecrets(loaded);
+        // The agent token is configured by being set (the service checks it; no connector names it).
+        const configured = [...connectorsWithSecrets(loaded), ...(stored.has(AGENT_TOKEN_CREDENTIAL) ? [AGENT_TOKEN_CREDENTIAL] : [])];
         const names = [...configured, ...[...stored.keys()].filter((n) => !configured.includes(n)).sort()];
         const rows = names.map((n) => {
           const c = stored.get(n);

@@ -3,8 +3,8 @@
  * the password hash sync queue and per-user history. Nothing here prints a password or a hash.
  */
 import type { Command } from 'commander';
-import { CloudClient } from '../../connectors/cloud/client.js';
-import { CLOUD_CONNECTOR } from '../../connectors/registry.js';
+import type { CloudClient } from '../../connectors/cloud/client.js';
+import { createCloudClient } from '../../connectors/registry.js';
 import { IdsyncError } from '../../core/errors.js';
 import { loadOrCreateKey } from '../../credentials/key.js';
 import type { EngineContext } from '../../engine/context.js';
@@ -17,12 +17,13 @@ import type { RegisterCommand } from './index.js';
 
 /** Opens the pipeline on a command's context; the caller closes the returned client. */
 export function openPipeline(ctx: EngineContext): { pipeline: PasswordPipeline; cloud: CloudClient } {
-  const cloud = new CloudClient(ctx.loaded.config.cloud, ctx.credentials.resolver(CLOUD_CONNECTOR));
+  const cloud = createCloudClient(ctx.loaded, ctx.credentials);
   const pipeline = new PasswordPipeline({
     db: ctx.db,
     cloud,
     events: new EventLog(ctx.db),
     key: loadOrCreateKey(ctx.loaded.dataDir).key,
+    credentialRefused: () => ctx.credentials.refusedNow('cloud'),
   });
   return { pipeline, cloud };
 }

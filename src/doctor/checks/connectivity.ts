@@ -3,6 +3,7 @@
  * (`testConnector`, which also records the result in the credential store), each failure mapped to
  * the event an administrator knows from the incumbent or from `idsync events`.
  */
+import { classifyFailure } from '../../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, connectorNeedsSecret, testConnector } from '../../connectors/registry.js';
 import { toIdsyncError, type IdsyncError } from '../../core/errors.js';
 import type { CredentialInfo } from '../../credentials/store.js';
@@ -48,7 +49,35 @@ export function connectivityFinding(name: string, url: string, e: IdsyncError): 
       };
     case 'LDAP_TLS_FAILED':
       return { ...base, eventId: EVENTS.CONNECTOR_TLS_FAILED.id, message: `${name}: TLS to ${url} failed`, cause, fix: `${e.hint ?? 'Fix the TLS settings.'} Then: idsync credentials test ${name}` };
+    case 'CLOUD_UNAVAILABLE':
+    case 'CLOUD_SERVER_ERROR':
+      return {
+        ...base,
+        eventId: EVENTS.CLOUD_UNAVAILABLE.id,
+        message: `cloud: the cloud directory is unavailable (${url}); nothing was refused`,
+        cause,
+        fix: 'Nothing to change on this side: idsync retries by itself (honouring Retry-After) and queued work waits. Check the cloud directory\'s status.',
+      };
     case 'CLOUD_AUTH_FAILED':
+      if (classifyFailure(e) === 'locked') {
+        return {
+          ...base,
+          eventId: EVENTS.CLOUD_ACCOUNT_LOCKED.id,
+          message: `cloud: the cloud account is locked for ${String(e.details.lockedSeconds)} s; the password was not checked (${url})`,
+          cause,
+          fix: `Wait ${String(e.details.lockedSeconds)} s: idsync tries again by itself; retyping the password sooner cannot help.`,
+        };
+      }
+      if (e.details.recorded === true) {
+        // Reported from the store: doctor does not present a refused secret again.
+        return {
+          ...base,
+          eventId: EVENTS.CLOUD_ACCESS_DENIED.id,
+          message: `cloud: the cloud directory refused the stored credential at ${String(e.details.refusedAt)}; it is not presented again until it changes (${url})`,
+          cause: `${cause} (the incumbent logs this as events 115 and 0: "the user name or password is incorrect")`,
+          fix: 'idsync credentials set cloud',
+        };
+      }
       return {
         ...base,
         eventId: EVENTS.CLOUD_ACCESS_DENIED.id,
@@ -70,7 +99,7 @@ function credentialFinding(o: Outcome, needsSecret: boolean): Finding | undefine
   const changed = `changed ${o.before.changedAt}`;
   const previous = o.before.lastTestAt ? `; before this check its last test ${o.before.lastTestOk ? 'succeeded' : `failed (${o.before.lastErrorCode ?? 'error'})`} at ${o.before.lastTestAt}` : '; never tested before';
   if (!o.error) return { ...base, status: 'ok', message: `${o.name}: the stored credential works (${changed}${previous})` };
-  if (AUTH_CODES.has(o.error.code)) {
+  if (AUTH_CODES.has(o.error.code) && classifyFailure(o.error) !== 'locked') {
     return {
       ...base,
       status: 'error',

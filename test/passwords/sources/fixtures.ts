@@ -87,11 +87,11 @@ export function addUser(db: Database, u: Partial<TestUser> & { sam: string }, co
 
 /** The cloud connector settings for a test cloud (optionally through another URL, e.g. a proxy). */
 export function cloudConfigOf(cloud: TestCloud, url = cloud.url): CloudConfig {
-  return { url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, timeoutMs: 10_000, concurrency: 8, retries: 0, bulkSize: 200 };
+  return { url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, timeoutMs: 10_000, concurrency: 8, retries: 0, bulkSize: 200, refusedCredentialRecheck: '15m' };
 }
 
 export function cloudClient(cloud: TestCloud, credentials: CredentialStore, url = cloud.url): CloudClient {
-  return new CloudClient(cloudConfigOf(cloud, url), credentials.resolver('cloud'));
+  return new CloudClient(cloudConfigOf(cloud, url), credentials.resolver('cloud'), { guard: credentials.guard('cloud') });
 }
 
 export function makePipeline(env: Env, cloud: CloudClient | (() => CloudClient), options: PasswordPipelineOptions = {}): PasswordPipeline {
