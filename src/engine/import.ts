@@ -59,7 +59,7 @@ export class EngineState {
 
 export async function importConnector(db: Database, connector: SourceConnector, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
   const watermarks = new Watermarks(db);
-  const stager = new ImportStager(db, connector.name, connector.kind === 'ad');
+  const stager = new ImportStager(db, connector.name, connector.kind);
   let done = 0;
   const stagedPasswords = (objects: SourceObject[]) => {
     const hashes: { anchor: string; nt: Buffer }[] = [];

@@ -78,7 +78,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     const importStep = runs.step(runId, found?.connector ?? before?.connector ?? '-', 'import');
     importStep.profile = 'object';
     if (found) {
-      new ImportStager(db, found.connector, kinds.get(found.connector) === 'ad').stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
+      new ImportStager(db, found.connector, kinds.get(found.connector)).stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
       const after = db.prepare<[string, string], CsState>('SELECT connector, anchor, attrs, dn, mv_id FROM cs_objects WHERE connector = ? AND anchor = ?').get(found.connector, found.object.anchor)!;
       trace.import = {
         connector: found.connector,
@@ -87,7 +87,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       };
       if (trace.import.result === 'unchanged') db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND anchor = ?").run(found.connector, found.object.anchor);
     } else if (before) {
-      new ImportStager(db, before.connector).stageDelta([{ kind: 'delete', anchor: before.anchor }], importStep.counts);
+      new ImportStager(db, before.connector, kinds.get(before.connector)).stageDelta([{ kind: 'delete', anchor: before.anchor }], importStep.counts);
       trace.import = { connector: before.connector, result: 'deleted', changes: [] };
     }
     importStep.end();

@@ -61,7 +61,7 @@ describe('normalizeDn', () => {
       'cn=\\41lice Smith,ou=PEOPLE,dc=lab,dc=test',
       'cn = Alice Smith ;ou=People;dc=lab;dc=test',
     ];
-    const n = forms.map(normalizeDn);
+    const n = forms.map((d) => normalizeDn(d));
     for (const f of n) assert.equal(f, 'cn=alice smith,ou=people,dc=lab,dc=test');
   });
 

@@ -7,6 +7,8 @@
  * - entries matching the user/group filters: in scope → upsert (whole object, as fullImport()
  *   maps it), elsewhere in the partition (moved out, renamed out) → delete;
  * - person/group entries changed that match neither filter any more → delete;
+ * - other entries changed that have subordinates (a container renamed or moved with modrdn):
+ *   their subtree is read again, as the entries beneath keep their entryCSN;
  * - deletions, only with `delta.accesslogBase` (the accesslog overlay): auditDelete entries whose
  *   entryCSN (the CSN of the delete itself, written by slapo-accesslog) is after the watermark →
  *   delete by reqEntryUUID. Without accesslog a deletion is only seen by the next full import.
@@ -15,7 +17,7 @@
  */
 import type { Client, Entry } from 'ldapts';
 import { mapLdapError } from '../../ldap/client.js';
-import { deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
+import { containersToReread, deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
 import { getAttr, resolveScope, valuesOf } from '../../ldap/search.js';
 import { decodeWatermark, encodeWatermark, findNamingContext, readEntry, watermarkInvalid } from '../../ldap/watermark.js';
 import type { DeltaChange, DeltaImport } from '../types.js';
@@ -106,6 +108,20 @@ export function ldapDeltaImport(cfg: LdapCfg, dir: DirectoryConnection, raw: str
       }
     }
     const neither = dir.kinds.map((k) => `(!${k.filter})`).join('');
+    // Renamed or moved containers (modrdn of a subtree): the entries beneath get new DNs but keep
+    // their entryCSN, so each such subtree is read again (in scope → upsert, moved out → delete).
+    const changedContainers: string[] = [];
+    for await (const page of search(nc, `(&${neither}${after})`, ['hasSubordinates'])) {
+      for (const e of page) if (valuesOf(getAttr(e, 'hasSubordinates'))[0]?.toUpperCase() === 'TRUE') changedContainers.push(e.dn);
+    }
+    for (const container of containersToReread(changedContainers, nc)) {
+      for (const { objectType, filter, attributes } of dir.kinds) {
+        for await (const page of search(container, filter, attributes)) {
+          const out = await scopedChanges(page, dir.scope, (e) => ldapEntryToObject(e, objectType, cfg.name), ldapAnchorOf);
+          if (out.length) yield out;
+        }
+      }
+    }
     for await (const page of search(nc, `(&${LDAP_CANDIDATES}${after}${neither})`, ['entryUUID'])) {
       const out = deletesOf(page, ldapAnchorOf);
       if (out.length) yield out;
@@ -118,7 +134,7 @@ export function ldapDeltaImport(cfg: LdapCfg, dir: DirectoryConnection, raw: str
           const anchor = valuesOf(getAttr(e, 'reqEntryUUID'))[0];
           // only deletions inside the partition we sync (the log may serve several databases)
           if (!dn || !whole.contains(dn)) continue;
-          out.push({ kind: 'delete', anchor: anchor ?? '', dn });
+          out.push({ kind: 'delete', anchor: anchor ?? '', dn, gone: true });
         }
         if (out.length) yield out;
       }
