@@ -26,7 +26,7 @@ interface CsRow {
   dn: string;
   dn_norm: string;
   attrs: string;
-  pending: 'add' | 'update' | 'delete' | null;
+  pending: 'add' | 'update' | 'delete' | 'retry' | null;
   mv_id: number | null;
 }
 
@@ -53,6 +53,8 @@ export class Synchronizer {
     this.st = {
       csByMv: db.prepare<[number], CsRow>('SELECT * FROM cs_objects WHERE mv_id = ?'),
       clear: db.prepare('UPDATE cs_objects SET pending = NULL WHERE connector = ? AND anchor = ?'),
+      // An object that failed (a rule error): out of this run's walk, back in at the next one.
+      retry: db.prepare("UPDATE cs_objects SET pending = 'retry' WHERE connector = ? AND anchor = ?"),
       unlink: db.prepare('UPDATE cs_objects SET mv_id = NULL, pending = NULL WHERE connector = ? AND anchor = ?'),
       link: db.prepare('UPDATE cs_objects SET mv_id = ? WHERE connector = ? AND anchor = ?'),
       remove: db.prepare('DELETE FROM cs_objects WHERE connector = ? AND anchor = ?'),
@@ -91,6 +93,8 @@ export class Synchronizer {
   }
 
   run(step: StepHandle): void {
+    // Objects that failed last time are tried again (and reported again while they fail).
+    this.db.prepare("UPDATE cs_objects SET pending = 'update' WHERE pending IS NOT NULL AND pending = 'retry'").run();
     this.applyDeletes(step);
     if (this.settings.scopeRules && this.settings.rules.needsMemberOf) this.rescopeOnGroupChange();
     this.scopeAndJoin(step);
@@ -193,7 +197,7 @@ export class Synchronizer {
               inScope = rules.inScope(r.connector, source, (groupDn) => this.st.memberOf.get(r.connector, groupDn, r.anchor, r.dn_norm) !== undefined);
             } catch (err) {
               step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, r.dn);
-              this.st.clear.run(r.connector, r.anchor);
+              this.st.retry.run(r.connector, r.anchor);
               continue;
             }
             if (!inScope) {
@@ -289,6 +293,7 @@ export class Synchronizer {
               contributions.push({ connector: c.connector, attrs: rules.inbound(c.connector, kinds.get(c.connector) ?? 'ldap', toSource(c)) });
             } catch (err) {
               step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, c.dn);
+              this.st.retry.run(c.connector, c.anchor);
             }
           }
           if (contributions.length === 0) continue;
