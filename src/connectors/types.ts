@@ -69,9 +69,10 @@ export interface SourceConnector {
   deltaImport?(watermark: string): DeltaImport;
   /**
    * Whether a delta import sees deletions. False (OpenLDAP without the accesslog): the engine
-   * runs a full import on a schedule (`delta.fullImportInterval`) to find them.
+   * runs a full import every `fullImportIntervalMs` (`delta.fullImportInterval`) to find them.
    */
   readonly deltaSeesDeletions?: boolean;
+  readonly fullImportIntervalMs?: number;
   /** Releases connections. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -162,6 +162,7 @@ export function createAdConnector(cfg: AdCfg, secret: SecretResolver): SourceCon
       }),
     currentWatermark: () => adCurrentWatermark(cfg, dir),
     deltaImport: (watermark: string) => adDeltaImport(cfg, dir, watermark),
+    deltaSeesDeletions: true, // tombstones
     close: () => dir.close(),
   };
 }

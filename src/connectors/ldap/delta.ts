@@ -28,6 +28,17 @@ import { ldapAnchorOf, ldapEntryToObject, type LdapCfg } from './index.js';
 export interface LdapDeltaSettings {
   /** Base of the accesslog database (slapo-accesslog `logdb`), e.g. "cn=accesslog": deletions are read there. */
   accesslogBase?: string | undefined;
+  /** Without the accesslog: how often a full import runs to find deletions ("1d" by default). */
+  fullImportInterval?: string | undefined;
+}
+
+export const DEFAULT_FULL_IMPORT_INTERVAL = '1d';
+
+/** "30s", "15m", "12h", "1d" → milliseconds. */
+export function durationMs(d: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(d);
+  if (!m) throw new Error(`"${d}" is not a duration`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 export function ldapDeltaSettings(cfg: LdapCfg): LdapDeltaSettings {
