@@ -17,7 +17,7 @@ import { Attribute, Change, type Client } from 'ldapts';
 import { runCycle } from '../../src/engine/cycle.js';
 import type { RunRecord } from '../../src/engine/runs.js';
 import { ShowDeletedControl } from '../../src/ldap/controls.js';
-import { escapeFilterValue } from '../../src/ldap/dn.js';
+import { guidToString } from '../../src/ldap/guid.js';
 import type { TestCloud } from './cloud.js';
 import { startEngineLab, type EngineLab } from './engine-lab.js';
 import { deleteAdTree, type SambaDC } from './samba.js';
@@ -283,9 +283,7 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
       run: async () => {
         const old = pick([...deleted.values()].filter((d) => d.guid));
         if (!old) return undefined;
-        const found = await client.search(`CN=Deleted Objects,${dir.baseDn}`, { scope: 'one', filter: `(objectGUID=${escapeFilterValue(old.guid!)})`, attributes: ['1.1'] }, [
-          new ShowDeletedControl(),
-        ]);
+        const found = await client.search(`<GUID=${guidToString(old.guid!)}>`, { scope: 'base', attributes: ['1.1'] }, [new ShowDeletedControl()]);
         const tomb = found.searchEntries[0];
         if (!tomb) return undefined;
         const u: FuzzUser = { ...old, ou: someOu() };
@@ -294,6 +292,8 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
           [
             new Change({ operation: 'delete', modification: new Attribute({ type: 'isDeleted', values: [] }) }),
             new Change({ operation: 'replace', modification: new Attribute({ type: 'distinguishedName', values: [userDn(u)] }) }),
+            // a tombstone keeps few attributes (no UPN): set it again, as the admin restoring it would
+            new Change({ operation: 'replace', modification: new Attribute({ type: 'userPrincipalName', values: [`${u.name}@lab.test`] }) }),
           ],
           [new ShowDeletedControl()],
         );
