@@ -129,3 +129,17 @@ describe('GUID and SID', () => {
     assert.throws(() => sidToString(Buffer.from([1, 5, 0])), (e: unknown) => isIdsyncError(e, 'OBJECT_INVALID'));
   });
 });
+
+describe('normalizeDn: Unicode the way each directory compares it (issue 10)', () => {
+  const pre = 'CN=Zo\u00eb,OU=Staff,DC=lab,DC=test';
+  const comb = 'CN=Zoe\u0308,OU=Staff,DC=lab,DC=test';
+  it('AD (exact): the precomposed and the combining spelling are two DNs, case still folds', () => {
+    assert.notEqual(normalizeDn(pre, 'exact'), normalizeDn(comb, 'exact'));
+    assert.equal(normalizeDn(pre, 'exact'), normalizeDn('cn=ZO\u00cb,ou=staff,dc=LAB,dc=test', 'exact'));
+    assert.equal(normalizeDn(comb, 'exact'), normalizeDn('cn=zoe\u0308,ou=staff,dc=lab,dc=test', 'exact'));
+  });
+  it('OpenLDAP (nfc, the default): one DN, as slapd refuses the second spelling as "already exists"', () => {
+    assert.equal(normalizeDn(pre), normalizeDn(comb));
+    assert.equal(normalizeDn(pre, 'nfc'), normalizeDn(comb, 'nfc'));
+  });
+});
