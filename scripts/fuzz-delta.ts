@@ -40,6 +40,7 @@ async function main(): Promise<number> {
     }
     const secs = ((Date.now() - t0) / 1000).toFixed(0);
     console.log(`${kind}: seed ${seed}, ${r.steps} steps, ${r.cycles} delta cycles, ${r.refused} operations refused by the directory, ${r.differences.length} differences, ${secs} s`);
+    console.log(`  operations: ${Object.entries(r.counts).sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
     if (r.differences.length) {
       failed = true;
       console.log(r.ops.join('\n'));

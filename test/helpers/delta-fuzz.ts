@@ -47,6 +47,8 @@ export interface FuzzResult {
   differences: string[];
   /** The operations applied, for a failing seed's report. */
   ops: string[];
+  /** How many operations of each kind were applied (e.g. "restore user": 12). */
+  counts: Record<string, number>;
 }
 
 /** mulberry32: small, fast, good enough to pick operations; the same seed gives the same run. */
@@ -438,7 +440,7 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
   };
 
   const lab = await startEngineLab({ prefix: 'idsync-fuzz-delta-', connectors: [dir.connector(inRoot)], credentials: { fuzz: dir.secret } });
-  const result: FuzzResult = { kind: o.kind, seed: o.seed, steps: 0, cycles: 0, refused: 0, differences: [], ops };
+  const result: FuzzResult = { kind: o.kind, seed: o.seed, steps: 0, cycles: 0, refused: 0, differences: [], ops, counts: {} };
   try {
     const first = await runCycle(lab.ctx);
     if (first.status !== 'success') throw new Error(`the first cycle did not succeed: ${JSON.stringify(first.errors)}`);
@@ -447,7 +449,11 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
       const op = nextOp();
       try {
         const what = await op.run();
-        if (what) ops.push(`${step}: ${what}`);
+        if (what) {
+          ops.push(`${step}: ${what}`);
+          const kind = /^[a-z-]+( member| user| group| OU)?/.exec(what)?.[0] ?? what;
+          result.counts[kind] = (result.counts[kind] ?? 0) + 1;
+        }
       } catch (err) {
         refused++; // e.g. "already exists", a member already there: the directory said no
         ops.push(`${step}: (refused: ${(err as Error).message.split('\n')[0]})`);
