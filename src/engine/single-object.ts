@@ -8,7 +8,7 @@ import { CloudClient } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
-import { normalizeDn } from '../ldap/dn.js';
+import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import { ImportStager } from './connector-space.js';
 import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
@@ -42,7 +42,8 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     throw new IdsyncError('LDAP_INVALID_DN', `"${dn}" is not a valid DN`, { hint: 'Quote the DN in the shell, e.g. --object "CN=Ann,OU=Staff,DC=corp,DC=example,DC=com".', cause: err });
   }
   const csByDn = db.prepare<[string], CsState>('SELECT connector, anchor, attrs, dn, mv_id FROM cs_objects WHERE dn_norm = ?');
-  const before = csByDn.get(dnNorm);
+  // AD connector spaces keep Unicode code points apart (dnUnicodeOf): look the DN up in that form too.
+  const before = csByDn.get(dnNorm) ?? csByDn.get(normalizeDn(dn, 'exact'));
   const mvBefore = before?.mv_id ? mvAttrs(ctx, before.mv_id) : {};
 
   const runs = new RunLog(db);
@@ -64,7 +65,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       try {
         search: for await (const page of connector.fullImport()) {
           for (const o of page) {
-            if (safeNorm(o.dn) === dnNorm) {
+            if (cfg.type === 'ad' ? safeNorm(o.dn, 'exact') === normalizeDn(dn, 'exact') : safeNorm(o.dn) === dnNorm) {
               found = { connector: cfg.name, object: o };
               break search;
             }
@@ -160,9 +161,9 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
   return trace;
 }
 
-function safeNorm(dn: string): string {
+function safeNorm(dn: string, unicode: DnUnicode = 'nfc'): string {
   try {
-    return normalizeDn(dn);
+    return normalizeDn(dn, unicode);
   } catch {
     return dn.toLowerCase();
   }
