@@ -54,7 +54,17 @@ export const ldapConnectorSchema = z
     type: z.literal('ldap'),
     ...ldapCommon,
     /** Delta import: where the accesslog overlay logs (deletions are seen only with it; see docs/delta-import.md). */
-    delta: z.object({ accesslogBase: z.string().optional() }).strict().optional(),
+    delta: z
+      .object({
+        accesslogBase: z.string().optional(),
+        /**
+         * Without accesslogBase a delta cannot see deletions: a full import runs this often to find
+         * them (default daily), e.g. "12h", "1d", "30m".
+         */
+        fullImportInterval: z.string().regex(/^\d+(s|m|h|d)$/, 'a duration such as "12h", "1d" or "30m"').optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export const ldifConnectorSchema = z

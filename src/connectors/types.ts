@@ -21,6 +21,13 @@ export interface SourceObject {
   objectType: ObjectType;
   dn: string;
   attributes: Record<string, string[]>;
+  /**
+   * A group's members with the anchor of the object each one points at, when the directory says
+   * (AD's extended DN control). The engine then keys the membership by that anchor: it follows
+   * the member through renames and moves, and a new object that takes over the DN is not a
+   * member. Absent: members are the DNs in `attributes.member`/`uniquemember`.
+   */
+  members?: { dn: string; anchor?: string }[];
 }
 
 /** What a full import yields: objects, in pages, streamed (never the whole directory in memory). */
@@ -30,8 +37,11 @@ export type ImportStream = AsyncIterable<SourceObject[]>;
 export type DeltaChange =
   /** The object's whole current state (not only the changed attributes), in scope. */
   | { kind: 'upsert'; object: SourceObject }
-  /** Deleted in the source, or moved out of scope. The engine ignores anchors it does not know. */
-  | { kind: 'delete'; anchor: string; dn?: string };
+  /**
+   * Deleted in the source, or moved out of scope. The engine ignores anchors it does not know.
+   * `gone`: the object was deleted (a tombstone or a logged delete), not only moved out of scope.
+   */
+  | { kind: 'delete'; anchor: string; dn?: string; gone?: boolean };
 
 export interface DeltaImport {
   /** The changes, streamed in pages. */
@@ -57,6 +67,12 @@ export interface SourceConnector {
    * cannot be used: the engine then runs a full import and records event 6005.
    */
   deltaImport?(watermark: string): DeltaImport;
+  /**
+   * Whether a delta import sees deletions. False (OpenLDAP without the accesslog): the engine
+   * runs a full import every `fullImportIntervalMs` (`delta.fullImportInterval`) to find them.
+   */
+  readonly deltaSeesDeletions?: boolean;
+  readonly fullImportIntervalMs?: number;
   /** Releases connections. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -128,6 +128,12 @@ export const ERROR_CATALOG: Record<ErrorCode, ErrorInfo> = {
     meaning: 'The cloud directory refused a request as invalid (HTTP 4xx).',
     fix: 'The message carries the cloud\'s reason; fix the object or the outbound rule.',
   },
+  EXPORT_PENDING: {
+    area: 'cloud',
+    exit: 'FAILED',
+    meaning: 'A cycle ended with objects it could not export; they stay pending and the run is not a success (event 6021).',
+    fix: 'Read the run\'s errors with `idsync runs ID`: each names its object and the cloud\'s reason. The next cycle retries them.',
+  },
   CLOUD_CONFLICT: {
     area: 'cloud',
     exit: 'FAILED',

@@ -6,25 +6,35 @@
  * delta import stages whole changed objects and explicit deletions the same way.
  */
 import type { DeltaChange, SourceObject } from '../connectors/types.js';
-import { normalizeDn } from '../ldap/dn.js';
+import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
 import { contentHash } from './stable-hash.js';
 import type { StepCounts } from './runs.js';
 
 const MEMBER_ATTRIBUTES = ['member', 'uniquemember'] as const;
 
-export function safeNormalizeDn(dn: string): string {
+export function safeNormalizeDn(dn: string, unicode: DnUnicode = 'nfc'): string {
   try {
-    return normalizeDn(dn);
+    return normalizeDn(dn, unicode);
   } catch {
     return dn.toLowerCase();
   }
 }
 
-export function memberDns(o: SourceObject): string[] {
-  const out = new Set<string>();
-  for (const a of MEMBER_ATTRIBUTES) for (const dn of o.attributes[a] ?? []) out.add(safeNormalizeDn(dn));
-  return [...out];
+/** How a connector kind's directory compares DNs: AD keeps Unicode code points apart. */
+export function dnUnicodeOf(kind: string): DnUnicode {
+  return kind === 'ad' ? 'exact' : 'nfc';
+}
+
+/** A group's member rows: the member's normalised DN, and its anchor when the source gave one. */
+export function memberRows(o: SourceObject, unicode: DnUnicode = 'nfc'): { dn: string; anchor: string | null }[] {
+  const out = new Map<string, string | null>();
+  if (o.members) {
+    for (const m of o.members) out.set(safeNormalizeDn(m.dn, unicode), m.anchor ?? null);
+  } else {
+    for (const a of MEMBER_ATTRIBUTES) for (const dn of o.attributes[a] ?? []) out.set(safeNormalizeDn(dn, unicode), null);
+  }
+  return [...out].map(([dn, anchor]) => ({ dn, anchor }));
 }
 
 export class ImportStager {
@@ -37,19 +47,30 @@ export class ImportStager {
   private readonly anchorByDn;
   private readonly renameMember;
   private readonly markDeleted;
+  private readonly groupsOfGone;
+  private readonly touchByDn;
+  private readonly dropGone;
+  private readonly unicode: DnUnicode;
+  /**
+   * The source keeps referential integrity, as AD does: it rewrites member DNs when a member is
+   * renamed and drops a deleted member from its groups, both without touching the groups.
+   */
+  private readonly integrity: boolean;
 
   constructor(
     private readonly db: Database,
     private readonly connector: string,
-    /** Rewrite group member DNs when a member is renamed (the source keeps referential integrity, as AD does). */
-    private readonly followRenames = false,
+    /** The connector kind ('ad', 'ldap', 'ldif'): how its directory compares DNs and keeps references. */
+    kind = 'ldap',
   ) {
+    this.unicode = dnUnicodeOf(kind);
+    this.integrity = kind === 'ad';
     db.exec('CREATE TEMP TABLE IF NOT EXISTS import_seen (connector TEXT NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (connector, anchor)) WITHOUT ROWID');
     db.prepare('DELETE FROM temp.import_seen WHERE connector = ?').run(connector);
     this.lookup = db.prepare<[string, string], { hash: string; pending: string | null; dn_norm: string }>(
       'SELECT hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor = ?',
     );
-    this.renameMember = db.prepare('UPDATE OR IGNORE cs_members SET member_dn = ? WHERE connector = ? AND member_dn = ?');
+    this.renameMember = db.prepare('UPDATE OR IGNORE cs_members SET member_dn = ? WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL');
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
     );
@@ -60,7 +81,16 @@ export class ImportStager {
     );
     this.markSeen = db.prepare('INSERT OR IGNORE INTO temp.import_seen (connector, anchor) VALUES (?, ?)');
     this.deleteMembers = db.prepare('DELETE FROM cs_members WHERE connector = ? AND group_anchor = ?');
-    this.insertMember = db.prepare('INSERT OR IGNORE INTO cs_members (connector, group_anchor, member_dn) VALUES (?, ?, ?)');
+    this.insertMember = db.prepare('INSERT OR IGNORE INTO cs_members (connector, group_anchor, member_dn, member_anchor) VALUES (?, ?, ?, ?)');
+    this.groupsOfGone = db.prepare(
+      `UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND pending IS NULL
+         AND anchor IN (SELECT group_anchor FROM cs_members WHERE connector = ? AND member_anchor = ?)`,
+    );
+    this.touchByDn = db.prepare(
+      `UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND pending IS NULL
+         AND anchor IN (SELECT group_anchor FROM cs_members WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL)`,
+    );
+    this.dropGone = db.prepare('DELETE FROM cs_members WHERE connector = ? AND member_anchor = ?');
     this.anchorByDn = db.prepare<[string, string], { anchor: string }>('SELECT anchor FROM cs_objects WHERE connector = ? AND dn_norm = ?');
     this.markDeleted = db.prepare("UPDATE cs_objects SET pending = 'delete' WHERE connector = ? AND anchor = ? AND (pending IS NULL OR pending <> 'delete')");
   }
@@ -83,21 +113,30 @@ export class ImportStager {
           this.stageObject(c.object, counts);
           continue;
         }
-        const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn))?.anchor : undefined);
+        const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn, this.unicode))?.anchor : undefined);
         if (!anchor) continue; // never staged (e.g. out of scope all along)
+        if (c.gone && this.integrity) {
+          // AD dropped the deleted object from its groups without changing them: so do we (a
+          // restored object, which keeps its objectGUID, is no member until a group lists it again).
+          this.groupsOfGone.run(this.connector, this.connector, anchor);
+          this.dropGone.run(this.connector, anchor);
+        }
         if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
       }
     })();
   }
 
   private stageObject(o: SourceObject, counts: StepCounts): void {
-    const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes) });
+    const members = o.objectType === 'group' ? memberRows(o, this.unicode) : [];
+    // Member anchors are part of the content: a member deleted and re-created under the same DN
+    // is another member.
+    const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes), ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}) });
     const existing = this.lookup.get(this.connector, o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {
       counts.unchanged++;
       return;
     }
-    const dnNorm = safeNormalizeDn(o.dn);
+    const dnNorm = safeNormalizeDn(o.dn, this.unicode);
     const attrs = JSON.stringify(o.attributes);
     if (!existing) {
       this.insert.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash);
@@ -107,11 +146,17 @@ export class ImportStager {
       counts.updates++;
       // Active Directory keeps references intact when an object is renamed or moved, but does not
       // touch the groups (a delta import does not bring them): follow the rename in their members.
-      if (this.followRenames && existing.dn_norm !== dnNorm) this.renameMember.run(dnNorm, this.connector, existing.dn_norm);
+      // (Member rows with an anchor follow the object by themselves.)
+      if (existing.dn_norm !== dnNorm) {
+        if (this.integrity) this.renameMember.run(dnNorm, this.connector, existing.dn_norm);
+        // Groups that name a member by DN lose it (old DN) or gain it (new DN): sync re-resolves them.
+        this.touchByDn.run(this.connector, this.connector, existing.dn_norm);
+        this.touchByDn.run(this.connector, this.connector, dnNorm);
+      }
     }
     // Member rows belong to groups: a new object has none, so only a changed one is cleared first.
     if (existing) this.deleteMembers.run(this.connector, o.anchor);
-    if (o.objectType === 'group') for (const m of memberDns(o)) this.insertMember.run(this.connector, o.anchor, m);
+    for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);
   }
 
   /** After a complete full import: everything not seen is gone from the source (or out of scope). */

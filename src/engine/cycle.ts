@@ -142,6 +142,14 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       });
       await exporter.run(exportStep);
       if (dryRun) plan = exporter.plan;
+      else {
+        // A cycle that leaves an object unexported is not a success, whatever the reason.
+        const left = exporter.unexported();
+        if (left > 0) {
+          exportStep.error('EXPORT_PENDING', `${left} object(s) were left unexported (see the errors of this run); the next cycle retries them`);
+          ctx.events.emit(EVENTS.EXPORT_LEFT_PENDING, { runId, count: left });
+        }
+      }
       endStep(exportStep);
     } catch (err) {
       endStep(exportStep, err, loaded.config.cloud.url);

@@ -2,8 +2,9 @@
  * Export: brings the cloud directory in line with the metaverse. For each object with a pending
  * export, the desired SCIM resource is computed and compared (by content hash) with what was last
  * exported, so an unchanged object costs no request: a cycle with no source change writes nothing.
- * Order: users, then groups (members need cloud ids; nested groups loop until settled), then
- * deletions. Crash-safe: a create whose response was lost is found again by externalId (409).
+ * Order: deletions (so a re-created object's name is free), users, then groups (members need
+ * cloud ids; nested groups loop until settled), then one more try for uniqueness conflicts. A
+ * failed object stays pending and is retried next cycle. Crash-safe: a create whose response was lost is found again by externalId (409).
  */
 import type { CloudClient } from '../connectors/cloud/client.js';
 import { scimDetail } from '../connectors/cloud/client.js';
@@ -75,6 +76,11 @@ export class Exporter {
   /** Filled in dry-run mode. */
   readonly plan: PlannedExport[] = [];
   private readonly planned = new Set<number>();
+  /** Objects whose write failed in this export: not tried again by a later pass of the same export. */
+  private readonly failed = new Set<number>();
+  /** Objects refused with a uniqueness conflict, tried once more at the end (retryConflicts). */
+  private readonly conflicts = new Set<number>();
+  private retrying = false;
 
   constructor(
     private readonly db: Database,
@@ -104,6 +110,11 @@ export class Exporter {
     );
   }
 
+  /** Metaverse objects still waiting for an export (after run(): the ones that failed). */
+  unexported(): number {
+    return this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM mv_objects WHERE pending_export = 1').get()?.n ?? 0;
+  }
+
   /** The threshold as a count: a percentage applies to the objects exported so far. */
   threshold(): number {
     const t = this.options.deletionThreshold;
@@ -125,6 +136,9 @@ export class Exporter {
         },
       );
     }
+    // Deletions first: a user deleted and re-created with the same userName in one cycle frees
+    // the name before the new one is created.
+    await this.deletions(step);
     await this.upserts('user', step);
     // Nested groups: a group waits until its member groups have cloud ids, so it is written once
     // with its whole membership (one level per pass). What can never complete (a member the cloud
@@ -139,7 +153,32 @@ export class Exporter {
       if (this.deferred === 0) break;
       await this.upserts('group', step, false);
     }
-    await this.deletions(step);
+    await this.retryConflicts(step);
+  }
+
+  /**
+   * Objects whose write the cloud refused with a uniqueness conflict are tried once more after
+   * every other write of this export (a rename elsewhere may have freed the name: events 6304/6003
+   * promise a retry). What still conflicts is an error, stays pending, and is retried next cycle.
+   */
+  private async retryConflicts(step: StepHandle): Promise<void> {
+    if (this.conflicts.size === 0) return;
+    const ids = [...this.conflicts];
+    this.conflicts.clear();
+    this.retrying = true;
+    for (const type of ['user', 'group'] as const) {
+      const rows = this.sql(
+        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash
+         FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
+         WHERE m.id IN (SELECT value FROM json_each(?)) AND m.object_type = ? AND m.deleted = 0 AND m.pending_export = 1 ORDER BY m.id`,
+      ).all(JSON.stringify(ids), type) as PendingRow[];
+      const writes: PreparedWrite[] = [];
+      for (const row of rows) {
+        const w = this.prepare(row, step, false);
+        if (w) writes.push(w);
+      }
+      await this.parallel(writes, (w) => this.writeOne(w, step));
+    }
   }
 
   private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
@@ -188,6 +227,7 @@ export class Exporter {
 
   /** Decides what one pending object needs; returns the write to make, or undefined when none. */
   private prepare(row: PendingRow, step: StepHandle, deferIncomplete: boolean): PreparedWrite | undefined {
+    if (this.failed.has(row.id) || (this.conflicts.has(row.id) && !this.retrying)) return undefined;
     const attrs = JSON.parse(row.attrs) as MvAttrs;
     const label = (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`;
     const { members, complete } = row.object_type === 'group' ? this.members(row.id) : { members: [], complete: true };
@@ -325,8 +365,12 @@ export class Exporter {
       if (created || !row.cloud_id) this.flagContainingGroups([row.id]);
     } catch (err) {
       const e = toIdsyncError(err, 'EXPORT_FAILED');
+      if (e.code === 'CLOUD_CONFLICT' && !this.retrying) {
+        this.conflicts.add(row.id); // another write of this export may free the name
+        return;
+      }
       if (e.code === 'CLOUD_REJECTED' || e.code === 'CLOUD_CONFLICT') {
-        // The cloud refuses this content: retrying without a source change cannot help.
+        // The cloud refuses this content: recorded, and the object stays pending (next cycle).
         this.settle(row, { cloudId: row.cloud_id, hash: row.exported_hash, error: e.message });
         step.error(e.code, e.message, label);
         return;
@@ -384,7 +428,12 @@ export class Exporter {
     return r?.exported_doc ? (JSON.parse(r.exported_doc) as Record<string, unknown>) : {};
   }
 
+  /**
+   * Records the outcome of one object. A failed object keeps its pending-export flag: it is not
+   * done, the run says so (an error), and the next cycle tries it again.
+   */
   private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string; doc?: Record<string, unknown> }): void {
+    if (r.error !== undefined) this.failed.add(row.id);
     this.db.transaction(() => {
       this
         .sql(
@@ -394,7 +443,7 @@ export class Exporter {
              last_error = excluded.last_error, updated_at = excluded.updated_at`,
         )
         .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.doc ? JSON.stringify(r.doc) : null, r.error ?? null, new Date().toISOString());
-      this.sql('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
+      if (r.error === undefined) this.sql('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
     })();
   }
 

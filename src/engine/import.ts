@@ -13,7 +13,8 @@ import type { Database } from '../store/database.js';
 import { ImportStager } from './connector-space.js';
 import type { StepHandle } from './runs.js';
 
-export type ImportProfile = 'full' | 'delta';
+/** How an import ran: `scheduled-full` is the periodic full import of a source whose delta cannot see deletions. */
+export type ImportProfile = 'full' | 'delta' | 'scheduled-full';
 
 export interface ImportOptions {
   full: boolean;
@@ -59,7 +60,7 @@ export class EngineState {
 
 export async function importConnector(db: Database, connector: SourceConnector, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
   const watermarks = new Watermarks(db);
-  const stager = new ImportStager(db, connector.name, connector.kind === 'ad');
+  const stager = new ImportStager(db, connector.name, connector.kind);
   let done = 0;
   const stagedPasswords = (objects: SourceObject[]) => {
     const hashes: { anchor: string; nt: Buffer }[] = [];
@@ -74,7 +75,22 @@ export async function importConnector(db: Database, connector: SourceConnector, 
   };
 
   const saved = watermarks.get(connector.name);
-  if (!options.full && saved !== undefined && connector.deltaImport) {
+  const state = new EngineState(db);
+  const lastFullKey = `last_full_import:${connector.name}`;
+  // A source whose delta cannot see deletions gets a full import on a schedule, which finds them.
+  let scheduledFull = false;
+  if (!options.full && saved !== undefined && connector.deltaImport && connector.deltaSeesDeletions === false) {
+    const last = Date.parse(state.get(lastFullKey) ?? '');
+    const every = connector.fullImportIntervalMs ?? 86_400_000;
+    if (!Number.isFinite(last) || Date.now() - last >= every) {
+      scheduledFull = true;
+      options.events.emit(EVENTS.SCHEDULED_FULL_IMPORT, {
+        connector: connector.name,
+        reason: Number.isFinite(last) ? `the last one was at ${new Date(last).toISOString()}` : 'no full import recorded yet',
+      });
+    }
+  }
+  if (!options.full && !scheduledFull && saved !== undefined && connector.deltaImport) {
     try {
       const delta = connector.deltaImport(saved);
       for await (const changes of delta.pages) {
@@ -104,5 +120,6 @@ export async function importConnector(db: Database, connector: SourceConnector, 
   }
   stager.markUnseenDeleted(step.counts);
   if (watermark !== undefined) watermarks.set(connector.name, watermark);
-  return 'full';
+  if (connector.deltaSeesDeletions === false) state.set(lastFullKey, new Date().toISOString());
+  return scheduledFull ? 'scheduled-full' : 'full';
 }

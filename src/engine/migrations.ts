@@ -140,3 +140,17 @@ CREATE TABLE mv_join_keys (
 CREATE INDEX mv_join_keys_mv ON mv_join_keys (mv_id);
 `,
 });
+
+engineMigrations.push({
+  id: 'engine/005-members-by-anchor',
+  // Group members keyed by the member's anchor where the source names it (AD's extended DN), so a
+  // new object that takes over a DN does not inherit the memberships. AD DNs are now compared by
+  // Unicode code points (as AD does), and groups hash their member anchors: the next cycle
+  // re-reads every source in full and re-stages every object (the cloud sees only real changes).
+  sql: `
+ALTER TABLE cs_members ADD COLUMN member_anchor TEXT;
+CREATE INDEX cs_members_member_anchor ON cs_members (connector, member_anchor) WHERE member_anchor IS NOT NULL;
+UPDATE cs_objects SET hash = '';
+DELETE FROM watermarks;
+`,
+});

@@ -7,7 +7,7 @@
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
-import { normalizeDn } from '../ldap/dn.js';
+import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import { ImportStager } from './connector-space.js';
 import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
@@ -41,7 +41,8 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     throw new IdsyncError('LDAP_INVALID_DN', `"${dn}" is not a valid DN`, { hint: 'Quote the DN in the shell, e.g. --object "CN=Ann,OU=Staff,DC=corp,DC=example,DC=com".', cause: err });
   }
   const csByDn = db.prepare<[string], CsState>('SELECT connector, anchor, attrs, dn, mv_id FROM cs_objects WHERE dn_norm = ?');
-  const before = csByDn.get(dnNorm);
+  // AD connector spaces keep Unicode code points apart (dnUnicodeOf): look the DN up in that form too.
+  const before = csByDn.get(dnNorm) ?? csByDn.get(normalizeDn(dn, 'exact'));
   const mvBefore = before?.mv_id ? mvAttrs(ctx, before.mv_id) : {};
 
   const runs = new RunLog(db);
@@ -63,7 +64,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       try {
         search: for await (const page of connector.fullImport()) {
           for (const o of page) {
-            if (safeNorm(o.dn) === dnNorm) {
+            if (cfg.type === 'ad' ? safeNorm(o.dn, 'exact') === normalizeDn(dn, 'exact') : safeNorm(o.dn) === dnNorm) {
               found = { connector: cfg.name, object: o };
               break search;
             }
@@ -77,7 +78,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     const importStep = runs.step(runId, found?.connector ?? before?.connector ?? '-', 'import');
     importStep.profile = 'object';
     if (found) {
-      new ImportStager(db, found.connector, kinds.get(found.connector) === 'ad').stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
+      new ImportStager(db, found.connector, kinds.get(found.connector)).stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
       const after = db.prepare<[string, string], CsState>('SELECT connector, anchor, attrs, dn, mv_id FROM cs_objects WHERE connector = ? AND anchor = ?').get(found.connector, found.object.anchor)!;
       trace.import = {
         connector: found.connector,
@@ -86,7 +87,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       };
       if (trace.import.result === 'unchanged') db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND anchor = ?").run(found.connector, found.object.anchor);
     } else if (before) {
-      new ImportStager(db, before.connector).stageDelta([{ kind: 'delete', anchor: before.anchor }], importStep.counts);
+      new ImportStager(db, before.connector, kinds.get(before.connector)).stageDelta([{ kind: 'delete', anchor: before.anchor }], importStep.counts);
       trace.import = { connector: before.connector, result: 'deleted', changes: [] };
     }
     importStep.end();
@@ -159,9 +160,9 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
   return trace;
 }
 
-function safeNorm(dn: string): string {
+function safeNorm(dn: string, unicode: DnUnicode = 'nfc'): string {
   try {
-    return normalizeDn(dn);
+    return normalizeDn(dn, unicode);
   } catch {
     return dn.toLowerCase();
   }

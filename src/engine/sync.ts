@@ -5,7 +5,8 @@
  *  - join: by anchor first (a connector object stays linked to its metaverse object), then by the
  *    configured soft-match rules (e.g. the same mail in two forests), else projection;
  *  - attribute flow: every connected object's inbound flow, merged by precedence;
- *  - group membership: member DNs resolved through the connector space to metaverse ids.
+ *  - group membership: members resolved through the connector space to metaverse ids, by the
+ *    member's anchor where the source names it (AD), else by DN (LDAP: the DN is the reference).
  * A metaverse change raises the object's pending-export flag; unchanged content raises nothing.
  */
 import type { ObjectType, SourceObject } from '../connectors/types.js';
@@ -25,7 +26,7 @@ interface CsRow {
   dn: string;
   dn_norm: string;
   attrs: string;
-  pending: 'add' | 'update' | 'delete' | null;
+  pending: 'add' | 'update' | 'delete' | 'retry' | null;
   mv_id: number | null;
 }
 
@@ -52,6 +53,8 @@ export class Synchronizer {
     this.st = {
       csByMv: db.prepare<[number], CsRow>('SELECT * FROM cs_objects WHERE mv_id = ?'),
       clear: db.prepare('UPDATE cs_objects SET pending = NULL WHERE connector = ? AND anchor = ?'),
+      // An object that failed (a rule error): out of this run's walk, back in at the next one.
+      retry: db.prepare("UPDATE cs_objects SET pending = 'retry' WHERE connector = ? AND anchor = ?"),
       unlink: db.prepare('UPDATE cs_objects SET mv_id = NULL, pending = NULL WHERE connector = ? AND anchor = ?'),
       link: db.prepare('UPDATE cs_objects SET mv_id = ? WHERE connector = ? AND anchor = ?'),
       remove: db.prepare('DELETE FROM cs_objects WHERE connector = ? AND anchor = ?'),
@@ -71,11 +74,15 @@ export class Synchronizer {
       insertMv: db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?)"),
       tombstoned: db.prepare<[string, string], { id: number }>('SELECT id FROM mv_objects WHERE source_anchor = ? AND object_type = ? AND deleted = 1 LIMIT 1'),
       revive: db.prepare('UPDATE mv_objects SET deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?'),
-      memberGroups: db.prepare<[string, string], { group_anchor: string }>('SELECT group_anchor FROM cs_members WHERE connector = ? AND member_dn = ?'),
+      // A member row names its object by anchor (AD) or by DN (LDAP, where the DN is the reference).
+      memberGroups: db.prepare<[string, string, string, string], { group_anchor: string }>(
+        `SELECT group_anchor FROM cs_members WHERE connector = ? AND member_anchor = ?
+         UNION SELECT group_anchor FROM cs_members WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL`,
+      ),
       markGroup: db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND anchor = ? AND pending IS NULL"),
-      memberOf: db.prepare<[string, string, string], { x: number }>(
+      memberOf: db.prepare<[string, string, string, string], { x: number }>(
         `SELECT 1 AS x FROM cs_objects g JOIN cs_members m ON m.connector = g.connector AND m.group_anchor = g.anchor
-         WHERE g.connector = ? AND g.dn_norm = ? AND m.member_dn = ? LIMIT 1`,
+         WHERE g.connector = ? AND g.dn_norm = ? AND (m.member_anchor = ? OR (m.member_anchor IS NULL AND m.member_dn = ?)) LIMIT 1`,
       ),
     };
   }
@@ -86,6 +93,8 @@ export class Synchronizer {
   }
 
   run(step: StepHandle): void {
+    // Objects that failed last time are tried again (and reported again while they fail).
+    this.db.prepare("UPDATE cs_objects SET pending = 'update' WHERE pending IS NOT NULL AND pending = 'retry'").run();
     this.applyDeletes(step);
     if (this.settings.scopeRules && this.settings.rules.needsMemberOf) this.rescopeOnGroupChange();
     this.scopeAndJoin(step);
@@ -93,9 +102,9 @@ export class Synchronizer {
     this.applyChanges('group', step);
   }
 
-  /** Marks the groups (of one connector) that list a member DN for re-evaluation. */
-  private touchGroups(connector: string, memberDn: string): void {
-    for (const g of this.st.memberGroups.all(connector, memberDn)) this.st.markGroup.run(connector, g.group_anchor);
+  /** Marks the groups (of one connector) that list a member (by its anchor or DN) for re-evaluation. */
+  private touchGroups(connector: string, member: { anchor: string; dn_norm: string }): void {
+    for (const g of this.st.memberGroups.all(connector, member.anchor, connector, member.dn_norm)) this.st.markGroup.run(connector, g.group_anchor);
   }
 
   /**
@@ -123,7 +132,7 @@ export class Synchronizer {
       for (const r of rows) {
         this.st.remove.run(r.connector, r.anchor);
         this.st.removeMembers.run(r.connector, r.anchor);
-        this.touchGroups(r.connector, r.dn_norm);
+        this.touchGroups(r.connector, r);
         this.disconnect(r, step, now);
       }
     })();
@@ -185,10 +194,10 @@ export class Synchronizer {
           if (scopeRules && source) {
             let inScope: boolean;
             try {
-              inScope = rules.inScope(r.connector, source, (groupDn) => this.st.memberOf.get(r.connector, groupDn, r.dn_norm) !== undefined);
+              inScope = rules.inScope(r.connector, source, (groupDn) => this.st.memberOf.get(r.connector, groupDn, r.anchor, r.dn_norm) !== undefined);
             } catch (err) {
               step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, r.dn);
-              this.st.clear.run(r.connector, r.anchor);
+              this.st.retry.run(r.connector, r.anchor);
               continue;
             }
             if (!inScope) {
@@ -211,7 +220,7 @@ export class Synchronizer {
           }
           this.st.link.run(mvId, r.connector, r.anchor);
           // A newly connected member may complete a group's membership.
-          this.touchGroups(r.connector, r.dn_norm);
+          this.touchGroups(r.connector, r);
         }
       }
     })();
@@ -249,12 +258,16 @@ export class Synchronizer {
     );
     const getMv = this.db.prepare<[number], { attrs: string; deleted: number; source_anchor: string }>('SELECT attrs, deleted, source_anchor FROM mv_objects WHERE id = ?');
     const setMv = this.db.prepare('UPDATE mv_objects SET attrs = ?, deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?');
-    const memberIds = this.db.prepare<[string, string], { mv_id: number }>(
+    const memberIds = this.db.prepare<[string, string, string, string], { mv_id: number }>(
       // CROSS JOIN keeps SQLite from scanning the whole connector space per group: walk the
-      // group's member rows, then look each member up by DN.
-      `SELECT DISTINCT cs.mv_id AS mv_id FROM cs_members m
+      // group's member rows, then look each member up by anchor (AD) or else by DN (LDAP).
+      `SELECT cs.mv_id AS mv_id FROM cs_members m
+       CROSS JOIN cs_objects cs ON cs.connector = m.connector AND cs.anchor = m.member_anchor
+       WHERE m.connector = ? AND m.group_anchor = ? AND m.member_anchor IS NOT NULL AND cs.mv_id IS NOT NULL
+       UNION
+       SELECT cs.mv_id AS mv_id FROM cs_members m
        CROSS JOIN cs_objects cs INDEXED BY cs_objects_dn ON cs.connector = m.connector AND cs.dn_norm = m.member_dn
-       WHERE m.connector = ? AND m.group_anchor = ? AND cs.mv_id IS NOT NULL`,
+       WHERE m.connector = ? AND m.group_anchor = ? AND m.member_anchor IS NULL AND cs.mv_id IS NOT NULL`,
     );
     const currentMembers = this.db.prepare<[number], { member_id: number }>('SELECT member_id FROM mv_members WHERE group_id = ? ORDER BY member_id');
     const deleteMembers = this.db.prepare('DELETE FROM mv_members WHERE group_id = ?');
@@ -280,6 +293,7 @@ export class Synchronizer {
               contributions.push({ connector: c.connector, attrs: rules.inbound(c.connector, kinds.get(c.connector) ?? 'ldap', toSource(c)) });
             } catch (err) {
               step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, c.dn);
+              this.st.retry.run(c.connector, c.anchor);
             }
           }
           if (contributions.length === 0) continue;
@@ -300,7 +314,7 @@ export class Synchronizer {
           }
           if (type === 'group') {
             const ids = new Set<number>();
-            for (const c of contributors) for (const m of memberIds.all(c.connector, c.anchor)) if (m.mv_id !== mvId) ids.add(m.mv_id);
+            for (const c of contributors) for (const m of memberIds.all(c.connector, c.anchor, c.connector, c.anchor)) if (m.mv_id !== mvId) ids.add(m.mv_id);
             const next = [...ids].sort((a, b) => a - b);
             const prev = currentMembers.all(mvId).map((m) => m.member_id);
             if (next.join(',') !== prev.join(',')) {

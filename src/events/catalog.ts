@@ -221,6 +221,24 @@ export const EVENTS = defineCatalog({
       'retention (AD: tombstone lifetime; OpenLDAP: accesslog/syncprov purge settings) or run cycles more often. ' +
       'Once after a restore or a long outage, it is expected.',
   },
+  SCHEDULED_FULL_IMPORT: {
+    id: 6020,
+    source: 'idsync Sync Engine',
+    level: 'Information',
+    message: 'Connector {connector} ran its scheduled full import ({reason}): a delta import cannot see deletions in this directory.',
+    resolution:
+      'No action needed. Deletions in this directory reach the cloud only at these full imports (`delta.fullImportInterval`, default daily). ' +
+      'To see them at every cycle, enable the accesslog overlay on the server and set `delta.accesslogBase` (docs/delta-import.md).',
+  },
+  EXPORT_LEFT_PENDING: {
+    id: 6021,
+    source: 'idsync Sync Engine',
+    level: 'Warning',
+    message: 'Sync cycle {runId} left {count} object(s) unexported in the cloud directory; they are retried at the next cycle.',
+    resolution:
+      'Run `idsync runs {runId}` to see why each object was not exported (a conflict, a rejected value, an unreachable cloud), fix it ' +
+      'in the source directory or the cloud, and the next cycle exports it.',
+  },
 
   // ---------------------------------------------------------------------------------------------
   // 6100–6199 idsync Service: lifecycle, configuration, health, queues

@@ -9,6 +9,7 @@ import type { Client, Control, Entry } from 'ldapts';
 import type { LdapConnectorConfig } from '../config/schema.js';
 import type { DeltaChange, DeltaImport, ImportStream, ObjectType, SecretResolver, SourceObject } from '../connectors/types.js';
 import { connectLdap, type LdapConnection } from './client.js';
+import { isNormalizedDnUnder, tryNormalizeDn } from './dn.js';
 import { pagedSearch, readBase, resolveScope, type ResolvedScope } from './search.js';
 import { watermarkInvalid } from './watermark.js';
 
@@ -17,6 +18,8 @@ export interface ObjectKind {
   objectType: ObjectType;
   filter: string;
   attributes: string[];
+  /** Request controls for this kind's searches (AD groups: the extended DN control). */
+  controls?: () => Control[];
 }
 
 /** The per-kind defaults a directory connector is built from. */
@@ -27,6 +30,8 @@ export interface DirectoryKindSettings {
   groupAttributes: string[];
   /** Attributes ldapts must return as Buffers in every search (AD's GUIDs and SIDs). */
   explicitBufferAttributes?: string[] | undefined;
+  /** Request controls for group searches. */
+  groupControls?: () => Control[];
 }
 
 export interface DirectoryConnection {
@@ -59,7 +64,7 @@ export function createDirectoryConnection(cfg: LdapConnectorConfig, secret: Secr
   const live = new Set<LdapConnection>();
   const kinds: ObjectKind[] = [
     { objectType: 'user', filter: cfg.userFilter ?? kind.userFilter, attributes: kind.userAttributes },
-    { objectType: 'group', filter: cfg.groupFilter ?? kind.groupFilter, attributes: kind.groupAttributes },
+    { objectType: 'group', filter: cfg.groupFilter ?? kind.groupFilter, attributes: kind.groupAttributes, ...(kind.groupControls ? { controls: kind.groupControls } : {}) },
   ];
 
   // A generator, so the connection is opened on the first read and closed when the reader stops.
@@ -108,8 +113,8 @@ export function createDirectoryConnection(cfg: LdapConnectorConfig, secret: Secr
       }),
     fullImport: (toObjects) =>
       tracked(async function* ({ client }) {
-        for (const { objectType, filter, attributes } of kinds) {
-          for await (const page of search(client, filter, attributes)) {
+        for (const { objectType, filter, attributes, controls } of kinds) {
+          for await (const page of search(client, filter, attributes, { controls: controls?.() })) {
             const out = await toObjects(client, page, objectType);
             if (out.length) yield out;
           }
@@ -134,6 +139,20 @@ export function createDirectoryConnection(cfg: LdapConnectorConfig, secret: Secr
       await Promise.all(all.map((c) => c.close()));
     },
   };
+}
+
+/**
+ * Containers (OUs) whose own change was seen by a delta, outermost first: renaming or moving a
+ * container changes the DN of everything beneath it without touching those objects' change
+ * numbers (AD's uSNChanged, OpenLDAP's entryCSN), so the delta re-reads each one's subtree. A
+ * container under another one of the set is read with it. The naming context itself is left out.
+ */
+export function containersToReread(dns: string[], namingContext: string): string[] {
+  const norm = dns.map((dn) => ({ dn, n: tryNormalizeDn(dn) })).filter((d): d is { dn: string; n: string } => d.n !== undefined);
+  const nc = tryNormalizeDn(namingContext);
+  const unique = new Map(norm.filter((d) => d.n !== nc).map((d) => [d.n, d.dn]));
+  const all = [...unique.keys()];
+  return all.filter((n) => !all.some((o) => o !== n && isNormalizedDnUnder(n, o))).map((n) => unique.get(n)!);
 }
 
 /** Deletes for the entries of `page` that have an anchor (entries without one cannot be matched anyway). */

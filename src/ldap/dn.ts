@@ -6,10 +6,15 @@
  * `normalizeDn()` (or `isDnUnder()`), never as raw strings.
  *
  * Normal form: attribute types lower-case (OIDs kept, an `oid.` prefix dropped); values decoded,
- * NFC, lower-cased, runs of white space collapsed, leading/trailing spaces dropped (insignificant
+ * lower-cased, runs of white space collapsed, leading/trailing spaces dropped (insignificant
  * for matching, RFC 4518), then re-escaped canonically (`=` escaped too); the AVAs of a
  * multi-valued RDN sorted. Every attribute used in DNs in practice (cn, ou, dc, uid, o, l, c...) has
  * case-insensitive matching, so lower-casing values is what the directories themselves do.
+ *
+ * Unicode is compared the way the directory does (`DnUnicode`): OpenLDAP normalises values
+ * before it compares them (`cn=Zoë` and `cn=Zoe\u0308` are one entry there: the second add fails
+ * with "already exists"), Active Directory compares code points (they are two entries, measured on
+ * Samba 4.17). Folding them for AD merges two people into one.
  */
 import { IdsyncError } from '../core/errors.js';
 
@@ -161,14 +166,22 @@ export function escapeDnValue(value: string): string {
   return out;
 }
 
-function normalizeValue(ava: Ava): string {
+/**
+ * How a directory compares the Unicode of DN values: `nfc` folds canonically equivalent spellings
+ * (OpenLDAP, LDIF files, configuration), `exact` keeps code points apart (Active Directory).
+ * Both compare case-insensitively.
+ */
+export type DnUnicode = 'nfc' | 'exact';
+
+function normalizeValue(ava: Ava, unicode: DnUnicode): string {
   if (ava.ber) return `#${ava.value}`;
-  return escapeDnValue(ava.value.normalize('NFC').toLowerCase().replace(/\s+/g, ' ').trim());
+  const v = unicode === 'nfc' ? ava.value.normalize('NFC') : ava.value;
+  return escapeDnValue(v.toLowerCase().replace(/\s+/g, ' ').trim());
 }
 
-function formatAva(ava: Ava, normalize: boolean): string {
+function formatAva(ava: Ava, normalize: DnUnicode | false): string {
   const type = normalize ? ava.type.toLowerCase() : ava.type;
-  return `${type}=${normalize ? normalizeValue(ava) : ava.ber ? `#${ava.value}` : escapeDnValue(ava.value)}`;
+  return `${type}=${normalize ? normalizeValue(ava, normalize) : ava.ber ? `#${ava.value}` : escapeDnValue(ava.value)}`;
 }
 
 /** Formats RDNs back into a DN string (canonical escaping, original case). */
@@ -176,11 +189,11 @@ export function formatDn(rdns: Rdn[]): string {
   return rdns.map((rdn) => rdn.map((a) => formatAva(a, false)).join('+')).join(',');
 }
 
-function normalizeRdns(rdns: Rdn[]): string {
+function normalizeRdns(rdns: Rdn[], unicode: DnUnicode = 'nfc'): string {
   return rdns
     .map((rdn) =>
       rdn
-        .map((a) => formatAva(a, true))
+        .map((a) => formatAva(a, unicode))
         .sort()
         .join('+'),
     )
@@ -189,16 +202,17 @@ function normalizeRdns(rdns: Rdn[]): string {
 
 /**
  * The comparison form of a DN: equal DNs (in the directory's sense) give equal strings.
+ * `unicode`: how the directory compares Unicode (default `nfc`; `exact` for Active Directory).
  * Throws LDAP_INVALID_DN on malformed input.
  */
-export function normalizeDn(dn: string): string {
-  return normalizeRdns(parseDn(dn));
+export function normalizeDn(dn: string, unicode: DnUnicode = 'nfc'): string {
+  return normalizeRdns(parseDn(dn), unicode);
 }
 
 /** Like normalizeDn, but returns undefined instead of throwing (for DNs read from a server). */
-export function tryNormalizeDn(dn: string): string | undefined {
+export function tryNormalizeDn(dn: string, unicode: DnUnicode = 'nfc'): string | undefined {
   try {
-    return normalizeDn(dn);
+    return normalizeDn(dn, unicode);
   } catch {
     return undefined;
   }

@@ -5,6 +5,7 @@ import type { Client, Control, Entry } from 'ldapts';
 import { IdsyncError } from '../core/errors.js';
 import { isNormalizedDnUnder, normalizeDn, tryNormalizeDn } from './dn.js';
 import { mapLdapError } from './client.js';
+import { parseExtendedDn } from './controls.js';
 
 export interface ScopeSettings {
   baseDn: string;
@@ -79,6 +80,8 @@ export async function* pagedSearch(client: Client, o: PagedSearchOptions): Async
         throw mapLdapError(err, ctx);
       }
       if (r.done) break;
+      // With the extended DN control the entry's own DN comes as `<GUID=...>;...;CN=...` too.
+      for (const e of r.value.searchEntries) if (e.dn.startsWith('<')) e.dn = parseExtendedDn(e.dn).dn;
       const entries = needFilter ? r.value.searchEntries.filter((e) => o.scope.contains(e.dn)) : r.value.searchEntries;
       if (entries.length) yield entries;
     }

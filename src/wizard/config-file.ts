@@ -21,6 +21,8 @@ export type RawSourceConnector =
       baseDn: string;
       tls?: { ca?: string; startTls?: boolean; serverName?: string; insecureSkipVerify?: boolean };
       scope?: { include?: string[]; exclude?: string[] };
+      /** ldap only: the accesslog base and the scheduled full import (docs/delta-import.md). */
+      delta?: { accesslogBase?: string; fullImportInterval?: string };
     }
   | { type: 'ldif'; name: string; path: string; scope?: { include?: string[]; exclude?: string[] } };
 

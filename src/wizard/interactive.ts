@@ -126,6 +126,19 @@ async function askSourceFields(prev: RawSourceConnector | undefined, taken: stri
   }
   const include = await askDns('OUs to include (DNs separated by ";"; empty = the whole base DN)', ldapPrev?.scope?.include ?? []);
   const exclude = await askDns('OUs to exclude (DNs separated by ";"; empty = none)', ldapPrev?.scope?.exclude ?? []);
+  if (type === 'ldap') {
+    // Without the accesslog overlay a delta import cannot see deletions (docs/delta-import.md).
+    const accesslogBase = (
+      await ask(
+        p.text({
+          message: 'Base of the accesslog database, if the server runs the accesslog overlay (e.g. cn=accesslog; empty = none: deletions then reach the cloud only at a daily full import; set-up in docs/delta-import.md)',
+          initialValue: ldapPrev?.delta?.accesslogBase ?? '',
+        }),
+      )
+    ).trim();
+    const delta = accesslogBase ? { ...ldapPrev?.delta, accesslogBase } : ldapPrev?.delta?.fullImportInterval ? { fullImportInterval: ldapPrev.delta.fullImportInterval } : undefined;
+    return { type, name, url, bindDn, baseDn, tls: { ca, serverName, startTls }, scope: { include, exclude }, ...(delta ? { delta } : {}) };
+  }
   return { type, name, url, bindDn, baseDn, tls: { ca, serverName, startTls }, scope: { include, exclude } };
 }
 

@@ -40,7 +40,7 @@ describe('idsync doctor', { skip: skipUnless('slapd') }, () => {
   const dirs: string[] = [];
 
   /** A config dir with one LDAP connector and the cloud; credentials stored. */
-  function setup(ldap: Slapd, opts: { url?: string; tls?: Record<string, unknown>; cloud?: TestCloud; cloudUrl?: string } = {}): { config: string; loaded: LoadedConfig } {
+  function setup(ldap: Slapd, opts: { url?: string; tls?: Record<string, unknown>; cloud?: TestCloud; cloudUrl?: string; delta?: Record<string, unknown> } = {}): { config: string; loaded: LoadedConfig } {
     const dir = mkdtempSync(path.join(tmpdir(), 'idsync-doctor-'));
     dirs.push(dir);
     const c = opts.cloud ?? cloud;
@@ -49,7 +49,7 @@ describe('idsync doctor', { skip: skipUnless('slapd') }, () => {
       config,
       stringify({
         dataDir: './data',
-        connectors: [{ name: 'corp', type: 'ldap', url: opts.url ?? ldap.ldapsUrl, bindDn: ldap.adminDn, baseDn: ldap.baseDn, tls: opts.tls ?? { ca: ldap.caFile }, timeoutMs: 3000 }],
+        connectors: [{ name: 'corp', type: 'ldap', url: opts.url ?? ldap.ldapsUrl, bindDn: ldap.adminDn, baseDn: ldap.baseDn, tls: opts.tls ?? { ca: ldap.caFile }, timeoutMs: 3000, ...(opts.delta ? { delta: opts.delta } : {}) }],
         cloud: { url: opts.cloudUrl ?? c.url, auth: { type: 'client_credentials', clientId: c.syncClientId }, retries: 0, timeoutMs: 3000 },
       }),
     );
@@ -64,13 +64,14 @@ describe('idsync doctor', { skip: skipUnless('slapd') }, () => {
   let healthy: { config: string; loaded: LoadedConfig };
 
   before(async () => {
-    slapd = await startSlapd({ tls: true });
+    slapd = await startSlapd({ tls: true, accesslog: true });
     expired = await startSlapd({ tls: { expired: true } });
     stopped = await startSlapd({ tls: true });
     await stopped.stop();
     cloud = await startTestCloud();
     await slapd.add(`dn: uid=alice,ou=people,${slapd.baseDn}\nobjectClass: inetOrgPerson\nuid: alice\ncn: Alice\nsn: A\nmail: alice@lab.test\n`);
-    healthy = setup(slapd);
+    // healthy: the accesslog lets a delta see deletions (without it, the deletions check warns)
+    healthy = setup(slapd, { delta: { accesslogBase: 'cn=accesslog' } });
     const ctx = openContext(healthy.loaded);
     try {
       const run = await runCycle(ctx);
@@ -87,10 +88,22 @@ describe('idsync doctor', { skip: skipUnless('slapd') }, () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
+  test('an OpenLDAP source without the accesslog: doctor warns that deletions wait for the scheduled full import', async () => {
+    const plain = setup(slapd);
+    const r = await runDoctor(plain.loaded, { only: ['deletions'] });
+    assert.equal(r.ok, false);
+    const f = find(r.findings, 'deletions', 'corp');
+    assert.equal(f?.status, 'warning');
+    assert.equal(f?.eventId, 6020);
+    assert.match(f!.message, /scheduled full import \(every 1d/);
+    assert.match(f!.fix ?? '', /delta\.accesslogBase/);
+    assert.equal(find((await runDoctor(healthy.loaded, { only: ['deletions'] })).findings, 'deletions', 'corp')?.status, 'ok');
+  });
+
   test('a healthy setup (LDAPS + the cloud, a successful cycle) reports every check ok; the CLI exits 0', async () => {
     const r = await runDoctor(healthy.loaded, { certWarnDays: 1 });
     assert.equal(r.ok, true, JSON.stringify(r.findings.filter((f) => f.status !== 'ok'), null, 2));
-    for (const [check, target] of [['connectivity', 'corp'], ['connectivity', 'cloud'], ['credentials', 'corp'], ['credentials', 'cloud'], ['certificates', 'corp'], ['clock-skew', 'cloud'], ['last-cycle'], ['password-heartbeat'], ['password-outbox'], ['disk-space']] as const) {
+    for (const [check, target] of [['connectivity', 'corp'], ['connectivity', 'cloud'], ['credentials', 'corp'], ['credentials', 'cloud'], ['certificates', 'corp'], ['clock-skew', 'cloud'], ['last-cycle'], ['password-heartbeat'], ['password-outbox'], ['disk-space'], ['deletions', 'corp']] as const) {
       assert.equal(find(r.findings, check, target)?.status, 'ok', `${check} ${target ?? ''}`);
     }
     const cli = await doctorCli(healthy.config, ['--cert-warn-days', '1']);

@@ -178,7 +178,9 @@ describe('e2e: Samba AD + OpenLDAP → cloud directory', { skip: skipUnless('sam
     const run = await runCycle(ctx);
     assert.equal(run.status, 'success', JSON.stringify(run.errors.slice(0, 5)));
     const e = exportOf(run);
-    assert.deepEqual({ adds: e.adds, updates: e.updates, deletes: e.deletes }, { adds: 0, updates: 6, deletes: 0 });
+    // six users, and lu2's group: slapd (no refint overlay) still lists the old DN uid=lu2, which
+    // names nobody now, so lu2 leaves the group, as a full sync of this directory says
+    assert.deepEqual({ adds: e.adds, updates: e.updates, deletes: e.deletes }, { adds: 0, updates: 7, deletes: 0 });
 
     const after = new Map((await cloud.all('Users')).map((u) => [u.externalId, u]));
     assert.equal(after.size, before.size, 'no user was duplicated or lost');

@@ -61,7 +61,7 @@ describe('normalizeDn', () => {
       'cn=\\41lice Smith,ou=PEOPLE,dc=lab,dc=test',
       'cn = Alice Smith ;ou=People;dc=lab;dc=test',
     ];
-    const n = forms.map(normalizeDn);
+    const n = forms.map((d) => normalizeDn(d));
     for (const f of n) assert.equal(f, 'cn=alice smith,ou=people,dc=lab,dc=test');
   });
 
@@ -127,5 +127,19 @@ describe('GUID and SID', () => {
     assert.equal(sidToString(sidFromString(sid)), sid);
     assert.equal(sidFromString(sid).length, 8 + 5 * 4);
     assert.throws(() => sidToString(Buffer.from([1, 5, 0])), (e: unknown) => isIdsyncError(e, 'OBJECT_INVALID'));
+  });
+});
+
+describe('normalizeDn: Unicode the way each directory compares it (issue 10)', () => {
+  const pre = 'CN=Zo\u00eb,OU=Staff,DC=lab,DC=test';
+  const comb = 'CN=Zoe\u0308,OU=Staff,DC=lab,DC=test';
+  it('AD (exact): the precomposed and the combining spelling are two DNs, case still folds', () => {
+    assert.notEqual(normalizeDn(pre, 'exact'), normalizeDn(comb, 'exact'));
+    assert.equal(normalizeDn(pre, 'exact'), normalizeDn('cn=ZO\u00cb,ou=staff,dc=LAB,dc=test', 'exact'));
+    assert.equal(normalizeDn(comb, 'exact'), normalizeDn('cn=zoe\u0308,ou=staff,dc=lab,dc=test', 'exact'));
+  });
+  it('OpenLDAP (nfc, the default): one DN, as slapd refuses the second spelling as "already exists"', () => {
+    assert.equal(normalizeDn(pre), normalizeDn(comb));
+    assert.equal(normalizeDn(pre, 'nfc'), normalizeDn(comb, 'nfc'));
   });
 });

@@ -31,7 +31,7 @@ describe('scope', () => {
   for (const c of cases) {
     test(c.name, () => {
       const r = rules({ scope: [{ connector: 'corp-ad', ...c.rule } as never] });
-      const groups = new Set((c.groups ?? []).map(normalizeDn));
+      const groups = new Set((c.groups ?? []).map((d) => normalizeDn(d)));
       assert.equal(r.inScope(c.connector ?? 'corp-ad', c.object, (g) => groups.has(g)), c.expected);
       assert.equal(r.needsMemberOf, 'memberOf' in c.rule);
     });

@@ -11,11 +11,13 @@
  * - users/groups matching the filters with uSNChanged > usn: in scope → upsert (whole object,
  *   as fullImport() maps it; group members with every range), out of scope → delete;
  * - users/groups/contacts changed that no longer match either filter → delete;
+ * - containers (OUs) changed since: their subtree is read again, as renaming or moving a container
+ *   moves everything beneath it without changing those objects' uSNChanged;
  * - tombstones (Show Deleted control, isDeleted=TRUE) changed since → delete (objectGUID is kept).
  */
-import type { Client, Entry } from 'ldapts';
+import type { Client, Control, Entry } from 'ldapts';
 import { ShowDeletedControl } from '../../ldap/controls.js';
-import { deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
+import { containersToReread, deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
 import { guidToImmutableId, guidToString } from '../../ldap/guid.js';
 import { bufferOf, getAttr, resolveScope, valuesOf } from '../../ldap/search.js';
 import { decodeWatermark, encodeWatermark, findNamingContext, readEntry, watermarkInvalid } from '../../ldap/watermark.js';
@@ -25,6 +27,8 @@ import { adEntryToCompleteObject, isComputerOrKrbtgt, type AdCfg } from './index
 
 /** Objects that may once have matched a user or group filter (used to find those that no longer do). */
 const AD_CANDIDATES = '(&(|(objectClass=user)(objectClass=group)(objectClass=contact))(!(objectClass=computer)))';
+/** Containers whose rename or move moves the objects beneath them (the domain head cannot move). */
+const AD_CONTAINERS = '(|(objectClass=organizationalUnit)(objectClass=container))';
 const DEFAULT_TOMBSTONE_LIFETIME_DAYS = 180;
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -101,15 +105,29 @@ export function adDeltaImport(cfg: AdCfg, dir: DirectoryConnection, raw: string)
     const nc = await findNamingContext(client, cfg.baseDn, cfg.url, cfg.name);
     const whole = resolveScope({ baseDn: nc });
     const usnFilter = `(uSNChanged>=${from})`;
-    const search = (filter: string, attributes: string[], deleted = false): AsyncGenerator<Entry[]> =>
-      dir.search(client, filter, attributes, { scope: whole, controls: deleted ? [new ShowDeletedControl()] : undefined });
+    const search = (filter: string, attributes: string[], deleted = false, controls: Control[] = []): AsyncGenerator<Entry[]> =>
+      dir.search(client, filter, attributes, { scope: whole, controls: deleted ? [new ShowDeletedControl(), ...controls] : controls });
 
     // 1. changed objects matching the filters: in scope → upsert, elsewhere in the partition → delete
-    for (const { objectType, filter, attributes } of dir.kinds) {
-      for await (const page of search(`(&${filter}${usnFilter})`, attributes)) {
+    for (const { objectType, filter, attributes, controls } of dir.kinds) {
+      for await (const page of search(`(&${filter}${usnFilter})`, attributes, false, controls?.())) {
         const wanted = objectType === 'user' ? page.filter((e) => !isComputerOrKrbtgt(e)) : page;
         const out = await scopedChanges(wanted, dir.scope, (e) => adEntryToCompleteObject(client, e, objectType, cfg), adAnchorOf);
         if (out.length) yield out;
+      }
+    }
+    // 1b. renamed or moved containers: everything beneath has a new DN (and may have left or
+    // entered the scope) though its own uSNChanged did not change: re-read each subtree
+    const changedContainers: string[] = [];
+    for await (const page of search(`(&${AD_CONTAINERS}${usnFilter})`, ['objectGUID'])) for (const e of page) changedContainers.push(e.dn);
+    for (const container of containersToReread(changedContainers, nc)) {
+      const subtree = resolveScope({ baseDn: container });
+      for (const { objectType, filter, attributes, controls } of dir.kinds) {
+        for await (const page of dir.search(client, filter, attributes, { scope: subtree, controls: controls?.() })) {
+          const wanted = objectType === 'user' ? page.filter((e) => !isComputerOrKrbtgt(e)) : page;
+          const out = await scopedChanges(wanted, dir.scope, (e) => adEntryToCompleteObject(client, e, objectType, cfg), adAnchorOf);
+          if (out.length) yield out;
+        }
       }
     }
     // 2. changed objects that match neither filter any more → delete
@@ -125,7 +143,7 @@ export function adDeltaImport(cfg: AdCfg, dir: DirectoryConnection, raw: string)
         const anchor = adAnchorOf(e);
         if (!anchor) continue;
         const dn = tombstoneOriginalDn(e.dn, valuesOf(getAttr(e, 'lastKnownParent'))[0]);
-        out.push(dn ? { kind: 'delete', anchor, dn } : { kind: 'delete', anchor });
+        out.push(dn ? { kind: 'delete', anchor, dn, gone: true } : { kind: 'delete', anchor, gone: true });
       }
       if (out.length) yield out;
     }

@@ -8,7 +8,8 @@ import type { LdapConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
 import { mapLdapError } from '../../ldap/client.js';
 import { createDirectoryConnection, type DirectoryKindSettings } from '../../ldap/directory-connector.js';
-import { guidToImmutableId, guidToString, sidToString } from '../../ldap/guid.js';
+import { ExtendedDnControl, parseExtendedDn } from '../../ldap/controls.js';
+import { guidFromString, guidToImmutableId, guidToString, sidToString } from '../../ldap/guid.js';
 import { bufferOf, getAttr, valuesOf } from '../../ldap/search.js';
 import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
 import { adCurrentWatermark, adDeltaImport } from './delta.js';
@@ -41,6 +42,8 @@ export const AD_KIND: DirectoryKindSettings = {
   userAttributes: AD_USER_ATTRIBUTES,
   groupAttributes: AD_GROUP_ATTRIBUTES,
   explicitBufferAttributes: EXPLICIT_BUFFERS,
+  // every member value with the objectGUID of its object (see ExtendedDnControl)
+  groupControls: () => [new ExtendedDnControl()],
 };
 
 const RANGE = /^([^;]+);range=(\d+)-(\d+|\*)$/i;
@@ -53,7 +56,7 @@ export async function fetchRangedValues(client: Client, dn: string, attribute: s
   const values = [...first];
   let next = end + 1;
   for (let guard = 0; guard < 100000; guard++) {
-    const r = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [`${attribute};range=${next}-*`] });
+    const r = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [`${attribute};range=${next}-*`] }, [new ExtendedDnControl()]);
     const e = r.searchEntries[0];
     if (!e) break;
     let done = true;
@@ -103,7 +106,14 @@ export function adEntryToObject(entry: Entry, objectType: ObjectType, connectorN
     if (values.length) attributes[k] = values;
   }
   attributes.objectguid = [guidToString(guid)];
-  return { anchor: guidToImmutableId(guid), objectType, dn: entry.dn, attributes };
+  const object: SourceObject = { anchor: guidToImmutableId(guid), objectType, dn: entry.dn, attributes };
+  if (objectType === 'group') {
+    // Read with the extended DN control: `<GUID=...>;<SID=...>;CN=...` per member.
+    const members = (attributes.member ?? []).map((v) => parseExtendedDn(v));
+    if (members.length) attributes.member = members.map((m) => m.dn);
+    object.members = members.map((m) => (m.guid ? { dn: m.dn, anchor: guidToImmutableId(guidFromString(m.guid)) } : { dn: m.dn }));
+  }
+  return object;
 }
 
 /** Merges `attr;range=a-b` keys of an entry into plain keys, fetching missing ranges. */
@@ -152,6 +162,7 @@ export function createAdConnector(cfg: AdCfg, secret: SecretResolver): SourceCon
       }),
     currentWatermark: () => adCurrentWatermark(cfg, dir),
     deltaImport: (watermark: string) => adDeltaImport(cfg, dir, watermark),
+    deltaSeesDeletions: true, // tombstones
     close: () => dir.close(),
   };
 }

@@ -7,6 +7,8 @@
  * - entries matching the user/group filters: in scope → upsert (whole object, as fullImport()
  *   maps it), elsewhere in the partition (moved out, renamed out) → delete;
  * - person/group entries changed that match neither filter any more → delete;
+ * - other entries changed that have subordinates (a container renamed or moved with modrdn):
+ *   their subtree is read again, as the entries beneath keep their entryCSN;
  * - deletions, only with `delta.accesslogBase` (the accesslog overlay): auditDelete entries whose
  *   entryCSN (the CSN of the delete itself, written by slapo-accesslog) is after the watermark →
  *   delete by reqEntryUUID. Without accesslog a deletion is only seen by the next full import.
@@ -15,7 +17,7 @@
  */
 import type { Client, Entry } from 'ldapts';
 import { mapLdapError } from '../../ldap/client.js';
-import { deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
+import { containersToReread, deletesOf, scopedChanges, type DirectoryConnection } from '../../ldap/directory-connector.js';
 import { getAttr, resolveScope, valuesOf } from '../../ldap/search.js';
 import { decodeWatermark, encodeWatermark, findNamingContext, readEntry, watermarkInvalid } from '../../ldap/watermark.js';
 import type { DeltaChange, DeltaImport } from '../types.js';
@@ -26,6 +28,17 @@ import { ldapAnchorOf, ldapEntryToObject, type LdapCfg } from './index.js';
 export interface LdapDeltaSettings {
   /** Base of the accesslog database (slapo-accesslog `logdb`), e.g. "cn=accesslog": deletions are read there. */
   accesslogBase?: string | undefined;
+  /** Without the accesslog: how often a full import runs to find deletions ("1d" by default). */
+  fullImportInterval?: string | undefined;
+}
+
+export const DEFAULT_FULL_IMPORT_INTERVAL = '1d';
+
+/** "30s", "15m", "12h", "1d" → milliseconds. */
+export function durationMs(d: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(d);
+  if (!m) throw new Error(`"${d}" is not a duration`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 export function ldapDeltaSettings(cfg: LdapCfg): LdapDeltaSettings {
@@ -106,6 +119,20 @@ export function ldapDeltaImport(cfg: LdapCfg, dir: DirectoryConnection, raw: str
       }
     }
     const neither = dir.kinds.map((k) => `(!${k.filter})`).join('');
+    // Renamed or moved containers (modrdn of a subtree): the entries beneath get new DNs but keep
+    // their entryCSN, so each such subtree is read again (in scope → upsert, moved out → delete).
+    const changedContainers: string[] = [];
+    for await (const page of search(nc, `(&${neither}${after})`, ['hasSubordinates'])) {
+      for (const e of page) if (valuesOf(getAttr(e, 'hasSubordinates'))[0]?.toUpperCase() === 'TRUE') changedContainers.push(e.dn);
+    }
+    for (const container of containersToReread(changedContainers, nc)) {
+      for (const { objectType, filter, attributes } of dir.kinds) {
+        for await (const page of search(container, filter, attributes)) {
+          const out = await scopedChanges(page, dir.scope, (e) => ldapEntryToObject(e, objectType, cfg.name), ldapAnchorOf);
+          if (out.length) yield out;
+        }
+      }
+    }
     for await (const page of search(nc, `(&${LDAP_CANDIDATES}${after}${neither})`, ['entryUUID'])) {
       const out = deletesOf(page, ldapAnchorOf);
       if (out.length) yield out;
@@ -118,7 +145,7 @@ export function ldapDeltaImport(cfg: LdapCfg, dir: DirectoryConnection, raw: str
           const anchor = valuesOf(getAttr(e, 'reqEntryUUID'))[0];
           // only deletions inside the partition we sync (the log may serve several databases)
           if (!dn || !whole.contains(dn)) continue;
-          out.push({ kind: 'delete', anchor: anchor ?? '', dn });
+          out.push({ kind: 'delete', anchor: anchor ?? '', dn, gone: true });
         }
         if (out.length) yield out;
       }

@@ -8,7 +8,7 @@ import { IdsyncError } from '../../core/errors.js';
 import { createDirectoryConnection, type DirectoryKindSettings } from '../../ldap/directory-connector.js';
 import { getAttr, valuesOf } from '../../ldap/search.js';
 import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
-import { ldapCurrentWatermark, ldapDeltaImport } from './delta.js';
+import { DEFAULT_FULL_IMPORT_INTERVAL, durationMs, ldapCurrentWatermark, ldapDeltaImport, ldapDeltaSettings } from './delta.js';
 
 export const LDAP_DEFAULT_USER_FILTER = '(objectClass=inetOrgPerson)';
 export const LDAP_DEFAULT_GROUP_FILTER = '(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))';
@@ -74,6 +74,9 @@ export function createLdapConnector(cfg: LdapCfg, secret: SecretResolver): Sourc
     fullImport: () => dir.fullImport((_client, page, objectType) => page.map((e) => ldapEntryToObject(e, objectType, cfg.name))),
     currentWatermark: () => ldapCurrentWatermark(cfg, dir),
     deltaImport: (watermark: string) => ldapDeltaImport(cfg, dir, watermark),
+    // without the accesslog a delta cannot see deletions: a scheduled full import finds them
+    deltaSeesDeletions: ldapDeltaSettings(cfg).accesslogBase !== undefined,
+    fullImportIntervalMs: durationMs(ldapDeltaSettings(cfg).fullImportInterval ?? DEFAULT_FULL_IMPORT_INTERVAL),
     close: () => dir.close(),
   };
 }

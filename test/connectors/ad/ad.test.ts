@@ -122,7 +122,7 @@ describe('AD connector against a real Samba AD DC', { skip: skipUnless('samba') 
     for (const g of seeded.groups) {
       const got = groups.find((o) => o.attributes.samaccountname?.[0] === g.sAMAccountName);
       assert.ok(got, g.sAMAccountName);
-      assert.deepEqual((got.attributes.member ?? []).map(normalizeDn).sort(), g.members.map(normalizeDn).sort());
+      assert.deepEqual((got.attributes.member ?? []).map((d) => normalizeDn(d)).sort(), g.members.map((d) => normalizeDn(d)).sort());
       assert.ok(got.attributes.grouptype?.[0]);
     }
   });

@@ -145,7 +145,7 @@ describe('AD delta import against a real Samba AD DC (uSNChanged + tombstones)',
       for (const ch of mine) if (ch.kind === 'upsert') assert.deepEqual(ch.object, now.find((o) => o.anchor === ch.object.anchor));
       const g0up = mine.find((ch) => ch.kind === 'upsert' && ch.object.anchor === a(seeded.groups[0]!.cn));
       assert.ok(g0up && g0up.kind === 'upsert');
-      assert.deepEqual(g0up.object.attributes.member?.map(normalizeDn).sort(), [normalizeDn(newDn), normalizeDn(`CN=${sam(2)},${outOu}`), normalizeDn(seeded.users[4]!.dn)].sort());
+      assert.deepEqual(g0up.object.attributes.member?.map((d) => normalizeDn(d)).sort(), [normalizeDn(newDn), normalizeDn(`CN=${sam(2)},${outOu}`), normalizeDn(seeded.users[4]!.dn)].sort());
 
       assert.ok(BigInt(JSON.parse(wm1).usn) > BigInt(w.usn!));
       const again = await drain(conn, wm1);

@@ -125,7 +125,7 @@ describe('LDAP delta import against a real slapd (entryCSN + accesslog)', { skip
       }
       const g1 = changes.find((c) => c.kind === 'upsert' && c.object.anchor === uuid.get('g1'));
       assert.ok(g1 && g1.kind === 'upsert');
-      assert.deepEqual(g1.object.attributes.member?.map(normalizeDn).sort(), [`uid=u2,${P}`, `uid=u7,${P}`].sort());
+      assert.deepEqual(g1.object.attributes.member?.map((d) => normalizeDn(d)).sort(), [`uid=u2,${P}`, `uid=u7,${P}`].sort());
 
       assert.notEqual(wm1, wm0);
       assert.ok(JSON.parse(wm1).csn > JSON.parse(wm0).csn);
