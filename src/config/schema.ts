@@ -88,6 +88,11 @@ export const cloudSchema = z
     retries: z.number().int().min(0).max(20).default(5),
     /** Objects per SCIM Bulk request (RFC 7644 §3.7); 1 turns Bulk off. Falls back by itself when the cloud has no Bulk. */
     bulkSize: z.number().int().min(1).max(1000).default(200),
+    /**
+     * Installation IDs of other idsync servers this one takes over the export from (explicitly: an
+     * export is refused while another installation exports to the tenant; see docs/service.md).
+     */
+    takeOverFrom: z.array(z.string().min(1)).optional(),
   })
   .strict();
 

@@ -18,6 +18,7 @@ import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
 import { RunLog } from './runs.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
+import { assertTenantIsOurs, installationId } from './tenant.js';
 
 type Diff = { attribute: string; before: unknown; after: unknown }[];
 
@@ -144,7 +145,9 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     if (mvId !== null) {
       const exportedBefore = exportedState(ctx, mvId);
       const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
+      cloud.installation = installationId(db);
       try {
+        if (!loaded.config.sync.stagingMode) await assertTenantIsOurs(ctx, cloud);
         const exporter = new Exporter(db, cloud, {
           deletionThreshold: loaded.config.sync.deletionThreshold,
           deletionAction: loaded.config.sync.deletionAction,

@@ -62,7 +62,8 @@ function exitForRun(run: RunRecord): number {
   if (code && ['LDAP_UNREACHABLE', 'LDAP_BIND_FAILED', 'LDAP_TLS_FAILED', 'CLOUD_UNREACHABLE', 'CLOUD_AUTH_FAILED', 'CREDENTIAL_MISSING'].includes(code)) {
     return EXIT.UNAVAILABLE;
   }
-  if (code === 'LDIF_NOT_FOUND' || code === 'LDIF_PARSE_ERROR') return EXIT.USAGE;
+  // Another installation exports to the tenant: the configuration must say what this one is (a standby, or taking over).
+  if (code === 'LDIF_NOT_FOUND' || code === 'LDIF_PARSE_ERROR' || code === 'CLOUD_TENANT_SHARED') return EXIT.USAGE;
   return EXIT.FAILED;
 }
 

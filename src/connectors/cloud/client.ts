@@ -33,6 +33,8 @@ export class CloudClient {
   private readonly pool: Pool;
   private readonly origin: string;
   private cached: CachedToken | undefined;
+  /** This installation's ID, sent with every request so the cloud knows who exports to it (engine/tenant.ts). */
+  installation: string | undefined;
 
   constructor(
     private readonly cfg: CloudConfig,
@@ -80,7 +82,7 @@ export class CloudClient {
       const token = await this.token();
       let res: CloudResponse<T>;
       try {
-        res = await this.send<T>(method, path, body, { ...headers, authorization: `Bearer ${token}` });
+        res = await this.send<T>(method, path, body, { ...headers, authorization: `Bearer ${token}`, ...(this.installation ? { 'x-idsync-installation': this.installation } : {}) });
       } catch (err) {
         if (attempt < this.cfg.retries) {
           await this.backoff(attempt);
