@@ -3,7 +3,7 @@
  * (pid file + log in the data directory), or as a systemd unit. See docs/service.md.
  */
 import type { Command } from 'commander';
-import type { CredentialInfo } from '../../credentials/store.js';
+import { describeCredential, describeOutbox, describePasswordActivity, type CredentialStatus, type OutboxStatus, type PasswordActivity } from '../../status/index.js';
 import { IdsyncError } from '../../core/errors.js';
 import { serviceStatus, startDaemon, stopDaemon, type ServiceStatus, type StartResult, type StopResult } from '../../service/daemon.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../service/service.js';
@@ -75,9 +75,15 @@ function printStopped(r: StopResult, timeout: string): void {
   else println(`idsync service stopped (pid ${r.pid}, ${(r.elapsedMs / 1000).toFixed(1)} s)`);
 }
 
-function credLine(c: CredentialInfo): string {
-  const test = c.lastTestAt ? `last test ${c.lastTestOk ? 'ok' : `FAILED (${c.lastErrorCode ?? 'error'})`} ${ago(c.lastTestAt)}` : 'never tested';
-  return `  ${c.name.padEnd(16)} changed ${ago(c.changedAt)}, ${test}`;
+function credLine(c: CredentialStatus): string {
+  return `  ${c.name.padEnd(16)} ${describeCredential(c, (t) => ago(t))}`;
+}
+
+const agoText = (iso: string) => ago(iso);
+
+/** Password sync in one line, from the status module's answers (the same words as `doctor`). */
+function passwordLine(outbox: OutboxStatus, activity: PasswordActivity): string {
+  return `password sync: ${describePasswordActivity(activity, agoText)}; outbox ${describeOutbox(outbox)}`;
 }
 
 export function printStatus(s: ServiceStatus): void {
@@ -97,9 +103,12 @@ export function printStatus(s: ServiceStatus): void {
       `last cycle: ${last ? `run ${last.id} (${last.profile}) ${last.status}, ended ${ago(last.endedAt)}${last.error ? ` — ${last.error.code}: ${last.error.message}` : ''}` : 'none yet'}` +
         (h.cycle.inProgress ? ' (a cycle is running now)' : h.cycle.nextAt ? `; next at ${h.cycle.nextAt}` : ''),
     );
+    const pw = h.passwords;
     println(
-      `password sync: heartbeat ${h.passwords.heartbeatAt ? ago(h.passwords.heartbeatAt) : 'none yet'}; outbox ${h.passwords.outboxDepth} waiting` +
-        (h.passwords.oldestQueuedAt ? `, oldest queued ${ago(h.passwords.oldestQueuedAt)}` : ''),
+      passwordLine(
+        { depth: pw.outboxDepth, deliverable: pw.deliverable, waitingForExport: pw.waitingForExport, oldestQueuedAt: pw.oldestQueuedAt, lastError: null, attempts: null },
+        { heartbeatAt: pw.heartbeatAt, lastBatchAt: pw.lastBatchAt, lastActivityAt: pw.lastActivityAt, lastActivity: pw.lastActivityAt === null ? null : pw.lastActivityAt === pw.heartbeatAt ? 'heartbeat' : 'batch' },
+      ),
     );
     println('credentials:');
     if (h.credentials.length === 0) println('  none stored (idsync credentials set <connector>)');
@@ -112,7 +121,7 @@ export function printStatus(s: ServiceStatus): void {
   println('from the database:');
   const r = o.lastRun;
   println(`  last cycle: ${r ? `run ${r.id} (${r.profile}) ${r.status}, ended ${ago(r.endedAt)}${r.error ? ` — ${r.error.code}: ${r.error.message}` : ''}` : 'none yet'}`);
-  println(`  password sync: heartbeat ${o.heartbeatAt ? ago(o.heartbeatAt) : 'none yet'}; outbox ${o.outboxDepth} waiting${o.oldestQueuedAt ? `, oldest queued ${ago(o.oldestQueuedAt)}` : ''}`);
+  println(`  ${passwordLine(o.outbox, o.passwordActivity)}`);
   println('  credentials:');
   if (o.credentials.length === 0) println('    none stored (idsync credentials set <connector>)');
   for (const c of o.credentials) println('  ' + credLine(c));
