@@ -67,7 +67,7 @@ export function describeOutbox(o: OutboxStatus): string {
     ...(o.deliverable > 0 ? [`${o.deliverable} to deliver${o.oldestQueuedAt ? ` (oldest queued ${o.oldestQueuedAt})` : ''}`] : []),
     ...(o.waitingForExport > 0 ? [`${o.waitingForExport} waiting for their user to be exported`] : []),
   ];
-  return `${o.depth} waiting: ${parts.join(', ')}`;
+  return `${o.depth} password change(s) waiting: ${parts.join(', ')}`;
 }
 
 // ---------------------------------------------------------------------------------------------

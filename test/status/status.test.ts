@@ -72,7 +72,7 @@ describe('status answers agree across commands (real slapd + cloud)', { skip: sk
 
     const o = outboxStatus(lab.ctx.db);
     assert.equal(o.depth, 3);
-    const expected = /3 waiting: 3 to deliver/;
+    const expected = /3 password change\(s\) waiting: 3 to deliver/;
     assert.match((await doctor('password-outbox')).message, expected);
     assert.match((await cli('service', 'status')).stdout, new RegExp(`outbox ${expected.source}`));
     assert.match((await cli('passwords', 'status', 'u0')).stdout, new RegExp(`outbox: ${expected.source}`));

@@ -18,7 +18,7 @@ export const outboxCheck: DoctorCheck = {
     if (r.n === 0 || !r.oldest) return [{ check, status: 'ok', message: `password outbox: ${describeOutbox(o)}` }];
     const oldestRow = { last_error: o.lastError };
     const ago = d.now - Date.parse(r.oldest);
-    const what = `${describeOutbox(o)}; the oldest ${age(ago)} ago`;
+    const what = `${describeOutbox(o)} (${age(ago)} ago)`;
     if (ago <= OUTBOX_WARN_MS) return [{ check, status: 'ok', message: `password outbox: ${what}; delivery in progress` }];
     const lastError = oldestRow.last_error ?? undefined;
     return [{
