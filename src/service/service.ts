@@ -525,7 +525,7 @@ export class SyncService {
       help: 'Password changes waiting for delivery to the cloud directory',
       registers: [register],
       collect() {
-        this.set(self.pipeline.outbox().depth);
+        this.set(outboxStatus(self.ctx.db).depth);
       },
     });
     new Gauge({
@@ -533,7 +533,7 @@ export class SyncService {
       help: 'Age of the oldest password change waiting for delivery; 0 when the outbox is empty',
       registers: [register],
       collect() {
-        const oldest = ms(self.pipeline.outbox().oldestQueuedAt);
+        const oldest = ms(outboxStatus(self.ctx.db).oldestQueuedAt);
         this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
       },
     });
