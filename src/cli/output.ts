@@ -16,18 +16,46 @@ export function progress(line: string): void {
   else process.stderr.write(line + '\n');
 }
 
-/** A progress callback that prints at most every 250 ms (a long run must not flood the terminal). */
+/** What a step's progress count means, worded so it reads like the summary's columns. */
+const PROGRESS_NOUN: Record<string, string> = { import: 'objects read', export: 'objects written' };
+
+let pendingProgress: { line: string; printed: boolean } | undefined;
+
+function flushProgress(): void {
+  // The last count of a step is always shown: a throttled line that lags behind the summary
+  // ("import: 4 objects" next to "adds 6") made people doubt the summary.
+  if (pendingProgress && !pendingProgress.printed) progress(pendingProgress.line);
+  if (pendingProgress && process.stderr.isTTY) process.stderr.write('\n');
+  pendingProgress = undefined;
+}
+
+/**
+ * A progress callback that prints at most every 250 ms (a long run must not flood the terminal);
+ * the final count of each step is printed when the next step starts or at endProgress().
+ */
 export function throttledProgress(): (p: { connector: string; step: string; done: number }) => void {
   let last = 0;
+  let key = '';
   return (p) => {
+    const k = `${p.step} ${p.connector}`;
+    if (k !== key) {
+      flushProgress();
+      key = k;
+      last = 0;
+    }
+    const line = `${k}: ${p.done} ${PROGRESS_NOUN[p.step] ?? 'objects'}`;
     const now = Date.now();
-    if (now - last < 250) return;
-    last = now;
-    progress(`${p.step} ${p.connector}: ${p.done} objects`);
+    const printed = now - last >= 250;
+    if (printed) {
+      last = now;
+      progress(line);
+    }
+    pendingProgress = { line, printed };
   };
 }
 
 export function endProgress(): void {
+  flushProgress();
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 }
 

@@ -37,6 +37,7 @@ import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PasswordHashStore, passwordHashMigrations } from './passwords/store.js';
 import { registerScim, scimMigrations } from './scim/index.js';
+import { registerSyncInstallations, syncInstallationMigrations } from './sync-installations/index.js';
 
 export const CLOUD_DATABASE_FILE = 'cloud.db';
 export const SCIM_BASE_PATH = '/scim/v2';
@@ -165,6 +166,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     ...lockoutMigrations,
     ...auditMigrations,
     ...passwordHashMigrations,
+    ...syncInstallationMigrations,
   ]);
   // Signing keys and hashes live here: owner only.
   for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
@@ -226,6 +228,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     registerAdminAccountRoutes(app, { db, guard, accounts, audit });
     registerAuditRoutes(app, { guard, audit });
     registerPasswordRoutes(app, { db, guard, hashes, audit, now });
+    registerSyncInstallations(app, { db, guard, now, isScimPath });
 
     // Every SCIM request needs an API token of a role that may provision. Checked here, before
     // the SCIM layer sees the request, and answered in SCIM's error format (RFC 7644 §3.12).

@@ -118,6 +118,11 @@ export const cloudSchema = z
      * tried once more after this long (so a fix on the cloud's side recovers too), e.g. "15m".
      */
     refusedCredentialRecheck: z.string().regex(DURATION, 'a duration such as "30s", "15m" or "1h"').default('15m'),
+    /**
+     * Installation IDs of other idsync servers this one takes over the export from (explicitly: an
+     * export is refused while another installation exports to the tenant; see docs/service.md).
+     */
+    takeOverFrom: z.array(z.string().min(1)).optional(),
   })
   .strict();
 

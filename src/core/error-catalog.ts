@@ -128,6 +128,12 @@ export const ERROR_CATALOG: Record<ErrorCode, ErrorInfo> = {
     meaning: 'The cloud directory refused a request as invalid (HTTP 4xx).',
     fix: 'The message carries the cloud\'s reason; fix the object or the outbound rule.',
   },
+  CLOUD_TENANT_SHARED: {
+    area: 'cloud',
+    exit: 'USAGE',
+    meaning: 'Another idsync installation already exports to this cloud tenant; this one wrote nothing (event 6320).',
+    fix: 'Make this server a standby with `sync.stagingMode: true`, or move the export here deliberately with `cloud.takeOverFrom: [ID]` (docs/service.md, "A second server").',
+  },
   EXPORT_PENDING: {
     area: 'cloud',
     exit: 'FAILED',

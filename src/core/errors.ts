@@ -19,6 +19,7 @@ export type ErrorCode =
   // cloud directory as seen by the sync engine
   | 'CLOUD_UNREACHABLE'
   | 'CLOUD_AUTH_FAILED'
+  | 'CLOUD_TENANT_SHARED'
   | 'CLOUD_REJECTED'
   | 'CLOUD_CONFLICT'
   | 'CLOUD_SERVER_ERROR'

@@ -16,6 +16,7 @@ import type { EngineContext } from './context.js';
 import { Exporter, type PlannedExport } from './export.js';
 import { EngineState, importConnector, Watermarks } from './import.js';
 import { contentHash } from './stable-hash.js';
+import { assertTenantIsOurs, installationId } from './tenant.js';
 import { RunLog, type RunRecord, type RunStatus, type StepHandle } from './runs.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
 
@@ -70,6 +71,8 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
   };
 
   const cloud = createCloudClient(loaded, credentials);
+  cloud.installation = installationId(db);
+  let tenantRefused = false;
   let pipeline: PasswordPipeline | undefined;
   const passwords = () =>
     (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key, credentialRefused: () => credentials.refusedNow(CLOUD_CONNECTOR) }));
@@ -130,6 +133,16 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     const dryRun = options.preview === true || staging;
     exportStep.profile = options.preview ? 'preview' : staging ? 'staging' : 'export';
     try {
+      // Before the first write: is another installation exporting to this tenant? (engine/tenant.ts)
+      if (!dryRun) {
+        try {
+          await assertTenantIsOurs(ctx, cloud);
+        } catch (err) {
+          tenantRefused = true;
+          if (toIdsyncError(err).code === 'CLOUD_TENANT_SHARED') ctx.events.emit(EVENTS.CLOUD_TENANT_SHARED, { url: loaded.config.cloud.url, ...toIdsyncError(err).details });
+          throw err;
+        }
+      }
       const exporter = new Exporter(db, cloud, {
         deletionThreshold: loaded.config.sync.deletionThreshold,
         deletionAction: loaded.config.sync.deletionAction,
@@ -157,7 +170,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
 
     // Password hashes queued by this or an earlier cycle, now that their users may exist in the
     // cloud. Failures here are the password sync's own events (611/652/115), not the cycle's.
-    if (!dryRun && loaded.config.passwordHashSync.enabled && (pipeline || passwordsPending(ctx))) await passwords().deliverOnce().catch(() => undefined);
+    if (!dryRun && !tenantRefused && loaded.config.passwordHashSync.enabled && (pipeline || passwordsPending(ctx))) await passwords().deliverOnce().catch(() => undefined);
   } catch (err) {
     failed = true;
     runError ??= toIdsyncError(err);

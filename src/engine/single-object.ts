@@ -7,12 +7,17 @@
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
-import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
+import { AD_DEFAULT_GROUP_FILTER, AD_DEFAULT_USER_FILTER } from '../connectors/ad/index.js';
+import { LDAP_DEFAULT_GROUP_FILTER, LDAP_DEFAULT_USER_FILTER } from '../connectors/ldap/index.js';
+import type { SourceConnectorConfig } from '../config/schema.js';
+import { connectLdap } from '../ldap/client.js';
+import { isDnUnder, normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import { ImportStager } from './connector-space.js';
 import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
 import { RunLog } from './runs.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
+import { assertTenantIsOurs, installationId } from './tenant.js';
 
 type Diff = { attribute: string; before: unknown; after: unknown }[];
 
@@ -22,6 +27,17 @@ export interface ObjectTrace {
   import: { connector: string | null; result: 'added' | 'updated' | 'unchanged' | 'deleted' | 'not found'; changes: Diff };
   sync: { metaverseId: number | null; result: 'projected' | 'joined' | 'updated' | 'unchanged' | 'disconnected' | 'out of scope' | 'none'; changes: Diff };
   export: { result: 'added' | 'updated' | 'deleted' | 'unchanged' | 'not exported' | 'error' | 'staging'; cloudId: string | null; changes: Diff; error?: string };
+  /** Why the object is not (or no longer) synced, when it is not: the question `--object` answers. */
+  why?: Absence;
+}
+
+/** Why an object is not synced, most specific cause first. */
+export interface Absence {
+  code: 'OUTSIDE_BASE' | 'OUTSIDE_OU_SCOPE' | 'EXCLUDED_OU' | 'NOT_FOUND' | 'NOT_USER_OR_GROUP' | 'SCOPE_RULE';
+  message: string;
+  connector?: string;
+  /** The configuration key that decided it (e.g. connectors.0.scope.include, rules.scope.1). */
+  rule?: string;
 }
 
 interface CsState {
@@ -90,6 +106,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       new ImportStager(db, before.connector, kinds.get(before.connector)).stageDelta([{ kind: 'delete', anchor: before.anchor }], importStep.counts);
       trace.import = { connector: before.connector, result: 'deleted', changes: [] };
     }
+    if (!found) trace.why = await explainAbsence(ctx, dn);
     importStep.end();
 
     // Sync
@@ -105,7 +122,17 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     const mvId = now?.mv_id ?? before?.mv_id ?? null;
     trace.sync.metaverseId = mvId;
     if (!found && before) trace.sync.result = 'disconnected';
-    else if (found && !now?.mv_id) trace.sync.result = 'out of scope';
+    else if (found && !now?.mv_id) {
+      trace.sync.result = 'out of scope';
+      const memberOf = db.prepare<[string, string, string], { x: number }>(
+        `SELECT 1 AS x FROM cs_objects g JOIN cs_members m ON m.connector = g.connector AND m.group_anchor = g.anchor
+         WHERE g.connector = ? AND g.dn_norm = ? AND m.member_dn = ? LIMIT 1`,
+      );
+      const excluded = loaded.rules.explainScope(found.connector, found.object, (g) => memberOf.get(found.connector, g, dnNorm) !== undefined);
+      if (excluded) {
+        trace.why = { code: 'SCOPE_RULE', connector: found.connector, rule: excluded.rule, message: `excluded by the scope rule ${excluded.rule} of connector "${found.connector}": ${excluded.reason}` };
+      }
+    }
     else if (mvId) {
       const mvAfter = mvAttrs(ctx, mvId);
       trace.sync.changes = diffResources(mvBefore, mvAfter);
@@ -118,7 +145,9 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     if (mvId !== null) {
       const exportedBefore = exportedState(ctx, mvId);
       const cloud = createCloudClient(loaded, credentials);
+      cloud.installation = installationId(db);
       try {
+        if (!loaded.config.sync.stagingMode) await assertTenantIsOurs(ctx, cloud);
         const exporter = new Exporter(db, cloud, {
           deletionThreshold: loaded.config.sync.deletionThreshold,
           deletionAction: loaded.config.sync.deletionAction,
@@ -182,4 +211,63 @@ function exportedState(ctx: EngineContext, id: number): { cloudId: string | null
     .prepare<[number], { cloud_id: string | null; exported_doc: string | null; last_error: string | null }>('SELECT cloud_id, exported_doc, last_error FROM export_objects WHERE mv_id = ?')
     .get(id);
   return { cloudId: r?.cloud_id ?? null, doc: r?.exported_doc ? JSON.parse(r.exported_doc) : {}, error: r?.last_error ?? null };
+}
+
+function connectorFilters(cfg: SourceConnectorConfig): { user: string; group: string } {
+  if (cfg.type === 'ad') return { user: cfg.userFilter ?? AD_DEFAULT_USER_FILTER, group: cfg.groupFilter ?? AD_DEFAULT_GROUP_FILTER };
+  if (cfg.type === 'ldap') return { user: cfg.userFilter ?? LDAP_DEFAULT_USER_FILTER, group: cfg.groupFilter ?? LDAP_DEFAULT_GROUP_FILTER };
+  return { user: 'user entries', group: 'group entries' };
+}
+
+/**
+ * Why no connector's import returned `dn`: outside every base DN, outside a connector's OU scope,
+ * absent from its directory, or there but neither a user nor a group to it. Read-only.
+ */
+async function explainAbsence(ctx: EngineContext, dn: string): Promise<Absence> {
+  const connectors = ctx.loaded.config.connectors;
+  const under = connectors.map((c, i) => ({ c, i })).filter(({ c }) => c.type === 'ldif' || isDnUnder(dn, c.baseDn));
+  if (under.length === 0) {
+    const bases = connectors.map((c) => `${c.name}: ${c.type === 'ldif' ? c.path : c.baseDn}`).join('; ');
+    return { code: 'OUTSIDE_BASE', message: `no connector reads ${dn}: it is under none of their base DNs (${bases})` };
+  }
+  let outOfScope: Absence | undefined;
+  const inScope: { c: SourceConnectorConfig; i: number }[] = [];
+  for (const { c, i } of under) {
+    const include = c.scope.include;
+    const excludedBy = c.scope.exclude.find((e) => isDnUnder(dn, e));
+    if (include.length > 0 && !include.some((b) => isDnUnder(dn, b))) {
+      outOfScope ??= {
+        code: 'OUTSIDE_OU_SCOPE',
+        connector: c.name,
+        rule: `connectors.${i}.scope.include`,
+        message: `outside the scope of connector "${c.name}": not under any of its scope.include OUs (${include.join('; ')})`,
+      };
+    } else if (excludedBy) {
+      outOfScope ??= { code: 'EXCLUDED_OU', connector: c.name, rule: `connectors.${i}.scope.exclude`, message: `outside the scope of connector "${c.name}": under its scope.exclude OU ${excludedBy}` };
+    } else inScope.push({ c, i });
+  }
+  if (inScope.length === 0 && outOfScope) return outOfScope;
+  for (const { c } of inScope) {
+    if (c.type === 'ldif') continue;
+    const conn = await connectLdap({ url: c.url, bindDn: c.bindDn, tls: c.tls, timeoutMs: c.timeoutMs, connectorName: c.name }, ctx.credentials.resolver(c.name));
+    try {
+      const r = await conn.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['objectClass'] }).catch((err: unknown) => {
+        if ((err as { code?: unknown }).code === 32) return undefined; // noSuchObject
+        throw err;
+      });
+      if (r && r.searchEntries.length > 0) {
+        const f = connectorFilters(c);
+        const classes = ([] as unknown[]).concat(r.searchEntries[0]!.objectClass ?? []).map(String).join(', ');
+        return {
+          code: 'NOT_USER_OR_GROUP',
+          connector: c.name,
+          message: `${dn} exists in connector "${c.name}" (objectClass ${classes}) but matches neither its user filter ${f.user} nor its group filter ${f.group}`,
+        };
+      }
+    } finally {
+      await conn.close();
+    }
+  }
+  const where = inScope.map(({ c }) => (c.type === 'ldif' ? `"${c.name}" (file ${c.path})` : `"${c.name}" (${c.url})`)).join(', ');
+  return { code: 'NOT_FOUND', ...(inScope.length === 1 ? { connector: inScope[0]!.c.name } : {}), message: `${dn} does not exist in connector ${where}: check the DN (spelling, OU)` };
 }

@@ -402,6 +402,16 @@ export const EVENTS = defineCatalog({
       'Fix the value the cloud names (often a duplicate userName or mail, or a value that is too long) in the source directory or in ' +
       'the attribute flow rules. The object is retried at the next cycle; `idsync runs` lists every rejected object.',
   },
+  CLOUD_TENANT_SHARED: {
+    id: 6320,
+    source: 'idsync Sync Engine',
+    level: 'Error',
+    message: 'The export to {url} was refused before writing anything: another idsync installation ({others}) already exports to this tenant; this is installation {installation}.',
+    resolution:
+      'Two servers exporting to one tenant overwrite each other. For a standby server set `sync.stagingMode: true` (it imports and syncs but exports ' +
+      'nothing, ready to take over). To move the export here, put the other server in staging mode or stop it, then add its installation ID to ' +
+      '`cloud.takeOverFrom` in this configuration.',
+  },
 });
 
 export type EventName = keyof typeof EVENTS;

@@ -184,9 +184,14 @@ export class Outbox {
   requeueKnown(anchors?: string[]): Array<{ connector: string; anchor: string }> {
     const nowMs = this.now();
     return this.db.transaction(() => {
+      // Everyone means the users that still exist in a connector space: a deleted user's last hash
+      // is kept in phs_state, but a resync must not queue it (issue 11: --all queued 4 where 3
+      // exist). Named anchors were resolved from the connector spaces by the caller.
+      const existing = `SELECT s.* FROM phs_state s WHERE EXISTS (SELECT 1 FROM cs_objects c WHERE c.connector = s.connector AND c.anchor = s.anchor
+        AND c.object_type = 'user' AND (c.pending IS NULL OR c.pending <> 'delete'))`;
       const rows = (anchors
         ? anchors.flatMap((a) => this.db.prepare('SELECT * FROM phs_state WHERE anchor = ?').all(a))
-        : this.db.prepare('SELECT * FROM phs_state').all()) as Array<{
+        : this.db.prepare(existing).all()) as Array<{
         connector: string;
         anchor: string;
         hash_ct: Buffer | null;

@@ -23,6 +23,8 @@ type ObjType = 'user' | 'group';
 export interface CompiledRules {
   /** Scoping filter beyond the connector's OU scope: attribute conditions and group membership. */
   inScope(connector: string, object: SourceObject, memberOf: (groupDnNorm: string) => boolean): boolean;
+  /** The scope rule that leaves `object` out and why, or null when it is in scope (`sync --object`). */
+  explainScope(connector: string, object: SourceObject, memberOf: (groupDnNorm: string) => boolean): ScopeExclusion | null;
   /** Inbound flow: the defaults of src/engine/flows.ts (inboundFlow) with the configured flows applied on top (add, override, or drop with `null`). */
   inbound(connector: string, kind: Kind, object: SourceObject): MvAttrs;
   /** Merge several connectors' contributions to one metaverse object: per attribute, the first non-null value in precedence order. */
@@ -90,8 +92,17 @@ function ruleFailed(path: ConfigPath, what: string, err: unknown, details: Recor
   });
 }
 
+/** Which scope rule excluded an object, in the words of the configuration. */
+export interface ScopeExclusion {
+  /** The rule's path in the configuration, e.g. rules.scope.0. */
+  rule: string;
+  reason: string;
+}
+
 interface ScopeProgram {
   path: ConfigPath;
+  whereText?: string;
+  memberOfText?: string[];
   objectType?: ObjType;
   where?: Compiled;
   memberOf?: string[];
@@ -136,8 +147,10 @@ export function compileRules(config: RulesConfig | undefined, connectors: { name
     if (rule.where !== undefined) {
       const wp = [...path, 'where'];
       p.where = compile(wp, () => compileExpression(scopeEnv, rule.where!, isBool, 'a bool (true: in scope)'));
+      p.whereText = rule.where;
     }
     if (rule.memberOf) {
+      p.memberOfText = rule.memberOf;
       p.memberOf = rule.memberOf.map((dn, j) => {
         try {
           return normalizeDn(dn);
@@ -214,12 +227,19 @@ export function compileRules(config: RulesConfig | undefined, connectors: { name
   const cloudSoftMatch = Object.freeze({ enabled: soft?.enabled ?? false, attributes: Object.freeze([...(soft?.attributes ?? ['userName'])]) as ('userName' | 'emails')[] });
 
   function inScope(connector: string, object: SourceObject, memberOf: (groupDnNorm: string) => boolean): boolean {
+    return explainScope(connector, object, memberOf) === null;
+  }
+
+  function explainScope(connector: string, object: SourceObject, memberOf: (groupDnNorm: string) => boolean): ScopeExclusion | null {
     const rules = scope.get(connector);
-    if (!rules) return true;
+    if (!rules) return null;
     let ctx: Record<string, unknown> | undefined;
     for (const rule of rules) {
       if (rule.objectType && rule.objectType !== object.objectType) continue;
-      if (rule.memberOf && !rule.memberOf.some((g) => memberOf(g))) return false;
+      const name = rule.path.join('.');
+      if (rule.memberOf && !rule.memberOf.some((g) => memberOf(g))) {
+        return { rule: name, reason: `not a direct member of any group in its memberOf (${(rule.memberOfText ?? []).join('; ')})` };
+      }
       if (rule.where) {
         ctx ??= { attributes: object.attributes, dn: object.dn, objectType: object.objectType, connector };
         let v: unknown;
@@ -229,12 +249,12 @@ export function compileRules(config: RulesConfig | undefined, connectors: { name
           throw ruleFailed([...rule.path, 'where'], object.dn, err, { connector, dn: object.dn, anchor: object.anchor });
         }
         if (v !== true) {
-          if (v === false || v === null) return false;
+          if (v === false || v === null) return { rule: name, reason: `its condition \`where: ${rule.whereText ?? ''}\` is ${String(v)} for this object` };
           throw ruleFailed([...rule.path, 'where'], object.dn, new Error(`the condition returned ${typeof v}, not a bool`), { connector, dn: object.dn });
         }
       }
     }
-    return true;
+    return null;
   }
 
   function inbound(connector: string, kind: Kind, object: SourceObject): MvAttrs {
@@ -325,6 +345,7 @@ export function compileRules(config: RulesConfig | undefined, connectors: { name
   const isDefault = !r || (scope.size === 0 && inboundRules.length === 0 && !prec && join.length === 0 && rules0(outboundRules) && !cloudSoftMatch.enabled);
   return {
     inScope,
+    explainScope,
     inbound,
     merge,
     joinKeys,

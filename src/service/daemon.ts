@@ -8,6 +8,7 @@
  * A pid file whose process is gone (or is no longer an idsync service: pid reuse) is stale and is
  * removed by whoever finds it.
  */
+import { credentialStatus, lastFinishedRun, outboxStatus, passwordActivity, type CredentialStatus, type OutboxStatus, type PasswordActivity } from '../status/index.js';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, fstatSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -16,10 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { LoadedConfig } from '../config/load.js';
 import { IdsyncError } from '../core/errors.js';
-import type { CredentialInfo } from '../credentials/store.js';
 import { openContext } from '../engine/context.js';
-import { RunLog, type RunRecord } from '../engine/runs.js';
-import { EVENTS } from '../events/catalog.js';
+import type { RunRecord } from '../engine/runs.js';
 import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS, type HealthReport } from './service.js';
 
 export const PID_FILE = 'idsync.pid';
@@ -310,7 +309,10 @@ export interface OfflineStatus {
   outboxDepth: number;
   oldestQueuedAt: string | null;
   heartbeatAt: string | null;
-  credentials: CredentialInfo[];
+  /** The same answers the service's /status and `doctor` give (src/status). */
+  outbox: OutboxStatus;
+  passwordActivity: PasswordActivity;
+  credentials: CredentialStatus[];
 }
 
 export interface ServiceStatus {
@@ -333,16 +335,17 @@ export interface ServiceStatus {
 export function offlineStatus(loaded: LoadedConfig): OfflineStatus {
   const ctx = openContext(loaded, { readOnly: true });
   try {
-    const row = ctx.db.prepare<[], { id: number }>("SELECT id FROM runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1").get();
-    const last = row ? new RunLog(ctx.db).get(row.id, 0) : undefined;
-    const ob = ctx.db.prepare<[], { n: number; oldest: string | null }>('SELECT count(*) AS n, min(queued_at) AS oldest FROM phs_outbox').get();
-    const hb = ctx.events.latest(EVENTS.PHS_HEARTBEAT);
+    const last = lastFinishedRun(ctx.db, 0);
+    const outbox = outboxStatus(ctx.db);
+    const activity = passwordActivity(ctx.events);
     return {
       lastRun: last ? { id: last.id, profile: last.profile, status: last.status, startedAt: last.startedAt, endedAt: last.endedAt, error: last.error } : null,
-      outboxDepth: ob?.n ?? 0,
-      oldestQueuedAt: ob?.oldest ?? null,
-      heartbeatAt: hb?.time ?? null,
-      credentials: ctx.credentials.list().map((c) => ({ name: c.name, changedAt: c.changedAt, lastTestAt: c.lastTestAt, lastTestOk: c.lastTestOk, lastErrorCode: c.lastErrorCode })),
+      outboxDepth: outbox.depth,
+      oldestQueuedAt: outbox.oldestQueuedAt,
+      heartbeatAt: activity.heartbeatAt,
+      outbox,
+      passwordActivity: activity,
+      credentials: credentialStatus(ctx.db, ctx.credentials.list()),
     };
   } finally {
     ctx.close();

@@ -9,6 +9,7 @@
  * address other than loopback. The HTTP logger logs method, path and status only — never bodies
  * or headers. The service owns the context it is given: stop() closes it.
  */
+import { credentialStatus, lastFinishedRun, outboxStatus, passwordActivity, type CredentialStatus } from '../status/index.js';
 import { readFileSync, statSync } from 'node:fs';
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
@@ -20,7 +21,6 @@ import type { CloudClient } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createCloudClient } from '../connectors/registry.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { loadOrCreateKey } from '../credentials/key.js';
-import type { CredentialInfo } from '../credentials/store.js';
 import type { EngineContext } from '../engine/context.js';
 import { runCycle } from '../engine/cycle.js';
 import { RunLog, type RunRecord } from '../engine/runs.js';
@@ -100,9 +100,14 @@ export interface HealthReport {
     oldestAgeSeconds: number | null;
     heartbeatAt: string | null;
     heartbeatAgeSeconds: number | null;
+    /** Of outboxDepth, the changes that can be delivered now. */
+    deliverable: number;
+    /** The last delivered batch (event 651), and the newer of it and the heartbeat. */
+    lastBatchAt: string | null;
+    lastActivityAt: string | null;
   };
-  /** Metadata only (names, change and test times): never a secret. */
-  credentials: CredentialInfo[];
+  /** Metadata only (names, change and test times, last good use): never a secret. */
+  credentials: CredentialStatus[];
   degraded: DegradedReason[];
 }
 
@@ -366,17 +371,14 @@ export class SyncService {
   // Health
   // ---------------------------------------------------------------------------------------------
 
-  private lastFinishedRun(): RunRecord | undefined {
-    const row = this.ctx.db.prepare<[], { id: number }>("SELECT id FROM runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1").get();
-    return row ? this.runs.get(row.id, 5) : undefined;
-  }
-
   health(): HealthReport {
     const now = Date.now();
-    const last = this.lastFinishedRun();
-    const outbox = this.pipeline.outbox();
+    // Every answer below comes from the status module, as in `doctor` and `service status`.
+    const last = lastFinishedRun(this.ctx.db, 5);
+    const outbox = outboxStatus(this.ctx.db);
+    const activity = passwordActivity(this.ctx.events);
     const heartbeat = this.ctx.events.latest(EVENTS.PHS_HEARTBEAT);
-    const credentials = this.ctx.credentials.list();
+    const credentials = credentialStatus(this.ctx.db, this.ctx.credentials.list());
     const degraded: DegradedReason[] = [];
     const notReady: string[] = [];
 
@@ -432,12 +434,14 @@ export class SyncService {
       notReady.push(reason);
     }
 
-    const hbAt = ms(heartbeat?.time);
-    const hbRef = hbAt ?? this.startedAt ?? now;
+    // A delivered batch (651) shows the pipeline alive as well as a heartbeat (654) does.
+    const hbAt = ms(activity.heartbeatAt);
+    const aliveAt = ms(activity.lastActivityAt);
+    const hbRef = aliveAt ?? this.startedAt ?? now;
     if (now - hbRef > HEARTBEAT_MAX_AGE_MS) {
       degraded.push({
         check: 'password-heartbeat',
-        reason: hbAt ? `no password sync heartbeat (event 654) since ${heartbeat!.time}` : 'no password sync heartbeat (event 654) for 3 hours since the service started',
+        reason: aliveAt ? `no password sync heartbeat (event 654) or batch (651) since ${activity.lastActivityAt}` : 'no password sync heartbeat (event 654) for 3 hours since the service started',
       });
     }
 
@@ -473,12 +477,15 @@ export class SyncService {
       passwords: {
         outboxDepth: outbox.depth,
         waitingForExport: outbox.waitingForExport,
+        deliverable: outbox.deliverable,
         oldestQueuedAt: outbox.oldestQueuedAt ?? null,
         oldestAgeSeconds: oldest !== undefined ? Math.max(0, Math.round((now - oldest) / 1000)) : null,
-        heartbeatAt: heartbeat?.time ?? null,
+        heartbeatAt: activity.heartbeatAt,
         heartbeatAgeSeconds: hbAt !== undefined ? Math.max(0, Math.round((now - hbAt) / 1000)) : null,
+        lastBatchAt: activity.lastBatchAt,
+        lastActivityAt: activity.lastActivityAt,
       },
-      credentials: credentials.map((c) => ({ name: c.name, changedAt: c.changedAt, lastTestAt: c.lastTestAt, lastTestOk: c.lastTestOk, lastErrorCode: c.lastErrorCode })),
+      credentials,
       degraded,
     };
   }
@@ -521,7 +528,7 @@ export class SyncService {
       help: 'End time of the last finished sync cycle (any process), Unix seconds; 0 if none',
       registers: [register],
       collect() {
-        const last = self.lastFinishedRun();
+        const last = lastFinishedRun(self.ctx.db, 5);
         this.set((ms(last?.endedAt) ?? 0) / 1000);
       },
     });
@@ -530,7 +537,7 @@ export class SyncService {
       help: '1 if the last finished sync cycle did not fail, else 0',
       registers: [register],
       collect() {
-        const last = self.lastFinishedRun();
+        const last = lastFinishedRun(self.ctx.db, 5);
         this.set(last && last.status !== 'failed' ? 1 : 0);
       },
     });
@@ -539,7 +546,7 @@ export class SyncService {
       help: 'Password changes waiting for delivery to the cloud directory',
       registers: [register],
       collect() {
-        this.set(self.pipeline.outbox().depth);
+        this.set(outboxStatus(self.ctx.db).depth);
       },
     });
     new Gauge({
@@ -547,7 +554,7 @@ export class SyncService {
       help: 'Age of the oldest password change waiting for delivery; 0 when the outbox is empty',
       registers: [register],
       collect() {
-        const oldest = ms(self.pipeline.outbox().oldestQueuedAt);
+        const oldest = ms(outboxStatus(self.ctx.db).oldestQueuedAt);
         this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
       },
     });

@@ -20,7 +20,10 @@ import {
   CLOUD,
   addSource,
   currentPasswordHashSync,
+  defaultDataDir,
   runInit,
+  securityWarnings,
+  testSecret,
   setPasswordHashSync,
   setScope,
   updateCloudCredentials,
@@ -142,28 +145,47 @@ async function askSourceFields(prev: RawSourceConnector | undefined, taken: stri
   return { type, name, url, bindDn, baseDn, tls: { ca, serverName, startTls }, scope: { include, exclude } };
 }
 
+/** The spinner's verdict and the menu's default for a failed check, by its real cause. */
+export function failureChoice(err: unknown, what: string): { headline: string; next: 'retry' | 'edit' } {
+  const e = toIdsyncError(err);
+  switch (e.code) {
+    case 'LDAP_TLS_FAILED':
+      // The secret was never tried: typing it again cannot help, the connection settings can.
+      return { headline: `TLS to ${what} failed, so the secret was not tried; nothing was saved.`, next: 'edit' };
+    case 'LDAP_UNREACHABLE':
+    case 'CLOUD_UNREACHABLE':
+      return { headline: `Could not reach ${what}, so the secret was not tried; nothing was saved.`, next: 'edit' };
+    default:
+      return { headline: `${what[0]!.toUpperCase()}${what.slice(1)} refused the credential; nothing was saved.`, next: 'retry' };
+  }
+}
+
 /**
  * Asks a secret and tests it with `test` until the directory accepts it. Returns the secret, or
- * 'edit' when the administrator wants to change the settings first.
+ * 'edit' when the administrator wants to change the settings first. The menu's default follows the
+ * failure: "enter the secret again" after a refusal, "change the settings" after a TLS or network
+ * failure (where the secret was never tried).
  */
-async function askValidatedSecret(message: string, test: (secret: string) => Promise<void>, canEdit: boolean): Promise<string | 'edit'> {
+async function askValidatedSecret(message: string, test: (secret: string) => Promise<void>, canEdit: boolean, what = 'the directory'): Promise<string | 'edit'> {
   for (;;) {
     const secret = await ask(p.password({ message, mask: '*', validate: required('the secret') }));
     const s = p.spinner();
-    s.start('Checking it with the directory');
+    s.start(`Checking it with ${what}`);
     try {
       await test(secret);
-      s.stop('The directory accepted the credential.');
+      s.stop(`${what[0]!.toUpperCase()}${what.slice(1)} accepted the credential.`);
       return secret;
     } catch (err) {
-      s.error('The directory refused the credential; nothing was saved.');
+      const choice = failureChoice(err, what);
+      s.error(choice.headline);
       showError(err);
       const next = await ask(
         p.select<'retry' | 'edit' | 'cancel'>({
           message: 'What now?',
+          initialValue: canEdit ? choice.next : 'retry',
           options: [
             { value: 'retry', label: 'Enter the secret again' },
-            ...(canEdit ? [{ value: 'edit' as const, label: 'Go back and change the connection settings' }] : []),
+            ...(canEdit ? [{ value: 'edit' as const, label: choice.next === 'edit' ? 'Go back and change the connection settings (recommended)' : 'Go back and change the connection settings' }] : []),
             { value: 'cancel', label: 'Cancel (nothing is saved)' },
           ],
         }),
@@ -195,7 +217,7 @@ async function askSource(file: string, dataDir: string, taken: string[], tester:
         continue;
       }
     }
-    const secret = await askValidatedSecret(`Password of ${c.bindDn} (hidden)`, (s) => tester(loaded, c.name, s), true);
+    const secret = await askValidatedSecret(`Password of ${c.bindDn} (hidden)`, (s) => testSecret(loaded, c.name, s, tester), true);
     if (secret !== 'edit') return { connector: c, secret };
   }
 }
@@ -225,7 +247,7 @@ export async function interactiveInit(file: string, force: boolean, tester: Secr
   const dataDir = await ask(
     p.text({
       message: 'Where should idsync keep its data (database, encryption key)? Relative paths are relative to the configuration file.',
-      initialValue: process.getuid?.() === 0 ? '/var/lib/idsync' : './idsync-data',
+      initialValue: defaultDataDir(file),
       validate: required('the data directory'),
     }),
   );
@@ -252,7 +274,12 @@ export async function interactiveInit(file: string, force: boolean, tester: Secr
     const auth = await askCloudAuth(cloud?.auth);
     cloud = { url, auth };
     const loaded = candidate(file, dataDir, connectors, cloud);
-    const secret = await askValidatedSecret(auth.type === 'client_credentials' ? 'Client secret (hidden)' : 'Password (hidden)', (s) => tester(loaded, CLOUD, s), true);
+    const secret = await askValidatedSecret(
+      auth.type === 'client_credentials' ? 'Client secret (hidden)' : 'Password (hidden)',
+      (s) => testSecret(loaded, CLOUD, s, tester),
+      true,
+      'the cloud directory',
+    );
     if (secret === 'edit') continue;
     secrets[CLOUD] = secret;
     break;
@@ -274,6 +301,7 @@ export async function interactiveInit(file: string, force: boolean, tester: Secr
   );
   const config: RawConfig = { dataDir, connectors, cloud, sync: { deletionThreshold: parseThreshold(threshold) ?? 500 }, passwordHashSync: { enabled: phs } };
   p.note(renderConfigYaml(config), `${file} (no secrets)`);
+  for (const w of securityWarnings(config)) p.log.warn(w);
   if (!(await ask(p.confirm({ message: `Write ${file} and save the credentials in the encrypted store?`, initialValue: true })))) throw new WizardCancelled();
   // Every secret was accepted by its directory moments ago: do not ask the directories twice.
   const accepted: SecretTester = async (loaded, name, secret) => {
@@ -312,7 +340,7 @@ async function runTask(task: Exclude<MenuValue, 'exit'>, load: () => LoadedConfi
       // The test saves: the store validates first and keeps the working credential on a refusal.
       const secret = await askValidatedSecret(auth.type === 'client_credentials' ? 'New client secret (hidden)' : 'New password (hidden)', async (s) => {
         result = await updateCloudCredentials(loaded, s, auth, tester);
-      }, false);
+      }, false, 'the cloud directory');
       return secret === 'edit' ? undefined : result;
     }
     case 'update-source-credentials': {

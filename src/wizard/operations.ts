@@ -5,6 +5,7 @@
  * to the encrypted credential store only (never the YAML, never the output).
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { LoadedConfig } from '../config/load.js';
 import { IdsyncError, isIdsyncError, toIdsyncError } from '../core/errors.js';
@@ -41,15 +42,75 @@ export function usageError(message: string, hint: string): IdsyncError {
   return new IdsyncError('CONFIG_INVALID', message, { hint });
 }
 
-/** Refusal of a candidate secret: exit code 3, the directory's reason, never the secret. */
-export function refusal(name: string, err: unknown, secret: string, saved: boolean): IdsyncError {
-  const e = toIdsyncError(err);
+/** The failure under a wrapper (the credential store wraps its validator's error as CREDENTIAL_INVALID). */
+function rootCause(err: unknown): unknown {
+  if (isIdsyncError(err, 'CREDENTIAL_INVALID') && err.details.causeCode !== undefined && err.cause !== undefined) return err.cause;
+  return err;
+}
+
+/** What to do when TLS to a source fails: its three ways out, the last one with its price. */
+export const TLS_FIXES =
+  'Fix it one of three ways: use ldaps:// (usually port 636) if the server offers TLS there; if the certificate comes from a private CA, give that CA (tls.ca, --source-ca); ' +
+  'or, only on a network you trust, use plain LDAP without StartTLS (tls.startTls: false) — the bind password and password hashes then cross the network unencrypted, and idsync warns about it.';
+
+function cloudAccountFix(loaded: LoadedConfig | undefined): { who: string; hint: string } {
+  const auth = loaded?.config.cloud.auth;
+  const url = loaded?.config.cloud.url;
+  const at = url ? ` --url ${url}` : '';
+  if (auth?.type === 'password') {
+    return {
+      who: `the sync account "${auth.username}"`,
+      hint: `Check the user name and password. A cloud global administrator creates the account with \`idsync cloud admin create-account${at} --username ${auth.username} --role sync\` or resets its password with \`idsync cloud admin set-password${at} --username ${auth.username}\`.`,
+    };
+  }
+  const id = auth?.clientId ?? 'idsync';
+  return {
+    who: `client "${id}"`,
+    hint:
+      `Check the client id and its secret. A cloud global administrator creates the sync client with \`idsync cloud admin create-client${at} --client-id ${id} --role sync\` (it prints the secret once); ` +
+      `a lost secret cannot be shown again: \`idsync cloud admin delete-client${at} --client-id ${id}\`, then create-client again.`,
+  };
+}
+
+/**
+ * Refusal of a candidate secret, worded by its real cause: the cloud refusing its client (with how
+ * to create or reset it), TLS failing before the secret was even tried (with the TLS fixes), the
+ * directory being unreachable, or the directory refusing the credential. Never contains the secret.
+ */
+export function refusal(name: string, err: unknown, secret: string, saved: boolean, loaded?: LoadedConfig): IdsyncError {
+  const cause = rootCause(err);
+  const e = toIdsyncError(cause);
   const scrub = (t: string) => (secret ? t.split(secret).join('[redacted]') : t);
+  const kept = saved ? 'the saved credential is kept' : 'nothing was saved';
+  if (e.code === 'LDAP_TLS_FAILED') {
+    return new IdsyncError('LDAP_TLS_FAILED', `TLS to the directory of connector "${name}" failed, so its password was not tried: ${scrub(e.message)} (${kept})`, {
+      hint: TLS_FIXES,
+      details: { connector: name, causeCode: e.code },
+      cause,
+    });
+  }
+  if (e.code === 'LDAP_UNREACHABLE' || e.code === 'CLOUD_UNREACHABLE') {
+    return new IdsyncError(e.code, `${scrub(e.message)}, so the secret for connector "${name}" was not tried (${kept})`, {
+      ...(e.hint ? { hint: scrub(e.hint) } : {}),
+      details: { connector: name, causeCode: e.code },
+      cause,
+    });
+  }
+  if (name === CLOUD && e.code === 'CLOUD_AUTH_FAILED') {
+    const { who, hint } = cloudAccountFix(loaded);
+    const url = loaded ? ` at ${loaded.config.cloud.url}` : '';
+    return new IdsyncError('CREDENTIAL_INVALID', `the cloud directory${url} refused ${who}: unknown client or wrong secret (${kept})`, {
+      hint,
+      details: { connector: name, causeCode: e.code },
+      cause,
+    });
+  }
   if (e.code === 'CREDENTIAL_INVALID' && e.details.connector === name) return e; // already worded by the store
-  return new IdsyncError('CREDENTIAL_INVALID', `the credential for connector "${name}" was not accepted: ${scrub(e.message)} (${saved ? 'the saved credential is kept' : 'nothing was saved'})`, {
+  if (cause !== err && isIdsyncError(err)) return err; // the store's wording of a directory refusal
+  return new IdsyncError('CREDENTIAL_INVALID', `the credential for connector "${name}" was not accepted: ${scrub(e.message)} (${kept})`, {
     hint: (e.hint ? scrub(e.hint) + ' ' : '') + 'Check the account and the secret and try again.',
     details: { connector: name, causeCode: e.code },
-    cause: err,
+    cause,
   });
 }
 
@@ -59,7 +120,7 @@ export async function testSecret(loaded: LoadedConfig, name: string, secret: str
   try {
     await tester(loaded, name, secret);
   } catch (err) {
-    throw refusal(name, err, secret, false);
+    throw refusal(name, err, secret, false, loaded);
   }
 }
 
@@ -71,7 +132,8 @@ export async function saveCredential(ctx: EngineContext, name: string, secret: s
   try {
     await ctx.credentials.setValidated(name, secret, (s) => tester(loaded, name, s));
   } catch (err) {
-    const e = isIdsyncError(err) ? err : refusal(name, err, secret, ctx.credentials.has(name));
+    // The store's own checks (empty secret, bad name) carry no causeCode: they are already worded.
+    const e = isIdsyncError(err, 'CREDENTIAL_INVALID') && err.details.causeCode === undefined ? err : refusal(name, err, secret, ctx.credentials.has(name), loaded);
     if (e.code === 'CREDENTIAL_INVALID') ctx.events.emit(EVENTS.CREDENTIAL_REFUSED, { connector: name, error: e.message });
     throw e;
   }
@@ -104,6 +166,32 @@ export async function secretFromStdin(stdin: Readable, what: string): Promise<st
 // init
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The data directory `init` proposes, the same in both modes (it used to depend on the mode and on
+ * root): /var/lib/idsync for a configuration in /etc (a server, where the systemd unit's
+ * StateDirectory= manages it), else ./idsync-data beside the configuration file.
+ */
+export function defaultDataDir(file: string): string {
+  const abs = path.resolve(file);
+  return abs.startsWith('/etc/') ? '/var/lib/idsync' : './idsync-data';
+}
+
+/** Warnings about a configuration that works but sends secrets in clear text. */
+export function securityWarnings(config: RawConfig): string[] {
+  const out: string[] = [];
+  for (const c of config.connectors) {
+    if (c.type === 'ldif' || !c.url.startsWith('ldap://') || c.tls?.startTls) continue;
+    out.push(
+      `connector "${c.name}" uses plain ${c.url} without StartTLS: the bind password and every password hash cross the network unencrypted. Use ldaps:// (with --source-ca), or --source-starttls; keep plain LDAP to a trusted network (or the same host).`,
+    );
+  }
+  const cloud = /^http:\/\/([^/:]+|\[[^\]]+\])/.exec(config.cloud.url);
+  if (cloud && !/^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/i.test(cloud[1]!)) {
+    out.push(`the cloud URL ${config.cloud.url} is plain HTTP to another machine: the client secret and password hashes cross the network unencrypted. Use https://.`);
+  }
+  return out;
+}
+
 export interface InitInput {
   file: string;
   force: boolean;
@@ -120,6 +208,8 @@ export interface InitResult {
   credentialsSaved: string[];
   passwordHashSync: { enabled: boolean; written: boolean };
   deletionThreshold: number | string;
+  /** Things that work but are unsafe (plain LDAP, plain HTTP): printed on stderr. */
+  warnings: string[];
   nextSteps: string[];
 }
 
@@ -154,6 +244,7 @@ export async function runInit(input: InitInput, tester: SecretTester = liveTest)
     credentialsSaved: needing,
     passwordHashSync: { enabled: input.config.passwordHashSync?.enabled ?? true, written: passwordHashSyncSupported() },
     deletionThreshold: loaded.config.sync.deletionThreshold,
+    warnings: securityWarnings(input.config),
     nextSteps: nextSteps(loaded.file),
   };
 }

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { createSyncClient } from '../../src/cloud/admin-api-client.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext } from '../../src/engine/context.js';
+import { defaultDataDir } from '../../src/wizard/operations.js';
 import { findBinary, integrationRequired, skipUnless } from '../helpers/integration.js';
 import { useSlapdAndCloud } from '../helpers/engine-lab.js';
 
@@ -182,7 +183,7 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       await answer(/How does idsync sign in to the cloud directory\?/, null);
       await answer(/Client id/, lab.cloud.syncClientId, { clear: true });
       await answer(/Client secret \(hidden\)/, lab.cloud.syncSecret);
-      await term.waitFor(/The directory accepted the credential\./, 20_000, 2);
+      await term.waitFor(/The cloud directory accepted the credential\./);
       const screen = await term.waitFor(/Deletion threshold|password hash sync/i);
       if (/Turn on password hash sync/.test(screen)) await term.keys('Enter');
       await answer(/Deletion threshold/, '100', { clear: true });
@@ -201,7 +202,76 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
     assert.equal(loaded.config.connectors[0]!.name, 'lab');
     assert.deepEqual(loaded.config.connectors[0]!.scope.include, [`ou=people,${lab.slapd.baseDn}`]);
     assert.equal(loaded.config.sync.deletionThreshold, 100);
+    assert.equal(loaded.config.dataDir, defaultDataDir(file), 'the default data directory is the non-interactive one');
     assert.equal(storedSecret(file, 'lab'), lab.slapd.adminPassword);
     assert.equal(storedSecret(file, 'cloud'), lab.cloud.syncSecret);
+  });
+
+  it('init: a StartTLS failure is a TLS failure whose default is "change the settings"; a refused cloud secret names the client and its fix', async (t: TestContext) => {
+    const dir = lab.tempDir();
+    const file = path.join(dir, 'idsync.yaml');
+    const term = new Terminal();
+    t.after(() => term.close());
+    const answer = async (prompt: RegExp, text: string | null, opts: { clear?: boolean; count?: number } = {}) => {
+      await term.waitFor(prompt, 20_000, opts.count ?? 1);
+      if (opts.clear) await term.keys('C-u');
+      if (text !== null) await term.type(text);
+      await term.keys('Enter');
+    };
+    try {
+      await term.start(['--config', file, 'init']);
+      await answer(/Where should idsync keep its data/, null);
+      await term.waitFor(/Source directory type/);
+      await term.keys('Down');
+      await term.keys('Enter');
+      await answer(/Connector name/, 'lab', { clear: true });
+      await answer(/Directory URL/, lab.slapd.url);
+      await answer(/Bind DN idsync signs in as/, lab.slapd.adminDn);
+      await answer(/Base DN to read users and groups from/, lab.slapd.baseDn);
+      await answer(/StartTLS/, null); // default Yes: this slapd has no TLS
+      await answer(/PEM file of the CA/, null);
+      await answer(/Certificate name to check/, null);
+      await answer(/OUs to include/, null);
+      await answer(/OUs to exclude/, null);
+      await answer(/Password of /, lab.slapd.adminPassword);
+      const failed = await term.waitFor(/What now\?/);
+      assert.match(failed, /TLS to the directory failed, so the secret was not tried/);
+      assert.match(failed, /ldaps:\/\//);
+      assert.doesNotMatch(failed, /refused the credential/);
+      await term.keys('Enter'); // the default: back to the connection settings
+      await term.waitFor(/Source directory type/, 20_000, 2);
+      await term.keys('Enter'); // ldap (kept)
+      await answer(/Connector name/, null, { count: 2 });
+      await answer(/Directory URL/, null, { count: 2 });
+      await answer(/Bind DN idsync signs in as/, null, { count: 2 });
+      await answer(/Base DN to read users and groups from/, null, { count: 2 });
+      await term.waitFor(/Upgrade the connection with StartTLS\?/, 20_000, 2);
+      await term.keys('Left'); // No
+      await term.keys('Enter');
+      await answer(/OUs to include/, null, { count: 2 });
+      await answer(/OUs to exclude/, null, { count: 2 });
+      await answer(/Password of /, lab.slapd.adminPassword, { count: 2 });
+      await term.waitFor(/The directory accepted the credential\./);
+      await answer(/Add another source directory\?/, null);
+      await answer(/Cloud directory URL/, lab.cloud.url);
+      await answer(/How does idsync sign in to the cloud directory\?/, null);
+      await answer(/Client id/, lab.cloud.syncClientId, { clear: true });
+      await answer(/Client secret \(hidden\)/, 'wrong-secret');
+      const refused = await term.waitFor(/What now\?/, 20_000, 2);
+      assert.match(refused, /The cloud directory refused the credential/);
+      // The screen wraps long lines at 120 columns, also inside words: compare without spaces.
+      const flat = refused.replace(/[\s│]+/g, '');
+      assert.ok(flat.includes(`refusedclient"${lab.cloud.syncClientId}"`), refused);
+      assert.ok(flat.includes(`idsynccloudadmincreate-client--url${lab.cloud.url}--client-id${lab.cloud.syncClientId}--rolesync`), refused);
+      assert.doesNotMatch(refused, /credentials set cloud/);
+      await term.keys('Enter'); // the default: enter the secret again
+      await answer(/Client secret \(hidden\)/, lab.cloud.syncSecret, { count: 2 });
+      await term.waitFor(/The cloud directory accepted the credential\./);
+      await term.keys('C-c');
+      await term.waitFor(/\[exit=/);
+    } finally {
+      await term.close();
+    }
+    assert.equal(existsSync(file), false, 'cancelled: nothing written');
   });
 });

@@ -54,8 +54,17 @@ test('idsync demo syncs the sample directory and serves the cloud directory unti
     assert.equal(allStaff.members.length, 5);
     assert.ok(allStaff.members.every((m) => m.type === 'Group'), 'All Staff holds the department groups (nested)');
 
-    // a second cycle against the running demo cloud exports nothing
-    const again = spawnSync(process.execPath, [bin, '-c', path.join(dir, 'idsync.yaml'), 'sync', '--json'], { encoding: 'utf8' });
+    // The progress lines end on the summary's counts (the last export line used to lag: 200 vs 311).
+    const lastExport = [...err.matchAll(/^export cloud: (\d+) objects written$/gm)].at(-1);
+    assert.equal(lastExport?.[1], '311', `the last export progress line matches the summary:\n${err}`);
+    const lastImport = [...err.matchAll(/^import \S+: (\d+) objects read$/gm)].at(-1);
+    assert.equal(lastImport?.[1], '311', `the last import progress line matches the summary:\n${err}`);
+
+    // a second cycle against the running demo cloud exports nothing: the printed hint, run as
+    // written from the checkout (no `npm link`: after `npm ci` only npx finds the command)
+    const hint = /^\s+(npx idsync -c \S+ sync)\b/m.exec(out)?.[1];
+    assert.ok(hint, `the demo prints a command for another cycle:\n${out}`);
+    const again = spawnSync('sh', ['-c', `${hint} --json`], { encoding: 'utf8', cwd: root, env: { ...process.env, npm_config_offline: 'true' } });
     assert.equal(again.status, 0, again.stderr);
     const run = JSON.parse(again.stdout) as { status: string; steps: { step: string; adds: number; updates: number; deletes: number }[] };
     const exp = run.steps.find((s) => s.step === 'export')!;

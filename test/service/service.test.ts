@@ -104,10 +104,11 @@ describe('SyncService', () => {
     assert.equal(r.json.cycle.last.status, 'success');
     assert.equal(typeof r.json.cycle.last.id, 'number');
     assert.equal(r.json.passwords.outboxDepth, 0);
+    assert.equal(r.json.passwords.deliverable, 0, '/status answers from the status module, as doctor does');
     const cloudCred = r.json.credentials.find((c: any) => c.name === 'cloud');
     assert.equal(cloudCred.lastTestOk, true);
     assert.ok(!r.text.includes(cloud.syncSecret), 'the cloud secret is not in /status');
-    for (const c of r.json.credentials) assert.deepEqual(Object.keys(c).sort(), ['changedAt', 'lastErrorCode', 'lastTestAt', 'lastTestOk', 'name']);
+    for (const c of r.json.credentials) assert.deepEqual(Object.keys(c).sort(), ['changedAt', 'lastErrorCode', 'lastGoodUseAt', 'lastGoodUseRun', 'lastTestAt', 'lastTestOk', 'name', 'ok', 'okAt']);
     assert.deepEqual(r.json.degraded, []);
   });
 

@@ -131,7 +131,7 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
     const file = path.join(dir, 'idsync.yaml');
     const r = await run(initArgs(file), { env: { ...goodEnv(), [CLOUD_SECRET]: 'wrong-cloud-secret' } });
     assert.equal(r.code, 3, r.stderr);
-    assert.match(r.stderr, /"cloud"/);
+    assert.match(r.stderr, /the cloud directory at \S+ refused client "/);
     assert.equal(existsSync(file), false);
     assert.equal(existsSync(path.join(dir, 'idsync-data')), false);
   });

@@ -13,6 +13,7 @@ import { Command, Option } from 'commander';
 import { request } from 'undici';
 import { IdsyncError } from '../../core/errors.js';
 import { createCloudServer } from '../../cloud/server.js';
+import { plainHttpWarning } from '../../service/systemd.js';
 import { printJson, println, table } from '../output.js';
 import type { RegisterCommand } from './index.js';
 
@@ -56,6 +57,8 @@ async function serve(opts: ServeOptions): Promise<void> {
     throw err;
   });
   const { adminUser, generatedPassword } = server.bootstrap;
+  const plainHttp = plainHttpWarning(opts.host, 'the cloud directory');
+  if (plainHttp && !opts.publicUrl?.startsWith('https://')) process.stderr.write(`warning: ${plainHttp}\n`);
   if (opts.json) {
     printJson({ url: server.url, dataDir: opts.data, adminUser, ...(generatedPassword ? { generatedPassword } : {}) });
   } else {

@@ -34,7 +34,8 @@ export const registerDemoCommands: RegisterCommand = (program) => {
         println(`  curl -s -H "Authorization: Bearer $TOKEN" '${result.cloudUrl}/scim/v2/Users?filter=title%20eq%20%22SRE%22&attributes=userName,displayName'`);
         println(`  curl -s -H "Authorization: Bearer $TOKEN" '${result.cloudUrl}/scim/v2/Groups?filter=displayName%20eq%20%22All%20Staff%22'`);
         println(`\nRun another cycle against it (nothing changed, so nothing is exported):\n`);
-        println(`  idsync -c ${result.configFile} sync`);
+        // `npm ci` does not put `idsync` on PATH; npx finds this package's own bin from the checkout.
+        println(`  npx idsync -c ${result.configFile} sync      # or \`idsync ...\` once \`npm link\` put it on PATH`);
       }
       process.exitCode = result.run.status === 'success' ? EXIT.OK : EXIT.FAILED;
       if (!opts.serve) {

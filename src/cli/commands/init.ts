@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import type { Readable } from 'node:stream';
 import { interactiveInit, WizardCancelled } from '../../wizard/interactive.js';
 import { addSourceOptions, cloudAuthFrom, parseOnOff, parseThreshold, sourceFromFlags, sourceSecretFromFlags, type SourceFlags } from '../../wizard/flags.js';
-import { CLOUD, liveTest, runInit, secretFromEnv, usageError, type InitResult, type SecretTester } from '../../wizard/operations.js';
+import { CLOUD, defaultDataDir, liveTest, runInit, secretFromEnv, usageError, type InitResult, type SecretTester } from '../../wizard/operations.js';
 import { configFile } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println } from '../output.js';
@@ -34,6 +34,7 @@ interface InitOptions extends SourceFlags {
 }
 
 function printInit(r: InitResult, json: boolean): void {
+  for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
   if (json) {
     printJson(r);
     return;
@@ -53,7 +54,7 @@ export function registerInitCommands(program: Command, overrides: Partial<Wizard
     .description('Set up a new installation: source directories, cloud directory, credentials (tested live), options')
     .option('--non-interactive', 'take everything from flags and environment variables (for automation)')
     .option('--force', 'replace an existing configuration file')
-    .option('--data-dir <dir>', 'where idsync keeps its data (default ./idsync-data, relative to the configuration file)');
+    .option('--data-dir <dir>', 'where idsync keeps its data (default /var/lib/idsync for a configuration in /etc, else ./idsync-data beside it; the interactive wizard proposes the same)');
   addSourceOptions(cmd)
     .option('--cloud-url <url>', 'base URL of the cloud directory')
     .option('--cloud-client-id <id>', 'OAuth client id (client_credentials)')
@@ -110,7 +111,7 @@ Exit codes: 0 done, 2 usage (nothing written), 3 a directory refused a credentia
           force: Boolean(opts.force),
           secrets,
           config: {
-            dataDir: opts.dataDir ?? './idsync-data',
+            dataDir: opts.dataDir ?? defaultDataDir(file),
             connectors: [source],
             cloud: { url: opts.cloudUrl, auth, ...(opts.cloudCa ? { ca: opts.cloudCa } : {}) },
             ...(threshold !== undefined ? { sync: { deletionThreshold: threshold } } : {}),

@@ -10,6 +10,7 @@ import { loadOrCreateKey } from '../../credentials/key.js';
 import type { EngineContext } from '../../engine/context.js';
 import { EventLog } from '../../events/log.js';
 import { PasswordPipeline } from '../../passwords/pipeline.js';
+import { describeOutbox, outboxStatus, passwordHistory } from '../../status/index.js';
 import { withContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println, table } from '../output.js';
@@ -49,16 +50,18 @@ export const registerPasswordsCommands: RegisterCommand = (program) => {
     .option('--json', 'print {user, outbox, records} as JSON')
     .addHelpText('after', '\nStatus values: Queued, Success, TargetNotExported (waits until the user exists in the cloud), Error (with the reason).\n\nExamples:\n  idsync passwords status alice\n  idsync passwords status alice@example.com --json')
     .action(async (user: string, opts: { json?: boolean }, cmd: Command) => {
-      await withPipeline(cmd, async (p) => {
-        const records = p.status(user);
-        const outbox = p.outbox();
+      await withContext(cmd, async (ctx) => {
+        // The status module reads the status log and event 657 alike, and the outbox as `doctor` does.
+        const { users, records } = passwordHistory(ctx.db, ctx.events, user);
+        const outbox = outboxStatus(ctx.db);
         if (opts.json) {
-          printJson({ user, outbox, records });
+          printJson({ user, known: users, outbox, records });
         } else if (records.length === 0) {
-          println(`no password changes recorded for "${user}" in the last 7 days (queue: ${outbox.depth})`);
+          const who = users.length === 0 ? `no user "${user}" in any connector space (run \`idsync sync\` if the user is new)` : `no password changes recorded for "${user}" (${users.map((u) => u.dn).join('; ')}) in the last 7 days`;
+          println(`${who}; outbox: ${describeOutbox(outbox)}`);
         } else {
-          println(table(records.map((r) => ({ ...r, reason: r.reason ?? '' })), ['at', 'status', 'source', 'anchor', 'reason']));
-          println(`\nqueue: ${outbox.depth} user(s) waiting${outbox.oldestQueuedAt ? `, oldest since ${outbox.oldestQueuedAt}` : ''}`);
+          println(table(records.map((r) => ({ ...r, source: r.source ?? '', reason: r.reason ?? '' })), ['at', 'status', 'source', 'anchor', 'reason']));
+          println(`\noutbox: ${describeOutbox(outbox)}`);
         }
       });
     });
@@ -84,9 +87,16 @@ export const registerPasswordsCommands: RegisterCommand = (program) => {
     .description('deliver the queued password hashes to the cloud directory now (one pass)')
     .option('--json', 'print {delivered, waiting, failed, outbox} as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const { counts, outbox } = await withPipeline(cmd, async (p) => ({ counts: await p.deliverOnce(), outbox: p.outbox() }));
+      const { counts, outbox } = await withContext(cmd, async (ctx) => {
+        const { pipeline, cloud } = openPipeline(ctx);
+        try {
+          return { counts: await pipeline.deliverOnce(), outbox: outboxStatus(ctx.db) };
+        } finally {
+          await cloud.close().catch(() => undefined);
+        }
+      });
       if (opts.json) printJson({ ...counts, outbox });
-      else println(`delivered ${counts.delivered}, waiting for the cloud user ${counts.waiting}, failed ${counts.failed}; ${outbox.depth} left in the queue`);
+      else println(`delivered ${counts.delivered}, waiting for the cloud user ${counts.waiting}, failed ${counts.failed}; outbox: ${describeOutbox(outbox)}`);
       if (counts.failed > 0) process.exitCode = EXIT.FAILED;
     });
 };

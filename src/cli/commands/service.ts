@@ -4,11 +4,11 @@
  */
 import { Option, type Command } from 'commander';
 import { DEFAULT_SYNC_INTERVAL } from '../../config/schema.js';
-import type { CredentialInfo } from '../../credentials/store.js';
+import { describeCredential, describeOutbox, describePasswordActivity, type CredentialStatus, type OutboxStatus, type PasswordActivity } from '../../status/index.js';
 import { IdsyncError } from '../../core/errors.js';
 import { serviceStatus, startDaemon, stopDaemon, type ServiceStatus, type StartResult, type StopResult } from '../../service/daemon.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../service/service.js';
-import { installUnit, renderUnit } from '../../service/systemd.js';
+import { DEFAULT_CLOUD_DATA, DEFAULT_CLOUD_USER, DEFAULT_SERVICE_USER, installRendered, renderCloudUnit, renderSyncUnit, type RenderedUnit } from '../../service/systemd.js';
 import { loadFor } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println } from '../output.js';
@@ -77,9 +77,15 @@ function printStopped(r: StopResult, timeout: string): void {
   else println(`idsync service stopped (pid ${r.pid}, ${(r.elapsedMs / 1000).toFixed(1)} s)`);
 }
 
-function credLine(c: CredentialInfo): string {
-  const test = c.lastTestAt ? `last test ${c.lastTestOk ? 'ok' : `FAILED (${c.lastErrorCode ?? 'error'})`} ${ago(c.lastTestAt)}` : 'never tested';
-  return `  ${c.name.padEnd(16)} changed ${ago(c.changedAt)}, ${test}`;
+function credLine(c: CredentialStatus): string {
+  return `  ${c.name.padEnd(16)} ${describeCredential(c, (t) => ago(t))}`;
+}
+
+const agoText = (iso: string) => ago(iso);
+
+/** Password sync in one line, from the status module's answers (the same words as `doctor`). */
+function passwordLine(outbox: OutboxStatus, activity: PasswordActivity): string {
+  return `password sync: ${describePasswordActivity(activity, agoText)}; outbox ${describeOutbox(outbox)}`;
 }
 
 export function printStatus(s: ServiceStatus): void {
@@ -99,9 +105,12 @@ export function printStatus(s: ServiceStatus): void {
       `last cycle: ${last ? `run ${last.id} (${last.profile}) ${last.status}, ended ${ago(last.endedAt)}${last.error ? ` — ${last.error.code}: ${last.error.message}` : ''}` : 'none yet'}` +
         (h.cycle.inProgress ? ' (a cycle is running now)' : h.cycle.nextAt ? `; next at ${h.cycle.nextAt}` : ''),
     );
+    const pw = h.passwords;
     println(
-      `password sync: heartbeat ${h.passwords.heartbeatAt ? ago(h.passwords.heartbeatAt) : 'none yet'}; outbox ${h.passwords.outboxDepth} waiting` +
-        (h.passwords.oldestQueuedAt ? `, oldest queued ${ago(h.passwords.oldestQueuedAt)}` : ''),
+      passwordLine(
+        { depth: pw.outboxDepth, deliverable: pw.deliverable, waitingForExport: pw.waitingForExport, oldestQueuedAt: pw.oldestQueuedAt, lastError: null, attempts: null },
+        { heartbeatAt: pw.heartbeatAt, lastBatchAt: pw.lastBatchAt, lastActivityAt: pw.lastActivityAt, lastActivity: pw.lastActivityAt === null ? null : pw.lastActivityAt === pw.heartbeatAt ? 'heartbeat' : 'batch' },
+      ),
     );
     println('credentials:');
     if (h.credentials.length === 0) println('  none stored (idsync credentials set <connector>)');
@@ -114,7 +123,7 @@ export function printStatus(s: ServiceStatus): void {
   println('from the database:');
   const r = o.lastRun;
   println(`  last cycle: ${r ? `run ${r.id} (${r.profile}) ${r.status}, ended ${ago(r.endedAt)}${r.error ? ` — ${r.error.code}: ${r.error.message}` : ''}` : 'none yet'}`);
-  println(`  password sync: heartbeat ${o.heartbeatAt ? ago(o.heartbeatAt) : 'none yet'}; outbox ${o.outboxDepth} waiting${o.oldestQueuedAt ? `, oldest queued ${ago(o.oldestQueuedAt)}` : ''}`);
+  println(`  ${passwordLine(o.outbox, o.passwordActivity)}`);
   println('  credentials:');
   if (o.credentials.length === 0) println('    none stored (idsync credentials set <connector>)');
   for (const c of o.credentials) println('  ' + credLine(c));
@@ -175,25 +184,68 @@ Exit codes of \`service status\`: 0 running and healthy, 1 degraded or not runni
 
   service
     .command('install')
-    .description('Write a systemd unit that runs `idsync serve` (does not call systemctl)')
+    .description('Write a systemd unit that runs `idsync serve` as a dedicated user (or, with --cloud, `idsync cloud serve`); does not call systemctl')
     .option('--user', 'a user unit in ~/.config/systemd/user (systemctl --user)')
     .option('--output <file>', 'write the unit here instead (- prints it)')
-    .option('--run-as <user>', 'User= of a system unit (e.g. a dedicated idsync account)')
+    .option('--run-as <user>', `User= of a system unit (default ${DEFAULT_SERVICE_USER}; ${DEFAULT_CLOUD_USER} with --cloud)`)
+    .option('--create-user', 'also write a sysusers.d entry that creates that system user (applied by systemd-sysusers)')
+    .option('--exec <path>', 'the idsync executable the unit runs (default: `idsync` on PATH)')
     .option('--interval <duration>', 'passed to `serve --interval` (default: sync.interval in the configuration)')
-    .option('--port <n>', 'passed to `serve --port`')
-    .action(async (opts: { user?: boolean; output?: string; runAs?: string; interval?: string; port?: string }, cmd: Command) => {
-      const loaded = loadFor(cmd);
-      if (opts.interval) parseDuration(opts.interval);
-      if (opts.port) parsePort(opts.port);
-      const serveArgs = [...(opts.interval ? ['--interval', opts.interval] : []), ...(opts.port ? ['--port', opts.port] : [])];
-      const unitOpts = { user: !!opts.user, ...(opts.runAs ? { runAs: opts.runAs } : {}), serveArgs };
-      if (opts.output === '-') {
-        process.stdout.write(renderUnit(loaded, unitOpts));
-        return;
-      }
-      const r = installUnit(loaded, { ...unitOpts, ...(opts.output ? { output: opts.output } : {}) });
-      println(`wrote ${r.file}`);
-      println('next steps:');
-      for (const s of r.nextSteps) println(`  ${s}`);
-    });
+    .option('--port <n>', 'passed to `serve --port` (with --cloud: `cloud serve --port`, default 8080)')
+    .option('--cloud', 'write idsync-cloud.service for `idsync cloud serve` instead (no idsync.yaml needed)')
+    .option('--data <dir>', `with --cloud: the cloud's data directory (default ${DEFAULT_CLOUD_DATA})`)
+    .option('--host <address>', 'with --cloud: the address it listens on (default 127.0.0.1; plain HTTP elsewhere gets a warning)')
+    .option('--public-url <url>', 'with --cloud: the https:// URL of the TLS proxy in front of it')
+    .addHelpText(
+      'after',
+      `
+The unit runs the installed \`idsync\` command (not this checkout's files) as a system user, with its
+data in StateDirectory= (/var/lib/...) and its configuration in ConfigurationDirectory= (/etc/...).
+Files under /tmp are refused (the unit has its own private /tmp).
+
+Examples:
+  sudo idsync -c /etc/idsync/idsync.yaml service install --create-user
+  sudo idsync service install --cloud --create-user --data /var/lib/idsync-cloud
+  idsync -c /etc/idsync/idsync.yaml service install --output -     # print it`,
+    )
+    .action(
+      async (
+        opts: { user?: boolean; output?: string; runAs?: string; createUser?: boolean; exec?: string; interval?: string; port?: string; cloud?: boolean; data?: string; host?: string; publicUrl?: string },
+        cmd: Command,
+      ) => {
+        const exec = opts.exec ? { exec: opts.exec } : {};
+        let rendered: RenderedUnit;
+        let home = '-';
+        if (opts.cloud) {
+          if (opts.user || opts.interval) throw new IdsyncError('CONFIG_INVALID', '--cloud writes a system unit for `idsync cloud serve`: --user and --interval do not apply', { hint: 'Drop them.' });
+          rendered = renderCloudUnit({
+            ...exec,
+            ...(opts.runAs ? { runAs: opts.runAs } : {}),
+            ...(opts.data ? { data: opts.data } : {}),
+            ...(opts.host ? { host: opts.host } : {}),
+            ...(opts.port ? { port: parsePort(opts.port) } : {}),
+            ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+          });
+          home = opts.data ?? DEFAULT_CLOUD_DATA;
+        } else {
+          if (opts.data || opts.host || opts.publicUrl) throw new IdsyncError('CONFIG_INVALID', '--data, --host and --public-url apply to --cloud only', { hint: 'The sync service takes its data directory from idsync.yaml.' });
+          const loaded = loadFor(cmd);
+          if (opts.interval) parseDuration(opts.interval);
+          if (opts.port) parsePort(opts.port);
+          const serveArgs = [...(opts.interval ? ['--interval', opts.interval] : []), ...(opts.port ? ['--port', opts.port] : [])];
+          rendered = renderSyncUnit(loaded, { user: !!opts.user, ...(opts.runAs ? { runAs: opts.runAs } : {}), ...exec, serveArgs });
+          home = loaded.dataDir.startsWith('/var/lib/') ? loaded.dataDir : '-';
+        }
+        for (const w of rendered.warnings) process.stderr.write(`warning: ${w}\n`);
+        if (opts.output === '-') {
+          process.stdout.write(rendered.unit);
+          return;
+        }
+        const r = installRendered(rendered, { ...(opts.user ? { user: true } : {}), ...(opts.output ? { output: opts.output } : {}), ...(opts.createUser ? { createUser: true } : {}), home });
+        for (const w of r.warnings.slice(rendered.warnings.length)) process.stderr.write(`warning: ${w}\n`);
+        println(`wrote ${r.file}${r.sysusersFile ? ` and ${r.sysusersFile}` : ''}`);
+        println('next steps:');
+        for (const s of r.nextSteps) println(`  ${s}`);
+      },
+    );
 };

@@ -69,6 +69,7 @@ function printTrace(t: ObjectTrace): void {
     for (const c of d) println(`      ${c.attribute}: ${show(c.before)} → ${show(c.after)}`);
   };
   println(`${t.dn} (run ${t.runId})`);
+  if (t.why) println(`  why     ${t.why.message}`);
   println(`  import  ${t.import.result}${t.import.connector ? ` from ${t.import.connector}` : ''}`);
   changes(t.import.changes);
   println(`  sync    ${t.sync.result}${t.sync.metaverseId ? ` (metaverse object ${t.sync.metaverseId})` : ''}`);

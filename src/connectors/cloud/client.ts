@@ -98,6 +98,8 @@ export class CloudClient {
   private cached: CachedToken | undefined;
   /** Token requests in flight, by secret fingerprint: concurrent callers share one sign-in. */
   private readonly pending = new Map<string, Promise<string>>();
+  /** This installation's ID, sent with every request so the cloud knows who exports to it (engine/tenant.ts). */
+  installation: string | undefined;
 
   constructor(
     private readonly cfg: CloudConfig,
@@ -148,7 +150,7 @@ export class CloudClient {
   private async authorized<T>(method: Dispatcher.HttpMethod, path: string, body: unknown, headers: Record<string, string>): Promise<CloudResponse<T>> {
     for (let reauthenticated = false; ; reauthenticated = true) {
       const token = await this.token();
-      const res = await this.retrying(() => this.send<T>(method, path, body, { ...headers, authorization: `Bearer ${token}` }));
+      const res = await this.retrying(() => this.send<T>(method, path, body, { ...headers, authorization: `Bearer ${token}`, ...(this.installation ? { 'x-idsync-installation': this.installation } : {}) }));
       if (res.status === 401 && !reauthenticated) {
         // The credential may have changed since the token was issued: re-read it once.
         this.cached = undefined;

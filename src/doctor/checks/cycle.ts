@@ -1,5 +1,5 @@
 /** The last sync cycle (run history): failed, completed with errors, none yet, or too old. */
-import { RunLog } from '../../engine/runs.js';
+import { lastFinishedRun } from '../../status/index.js';
 import { EVENTS } from '../../events/catalog.js';
 import type { DoctorCheck, Finding } from '../types.js';
 import { age } from '../format.js';
@@ -7,8 +7,7 @@ import { age } from '../format.js';
 export const cycleCheck: DoctorCheck = {
   name: 'last-cycle',
   async run(d): Promise<Finding[]> {
-    const row = d.ctx.db.prepare<[], { id: number }>("SELECT id FROM runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1").get();
-    const run = row ? new RunLog(d.ctx.db).get(row.id, 3) : undefined;
+    const run = lastFinishedRun(d.ctx.db, 3);
     const check = 'last-cycle';
     if (!run) {
       return [{ check, status: 'warning', message: 'no sync cycle has run yet', cause: 'Nothing has been imported or exported.', fix: d.serviceRunning ? 'idsync runs   (the service runs one at start; wait for it)' : 'idsync sync   (or start the service: idsync service start)' }];

@@ -3,6 +3,7 @@
  * The incumbent's troubleshooter wants one within 3 hours.
  */
 import { EVENTS } from '../../events/catalog.js';
+import { passwordActivity } from '../../status/index.js';
 import type { DoctorCheck, Finding } from '../types.js';
 import { age } from '../format.js';
 
@@ -12,9 +13,9 @@ export const heartbeatCheck: DoctorCheck = {
   name: 'password-heartbeat',
   async run(d): Promise<Finding[]> {
     const check = 'password-heartbeat';
-    const hb = d.ctx.events.latest(EVENTS.PHS_HEARTBEAT);
-    const batch = d.ctx.events.latest(EVENTS.PHS_BATCH_END);
-    const last = [hb, batch].filter((e) => e !== undefined).sort((a, b) => Date.parse(b.time) - Date.parse(a.time))[0];
+    // The status module's answer: the newer of the last heartbeat (654) and the last batch (651).
+    const activity = passwordActivity(d.ctx.events);
+    const last = activity.lastActivityAt ? { time: activity.lastActivityAt, id: activity.lastActivity === 'heartbeat' ? EVENTS.PHS_HEARTBEAT.id : EVENTS.PHS_BATCH_END.id } : undefined;
     if (!last) {
       const known = (d.ctx.db.prepare('SELECT count(*) AS n FROM phs_state').get() as { n: number }).n;
       if (known > 0) {

@@ -1,0 +1,77 @@
+/**
+ * Which sync installations write to this tenant. Every successful SCIM write by a sync principal is
+ * recorded under the installation that made it (the `x-idsync-installation` header idsync sends,
+ * else the client or account name), so a second installation can learn, before its first export,
+ * that another one already exports here (issue 11: two servers silently sharing one tenant made
+ * "5 added" reports while nothing was added). Read with GET /api/v1/syncInstallations.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Principal } from '../accounts/store.js';
+import { SCIM_ROLES } from '../accounts/roles.js';
+import type { Guard } from '../auth/guard.js';
+import type { Database, Migration } from '../../store/database.js';
+
+export const INSTALLATION_HEADER = 'x-idsync-installation';
+
+export const syncInstallationMigrations: Migration[] = [
+  {
+    id: 'cloud/sync-installations-001',
+    sql: `
+CREATE TABLE sync_installations (
+  installation TEXT PRIMARY KEY,
+  principal    TEXT NOT NULL,
+  first_write  TEXT NOT NULL,
+  last_write   TEXT NOT NULL,
+  writes       INTEGER NOT NULL
+);
+`,
+  },
+];
+
+export interface SyncInstallation {
+  installation: string;
+  /** The sync client or account it signed in as. */
+  principal: string;
+  firstWrite: string;
+  lastWrite: string;
+  /** Successful SCIM writes (requests, not objects). */
+  writes: number;
+}
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const ID_RE = /^[A-Za-z0-9._:-]{1,100}$/;
+
+export function registerSyncInstallations(app: FastifyInstance, deps: { db: Database; guard: Guard; now: () => number; isScimPath: (url: string) => boolean }): void {
+  const upsert = deps.db.prepare(
+    `INSERT INTO sync_installations (installation, principal, first_write, last_write, writes) VALUES (?, ?, ?, ?, 1)
+     ON CONFLICT (installation) DO UPDATE SET principal = excluded.principal, last_write = excluded.last_write, writes = writes + 1`,
+  );
+  const installationOf = (req: FastifyRequest, principal: Principal): string => {
+    const h = req.headers[INSTALLATION_HEADER];
+    return typeof h === 'string' && ID_RE.test(h) ? h : `${principal.kind}:${principal.name}`;
+  };
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (!WRITE_METHODS.has(req.method) || reply.statusCode >= 300 || !deps.isScimPath(req.url)) return;
+    let principal: Principal;
+    try {
+      principal = await deps.guard.authenticate(req, SCIM_ROLES); // cached per request by the guard
+    } catch {
+      return;
+    }
+    // An administrator's hand edit is not an installation exporting to the tenant.
+    if (principal.role !== 'DirectorySynchronizationAccounts') return;
+    upsert.run(installationOf(req, principal), principal.name, new Date(deps.now()).toISOString(), new Date(deps.now()).toISOString());
+  });
+
+  app.get('/api/v1/syncInstallations', async (req) => {
+    await deps.guard.authenticate(req, SCIM_ROLES);
+    const rows = deps.db
+      .prepare<[], { installation: string; principal: string; first_write: string; last_write: string; writes: number }>(
+        'SELECT installation, principal, first_write, last_write, writes FROM sync_installations ORDER BY last_write DESC',
+      )
+      .all();
+    const installations: SyncInstallation[] = rows.map((r) => ({ installation: r.installation, principal: r.principal, firstWrite: r.first_write, lastWrite: r.last_write, writes: r.writes }));
+    return { installations };
+  });
+}
