@@ -45,6 +45,8 @@ export interface DrsConnectOptions {
   timeoutMs?: number;
   /** For tests and captures: every PDU as sent and received. */
   tap?: (direction: 'out' | 'in', pdu: Buffer) => void;
+  /** For replaying captures (see RpcConnectOptions.ntlmRandom). */
+  ntlmRandom?: (n: number) => Buffer;
 }
 
 /** Where incremental replication resumes: saved per source DC invocation ID. */
@@ -100,7 +102,7 @@ export class DrsClient {
   static async connect(o: DrsConnectOptions): Promise<DrsClient> {
     const timeout = o.timeoutMs ? { timeoutMs: o.timeoutMs } : {};
     const port = o.port ?? (await lookupTcpPort(o.host, DRSUAPI_SYNTAX, { ...(o.epmPort ? { epmPort: o.epmPort } : {}), ...timeout }));
-    const conn = await RpcConnection.connect({ host: o.host, port, role: 'DRSUAPI', ...timeout, ...(o.tap ? { tap: o.tap } : {}) });
+    const conn = await RpcConnection.connect({ host: o.host, port, role: 'DRSUAPI', ...timeout, ...(o.tap ? { tap: o.tap } : {}), ...(o.ntlmRandom ? { ntlmRandom: o.ntlmRandom } : {}) });
     try {
       await conn.bind(DRSUAPI_SYNTAX, { user: o.user, domain: o.domain, password: o.password });
       const reply = decodeBind(await conn.call(OPNUM.bind, encodeBind()));

@@ -39,6 +39,8 @@ export interface RpcConnectOptions {
   maxFrag?: number;
   /** For tests: sees every PDU as sent and as received (before decryption). */
   tap?: (direction: 'out' | 'in', pdu: Buffer) => void;
+  /** For replaying captures: the NTLM client challenge and session key source (default randomBytes). */
+  ntlmRandom?: (n: number) => Buffer;
 }
 
 const AUTH_CONTEXT_ID = 0x10;
@@ -191,7 +193,7 @@ export class RpcConnection {
     this.maxXmit = Math.min(ack.maxXmit, maxFrag);
     if (!auth) return;
     if (!ackAuth || ackAuth.authType !== AUTH_TYPE_NTLMSSP) throw protocolError('bind_ack carries no NTLM challenge');
-    const { message, context } = await authenticate(auth, decodeChallenge(Buffer.from(ackAuth.value)));
+    const { message, context } = await authenticate(auth, decodeChallenge(Buffer.from(ackAuth.value)), this.opts.ntlmRandom);
     // auth3: 4 bytes of padding, then the verifier with the AUTHENTICATE message; no answer comes
     this.send(this.pdu(PTYPE.auth3, PFC_FIRST_FRAG | PFC_LAST_FRAG, callId, Buffer.alloc(4), message, 0));
     this.security = context;

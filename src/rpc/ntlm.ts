@@ -165,6 +165,7 @@ export async function authenticate(
   creds: NtlmCredentials,
   challenge: NtlmChallenge,
   random: (n: number) => Buffer = randomBytes,
+  now: () => Buffer = filetimeNow,
 ): Promise<{ message: Buffer; context: NtlmSecurityContext }> {
   const missing = REQUIRED & ~challenge.flags;
   if (missing !== 0) {
@@ -178,7 +179,7 @@ export async function authenticate(
   const clientChallenge = random(8);
   const temp = Buffer.concat([
     Buffer.from([1, 1, 0, 0, 0, 0, 0, 0]),
-    challenge.timestamp ?? filetimeNow(),
+    challenge.timestamp ?? now(),
     clientChallenge,
     Buffer.alloc(4),
     challenge.targetInfo,
