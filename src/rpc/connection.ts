@@ -55,6 +55,8 @@ export class RpcConnection {
   private maxXmit = 0;
   private contextId = 0;
   private security: NtlmSecurityContext | undefined;
+  /** No call has completed since the NTLM bind: a fault now means the credentials were refused. */
+  private authUnconfirmed = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -197,6 +199,7 @@ export class RpcConnection {
     // auth3: 4 bytes of padding, then the verifier with the AUTHENTICATE message; no answer comes
     this.send(this.pdu(PTYPE.auth3, PFC_FIRST_FRAG | PFC_LAST_FRAG, callId, Buffer.alloc(4), message, 0));
     this.security = context;
+    this.authUnconfirmed = true;
   }
 
   private pdu(ptype: number, flags: number, callId: number, body: Buffer, authValue: Buffer | undefined, padLength: number): Buffer {
@@ -221,7 +224,9 @@ export class RpcConnection {
       this.send(this.requestFragment(callId, opnum, chunk, stub.length - off, flags));
       off += chunk.length;
     } while (off < stub.length);
-    return this.readResponse(callId);
+    const response = await this.readResponse(callId);
+    this.authUnconfirmed = false;
+    return response;
   }
 
   private requestFragment(callId: number, opnum: number, chunk: Buffer, allocHint: number, flags: number): Buffer {
@@ -275,11 +280,13 @@ export class RpcConnection {
 
   private fault(pdu: Buffer, h: PduHeader): RpcError {
     const status = h.fragLength >= REQUEST_HEADER_SIZE + 4 ? pdu.readUInt32LE(REQUEST_HEADER_SIZE) : 0;
-    const denied = status === 5;
+    // Windows answers a refused NTLM AUTHENTICATE with access denied on the first call, Samba
+    // with a protocol error; either way the three legs themselves never say so.
+    const denied = status === 5 || (this.authUnconfirmed && status === 0x1c01000b);
     return new RpcError(denied ? 'RPC_AUTH_FAILED' : 'RPC_FAULT', `the ${this.role} server answered with a fault: ${faultName(status)}`, {
       status,
       hint: denied
-        ? 'The DC did not accept the credentials for RPC: check the connector\'s bind account and password (`idsync credentials set <connector>`).'
+        ? 'The DC did not accept the credentials for RPC (wrong password, locked or disabled account, or NTLM refused): check the connector\'s bind account and password (`idsync credentials set <connector>`).'
         : 'The DC could not process the call; the event names the status. Check the DC\'s own logs at the same time.',
       details: { status: `0x${status.toString(16).padStart(8, '0')}` },
     });
