@@ -225,10 +225,13 @@ export class DrsPasswordSource {
       for (const u of page.users) {
         const anchor = this.anchorFor(u);
         if (anchor && u.nt) items.push({ anchor, nt: u.nt });
-        u.nt?.fill(0);
       }
-      if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items);
-      for (const it of items) it.nt.fill(0);
+      try {
+        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items);
+      } finally {
+        // the hashes are in the outbox (sealed) or the page is repeated: drop them from memory
+        for (const u of page.users) u.nt?.fill(0);
+      }
       // durable only now that the page's hashes are in the outbox
       this.state.save(this.name, page.state, full && !page.more);
     }
