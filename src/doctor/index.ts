@@ -13,6 +13,7 @@ import { clockCheck } from './checks/clock.js';
 import { connectivityCheck } from './checks/connectivity.js';
 import { cycleCheck } from './checks/cycle.js';
 import { diskCheck } from './checks/disk.js';
+import { drsCheck } from './checks/drs.js';
 import { heartbeatCheck } from './checks/heartbeat.js';
 import { outboxCheck } from './checks/outbox.js';
 import type { DoctorCheck, DoctorContext, Finding } from './types.js';
@@ -21,7 +22,7 @@ export type { DoctorCheck, DoctorContext, Finding, FindingStatus } from './types
 export { formatFindings } from './format.js';
 
 /** In output order. To add a check: a module in checks/ and one line here (and docs/doctor.md). */
-export const CHECKS: DoctorCheck[] = [connectivityCheck, certificatesCheck, clockCheck, cycleCheck, heartbeatCheck, outboxCheck, diskCheck];
+export const CHECKS: DoctorCheck[] = [connectivityCheck, certificatesCheck, clockCheck, cycleCheck, heartbeatCheck, outboxCheck, drsCheck, diskCheck];
 
 export interface DoctorOptions {
   /** Cycle interval for the "last cycle too old" rule (default: the running service's, else 5 min). */

@@ -16,7 +16,7 @@ import { URL } from 'node:url';
 import type { AdConnectorConfig, DrsPasswordSourceConfig } from '../../config/schema.js';
 import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import type { SecretResolver } from '../../credentials/store.js';
-import { DrsClient, type ReplicatedUser, type ReplicationState } from '../../drsuapi/client.js';
+import { DrsClient, type DrsConnectOptions, type ReplicatedUser, type ReplicationState } from '../../drsuapi/client.js';
 import { EVENTS } from '../../events/catalog.js';
 import type { EventLog } from '../../events/log.js';
 import { guidToBytes } from '../../rpc/ndr.js';
@@ -31,7 +31,7 @@ const MAX_ERROR_BACKOFF_MS = 60_000;
 export interface DrsSourceDeps {
   db: Database;
   pipeline: PasswordPipeline;
-  connector: AdConnectorConfig & { passwords: DrsPasswordSourceConfig };
+  connector: DrsConnector;
   /** The connector's bind password, read at each (re)connect. */
   secret: SecretResolver;
   /** Changes when the credential changes (reconnect with the new one). */
@@ -65,6 +65,50 @@ export function ntlmAccount(account: string): { user: string; domain: string } |
 interface StoredState {
   hwm: [string, string, string];
   utd: Array<[string, string]>;
+}
+
+type DrsConnector = AdConnectorConfig & { passwords: DrsPasswordSourceConfig };
+
+/** How to reach and authenticate to the connector's DC (the password is read now, at use time). */
+export async function drsConnectOptions(connector: DrsConnector, secret: SecretResolver): Promise<DrsConnectOptions> {
+  const cfg = connector.passwords;
+  const raw = cfg.account ?? connector.bindDn;
+  const acc = ntlmAccount(raw);
+  if (!acc) {
+    throw new IdsyncError('CONFIG_INVALID', `connector ${connector.name}: cannot use "${raw}" as an NTLM account for password replication`, {
+      hint: 'Set passwords.account to DOMAIN\\user or user@dns.domain (the account of bindDn), or use a UPN as bindDn.',
+      details: { connector: connector.name },
+    });
+  }
+  const password = await secret();
+  if (!password) {
+    throw new IdsyncError('CREDENTIAL_MISSING', `no credential for connector ${connector.name}`, { hint: `Run \`idsync credentials set ${connector.name}\`.` });
+  }
+  return {
+    host: cfg.host ?? new URL(connector.url).hostname,
+    ...(cfg.rpcPort ? { port: cfg.rpcPort } : {}),
+    epmPort: cfg.epmPort,
+    user: acc.user,
+    domain: acc.domain,
+    password,
+    timeoutMs: Math.max(30_000, connector.timeoutMs),
+  };
+}
+
+/**
+ * Whether the account may replicate password hashes: binds and asks for one object with the
+ * secret attributes (what needs DS-Replication-Get-Changes-All). Throws the error a poll would.
+ */
+export async function probeDrsAccess(connector: DrsConnector, secret: SecretResolver): Promise<void> {
+  const client = await DrsClient.connect(await drsConnectOptions(connector, secret));
+  try {
+    for await (const page of client.changes({ ncDn: connector.baseDn, maxObjects: 10 })) {
+      for (const u of page.users) u.nt?.fill(0);
+      break;
+    }
+  } finally {
+    await client.close();
+  }
 }
 
 export class DrsStateStore {
@@ -146,36 +190,11 @@ export class DrsPasswordSource {
     return this.deps.connector.name;
   }
 
-  private account(): { user: string; domain: string } {
-    const raw = this.cfg.account ?? this.deps.connector.bindDn;
-    const acc = ntlmAccount(raw);
-    if (!acc) {
-      throw new IdsyncError('CONFIG_INVALID', `connector ${this.name}: cannot use "${raw}" as an NTLM account for password replication`, {
-        hint: 'Set passwords.account to DOMAIN\\user or user@dns.domain (the account of bindDn), or use a UPN as bindDn.',
-        details: { connector: this.name },
-      });
-    }
-    return acc;
-  }
-
   private async connect(): Promise<DrsClient> {
     const version = this.deps.credentialVersion?.();
     if (this.client && version === this.clientVersion) return this.client;
     await this.disconnect();
-    const password = await this.deps.secret();
-    if (!password) {
-      throw new IdsyncError('CREDENTIAL_MISSING', `no credential for connector ${this.name}`, { hint: `Run \`idsync credentials set ${this.name}\`.` });
-    }
-    const acc = this.account();
-    this.client = await DrsClient.connect({
-      host: this.host,
-      ...(this.cfg.rpcPort ? { port: this.cfg.rpcPort } : {}),
-      epmPort: this.cfg.epmPort,
-      user: acc.user,
-      domain: acc.domain,
-      password,
-      timeoutMs: Math.max(30_000, this.deps.connector.timeoutMs),
-    });
+    this.client = await DrsClient.connect(await drsConnectOptions(this.deps.connector, this.deps.secret));
     this.clientVersion = version;
     return this.client;
   }
