@@ -144,6 +144,12 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
       assert.equal(await signIn(cloud.url, u.userPrincipalName, INITIAL), 400, 'old password rejected');
       passwords.set(u.userPrincipalName, pw);
     }
+    // per-user status, as for the other sources
+    const st = await idsync(['-c', config, 'passwords', 'status', seeded.users[10]!.userPrincipalName, '--json']);
+    assert.equal(st.code, 0, st.out);
+    const rec = (JSON.parse(st.out) as { records: { status: string; source: string }[] }).records[0];
+    assert.equal(rec?.status, 'Success', st.out);
+    assert.equal(rec?.source, 'drs', st.out);
     times.sort((a, b) => a - b);
     console.log(`# change → sign-in over ${times.length} changes: p50 ${times[Math.floor(times.length / 2)]} ms, max ${times[times.length - 1]} ms`);
   });

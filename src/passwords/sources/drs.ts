@@ -246,7 +246,7 @@ export class DrsPasswordSource {
         if (anchor && u.nt) items.push({ anchor, nt: u.nt });
       }
       try {
-        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items);
+        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items, 8, 'drs');
       } finally {
         // the hashes are in the outbox (sealed) or the page is repeated: drop them from memory
         for (const u of page.users) u.nt?.fill(0);
