@@ -10,13 +10,19 @@
  * - a user moved out of the connector's scope gets nothing;
  * - `kill -9` of serve, a change while it is down, a restart: the change arrives (nothing lost),
  *   and the replication state resumed rather than a second full pass;
+ * - the DC's RPC side goes away and comes back (every connection cut and refused for a while, as a
+ *   DC restart looks from the client; serve talks to DRSUAPI through a TCP relay for this): event
+ *   611, then the change made meanwhile arrives and event 6402 says it recovered;
  * - no password or NT hash in any output, event or status.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { lookupTcpPort } from '../../src/rpc/epm.js';
+import { DRSUAPI_SYNTAX } from '../../src/drsuapi/messages.js';
 import { Attribute, Change, Client } from 'ldapts';
 import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { ntHash } from '../../src/passwords/hash.js';
@@ -34,6 +40,36 @@ const INITIAL = 'Initial-Drs-1!';
 const NON_ASCII = 'Ünïcødé€9-日本';
 const LONG = 'L0ng!'.repeat(51) + 'x'; // 256 characters
 
+/** A TCP relay to the DC's DRSUAPI port that can drop every connection and refuse new ones. */
+async function startRelay(targetPort: number): Promise<{ port: number; server: Server; setDown(down: boolean): void }> {
+  const open = new Set<Socket>();
+  let down = false;
+  const server = createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect({ host: '127.0.0.1', port: targetPort });
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    server,
+    setDown(d: boolean): void {
+      down = d;
+      if (d) for (const s of open) s.destroy();
+    },
+  };
+}
+
 describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in', { skip: skipUnless('samba') }, () => {
   let dc: SambaDC;
   let seeded: SeededAd;
@@ -42,6 +78,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
   let dir: string;
   let config: string;
   let serve: Proc | undefined;
+  let relay: Awaited<ReturnType<typeof startRelay>>;
   const passwords = new Map<string, string>();
   const used: string[] = [INITIAL, NON_ASCII, LONG];
 
@@ -75,7 +112,8 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
     passwords.set(seeded.users[1]!.userPrincipalName, LONG);
     // Smart lockout off: the test polls the token endpoint with passwords that do not work yet.
     cloud = await startTestCloud({ lockout: false });
-    const connector = adConnectorConfig(dc, seeded, { name: CONNECTOR, passwords: { source: 'drs', host: '127.0.0.1', pollInterval: '1s' } });
+    relay = await startRelay(await lookupTcpPort('127.0.0.1', DRSUAPI_SYNTAX));
+    const connector = adConnectorConfig(dc, seeded, { name: CONNECTOR, passwords: { source: 'drs', host: '127.0.0.1', rpcPort: relay.port, pollInterval: '1s' } });
     lab = await startEngineLab({ prefix: 'idsync-e2e-drs-', connectors: [connector], cloud, credentials: false });
     ({ dir, configFile: config } = lab);
     await setCredentials(config, [
@@ -86,6 +124,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
 
   after(async () => {
     await stopProc(serve);
+    relay?.server.close();
     await cloud?.close();
     await lab?.close();
     if (dc) {
@@ -191,6 +230,28 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
     await signsInWithin(cloud.url, u.userPrincipalName, 'While-Down-7!', 30_000);
     assert.equal(await signIn(cloud.url, u.userPrincipalName, INITIAL), 400);
     assert.equal(fullPasses(), before, 'the saved replication state was resumed');
+  });
+
+  test('the DC goes away and comes back: event 611, then the change made meanwhile arrives (6402)', async () => {
+    const count = (id: number): number => {
+      const d = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+      try {
+        return (d.prepare('SELECT count(*) AS n FROM events WHERE id = ?').get(id) as { n: number }).n;
+      } finally {
+        d.close();
+      }
+    };
+    const errorsBefore = count(611);
+    relay.setDown(true);
+    await until('event 611 for the lost DC', () => count(611) > errorsBefore, 30_000, 250);
+    const u = seeded.users[41]!;
+    await setPassword(u.dn, 'While-Dc-Down-6!');
+    used.push('While-Dc-Down-6!');
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(await signIn(cloud.url, u.userPrincipalName, 'While-Dc-Down-6!'), 400, 'nothing can arrive while the DC is away');
+    relay.setDown(false);
+    await signsInWithin(cloud.url, u.userPrincipalName, 'While-Dc-Down-6!', 90_000);
+    await until('event 6402', () => count(6402) > 0, 10_000, 250);
   });
 
   test('no password or NT hash in any output, event or status', async () => {
