@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { DrsClient, type ReplicatedUser } from '../../src/drsuapi/client.js';
 import { ntOwfV1 } from '../../src/rpc/crypto.js';
 import { isIdsyncError } from '../../src/core/errors.js';
-import { fixedRandom } from '../fixtures/drs/capture.js';
+import { fixedRandom } from '../fixtures/drs/random.js';
 
 interface Fixture {
   user: string;
