@@ -115,6 +115,25 @@ describe('DRSUAPI against a Samba AD DC', { skip: skipUnless('samba') }, () => {
     }
   });
 
+  it('a saved state from another (or a restored) DC starts a full pass instead of trusting its USNs', async () => {
+    const client = await DrsClient.connect({ host: '127.0.0.1', user: 'Administrator', domain: 'LAB', password: dc.adminPassword });
+    try {
+      const first = await drain(client, dc.baseDn);
+      const foreign: ReplicationState = { ...first.state, invocationId: '0badc0de-0000-4000-8000-000000000001' };
+      const pages: boolean[] = [];
+      const users: ReplicatedUser[] = [];
+      for await (const page of client.changes({ ncDn: dc.baseDn, maxObjects: 1000, from: foreign })) {
+        pages.push(page.full);
+        users.push(...page.users);
+        assert.equal(page.state.invocationId, first.state.invocationId);
+      }
+      assert.ok(pages.every((f) => f), 'every page is marked as a full pass');
+      for (const s of seeded.users) assert.ok(users.some((u) => u.sAMAccountName === s.sAMAccountName && u.nt), s.sAMAccountName);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('without the replication rights: DRS_ACCESS_DENIED naming both rights and the fix; after granting, it works', async () => {
     const connect = (): Promise<DrsClient> => DrsClient.connect({ host: '127.0.0.1', user: svc, domain: 'LAB', password: svcPassword });
     const client = await connect();
