@@ -37,7 +37,7 @@ function findTests(dir: string): string[] {
 
 function needsSamba(file: string): boolean {
   const rel = relative(root, file).split(sep).join('/');
-  return rel.startsWith('test/e2e/') || rel.startsWith('test/connectors/ad/');
+  return rel.startsWith('test/e2e/') || rel.startsWith('test/connectors/ad/') || rel.startsWith('test/drsuapi/samba');
 }
 
 async function main(): Promise<number> {
@@ -90,7 +90,8 @@ async function main(): Promise<number> {
       } else {
         const t0 = Date.now();
         process.stderr.write('run-tests: starting a Samba AD DC... ');
-        dc = await startSambaDC();
+        // rpc: DRSUAPI (password hash sync over MS-DRSR) on the endpoint mapper's port 135
+        dc = await startSambaDC(undefined, { services: ['ldap', 'kdc', 'rpc'] });
         env.IDSYNC_TEST_SAMBA = sambaToEnv(dc);
         process.stderr.write(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${dc.dir})\n`);
       }

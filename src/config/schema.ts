@@ -48,7 +48,32 @@ const ldapCommon = {
  */
 export const DEFAULT_SYNC_INTERVAL = '5m';
 
-export const adConnectorSchema = z.object({ type: z.literal('ad'), ...ldapCommon }).strict();
+/**
+ * Password hash sync from the DCs themselves over MS-DRSR (docs/password-hash-sync.md#drs): the
+ * connector's bind account replicates unicodePwd with DRSGetNCChanges. NTLM only.
+ */
+export const drsPasswordSourceSchema = z
+  .object({
+    source: z.literal('drs'),
+    /** The DC to replicate from (default: the host of the connector's url). */
+    host: z.string().min(1).optional(),
+    /** The DRSUAPI TCP port; when absent, the endpoint mapper (epmPort) is asked. */
+    rpcPort: z.number().int().min(1).max(65535).optional(),
+    /** The endpoint mapper's port. */
+    epmPort: z.number().int().min(1).max(65535).default(135),
+    /**
+     * The account for NTLM, as DOMAIN\\user or user@dns.domain (default: bindDn when it has one of
+     * these forms). It needs DS-Replication-Get-Changes and -Get-Changes-All on the domain root.
+     */
+    account: z.string().min(1).optional(),
+    /** How often to ask the DC for changes, e.g. "1s", "500ms", "2m". */
+    pollInterval: z.string().regex(/^\d+(ms|s|m)$/, 'a duration such as "1s", "500ms" or "2m"').default('1s'),
+    /** Objects per GetNCChanges reply (cMaxObjects). */
+    maxObjects: z.number().int().min(10).max(10000).default(1000),
+  })
+  .strict();
+
+export const adConnectorSchema = z.object({ type: z.literal('ad'), ...ldapCommon, passwords: drsPasswordSourceSchema.optional() }).strict();
 export const ldapConnectorSchema = z
   .object({
     type: z.literal('ldap'),
@@ -184,5 +209,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type SourceConnectorConfig = z.infer<typeof sourceConnectorSchema>;
 export type LdapConnectorConfig = z.infer<typeof ldapConnectorSchema> | z.infer<typeof adConnectorSchema>;
+export type AdConnectorConfig = z.infer<typeof adConnectorSchema>;
+export type DrsPasswordSourceConfig = z.infer<typeof drsPasswordSourceSchema>;
 export type LdifConnectorConfig = z.infer<typeof ldifConnectorSchema>;
 export type CloudConfig = z.infer<typeof cloudSchema>;

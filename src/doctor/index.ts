@@ -14,6 +14,7 @@ import { connectivityCheck } from './checks/connectivity.js';
 import { cycleCheck } from './checks/cycle.js';
 import { deletionsCheck } from './checks/deletions.js';
 import { diskCheck } from './checks/disk.js';
+import { drsCheck } from './checks/drs.js';
 import { heartbeatCheck } from './checks/heartbeat.js';
 import { outboxCheck } from './checks/outbox.js';
 import type { DoctorCheck, DoctorContext, Finding } from './types.js';
@@ -22,7 +23,7 @@ export type { DoctorCheck, DoctorContext, Finding, FindingStatus } from './types
 export { formatFindings } from './format.js';
 
 /** In output order. To add a check: a module in checks/ and one line here (and docs/doctor.md). */
-export const CHECKS: DoctorCheck[] = [connectivityCheck, certificatesCheck, clockCheck, cycleCheck, deletionsCheck, heartbeatCheck, outboxCheck, diskCheck];
+export const CHECKS: DoctorCheck[] = [connectivityCheck, certificatesCheck, clockCheck, cycleCheck, deletionsCheck, heartbeatCheck, outboxCheck, drsCheck, diskCheck];
 
 export interface DoctorOptions {
   /** Cycle interval for the "last cycle too old" rule (default: the running service's, else sync.interval). */

@@ -11,6 +11,8 @@
  *   6100–6199  idsync Service       daemon lifecycle, configuration, health, queues
  *   6200–6299  idsync Credentials   the credential store: changes, validation, tests
  *   6300–6399  idsync Sync Engine   connectors: reachability, bind, TLS, objects refused by a target
+ *   6400–6429  idsync Password Sync password hashes replicated from DCs over MS-DRSR (`source: drs`);
+ *                                   its failures are the incumbent's 611
  *
  * `message` and `resolution` are templates: `{name}` is replaced by the event's detail `name`
  * (after secret scrubbing; a missing detail leaves the placeholder as written). Messages say what
@@ -18,7 +20,7 @@
  * Never put secrets in details: they are scrubbed anyway (see log.ts), but pass identifiers only.
  */
 
-export const EVENT_SOURCES = ['Directory Synchronization', 'idsync Sync Engine', 'idsync Service', 'idsync Credentials'] as const;
+export const EVENT_SOURCES = ['Directory Synchronization', 'idsync Sync Engine', 'idsync Service', 'idsync Credentials', 'idsync Password Sync'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
 
 export const EVENT_LEVELS = ['Error', 'Warning', 'Information'] as const;
@@ -411,6 +413,27 @@ export const EVENTS = defineCatalog({
       'Two servers exporting to one tenant overwrite each other. For a standby server set `sync.stagingMode: true` (it imports and syncs but exports ' +
       'nothing, ready to take over). To move the export here, put the other server in staging mode or stop it, then add its installation ID to ' +
       '`cloud.takeOverFrom` in this configuration.',
+  },
+  DRS_FULL_PASS_STARTED: {
+    id: 6400,
+    source: 'idsync Password Sync',
+    level: 'Information',
+    message: 'Full password hash replication from DC {dc} for connector {connector} started ({reason}).',
+    resolution: NO_ACTION + ' Every user in scope is read once; only changed hashes are queued. Incremental polls follow.',
+  },
+  DRS_FULL_PASS_COMPLETED: {
+    id: 6401,
+    source: 'idsync Password Sync',
+    level: 'Information',
+    message: 'Full password hash replication from DC {dc} for connector {connector} completed: {objects} objects read, {queued} password changes queued.',
+    resolution: NO_ACTION,
+  },
+  DRS_REPLICATION_RECOVERED: {
+    id: 6402,
+    source: 'idsync Password Sync',
+    level: 'Information',
+    message: 'Password hash replication from DC {dc} for connector {connector} works again.',
+    resolution: NO_ACTION + ' Changes made while it failed are picked up by this poll.',
   },
 });
 

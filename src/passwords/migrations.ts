@@ -62,4 +62,18 @@ CREATE INDEX IF NOT EXISTS phs_cs_upn ON cs_objects (lower(json_extract(attrs, '
 CREATE INDEX IF NOT EXISTS phs_cs_uid ON cs_objects (lower(json_extract(attrs, '$.uid[0]'))) WHERE object_type = 'user';
 `,
   },
+  {
+    // MS-DRSR replication state of `passwords: { source: drs }`: where the next incremental
+    // GetNCChanges resumes. Written only after the hashes of the pages it covers are queued.
+    id: 'passwords/drs-001-replication-state',
+    sql: `
+CREATE TABLE phs_drs_state (
+  connector     TEXT PRIMARY KEY,
+  invocation_id TEXT NOT NULL,        -- the source DC's invocationId: USNs mean nothing on another DC
+  state         TEXT NOT NULL,        -- JSON: high-water mark and up-to-dateness vector (USNs as strings)
+  full_done_at  TEXT,                 -- when the last full pass completed
+  updated_at    TEXT NOT NULL
+) WITHOUT ROWID;
+`,
+  },
 ];

@@ -204,7 +204,7 @@ export class PasswordPipeline {
    * next hashes are still being computed, rather than a few commits per user. Returns how many
    * changed.
    */
-  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = 8): Promise<number> {
+  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = 8, source = 'ldap'): Promise<number> {
     type Change = { anchor: string; nt: Buffer; fp: Buffer };
     const changed: Change[] = [];
     for (const { anchor, nt } of items) {
@@ -217,7 +217,7 @@ export class PasswordPipeline {
     // rows for it; the delivery records Success or Error for each.
     const flush = this.db.transaction((batch: (Change & { hash: string })[]) => {
       for (const c of batch) {
-        if (this.enqueue(connector, c.anchor, c.hash, undefined, 'ldap', false) === 'queued') this.outboxStore.setFingerprint(connector, c.anchor, c.fp);
+        if (this.enqueue(connector, c.anchor, c.hash, undefined, source, false) === 'queued') this.outboxStore.setFingerprint(connector, c.anchor, c.fp);
       }
     });
     let next = 0;

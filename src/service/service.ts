@@ -24,6 +24,7 @@ import { loadOrCreateKey } from '../credentials/key.js';
 import type { EngineContext } from '../engine/context.js';
 import { runCycle } from '../engine/cycle.js';
 import { RunLog, type RunRecord } from '../engine/runs.js';
+import { DrsPasswordSource } from '../passwords/sources/drs.js';
 import { EVENTS } from '../events/catalog.js';
 import { EventLog, type EventRecord } from '../events/log.js';
 import {
@@ -136,6 +137,8 @@ export class SyncService {
   /** Modification time of the configuration file last loaded. */
   private configMtime: number | undefined;
   readonly pipeline: PasswordPipeline;
+  /** Password sources that poll DCs over MS-DRSR (AD connectors with `passwords: { source: drs }`). */
+  readonly drsSources: DrsPasswordSource[] = [];
   private readonly registry = new Registry();
   private readonly metrics;
 
@@ -205,7 +208,10 @@ export class SyncService {
     this.url = `${this.opts.tls ? 'https' : 'http'}://${hostPart}:${port}`;
     this.running = true;
     this.startedAt = Date.now();
-    if (this.ctx.loaded.config.passwordHashSync.enabled) this.pipeline.start();
+    if (this.ctx.loaded.config.passwordHashSync.enabled) {
+      this.pipeline.start();
+      this.startDrsSources();
+    }
     this.ctx.events.emit(EVENTS.SERVICE_STARTED, { version: process.env.npm_package_version ?? '0.1.0', pid: process.pid, url: this.url });
     try {
       this.configMtime = statSync(this.ctx.loaded.file).mtimeMs;
@@ -252,11 +258,28 @@ export class SyncService {
       clearTimeout(t);
       if (timedOut) this.log('warn', `the sync cycle did not finish within ${timeoutMs} ms; it is marked interrupted at the next start`);
     }
+    await Promise.all(this.drsSources.map((d) => d.stop()));
     await this.pipeline.stop();
     await this.cloud.close().catch(() => undefined);
     if (wasRunning) this.ctx.events.emit(EVENTS.SERVICE_STOPPED, {});
     this.pipelineEvents.close();
     this.ctx.close();
+  }
+
+  private startDrsSources(): void {
+    for (const c of this.ctx.loaded.config.connectors) {
+      if (c.type !== 'ad' || c.passwords?.source !== 'drs') continue;
+      const src = new DrsPasswordSource({
+        db: this.ctx.db,
+        pipeline: this.pipeline,
+        connector: { ...c, passwords: c.passwords },
+        secret: this.ctx.credentials.resolver(c.name),
+        credentialVersion: () => this.ctx.credentials.info(c.name)?.changedAt,
+        events: this.pipelineEvents,
+      });
+      this.drsSources.push(src);
+      src.start();
+    }
   }
 
   /** Runs a cycle now, or returns the one in flight. Resolves undefined when skipped. */
@@ -315,8 +338,11 @@ export class SyncService {
     this.ctx.events.emit(EVENTS.CONFIGURATION_RELOADED, { file });
     const phsBefore = before.config.passwordHashSync.enabled;
     const phsNow = next.config.passwordHashSync.enabled;
+    // DRS sources restart with the new connector settings (their state is in the database)
+    await Promise.all(this.drsSources.splice(0).map((d) => d.stop()));
     if (!phsBefore && phsNow) this.pipeline.start();
     if (phsBefore && !phsNow) await this.pipeline.stop();
+    if (phsNow && this.running) this.startDrsSources();
   }
 
   private async cycleOnce(): Promise<RunRecord | undefined> {

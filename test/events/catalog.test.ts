@@ -83,6 +83,7 @@ test('own IDs sit in their documented ranges', () => {
     'idsync Sync Engine': [[6001, 6099], [6300, 6399]],
     'idsync Service': [[6100, 6199]],
     'idsync Credentials': [[6200, 6299]],
+    'idsync Password Sync': [[6400, 6429]],
     'Directory Synchronization': [[0, 999], [6900, 6900]],
   };
   for (const def of ALL_EVENTS) {

@@ -200,7 +200,8 @@ export async function useSambaDC(): Promise<SambaDC> {
     const { dir, pid } = JSON.parse(env) as { dir: string; pid: number };
     return handle(dir, pid, false, async () => undefined);
   }
-  own ??= startSambaDC().then((dc) => {
+  // the same services as the runner's DC (rpc: DRSUAPI for the password replication tests)
+  own ??= startSambaDC(undefined, { services: ['ldap', 'kdc', 'rpc'] }).then((dc) => {
     const stop = dc.stop;
     dc.stop = async () => {
       own = undefined;

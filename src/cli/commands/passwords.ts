@@ -15,6 +15,7 @@ import { withContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println, table } from '../output.js';
 import type { RegisterCommand } from './index.js';
+import { DrsStateStore } from '../../passwords/sources/drs.js';
 
 /** Opens the pipeline on a command's context; the caller closes the returned client. */
 export function openPipeline(ctx: EngineContext): { pipeline: PasswordPipeline; cloud: CloudClient } {
@@ -72,12 +73,22 @@ export const registerPasswordsCommands: RegisterCommand = (program) => {
     .argument('[user]', 'one user (sAMAccountName, userPrincipalName, uid, DN or anchor)')
     .option('--all', 'every user')
     .option('--json', 'print {queued} as JSON')
-    .addHelpText('after', '\nThe Samba DC agent re-reads every password with `idsync agent samba ... --full`.\n\nExamples:\n  idsync passwords resync alice\n  idsync passwords resync --all && idsync passwords deliver')
+    .addHelpText('after', '\nWith --all, connectors with `passwords: { source: drs }` re-read every hash from the DC at their next poll.\nThe Samba DC agent re-reads every password with `idsync agent samba ... --full`.\n\nExamples:\n  idsync passwords resync alice\n  idsync passwords resync --all && idsync passwords deliver')
     .action(async (user: string | undefined, opts: { all?: boolean; json?: boolean }, cmd: Command) => {
       if (!!user === !!opts.all) {
         throw new IdsyncError('CONFIG_INVALID', 'name one user or pass --all', { hint: 'e.g. `idsync passwords resync alice` or `idsync passwords resync --all`.' });
       }
-      const queued = await withPipeline(cmd, (p) => p.resync(opts.all ? { all: true } : { user: user! }));
+      const queued = await withContext(cmd, async (ctx) => {
+        const { pipeline, cloud } = openPipeline(ctx);
+        try {
+          const n = await pipeline.resync(opts.all ? { all: true } : { user: user! });
+          // DC replication (source drs) starts over with a full pass at its next poll
+          if (opts.all) new DrsStateStore(ctx.db).forget();
+          return n;
+        } finally {
+          await cloud.close().catch(() => undefined);
+        }
+      });
       if (opts.json) printJson({ queued });
       else println(`${queued} user(s) queued; the service delivers them at its next poll (or run \`idsync passwords deliver\`)`);
     });

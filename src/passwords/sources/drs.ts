@@ -1,0 +1,302 @@
+/**
+ * Password source `passwords: { source: drs }` on an AD connector: replicates unicodePwd from a DC
+ * over MS-DRSR (src/drsuapi/) with the connector's bind account, polls for changes every second
+ * by default, and queues the OrgId hashes in the durable outbox (pipeline.observeNtHashes).
+ *
+ *   first start / `idsync passwords resync --all` ─▶ full pass (every object, paged)
+ *   then every pollInterval ─▶ incremental GetNCChanges from the saved high-water mark
+ *
+ * The replication state is written only after the hashes of a page are queued, so a crash
+ * (kill -9) between the two repeats the page; the fingerprints make the repeat queue nothing new.
+ * Only users in the connector's scope AND in its connector space are synced; computers, trust
+ * accounts and krbtgt never are. NT hashes exist only in memory between decryption and the
+ * OrgId transform.
+ */
+import { URL } from 'node:url';
+import type { AdConnectorConfig, DrsPasswordSourceConfig } from '../../config/schema.js';
+import { IdsyncError, toIdsyncError } from '../../core/errors.js';
+import type { SecretResolver } from '../../credentials/store.js';
+import { DrsClient, type DrsConnectOptions, type ReplicatedUser, type ReplicationState } from '../../drsuapi/client.js';
+import { EVENTS } from '../../events/catalog.js';
+import type { EventLog } from '../../events/log.js';
+import { guidToBytes } from '../../rpc/ndr.js';
+import { resolveScope, type ResolvedScope } from '../../ldap/search.js';
+import type { Database } from '../../store/database.js';
+import type { PasswordPipeline } from '../pipeline.js';
+
+const UAC_TRUST_ACCOUNTS = 0x0800 | 0x1000 | 0x2000; // interdomain, workstation, server trust
+const RID_KRBTGT = 502;
+const MAX_ERROR_BACKOFF_MS = 60_000;
+
+export interface DrsSourceDeps {
+  db: Database;
+  pipeline: PasswordPipeline;
+  connector: DrsConnector;
+  /** The connector's bind password, read at each (re)connect. */
+  secret: SecretResolver;
+  /** Changes when the credential changes (reconnect with the new one). */
+  credentialVersion?: () => string | undefined;
+  events: EventLog;
+}
+
+export interface PollResult {
+  full: boolean;
+  objects: number;
+  queued: number;
+}
+
+/** Parses "500ms", "1s", "2m". */
+export function parsePollInterval(s: string): number {
+  const m = /^(\d+)(ms|s|m)$/.exec(s);
+  if (!m) throw new IdsyncError('CONFIG_INVALID', `passwords.pollInterval "${s}" is not a duration such as "1s"`);
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+/** NTLM user and domain from "DOMAIN\\user" or "user@dns.domain". */
+export function ntlmAccount(account: string): { user: string; domain: string } | undefined {
+  const down = /^([^\\/@=,]+)\\([^\\@=,]+)$/.exec(account);
+  if (down) return { domain: down[1] as string, user: down[2] as string };
+  // A UPN goes as the user name with an empty domain (MS-NLMP 3.1.5.1.2); DCs resolve it.
+  if (/^[^\\@=,]+@[^\\@=,]+$/.test(account)) return { user: account, domain: '' };
+  return undefined;
+}
+
+interface StoredState {
+  hwm: [string, string, string];
+  utd: Array<[string, string]>;
+}
+
+type DrsConnector = AdConnectorConfig & { passwords: DrsPasswordSourceConfig };
+
+/** How to reach and authenticate to the connector's DC (the password is read now, at use time). */
+export async function drsConnectOptions(connector: DrsConnector, secret: SecretResolver): Promise<DrsConnectOptions> {
+  const cfg = connector.passwords;
+  const raw = cfg.account ?? connector.bindDn;
+  const acc = ntlmAccount(raw);
+  if (!acc) {
+    throw new IdsyncError('CONFIG_INVALID', `connector ${connector.name}: cannot use "${raw}" as an NTLM account for password replication`, {
+      hint: 'Set passwords.account to DOMAIN\\user or user@dns.domain (the account of bindDn), or use a UPN as bindDn.',
+      details: { connector: connector.name },
+    });
+  }
+  const password = await secret();
+  if (!password) {
+    throw new IdsyncError('CREDENTIAL_MISSING', `no credential for connector ${connector.name}`, { hint: `Run \`idsync credentials set ${connector.name}\`.` });
+  }
+  return {
+    host: cfg.host ?? new URL(connector.url).hostname,
+    ...(cfg.rpcPort ? { port: cfg.rpcPort } : {}),
+    epmPort: cfg.epmPort,
+    user: acc.user,
+    domain: acc.domain,
+    password,
+    timeoutMs: Math.max(30_000, connector.timeoutMs),
+  };
+}
+
+/**
+ * Whether the account may replicate password hashes: binds and asks for one object with the
+ * secret attributes (what needs DS-Replication-Get-Changes-All). Throws the error a poll would.
+ */
+export async function probeDrsAccess(connector: DrsConnector, secret: SecretResolver): Promise<void> {
+  const client = await DrsClient.connect(await drsConnectOptions(connector, secret));
+  try {
+    for await (const page of client.changes({ ncDn: connector.baseDn, maxObjects: 10 })) {
+      for (const u of page.users) u.nt?.fill(0);
+      break;
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+export class DrsStateStore {
+  private readonly get;
+  private readonly put;
+  private readonly del;
+  private readonly delAll;
+
+  constructor(private readonly db: Database) {
+    this.get = db.prepare<[string], { invocation_id: string; state: string }>('SELECT invocation_id, state FROM phs_drs_state WHERE connector = ?');
+    this.put = db.prepare<[string, string, string, string | null, string]>(
+      `INSERT INTO phs_drs_state (connector, invocation_id, state, full_done_at, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (connector) DO UPDATE SET invocation_id = excluded.invocation_id, state = excluded.state,
+         full_done_at = COALESCE(excluded.full_done_at, phs_drs_state.full_done_at), updated_at = excluded.updated_at`,
+    );
+    this.del = db.prepare<[string]>('DELETE FROM phs_drs_state WHERE connector = ?');
+    this.delAll = db.prepare('DELETE FROM phs_drs_state');
+  }
+
+  load(connector: string): ReplicationState | undefined {
+    const row = this.get.get(connector);
+    if (!row) return undefined;
+    try {
+      const s = JSON.parse(row.state) as StoredState;
+      return {
+        invocationId: row.invocation_id,
+        highWaterMark: { tmpHighestUsn: BigInt(s.hwm[0]), reservedUsn: BigInt(s.hwm[1]), highestUsn: BigInt(s.hwm[2]) },
+        upToDateness: s.utd.map(([id, usn]) => ({ invocationId: id, highestUsn: BigInt(usn) })),
+      };
+    } catch {
+      return undefined; // unreadable state: a full pass rebuilds it
+    }
+  }
+
+  save(connector: string, st: ReplicationState, fullDone: boolean): void {
+    const json: StoredState = {
+      hwm: [String(st.highWaterMark.tmpHighestUsn), String(st.highWaterMark.reservedUsn), String(st.highWaterMark.highestUsn)],
+      utd: st.upToDateness.map((c) => [c.invocationId, String(c.highestUsn)]),
+    };
+    const now = new Date().toISOString();
+    this.put.run(connector, st.invocationId, JSON.stringify(json), fullDone ? now : null, now);
+  }
+
+  /** Forget the state: the next poll is a full pass (`idsync passwords resync --all`). */
+  forget(connector?: string): void {
+    if (connector) this.del.run(connector);
+    else this.delAll.run();
+  }
+}
+
+export class DrsPasswordSource {
+  readonly pollMs: number;
+  private readonly cfg: DrsPasswordSourceConfig;
+  private readonly state: DrsStateStore;
+  private readonly scope: ResolvedScope;
+  private readonly host: string;
+  private readonly csUser;
+  private client: DrsClient | undefined;
+  private clientVersion: string | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private failing: string | undefined;
+  private errorDelayMs = 0;
+
+  constructor(private readonly deps: DrsSourceDeps) {
+    this.cfg = deps.connector.passwords;
+    this.pollMs = parsePollInterval(this.cfg.pollInterval);
+    this.state = new DrsStateStore(deps.db);
+    this.scope = resolveScope({ baseDn: deps.connector.baseDn, include: deps.connector.scope.include, exclude: deps.connector.scope.exclude });
+    this.host = this.cfg.host ?? new URL(deps.connector.url).hostname;
+    this.csUser = deps.db.prepare<[string, string], { uac: number | string | null; sam: string | null }>(
+      `SELECT json_extract(attrs, '$.useraccountcontrol[0]') AS uac, json_extract(attrs, '$.samaccountname[0]') AS sam
+         FROM cs_objects WHERE connector = ? AND anchor = ? AND object_type = 'user' AND (pending IS NULL OR pending <> 'delete')`,
+    );
+  }
+
+  private get name(): string {
+    return this.deps.connector.name;
+  }
+
+  private async connect(): Promise<DrsClient> {
+    const version = this.deps.credentialVersion?.();
+    if (this.client && version === this.clientVersion) return this.client;
+    await this.disconnect();
+    this.client = await DrsClient.connect(await drsConnectOptions(this.deps.connector, this.deps.secret));
+    this.clientVersion = version;
+    return this.client;
+  }
+
+  private async disconnect(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    await c?.close();
+  }
+
+  /** Whether a replicated object gets its hash synced, and under which anchor. */
+  private anchorFor(u: ReplicatedUser): string | undefined {
+    if (!u.nt || u.guid === '00000000-0000-0000-0000-000000000000') return undefined;
+    if (u.rid === RID_KRBTGT) return undefined;
+    if (u.userAccountControl !== undefined && (u.userAccountControl & UAC_TRUST_ACCOUNTS) !== 0) return undefined;
+    if (u.sAMAccountName !== undefined && (u.sAMAccountName.endsWith('$') || /^krbtgt(_\d+)?$/i.test(u.sAMAccountName))) return undefined;
+    if (!u.dn || !this.scope.contains(u.dn)) return undefined;
+    const anchor = guidToBytes(u.guid).toString('base64');
+    // An incremental change carries only what changed: the connector space has the rest.
+    const cs = this.csUser.get(this.name, anchor);
+    if (!cs) {
+      // Not imported yet (created since the last cycle): queue only a complete object, whose
+      // account type we saw; the outbox holds it until the user is exported.
+      return u.userAccountControl !== undefined && u.sAMAccountName !== undefined ? anchor : undefined;
+    }
+    const uac = cs.uac === null ? undefined : Number(cs.uac);
+    if (uac !== undefined && (uac & UAC_TRUST_ACCOUNTS) !== 0) return undefined;
+    if (cs.sam && (cs.sam.endsWith('$') || /^krbtgt(_\d+)?$/i.test(cs.sam))) return undefined;
+    return anchor;
+  }
+
+  /** One poll: a full pass when there is no saved state, else the changes since it. */
+  async pollOnce(): Promise<PollResult> {
+    const client = await this.connect();
+    const from = this.state.load(this.name);
+    let full = !from;
+    let objects = 0;
+    let queued = 0;
+    if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_STARTED, { connector: this.name, dc: this.host, reason: 'no replication state for this connector' });
+    for await (const page of client.changes({ ncDn: this.deps.connector.baseDn, maxObjects: this.cfg.maxObjects, ...(from ? { from } : {}) })) {
+      if (page.full && !full) {
+        full = true;
+        this.deps.events.emit(EVENTS.DRS_FULL_PASS_STARTED, { connector: this.name, dc: this.host, reason: `the DC's invocation ID is now ${page.state.invocationId} (another or a restored DC)` });
+      }
+      objects += page.objectCount;
+      const items: { anchor: string; nt: Buffer }[] = [];
+      for (const u of page.users) {
+        const anchor = this.anchorFor(u);
+        if (anchor && u.nt) items.push({ anchor, nt: u.nt });
+      }
+      try {
+        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items, 8, 'drs');
+      } finally {
+        // the hashes are in the outbox (sealed) or the page is repeated: drop them from memory
+        for (const u of page.users) u.nt?.fill(0);
+      }
+      // durable only now that the page's hashes are in the outbox
+      this.state.save(this.name, page.state, full && !page.more);
+    }
+    if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_COMPLETED, { connector: this.name, dc: this.host, objects, queued });
+    return { full, objects, queued };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.disconnect();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.pollOnce();
+        if (this.failing !== undefined) this.deps.events.emit(EVENTS.DRS_REPLICATION_RECOVERED, { connector: this.name, dc: this.host });
+        this.failing = undefined;
+        this.errorDelayMs = 0;
+      } catch (err) {
+        await this.disconnect();
+        const e = toIdsyncError(err);
+        // one 611 per distinct failure, not one per second
+        if (this.failing !== e.code) {
+          this.deps.events.emit(EVENTS.PHS_DOMAIN_ERROR, { connector: this.name, error: e.hint ? `${e.message}. ${e.hint}` : e.message, code: e.code, dc: this.host });
+        }
+        this.failing = e.code;
+        this.errorDelayMs = Math.min(MAX_ERROR_BACKOFF_MS, Math.max(this.pollMs, this.errorDelayMs * 2 || 1000));
+      }
+      if (!this.running) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.failing ? this.errorDelayMs : this.pollMs);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+}
