@@ -30,17 +30,6 @@ export function openPipeline(ctx: EngineContext): { pipeline: PasswordPipeline; 
   return { pipeline, cloud };
 }
 
-async function withPipeline<T>(cmd: Command, fn: (p: PasswordPipeline) => Promise<T>): Promise<T> {
-  return withContext(cmd, async (ctx) => {
-    const { pipeline, cloud } = openPipeline(ctx);
-    try {
-      return await fn(pipeline);
-    } finally {
-      await cloud.close().catch(() => undefined);
-    }
-  });
-}
-
 export const registerPasswordsCommands: RegisterCommand = (program) => {
   const passwords = program.command('passwords').description('Password hash synchronization: per-user status, the queue, full resync');
 
