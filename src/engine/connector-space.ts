@@ -6,6 +6,7 @@
  * delta import stages whole changed objects and explicit deletions the same way.
  */
 import type { DeltaChange, SourceObject } from '../connectors/types.js';
+import { dropSecretAttributes } from '../core/secret-attributes.js';
 import { normalizeDn } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
 import { contentHash } from './stable-hash.js';
@@ -91,6 +92,9 @@ export class ImportStager {
   }
 
   private stageObject(o: SourceObject, counts: StepCounts): void {
+    // The last gate before the connector space: whatever path brought the object here, no secret
+    // attribute is staged (the import step took any NT hash out already).
+    dropSecretAttributes(o.attributes);
     const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes) });
     const existing = this.lookup.get(this.connector, o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {

@@ -8,7 +8,9 @@ import { CloudClient } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
+import { loadOrCreateKey } from '../credentials/key.js';
 import { normalizeDn } from '../ldap/dn.js';
+import { extractPasswordAttributes, PasswordPipeline } from '../passwords/index.js';
 import { ImportStager } from './connector-space.js';
 import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
@@ -78,6 +80,17 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     const importStep = runs.step(runId, found?.connector ?? before?.connector ?? '-', 'import');
     importStep.profile = 'object';
     if (found) {
+      // As in a cycle's import: secrets leave the object before it is staged or traced; an NT hash
+      // goes to password hash sync.
+      const { nt } = extractPasswordAttributes(found.object);
+      if (nt && loaded.config.passwordHashSync.enabled) {
+        const cloud = new CloudClient(loaded.config.cloud, credentials.resolver(CLOUD_CONNECTOR));
+        try {
+          await new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key }).observeNtHash(found.connector, found.object.anchor, nt);
+        } finally {
+          await cloud.close();
+        }
+      }
       new ImportStager(db, found.connector, kinds.get(found.connector) === 'ad').stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
       const after = db.prepare<[string, string], CsState>('SELECT connector, anchor, attrs, dn, mv_id FROM cs_objects WHERE connector = ? AND anchor = ?').get(found.connector, found.object.anchor)!;
       trace.import = {

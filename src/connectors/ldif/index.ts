@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import type { LdifConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
+import { attributeType, isSecretAttribute, NT_HASH_ATTRIBUTE_TYPES } from '../../core/secret-attributes.js';
 import { isNormalizedDnUnder, normalizeDn } from '../../ldap/dn.js';
 import { guidFromString, guidToImmutableId, guidToString, sidToString } from '../../ldap/guid.js';
 import { stripUniqueMemberUid } from '../ldap/index.js';
@@ -19,7 +20,6 @@ const USER_CLASSES = new Set(['inetorgperson', 'person', 'organizationalperson',
 const GROUP_CLASSES = new Set(['groupofnames', 'groupofuniquenames', 'group']);
 /** Attributes whose values are binary by definition: kept as bytes, never decoded as text. */
 const BINARY = new Set(['objectguid', 'objectsid', 'unicodepwd', 'jpegphoto', 'thumbnailphoto', 'usercertificate', 'ntsecuritydescriptor']);
-const DROP = new Set(['unicodepwd', 'userpassword', 'supplementalcredentials', 'dbcspwd', 'ntpwdhistory', 'lmpwdhistory']);
 const PAGE = 1000;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -41,11 +41,18 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
   const attributes: Record<string, string[]> = {};
   const raw = new Map<string, Array<string | Buffer>>();
   for (const a of rec.attributes) {
-    const key = a.name
+    let key = a.name
       .split(';')
       .filter((part, i) => i === 0 || part.toLowerCase() !== 'binary')
       .join(';')
       .toLowerCase();
+    if (isSecretAttribute(key)) {
+      // Secrets never go further; an NT hash stays (under its bare type) only until the import
+      // step hands it to password hash sync, before anything is staged.
+      const type = attributeType(key);
+      if (!NT_HASH_ATTRIBUTE_TYPES.includes(type)) continue;
+      key = type;
+    }
     let list = raw.get(key);
     if (!list) raw.set(key, (list = []));
     list.push(a.value);
@@ -56,7 +63,6 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
   const anchorKey = o.anchorAttribute.toLowerCase();
   let anchor: string | undefined;
   for (const [key, values] of raw) {
-    if (DROP.has(key) && key !== anchorKey) continue;
     const isGuid = key === 'objectguid';
     const out: string[] = [];
     for (const v of values) {
@@ -89,7 +95,7 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
       out.push(key === 'uniquemember' ? stripUniqueMemberUid(text) : text);
     }
     if (key === anchorKey && anchor === undefined && out[0] !== undefined) anchor = out[0];
-    if (!DROP.has(key) && out.length) attributes[key] = out;
+    if (out.length) attributes[key] = out;
   }
   if (!anchor) {
     throw ldifError(o.src, rec.line, `entry "${rec.dn}" has no ${o.anchorAttribute} (the anchorAttribute); every user and group needs an immutable ID`);
