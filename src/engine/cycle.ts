@@ -138,6 +138,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
         bulkSize: loaded.config.cloud.bulkSize,
         rules: loaded.rules,
         dryRun,
+        onNewCloudObjects: loaded.config.passwordHashSync.enabled ? (anchors) => void passwords().followCloudObjects(anchors) : undefined,
         onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
       });
       await exporter.run(exportStep);

@@ -23,6 +23,8 @@ interface PendingRow {
   deleted: number;
   cloud_id: string | null;
   exported_hash: string | null;
+  /** `active` of what was last exported (1, 0, or null when unknown). */
+  was_active?: number | null;
 }
 
 export interface ExportOptions {
@@ -41,6 +43,12 @@ export interface ExportOptions {
   bulkSize: number;
   /** Preview: compute what would be exported, write nothing (neither to the cloud nor locally). */
   dryRun?: boolean;
+  /**
+   * Called with the externalIds (anchors) of users that got a cloud object they did not have —
+   * created, re-created after a deletion in the cloud, adopted, joined to another object — or that
+   * were re-enabled: password hash sync sends their current hash again.
+   */
+  onNewCloudObjects?: (anchors: string[]) => void;
 }
 
 /** One planned cloud write, as `idsync sync --preview` shows it. */
@@ -145,7 +153,7 @@ export class Exporter {
   private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
     return this.db
       .prepare<[string, number, number | null, number | null, number], PendingRow>(
-        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash
+        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash, json_extract(e.exported_doc, '$.active') AS was_active
          FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
          WHERE m.pending_export = 1 AND m.deleted = 0 AND m.object_type = ? AND m.id > ? AND (? IS NULL OR m.id = ?)
          ORDER BY m.id LIMIT ?`,
@@ -281,14 +289,17 @@ export class Exporter {
         step.error('CLOUD_REJECTED', message, w.label);
       }
     });
+    const fresh: string[] = [];
     this.db.transaction(() => {
       const created: number[] = [];
       for (const { w, cloudId } of done) {
         this.succeeded(w, cloudId, step);
         if (!w.row.cloud_id) created.push(w.row.id);
+        if (isNewCloudObject(w, cloudId)) fresh.push(String(w.resource.externalId));
       }
       this.flagContainingGroups(created);
     })();
+    if (fresh.length > 0) this.options.onNewCloudObjects?.(fresh);
     this.options.onProgress?.((this.done += batch.length));
     for (const w of retry) await this.writeOne(w, step);
   }
@@ -323,6 +334,7 @@ export class Exporter {
       }
       this.succeeded(w, cloudId, step);
       if (created || !row.cloud_id) this.flagContainingGroups([row.id]);
+      if (isNewCloudObject(w, cloudId)) this.options.onNewCloudObjects?.([String(resource.externalId)]);
     } catch (err) {
       const e = toIdsyncError(err, 'EXPORT_FAILED');
       if (e.code === 'CLOUD_REJECTED' || e.code === 'CLOUD_CONFLICT') {
@@ -470,6 +482,15 @@ export class Exporter {
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
     if (failure !== undefined) throw failure;
   }
+}
+
+/**
+ * Whether a written user now has a cloud object it did not have before (password state follows the
+ * cloud object, not the source object): a new or different cloud id, or active false → true.
+ */
+function isNewCloudObject(w: PreparedWrite, cloudId: string): boolean {
+  if (w.row.object_type !== 'user' || typeof w.resource.externalId !== 'string') return false;
+  return w.row.cloud_id !== cloudId || (w.row.was_active === 0 && w.resource.active !== false);
 }
 
 /** A SCIM filter string literal. */

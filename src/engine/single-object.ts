@@ -141,6 +141,9 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
           rules: loaded.rules,
           only: mvId,
           dryRun: loaded.config.sync.stagingMode,
+          onNewCloudObjects: loaded.config.passwordHashSync.enabled
+            ? (anchors) => void new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key }).followCloudObjects(anchors)
+            : undefined,
         });
         await exporter.run(exportStep);
         if (loaded.config.sync.stagingMode) {
