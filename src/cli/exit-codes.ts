@@ -17,6 +17,8 @@ export function exitCodeFor(code: ErrorCode): number {
   switch (code) {
     case 'CONFIG_NOT_FOUND':
     case 'CONFIG_INVALID':
+    case 'LDIF_PARSE_ERROR':
+    case 'LDIF_NOT_FOUND':
     case 'HASH_INPUT_INVALID':
     case 'PASSWORD_TOO_LONG':
     case 'PASSWORD_NOT_TEXT':

@@ -6,6 +6,7 @@
  * delta import stages whole changed objects and explicit deletions the same way.
  */
 import type { DeltaChange, SourceObject } from '../connectors/types.js';
+import { cleanAttributeValues } from '../core/attribute-values.js';
 import { dropSecretAttributes } from '../core/secret-attributes.js';
 import { normalizeDn } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
@@ -28,7 +29,16 @@ export function memberDns(o: SourceObject): string[] {
   return [...out];
 }
 
+/** What the control-character rule removed during one staging (event 6006). */
+export interface CleanedValues {
+  objects: number;
+  values: number;
+  first?: { dn: string; attribute: string };
+}
+
 export class ImportStager {
+  /** Values cleaned of control characters by this stager (core/attribute-values.ts). */
+  readonly cleaned: CleanedValues = { objects: 0, values: 0 };
   private readonly lookup;
   private readonly insert;
   private readonly update;
@@ -95,6 +105,12 @@ export class ImportStager {
     // The last gate before the connector space: whatever path brought the object here, no secret
     // attribute is staged (the import step took any NT hash out already).
     dropSecretAttributes(o.attributes);
+    const c = cleanAttributeValues(o.attributes);
+    if (c.first !== undefined) {
+      this.cleaned.objects++;
+      this.cleaned.values += c.values;
+      this.cleaned.first ??= { dn: o.dn, attribute: c.first };
+    }
     const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes) });
     const existing = this.lookup.get(this.connector, o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {

@@ -11,6 +11,7 @@ import type { ObjectType } from '../connectors/types.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import type { Database } from '../store/database.js';
 import type { Statement } from 'better-sqlite3';
+import { DELETION_THRESHOLD } from '../config/schema.js';
 import type { CompiledRules } from '../rules/index.js';
 import { outboundFlow, type MvAttrs, type ScimMember } from './flows.js';
 import type { StepHandle } from './runs.js';
@@ -28,7 +29,7 @@ interface PendingRow {
 }
 
 export interface ExportOptions {
-  /** A count, or a percentage of the exported objects ("10%"). */
+  /** A count, a percentage of the exported objects ("10%"), or the smaller of both ("500 or 10%"). */
   deletionThreshold: number | string;
   allowDeletes: boolean;
   concurrency: number;
@@ -117,7 +118,7 @@ export class Exporter {
     const t = this.options.deletionThreshold;
     if (typeof t === 'number') return t;
     const exported = this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM export_objects WHERE cloud_id IS NOT NULL').get()?.n ?? 0;
-    return Math.floor((Number(t.slice(0, -1)) / 100) * exported);
+    return deletionThresholdCount(t, exported);
   }
 
   async run(step: StepHandle): Promise<void> {
@@ -126,7 +127,7 @@ export class Exporter {
     if (deletes > threshold && !this.options.allowDeletes && !this.options.dryRun) {
       throw new IdsyncError(
         'DELETION_THRESHOLD_EXCEEDED',
-        `the export would delete ${deletes} objects from the cloud directory, more than the deletion threshold (${this.options.deletionThreshold}${typeof this.options.deletionThreshold === 'string' ? ` = ${threshold} objects` : ''}); nothing was exported`,
+        `the export would delete ${deletes} objects from the cloud directory, more than the deletion threshold (${this.options.deletionThreshold}${typeof this.options.deletionThreshold === 'string' ? ` = ${threshold} objects here` : ''}); nothing was exported`,
         {
           hint: 'Review them with `idsync sync --preview`. If the deletions are intended, run `idsync sync --allow-deletes`; otherwise fix the source or the scope and run again.',
           details: { deletes, threshold },
@@ -482,6 +483,19 @@ export class Exporter {
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
     if (failure !== undefined) throw failure;
   }
+}
+
+/**
+ * `sync.deletionThreshold` as a number of objects, given how many objects are exported:
+ * "10%" → 10 % of them; "500 or 10%" → the smaller of 500 and 10 % — at least 1 there, so removing
+ * one person from a small directory needs no --allow-deletes, while emptying it does.
+ */
+export function deletionThresholdCount(t: number | string, exported: number): number {
+  if (typeof t === 'number') return t;
+  const m = DELETION_THRESHOLD.exec(t.trim());
+  if (!m) return 0; // the schema refuses anything else; stop rather than guess
+  const percent = Math.floor((Number(m[2]) / 100) * exported);
+  return m[1] === undefined ? percent : Math.min(Number(m[1]), Math.max(1, percent));
 }
 
 /**

@@ -14,6 +14,7 @@ import { extractPasswordAttributes, PasswordPipeline } from '../passwords/index.
 import { ImportStager } from './connector-space.js';
 import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
+import { reportCleanedValues } from './import.js';
 import { RunLog } from './runs.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
 
@@ -91,7 +92,9 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
           await cloud.close();
         }
       }
-      new ImportStager(db, found.connector, kinds.get(found.connector) === 'ad').stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
+      const stager = new ImportStager(db, found.connector, kinds.get(found.connector) === 'ad');
+      stager.stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
+      reportCleanedValues(ctx.events, found.connector, stager);
       const after = db.prepare<[string, string], CsState>('SELECT connector, anchor, attrs, dn, mv_id FROM cs_objects WHERE connector = ? AND anchor = ?').get(found.connector, found.object.anchor)!;
       trace.import = {
         connector: found.connector,

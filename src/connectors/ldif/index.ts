@@ -3,6 +3,7 @@
  * as a source connector. Users: inetOrgPerson / person / user; groups: groupOfNames /
  * groupOfUniqueNames / group. Other entries (OUs, the domain, computers) are ignored.
  */
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { LdifConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
@@ -103,6 +104,21 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
   return { anchor, objectType: type, dn: rec.dn, attributes };
 }
 
+/**
+ * A record's DN as an identity for duplicate detection: normalised (case, spacing, escapes), and
+ * hashed so a file of a million entries keeps 24 bytes per DN in memory. A DN that does not parse
+ * is refused here, at its line.
+ */
+function dnIdentity(rec: LdifRecord, src: LdifSource): string {
+  let n: string;
+  try {
+    n = normalizeDn(rec.dn);
+  } catch (err) {
+    throw ldifError(src, rec.line, `invalid DN ${JSON.stringify(rec.dn.slice(0, 80))}: ${(err as Error).message}`, err);
+  }
+  return createHash('sha256').update(n).digest('base64').slice(0, 22);
+}
+
 function guidBytesFromText(v: string, rec: LdifRecord, o: LdifConvertOptions): Buffer {
   try {
     return guidFromString(v);
@@ -143,11 +159,21 @@ export function createLdifConnector(cfg: LdifConnectorConfig, opts: { resolvePat
     return !exclude.some((e) => isNormalizedDnUnder(n, e));
   }
 
-  async function* objects(): AsyncGenerator<SourceObject[]> {
-    await ensureFile();
+  /**
+   * One pass over the file: every record parsed and converted, DNs and anchors checked for
+   * duplicates. With `emit` false nothing is yielded: that is the validation pass.
+   */
+  async function* scan(emit: boolean): AsyncGenerator<SourceObject[]> {
     const seen = new Map<string, number>();
+    const dns = new Map<string, number>();
     let page: SourceObject[] = [];
     for await (const rec of parseLdifFile(file, src)) {
+      const dnKey = dnIdentity(rec, src);
+      const firstLine = dns.get(dnKey);
+      if (firstLine !== undefined) {
+        throw ldifError(src, rec.line, `duplicate DN ${JSON.stringify(rec.dn.slice(0, 200))}: the same entry is at line ${firstLine} and line ${rec.line}`);
+      }
+      dns.set(dnKey, rec.line);
       if (!inScope(rec)) continue;
       const obj = ldifRecordToObject(rec, { anchorAttribute, src });
       if (!obj) continue;
@@ -156,6 +182,7 @@ export function createLdifConnector(cfg: LdifConnectorConfig, opts: { resolvePat
         throw ldifError(src, rec.line, `entry "${rec.dn}" has the same ${anchorAttribute} as the entry at line ${prev}`);
       }
       seen.set(obj.anchor, rec.line);
+      if (!emit) continue;
       page.push(obj);
       if (page.length >= PAGE) {
         yield page;
@@ -165,12 +192,36 @@ export function createLdifConnector(cfg: LdifConnectorConfig, opts: { resolvePat
     if (page.length) yield page;
   }
 
+  /**
+   * The whole file is validated before the first object is handed out: a syntax error at record
+   * 1,201 stages nothing (the import would otherwise stage, sync and export the records before it).
+   * The file must not change between the validation pass and the import pass.
+   */
+  async function* objects(): AsyncGenerator<SourceObject[]> {
+    await ensureFile();
+    const before = await stat(file);
+    for await (const page of scan(false)) void page;
+    const after = await stat(file);
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw changedWhileRead();
+    yield* scan(true);
+    const end = await stat(file);
+    if (end.size !== before.size || end.mtimeMs !== before.mtimeMs) throw changedWhileRead();
+  }
+
+  function changedWhileRead(): IdsyncError {
+    return new IdsyncError('LDIF_PARSE_ERROR', `${cfg.path}: the file changed while it was being read; nothing was imported`, {
+      hint: 'Write the LDIF export to a temporary file and rename it into place when it is complete; the next cycle reads it again.',
+      details: { file, connector: cfg.name },
+    });
+  }
+
   return {
     name: cfg.name,
     kind: 'ldif',
     async test() {
-      // Reads the whole file once: a syntax error is reported now rather than at the next sync.
-      for await (const page of objects()) void page;
+      // Reads the whole file: a syntax error is reported now rather than at the next sync.
+      await ensureFile();
+      for await (const page of scan(false)) void page;
     },
     fullImport() {
       return objects();
