@@ -19,6 +19,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'CONFIG_INVALID':
     case 'LDIF_PARSE_ERROR':
     case 'LDIF_NOT_FOUND':
+    case 'LDAP_INVALID_DN':
     case 'HASH_INPUT_INVALID':
     case 'PASSWORD_TOO_LONG':
     case 'PASSWORD_NOT_TEXT':

@@ -69,6 +69,15 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
       details: { file, ...(line ? { line } : {}) },
     });
   }
+  // A tag the schema does not know (!!js/function, !!python/object...) is not silently read as text.
+  const tagProblem = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+  if (doc.errors.length === 0 && tagProblem) {
+    const pos = lineCounter.linePos(tagProblem.pos[0]);
+    throw new IdsyncError('CONFIG_INVALID', `${file}:${pos.line}:${pos.col}: unsupported YAML tag: ${tagProblem.message.split('\n')[0]}`, {
+      hint: 'Remove the tag (the "!!..." before the value); the configuration holds plain strings, numbers, booleans, lists and maps.',
+      details: { file, line: pos.line, column: pos.col },
+    });
+  }
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = lineCounter.linePos(e.pos[0]);

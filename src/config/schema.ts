@@ -72,7 +72,10 @@ export const sourceConnectorSchema = z.discriminatedUnion('type', [
 export const cloudSchema = z
   .object({
     /** Base URL of the cloud directory, e.g. https://cloud.example.com */
-    url: z.string().url(),
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://'),
     /** How the sync service authenticates: an account's user name, or an OAuth client id. */
     auth: z
       .discriminatedUnion('type', [

@@ -17,20 +17,28 @@ export function stripControlCharacters(value: string): string {
 }
 
 /**
- * Applies the rule to every value of an object's attributes, in place. Returns how many values
- * changed and the first attribute that did (undefined when none).
+ * Applies the rule to every value of an object's attributes, in place: a value left empty is
+ * dropped, and an attribute left without values too. Returns how many values changed and the
+ * first attribute that did (undefined when none).
  */
 export function cleanAttributeValues(attributes: Record<string, string[]>): { values: number; first?: string } {
   let values = 0;
   let first: string | undefined;
   for (const [key, list] of Object.entries(attributes)) {
-    for (let i = 0; i < list.length; i++) {
-      const v = list[i]!;
-      if (!HAS_CONTROL.test(v)) continue;
-      list[i] = v.replace(CONTROL, '');
+    if (!list.some((v) => HAS_CONTROL.test(v))) continue;
+    const cleaned: string[] = [];
+    for (const v of list) {
+      if (!HAS_CONTROL.test(v)) {
+        cleaned.push(v);
+        continue;
+      }
       values++;
       first ??= key;
+      const c = v.replace(CONTROL, '');
+      if (c !== '') cleaned.push(c);
     }
+    if (cleaned.length > 0) attributes[key] = cleaned;
+    else delete attributes[key];
   }
   return first === undefined ? { values } : { values, first };
 }

@@ -6,7 +6,7 @@
  * delta import stages whole changed objects and explicit deletions the same way.
  */
 import type { DeltaChange, SourceObject } from '../connectors/types.js';
-import { cleanAttributeValues } from '../core/attribute-values.js';
+import { cleanAttributeValues, stripControlCharacters } from '../core/attribute-values.js';
 import { dropSecretAttributes } from '../core/secret-attributes.js';
 import { normalizeDn } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
@@ -105,7 +105,14 @@ export class ImportStager {
     // The last gate before the connector space: whatever path brought the object here, no secret
     // attribute is staged (the import step took any NT hash out already).
     dropSecretAttributes(o.attributes);
+    // The DN goes through the same rule as member values, so references to it still match.
+    const dn = stripControlCharacters(o.dn);
     const c = cleanAttributeValues(o.attributes);
+    if (dn !== o.dn) {
+      o.dn = dn;
+      c.values++;
+      c.first ??= 'dn';
+    }
     if (c.first !== undefined) {
       this.cleaned.objects++;
       this.cleaned.values += c.values;

@@ -101,6 +101,11 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
   if (!anchor) {
     throw ldifError(o.src, rec.line, `entry "${rec.dn}" has no ${o.anchorAttribute} (the anchorAttribute); every user and group needs an immutable ID`);
   }
+  // The anchor becomes the cloud externalId and a key everywhere: no silent cleaning, refuse it.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(anchor)) {
+    throw ldifError(o.src, rec.line, `the ${o.anchorAttribute} of entry "${rec.dn}" contains control characters; an anchor must be printable`);
+  }
   return { anchor, objectType: type, dn: rec.dn, attributes };
 }
 
