@@ -12,6 +12,9 @@ import fc from 'fast-check';
 import { isIdsyncError } from '../../src/core/errors.js';
 import { escapeDnValue, formatDn, normalizeDn, parseDn, type Rdn } from '../../src/ldap/dn.js';
 
+/** No lone surrogate (String#isWellFormed is ES2024, beyond this project's lib setting). */
+const wellFormed = (s: string): boolean => !/\p{Surrogate}/u.test(s);
+
 const params = { numRuns: 400, ...(process.env.IDSYNC_FC_SEED ? { seed: Number(process.env.IDSYNC_FC_SEED) } : {}) };
 
 const attrType = fc.oneof(
@@ -39,7 +42,7 @@ describe('DN parser properties', () => {
   test('escapeDnValue then parseDn gives back every value exactly (lone surrogates aside)', () => {
     fc.assert(
       fc.property(rdns, (r) => {
-        const wellFormed = r.every((rdn) => rdn.every((a) => a.value.isWellFormed()));
+        const wellFormed = r.every((rdn) => rdn.every((a) => wellFormed(a.value)));
         fc.pre(wellFormed);
         const parsed = parseDn(write(r));
         assert.equal(parsed.length, r.length);
@@ -57,7 +60,7 @@ describe('DN parser properties', () => {
   test('formatDn(parseDn(dn)) means the same DN, and formatting again changes nothing', () => {
     fc.assert(
       fc.property(rdns, (r) => {
-        fc.pre(r.every((rdn) => rdn.every((a) => a.value.isWellFormed())));
+        fc.pre(r.every((rdn) => rdn.every((a) => wellFormed(a.value))));
         const dn = write(r);
         const formatted = formatDn(parseDn(dn));
         assert.equal(normalizeDn(formatted), normalizeDn(dn));
@@ -70,7 +73,7 @@ describe('DN parser properties', () => {
   test('the normal form is idempotent and ignores case and spaces around separators', () => {
     fc.assert(
       fc.property(rdns, fc.boolean(), (r, upper) => {
-        fc.pre(r.every((rdn) => rdn.every((a) => a.value.isWellFormed())));
+        fc.pre(r.every((rdn) => rdn.every((a) => wellFormed(a.value))));
         const dn = write(r);
         const n = normalizeDn(dn);
         assert.equal(normalizeDn(n), n);

@@ -13,6 +13,9 @@ import fc from 'fast-check';
 import { ldifRecordToObject, parseLdifStream, writeLdif, type LdifRecord, type LdifWriteEntry } from '../../../src/connectors/ldif/index.js';
 import { isIdsyncError } from '../../../src/core/errors.js';
 
+/** No lone surrogate (String#isWellFormed is ES2024, beyond this project's lib setting). */
+const wellFormed = (s: string): boolean => !/\p{Surrogate}/u.test(s);
+
 const params = { numRuns: 300, ...(process.env.IDSYNC_FC_SEED ? { seed: Number(process.env.IDSYNC_FC_SEED) } : {}) };
 const src = { name: 'random.ldif' };
 
@@ -27,7 +30,7 @@ const text = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 20 }),
   fc.string({ unit: fc.constantFrom(' ', ':', '<', '\n', '\r', '\u0000', '#', '-', 'a', 'é', '😀', '\u001b'), maxLength: 20 }),
   fc.string({ minLength: 70, maxLength: 300 }), // folded over several lines
-).filter((s) => s.isWellFormed());
+).filter(wellFormed);
 /** Attribute descriptions as RFC 4512 allows them (with options), minus the names the reader reserves. */
 const attrName = fc
   .tuple(fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,15}$/), fc.array(fc.stringMatching(/^[A-Za-z0-9-]{1,8}$/), { maxLength: 2 }))
