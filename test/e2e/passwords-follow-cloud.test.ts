@@ -6,7 +6,7 @@
  * cloud directory, sign-in at its token endpoint; production defaults (lockout, deletion threshold).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Client, Control } from 'ldapts';
 import { stringify } from 'yaml';
@@ -116,6 +116,26 @@ describe('e2e: password state follows the cloud object (sambaNTPassword → clou
     assert.equal(now.length, 1);
     assert.notEqual(now[0]?.id, id, 'a new cloud object');
     assert.equal(await signIn(lab.cloud.url, 'fw3@lab.test', pw(3)), 200);
+  });
+
+  test('deletionAction disable: disabled when it leaves the scope, adopted and re-enabled when it returns, signs in', async () => {
+    ctx.close();
+    const text = readFileSync(lab.config, 'utf8');
+    writeFileSync(lab.config, `${text}sync:\n  deletionAction: disable\n`);
+    ctx = openContext(loadConfig(lab.config));
+    await lab.slapd.modify('dn: uid=fw5,ou=people,dc=lab,dc=test\nchangetype: modrdn\nnewrdn: uid=fw5\ndeleteoldrdn: 1\nnewsuperior: ou=leavers,dc=lab,dc=test\n');
+    const out = await runCycle(ctx);
+    assert.equal(out.status, 'success', JSON.stringify(out.errors));
+    const disabled = await lab.cloud.scim<{ Resources: { id: string; active: boolean }[] }>('GET', `/Users?filter=${encodeURIComponent('userName eq "fw5@lab.test"')}`);
+    assert.equal(disabled.body.Resources[0]?.active, false, 'disabled, kept');
+    assert.notEqual(await signIn(lab.cloud.url, 'fw5@lab.test', pw(5)), 200, 'a disabled user cannot sign in');
+    await lab.slapd.modify('dn: uid=fw5,ou=leavers,dc=lab,dc=test\nchangetype: modrdn\nnewrdn: uid=fw5\ndeleteoldrdn: 1\nnewsuperior: ou=people,dc=lab,dc=test\n');
+    const back = await runCycle(ctx);
+    assert.equal(back.status, 'success', JSON.stringify(back.errors));
+    const enabled = await lab.cloud.scim<{ Resources: { id: string; active: boolean }[] }>('GET', `/Users?filter=${encodeURIComponent('userName eq "fw5@lab.test"')}`);
+    assert.equal(enabled.body.Resources[0]?.active, true);
+    assert.equal(enabled.body.Resources[0]?.id, disabled.body.Resources[0]?.id, 'the same cloud object, adopted again');
+    assert.equal(await signIn(lab.cloud.url, 'fw5@lab.test', pw(5)), 200);
   });
 
   test('the other users were not touched and a quiet cycle queues nothing', async () => {
