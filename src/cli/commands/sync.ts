@@ -20,8 +20,10 @@ export const registerSyncCommands: RegisterCommand = (program) => {
     .addHelpText(
       'after',
       `
-Exit codes: 0 success, 1 the run had errors or failed, 2 bad configuration, 3 a directory or the
-cloud could not be reached or refused the credential, 4 another run is in progress.
+Exit codes: 0 success, 1 the run had errors or failed (also: the deletion threshold stopped the
+export), 2 bad configuration, a malformed LDIF file (checked whole before anything is staged) or an
+invalid --object DN, 3 a directory or the cloud could not be reached or refused the credential,
+4 another run is in progress. Control characters in DNs and values are printed escaped (\x1b).
 
 Examples:
   idsync sync                  # one cycle with the configuration in ./idsync.yaml
