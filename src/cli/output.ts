@@ -55,7 +55,8 @@ export function reportError(err: unknown, json = false): number {
   if (json) {
     process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
   } else {
-    process.stderr.write(`error [${e.code}]: ${escapeControl(e.message)}\n`);
+    // Our messages may span lines (a list of configuration problems); escapes in them are neutralised.
+    process.stderr.write(`error [${e.code}]: ${escapeControl(e.message, true)}\n`);
     if (e.hint) process.stderr.write(`  fix: ${escapeControl(e.hint)}\n`);
   }
   return exitCodeFor(e.code);
