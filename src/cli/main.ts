@@ -28,7 +28,24 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Process-wide settings of the command line, in one place:
+ *  - files it creates (database, keys, event logs, configuration) are private to the owner;
+ *  - a reader that goes away (`idsync runs --json | head`) ends the command quietly: EPIPE on
+ *    stdout or stderr is not an error of ours, and nothing more can be printed anyway.
+ */
+export function setUpProcess(): void {
+  process.umask(0o077);
+  const quietOnEpipe = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
+    throw err;
+  };
+  process.stdout.on('error', quietOnEpipe);
+  process.stderr.on('error', quietOnEpipe);
+}
+
 export async function main(argv = process.argv): Promise<number> {
+  setUpProcess();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -6,8 +6,26 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
+/**
+ * Text for a person's terminal: DNs and attribute values come from directories and files anyone
+ * may have written, so control characters (C0, DEL, C1 — terminal escapes among them) and bidi
+ * overrides are shown escaped (`\x1b`, `\n`, `\u202e`) instead of being obeyed. With
+ * keepNewlines, "\n" stays a line break (for text we laid out ourselves).
+ */
+export function escapeControl(text: string, keepNewlines = false): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    if (c === '\n') return keepNewlines ? c : '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** One line (or a block we laid out) for people: control characters in it are escaped. */
 export function println(line = ''): void {
-  process.stdout.write(line + '\n');
+  process.stdout.write(escapeControl(line, true) + '\n');
 }
 
 /** Progress lines go to stderr so that stdout stays clean for --json and pipes. */
@@ -65,14 +83,15 @@ export function reportError(err: unknown, json = false): number {
   if (json) {
     process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
   } else {
-    process.stderr.write(`error [${e.code}]: ${e.message}\n`);
-    if (e.hint) process.stderr.write(`  fix: ${e.hint}\n`);
+    // Our messages may span lines (a list of configuration problems); escapes in them are neutralised.
+    process.stderr.write(`error [${e.code}]: ${escapeControl(e.message, true)}\n`);
+    if (e.hint) process.stderr.write(`  fix: ${escapeControl(e.hint)}\n`);
   }
   return exitCodeFor(e.code);
 }
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
-  const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+  const cell = (v: unknown) => (v === undefined || v === null ? '' : escapeControl(String(v)));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isNode, visit, type Document } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { IdsyncError } from '../core/errors.js';
 import { compileRules, type CompiledRules } from '../rules/index.js';
@@ -52,9 +52,42 @@ export function loadConfig(file: string): LoadedConfig {
   return parseConfigText(text, abs);
 }
 
+/** A configuration is a page of YAML: anything much bigger is a mistake or an attack, refused before parsing. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Aliases a configuration may expand (an "alias bomb" expands a few lines into billions of nodes). */
+const MAX_ALIAS_COUNT = 100;
+
 export function parseConfigText(text: string, file: string): LoadedConfig {
+  if (Buffer.byteLength(text, 'utf8') > MAX_CONFIG_BYTES) {
+    throw new IdsyncError('CONFIG_INVALID', `${file}: the configuration file is larger than ${MAX_CONFIG_BYTES / 1024} KiB`, {
+      hint: 'Point --config at the idsync.yaml written by `idsync init`; data (LDIF, CA files) belongs in files the configuration names.',
+      details: { file },
+    });
+  }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  let doc: Document;
+  let js: unknown;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    js = doc.errors.length > 0 ? undefined : doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // The yaml library refuses an alias bomb (or runs out of stack on absurd nesting) by throwing.
+    const line = firstAliasLine(text);
+    const why = /alias/i.test((err as Error).message) ? 'too many aliases expanded (a YAML "alias bomb"?)' : 'the YAML is nested too deeply or is too complex to read';
+    throw new IdsyncError('CONFIG_INVALID', `${file}${line ? `:${line}` : ''}: ${why}`, {
+      hint: 'Write the configuration out without anchors and aliases (&name / *name), as `idsync init` does.',
+      details: { file, ...(line ? { line } : {}) },
+    });
+  }
+  // A tag the schema does not know (!!js/function, !!python/object...) is not silently read as text.
+  const tagProblem = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+  if (doc.errors.length === 0 && tagProblem) {
+    const pos = lineCounter.linePos(tagProblem.pos[0]);
+    throw new IdsyncError('CONFIG_INVALID', `${file}:${pos.line}:${pos.col}: unsupported YAML tag: ${tagProblem.message.split('\n')[0]}`, {
+      hint: 'Remove the tag (the "!!..." before the value); the configuration holds plain strings, numbers, booleans, lists and maps.',
+      details: { file, line: pos.line, column: pos.col },
+    });
+  }
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = lineCounter.linePos(e.pos[0]);
@@ -63,7 +96,7 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
       details: { file, line: pos.line, column: pos.col },
     });
   }
-  const result = configSchema.safeParse(doc.toJS() ?? {});
+  const result = configSchema.safeParse(js ?? {});
   if (!result.success) {
     const lines = result.error.issues.slice(0, 10).map((issue) => describeIssue(issue, doc, lineCounter, file));
     const first = result.error.issues[0]!;
@@ -91,6 +124,24 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
   const dir = path.dirname(file);
   const resolvePath = (p: string) => path.resolve(dir, p);
   return { config, rules, file, dataDir: resolvePath(config.dataDir), resolvePath };
+}
+
+/** The line of the first alias (*name) in the text, when it parses far enough to find one. */
+function firstAliasLine(text: string): number | undefined {
+  try {
+    const lc = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+    let line: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        if (isAlias(node) && node.range) line = lc.linePos(node.range[0]).line;
+        return visit.BREAK;
+      },
+    });
+    return line;
+  } catch {
+    return undefined;
+  }
 }
 
 function lineOf(p: (string | number)[], doc: Document, lc: LineCounter): number | undefined {

@@ -122,7 +122,10 @@ export function configDurationMs(text: string): number {
 export const cloudSchema = z
   .object({
     /** Base URL of the cloud directory, e.g. https://cloud.example.com */
-    url: z.string().url(),
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://'),
     /** How the sync service authenticates: an account's user name, or an OAuth client id. */
     auth: z
       .discriminatedUnion('type', [
@@ -151,13 +154,23 @@ export const cloudSchema = z
   })
   .strict();
 
+/** `sync.deletionThreshold` as text: "10%", or "500 or 10%" (a plain count is a YAML number). */
+export const DELETION_THRESHOLD = /^(?:(\d{1,9}) or )?(\d{1,3}(?:\.\d+)?)%$/;
+export const DEFAULT_DELETION_THRESHOLD = '500 or 10%';
+
 export const syncSchema = z
   .object({
     /**
-     * Stop an export that would delete more than this many cloud objects (the incumbent's 500),
-     * or more than this percentage of the exported objects ("10%").
+     * Stop an export that would delete more cloud objects than this: a count (500, the incumbent's),
+     * a percentage of the exported objects ("10%"), or both — "500 or 10%", the default — where the
+     * smaller one applies, so a truncated or empty source file cannot empty a small directory either.
      */
-    deletionThreshold: z.union([z.number().int().min(0), z.string().regex(/^\d{1,3}(\.\d+)?%$/, 'a count such as 500 or a percentage such as "10%"')]).default(500),
+    deletionThreshold: z
+      .union([
+        z.number().int().min(0),
+        z.string().regex(DELETION_THRESHOLD, 'a count such as 500, a percentage such as "10%", or both: "500 or 10%"'),
+      ])
+      .default(DEFAULT_DELETION_THRESHOLD),
     /** What a user removed from the source (or the scope) becomes in the cloud: deleted, or disabled (active: false). */
     deletionAction: z.enum(['delete', 'disable']).default('delete'),
     /** Staging mode: import and sync, never export (a warm standby, or a preview of a new configuration). */

@@ -6,6 +6,8 @@
  * delta import stages whole changed objects and explicit deletions the same way.
  */
 import type { DeltaChange, SourceObject } from '../connectors/types.js';
+import { cleanAttributeValues, stripControlCharacters } from '../core/attribute-values.js';
+import { dropSecretAttributes } from '../core/secret-attributes.js';
 import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
 import { contentHash } from './stable-hash.js';
@@ -37,7 +39,16 @@ export function memberRows(o: SourceObject, unicode: DnUnicode = 'nfc'): { dn: s
   return [...out].map(([dn, anchor]) => ({ dn, anchor }));
 }
 
+/** What the control-character rule removed during one staging (event 6006). */
+export interface CleanedValues {
+  objects: number;
+  values: number;
+  first?: { dn: string; attribute: string };
+}
+
 export class ImportStager {
+  /** Values cleaned of control characters by this stager (core/attribute-values.ts). */
+  readonly cleaned: CleanedValues = { objects: 0, values: 0 };
   private readonly lookup;
   private readonly insert;
   private readonly update;
@@ -127,6 +138,22 @@ export class ImportStager {
   }
 
   private stageObject(o: SourceObject, counts: StepCounts): void {
+    // The last gate before the connector space: whatever path brought the object here, no secret
+    // attribute is staged (the import step took any NT hash out already).
+    dropSecretAttributes(o.attributes);
+    // The DN goes through the same rule as member values, so references to it still match.
+    const dn = stripControlCharacters(o.dn);
+    const c = cleanAttributeValues(o.attributes);
+    if (dn !== o.dn) {
+      o.dn = dn;
+      c.values++;
+      c.first ??= 'dn';
+    }
+    if (c.first !== undefined) {
+      this.cleaned.objects++;
+      this.cleaned.values += c.values;
+      this.cleaned.first ??= { dn: o.dn, attribute: c.first };
+    }
     const members = o.objectType === 'group' ? memberRows(o, this.unicode) : [];
     // Member anchors are part of the content: a member deleted and re-created under the same DN
     // is another member.

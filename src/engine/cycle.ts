@@ -151,6 +151,17 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
         bulkSize: loaded.config.cloud.bulkSize,
         rules: loaded.rules,
         dryRun,
+        onNewCloudObjects: loaded.config.passwordHashSync.enabled
+          ? (anchors) => {
+              // Password sync's own failure (e.g. an unreadable key) must not fail the export.
+              try {
+                passwords().followCloudObjects(anchors);
+              } catch (err) {
+                const e = toIdsyncError(err);
+                ctx.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
+              }
+            }
+          : undefined,
         onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
       });
       await exporter.run(exportStep);

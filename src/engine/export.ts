@@ -12,6 +12,7 @@ import type { ObjectType } from '../connectors/types.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import type { Database } from '../store/database.js';
 import type { Statement } from 'better-sqlite3';
+import { DELETION_THRESHOLD } from '../config/schema.js';
 import type { CompiledRules } from '../rules/index.js';
 import { outboundFlow, type MvAttrs, type ScimMember } from './flows.js';
 import type { StepHandle } from './runs.js';
@@ -24,10 +25,12 @@ interface PendingRow {
   deleted: number;
   cloud_id: string | null;
   exported_hash: string | null;
+  /** `active` of what was last exported (1, 0, or null when unknown). */
+  was_active?: number | null;
 }
 
 export interface ExportOptions {
-  /** A count, or a percentage of the exported objects ("10%"). */
+  /** A count, a percentage of the exported objects ("10%"), or the smaller of both ("500 or 10%"). */
   deletionThreshold: number | string;
   allowDeletes: boolean;
   concurrency: number;
@@ -42,6 +45,12 @@ export interface ExportOptions {
   bulkSize: number;
   /** Preview: compute what would be exported, write nothing (neither to the cloud nor locally). */
   dryRun?: boolean;
+  /**
+   * Called with the externalIds (anchors) of users that got a cloud object they did not have —
+   * created, re-created after a deletion in the cloud, adopted, joined to another object — or that
+   * were re-enabled: password hash sync sends their current hash again.
+   */
+  onNewCloudObjects?: (anchors: string[]) => void;
 }
 
 /** One planned cloud write, as `idsync sync --preview` shows it. */
@@ -120,7 +129,7 @@ export class Exporter {
     const t = this.options.deletionThreshold;
     if (typeof t === 'number') return t;
     const exported = this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM export_objects WHERE cloud_id IS NOT NULL').get()?.n ?? 0;
-    return Math.floor((Number(t.slice(0, -1)) / 100) * exported);
+    return deletionThresholdCount(t, exported);
   }
 
   async run(step: StepHandle): Promise<void> {
@@ -129,7 +138,7 @@ export class Exporter {
     if (deletes > threshold && !this.options.allowDeletes && !this.options.dryRun) {
       throw new IdsyncError(
         'DELETION_THRESHOLD_EXCEEDED',
-        `the export would delete ${deletes} objects from the cloud directory, more than the deletion threshold (${this.options.deletionThreshold}${typeof this.options.deletionThreshold === 'string' ? ` = ${threshold} objects` : ''}); nothing was exported`,
+        `the export would delete ${deletes} objects from the cloud directory, more than the deletion threshold (${this.options.deletionThreshold}${typeof this.options.deletionThreshold === 'string' ? ` = ${threshold} objects here` : ''}); nothing was exported`,
         {
           hint: 'Review them with `idsync sync --preview`. If the deletions are intended, run `idsync sync --allow-deletes`; otherwise fix the source or the scope and run again.',
           details: { deletes, threshold },
@@ -184,7 +193,7 @@ export class Exporter {
   private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
     return this.db
       .prepare<[string, number, number | null, number | null, number], PendingRow>(
-        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash
+        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash, json_extract(e.exported_doc, '$.active') AS was_active
          FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
          WHERE m.pending_export = 1 AND m.deleted = 0 AND m.object_type = ? AND m.id > ? AND (? IS NULL OR m.id = ?)
          ORDER BY m.id LIMIT ?`,
@@ -321,14 +330,17 @@ export class Exporter {
         step.error('CLOUD_REJECTED', message, w.label);
       }
     });
+    const fresh: string[] = [];
     this.db.transaction(() => {
       const created: number[] = [];
       for (const { w, cloudId } of done) {
         this.succeeded(w, cloudId, step);
         if (!w.row.cloud_id) created.push(w.row.id);
+        if (isNewCloudObject(w, cloudId)) fresh.push(String(w.resource.externalId));
       }
       this.flagContainingGroups(created);
     })();
+    if (fresh.length > 0) this.options.onNewCloudObjects?.(fresh);
     this.options.onProgress?.((this.done += batch.length));
     for (const w of retry) await this.writeOne(w, step);
   }
@@ -363,6 +375,7 @@ export class Exporter {
       }
       this.succeeded(w, cloudId, step);
       if (created || !row.cloud_id) this.flagContainingGroups([row.id]);
+      if (isNewCloudObject(w, cloudId)) this.options.onNewCloudObjects?.([String(resource.externalId)]);
     } catch (err) {
       const e = toIdsyncError(err, 'EXPORT_FAILED');
       if (e.code === 'CLOUD_CONFLICT' && !this.retrying) {
@@ -519,6 +532,28 @@ export class Exporter {
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
     if (failure !== undefined) throw failure;
   }
+}
+
+/**
+ * `sync.deletionThreshold` as a number of objects, given how many objects are exported:
+ * "10%" → 10 % of them; "500 or 10%" → the smaller of 500 and 10 % — at least 1 there, so removing
+ * one person from a small directory needs no --allow-deletes, while emptying it does.
+ */
+export function deletionThresholdCount(t: number | string, exported: number): number {
+  if (typeof t === 'number') return t;
+  const m = DELETION_THRESHOLD.exec(t.trim());
+  if (!m) return 0; // the schema refuses anything else; stop rather than guess
+  const percent = Math.floor((Number(m[2]) / 100) * exported);
+  return m[1] === undefined ? percent : Math.min(Number(m[1]), Math.max(1, percent));
+}
+
+/**
+ * Whether a written user now has a cloud object it did not have before (password state follows the
+ * cloud object, not the source object): a new or different cloud id, or active false → true.
+ */
+function isNewCloudObject(w: PreparedWrite, cloudId: string): boolean {
+  if (w.row.object_type !== 'user' || typeof w.resource.externalId !== 'string') return false;
+  return w.row.cloud_id !== cloudId || (w.row.was_active === 0 && w.resource.active !== false);
 }
 
 /** A SCIM filter string literal. */

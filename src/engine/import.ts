@@ -58,9 +58,24 @@ export class EngineState {
   }
 }
 
+/** Event 6006 when the stager removed control characters from values (one event per import). */
+export function reportCleanedValues(events: EventLog, connector: string, stager: ImportStager): void {
+  const c = stager.cleaned;
+  if (c.first === undefined) return;
+  events.emit(EVENTS.CONTROL_CHARACTERS_STRIPPED, { connector, values: c.values, objects: c.objects, attribute: c.first.attribute, dn: c.first.dn });
+}
+
 export async function importConnector(db: Database, connector: SourceConnector, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
-  const watermarks = new Watermarks(db);
   const stager = new ImportStager(db, connector.name, connector.kind);
+  try {
+    return await importWith(db, connector, stager, step, options);
+  } finally {
+    reportCleanedValues(options.events, connector.name, stager);
+  }
+}
+
+async function importWith(db: Database, connector: SourceConnector, stager: ImportStager, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
+  const watermarks = new Watermarks(db);
   let done = 0;
   const stagedPasswords = (objects: SourceObject[]) => {
     const hashes: { anchor: string; nt: Buffer }[] = [];

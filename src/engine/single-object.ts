@@ -12,9 +12,12 @@ import { LDAP_DEFAULT_GROUP_FILTER, LDAP_DEFAULT_USER_FILTER } from '../connecto
 import type { SourceConnectorConfig } from '../config/schema.js';
 import { connectLdap } from '../ldap/client.js';
 import { isDnUnder, normalizeDn, type DnUnicode } from '../ldap/dn.js';
+import { loadOrCreateKey } from '../credentials/key.js';
+import { extractPasswordAttributes, PasswordPipeline } from '../passwords/index.js';
 import { ImportStager } from './connector-space.js';
 import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
+import { reportCleanedValues } from './import.js';
 import { RunLog } from './runs.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
 import { assertTenantIsOurs, installationId } from './tenant.js';
@@ -94,7 +97,20 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
     const importStep = runs.step(runId, found?.connector ?? before?.connector ?? '-', 'import');
     importStep.profile = 'object';
     if (found) {
-      new ImportStager(db, found.connector, kinds.get(found.connector)).stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
+      // As in a cycle's import: secrets leave the object before it is staged or traced; an NT hash
+      // goes to password hash sync.
+      const { nt } = extractPasswordAttributes(found.object);
+      if (nt && loaded.config.passwordHashSync.enabled) {
+        const cloud = createCloudClient(loaded, credentials);
+        try {
+          await new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key, credentialRefused: () => credentials.refusedNow(CLOUD_CONNECTOR) }).observeNtHash(found.connector, found.object.anchor, nt);
+        } finally {
+          await cloud.close();
+        }
+      }
+      const stager = new ImportStager(db, found.connector, kinds.get(found.connector));
+      stager.stageDelta([{ kind: 'upsert', object: found.object }], importStep.counts);
+      reportCleanedValues(ctx.events, found.connector, stager);
       const after = db.prepare<[string, string], CsState>('SELECT connector, anchor, attrs, dn, mv_id FROM cs_objects WHERE connector = ? AND anchor = ?').get(found.connector, found.object.anchor)!;
       trace.import = {
         connector: found.connector,
@@ -157,6 +173,9 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
           rules: loaded.rules,
           only: mvId,
           dryRun: loaded.config.sync.stagingMode,
+          onNewCloudObjects: loaded.config.passwordHashSync.enabled
+            ? (anchors) => void new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key }).followCloudObjects(anchors)
+            : undefined,
         });
         await exporter.run(exportStep);
         if (loaded.config.sync.stagingMode) {

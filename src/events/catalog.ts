@@ -223,6 +223,17 @@ export const EVENTS = defineCatalog({
       'retention (AD: tombstone lifetime; OpenLDAP: accesslog/syncprov purge settings) or run cycles more often. ' +
       'Once after a restore or a long outage, it is expected.',
   },
+  CONTROL_CHARACTERS_STRIPPED: {
+    id: 6006,
+    source: 'idsync Sync Engine',
+    level: 'Warning',
+    message:
+      'Connector {connector}: control characters (NUL and other C0 controls) were removed from {values} attribute value(s) of {objects} object(s) before staging; the first was attribute {attribute} of {dn}.',
+    resolution:
+      'The source directory holds values with invisible control characters, which the cloud and most programs cannot use. ' +
+      'Fix the values at the source (tab, line feed and carriage return are kept); until then idsync exports them without the control characters. ' +
+      'See docs/sync-rules.md, "Values idsync cleans".',
+  },
   SCHEDULED_FULL_IMPORT: {
     id: 6020,
     source: 'idsync Sync Engine',

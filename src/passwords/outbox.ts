@@ -177,6 +177,51 @@ export class Outbox {
   }
 
   /**
+   * Password state follows the cloud object: these users just got a new cloud object (created,
+   * re-created, adopted or joined to another one) or were re-enabled, so the cloud may hold no hash
+   * for them. A change already waiting is made due now; otherwise the last known hash is queued
+   * again (the NT fingerprint alone would never queue an unchanged password). Returns the users
+   * queued from the last known state.
+   */
+  requeueForCloudObjects(anchors: readonly string[]): Array<{ connector: string; anchor: string }> {
+    if (anchors.length === 0) return [];
+    const nowMs = this.now();
+    const list = JSON.stringify([...new Set(anchors)]);
+    return this.db.transaction(() => {
+      this.db
+        .prepare('UPDATE phs_outbox SET next_attempt_at = ?, attempts = 0 WHERE next_attempt_at > ? AND anchor IN (SELECT value FROM json_each(?))')
+        .run(nowMs, nowMs, list);
+      // The newest known hash per anchor (several connectors may know one), where nothing waits.
+      const rows = this.db
+        .prepare(
+          `SELECT s.* FROM phs_state s
+           WHERE s.anchor IN (SELECT value FROM json_each(?)) AND s.hash_ct IS NOT NULL AND s.changed_at IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM phs_outbox o WHERE o.anchor = s.anchor)
+           ORDER BY s.anchor, s.changed_at DESC`,
+        )
+        .all(list) as Array<{ connector: string; anchor: string; hash_ct: Buffer; hash_iv: Buffer; hash_tag: Buffer; key_id: string; changed_at: string }>;
+      const queued: Array<{ connector: string; anchor: string }> = [];
+      for (const r of rows) {
+        if (queued.some((q) => q.anchor === r.anchor)) continue;
+        const res = this.outboxUpsert.run({
+          anchor: r.anchor,
+          connector: r.connector,
+          ct: r.hash_ct,
+          iv: r.hash_iv,
+          tag: r.hash_tag,
+          keyId: r.key_id,
+          changedAt: r.changed_at,
+          source: 'cloud-object',
+          now: new Date(nowMs).toISOString(),
+          nowMs,
+        });
+        if (res.changes > 0) queued.push({ connector: r.connector, anchor: r.anchor });
+      }
+      return queued;
+    })();
+  }
+
+  /**
    * Full password sync from what we know: queues the last known hash of every user (or of the given
    * anchors) again, and forgets the NT fingerprints so polling sources send their current hashes
    * again. Returns the users queued.

@@ -241,6 +241,17 @@ export class PasswordPipeline {
     return changed.length;
   }
 
+  /**
+   * The export created, re-created, adopted or re-enabled these users' cloud objects (anchors =
+   * cloud externalIds): their current hash goes out again, without `passwords resync`.
+   */
+  followCloudObjects(anchors: readonly string[]): number {
+    const queued = this.outboxStore.requeueForCloudObjects(anchors);
+    for (const q of queued) this.statusLog.record(q.anchor, q.connector, 'Queued', 'the user has a new or re-enabled cloud object', 'cloud-object');
+    if (anchors.length > 0) this.kick();
+    return queued.length;
+  }
+
   /** Which connector space holds an anchor (for senders that do not say). */
   connectorOf(anchor: string): string | undefined {
     return this.users.connectorOf(anchor);

@@ -3,7 +3,7 @@
  * Each module that keeps state declares its migrations next to its code and registers them here,
  * so the schema of a feature lives with the feature.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Sqlite } from './sqlite-driver.js';
@@ -19,8 +19,25 @@ export interface Migration {
 
 export const DATABASE_FILE = 'idsync.db';
 
+/**
+ * The database holds directory data (and sealed hashes): owner-only. The directory is made 0700
+ * and the file created 0600 before SQLite opens it, so the -wal and -shm files SQLite creates
+ * next to it take the same mode; files left by an older version are tightened here too.
+ */
+function makePrivate(file: string): void {
+  const dir = path.dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dir, 0o700);
+    if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+  } catch {
+    // Not the owner (a shared or read-only mount): SQLite reports what matters when it opens.
+  }
+}
+
 export function openDatabase(file: string, migrations: Migration[] = []): Database {
-  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  if (file !== ':memory:') makePrivate(file);
   let db: Database;
   try {
     db = new Sqlite(file);

@@ -1,5 +1,6 @@
 /** Flags shared by `idsync init` and `idsync configure --task add-source`, and their parsing. */
 import type { Command } from 'commander';
+import { DELETION_THRESHOLD } from '../config/schema.js';
 import type { RawCloudAuth, RawSourceConnector } from './config-file.js';
 import { secretFromEnv, usageError } from './operations.js';
 
@@ -89,10 +90,10 @@ export function parseOnOff(v: string | undefined, flag: string): boolean | undef
   throw usageError(`${flag} must be on or off (got "${v}")`, `For example: ${flag} off.`);
 }
 
-/** A count ("500") or a percentage ("10%"), as sync.deletionThreshold takes. */
+/** A count ("500"), a percentage ("10%") or both ("500 or 10%"), as sync.deletionThreshold takes. */
 export function parseThreshold(v: string | undefined): number | string | undefined {
   if (v === undefined) return undefined;
   if (/^\d+$/.test(v)) return Number(v);
-  if (/^\d{1,3}(\.\d+)?%$/.test(v)) return v;
-  throw usageError(`--deletion-threshold must be a count or a percentage (got "${v}")`, 'For example: --deletion-threshold 500 or --deletion-threshold 10%.');
+  if (DELETION_THRESHOLD.test(v)) return v;
+  throw usageError(`--deletion-threshold must be a count, a percentage or both (got "${v}")`, 'For example: --deletion-threshold 500, --deletion-threshold 10% or --deletion-threshold "500 or 10%".');
 }

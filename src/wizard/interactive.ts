@@ -6,6 +6,7 @@
  */
 import * as p from '@clack/prompts';
 import type { LoadedConfig } from '../config/load.js';
+import { DEFAULT_DELETION_THRESHOLD, DELETION_THRESHOLD } from '../config/schema.js';
 import { toIdsyncError } from '../core/errors.js';
 import {
   assertCanCreate,
@@ -294,12 +295,12 @@ export async function interactiveInit(file: string, force: boolean, tester: Secr
   }
   const threshold = await ask(
     p.text({
-      message: 'Deletion threshold: stop an export that would delete more than this many cloud objects (a count, or a percentage like 10%)',
-      initialValue: '500',
-      validate: (v) => (v && /^(\d+|\d{1,3}(\.\d+)?%)$/.test(v) ? undefined : 'a count such as 500 or a percentage such as 10%'),
+      message: 'Deletion threshold: stop an export that would delete more than this many cloud objects (a count, a percentage like 10%, or both: 500 or 10%)',
+      initialValue: DEFAULT_DELETION_THRESHOLD,
+      validate: (v) => (v && (/^\d+$/.test(v) || DELETION_THRESHOLD.test(v)) ? undefined : 'a count such as 500, a percentage such as 10%, or both: 500 or 10%'),
     }),
   );
-  const config: RawConfig = { dataDir, connectors, cloud, sync: { deletionThreshold: parseThreshold(threshold) ?? 500 }, passwordHashSync: { enabled: phs } };
+  const config: RawConfig = { dataDir, connectors, cloud, sync: { deletionThreshold: parseThreshold(threshold) ?? DEFAULT_DELETION_THRESHOLD }, passwordHashSync: { enabled: phs } };
   p.note(renderConfigYaml(config), `${file} (no secrets)`);
   for (const w of securityWarnings(config)) p.log.warn(w);
   if (!(await ask(p.confirm({ message: `Write ${file} and save the credentials in the encrypted store?`, initialValue: true })))) throw new WizardCancelled();

@@ -9,7 +9,7 @@ import { EventLog, type EventQuery, type EventRecord } from '../../events/log.js
 import { parseSince, SINCE_USAGE } from '../../events/since.js';
 import type { Database } from '../../store/database.js';
 import { withContext } from '../context.js';
-import { printJson, println } from '../output.js';
+import { escapeControl, printJson, println } from '../output.js';
 
 /** How the command gets the database; tests pass their own. */
 export type EventsDatabaseOpener = (cmd: Command, fn: (db: Database) => Promise<void>) => Promise<void>;
@@ -84,10 +84,10 @@ export function formatHeader(): string {
 
 /** One event: its row and, for errors and warnings, the fix on the next line. */
 export function formatEvent(r: EventRecord): string {
-  const row = [shortTime(r.time).padEnd(WIDTH.time), String(r.id).padStart(WIDTH.id), r.level.padEnd(WIDTH.level), r.source.padEnd(WIDTH.source), r.message].join('  ');
+  const row = [shortTime(r.time).padEnd(WIDTH.time), String(r.id).padStart(WIDTH.id), r.level.padEnd(WIDTH.level), r.source.padEnd(WIDTH.source), escapeControl(r.message)].join('  ');
   if (r.level === 'Information' || !r.resolution) return row;
   const indent = ' '.repeat(WIDTH.time + WIDTH.id + 4);
-  return `${row}\n${indent}fix: ${r.resolution}`;
+  return `${row}\n${indent}fix: ${escapeControl(r.resolution)}`;
 }
 
 interface EventsOptions {

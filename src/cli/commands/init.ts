@@ -62,7 +62,7 @@ export function registerInitCommands(program: Command, overrides: Partial<Wizard
     .option('--cloud-ca <file>', 'PEM CA for an https:// cloud URL with a private CA')
     .option('--cloud-secret-env <var>', 'environment variable holding the client secret or password (never on the command line)')
     .option('--phs <on|off>', 'password hash sync (default on)')
-    .option('--deletion-threshold <n>', 'stop an export that would delete more than n cloud objects (default 500)')
+    .option('--deletion-threshold <n>', 'stop an export that would delete more cloud objects than this: a count, a percentage, or both (default "500 or 10%")')
     .option('--json', 'print the result as JSON (never secrets)')
     .addHelpText(
       'after',

@@ -5,7 +5,7 @@ import type { PlannedExport } from '../../engine/export.js';
 import type { RunRecord } from '../../engine/runs.js';
 import { withContext } from '../context.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
-import { endProgress, printJson, println, table, throttledProgress } from '../output.js';
+import { endProgress, escapeControl, printJson, println, table, throttledProgress } from '../output.js';
 import type { RegisterCommand } from './index.js';
 
 export const registerSyncCommands: RegisterCommand = (program) => {
@@ -20,9 +20,11 @@ export const registerSyncCommands: RegisterCommand = (program) => {
     .addHelpText(
       'after',
       `
-Exit codes: 0 success, 1 the run had errors or failed, 2 bad usage, configuration or input data
-(e.g. a malformed LDIF), 3 a directory or the cloud could not be reached or refused the credential,
-4 another run is in progress. Every error code and its exit code: docs/errors.md.
+Exit codes: 0 success, 1 the run had errors or failed (also: the deletion threshold stopped the
+export), 2 bad usage, configuration or input data (a malformed LDIF file, checked whole before
+anything is staged, or an invalid --object DN), 3 a directory or the cloud could not be reached or
+refused the credential, 4 another run is in progress. Every error code and its exit code:
+docs/errors.md. Control characters in DNs and values are printed escaped (\\x1b).
 
 Examples:
   idsync sync                  # one cycle with the configuration in ./idsync.yaml
@@ -64,26 +66,26 @@ function exitForRun(run: RunRecord): number {
 }
 
 function printTrace(t: ObjectTrace): void {
-  const show = (v: unknown) => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? v : JSON.stringify(v));
+  const show = (v: unknown) => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? escapeControl(v) : JSON.stringify(v));
   const changes = (d: ObjectTrace['import']['changes']) => {
     for (const c of d) println(`      ${c.attribute}: ${show(c.before)} → ${show(c.after)}`);
   };
-  println(`${t.dn} (run ${t.runId})`);
-  if (t.why) println(`  why     ${t.why.message}`);
+  println(`${escapeControl(t.dn)} (run ${t.runId})`);
+  if (t.why) println(`  why     ${escapeControl(t.why.message)}`);
   println(`  import  ${t.import.result}${t.import.connector ? ` from ${t.import.connector}` : ''}`);
   changes(t.import.changes);
   println(`  sync    ${t.sync.result}${t.sync.metaverseId ? ` (metaverse object ${t.sync.metaverseId})` : ''}`);
   changes(t.sync.changes);
-  println(`  export  ${t.export.result}${t.export.cloudId ? ` (cloud id ${t.export.cloudId})` : ''}${t.export.error ? `: ${t.export.error}` : ''}`);
+  println(`  export  ${t.export.result}${t.export.cloudId ? ` (cloud id ${t.export.cloudId})` : ''}${t.export.error ? `: ${escapeControl(t.export.error)}` : ''}`);
   changes(t.export.changes);
 }
 
 export function printPlan(plan: PlannedExport[], preview: boolean): void {
   println(`\n${preview ? 'Preview' : 'Staging mode'}: nothing was written to the cloud directory. Pending exports: ${plan.length}`);
-  const show = (v: unknown) => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? v : JSON.stringify(v));
+  const show = (v: unknown) => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? escapeControl(v) : JSON.stringify(v));
   for (const p of plan) {
     const sign = p.op === 'add' ? '+' : p.op === 'delete' || p.op === 'disable' ? '-' : '~';
-    println(`${sign} ${p.op} ${p.objectType} ${p.object}${p.cloudId ? ` (cloud id ${p.cloudId})` : ''}`);
+    println(`${sign} ${p.op} ${p.objectType} ${escapeControl(p.object)}${p.cloudId ? ` (cloud id ${p.cloudId})` : ''}`);
     if (p.op === 'update' || p.op === 'disable') for (const c of p.changes) println(`    ${c.attribute}: ${show(c.before)} → ${show(c.after)}`);
   }
 }
@@ -99,6 +101,6 @@ export function printRun(run: RunRecord): void {
   );
   if (run.errors.length > 0) {
     println(`\nerrors (${run.errorCount}${run.errorCount > run.errors.length ? `, first ${run.errors.length} shown` : ''}):`);
-    for (const e of run.errors) println(`  ${e.connector}/${e.step} [${e.code}] ${e.object ? `${e.object}: ` : ''}${e.message}`);
+    for (const e of run.errors) println(`  ${e.connector}/${e.step} [${e.code}] ${e.object ? `${escapeControl(e.object)}: ` : ''}${escapeControl(e.message)}`);
   }
 }

@@ -6,6 +6,7 @@
 import type { Client, Entry } from 'ldapts';
 import type { LdapConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
+import { isSecretAttribute } from '../../core/secret-attributes.js';
 import { mapLdapError } from '../../ldap/client.js';
 import { createDirectoryConnection, type DirectoryKindSettings } from '../../ldap/directory-connector.js';
 import { ExtendedDnControl, parseExtendedDn } from '../../ldap/controls.js';
@@ -96,7 +97,7 @@ export function adEntryToObject(entry: Entry, objectType: ObjectType, connectorN
   for (const [key, raw] of Object.entries(entry)) {
     if (key === 'dn') continue;
     const k = key.toLowerCase();
-    if (k === 'objectguid' || k === 'unicodepwd') continue;
+    if (k === 'objectguid' || isSecretAttribute(k)) continue;
     if (k === 'objectsid') {
       const sid = bufferOf(raw);
       if (sid) attributes.objectsid = [sidToString(sid)];

@@ -5,6 +5,7 @@
 import type { Entry } from 'ldapts';
 import type { LdapConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
+import { attributeType, isSecretAttribute, NT_HASH_ATTRIBUTE_TYPES } from '../../core/secret-attributes.js';
 import { createDirectoryConnection, type DirectoryKindSettings } from '../../ldap/directory-connector.js';
 import { getAttr, valuesOf } from '../../ldap/search.js';
 import type { ObjectType, SecretResolver, SourceConnector, SourceObject } from '../types.js';
@@ -52,7 +53,12 @@ export function ldapEntryToObject(entry: Entry, objectType: ObjectType, connecto
     if (key === 'dn') continue;
     const values = valuesOf(raw);
     if (!values.length) continue;
-    const k = key.toLowerCase();
+    let k = key.toLowerCase();
+    if (isSecretAttribute(k)) {
+      // Only an NT hash goes on (under its bare type), to the import step's password extraction.
+      if (!NT_HASH_ATTRIBUTE_TYPES.includes(attributeType(k))) continue;
+      k = attributeType(k);
+    }
     attributes[k] = k === 'uniquemember' ? values.map(stripUniqueMemberUid) : values;
   }
   const anchor = ldapAnchorOf(entry);

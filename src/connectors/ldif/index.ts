@@ -3,9 +3,11 @@
  * as a source connector. Users: inetOrgPerson / person / user; groups: groupOfNames /
  * groupOfUniqueNames / group. Other entries (OUs, the domain, computers) are ignored.
  */
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { LdifConnectorConfig } from '../../config/schema.js';
 import { IdsyncError } from '../../core/errors.js';
+import { attributeType, isSecretAttribute, NT_HASH_ATTRIBUTE_TYPES } from '../../core/secret-attributes.js';
 import { isNormalizedDnUnder, normalizeDn } from '../../ldap/dn.js';
 import { guidFromString, guidToImmutableId, guidToString, sidToString } from '../../ldap/guid.js';
 import { stripUniqueMemberUid } from '../ldap/index.js';
@@ -19,7 +21,6 @@ const USER_CLASSES = new Set(['inetorgperson', 'person', 'organizationalperson',
 const GROUP_CLASSES = new Set(['groupofnames', 'groupofuniquenames', 'group']);
 /** Attributes whose values are binary by definition: kept as bytes, never decoded as text. */
 const BINARY = new Set(['objectguid', 'objectsid', 'unicodepwd', 'jpegphoto', 'thumbnailphoto', 'usercertificate', 'ntsecuritydescriptor']);
-const DROP = new Set(['unicodepwd', 'userpassword', 'supplementalcredentials', 'dbcspwd', 'ntpwdhistory', 'lmpwdhistory']);
 const PAGE = 1000;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -41,11 +42,18 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
   const attributes: Record<string, string[]> = {};
   const raw = new Map<string, Array<string | Buffer>>();
   for (const a of rec.attributes) {
-    const key = a.name
+    let key = a.name
       .split(';')
       .filter((part, i) => i === 0 || part.toLowerCase() !== 'binary')
       .join(';')
       .toLowerCase();
+    if (isSecretAttribute(key)) {
+      // Secrets never go further; an NT hash stays (under its bare type) only until the import
+      // step hands it to password hash sync, before anything is staged.
+      const type = attributeType(key);
+      if (!NT_HASH_ATTRIBUTE_TYPES.includes(type)) continue;
+      key = type;
+    }
     let list = raw.get(key);
     if (!list) raw.set(key, (list = []));
     list.push(a.value);
@@ -56,7 +64,6 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
   const anchorKey = o.anchorAttribute.toLowerCase();
   let anchor: string | undefined;
   for (const [key, values] of raw) {
-    if (DROP.has(key) && key !== anchorKey) continue;
     const isGuid = key === 'objectguid';
     const out: string[] = [];
     for (const v of values) {
@@ -89,12 +96,32 @@ export function ldifRecordToObject(rec: LdifRecord, o: LdifConvertOptions): Sour
       out.push(key === 'uniquemember' ? stripUniqueMemberUid(text) : text);
     }
     if (key === anchorKey && anchor === undefined && out[0] !== undefined) anchor = out[0];
-    if (!DROP.has(key) && out.length) attributes[key] = out;
+    if (out.length) attributes[key] = out;
   }
   if (!anchor) {
     throw ldifError(o.src, rec.line, `entry "${rec.dn}" has no ${o.anchorAttribute} (the anchorAttribute); every user and group needs an immutable ID`);
   }
+  // The anchor becomes the cloud externalId and a key everywhere: no silent cleaning, refuse it.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(anchor)) {
+    throw ldifError(o.src, rec.line, `the ${o.anchorAttribute} of entry "${rec.dn}" contains control characters; an anchor must be printable`);
+  }
   return { anchor, objectType: type, dn: rec.dn, attributes };
+}
+
+/**
+ * A record's DN as an identity for duplicate detection: normalised (case, spacing, escapes), and
+ * hashed so a file of a million entries keeps 24 bytes per DN in memory. A DN that does not parse
+ * is refused here, at its line.
+ */
+function dnIdentity(rec: LdifRecord, src: LdifSource): string {
+  let n: string;
+  try {
+    n = normalizeDn(rec.dn);
+  } catch (err) {
+    throw ldifError(src, rec.line, `invalid DN ${JSON.stringify(rec.dn.slice(0, 80))}: ${(err as Error).message}`, err);
+  }
+  return createHash('sha256').update(n).digest('base64').slice(0, 22);
 }
 
 function guidBytesFromText(v: string, rec: LdifRecord, o: LdifConvertOptions): Buffer {
@@ -137,11 +164,21 @@ export function createLdifConnector(cfg: LdifConnectorConfig, opts: { resolvePat
     return !exclude.some((e) => isNormalizedDnUnder(n, e));
   }
 
-  async function* objects(): AsyncGenerator<SourceObject[]> {
-    await ensureFile();
+  /**
+   * One pass over the file: every record parsed and converted, DNs and anchors checked for
+   * duplicates. With `emit` false nothing is yielded: that is the validation pass.
+   */
+  async function* scan(emit: boolean): AsyncGenerator<SourceObject[]> {
     const seen = new Map<string, number>();
+    const dns = new Map<string, number>();
     let page: SourceObject[] = [];
     for await (const rec of parseLdifFile(file, src)) {
+      const dnKey = dnIdentity(rec, src);
+      const firstLine = dns.get(dnKey);
+      if (firstLine !== undefined) {
+        throw ldifError(src, rec.line, `duplicate DN ${JSON.stringify(rec.dn.slice(0, 200))}: the same entry is at line ${firstLine} and line ${rec.line}`);
+      }
+      dns.set(dnKey, rec.line);
       if (!inScope(rec)) continue;
       const obj = ldifRecordToObject(rec, { anchorAttribute, src });
       if (!obj) continue;
@@ -150,6 +187,7 @@ export function createLdifConnector(cfg: LdifConnectorConfig, opts: { resolvePat
         throw ldifError(src, rec.line, `entry "${rec.dn}" has the same ${anchorAttribute} as the entry at line ${prev}`);
       }
       seen.set(obj.anchor, rec.line);
+      if (!emit) continue;
       page.push(obj);
       if (page.length >= PAGE) {
         yield page;
@@ -159,12 +197,36 @@ export function createLdifConnector(cfg: LdifConnectorConfig, opts: { resolvePat
     if (page.length) yield page;
   }
 
+  /**
+   * The whole file is validated before the first object is handed out: a syntax error at record
+   * 1,201 stages nothing (the import would otherwise stage, sync and export the records before it).
+   * The file must not change between the validation pass and the import pass.
+   */
+  async function* objects(): AsyncGenerator<SourceObject[]> {
+    await ensureFile();
+    const before = await stat(file);
+    for await (const page of scan(false)) void page;
+    const after = await stat(file);
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) throw changedWhileRead();
+    yield* scan(true);
+    const end = await stat(file);
+    if (end.size !== before.size || end.mtimeMs !== before.mtimeMs) throw changedWhileRead();
+  }
+
+  function changedWhileRead(): IdsyncError {
+    return new IdsyncError('LDIF_PARSE_ERROR', `${cfg.path}: the file changed while it was being read; nothing was imported`, {
+      hint: 'Write the LDIF export to a temporary file and rename it into place when it is complete; the next cycle reads it again.',
+      details: { file, connector: cfg.name },
+    });
+  }
+
   return {
     name: cfg.name,
     kind: 'ldif',
     async test() {
-      // Reads the whole file once: a syntax error is reported now rather than at the next sync.
-      for await (const page of objects()) void page;
+      // Reads the whole file: a syntax error is reported now rather than at the next sync.
+      await ensureFile();
+      for await (const page of scan(false)) void page;
     },
     fullImport() {
       return objects();

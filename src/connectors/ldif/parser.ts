@@ -12,6 +12,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { IdsyncError } from '../../core/errors.js';
+import { isSecretAttribute } from '../../core/secret-attributes.js';
 
 export interface LdifRecord {
   dn: string;
@@ -45,26 +46,34 @@ function show(text: string): string {
   return JSON.stringify(t);
 }
 
+/** A line for an error message, without the value when the line names a secret attribute. */
+function showLine(text: string): string {
+  const name = /^\s*([^:\s]*)/.exec(text)?.[1] ?? '';
+  return isSecretAttribute(name) ? JSON.stringify(`${name.slice(0, 40)}: (value hidden: a secret attribute)`) : show(text);
+}
+
 interface LogicalLine {
   text: string;
   line: number;
 }
 
-function decodeBase64(src: LdifSource, line: number, b64: string): Buffer {
+function decodeBase64(src: LdifSource, line: number, b64: string, name: string): Buffer {
   const clean = b64.replace(/\s+/g, '');
-  if (!BASE64.test(clean) || clean.length % 4 === 1) throw ldifError(src, line, `invalid base64 value ${show(clean)}`);
+  if (!BASE64.test(clean) || clean.length % 4 === 1) {
+    throw ldifError(src, line, `invalid base64 value ${isSecretAttribute(name) ? `of ${name} (value hidden: a secret attribute)` : show(clean)}`);
+  }
   return Buffer.from(clean, 'base64');
 }
 
 /** Splits a logical line into attribute description and value. */
 function parseAttrLine(src: LdifSource, l: LogicalLine): { name: string; value: string | Buffer } {
   const colon = l.text.indexOf(':');
-  if (colon <= 0) throw ldifError(src, l.line, `expected 'attribute: value' but found ${show(l.text)}`);
+  if (colon <= 0) throw ldifError(src, l.line, `expected 'attribute: value' but found ${showLine(l.text)}`);
   const name = l.text.slice(0, colon);
   if (!ATTR_DESC.test(name)) throw ldifError(src, l.line, `${show(name)} is not a valid attribute name`);
   const rest = l.text.slice(colon + 1);
   if (rest.startsWith(':')) {
-    return { name, value: decodeBase64(src, l.line, rest.slice(1).trim()) };
+    return { name, value: decodeBase64(src, l.line, rest.slice(1).trim(), name) };
   }
   if (rest.startsWith('<')) {
     throw ldifError(src, l.line, `URL values ("${name}:< ...") are not supported; inline the value as "${name}:: <base64>"`);
@@ -130,7 +139,7 @@ export async function* parseLdifStream(input: Readable, src: LdifSource): AsyncG
     }
     const dnLine = lines[k] as LogicalLine;
     const dnAttr = parseAttrLine(src, dnLine);
-    if (dnAttr.name.toLowerCase() !== 'dn') throw ldifError(src, dnLine.line, `expected 'dn: <distinguished name>' to start the record but found ${show(dnLine.text)}`);
+    if (dnAttr.name.toLowerCase() !== 'dn') throw ldifError(src, dnLine.line, `expected 'dn: <distinguished name>' to start the record but found ${showLine(dnLine.text)}`);
     let dn: string;
     if (Buffer.isBuffer(dnAttr.value)) {
       try {

@@ -8,25 +8,28 @@
  * changed since the last import (keyed fingerprint, never the hash itself).
  */
 import type { SourceObject } from '../../connectors/types.js';
+import { attributeType, isSecretAttribute, NT_HASH_ATTRIBUTE_TYPES } from '../../core/secret-attributes.js';
 
 /** Attributes that carry password material and must never be staged (lower-case names). */
-export const PASSWORD_ATTRIBUTES = ['sambantpassword', 'unicodepwd'] as const;
+export const PASSWORD_ATTRIBUTES = NT_HASH_ATTRIBUTE_TYPES;
 
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 const BASE64_16 = /^[A-Za-z0-9+/]{22}==$/;
 
 /**
- * Removes the password attributes from `object.attributes` (in place) and returns the NT hash they
+ * Removes every secret attribute (src/core/secret-attributes.ts: matched by type, options and case
+ * ignored) from `object.attributes` (in place) and returns the NT hash the password attributes
  * held, if any was well-formed. A malformed value is dropped all the same (never staged).
  * sambaNTPassword "NO PASSWORD*********************" (no password set) yields nothing.
  */
 export function extractPasswordAttributes(object: SourceObject): { nt?: Buffer } {
   let nt: Buffer | undefined;
   for (const key of Object.keys(object.attributes)) {
-    const k = key.toLowerCase();
-    if (!(PASSWORD_ATTRIBUTES as readonly string[]).includes(k)) continue;
+    if (!isSecretAttribute(key)) continue;
+    const k = attributeType(key);
     const value = object.attributes[key]?.[0];
     delete object.attributes[key];
+    if (!PASSWORD_ATTRIBUTES.includes(k)) continue;
     if (nt || value === undefined) continue;
     if (k === 'sambantpassword' && HEX32.test(value)) nt = Buffer.from(value, 'hex');
     else if (k === 'unicodepwd' && BASE64_16.test(value)) nt = Buffer.from(value, 'base64');
