@@ -1,5 +1,5 @@
 /** MS-DRSR failures with codes and the fixes an administrator can apply. */
-import { IdsyncError, type IdsyncErrorOptions } from '../core/errors.js';
+import { IdsyncError, type ErrorCode, type IdsyncErrorOptions } from '../core/errors.js';
 
 export const ERROR_DS_DRA_ACCESS_DENIED = 0x2105;
 export const ERROR_DS_DRA_BAD_DN = 0x20f7;
@@ -10,7 +10,8 @@ export const WERR_INVALID_PARAMETER = 0x57;
 export const RIGHT_GET_CHANGES = '1131f6aa-9c07-11d1-f79f-00c04fc2dcd2';
 export const RIGHT_GET_CHANGES_ALL = '1131f6ad-9c07-11d1-f79f-00c04fc2dcd2';
 
-export type DrsErrorCode = 'DRS_ACCESS_DENIED' | 'DRS_FAILED' | 'DRS_SECRET_INVALID';
+/** The DRS_* codes of the one error-code union (src/core/errors.ts). */
+export type DrsErrorCode = Extract<ErrorCode, `DRS_${string}`>;
 
 export class DrsError extends IdsyncError {
   readonly werror: number | undefined;

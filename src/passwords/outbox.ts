@@ -203,22 +203,30 @@ export class Outbox {
       const queued: Array<{ connector: string; anchor: string }> = [];
       for (const r of rows) {
         if (queued.some((q) => q.anchor === r.anchor)) continue;
-        const res = this.outboxUpsert.run({
-          anchor: r.anchor,
-          connector: r.connector,
-          ct: r.hash_ct,
-          iv: r.hash_iv,
-          tag: r.hash_tag,
-          keyId: r.key_id,
-          changedAt: r.changed_at,
-          source: 'cloud-object',
-          now: new Date(nowMs).toISOString(),
-          nowMs,
-        });
-        if (res.changes > 0) queued.push({ connector: r.connector, anchor: r.anchor });
+        if (this.queueKnownHash({ ...r, source: 'cloud-object' }, nowMs)) queued.push({ connector: r.connector, anchor: r.anchor });
       }
       return queued;
     })();
+  }
+
+  /** Queues a user's last known (sealed) hash from phs_state again; true when the outbox changed. */
+  private queueKnownHash(
+    r: { connector: string; anchor: string; hash_ct: Buffer; hash_iv: Buffer; hash_tag: Buffer; key_id: string; changed_at: string; source: string },
+    nowMs: number,
+  ): boolean {
+    const res = this.outboxUpsert.run({
+      anchor: r.anchor,
+      connector: r.connector,
+      ct: r.hash_ct,
+      iv: r.hash_iv,
+      tag: r.hash_tag,
+      keyId: r.key_id,
+      changedAt: r.changed_at,
+      source: r.source,
+      now: new Date(nowMs).toISOString(),
+      nowMs,
+    });
+    return res.changes > 0;
   }
 
   /**
@@ -250,19 +258,9 @@ export class Outbox {
       for (const r of rows) {
         clearFp.run(r.connector, r.anchor);
         if (!r.hash_ct || !r.hash_iv || !r.hash_tag || !r.key_id || !r.changed_at) continue;
-        const res = this.outboxUpsert.run({
-          anchor: r.anchor,
-          connector: r.connector,
-          ct: r.hash_ct,
-          iv: r.hash_iv,
-          tag: r.hash_tag,
-          keyId: r.key_id,
-          changedAt: r.changed_at,
-          source: 'resync',
-          now: new Date(nowMs).toISOString(),
-          nowMs,
-        });
-        if (res.changes > 0) queued.push({ connector: r.connector, anchor: r.anchor });
+        if (this.queueKnownHash({ connector: r.connector, anchor: r.anchor, hash_ct: r.hash_ct, hash_iv: r.hash_iv, hash_tag: r.hash_tag, key_id: r.key_id, changed_at: r.changed_at, source: 'resync' }, nowMs)) {
+          queued.push({ connector: r.connector, anchor: r.anchor });
+        }
       }
       return queued;
     })();

@@ -2,18 +2,10 @@
  * Errors of the DCE/RPC client, each with a stable code. Messages name what failed (a port, a
  * structure, a status) and never carry credentials or key material.
  */
-import { IdsyncError, type IdsyncErrorOptions } from '../core/errors.js';
+import { IdsyncError, type ErrorCode, type IdsyncErrorOptions } from '../core/errors.js';
 
-export type RpcErrorCode =
-  | 'RPC_UNREACHABLE'
-  | 'RPC_PROTOCOL_ERROR'
-  | 'RPC_NDR_INVALID'
-  | 'RPC_BIND_REJECTED'
-  | 'RPC_AUTH_FAILED'
-  | 'RPC_FAULT'
-  | 'RPC_INTEGRITY_FAILED'
-  | 'RPC_TIMEOUT'
-  | 'RPC_ENDPOINT_NOT_FOUND';
+/** The RPC_* codes of the one error-code union (src/core/errors.ts). */
+export type RpcErrorCode = Extract<ErrorCode, `RPC_${string}`>;
 
 export class RpcError extends IdsyncError {
   /** The fault or status code from the server, when there is one. */
