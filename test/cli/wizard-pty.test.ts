@@ -233,6 +233,7 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       await answer(/Certificate name to check/, null);
       await answer(/OUs to include/, null);
       await answer(/OUs to exclude/, null);
+      await answer(/accesslog database/, null);
       await answer(/Password of /, lab.slapd.adminPassword);
       const failed = await term.waitFor(/What now\?/);
       assert.match(failed, /TLS to the directory failed, so the secret was not tried/);
@@ -250,6 +251,7 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       await term.keys('Enter');
       await answer(/OUs to include/, null, { count: 2 });
       await answer(/OUs to exclude/, null, { count: 2 });
+      await answer(/accesslog database/, null, { count: 2 });
       await answer(/Password of /, lab.slapd.adminPassword, { count: 2 });
       await term.waitFor(/The directory accepted the credential\./);
       await answer(/Add another source directory\?/, null);
