@@ -81,6 +81,9 @@ describe('issue 10 on Samba AD: delta cycles keep the cloud right', { skip: skip
     for (const n of [1, 2]) await addMember(`CN=G-Temp,${root}`, `CN=i10t${n},OU=Temp,${root}`);
     for (const n of [2, 4]) await addMember(`CN=G-S2,${root}`, `CN=i10s${n},OU=Staff2,${root}`);
     lab = await startEngineLab({
+      // These scenarios move whole OUs out of a small scope on purpose: the percentage part of the
+      // default deletion threshold would stop them. The threshold has its own tests; a count stays on.
+      sync: { deletionThreshold: 500 },
       prefix: 'idsync-i10-ad-',
       connectors: [{ name: 'ad', type: 'ad', url: dc.url, bindDn: dc.adminUpn, baseDn: dc.baseDn, scope: { include: [root] } }],
       credentials: { ad: dc.adminPassword },
@@ -221,6 +224,9 @@ describe('issue 10 on OpenLDAP', { skip: skipUnless('slapd') }, () => {
     before(async () => {
       slapd = await startSlapd({ accesslog: true, baseOus: false, seedLdif: seed });
       lab = await startEngineLab({
+        // These scenarios move whole OUs out of a small scope on purpose: the percentage part of the
+        // default deletion threshold would stop them. The threshold has its own tests; a count stays on.
+        sync: { deletionThreshold: 500 },
         prefix: 'idsync-i10-ldap-',
         connectors: [{ name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn, scope: { include: ['ou=i10,dc=lab,dc=test'] }, delta: { accesslogBase: 'cn=accesslog' } }],
         credentials: { ldap: slapd.adminPassword },
@@ -277,6 +283,9 @@ describe('issue 10 on OpenLDAP', { skip: skipUnless('slapd') }, () => {
   test('without the accesslog, a scheduled full import finds deletions (delta.fullImportInterval)', async () => {
     const slapd = await startSlapd({ baseOus: false, seedLdif: seed });
     const lab = await startEngineLab({
+      // These scenarios move whole OUs out of a small scope on purpose: the percentage part of the
+      // default deletion threshold would stop them. The threshold has its own tests; a count stays on.
+      sync: { deletionThreshold: 500 },
       prefix: 'idsync-i10-ldapnolog-',
       connectors: [{ name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn, scope: { include: ['ou=i10,dc=lab,dc=test'] }, delta: { fullImportInterval: '2s' } }],
       credentials: { ldap: slapd.adminPassword },

@@ -439,7 +439,9 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
     return operations[0]!;
   };
 
-  const lab = await startEngineLab({ prefix: 'idsync-fuzz-delta-', connectors: [dir.connector(inRoot)], credentials: { fuzz: dir.secret } });
+  // Random moves of whole OUs out of a small scope are the point here: the percentage part of the
+  // default deletion threshold would stop them (the threshold has its own tests); a count stays on.
+  const lab = await startEngineLab({ prefix: 'idsync-fuzz-delta-', connectors: [dir.connector(inRoot)], credentials: { fuzz: dir.secret }, sync: { deletionThreshold: 500 } });
   const result: FuzzResult = { kind: o.kind, seed: o.seed, steps: 0, cycles: 0, refused: 0, differences: [], ops, counts: {} };
   try {
     const first = await runCycle(lab.ctx);
