@@ -128,7 +128,6 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
     const cloudUser = (await lab.cloud.all('Users')).find((u) => u.userName === 'u3@example.test');
     assert.ok(cloudUser, 'u3 is in the cloud');
     assert.match(await page.locator('#cloud-resource').textContent() ?? '', new RegExp(cloudUser.id));
-    await docScreenshot(page, 'console-lineage.png');
 
     // starts-with pages: 5 users, 2 per page through the API the page uses.
     const s = await httpSession();

@@ -5,6 +5,7 @@
  * Every response the page receives is recorded (URL, status, headers, body text) so tests can
  * assert headers and scan every byte the browser saw for secrets.
  */
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { findBinary } from './integration.js';
@@ -75,6 +76,8 @@ export async function launchBrowser(): Promise<TestBrowser> {
 /** Screenshots for the docs come from the tests: written only when IDSYNC_SCREENSHOTS=1. */
 export async function docScreenshot(page: Page, name: string): Promise<void> {
   if (process.env.IDSYNC_SCREENSHOTS !== '1') return;
-  const file = path.join(path.dirname(new URL(import.meta.url).pathname), '../../docs/img', name);
+  const dir = path.join(path.dirname(new URL(import.meta.url).pathname), '../../docs/img');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, name);
   await page.screenshot({ path: file, fullPage: false });
 }

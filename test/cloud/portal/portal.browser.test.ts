@@ -130,7 +130,6 @@ describe('cloud portal in Chromium', { skip: skipUnless('chromium') }, () => {
     await page.getByRole('link', { name: 'Locked accounts' }).click();
     const table = page.getByRole('table', { name: 'locked accounts' });
     await table.locator('tbody tr', { hasText: `user:${BOB.userName}` }).first().waitFor();
-    await docScreenshot(page, 'portal-locked.png');
     await table.getByRole('button', { name: `Unlock user:${BOB.userName}` }).first().click();
     await table.locator('tbody tr', { hasText: 'nothing to show' }).waitFor();
     assert.equal(await signIn(cloud.url, BOB.userName, BOB.password), 200);
@@ -142,7 +141,6 @@ describe('cloud portal in Chromium', { skip: skipUnless('chromium') }, () => {
     await page.getByRole('link', { name: 'Sync status' }).click();
     const table = page.getByRole('table', { name: 'sync accounts' });
     await table.locator('tbody tr', { hasText: cloud.syncClientId }).waitFor();
-    await docScreenshot(page, 'portal-sync-status.png');
     const client = await table.locator('tbody tr', { hasText: cloud.syncClientId }).locator('td').allTextContents();
     assert.equal(client[4], 'OK', client.join(' | '));
     assert.notEqual(client[2], '—');
