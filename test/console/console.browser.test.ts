@@ -225,4 +225,13 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
     );
     assert.ok(scanned.texts > 20, `${scanned.texts} responses scanned`);
   });
+
+  // Last: it blocks this address's console sign-in for 15 minutes.
+  test('after 5 failed sign-ins from an address even the right password is refused there (429, 6151)', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await raw('POST', '/console/api/signin', { origin: url }, { username: CONSOLE_USER, password: `Wrong-password-${i}!` })).status, 401);
+    const r = await raw('POST', '/console/api/signin', { origin: url }, { username: CONSOLE_USER, password: CONSOLE_PASSWORD });
+    assert.equal(r.status, 429);
+    assert.equal(JSON.parse(r.text).error.code, 'SIGNIN_THROTTLED');
+    assert.equal(r.headers['set-cookie'], undefined);
+  });
 });
