@@ -325,7 +325,7 @@ export const EVENTS = defineCatalog({
     message: 'The console refused a state change from {ip}: {reason}.',
     resolution:
       'A page from another site tried to act in the console (cross-site request forgery), or a page was left open across a restart: ' +
-      'reload the console. If it repeats, find the site that sends it.',
+      'reload the console. If it repeats, check which site or tool sends requests from the address in this event, and block it.',
   },
   CONSOLE_ACCOUNT_SET: {
     id: 6155,

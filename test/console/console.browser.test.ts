@@ -43,6 +43,7 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
   let b: TestBrowser;
   const direct: { what: string; text: string }[] = [];
   let events: () => { id: number; details: Record<string, unknown> }[];
+  let setCloudSecret: (secret: string) => void;
 
   const raw = async (method: 'GET' | 'POST', p: string, headers: Record<string, string> = {}, body?: unknown): Promise<Raw> => {
     const res = await request(`${url}${p}`, { method, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -66,6 +67,7 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
     ({ url } = await service.start());
     await service.idle();
     events = () => ctx.events.query({ limit: 1000 }) as any;
+    setCloudSecret = (secret) => ctx.credentials.set('cloud', secret);
     b = await launchBrowser();
   });
 
@@ -224,6 +226,35 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
       { texts: [...b.seen.map((s) => ({ what: s.url, text: JSON.stringify(s.headers) + s.body })), ...direct] },
     );
     assert.ok(scanned.texts > 20, `${scanned.texts} responses scanned`);
+  });
+
+  test('a refused cloud credential turns the overview degraded with event 115 and the fix; a good one recovers it without a restart', async () => {
+    const { page } = b;
+    setCloudSecret('Wrong-cloud-secret-123');
+    lab.writeFile('source.ldif', ldif(6)); // something to export: only a write tests the credential
+    // The password was set again in the previous test: the browser's session ended with it.
+    await page.goto(`${url}/console/#/overview`);
+    await page.getByLabel('User name').fill(CONSOLE_USER);
+    await page.getByLabel('Password').fill(CONSOLE_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Run a sync cycle now' }).click();
+    await page.getByRole('status').filter({ hasText: 'Cycle started' }).waitFor();
+    await service.idle();
+    await page.reload();
+    await page.locator('#health').filter({ hasText: 'Health: degraded' }).waitFor();
+    const reason = page.locator('ul.degraded li', { hasText: 'cloud-credential' });
+    assert.match((await reason.textContent()) ?? '', /Fix: Update the cloud credential with `idsync credentials set cloud`/);
+    await page.goto(`${url}/console/#/events?id=115`);
+    await page.getByRole('table', { name: 'events' }).locator('tbody tr td:nth-child(2)', { hasText: '115' }).first().waitFor();
+
+    setCloudSecret(lab.cloud.syncSecret);
+    await page.goto(`${url}/console/#/overview`);
+    await page.getByRole('button', { name: 'Run a sync cycle now' }).click();
+    await page.getByRole('status').filter({ hasText: 'Cycle started' }).waitFor();
+    await service.idle();
+    await page.reload();
+    await page.locator('#health').filter({ hasText: 'Health: ok' }).waitFor();
+    assert.equal((await lab.cloud.all('Users')).length, 6, 'the waiting user was exported');
   });
 
   // Last: it blocks this address's console sign-in for 15 minutes.
