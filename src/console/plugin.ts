@@ -147,6 +147,7 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     }
     const ok = username !== '' && password !== '' && (await checkConsolePassword(ctx.loaded.dataDir, username, password));
     if (!ok) {
+      if (failures.size > 10_000) for (const [ip, x] of failures) if (now() - x.since >= SIGNIN_WINDOW_MS) failures.delete(ip);
       const cur = f && now() - f.since < SIGNIN_WINDOW_MS ? f : { n: 0, since: now() };
       failures.set(req.ip, { n: cur.n + 1, since: cur.since });
       events().emit(EVENTS.CONSOLE_SIGNIN_FAILED, { user: username, ip: req.ip });

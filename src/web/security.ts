@@ -49,6 +49,8 @@ export class SessionStore<U> {
 
   create(user: U): Session<U> {
     const t = this.now();
+    // Expired sessions go when new ones come: the map stays as large as the live sessions.
+    for (const [id, s] of this.sessions) if (t - s.lastSeen > SESSION_IDLE_MS || t - s.createdAt > SESSION_MAX_MS) this.sessions.delete(id);
     const s: Session<U> = { id: randomBytes(32).toString('base64url'), csrf: randomBytes(32).toString('base64url'), user, createdAt: t, lastSeen: t };
     this.sessions.set(s.id, s);
     return s;
