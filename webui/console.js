@@ -11,6 +11,7 @@ import { api, errorBox, fill, h, start, table, when } from './common.js';
 /** @typedef {import('../src/console/api-types.js').Lineage} Lineage */
 /** @typedef {import('../src/console/api-types.js').EventList} EventList */
 /** @typedef {import('../src/engine/runs.js').RunRecord} RunRecord */
+/** @typedef {import('../src/console/api-types.js').RunDetail} RunDetail */
 
 const BASE = '/console';
 
@@ -65,14 +66,14 @@ const exported = (r, k) => r.steps.filter((s) => s.step === 'export').reduce((n,
 /** @param {HTMLElement} main @param {string | undefined} id */
 async function operations(main, id) {
   if (id) {
-    /** @type {RunRecord} */
+    /** @type {RunDetail} */
     const r = await api(`${BASE}/api/runs/${encodeURIComponent(id)}`);
     fill(main, 
       h('h1', null, `Run #${r.id}: ${r.status}`),
       h('p', null, `${r.profile}, ${when(r.startedAt)} → ${when(r.endedAt ?? '')}`, r.error ? ` — ${r.error.code}: ${r.error.message}` : ''),
       table(['connector', 'step', 'status', 'adds', 'updates', 'deletes', 'unchanged', 'errors'], r.steps.map((s) => [s.connector, s.step, s.status, s.adds, s.updates, s.deletes, s.unchanged, s.errors]), 'steps'),
       h('h2', null, `Errors (${r.errorCount})`),
-      table(['connector', 'step', 'object', 'code', 'message'], r.errors.map((e) => [e.connector, e.step, e.object ?? '', e.code, e.message]), 'errors'),
+      table(['connector', 'step', 'object', 'code', 'message'], r.errors.map((e) => [e.connector, e.step, e.mvId !== null ? h('a', { href: `#/objects/${e.mvId}` }, e.object ?? `#${e.mvId}`) : e.object ?? '', e.code, e.message]), 'errors'),
     );
     return;
   }

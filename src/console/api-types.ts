@@ -54,6 +54,11 @@ export interface Overview {
   lastRun: { id: number; status: string; startedAt: string; endedAt: string | null; steps: ConnectorLastCycle[] } | null;
 }
 
+/** GET /console/api/runs/:id: each error with the metaverse object it names, when known. */
+export interface RunDetail extends Omit<RunRecord, 'errors'> {
+  errors: (RunRecord['errors'][number] & { mvId: number | null })[];
+}
+
 /** GET /console/api/runs */
 export interface RunList {
   runs: RunRecord[];

@@ -36,7 +36,8 @@ import {
   type Session,
 } from '../web/security.js';
 import { checkConsolePassword, readConsoleAccount } from './account.js';
-import type { AttrMap, DegradedWithFix, EventList, Lineage, Overview, RunList, SearchResult, SessionInfo } from './api-types.js';
+import { tryNormalizeDn } from '../ldap/dn.js';
+import type { AttrMap, DegradedWithFix, EventList, Lineage, Overview, RunDetail, RunList, SearchResult, SessionInfo } from './api-types.js';
 
 export const CONSOLE_PREFIX = '/console';
 export const CONSOLE_COOKIE = 'idsync_console';
@@ -207,7 +208,17 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     const id = Number((req.params as { id: string }).id);
     const run = Number.isInteger(id) ? new RunLog(ctx.db).get(id, 1000) : undefined;
     if (!run) throw new WebError(404, 'NOT_FOUND', `no run with id ${String((req.params as { id: string }).id).slice(0, 20)}`);
-    return run;
+    // Errors name their object by source DN (or "metaverse object N"): link each to its object page.
+    const byDn = ctx.db.prepare<[string], { mv_id: number | null }>('SELECT mv_id FROM cs_objects WHERE dn_norm = ? AND mv_id IS NOT NULL LIMIT 1');
+    const out: RunDetail = {
+      ...run,
+      errors: run.errors.map((e) => {
+        const mvRef = /^metaverse object (\d+)$/.exec(e.object ?? '');
+        const dn = !mvRef && e.object ? tryNormalizeDn(e.object) : undefined;
+        return { ...e, mvId: mvRef ? Number(mvRef[1]) : dn ? (byDn.get(dn)?.mv_id ?? null) : null };
+      }),
+    };
+    return out;
   });
 
   app.get('/api/search', { onRequest: guard }, async (req) => {

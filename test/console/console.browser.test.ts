@@ -257,6 +257,29 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
     assert.equal((await lab.cloud.all('Users')).length, 6, 'the waiting user was exported');
   });
 
+  test("a run's error links to the object it names: the lineage of a user the cloud refused (conflict)", async () => {
+    const { page } = b;
+    // u7 takes u1's mail, so its userName: the cloud refuses to create it.
+    const dup = [`dn: uid=u7,ou=eng,${BASE}`, 'objectClass: inetOrgPerson', 'uid: u7', 'cn: User 7', 'sn: u7', 'mail: u1@example.test', `entryUUID: ${uuid(7)}`, ''].join('\n');
+    lab.writeFile('source.ldif', ldif(6) + '\n' + dup);
+    await page.goto(`${url}/console/#/overview`);
+    await page.getByRole('button', { name: 'Run a sync cycle now' }).click();
+    await page.getByRole('status').filter({ hasText: 'Cycle started' }).waitFor();
+    await service.idle();
+    const last = JSON.parse((await raw('GET', '/status')).text).cycle.last.id as number;
+    const s = await httpSession();
+    const run = JSON.parse((await raw('GET', `/console/api/runs/${last}`, { cookie: s.cookie })).text);
+    const rejected = run.errors.find((e: any) => e.code === 'CLOUD_CONFLICT');
+    assert.ok(rejected && typeof rejected.mvId === 'number', `run ${last}: ${JSON.stringify(run.errors)}`);
+    await page.goto(`${url}/console/#/operations/${last}`);
+    const errors = page.getByRole('table', { name: 'errors' });
+    const link = errors.locator('tbody tr', { hasText: 'CLOUD_CONFLICT' }).getByRole('link');
+    await link.click();
+    await page.getByRole('heading', { name: /^Object #\d+/ }).waitFor();
+    assert.match((await page.getByRole('list', { name: 'lineage' }).textContent()) ?? '', /uid=u7,ou=eng,dc=example,dc=test/);
+    assert.match((await page.locator('#cloud-resource').textContent()) ?? '', /not (created|exported) yet/);
+  });
+
   // Last: it blocks this address's console sign-in for 15 minutes.
   test('after 5 failed sign-ins from an address even the right password is refused there (429, 6151)', async () => {
     for (let i = 0; i < 5; i++) assert.equal((await raw('POST', '/console/api/signin', { origin: url }, { username: CONSOLE_USER, password: `Wrong-password-${i}!` })).status, 401);
