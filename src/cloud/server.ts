@@ -35,6 +35,7 @@ import { Lockout, lockoutMigrations, type LockoutPolicy } from './auth/lockout.j
 import { API_SCOPE, SIGNIN_SCOPES, registerTokenEndpoint } from './auth/token-endpoint.js';
 import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
+import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
 import { PasswordHashStore, passwordHashMigrations } from './passwords/store.js';
 import { registerScim, scimMigrations } from './scim/index.js';
 import { registerSyncInstallations, syncInstallationMigrations } from './sync-installations/index.js';
@@ -229,6 +230,8 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     registerAuditRoutes(app, { guard, audit });
     registerPasswordRoutes(app, { db, guard, hashes, audit, now });
     registerSyncInstallations(app, { db, guard, now, isScimPath });
+    // The admin portal (src/cloud/portal/): its own path, cookie session and CSP.
+    await app.register(portalPlugin, { prefix: PORTAL_PREFIX, db, accounts, audit, lockout, secure: (options.publicUrl ?? '').startsWith('https://'), now });
 
     // Every SCIM request needs an API token of a role that may provision. Checked here, before
     // the SCIM layer sees the request, and answered in SCIM's error format (RFC 7644 §3.12).

@@ -339,6 +339,54 @@ export const EVENTS = defineCatalog({
       'just before this one and fix their cause (usually `idsync credentials set cloud`); `idsync passwords status` shows the queue.',
   },
 
+  // 6150–6169 idsync Service: the sync console (every sign-in and action, with who did it)
+  CONSOLE_SIGNED_IN: {
+    id: 6150,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'Console user {user} signed in from {ip}.',
+    resolution: NO_ACTION,
+  },
+  CONSOLE_SIGNIN_FAILED: {
+    id: 6151,
+    source: 'idsync Service',
+    level: 'Warning',
+    message: 'A sign-in to the console as {user} from {ip} failed.',
+    resolution:
+      'If this was not you, someone is guessing the console password: keep the service on loopback or behind TLS, and set a new ' +
+      'password with `idsync console set-password`. Repeated failures are slowed down.',
+  },
+  CONSOLE_SIGNED_OUT: {
+    id: 6152,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'Console user {user} signed out.',
+    resolution: NO_ACTION,
+  },
+  CONSOLE_CYCLE_REQUESTED: {
+    id: 6153,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'Console user {user} started a sync cycle; its outcome is in the run history.',
+    resolution: NO_ACTION,
+  },
+  CONSOLE_REQUEST_REFUSED: {
+    id: 6154,
+    source: 'idsync Service',
+    level: 'Warning',
+    message: 'The console refused a state change from {ip}: {reason}.',
+    resolution:
+      'A page from another site tried to act in the console (cross-site request forgery), or a page was left open across a restart: ' +
+      'reload the console. If it repeats, check which site or tool sends requests from the address in this event, and block it.',
+  },
+  CONSOLE_ACCOUNT_SET: {
+    id: 6155,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'The console account {user} was set; its sessions were ended.',
+    resolution: NO_ACTION,
+  },
+
   // ---------------------------------------------------------------------------------------------
   // 6200–6299 idsync Credentials
   // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { DEFAULT_SYNC_INTERVAL } from '../config/schema.js';
 import { isIP } from 'node:net';
+import { CONSOLE_PREFIX, consolePlugin } from '../console/plugin.js';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { CloudClient } from '../connectors/cloud/client.js';
@@ -675,6 +676,10 @@ export class SyncService {
       const r = await handlePasswordChangeNotification(this.pipeline, req.body);
       return reply.code(r.statusCode).header('cache-control', 'no-store').send(r.body);
     });
+    // The web console (src/console/): only on loopback or under TLS, its own path and session.
+    if (tls || isLoopback(this.host)) {
+      void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: this.ctx, health: () => this.health(), runNow: () => this.runNow(), secure: !!tls });
+    }
     return app;
   }
 }

@@ -6,7 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-export type IntegrationBinary = 'slapd' | 'samba' | 'samba-tool' | 'ldapadd' | 'ldapmodify' | 'slapadd' | 'ldbadd' | 'openssl';
+export type IntegrationBinary = 'slapd' | 'samba' | 'samba-tool' | 'ldapadd' | 'ldapmodify' | 'slapadd' | 'ldbadd' | 'openssl' | 'chromium';
 
 /** What each server test needs besides the server itself. */
 const COMPANIONS: Record<string, IntegrationBinary[]> = {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { registerAgentCommands } from './agent.js';
 import { registerCloudCommands } from './cloud.js';
 import { registerConfigureCommands } from './configure.js';
+import { registerConsoleCommands } from './console.js';
 import { registerCredentialsCommands } from './credentials.js';
 import { registerDemoCommands } from './demo.js';
 import { registerDoctorCommands } from './doctor.js';
@@ -23,6 +24,7 @@ export const commands: RegisterCommand[] = [
   registerSyncCommands,
   registerServeCommands,
   registerServiceCommands,
+  registerConsoleCommands,
   registerDoctorCommands,
   registerRunsCommands,
   registerCredentialsCommands,

@@ -34,8 +34,9 @@ export const AUDIT_RETENTION_DAYS = 30;
  * - token:          an API token request by a cloud account or client
  * - admin:          an administrator's change (accounts, clients)
  * - passwordHashes: a batch of password hashes received
+ * - portal:         an administrator's sign-in to the admin portal, and each portal action
  */
-export type AuditType = 'signin' | 'token' | 'admin' | 'passwordHashes';
+export type AuditType = 'signin' | 'token' | 'admin' | 'passwordHashes' | 'portal';
 
 /** Why an attempt ended as it did. The caller of the API sees none of these. */
 export type AuditReason =
@@ -55,7 +56,14 @@ export type AuditReason =
   | 'role_changed'
   | 'client_created'
   | 'client_deleted'
-  | 'batch_received';
+  | 'batch_received'
+  | 'portal_signin'
+  | 'portal_signout'
+  | 'role_not_allowed'
+  | 'user_enabled_by_admin'
+  | 'user_disabled_by_admin'
+  | 'account_unlocked'
+  | 'csrf_refused';
 
 export interface AuditEntry {
   type: AuditType;

@@ -214,6 +214,25 @@ export class Lockout {
     return row && row.locked_until > t ? { locked: true, counter, until: row.locked_until } : { locked: false };
   }
 
+  /** Counters locked now, for the admin portal (src/cloud/portal/): the one owner of these tables answers. */
+  lockedNow(): Array<{ name: string; ip: string; failures: number; lockedUntil: number }> {
+    return this.db
+      .prepare<[number], { name: string; ip: string; failures: number; lockedUntil: number }>(
+        'SELECT name, ip, failures, locked_until AS lockedUntil FROM signin_lockout WHERE locked_until > ? ORDER BY name, ip',
+      )
+      .all(this.now());
+  }
+
+  /** An administrator's unlock: clears every counter of `name` (and its remembered wrong passwords). Returns the counters cleared. */
+  unlock(name: string): number {
+    const key = name.toLowerCase();
+    return this.db.transaction(() => {
+      const n = this.db.prepare('DELETE FROM signin_lockout WHERE name = ?').run(key).changes;
+      this.db.prepare('DELETE FROM signin_bad_password WHERE name = ?').run(key);
+      return n;
+    })();
+  }
+
   /** Forgets what can no longer matter (stale counters, old familiar addresses and wrong passwords), then caps each table. */
   prune(): number {
     const t = this.now();
