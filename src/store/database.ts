@@ -41,16 +41,18 @@ export function openDatabase(file: string, migrations: Migration[] = []): Databa
   let db: Database;
   try {
     db = new Sqlite(file);
+    // The busy timeout first: switching to WAL takes a lock, and another idsync process (a cycle,
+    // `doctor`, the service) may hold it at this moment. Without the timeout that open fails at once.
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
   } catch (err) {
     throw new IdsyncError('STORE_FAILED', `cannot open database ${file}: ${(err as Error).message}`, {
       hint: 'Check that the data directory exists, is writable by this user and the disk is not full.',
       cause: err,
     });
   }
-  db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
   migrate(db, migrations);
   return db;
 }

@@ -232,6 +232,7 @@ describe('e2e: KB 2962509 — a changed cloud credential never silently stops pa
     const doctorRuns = doctors.length;
     for (const doctor of await Promise.all(doctors)) {
       assert.equal(doctor.code, 1, 'doctor reports a problem');
+      assert.ok(doctor.out.trimStart().startsWith('{'), `doctor --json printed something else than JSON:\n${doctor.out}`);
       const findings = (JSON.parse(doctor.out) as { ok: boolean; findings: { status: string; eventId?: number; message: string; fix?: string }[] }).findings;
       const cloudFinding = findings.find((f) => f.status === 'error' && f.eventId === 115);
       assert.ok(cloudFinding, doctor.out);
