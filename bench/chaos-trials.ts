@@ -202,6 +202,10 @@ export class ChaosWorld {
         dataDir: './data',
         connectors: [{ name: 'ldap', type: 'ldap', url: this.slapd.url, bindDn: this.slapd.adminDn, baseDn: BASE, delta: { accesslogBase: 'cn=accesslog' } }],
         cloud: { url: this.cloudUrl, auth: { type: 'client_credentials', clientId: CLIENT_ID } },
+        // The trials delete random users from a small directory: the percentage part of the default
+        // deletion threshold ("500 or 10%") would stop a trial's recovery cycle. The trials are about
+        // crash safety; the threshold has its own tests, and a count stays on.
+        sync: { deletionThreshold: 500 },
       }),
     );
     await setCredentials(this.config, [
