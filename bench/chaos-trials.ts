@@ -37,6 +37,7 @@ import { inParallel, sambaNtPassword } from '../test/helpers/passwords.js';
 import { captured, idsync, setCredentials, signIn, spawnIdsync, stopProc, until, type Proc } from '../test/helpers/processes.js';
 import { describeFindings, scanForSecrets, SecretSet } from '../test/helpers/secret-scan.js';
 import { freePort, startSlapd, type Slapd } from '../test/helpers/slapd.js';
+import { prng } from '../test/helpers/prng.js';
 
 export const KINDS = ['sync', 'serve', 'cloud'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -91,17 +92,7 @@ const GROUPS = `ou=groups,${BASE}`;
 const ADMIN = { username: 'admin', password: 'Chaos-admin-password-1' };
 const CLIENT_ID = 'idsync-chaos';
 
-/** mulberry32: small, fast, good enough to pick moments and changes; seeded. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 interface ModelUser {
   uid: string;

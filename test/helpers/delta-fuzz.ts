@@ -22,6 +22,7 @@ import type { TestCloud } from './cloud.js';
 import { startEngineLab, type EngineLab } from './engine-lab.js';
 import { deleteAdTree, type SambaDC } from './samba.js';
 import type { Slapd } from './slapd.js';
+import { prng } from './prng.js';
 
 export type FuzzKind = 'ad' | 'ldap';
 
@@ -51,17 +52,6 @@ export interface FuzzResult {
   counts: Record<string, number>;
 }
 
-/** mulberry32: small, fast, good enough to pick operations; the same seed gives the same run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Root = 'in' | 'out';
 interface Ou {
@@ -197,7 +187,7 @@ const TITLES = ['Engineer', 'Architect', 'Analyst', 'Lead', 'Manager'];
 /** Runs one round; never throws for a difference (see `differences`), only for broken set-up. */
 export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
   const dir = o.kind === 'ad' ? adDirectory(required(o.dc, 'dc')) : ldapDirectory(required(o.slapd, 'slapd'));
-  const random = rng(o.seed);
+  const random = prng(o.seed);
   const pick = <T>(items: T[]): T | undefined => (items.length ? items[Math.floor(random() * items.length)] : undefined);
   const log = o.log ?? (() => undefined);
   const tag = `fz${o.seed % 100000}`;
