@@ -11,7 +11,7 @@ import { IdsyncError } from '../../core/errors.js';
 import { EVENTS } from '../../events/catalog.js';
 import { loadFor, withContext } from '../context.js';
 import { printJson, println } from '../output.js';
-import { readLines } from './hash.js';
+import { readLines } from '../../passwords/input.js';
 import type { RegisterCommand } from './index.js';
 
 /** Hidden prompt (twice) on a terminal, otherwise the first line of standard input. */
