@@ -1,5 +1,6 @@
 /**
- * Hashes for the cloud directory's own secrets: account passwords and client secrets.
+ * Hashes for the consoles' own secrets: the cloud directory's account passwords and client secrets,
+ * and the sync console's account.
  *
  * scrypt (memory-hard) on libuv's thread pool, never the event loop. The parameters travel in the
  * string, so raising them later only affects new hashes:

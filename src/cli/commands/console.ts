@@ -12,7 +12,7 @@ import { EVENTS } from '../../events/catalog.js';
 import { loadFor, withContext } from '../context.js';
 import { printJson, println } from '../output.js';
 import { readLines } from '../../passwords/input.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 
 /** Hidden prompt (twice) on a terminal, otherwise the first line of standard input. */
 async function readPassword(stdin: Readable): Promise<string> {
