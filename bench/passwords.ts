@@ -34,7 +34,7 @@ import { EventLog } from '../src/events/log.js';
 import { ntHash, orgIdHashFromNt } from '../src/passwords/hash.js';
 import { PasswordPipeline } from '../src/passwords/index.js';
 import { openDatabase } from '../src/store/database.js';
-import { allMigrations } from '../src/store/migrations.js';
+import { allMigrations } from '../src/app/migrations.js';
 import { startTestCloud, type TestCloud } from '../test/helpers/cloud.js';
 import { unavailableReason } from '../test/helpers/integration.js';
 import { idsync, ROOT, signIn, spawnIdsync, stopProc, until, type Proc } from '../test/helpers/processes.js';

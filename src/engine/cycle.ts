@@ -11,7 +11,7 @@ import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
-import { PasswordPipeline } from '../passwords/index.js';
+import { outboxHasWork, PasswordPipeline } from '../passwords/index.js';
 import type { EngineContext } from './context.js';
 import { Exporter, type PlannedExport } from './export.js';
 import { EngineState, importConnector, Watermarks } from './import.js';
@@ -181,7 +181,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
 
     // Password hashes queued by this or an earlier cycle, now that their users may exist in the
     // cloud. Failures here are the password sync's own events (611/652/115), not the cycle's.
-    if (!dryRun && !tenantRefused && loaded.config.passwordHashSync.enabled && (pipeline || passwordsPending(ctx))) await passwords().deliverOnce().catch(() => undefined);
+    if (!dryRun && !tenantRefused && loaded.config.passwordHashSync.enabled && (pipeline || outboxHasWork(ctx.db))) await passwords().deliverOnce().catch(() => undefined);
   } catch (err) {
     failed = true;
     runError ??= toIdsyncError(err);
@@ -205,10 +205,6 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     });
   }
   return plan ? { ...run, plan } : run;
-}
-
-function passwordsPending(ctx: EngineContext): boolean {
-  return ctx.db.prepare('SELECT 1 FROM phs_outbox LIMIT 1').get() !== undefined;
 }
 
 /** The event an admin's runbook expects for a step failure (the incumbent's IDs where they exist). */

@@ -4,6 +4,7 @@
  * from its directory again (a full read filtered by DN: slow on a big directory, but always the
  * directory's current truth), then staged, synced and exported like any other change.
  */
+import { NoSuchObjectError } from 'ldapts';
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
@@ -271,7 +272,7 @@ async function explainAbsence(ctx: EngineContext, dn: string): Promise<Absence> 
     const conn = await connectLdap({ url: c.url, bindDn: c.bindDn, tls: c.tls, timeoutMs: c.timeoutMs, connectorName: c.name }, ctx.credentials.resolver(c.name));
     try {
       const r = await conn.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['objectClass'] }).catch((err: unknown) => {
-        if ((err as { code?: unknown }).code === 32) return undefined; // noSuchObject
+        if (err instanceof NoSuchObjectError) return undefined;
         throw err;
       });
       if (r && r.searchEntries.length > 0) {

@@ -7,6 +7,7 @@
  *    that arrives while its predecessor is in flight bumps the version and stays);
  *  - every write is one SQLite transaction (WAL): a SIGKILL loses nothing that was accepted.
  */
+import { ConnectorSpaceUsers } from '../engine/connector-space-users.js';
 import type { Database } from '../store/database.js';
 import type { PasswordKeys } from './keys.js';
 
@@ -45,6 +46,8 @@ export class Outbox {
   private readonly retryStmt;
   private readonly fpGet;
   private readonly fpSet;
+  /** Who still exists in a connector space (the engine owns cs_objects); made on first use. */
+  private csUsers: ConnectorSpaceUsers | undefined;
 
   constructor(
     private readonly db: Database,
@@ -143,20 +146,12 @@ export class Outbox {
    * those must not read as a stuck delivery.
    */
   depth(): { depth: number; waitingForExport: number; oldestQueuedAt?: string; nextAttemptAt?: number } {
-    const r = this.db
-      .prepare(
-        `SELECT count(*) AS n,
-                sum(CASE WHEN last_error = 'TargetNotExported' THEN 1 ELSE 0 END) AS unexported,
-                min(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN queued_at END) AS oldest,
-                min(next_attempt_at) AS next
-         FROM phs_outbox`,
-      )
-      .get() as { n: number; unexported: number | null; oldest: string | null; next: number | null };
+    const d = outboxDepth(this.db);
     return {
-      depth: r.n,
-      waitingForExport: r.unexported ?? 0,
-      ...(r.oldest ? { oldestQueuedAt: r.oldest } : {}),
-      ...(r.next !== null ? { nextAttemptAt: r.next } : {}),
+      depth: d.depth,
+      waitingForExport: d.waitingForExport,
+      ...(d.oldestQueuedAt ? { oldestQueuedAt: d.oldestQueuedAt } : {}),
+      ...(d.nextAttemptAt !== null ? { nextAttemptAt: d.nextAttemptAt } : {}),
     };
   }
 
@@ -229,6 +224,13 @@ export class Outbox {
     return res.changes > 0;
   }
 
+  /** The password state of every user that still exists in a connector space. */
+  private existingStates(): unknown[] {
+    this.csUsers ??= new ConnectorSpaceUsers(this.db);
+    const users = this.csUsers;
+    return (this.db.prepare('SELECT * FROM phs_state').all() as Array<{ connector: string; anchor: string }>).filter((r) => users.exists(r.connector, r.anchor));
+  }
+
   /**
    * Full password sync from what we know: queues the last known hash of every user (or of the given
    * anchors) again, and forgets the NT fingerprints so polling sources send their current hashes
@@ -240,11 +242,9 @@ export class Outbox {
       // Everyone means the users that still exist in a connector space: a deleted user's last hash
       // is kept in phs_state, but a resync must not queue it (issue 11: --all queued 4 where 3
       // exist). Named anchors were resolved from the connector spaces by the caller.
-      const existing = `SELECT s.* FROM phs_state s WHERE EXISTS (SELECT 1 FROM cs_objects c WHERE c.connector = s.connector AND c.anchor = s.anchor
-        AND c.object_type = 'user' AND (c.pending IS NULL OR c.pending <> 'delete'))`;
       const rows = (anchors
         ? anchors.flatMap((a) => this.db.prepare('SELECT * FROM phs_state WHERE anchor = ?').all(a))
-        : this.db.prepare(existing).all()) as Array<{
+        : this.existingStates()) as Array<{
         connector: string;
         anchor: string;
         hash_ct: Buffer | null;
@@ -265,4 +265,56 @@ export class Outbox {
       return queued;
     })();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Questions about phs_outbox and phs_state from outside: this module owns both tables, so status,
+// doctor, the service and the cycle ask here instead of writing their own SQL.
+// ---------------------------------------------------------------------------------------------
+
+export interface OutboxDepth {
+  /** Every queued change. */
+  depth: number;
+  /** Changes waiting for their user to be exported first (TargetNotExported): not a backlog. */
+  waitingForExport: number;
+  /** When the oldest change that is not waiting for its export was queued. */
+  oldestQueuedAt: string | null;
+  /** The most attempts of any change not waiting for its export. */
+  attempts: number | null;
+  /** The earliest next attempt (epoch ms) of any change. */
+  nextAttemptAt: number | null;
+}
+
+/**
+ * How much waits in the outbox, and for what. Changes waiting for their user's export are counted
+ * apart: a DC-side agent also sends users outside every connector's scope, and those must not read
+ * as a stuck delivery.
+ */
+export function outboxDepth(db: Database): OutboxDepth {
+  const r = db
+    .prepare<[], { n: number; unexported: number | null; oldest: string | null; attempts: number | null; next: number | null }>(
+      `SELECT count(*) AS n,
+              sum(CASE WHEN last_error = 'TargetNotExported' THEN 1 ELSE 0 END) AS unexported,
+              min(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN queued_at END) AS oldest,
+              max(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN attempts END) AS attempts,
+              min(next_attempt_at) AS next
+       FROM phs_outbox`,
+    )
+    .get() ?? { n: 0, unexported: 0, oldest: null, attempts: null, next: null };
+  return { depth: r.n, waitingForExport: r.unexported ?? 0, oldestQueuedAt: r.oldest, attempts: r.attempts, nextAttemptAt: r.next };
+}
+
+/** The last delivery error of the oldest change not waiting for its export (raw: the caller redacts what it shows). */
+export function oldestOutboxError(db: Database): string | null {
+  return db.prepare<[], { last_error: string | null }>("SELECT last_error FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY queued_at LIMIT 1").get()?.last_error ?? null;
+}
+
+/** True when at least one password change waits (cheaper than a count). */
+export function outboxHasWork(db: Database): boolean {
+  return db.prepare('SELECT 1 FROM phs_outbox LIMIT 1').get() !== undefined;
+}
+
+/** How many users have a known password state (a hash or an NT fingerprint). */
+export function knownPasswordCount(db: Database): number {
+  return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM phs_state').get()?.n ?? 0;
 }

@@ -21,6 +21,7 @@ import { EVENTS } from '../../events/catalog.js';
 import type { EventLog } from '../../events/log.js';
 import { guidToBytes } from '../../rpc/ndr.js';
 import { resolveScope, type ResolvedScope } from '../../ldap/search.js';
+import { ConnectorSpaceUsers } from '../../engine/connector-space-users.js';
 import type { Database } from '../../store/database.js';
 import type { PasswordPipeline } from '../pipeline.js';
 
@@ -165,7 +166,7 @@ export class DrsPasswordSource {
   private readonly state: DrsStateStore;
   private readonly scope: ResolvedScope;
   private readonly host: string;
-  private readonly csUser;
+  private readonly csUsers;
   private client: DrsClient | undefined;
   private clientVersion: string | undefined;
   private running = false;
@@ -180,10 +181,7 @@ export class DrsPasswordSource {
     this.state = new DrsStateStore(deps.db);
     this.scope = resolveScope({ baseDn: deps.connector.baseDn, include: deps.connector.scope.include, exclude: deps.connector.scope.exclude });
     this.host = this.cfg.host ?? new URL(deps.connector.url).hostname;
-    this.csUser = deps.db.prepare<[string, string], { uac: number | string | null; sam: string | null }>(
-      `SELECT json_extract(attrs, '$.useraccountcontrol[0]') AS uac, json_extract(attrs, '$.samaccountname[0]') AS sam
-         FROM cs_objects WHERE connector = ? AND anchor = ? AND object_type = 'user' AND (pending IS NULL OR pending <> 'delete')`,
-    );
+    this.csUsers = new ConnectorSpaceUsers(deps.db);
   }
 
   private get name(): string {
@@ -214,7 +212,7 @@ export class DrsPasswordSource {
     if (!u.dn || !this.scope.contains(u.dn)) return undefined;
     const anchor = guidToBytes(u.guid).toString('base64');
     // An incremental change carries only what changed: the connector space has the rest.
-    const cs = this.csUser.get(this.name, anchor);
+    const cs = this.csUsers.adAccount(this.name, anchor);
     if (!cs) {
       // Not imported yet (created since the last cycle): queue only a complete object, whose
       // account type we saw; the outbox holds it until the user is exported.

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { DrsStateStore, ntlmAccount, parsePollInterval } from '../../../src/passwords/sources/drs.js';
 import { openDatabase } from '../../../src/store/database.js';
-import { allMigrations } from '../../../src/store/migrations.js';
+import { allMigrations } from '../../../src/app/migrations.js';
 import { configSchema } from '../../../src/config/schema.js';
 
 describe('drs password source', () => {
