@@ -119,6 +119,11 @@ export class Exporter {
     );
   }
 
+  /** Whether any object has a cloud object already (false before the first export). */
+  anythingExported(): boolean {
+    return this.db.prepare('SELECT 1 FROM export_objects WHERE cloud_id IS NOT NULL LIMIT 1').get() !== undefined;
+  }
+
   /** Metaverse objects still waiting for an export (after run(): the ones that failed). */
   unexported(): number {
     return this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM mv_objects WHERE pending_export = 1').get()?.n ?? 0;
@@ -188,6 +193,14 @@ export class Exporter {
       }
       await this.parallel(writes, (w) => this.writeOne(w, step));
     }
+  }
+
+  /**
+   * The overlapped cycle's early pass: the users pending now (adds and updates only; no deletion,
+   * no group), while import and sync go on. run() does the rest once they finished.
+   */
+  async exportPendingUsers(step: StepHandle): Promise<void> {
+    await this.upserts('user', step);
   }
 
   private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
@@ -456,7 +469,9 @@ export class Exporter {
              last_error = excluded.last_error, updated_at = excluded.updated_at`,
         )
         .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.doc ? JSON.stringify(r.doc) : null, r.error ?? null, new Date().toISOString());
-      if (r.error === undefined) this.sql('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
+      // Only the version that was exported: the overlapped cycle's sync may have changed (or
+      // deleted) the object while its write was in flight, and that change must still go out.
+      if (r.error === undefined) this.sql('UPDATE mv_objects SET pending_export = 0 WHERE id = ? AND attrs = ? AND deleted = 0').run(row.id, row.attrs);
     })();
   }
 

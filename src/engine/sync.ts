@@ -96,8 +96,20 @@ export class Synchronizer {
   }
 
   run(step: StepHandle): void {
-    // Objects that failed last time are tried again (and reported again while they fail).
+    this.requeueFailed();
+    this.pass(step);
+  }
+
+  /** Objects that failed last time are tried again (and reported again while they fail): once per cycle. */
+  requeueFailed(): void {
     this.db.prepare("UPDATE cs_objects SET pending = 'update' WHERE pending IS NOT NULL AND pending = 'retry'").run();
+  }
+
+  /**
+   * Applies what is pending now. The overlapped cycle calls this after every staged import page
+   * (an object that fails stays 'retry' until the next cycle's requeueFailed, so it is reported once).
+   */
+  pass(step: StepHandle): void {
     this.applyDeletes(step);
     if (this.settings.scopeRules && this.settings.rules.needsMemberOf) this.rescopeOnGroupChange();
     this.scopeAndJoin(step);
