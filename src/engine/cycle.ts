@@ -6,6 +6,7 @@
  * never exports.
  */
 import { classifyFailure } from '../connectors/cloud/client.js';
+import { ScimTarget } from '../connectors/cloud/target.js';
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
@@ -99,7 +100,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     const scopeRules = (loaded.config.rules?.scope.length ?? 0) > 0;
     const dryRun = options.preview === true || staging;
     const sync = new Synchronizer(db, { kinds, rules: loaded.rules, joinRules, scopeRules });
-    const exporter = new Exporter(db, cloud, {
+    const exporter = new Exporter(db, new ScimTarget(cloud), {
       deletionThreshold: loaded.config.sync.deletionThreshold,
       deletionAction: loaded.config.sync.deletionAction,
       allowDeletes: options.allowDeletes ?? false,
