@@ -109,14 +109,15 @@ function reportFloors(r: WorkerResult, floors: { ldap: Floor; sqlite: Floor; bul
 
 async function startCloud(dataDir: string, adminPassword: string): Promise<{ url: string; child: ReturnType<typeof spawn> }> {
   const cloud = node(['bin/idsync.js', 'cloud', 'serve', '--data', dataDir, '--port', '0'], { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
-  cloud.done.catch(() => undefined); // killed at the end
-  const url = await new Promise<string>((resolve) => {
+  const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     cloud.child.stdout!.on('data', (d: string) => {
       buf += d;
       const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
       if (m) resolve(m[1]!);
     });
+    // A cloud that dies before it listens is an error, not a wait (killed at the end otherwise).
+    cloud.done.then(() => reject(new Error('the cloud directory exited before it listened')), reject);
   });
   return { url, child: cloud.child };
 }
