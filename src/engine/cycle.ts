@@ -135,10 +135,11 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
 
     // The overlapped cycle (engine/pipeline.ts): each staged page is synced at once and its users
     // go to the cloud while the next pages are read. Only where the order of the stages cannot
-    // matter: nothing exported yet and full imports (so no deletion can be pending and the
-    // deletion threshold cannot be crossed), no scope or join rules (an object's metaverse state
-    // depends on its own page only), a real export. Otherwise the stages run one after another.
-    const overlap = !dryRun && !fullSync && !joinRules && !scopeRules && !exporter.anythingExported() && (options.full === true || connectors.every((c) => new Watermarks(db).get(c.name) === undefined));
+    // matter: nothing exported yet and full imports (no watermark: so no deletion can be pending
+    // and the deletion threshold cannot be crossed), no scope or join rules and no full sync (an
+    // object's metaverse state depends on its own page only), a real export. Otherwise (every
+    // delta cycle, `--full`, a preview) the stages run one after another.
+    const overlap = !dryRun && !fullSync && !joinRules && !scopeRules && !exporter.anythingExported() && connectors.every((c) => new Watermarks(db).get(c.name) === undefined);
     const importSteps = new Map<string, StepHandle>();
     let early: EarlyExport | undefined;
     let syncStep: StepHandle | undefined;
