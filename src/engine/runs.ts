@@ -187,6 +187,11 @@ export class StepHandle {
       .run(this.runId, this.connector, this.step, object ?? null, code, message);
   }
 
+  /** Sets the start to now (a step recorded ahead, in order, that starts later: the overlapped cycle). */
+  markStarted(): void {
+    this.db.prepare('UPDATE run_steps SET started_at = ? WHERE run_id = ? AND seq = ?').run(new Date().toISOString(), this.runId, this.seq);
+  }
+
   /** How the step ran: 'full' or 'delta' import, 'preview' or 'staging' export... */
   profile: string | null = null;
 

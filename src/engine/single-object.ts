@@ -5,6 +5,7 @@
  * directory's current truth), then staged, synced and exported like any other change.
  */
 import { NoSuchObjectError } from 'ldapts';
+import { ScimTarget } from '../connectors/cloud/target.js';
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
@@ -165,7 +166,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       cloud.installation = installationId(db);
       try {
         if (!loaded.config.sync.stagingMode) await assertTenantIsOurs(ctx, cloud);
-        const exporter = new Exporter(db, cloud, {
+        const exporter = new Exporter(db, new ScimTarget(cloud), {
           deletionThreshold: loaded.config.sync.deletionThreshold,
           deletionAction: loaded.config.sync.deletionAction,
           allowDeletes: options.allowDeletes ?? false,
