@@ -119,7 +119,9 @@ export class DrsStateStore {
   private readonly delAll;
 
   constructor(private readonly db: Database) {
-    this.get = db.prepare<[string], { invocation_id: string; state: string }>('SELECT invocation_id, state FROM phs_drs_state WHERE connector = ?');
+    this.get = db.prepare<[string], { invocation_id: string; state: string; full_done_at: string | null }>(
+      'SELECT invocation_id, state, full_done_at FROM phs_drs_state WHERE connector = ?',
+    );
     this.put = db.prepare<[string, string, string, string | null, string]>(
       `INSERT INTO phs_drs_state (connector, invocation_id, state, full_done_at, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (connector) DO UPDATE SET invocation_id = excluded.invocation_id, state = excluded.state,
@@ -135,7 +137,7 @@ export class DrsStateStore {
   }
 
   /** The saved state, nothing (first start, resync --all), or why the saved row cannot be used. */
-  read(connector: string): { state: ReplicationState } | { none: true } | { unreadable: string } {
+  read(connector: string): { state: ReplicationState; fullDone: boolean } | { none: true } | { unreadable: string } {
     const row = this.get.get(connector);
     if (!row) return { none: true };
     try {
@@ -147,6 +149,7 @@ export class DrsStateStore {
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(row.invocation_id)) throw new Error('the invocation ID is not a GUID');
       if (!Array.isArray(s.hwm) || s.hwm.length !== 3 || !Array.isArray(s.utd)) throw new Error('no high-water mark or up-to-dateness vector');
       return {
+        fullDone: row.full_done_at !== null,
         state: {
           invocationId: row.invocation_id,
           highWaterMark: { tmpHighestUsn: usn(s.hwm[0]), reservedUsn: usn(s.hwm[1]), highestUsn: usn(s.hwm[2]) },
@@ -259,7 +262,8 @@ export class DrsPasswordSource {
     }
     if ('none' in saved) return this.pass(undefined, 'no replication state for this connector');
     try {
-      return await this.pass(saved.state);
+      // a full pass cut short (kill -9, a DC restart) resumes from its last saved page
+      return await this.pass(saved.state, undefined, !saved.fullDone);
     } catch (err) {
       const werror = err instanceof DrsError ? err.werror : undefined;
       if (werror === undefined || werror === ERROR_DS_DRA_ACCESS_DENIED || !refusesState(werror)) throw err;
@@ -275,7 +279,7 @@ export class DrsPasswordSource {
     this.deps.events.emit(EVENTS.DRS_STATE_DISCARDED, { connector: this.name, dc: this.host, reason });
   }
 
-  private async pass(from: ReplicationState | undefined, fullReason?: string): Promise<PollResult> {
+  private async pass(from: ReplicationState | undefined, fullReason?: string, resumesFull = false): Promise<PollResult> {
     const client = await this.connect();
     let full = !from;
     let objects = 0;
@@ -311,7 +315,7 @@ export class DrsPasswordSource {
         for (const u of fetched) u.nt?.fill(0);
       }
       // durable only now that the page's hashes are in the outbox
-      this.state.save(this.name, page.state, full && !page.more);
+      this.state.save(this.name, page.state, (full || resumesFull) && !page.more);
     }
     if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_COMPLETED, { connector: this.name, dc: this.host, objects, queued });
     return { full, objects, queued };
