@@ -82,7 +82,8 @@ async function seedOffline(samLdb: string, ou: string, users: number, password: 
   const ldif = path.join(path.dirname(samLdb), `${ou}.ldif`);
   writeFileSync(ldif, lines.join('\n'));
   try {
-    await run(ldbadd, ['-H', samLdb, ldif], { maxBuffer: 64 * 1024 * 1024, timeout: 4 * 3600_000 });
+    // one transaction, no fsync per record: ~15 ms per user (Kerberos keys) instead of ~120
+    await run(ldbadd, ['-H', samLdb, '--nosync', '-o', 'batch_mode:1', ldif], { maxBuffer: 64 * 1024 * 1024, timeout: 4 * 3600_000 });
   } finally {
     rmSync(ldif, { force: true });
   }

@@ -145,6 +145,7 @@ describe('e2e: source drs against a DC that restarts, rolls back and loses its s
     assert.deepEqual(twice, [], 'one delivery per user: the repeated replies after the restart queued nothing again');
     assert.equal(events(6400).length, 1, 'the saved state was resumed: no second full pass');
     assert.ok(drsState()?.full_done_at, 'the full pass completed after the restart');
+    assert.equal(events(6401).length, 1, 'and said so');
   });
 
   test('a password changed right before the DC is killed arrives after the restart, once', async () => {
@@ -177,10 +178,11 @@ describe('e2e: source drs against a DC that restarts, rolls back and loses its s
     rmSync(path.join(dc.dir, 'private'), { recursive: true, force: true });
     cpSync(snapshot, path.join(dc.dir, 'private'), { recursive: true, filter: noSockets });
     const full0 = events(6400).length;
+    const done0 = events(6401).length;
     dc = await launchSambaDC(dc.dir, { host: HOST });
     await until('event 6403 (USN rollback)', () => events(6403)[0], 120_000, 250);
     assert.match(events(6403)[0]!.message, /below the saved high-water mark/);
-    await until('a full pass after the rollback', () => events(6401).length > 1, 120_000, 250);
+    await until('a full pass after the rollback', () => events(6401).length > done0, 120_000, 250);
     assert.equal(events(6400).length, full0 + 1);
     // the DC's truth is the snapshot's: a's old password again
     await until('a follows the restored DC', () => holds(a.userPrincipalName, INITIAL), 60_000, 250);

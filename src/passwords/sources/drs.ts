@@ -317,7 +317,7 @@ export class DrsPasswordSource {
       // durable only now that the page's hashes are in the outbox
       this.state.save(this.name, page.state, (full || resumesFull) && !page.more);
     }
-    if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_COMPLETED, { connector: this.name, dc: this.host, objects, queued });
+    if (full || resumesFull) this.deps.events.emit(EVENTS.DRS_FULL_PASS_COMPLETED, { connector: this.name, dc: this.host, objects, queued });
     return { full, objects, queued };
   }
 
