@@ -38,6 +38,8 @@ export interface DrsSourceDeps {
   /** Changes when the credential changes (reconnect with the new one). */
   credentialVersion?: () => string | undefined;
   events: EventLog;
+  /** How to connect (default DrsClient.connect); tests wrap it to inject a DC answer. */
+  connectClient?: (o: DrsConnectOptions) => Promise<DrsClient>;
 }
 
 export interface PollResult {
@@ -213,7 +215,8 @@ export class DrsPasswordSource {
     const version = this.deps.credentialVersion?.();
     if (this.client && version === this.clientVersion) return this.client;
     await this.disconnect();
-    this.client = await DrsClient.connect(await drsConnectOptions(this.deps.connector, this.deps.secret));
+    const connect = this.deps.connectClient ?? ((o: DrsConnectOptions) => DrsClient.connect(o));
+    this.client = await connect(await drsConnectOptions(this.deps.connector, this.deps.secret));
     this.clientVersion = version;
     return this.client;
   }
@@ -267,8 +270,8 @@ export class DrsPasswordSource {
     } catch (err) {
       const werror = err instanceof DrsError ? err.werror : undefined;
       if (werror === undefined || werror === ERROR_DS_DRA_ACCESS_DENIED || !refusesState(werror)) throw err;
-      // Refused before any page of this poll was saved: the state is the saved one, and a pass
-      // from zero reads every user, the ones changed meanwhile included.
+      // Whatever pages of this poll were saved before the refusal, a pass from zero reads every
+      // user, the ones changed meanwhile included; fingerprints keep the others from going again.
       this.discard(`the DC refused it: ${toIdsyncError(err).message}`);
       return this.pass(undefined, `the DC refused the saved replication state (WERROR 0x${werror.toString(16).padStart(8, '0')})`);
     }
