@@ -25,7 +25,7 @@ import { EventLog } from '../../src/events/log.js';
 import { PasswordPipeline } from '../../src/passwords/index.js';
 import { DrsPasswordSource, DrsStateStore } from '../../src/passwords/sources/drs.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
-import { allMigrations } from '../../src/store/migrations.js';
+import { allMigrations } from '../../src/app/migrations.js';
 import { skipUnless } from '../helpers/integration.js';
 import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 
