@@ -37,7 +37,7 @@ import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
 import { PasswordHashStore, passwordHashMigrations } from './passwords/store.js';
-import { registerScim, scimMigrations } from './scim/index.js';
+import { registerScim, scimMigrations, type ScimHost } from './scim/index.js';
 import { registerSyncInstallations, syncInstallationMigrations } from './sync-installations/index.js';
 
 export const CLOUD_DATABASE_FILE = 'cloud.db';
@@ -85,6 +85,8 @@ export interface CloudServer {
   /** Where it listens, e.g. http://127.0.0.1:41234 (no trailing slash). */
   url: string;
   db: Database;
+  /** Where SCIM requests are worked on (a worker thread with its own connection to cloud.db). */
+  scimHost: ScimHost;
   /** Stops listening, finishes in-flight requests and closes the database. */
   close(): Promise<void>;
   bootstrap: {
@@ -244,7 +246,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
         return reply.code(err.statusCode).headers(err.headers).type('application/scim+json').send(scimErrorBody(err.statusCode, err.message));
       }
     });
-    await registerScim(app, {
+    const scimHost = await registerScim(app, {
       db,
       basePath: SCIM_BASE_PATH,
       ...(options.publicUrl ? { publicUrl: issuer + SCIM_BASE_PATH } : {}),
@@ -276,6 +278,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       app,
       url,
       db,
+      scimHost,
       bootstrap: bootstrap.generatedPassword === undefined ? { adminUser: bootstrap.adminUser } : { adminUser: bootstrap.adminUser, generatedPassword: bootstrap.generatedPassword },
       close: async () => {
         clearInterval(pruneTimer);

@@ -78,8 +78,8 @@ export function checkWellFormed(s: string, where: string): void {
 
 /**
  * Checks a parsed body, iteratively: nesting deeper than MAX_JSON_DEPTH (the validators walk bodies
- * recursively, so a 100k-deep body would overflow the stack: a 500) and lone surrogates in keys and
- * strings. V8's JSON.parse itself is iterative, so parsing first is safe and costs no extra pass.
+ * recursively, so a 100k-deep body would overflow the stack: a 500), lone surrogates in keys and
+ * strings, and prototype-poisoning keys. V8's JSON.parse itself is iterative, so parsing first is safe and costs no extra pass.
  */
 export function checkBody(body: unknown): void {
   const stack: [unknown, number][] = [[body, 0]];
@@ -95,6 +95,10 @@ export function checkBody(body: unknown): void {
     else if (isPlainObject(v)) {
       for (const [k, x] of Object.entries(v)) {
         checkWellFormed(k, 'an attribute name in the request body');
+        // Prototype poisoning, refused as fastify's JSON parser (secure-json-parse) refuses it.
+        if (k === '__proto__' || (k === 'constructor' && isPlainObject(x) && Object.hasOwn(x, 'prototype'))) {
+          throw badRequest('invalidSyntax', `the request body is not valid JSON: it has a forbidden "${k === '__proto__' ? k : 'constructor.prototype'}" key`);
+        }
         stack.push([x, depth + 1]);
       }
     }
