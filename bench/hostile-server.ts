@@ -3,12 +3,15 @@
  * share its event loop): `node --import tsx bench/hostile-server.ts <dataDir>` prints one JSON line
  * with the URL once it listens, and stops on SIGTERM.
  */
+import { createWriteStream } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createCloudServer } from '../src/cloud/server.js';
 
 const dataDir = process.argv[2];
 if (!dataDir) throw new Error('usage: hostile-server.ts <dataDir>');
-const server = await createCloudServer({ dataDir, logger: false, adminUser: 'admin', adminPassword: process.env.IDSYNC_CLOUD_ADMIN_PASSWORD ?? 'Bench-admin-pass-1!' });
+// IDSYNC_BENCH_SERVER_LOG=<file>: the server's JSON log (warnings and errors) into <file>.
+const logFile = process.env.IDSYNC_BENCH_SERVER_LOG;
+const server = await createCloudServer({ dataDir, logger: logFile ? { level: 'warn', stream: createWriteStream(logFile) } : false, adminUser: 'admin', adminPassword: process.env.IDSYNC_CLOUD_ADMIN_PASSWORD ?? 'Bench-admin-pass-1!' });
 process.stdout.write(JSON.stringify({ url: server.url }) + '\n');
 // The longest the event loop was held (what every other request waits for at worst).
 const delay = monitorEventLoopDelay({ resolution: 5 });

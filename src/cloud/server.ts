@@ -37,7 +37,7 @@ import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
 import { PasswordHashStore, passwordHashMigrations } from './passwords/store.js';
-import { registerScim, scimMigrations, type ScimHost } from './scim/index.js';
+import { announceWrites, registerScim, scimMigrations, type ScimHost } from './scim/index.js';
 import { registerSyncInstallations, syncInstallationMigrations } from './sync-installations/index.js';
 
 export const CLOUD_DATABASE_FILE = 'cloud.db';
@@ -171,6 +171,8 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     ...passwordHashMigrations,
     ...syncInstallationMigrations,
   ]);
+  // The SCIM worker writes through a connection of its own: this one's writes make it step aside.
+  announceWrites(db);
   // Signing keys and hashes live here: owner only.
   for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 

@@ -166,6 +166,10 @@ export const BULK_SLICE_MS = 20;
 export interface BulkOptions {
   /** Default BULK_SLICE_MS. */
   sliceMs?: number;
+  /** Ends the current slice (and its transaction) early when true: another connection waits for the write lock. */
+  yieldNow?: () => boolean;
+  /** Runs between two slices, after the commit; default one turn of the event loop. */
+  between?: () => Promise<void>;
   /** Told of an unexpected fault in one operation (that operation answers 500, the others are kept). */
   onInternalError?: (err: unknown) => void;
 }
@@ -240,10 +244,10 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));
           }
-          if (performance.now() - started >= sliceMs) break;
+          if (performance.now() - started >= sliceMs || options.yieldNow?.()) break;
         }
       });
-      if (i < pending.length) await new Promise((resolve) => setImmediate(resolve));
+      if (i < pending.length) await (options.between ? options.between() : new Promise((resolve) => setImmediate(resolve)));
     }
     if (errors >= failOnErrors) break;
     if (deferred.length === pending.length) {

@@ -50,4 +50,5 @@ export { findUserForSignIn, findUserIdsByExternalIds } from './repository.js';
 export { ScimError } from './errors.js';
 export { ScimService, DEFAULT_LIMITS, type ScimLimits } from './service.js';
 export type { ScimHost, ScimHosting } from './host/host.js';
+export { announceWrites } from './host/write-intent.js';
 export * as scimSchema from './schema.js';

@@ -17,6 +17,7 @@ import { BULK_SLICE_MS } from '../bulk.js';
 import { ScimService, type ScimLimits } from '../service.js';
 import { createScimHandler, SCIM_CONTENT_TYPE, type ScimHandler, type ScimWireRequest, type ScimWireResponse } from './handler.js';
 import type { FromWorker, ScimWorkerData, ToWorker } from './worker.js';
+import { announceWrites } from './write-intent.js';
 
 export interface ScimHost {
   readonly kind: 'worker' | 'in-process';
@@ -29,9 +30,8 @@ export interface ScimHost {
 export type ScimHosting = 'worker' | 'in-process';
 
 /**
- * Bulk work per SQLite transaction in the worker. The main thread writes too (sign-in counters,
- * the audit log) and waits for the write lock while the worker holds it, with its event loop
- * stopped; a bounded transaction bounds that wait.
+ * Bulk work per SQLite transaction in the worker (a Bulk of 100 creates is one). The main thread
+ * writes too, and a slice also ends early when it does (write-intent.ts).
  */
 export const WORKER_BULK_SLICE_MS = 25;
 
@@ -39,7 +39,7 @@ export function createScimHost(db: Database, limits: ScimLimits, hosting?: ScimH
   const mode = hosting ?? (db.memory ? 'in-process' : 'worker');
   if (mode === 'worker') {
     if (db.memory) throw new Error('the SCIM worker needs a database file: an in-memory database is hosted in-process');
-    return new WorkerHost({ file: db.name, limits, sliceMs: WORKER_BULK_SLICE_MS });
+    return new WorkerHost({ file: db.name, limits, sliceMs: WORKER_BULK_SLICE_MS, intent: announceWrites(db) });
   }
   return new InProcessHost(createScimHandler(new ScimService(db, limits), { sliceMs: BULK_SLICE_MS }));
 }

@@ -8,12 +8,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase } from '../../../store/database.js';
 import { ScimService, type ScimLimits } from '../service.js';
 import { createScimHandler, type ScimWireRequest, type ScimWireResponse } from './handler.js';
+import { stepAside, writing } from './write-intent.js';
 
 export interface ScimWorkerData {
   file: string;
   limits: ScimLimits;
   /** Bulk: milliseconds of work per transaction (bounds how long a main-thread write waits for the lock). */
   sliceMs: number;
+  /** The main thread's write counter (write-intent.ts): the worker steps aside while it is set. */
+  intent: Int32Array;
 }
 
 export type ToWorker = { kind: 'request'; id: number; req: ScimWireRequest } | { kind: 'close' };
@@ -23,7 +26,12 @@ const port = parentPort;
 if (!port) throw new Error('host/worker.ts runs as a worker thread');
 const data = workerData as ScimWorkerData;
 const db = openDatabase(data.file);
-const handle = createScimHandler(new ScimService(db, data.limits), { sliceMs: data.sliceMs });
+const intent = data.intent;
+const handle = createScimHandler(new ScimService(db, data.limits), {
+  sliceMs: data.sliceMs,
+  yieldNow: () => writing(intent),
+  between: async () => stepAside(intent),
+});
 
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (msg: ToWorker) => {
@@ -34,6 +42,7 @@ port.on('message', (msg: ToWorker) => {
       port.close();
       return;
     }
+    stepAside(intent);
     const res = await handle(msg.req);
     // The body is this thread's own buffer: handed over, not copied.
     port.postMessage({ kind: 'response', id: msg.id, res } satisfies FromWorker, res.body ? [res.body.buffer as ArrayBuffer] : []);
