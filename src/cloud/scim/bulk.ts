@@ -1,7 +1,9 @@
 /**
- * Bulk (RFC 7644 §3.7). The whole request runs in one SQLite transaction (fast: the sync engine sends
- * hundreds of users per request), each operation in its own savepoint so a failed operation leaves
- * no trace while the others are kept. Operations that reference a `bulkId` defined by a later POST
+ * Bulk (RFC 7644 §3.7). The request runs in one SQLite transaction per slice of BulkOptions.sliceMs
+ * (a Bulk of 100 creates is one; the sync engine sends hundreds of users per request), each
+ * operation in its own savepoint (or one atomic statement) so a failed operation leaves no trace
+ * while the others are kept. Uniqueness (userName, externalId) is the unique indexes' verdict, not a
+ * query per operation. Operations that reference a `bulkId` defined by a later POST
  * are deferred until it has run; references that can never be resolved fail with 409.
  */
 import { badRequest, ScimError } from './errors.js';
@@ -160,6 +162,9 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
   }
 }
 
+/** POST, PUT or PATCH of a User: its one write is a single INSERT or UPDATE of its row. */
+const writesOneRow = (op: BulkOp): boolean => op.method !== 'DELETE' && /^\/?Users(\/|$)/i.test(op.path);
+
 /** Milliseconds of Bulk work between two turns of the event loop. */
 export const BULK_SLICE_MS = 20;
 
@@ -240,7 +245,10 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
             continue;
           }
           try {
-            svc.transaction(() => execute(op)); // a savepoint: a failed operation leaves no partial writes
+            // A failed operation leaves no partial writes: a savepoint around it, except where its
+            // only write is one statement (a User's INSERT or UPDATE), which SQLite makes atomic anyway.
+            if (writesOneRow(op)) execute(op);
+            else svc.savepoint(() => execute(op));
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));
           }

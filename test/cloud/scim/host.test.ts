@@ -90,7 +90,7 @@ describe('SCIM hosting: worker thread and in-process agree', () => {
       const active = pick(2) === 0; // every draw happens here, once for both sides
       const uid = (s: Side) => s.users[u % Math.max(1, s.users.length)] ?? 'missing';
       const gid = (s: Side) => s.groups[g % Math.max(1, s.groups.length)] ?? 'missing';
-      const step: Step = [
+      const steps: Step[] = [
         () => ({ method: 'POST', path: '/Users', body: user(nm, { externalId: `ext-${nm}`, emails: [{ value: nm, type: 'work' }] }) }),
         (s) => ({ method: 'PATCH', path: `/Users/${uid(s)}`, body: { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'title', value: title }, { op: 'add', path: 'emails', value: [{ value: nm2 }] }] } }),
         (s) => ({ method: 'PUT', path: `/Users/${uid(s)}`, body: user(nm, { displayName: title }) }),
@@ -116,7 +116,8 @@ describe('SCIM hosting: worker thread and in-process agree', () => {
         () => ({ method: 'POST', path: '/Users', body: '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":' }),
         () => ({ method: 'POST', path: '/Users', body: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"${nm}","__proto__":{"x":1}}` }),
         (s) => ({ method: 'PATCH', path: `/Users/${uid(s)}`, headers: { 'if-match': 'W/"1"' }, body: { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: active }] } }),
-      ][kind]!;
+      ];
+      const step = steps[kind]!;
       const answers: string[] = [];
       for (const s of sides) {
         const r = step(s);
