@@ -9,6 +9,9 @@
  *   POST /api/v1/passwordHashes                   synced OrgId hashes (same roles)
  *   *    /admin/v1/accounts|clients|audit         administration (GlobalAdministrator)
  *
+ * SCIM requests are worked on in a worker thread with its own connection to cloud.db (scim/host/):
+ * this thread's event loop serves health, tokens, sign-in, administration and the portal.
+ *
  * State lives in <dataDir>/cloud.db (SQLite, WAL): accounts, clients, signing keys, SCIM objects,
  * password hashes, lockout counters and the audit log. It listens on loopback unless told
  * otherwise; put a TLS-terminating proxy in front to expose it (and set trustProxy).

@@ -109,33 +109,3 @@ export function checkBody(body: unknown): void {
 export function tooManyOperations(what: string, max: number, got: number): ScimError {
   return new ScimError(413, undefined, `${what} has ${got} operations; the maximum is ${max} (see ServiceProviderConfig)`);
 }
-
-/**
- * SCIM requests worked on at once (parsing, handling, serialising; the others wait with their body
- * received but not parsed). Node runs them on one thread anyway; with one slot /healthz and
- * sign-in wait behind at most one request's work instead of every client's. A Bulk keeps its slot
- * while it yields between slices, so health checks and sign-ins get in but other SCIM work waits.
- */
-export const SCIM_CONCURRENCY = 1;
-
-/** A counting semaphore; `enter` resolves when a slot is free, the returned function frees it (once). */
-export class Gate {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly slots: number) {}
-
-  async enter(): Promise<() => void> {
-    if (this.active >= this.slots) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      // The slot passes straight to the next waiter; its work starts on a later turn of the loop.
-      if (next) setImmediate(next);
-      else this.active--;
-    };
-  }
-}
