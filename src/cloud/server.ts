@@ -9,6 +9,9 @@
  *   POST /api/v1/passwordHashes                   synced OrgId hashes (same roles)
  *   *    /admin/v1/accounts|clients|audit         administration (GlobalAdministrator)
  *
+ * SCIM requests are worked on in a worker thread with its own connection to cloud.db (scim/host/):
+ * this thread's event loop serves health, tokens, sign-in, administration and the portal.
+ *
  * State lives in <dataDir>/cloud.db (SQLite, WAL): accounts, clients, signing keys, SCIM objects,
  * password hashes, lockout counters and the audit log. It listens on loopback unless told
  * otherwise; put a TLS-terminating proxy in front to expose it (and set trustProxy).
@@ -37,7 +40,7 @@ import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
 import { PasswordHashStore, passwordHashMigrations } from './passwords/store.js';
-import { registerScim, scimMigrations } from './scim/index.js';
+import { announceWrites, registerScim, scimMigrations, type ScimHost } from './scim/index.js';
 import { registerSyncInstallations, syncInstallationMigrations } from './sync-installations/index.js';
 
 export const CLOUD_DATABASE_FILE = 'cloud.db';
@@ -85,6 +88,8 @@ export interface CloudServer {
   /** Where it listens, e.g. http://127.0.0.1:41234 (no trailing slash). */
   url: string;
   db: Database;
+  /** Where SCIM requests are worked on (a worker thread with its own connection to cloud.db). */
+  scimHost: ScimHost;
   /** Stops listening, finishes in-flight requests and closes the database. */
   close(): Promise<void>;
   bootstrap: {
@@ -169,6 +174,8 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     ...passwordHashMigrations,
     ...syncInstallationMigrations,
   ]);
+  // The SCIM worker writes through a connection of its own: this one's writes make it step aside.
+  announceWrites(db);
   // Signing keys and hashes live here: owner only.
   for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 
@@ -244,7 +251,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
         return reply.code(err.statusCode).headers(err.headers).type('application/scim+json').send(scimErrorBody(err.statusCode, err.message));
       }
     });
-    await registerScim(app, {
+    const scimHost = await registerScim(app, {
       db,
       basePath: SCIM_BASE_PATH,
       ...(options.publicUrl ? { publicUrl: issuer + SCIM_BASE_PATH } : {}),
@@ -276,6 +283,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       app,
       url,
       db,
+      scimHost,
       bootstrap: bootstrap.generatedPassword === undefined ? { adminUser: bootstrap.adminUser } : { adminUser: bootstrap.adminUser, generatedPassword: bootstrap.generatedPassword },
       close: async () => {
         clearInterval(pruneTimer);

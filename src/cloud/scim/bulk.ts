@@ -1,7 +1,9 @@
 /**
- * Bulk (RFC 7644 §3.7). The whole request runs in one SQLite transaction (fast: the sync engine sends
- * hundreds of users per request), each operation in its own savepoint so a failed operation leaves
- * no trace while the others are kept. Operations that reference a `bulkId` defined by a later POST
+ * Bulk (RFC 7644 §3.7). The request runs in one SQLite transaction per slice of BulkOptions.sliceMs
+ * (a Bulk of 100 creates is one; the sync engine sends hundreds of users per request), each
+ * operation in its own savepoint (or one atomic statement) so a failed operation leaves no trace
+ * while the others are kept. Uniqueness (userName, externalId) is the unique indexes' verdict, not a
+ * query per operation. Operations that reference a `bulkId` defined by a later POST
  * are deferred until it has run; references that can never be resolved fail with 409.
  */
 import { badRequest, ScimError } from './errors.js';
@@ -160,12 +162,19 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
   }
 }
 
+/** POST, PUT or PATCH of a User: its one write is a single INSERT or UPDATE of its row. */
+const writesOneRow = (op: BulkOp): boolean => op.method !== 'DELETE' && /^\/?Users(\/|$)/i.test(op.path);
+
 /** Milliseconds of Bulk work between two turns of the event loop. */
 export const BULK_SLICE_MS = 20;
 
 export interface BulkOptions {
   /** Default BULK_SLICE_MS. */
   sliceMs?: number;
+  /** Ends the current slice (and its transaction) early when true: another connection waits for the write lock. */
+  yieldNow?: () => boolean;
+  /** Runs between two slices, after the commit; default one turn of the event loop. */
+  between?: () => Promise<void>;
   /** Told of an unexpected fault in one operation (that operation answers 500, the others are kept). */
   onInternalError?: (err: unknown) => void;
 }
@@ -236,14 +245,17 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
             continue;
           }
           try {
-            svc.transaction(() => execute(op)); // a savepoint: a failed operation leaves no partial writes
+            // A failed operation leaves no partial writes: a savepoint around it, except where its
+            // only write is one statement (a User's INSERT or UPDATE), which SQLite makes atomic anyway.
+            if (writesOneRow(op)) execute(op);
+            else svc.savepoint(() => execute(op));
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));
           }
-          if (performance.now() - started >= sliceMs) break;
+          if (performance.now() - started >= sliceMs || options.yieldNow?.()) break;
         }
       });
-      if (i < pending.length) await new Promise((resolve) => setImmediate(resolve));
+      if (i < pending.length) await (options.between ? options.between() : new Promise((resolve) => setImmediate(resolve)));
     }
     if (errors >= failOnErrors) break;
     if (deferred.length === pending.length) {
