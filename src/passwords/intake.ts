@@ -18,7 +18,7 @@
  * window the later wins. Only OrgId hashes (never a password or an NT hash) wait here.
  */
 import { availableParallelism } from 'node:os';
-import type { EnqueueResult, Outbox, OutboxWrite } from './outbox.js';
+import type { EnqueueResult, OutboxWrite } from './outbox.js';
 
 export const DEFAULT_WINDOW_MS = 3;
 export const DEFAULT_MAX_BATCH = 256;
@@ -44,6 +44,9 @@ export class IntakeWriter {
   private immediate: NodeJS.Immediate | undefined;
   /** Hashes being computed for this writer right now (hashStarted / hashEnded). */
   private hashing = 0;
+  /** Transactions written and changes they held (for metrics and tests). */
+  private transactions = 0;
+  private changes = 0;
   private readonly windowMs: number;
   private readonly maxBatch: number;
   private readonly busyHashes: number;
@@ -55,6 +58,11 @@ export class IntakeWriter {
     this.windowMs = Math.max(0, options.windowMs ?? DEFAULT_WINDOW_MS);
     this.maxBatch = Math.max(1, options.maxBatch ?? DEFAULT_MAX_BATCH);
     this.busyHashes = Math.max(1, options.busyHashes ?? availableParallelism());
+  }
+
+  /** Changes waiting for their transaction now, transactions written and changes written so far. */
+  stats(): { pending: number; transactions: number; changes: number } {
+    return { pending: this.pending.length, transactions: this.transactions, changes: this.changes };
   }
 
   /** A hash for a future submit() started: the writer waits for it rather than starving the pool. */
@@ -95,6 +103,8 @@ export class IntakeWriter {
       for (const w of batch) w.reject(err);
       return;
     }
+    this.transactions++;
+    this.changes += batch.length;
     batch.forEach((w, i) => w.resolve(results[i]!));
   }
 

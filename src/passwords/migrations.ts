@@ -76,4 +76,14 @@ CREATE TABLE phs_drs_state (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    // Password change notifications and agent batches look a user up by anchor (or DN) without
+    // knowing the connector: without these, every look-up scanned cs_objects (≈ 30 notifications/s
+    // with 10,000 users). Partial indexes on users only, to keep the engine's writes cheap.
+    id: 'passwords/intake-001-user-lookup-indexes',
+    sql: `
+CREATE INDEX IF NOT EXISTS phs_cs_anchor ON cs_objects (anchor) WHERE object_type = 'user';
+CREATE INDEX IF NOT EXISTS phs_cs_dn ON cs_objects (dn_norm) WHERE object_type = 'user';
+`,
+  },
 ];

@@ -68,17 +68,18 @@ export class Outbox {
   ) {
     // One statement decides "newer than what we know" and writes the last known state (and the NT
     // fingerprint, when the source gave one): no read-then-write per change.
-    this.stateUpsert = db.prepare(
+    this.stateUpsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string]>(
       `INSERT INTO phs_state (connector, anchor, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
-       VALUES (@connector, @anchor, @fp, @ct, @iv, @tag, @keyId, @changedAt, @now)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = coalesce(excluded.nt_fp, phs_state.nt_fp), hash_ct = excluded.hash_ct,
          hash_iv = excluded.hash_iv, hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at,
          updated_at = excluded.updated_at
        WHERE phs_state.changed_at IS NULL OR phs_state.changed_at <= excluded.changed_at`,
     );
-    this.outboxUpsert = db.prepare(
+    // (anchor, connector, ct, iv, tag, keyId, changedAt, queuedAt, nextAttemptAt, source)
+    this.outboxUpsert = db.prepare<[string, string, Buffer, Buffer, Buffer, string, string, string, number, string | null]>(
       `INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, next_attempt_at, last_error, source)
-       VALUES (@anchor, @connector, @ct, @iv, @tag, @keyId, @changedAt, @now, 1, 0, @nowMs, NULL, @source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, NULL, ?)
        ON CONFLICT (anchor) DO UPDATE SET connector = excluded.connector, hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
          hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, queued_at = excluded.queued_at,
          version = phs_outbox.version + 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
@@ -120,26 +121,15 @@ export class Outbox {
       const out: EnqueueResult[] = [];
       for (const c of changes) {
         const sealed = this.keys.seal(c.hash, c.anchor);
-        const p = {
-          connector: c.connector,
-          anchor: c.anchor,
-          fp: c.fp ?? null,
-          ct: sealed.ct,
-          iv: sealed.iv,
-          tag: sealed.tag,
-          keyId: sealed.keyId,
-          changedAt: c.changedAt.toISOString(),
-          source: c.source,
-          now,
-          nowMs,
-        };
-        // A newer change of this user is known: nothing changes (the transaction rolls nothing back
-        // because nothing was written for this one).
-        if (this.stateUpsert.run(p).changes === 0) {
+        const changedAt = c.changedAt.toISOString();
+        // Positional parameters: binding an object of named ones costs a µs or two per row.
+        // A newer change of this user is known: nothing changes for this one.
+        if (this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes === 0) {
           out.push('stale');
           continue;
         }
-        out.push(this.outboxUpsert.run(p).changes > 0 ? 'queued' : 'stale');
+        const res = this.outboxUpsert.run(c.anchor, c.connector, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, nowMs, c.source);
+        out.push(res.changes > 0 ? 'queued' : 'stale');
       }
       return out;
     })();
@@ -270,18 +260,7 @@ export class Outbox {
     r: { connector: string; anchor: string; hash_ct: Buffer; hash_iv: Buffer; hash_tag: Buffer; key_id: string; changed_at: string; source: string },
     nowMs: number,
   ): boolean {
-    const res = this.outboxUpsert.run({
-      anchor: r.anchor,
-      connector: r.connector,
-      ct: r.hash_ct,
-      iv: r.hash_iv,
-      tag: r.hash_tag,
-      keyId: r.key_id,
-      changedAt: r.changed_at,
-      source: r.source,
-      now: new Date(nowMs).toISOString(),
-      nowMs,
-    });
+    const res = this.outboxUpsert.run(r.anchor, r.connector, r.hash_ct, r.hash_iv, r.hash_tag, r.key_id, r.changed_at, new Date(nowMs).toISOString(), nowMs, r.source);
     return res.changes > 0;
   }
 

@@ -169,6 +169,11 @@ export class PasswordPipeline {
     return found[0]!;
   }
 
+  /** The notification path's coalescing: changes waiting now, transactions and changes written. */
+  intakeStats(): { pending: number; transactions: number; changes: number } {
+    return this.intake.stats();
+  }
+
   /**
    * Password change notification: hashes the password at once (NT, then OrgId) and queues the
    * hash. The plaintext is not stored, logged or returned, and no error message contains it; it is
