@@ -47,7 +47,8 @@ const ROUNDS = Math.max(1, Number(process.env.IDSYNC_BENCH_ROUNDS ?? 10));
 const pbkdf2Async = promisify(pbkdf2);
 // The same concurrency for raw PBKDF2 and both intake paths: what the import path uses by default
 // (twice libuv's pool, so a pool thread that finishes finds the next hash waiting).
-const inFlight = defaultHashConcurrency();
+// IDSYNC_BENCH_IN_FLIGHT raises it for all three lines alike (a burst of notifications from many senders).
+const inFlight = Number(process.env.IDSYNC_BENCH_IN_FLIGHT ?? defaultHashConcurrency());
 const poolSize = process.env.UV_THREADPOOL_SIZE ?? '4 (default)';
 
 /** Runs fn(i) for i in [from, to) with `inFlight` callers, each waiting for its call to finish. */
