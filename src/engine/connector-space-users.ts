@@ -26,12 +26,14 @@ export class ConnectorSpaceUsers {
     const cols = 'connector, anchor, dn';
     this.byAnchorStmt = db.prepare<[string], ConnectorSpaceUser>(`SELECT ${cols} FROM cs_objects WHERE anchor = ? AND ${LIVE_USER}`);
     this.byDnStmt = db.prepare<[string], ConnectorSpaceUser>(`SELECT ${cols} FROM cs_objects WHERE dn_norm = ? AND ${LIVE_USER}`);
-    // The expressions match the indexes created by passwords/001.
-    this.byNameStmt = db.prepare<[string, string, string], ConnectorSpaceUser>(
-      `SELECT ${cols} FROM cs_objects WHERE ${LIVE_USER} AND (
-         lower(json_extract(attrs, '$.samaccountname[0]')) = ? OR
-         lower(json_extract(attrs, '$.userprincipalname[0]')) = ? OR
-         lower(json_extract(attrs, '$.uid[0]')) = ?)`,
+    // The expressions match the indexes created by passwords/001; one indexed SELECT per name kind
+    // (SQLite's planner scans the table for the same three tests joined with OR), and the anchor in
+    // the same statement: one round trip per notification. `k` ranks the matches (anchor first).
+    const byExpr = (attr: string): string =>
+      `SELECT ${cols}, 1 AS k FROM cs_objects WHERE object_type = 'user' AND lower(json_extract(attrs, '$.${attr}[0]')) = ? AND (pending IS NULL OR pending <> 'delete')`;
+    this.byNameStmt = db.prepare<[string, string, string, string], ConnectorSpaceUser & { k: number }>(
+      `SELECT ${cols}, 0 AS k FROM cs_objects WHERE anchor = ? AND ${LIVE_USER}
+       UNION ALL ${byExpr('samaccountname')} UNION ALL ${byExpr('userprincipalname')} UNION ALL ${byExpr('uid')}`,
     );
     this.dnStmt = db.prepare<[string, string], { dn: string }>('SELECT dn FROM cs_objects WHERE connector = ? AND anchor = ?');
     this.accountStmt = db.prepare<[string, string], { uac: number | string | null; sam: string | null }>(
@@ -50,9 +52,22 @@ export class ConnectorSpaceUsers {
     return this.byDnStmt.all(dnNorm);
   }
 
-  /** The users whose sAMAccountName, userPrincipalName or uid is this (each compared lower-case). */
-  byLoginName(sam: string, upn: string, uid: string): ConnectorSpaceUser[] {
-    return this.byNameStmt.all(sam, upn, uid);
+  /**
+   * The users with this anchor or, when none has it, those whose sAMAccountName, userPrincipalName
+   * or uid is one of these (each compared lower-case). One user found by several names is one user.
+   */
+  byAnchorOrLoginName(anchor: string, sam: string, upn: string, uid: string): ConnectorSpaceUser[] {
+    const rows = this.byNameStmt.all(anchor, sam, upn, uid);
+    const best = rows.some((r) => r.k === 0) ? 0 : 1;
+    const out: ConnectorSpaceUser[] = [];
+    const seen = new Set<string>();
+    for (const r of rows) {
+      const key = `${r.connector}\0${r.anchor}`;
+      if (r.k !== best || seen.has(key)) continue;
+      seen.add(key);
+      out.push({ connector: r.connector, anchor: r.anchor, dn: r.dn });
+    }
+    return out;
   }
 
   /** The DN of an anchor in a connector space (also of one pending deletion: events still name it). */

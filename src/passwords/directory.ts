@@ -24,9 +24,9 @@ export class UserDirectory {
   find(user: string): KnownUser[] {
     const name = user.trim();
     if (name === '') return [];
-    const exact = this.users.byAnchor(name);
-    if (exact.length > 0) return exact;
     if (name.includes('=')) {
+      const exact = this.users.byAnchor(name);
+      if (exact.length > 0) return exact;
       const norm = tryNormalizeDn(name);
       if (norm !== undefined) {
         const found = this.users.byDn(norm);
@@ -36,7 +36,7 @@ export class UserDirectory {
     // DOMAIN\sam as typed at a Windows sign-in prompt
     const bare = /^[^\\]+\\(.+)$/.exec(name)?.[1] ?? name;
     const lower = bare.toLowerCase();
-    return this.users.byLoginName(lower, name.toLowerCase(), lower);
+    return this.users.byAnchorOrLoginName(name, lower, name.toLowerCase(), lower);
   }
 
   /** The DN of an anchor in a connector space, for events. */
