@@ -23,7 +23,7 @@ import { CLOUD_CONNECTOR, createCloudClient } from '../connectors/registry.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import type { EngineContext } from '../engine/context.js';
-import { runCycle } from '../engine/cycle.js';
+import { runCycle, type CycleOptions, type CycleResult } from '../engine/cycle.js';
 import { RunLog, type RunRecord } from '../engine/runs.js';
 import { DrsPasswordSource } from '../passwords/sources/drs.js';
 import { EVENTS } from '../events/catalog.js';
@@ -148,7 +148,7 @@ export class SyncService {
   private startedAt: number | null = null;
   private running = false;
   private stopping: Promise<void> | undefined;
-  private cycle: Promise<RunRecord | undefined> | undefined;
+  private cycle: Promise<CycleResult | undefined> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private nextAt: number | null = null;
@@ -283,14 +283,17 @@ export class SyncService {
     }
   }
 
-  /** Runs a cycle now, or returns the one in flight. Resolves undefined when skipped. */
-  runNow(): Promise<RunRecord | undefined> {
-    if (this.cycle) return this.cycle;
+  /**
+   * Runs a cycle now, or returns the one in flight. Resolves undefined when skipped. With options
+   * (the console's full sync, preview, approved deletions) a cycle in flight is waited for first.
+   */
+  runNow(options?: Omit<CycleOptions, 'onProgress'>): Promise<CycleResult | undefined> {
+    if (this.cycle) return options ? this.cycle.catch(() => undefined).then(() => this.runNow(options)) : this.cycle;
     if (!this.running) return Promise.resolve(undefined);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.nextAt = null;
-    const p = this.cycleOnce().finally(() => {
+    const p = this.cycleOnce(options).finally(() => {
       this.cycle = undefined;
       this.checkHealth();
       if (this.running) {
@@ -346,10 +349,10 @@ export class SyncService {
     if (phsNow && this.running) this.startDrsSources();
   }
 
-  private async cycleOnce(): Promise<RunRecord | undefined> {
+  private async cycleOnce(options: Omit<CycleOptions, 'onProgress'> = {}): Promise<CycleResult | undefined> {
     try {
       await this.reloadConfigurationIfChanged();
-      const run = await runCycle(this.ctx);
+      const run = await runCycle(this.ctx, options);
       this.metrics.cycles.inc({ status: run.status });
       for (const s of run.steps.filter((x) => x.step === 'export')) {
         this.metrics.exported.inc({ op: 'add' }, s.adds);
@@ -678,7 +681,7 @@ export class SyncService {
     });
     // The web console (src/console/): only on loopback or under TLS, its own path and session.
     if (tls || isLoopback(this.host)) {
-      void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: this.ctx, health: () => this.health(), runNow: () => this.runNow(), secure: !!tls });
+      void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: this.ctx, health: () => this.health(), runNow: (o) => this.runNow(o), pipeline: this.pipeline, idle: () => this.idle(), secure: !!tls });
     }
     return app;
   }
