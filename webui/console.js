@@ -70,7 +70,10 @@ function credentialForm(names) {
     save.setAttribute('disabled', '');
     status.textContent = 'Testing against the directory…';
     api(`${BASE}/api/credentials/${encodeURIComponent(name.value)}`, { method: 'POST', body: { secret: value } })
-      .then((r) => (status.textContent = `Credential for ${/** @type {CredentialSaved} */ (r).connector} tested and saved; every component uses it from its next call.`))
+      .then((r) => {
+        const saved = /** @type {CredentialSaved} */ (r);
+        status.textContent = `Credential for ${saved.connector} tested and saved; every component uses it from its next call.${saved.cycleStarted ? ' A sync cycle was started with it.' : ''}`;
+      })
       .catch((e) => status.replaceChildren(errorBox(e)))
       .finally(() => save.removeAttribute('disabled'));
   } },

@@ -123,6 +123,8 @@ export interface CredentialSaved {
   connector: string;
   saved: true;
   changedAt: string | null;
+  /** The last cycle had failed: one was started with the new secret. */
+  cycleStarted: boolean;
 }
 
 /** POST /console/api/approve-deletions {runId} */

@@ -262,7 +262,10 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     try {
       const r = await updateCredential(ctx.credentials, ctx.events, name, secret, { test: (s) => testConnectorSecret(ctx.loaded, name, s, ctx.credentials) });
       events().emit(EVENTS.CONSOLE_CREDENTIAL_SUBMITTED, { user: user(req), connector: name, result: 'tested and saved' });
-      const out: CredentialSaved = { connector: name, saved: true, changedAt: r.changedAt };
+      // After a failed cycle, run one now with the new secret: health follows its outcome at once.
+      const cycleStarted = opts.health().cycle.last?.status === 'failed';
+      if (cycleStarted) void opts.runNow().catch(() => undefined);
+      const out: CredentialSaved = { connector: name, saved: true, changedAt: r.changedAt, cycleStarted };
       return out;
     } catch (err) {
       const e = toIdsyncError(err);
