@@ -393,7 +393,8 @@ export const EVENTS = defineCatalog({
     message:
       'Console user {user} approved the {deletes} deletion(s) that the deletion threshold ({threshold}) held in run {runId}, at {at}; a cycle with deletions allowed was started.',
     resolution:
-      'No action needed if the deletions were intended. If not, restore the objects in the source directory: the next cycle exports them again.',
+      'Check that the deletions were intended (the held run\'s preview in the console, or `idsync sync --preview`, listed them). ' +
+      'If they were not, restore the objects in the source directory: the next cycle exports them again.',
   },
   CONSOLE_CREDENTIAL_SUBMITTED: {
     id: 6157,
