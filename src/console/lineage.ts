@@ -5,7 +5,7 @@
  */
 import type { EngineContext } from '../engine/context.js';
 import type { ConnectorKind } from '../engine/sync.js';
-import { passwordHistory } from '../status/index.js';
+import { StatusLog } from '../passwords/status.js';
 import type { AttrMap, Lineage } from './api-types.js';
 import { parseJsonAttrs, withoutSecrets } from './attrs.js';
 
@@ -43,8 +43,10 @@ export function buildLineage(ctx: EngineContext, id: number): Lineage | undefine
   const contributedBy: Record<string, string | null> = {};
   for (const [k, v] of Object.entries(withoutSecrets(mvAttrs))) contributedBy[k] = flowed.find((f) => same(f.attrs[k], v))?.connector ?? null;
 
-  // Password sync status of the user (any of its source anchors), newest first.
-  const passwords = mv.object_type === 'user' ? cs.flatMap((c) => passwordHistory(db, ctx.events, c.anchor).records).sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, 10) : [];
+  // Password sync status of the user (any of its source anchors), newest first: the status log,
+  // by anchor (indexed), as `idsync passwords status` reads it.
+  const log = new StatusLog(db);
+  const passwords = mv.object_type === 'user' ? cs.flatMap((c) => log.forAnchor(c.anchor)).sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, 10) : [];
 
   return {
     metaverse: {
