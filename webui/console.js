@@ -281,25 +281,59 @@ async function preview(main) {
   );
 }
 
+/** The live events stream of the events page, closed when another page opens. @type {EventSource | null} */
+let live = null;
+
+const SOURCES = ['Directory Synchronization', 'idsync Sync Engine', 'idsync Service', 'idsync Credentials', 'idsync Password Sync'];
+/** @type {Record<string, number>} */
+const RANGES = { 'last hour': 3600e3, 'last 24 hours': 86400e3, 'last 7 days': 7 * 86400e3 };
+
+/** @param {import('../src/events/log.js').EventRecord} e */
+const eventRow = (e) => [when(e.time), e.id, e.level, e.source, e.message, e.resolution];
+
 /** @param {HTMLElement} main */
 async function events(main) {
   const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
   const level = /** @type {HTMLSelectElement} */ (h('select', { id: 'level', name: 'level' }, ['', 'Error', 'Warning', 'Information'].map((l) => h('option', { value: l }, l || 'any level'))));
   level.value = params.get('level') ?? '';
-  const id = /** @type {HTMLInputElement} */ (h('input', { id: 'event-id', name: 'id', value: params.get('id') ?? '', inputmode: 'numeric', placeholder: 'e.g. 6150' }));
+  const id = /** @type {HTMLInputElement} */ (h('input', { id: 'event-id', name: 'id', value: params.get('id') ?? '', inputmode: 'numeric', placeholder: 'e.g. 115,655' }));
+  const source = /** @type {HTMLSelectElement} */ (h('select', { id: 'source', name: 'source' }, h('option', { value: '' }, 'any source'), SOURCES.map((x) => h('option', { value: x }, x))));
+  source.value = params.get('source') ?? '';
+  const range = /** @type {HTMLSelectElement} */ (h('select', { id: 'range', name: 'range' }, h('option', { value: '' }, 'any time'), Object.keys(RANGES).map((x) => h('option', { value: x }, x))));
+  range.value = params.get('range') ?? '';
   const q = new URLSearchParams();
   if (level.value) q.set('level', level.value);
   if (id.value) q.set('id', id.value);
+  if (source.value) q.set('source', source.value);
+  const span = RANGES[range.value];
+  if (span) q.set('since', new Date(Date.now() - span).toISOString());
   /** @type {EventList} */
   const list = await api(`${BASE}/api/events?${q}`);
-  fill(main, 
+  const table_ = table(['time', 'id', 'level', 'source', 'message', 'resolution'], list.events.map(eventRow), 'events');
+  const liveState = h('span', { class: 'muted', id: 'live-state', role: 'status' }, 'Live: connecting…');
+  fill(main,
     h('h1', null, 'Events'),
     h('form', { class: 'inline', onsubmit: (ev) => {
       ev.preventDefault();
-      location.hash = `#/events?${new URLSearchParams({ level: level.value, id: id.value })}`;
-    } }, h('label', { for: 'level' }, 'Level'), level, h('label', { for: 'event-id' }, 'Event id'), id, h('button', { type: 'submit' }, 'Filter')),
-    table(['time', 'id', 'level', 'source', 'message', 'resolution'], list.events.map((e) => [when(e.time), e.id, e.level, e.source, e.message, e.resolution]), 'events'),
+      location.hash = `#/events?${new URLSearchParams({ level: level.value, id: id.value, source: source.value, range: range.value })}`;
+    } },
+    h('label', { for: 'level' }, 'Level'), level, h('label', { for: 'event-id' }, 'Event id'), id, h('label', { for: 'source' }, 'Source'), source,
+    h('label', { for: 'range' }, 'Time'), range, h('button', { type: 'submit' }, 'Filter'), liveState),
+    table_,
   );
+  // New events arrive at the top as they are written (Server-Sent Events, same filters).
+  q.delete('since');
+  q.set('after', String(list.lastSeq));
+  live = new EventSource(`${BASE}/api/events/stream?${q}`);
+  live.onopen = () => (liveState.textContent = 'Live: new events appear at the top');
+  live.onerror = () => (liveState.textContent = 'Live: reconnecting…');
+  live.onmessage = (m) => {
+    const e = /** @type {import('../src/events/log.js').EventRecord} */ (JSON.parse(m.data));
+    const body = table_.querySelector('tbody');
+    if (!body) return;
+    body.querySelector('td.muted')?.parentElement?.remove();
+    body.prepend(h('tr', { class: 'new' }, eventRow(e).map((c) => h('td', null, c))));
+  };
 }
 
 void start({
@@ -307,6 +341,8 @@ void start({
   title: 'idsync console',
   nav: [['overview', 'Overview'], ['operations', 'Operations'], ['search', 'Search'], ['events', 'Events']],
   render: async (route, main) => {
+    live?.close();
+    live = null;
     const page = (route[0] ?? '').split('?')[0];
     const arg = route[1]?.split('?')[0];
     if (page === 'operations') return operations(main, arg);

@@ -146,9 +146,11 @@ export interface PreviewResult {
   plan: import('../engine/export.js').PlannedExport[];
 }
 
-/** GET /console/api/events?level=&id=&limit= */
+/** GET /console/api/events?level=&id=&source=&since=&limit= (newest first); live: GET /console/api/events/stream?...&after=<lastSeq> (SSE) */
 export interface EventList {
   events: EventRecord[];
+  /** Follow from here with the stream. */
+  lastSeq: number;
 }
 
 // ----------------------------------------------------------------------------------------------

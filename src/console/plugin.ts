@@ -29,13 +29,15 @@ import type { PasswordPipeline } from '../passwords/pipeline.js';
 import { DrsStateStore } from '../passwords/sources/drs.js';
 import { buildLineage } from './lineage.js';
 import { parseSearchQuery, search } from './search.js';
-import { EVENTS, EVENT_LEVELS, type EventLevel } from '../events/catalog.js';
+import { EVENTS, EVENT_LEVELS, EVENT_SOURCES, type EventLevel, type EventSource } from '../events/catalog.js';
+import type { EventQuery } from '../events/log.js';
 import type { HealthReport } from '../service/service.js';
 import {
   addSecurityHeaders,
   checkStateChange,
   clearSessionCookie,
   readCookie,
+  securityHeaders,
   sendError,
   serveAssets,
   SessionStore,
@@ -323,13 +325,47 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     return out;
   });
 
-  app.get('/api/events', { onRequest: guard }, async (req) => {
-    const q = req.query as Partial<Record<'level' | 'id' | 'limit', string>>;
+  /** The events filter of the query string: level, ids ("115,655"), source, since (ISO time). */
+  const eventFilter = (q: Partial<Record<'level' | 'id' | 'source' | 'since', string>>): EventQuery => {
     const level = EVENT_LEVELS.find((l) => l === q.level) as EventLevel | undefined;
     const ids = q.id ? q.id.split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 0) : undefined;
+    const source = EVENT_SOURCES.find((x) => x === q.source) as EventSource | undefined;
+    const since = q.since ? new Date(q.since) : undefined;
+    if (since && Number.isNaN(since.getTime())) throw new WebError(400, 'BAD_REQUEST', 'since must be an ISO date-time, e.g. 2026-12-06T08:00:00Z');
+    return { ...(level ? { level } : {}), ...(ids?.length ? { ids } : {}), ...(source ? { source } : {}), ...(since ? { since } : {}) };
+  };
+
+  app.get('/api/events', { onRequest: guard }, async (req) => {
+    const q = req.query as Partial<Record<'level' | 'id' | 'source' | 'since' | 'limit', string>>;
     const limit = Math.min(Math.max(Number(q.limit) || 200, 1), 1000);
-    const out: EventList = { events: ctx.events.query({ ...(level ? { level } : {}), ...(ids?.length ? { ids } : {}), limit }).reverse() };
+    const out: EventList = { events: ctx.events.query({ ...eventFilter(q), limit }).reverse(), lastSeq: ctx.events.lastSeq() };
     return out;
+  });
+
+  // Live updates: Server-Sent Events with the same filters, from `after` (or Last-Event-ID) on.
+  // The log is polled once a second; the stream ends with the session.
+  app.get('/api/events/stream', { onRequest: guard }, (req, reply) => {
+    const q = req.query as Partial<Record<'level' | 'id' | 'source' | 'since' | 'after', string>>;
+    const filter = eventFilter(q);
+    let seq = Number(req.headers['last-event-id'] ?? q.after);
+    if (!Number.isInteger(seq) || seq < 0) seq = ctx.events.lastSeq();
+    reply.hijack();
+    reply.raw.writeHead(200, { ...securityHeaders(), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    reply.raw.write(': idsync events\n\n');
+    let quiet = 0;
+    const timer = setInterval(() => {
+      if (!sessionOf(req)) {
+        clearInterval(timer);
+        reply.raw.end();
+        return;
+      }
+      const rows = ctx.events.query({ ...filter, afterSeq: seq, limit: 200 });
+      for (const r of rows) reply.raw.write(`id: ${r.seq}\ndata: ${JSON.stringify(r)}\n\n`);
+      if (rows.length) seq = rows[rows.length - 1]!.seq;
+      // A comment now and then keeps proxies from closing an idle stream.
+      else if (++quiet % 15 === 0) reply.raw.write(': keep-alive\n\n');
+    }, 1000);
+    req.raw.on('close', () => clearInterval(timer));
   });
 
   app.post('/api/cycle', { onRequest: guard }, async (req, reply) => {
