@@ -17,7 +17,7 @@ const SCALAR = "('text', 'integer', 'real')";
  * indexed value costs the sync a B-tree row per object (about 4 µs of CPU here), and a search by any
  * other attribute still works, by a walk over the metaverse (bench/console.ts measures both).
  */
-export const INDEXED_ATTRIBUTES = ['username', 'mail', 'displayname', 'externalid', 'userprincipalname', 'samaccountname', 'uid', 'cn', 'employeeid', 'proxyaddresses', 'emails'] as const;
+export const INDEXED_ATTRIBUTES = ['accountname', 'username', 'mail', 'displayname', 'externalid', 'userprincipalname', 'samaccountname', 'uid', 'cn', 'employeeid', 'proxyaddresses', 'emails'] as const;
 const ATTRS = `(${INDEXED_ATTRIBUTES.map((a) => `'${a}'`).join(', ')})`;
 const cut = (v: string) => `substr(lower(${v}), 1, ${INDEXED_VALUE_CHARS})`;
 
