@@ -221,3 +221,9 @@ export interface PortalLockedList {
 export interface PortalSyncStatus {
   accounts: { name: string; kind: 'account' | 'client'; lastExport: string | null; lastPasswordBatch: string | null; silentHours: number | null; warning: boolean }[];
 }
+
+/** GET /portal/api/accounts: administrators and sync accounts with their roles (never a secret). */
+export interface PortalAccounts {
+  accounts: { username: string; role: string; createdAt: string; passwordChangedAt: string }[];
+  clients: { clientId: string; role: string; createdAt: string }[];
+}
