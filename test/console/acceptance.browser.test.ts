@@ -307,6 +307,37 @@ describe('acceptance: both consoles in Chromium against slapd, `idsync serve` an
     assert.equal(await signIn(cloudUrl, 'pw0@lab.test', passwordOf(0)), 200, 'pw0 signs in after the unlock');
   });
 
+  test('the new state changes refuse a missing CSRF token and another origin; a sync account cannot sign in to the portal', async () => {
+    const post = async (base: string, p: string, headers: Record<string, string>, body: unknown) => {
+      const res = await request(`${base}${p}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      const text = await res.body.text();
+      printed.push({ what: `POST ${p}`, text: JSON.stringify(res.headers) + text });
+      return { status: res.statusCode, text, headers: res.headers };
+    };
+    const si = await post(url, '/console/api/signin', { origin: url }, { username: CONSOLE_USER, password: CONSOLE_PASSWORD });
+    assert.equal(si.status, 200);
+    const cookie = String(si.headers['set-cookie']).split(';')[0]!;
+    const csrf = JSON.parse(si.text).csrf as string;
+    const credList = async () => JSON.parse(await cli(['credentials', 'list', '--json'])).credentials.find((c: any) => c.connector === 'cloud').changedAt as string;
+    const changedAt = await credList();
+    const refusedBefore = (await events()).filter((e) => e.id === 6154).length;
+    for (const [p, body] of [['/console/api/credentials/cloud', { secret: WRONG }], ['/console/api/approve-deletions', { runId: 1 }], ['/console/api/passwords/resync', { all: true }], ['/console/api/runs', { profile: 'full' }], ['/console/api/objects/1/trace', {}]] as const) {
+      const noToken = await post(url, p, { cookie, origin: url }, body);
+      assert.equal(noToken.status, 403, `${p} without the token`);
+      assert.equal(JSON.parse(noToken.text).error.code, 'CSRF_TOKEN');
+      const foreign = await post(url, p, { cookie, origin: 'http://evil.example', 'x-csrf-token': csrf }, body);
+      assert.equal(foreign.status, 403, `${p} from another origin`);
+      assert.equal(JSON.parse(foreign.text).error.code, 'CSRF_ORIGIN');
+    }
+    assert.equal(await credList(), changedAt, 'the credential was not touched');
+    assert.equal((await events()).filter((e) => e.id === 6154).length, refusedBefore + 10, 'each refusal is event 6154');
+    // The sync account has the right password, and still does not get in.
+    const sync = await post(cloudUrl, '/portal/api/signin', { origin: cloudUrl }, { username: SYNC_ACCOUNT, password: P2 });
+    assert.equal(sync.status, 403);
+    assert.equal(JSON.parse(sync.text).error.code, 'ROLE_NOT_ALLOWED');
+    assert.equal(sync.headers['set-cookie'], undefined);
+  });
+
   test('every page of both consoles carried the CSP; nothing third-party; no secret in any response or output', async () => {
     await b.settle();
     const pages = b.seen.filter((s) => s.url.startsWith(`${url}/console`) || s.url.startsWith(`${cloudUrl}/portal`));
