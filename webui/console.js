@@ -17,6 +17,7 @@ import { api, errorBox, fill, h, start, table, when } from './common.js';
 /** @typedef {import('../src/console/api-types.js').DeletionsApproved} DeletionsApproved */
 /** @typedef {import('../src/console/api-types.js').PasswordsResynced} PasswordsResynced */
 /** @typedef {import('../src/console/api-types.js').PreviewResult} PreviewResult */
+/** @typedef {import('../src/console/api-types.js').Charts} Charts */
 
 const BASE = '/console';
 
@@ -95,6 +96,60 @@ function heldPanel(held) {
     status);
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+/**
+ * An SVG element with attributes (no style attribute: the CSP allows none; colours come from CSS classes).
+ * @param {string} tag
+ * @param {Record<string, string | number>} attrs
+ * @param {(Element | string)[]} children
+ */
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c);
+  return el;
+}
+
+/**
+ * A bar chart drawn in the page itself (nothing fetched), with a table of the same figures for
+ * screen readers and for copying.
+ * @param {string} title
+ * @param {string} unit
+ * @param {{ label: string, value: number | null, bad?: boolean }[]} bars
+ */
+function barChart(title, unit, bars) {
+  const w = 560;
+  const hgt = 140;
+  const max = Math.max(1, ...bars.map((b) => b.value ?? 0));
+  const bw = bars.length ? (w - 40) / bars.length : 0;
+  const fmt = (/** @type {number | null} */ v) => (v === null ? '—' : Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  const chart = svg('svg', { viewBox: `0 0 ${w} ${hgt + 24}`, role: 'img', 'aria-label': `${title} (${unit})`, class: 'chart' },
+    svg('line', { x1: 36, y1: hgt, x2: w, y2: hgt, class: 'axis' }),
+    svg('text', { x: 0, y: 12, class: 'tick' }, fmt(max)),
+    svg('text', { x: 0, y: hgt, class: 'tick' }, '0'),
+    ...bars.map((b, i) => {
+      const bh = ((b.value ?? 0) / max) * (hgt - 10);
+      return svg('rect', { x: 40 + i * bw + 1, y: hgt - bh, width: Math.max(1, bw - 2), height: bh, class: b.bad ? 'bar bad' : 'bar' }, svg('title', {}, `${b.label}: ${fmt(b.value)} ${unit}`));
+    }),
+    ...(bars.length <= 10 ? bars.map((b, i) => svg('text', { x: 40 + i * bw + bw / 2, y: hgt + 16, class: 'tick', 'text-anchor': 'middle' }, b.label.slice(5))) : []));
+  return h('figure', { class: 'chart' }, h('figcaption', null, `${title} (${unit})`), bars.length ? chart : h('p', { class: 'muted' }, 'nothing in the last 7 days'),
+    h('details', null, h('summary', null, 'figures'), table(['', unit], bars.map((b) => [b.label, fmt(b.value)]), title)));
+}
+
+/** @param {HTMLElement} el */
+async function charts(el) {
+  /** @type {Charts} */
+  const c = await api(`${BASE}/api/charts`);
+  fill(el,
+    h('h2', null, `The last ${c.days} days`),
+    h('div', { class: 'charts' },
+      barChart('Cycle durations', 'seconds', c.cycles.map((r) => ({ label: `#${r.id} ${r.profile}`, value: r.seconds, bad: r.status === 'failed' }))),
+      barChart('Exports per cycle', 'objects', c.cycles.map((r) => ({ label: `#${r.id}`, value: r.exported, bad: r.status === 'failed' }))),
+      barChart('Password changes delivered', 'per day', c.passwordsDelivered.map((d) => ({ label: d.day, value: d.delivered }))),
+      barChart('Change to sign-in, median', 'seconds', c.changeToSignIn.map((d) => ({ label: d.day, value: d.medianSeconds })))));
+}
+
 /** @param {HTMLElement} main */
 async function overview(main) {
   /** @type {Overview} */
@@ -109,6 +164,8 @@ async function overview(main) {
   } }, 'Run a sync cycle now');
   const status = h('p', { role: 'status' });
   const pwStatus = h('p', { role: 'status' });
+  const chartBox = h('section', { id: 'charts', 'aria-label': 'charts' });
+  void charts(chartBox).catch((e) => fill(chartBox, errorBox(e)));
   const fullButton = actionButton('Run a full sync', status, async () => {
     await api(`${BASE}/api/runs`, { method: 'POST', body: { profile: 'full' } });
     return 'Full sync started: see Operations.';
@@ -129,6 +186,7 @@ async function overview(main) {
         : h('p', { class: 'muted' }, 'No cycle yet.'),
       h('p', { class: 'actions' }, runButton, fullButton, h('a', { href: '#/preview' }, 'Preview the next cycle')), status),
     o.heldDeletions ? heldPanel(o.heldDeletions) : null,
+    chartBox,
     h('section', null,
       h('h2', null, 'Password hash sync'),
       table(['outbox depth', 'oldest queued', 'heartbeat', 'last batch'], [[hl.passwords.outboxDepth, when(hl.passwords.oldestQueuedAt ?? ''), when(hl.passwords.heartbeatAt ?? ''), when(hl.passwords.lastBatchAt ?? '')]], 'password hash sync'),

@@ -227,3 +227,14 @@ export interface PortalAccounts {
   accounts: { username: string; role: string; createdAt: string; passwordChangedAt: string }[];
   clients: { clientId: string; role: string; createdAt: string }[];
 }
+
+/** GET /console/api/charts: the overview's charts over the last 7 days. */
+export interface Charts {
+  days: number;
+  /** Every finished run of the period, oldest first. */
+  cycles: { id: number; at: string; profile: string; status: string; seconds: number; exported: number }[];
+  /** Event 651's delivered count, per UTC day. */
+  passwordsDelivered: { day: string; delivered: number }[];
+  /** From a password change queued to the cloud accepting it (the user can sign in with it), per UTC day. */
+  changeToSignIn: { day: string; count: number; medianSeconds: number | null; p95Seconds: number | null }[];
+}

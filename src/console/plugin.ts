@@ -6,6 +6,7 @@
  *   POST /console/api/signin       {username, password}: the account of `idsync console set-password`
  *   POST /console/api/signout
  *   GET  /console/api/overview     health with a fix per degraded reason, the last cycle's counts
+ *   GET  /console/api/charts       the overview's charts over 7 days
  *   GET  /console/api/runs[/:id]   run history; one run with its errors
  *   GET  /console/api/search       metaverse search by attribute (equals / starts with), keyset-paged
  *   GET  /console/api/objects/:id  an object's lineage: connector space -> metaverse -> cloud
@@ -27,6 +28,7 @@ import { toIdsyncError } from '../core/errors.js';
 import { updateCredential } from '../credentials/update.js';
 import type { PasswordPipeline } from '../passwords/pipeline.js';
 import { DrsStateStore } from '../passwords/sources/drs.js';
+import { buildCharts } from './charts.js';
 import { buildLineage } from './lineage.js';
 import { parseSearchQuery, search } from './search.js';
 import { EVENTS, EVENT_LEVELS, EVENT_SOURCES, type EventLevel, type EventSource } from '../events/catalog.js';
@@ -202,6 +204,8 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     };
     return out;
   });
+
+  app.get('/api/charts', { onRequest: guard }, async () => buildCharts(ctx, now()));
 
   app.get('/api/runs', { onRequest: guard }, async (req) => {
     const limit = Math.min(Math.max(Number((req.query as { limit?: string }).limit) || 50, 1), 500);
