@@ -20,6 +20,6 @@ export default tseslint.config(
   {
     // The consoles' pages run in the browser.
     files: ['webui/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', window: 'readonly', location: 'readonly', fetch: 'readonly', URLSearchParams: 'readonly', Node: 'readonly', Event: 'readonly', HTMLElement: 'readonly' } },
+    languageOptions: { globals: { document: 'readonly', window: 'readonly', location: 'readonly', fetch: 'readonly', URLSearchParams: 'readonly', Node: 'readonly', Event: 'readonly', HTMLElement: 'readonly', EventSource: 'readonly' } },
   },
 );

@@ -131,10 +131,25 @@ async function sync(main) {
       h('span', { class: a.warning ? 'warn' : 'ok' }, a.warning ? (a.silentHours === null ? 'never synced' : `silent for ${a.silentHours} h`) : 'OK')]), 'sync accounts'));
 }
 
+/** @param {HTMLElement} main */
+async function accounts(main) {
+  /** @type {import('../src/console/api-types.js').PortalAccounts} */
+  const a = await api(`${BASE}/api/accounts`);
+  /** @param {string} role */
+  const what = (role) => (role === 'GlobalAdministrator' ? 'administrator: signs in to this portal and the admin API' : role === 'DirectorySynchronizationAccounts' ? 'sync: exports and password hashes only; cannot sign in here' : role);
+  fill(main,
+    h('h1', null, 'Administrators and sync accounts'),
+    h('p', { class: 'muted' }, 'Created and changed with `idsync cloud admin create-account | set-password | create-client`. Passwords and client secrets are never shown.'),
+    h('h2', null, 'Accounts'),
+    table(['user name', 'role', 'what it may do', 'created', 'password changed'], a.accounts.map((x) => [x.username, x.role, what(x.role), when(x.createdAt), when(x.passwordChangedAt)]), 'accounts'),
+    h('h2', null, 'OAuth clients'),
+    table(['client id', 'role', 'what it may do', 'created'], a.clients.map((x) => [x.clientId, x.role, what(x.role), when(x.createdAt)]), 'clients'));
+}
+
 void start({
   base: BASE,
   title: 'idsync cloud portal',
-  nav: [['users', 'Users'], ['groups', 'Groups'], ['signins', 'Sign-in logs'], ['locked', 'Locked accounts'], ['sync', 'Sync status']],
+  nav: [['users', 'Users'], ['groups', 'Groups'], ['signins', 'Sign-in logs'], ['locked', 'Locked accounts'], ['sync', 'Sync status'], ['accounts', 'Accounts']],
   render: async (route, main) => {
     const page = (route[0] ?? '').split('?')[0];
     const arg = route[1]?.split('?')[0];
@@ -144,6 +159,7 @@ void start({
     if (page === 'signins') return signins(main);
     if (page === 'locked') return locked(main);
     if (page === 'sync') return sync(main);
+    if (page === 'accounts') return accounts(main);
     return users(main);
   },
 });

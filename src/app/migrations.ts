@@ -7,6 +7,7 @@ import { credentialMigrations } from '../credentials/store.js';
 import { engineMigrations } from '../engine/migrations.js';
 import { eventMigrations } from '../events/log.js';
 import { passwordMigrations } from '../passwords/migrations.js';
+import { consoleMigrations } from '../console/migrations.js';
 import type { Migration } from '../store/database.js';
 
-export const allMigrations: Migration[] = [...engineMigrations, ...passwordMigrations, ...credentialMigrations, ...eventMigrations];
+export const allMigrations: Migration[] = [...engineMigrations, ...passwordMigrations, ...credentialMigrations, ...eventMigrations, ...consoleMigrations];

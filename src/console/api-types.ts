@@ -51,6 +51,10 @@ export interface ConnectorLastCycle {
 export interface Overview {
   health: HealthReport;
   degraded: DegradedWithFix[];
+  /** Deletions the threshold held in the last run (event 116), to approve from the console. */
+  heldDeletions: { runId: number; deletes: number; threshold: number } | null;
+  /** The connectors whose credential the console may update (the form's choices). */
+  credentialNames: string[];
   lastRun: { id: number; status: string; startedAt: string; endedAt: string | null; steps: ConnectorLastCycle[] } | null;
 }
 
@@ -64,27 +68,89 @@ export interface RunList {
   runs: RunRecord[];
 }
 
-export type SearchOperator = 'eq' | 'sw';
+export type SearchOperator = 'eq' | 'sw' | 'pr';
+/** mv: the metaverse; cs: the source connectors' connector spaces. */
+export type SearchSpace = 'mv' | 'cs';
 
-/** GET /console/api/search?attr=&op=eq|sw&value=&after=&limit= */
+export interface SearchHit {
+  /** The metaverse object (null: a connector-space object joined to none). */
+  id: number | null;
+  /** The connector (connector space only). */
+  connector: string | null;
+  anchor: string;
+  /** The source DN (connector space only). */
+  dn: string | null;
+  objectType: string;
+  display: string;
+  deleted: boolean;
+}
+
+/** GET /console/api/search?space=mv|cs&attr=&op=eq|sw|pr&value=&after=&limit= */
 export interface SearchResult {
-  objects: { id: number; objectType: string; sourceAnchor: string; display: string; deleted: boolean }[];
+  space: SearchSpace;
+  objects: SearchHit[];
   /** Pass as `after` for the next page; null on the last page. */
-  next: number | null;
+  next: string | null;
 }
 
 export type AttrMap = Record<string, unknown>;
 
 /** GET /console/api/objects/:id: source entry -> connector-space object -> metaverse -> cloud. */
 export interface Lineage {
-  metaverse: { id: number; objectType: string; sourceAnchor: string; attrs: AttrMap; deleted: boolean; pendingExport: boolean; updatedAt: string };
+  metaverse: {
+    id: number;
+    objectType: string;
+    sourceAnchor: string;
+    attrs: AttrMap;
+    /** The connector each attribute came from (null: none of them holds the merged value now). */
+    contributedBy: Record<string, string | null>;
+    deleted: boolean;
+    pendingExport: boolean;
+    updatedAt: string;
+  };
   connectorSpace: { connector: string; anchor: string; dn: string; objectType: string; pending: string | null; attrs: AttrMap }[];
+  /** The cloud connector space: the resource id and the last export (its time and error). */
   cloud: { resourceId: string | null; objectType: string; lastError: string | null; updatedAt: string } | null;
+  /** Password hash sync of the user, newest first (7 days). */
+  passwords: { at: string; status: string; reason: string | null; source: string | null }[];
 }
 
-/** GET /console/api/events?level=&id=&limit= */
+/** POST /console/api/objects/:id/trace: what `idsync sync --object DN` shows. */
+export type ObjectTraceResult = import('../engine/single-object.js').ObjectTrace;
+
+/** POST /console/api/credentials/:name {secret} */
+export interface CredentialSaved {
+  connector: string;
+  saved: true;
+  changedAt: string | null;
+  /** The last cycle had failed: one was started with the new secret. */
+  cycleStarted: boolean;
+}
+
+/** POST /console/api/approve-deletions {runId} */
+export interface DeletionsApproved {
+  accepted: true;
+  runId: number;
+  deletes: number;
+}
+
+/** POST /console/api/passwords/resync {user} or {all: true} */
+export interface PasswordsResynced {
+  queued: number;
+}
+
+/** POST /console/api/preview: the next cycle's export, attribute by attribute, nothing written. */
+export interface PreviewResult {
+  runId: number;
+  status: string;
+  plan: import('../engine/export.js').PlannedExport[];
+}
+
+/** GET /console/api/events?level=&id=&source=&since=&limit= (newest first); live: GET /console/api/events/stream?...&after=<lastSeq> (SSE) */
 export interface EventList {
   events: EventRecord[];
+  /** Follow from here with the stream. */
+  lastSeq: number;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -154,4 +220,21 @@ export interface PortalLockedList {
 /** GET /portal/api/sync-status */
 export interface PortalSyncStatus {
   accounts: { name: string; kind: 'account' | 'client'; lastExport: string | null; lastPasswordBatch: string | null; silentHours: number | null; warning: boolean }[];
+}
+
+/** GET /portal/api/accounts: administrators and sync accounts with their roles (never a secret). */
+export interface PortalAccounts {
+  accounts: { username: string; role: string; createdAt: string; passwordChangedAt: string }[];
+  clients: { clientId: string; role: string; createdAt: string }[];
+}
+
+/** GET /console/api/charts: the overview's charts over the last 7 days. */
+export interface Charts {
+  days: number;
+  /** Every finished run of the period, oldest first. */
+  cycles: { id: number; at: string; profile: string; status: string; seconds: number; exported: number }[];
+  /** Event 651's delivered count, per UTC day. */
+  passwordsDelivered: { day: string; delivered: number }[];
+  /** From a password change queued to the cloud accepting it (the user can sign in with it), per UTC day. */
+  changeToSignIn: { day: string; count: number; medianSeconds: number | null; p95Seconds: number | null }[];
 }

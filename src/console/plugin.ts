@@ -6,6 +6,7 @@
  *   POST /console/api/signin       {username, password}: the account of `idsync console set-password`
  *   POST /console/api/signout
  *   GET  /console/api/overview     health with a fix per degraded reason, the last cycle's counts
+ *   GET  /console/api/charts       the overview's charts over 7 days
  *   GET  /console/api/runs[/:id]   run history; one run with its errors
  *   GET  /console/api/search       metaverse search by attribute (equals / starts with), keyset-paged
  *   GET  /console/api/objects/:id  an object's lineage: connector space -> metaverse -> cloud
@@ -19,14 +20,27 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { EngineContext } from '../engine/context.js';
-import { RunLog, type RunRecord } from '../engine/runs.js';
-import { EVENTS, EVENT_LEVELS, type EventLevel } from '../events/catalog.js';
+import { metaverseIdAtDn } from '../engine/connector-space-users.js';
+import { RunLog } from '../engine/runs.js';
+import type { CycleResult } from '../engine/cycle.js';
+import { syncOneObject } from '../engine/single-object.js';
+import { CLOUD_CONNECTOR, testConnectorSecret } from '../connectors/registry.js';
+import { toIdsyncError } from '../core/errors.js';
+import { updateCredential } from '../credentials/update.js';
+import type { PasswordPipeline } from '../passwords/pipeline.js';
+import { DrsStateStore } from '../passwords/sources/drs.js';
+import { buildCharts } from './charts.js';
+import { buildLineage } from './lineage.js';
+import { parseSearchQuery, search } from './search.js';
+import { EVENTS, EVENT_LEVELS, EVENT_SOURCES, type EventLevel, type EventSource } from '../events/catalog.js';
+import type { EventQuery } from '../events/log.js';
 import type { HealthReport } from '../service/health.js';
 import {
   addSecurityHeaders,
   checkStateChange,
   clearSessionCookie,
   readCookie,
+  securityHeaders,
   sendError,
   serveAssets,
   SessionStore,
@@ -35,10 +49,9 @@ import {
   type CookieOptions,
   type Session,
 } from '../web/security.js';
-import { SECRET_ATTR, withoutSecrets } from '../web/security.js';
 import { checkConsolePassword, readConsoleAccount } from './account.js';
 import { tryNormalizeDn } from '../ldap/dn.js';
-import type { AttrMap, DegradedWithFix, EventList, Lineage, Overview, RunDetail, RunList, SearchResult, SessionInfo } from './api-types.js';
+import type { CredentialSaved, DegradedWithFix, DeletionsApproved, EventList, ObjectTraceResult, Overview, PasswordsResynced, PreviewResult, RunDetail, RunList, SessionInfo } from './api-types.js';
 
 export const CONSOLE_PREFIX = '/console';
 export const CONSOLE_COOKIE = 'idsync_console';
@@ -49,7 +62,12 @@ const PAGE_SIZE = 50;
 export interface ConsoleOptions {
   ctx: EngineContext;
   health(): HealthReport;
-  runNow(): Promise<RunRecord | undefined>;
+  /** Runs a cycle (with options: waits for the one in flight first). */
+  runNow(options?: { full?: boolean; allowDeletes?: boolean; preview?: boolean }): Promise<CycleResult | undefined>;
+  /** The service's password pipeline (resync for one user or all). */
+  pipeline?: PasswordPipeline;
+  /** Resolves when no cycle is in flight. */
+  idle?: () => Promise<void>;
   /** The service listens with TLS: cookies get `Secure`, the Origin must be https. */
   secure: boolean;
   now?: () => number;
@@ -63,25 +81,18 @@ const FIXES: Record<string, string> = {
   'password-outbox': 'Changes are kept and delivered in order once the cloud accepts them: fix the cause named by events 115, 0, 652 or 655 (usually `idsync credentials set cloud`).',
 };
 
-function parseJsonAttrs(text: string): AttrMap {
-  try {
-    const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as AttrMap) : {};
-  } catch {
-    return {};
-  }
-}
+const str = (v: unknown, max = 1024): string => (typeof v === 'string' ? v.slice(0, max) : '');
 
-function display(attrs: AttrMap): string {
-  for (const k of ['displayName', 'userName', 'cn', 'mail', 'name', 'sAMAccountName', 'uid']) {
-    const v = attrs[k];
-    if (typeof v === 'string' && v) return v;
-    if (Array.isArray(v) && typeof v[0] === 'string') return v[0];
-  }
-  return '';
+/** An engine error as an answer: its code and words (they never hold a secret), 409 for a busy engine. */
+function asWebError(err: unknown): WebError {
+  const e = toIdsyncError(err);
+  const status = e.code === 'RUN_IN_PROGRESS' ? 409 : e.code.startsWith('PASSWORD_USER') || e.code === 'LDAP_INVALID_DN' ? 400 : 502;
+  return new WebError(status, e.code, e.hint ? `${e.message} — ${e.hint}` : e.message);
 }
 
 export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions): Promise<void> {
+  /** Connectors that authenticate with a secret (as `idsync credentials set` accepts): sources but LDIF, and the cloud. */
+  const credentialNames = (): string[] => [...opts.ctx.loaded.config.connectors.filter((c) => c.type !== 'ldif').map((c) => c.name), CLOUD_CONNECTOR];
   const now = opts.now ?? Date.now;
   const sessions = new SessionStore<{ name: string; accountChangedAt: string }>(now);
   const cookie: CookieOptions = { name: CONSOLE_COOKIE, path: CONSOLE_PREFIX, secure: opts.secure };
@@ -175,9 +186,12 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     const degraded: DegradedWithFix[] = health.degraded.map((d) => ({ ...d, fix: FIXES[d.check] ?? 'Run `idsync doctor`.' }));
     const id = health.cycle.last?.id;
     const run = id !== undefined ? new RunLog(ctx.db).get(id, 0) : undefined;
+    const held = run?.status === 'failed' && run.error?.code === 'DELETION_THRESHOLD_EXCEEDED' ? ctx.events.latest(EVENTS.DELETION_THRESHOLD_EXCEEDED) : undefined;
     const out: Overview = {
       health,
       degraded,
+      heldDeletions: held && run ? { runId: run.id, deletes: Number(held.details.deletes), threshold: Number(held.details.threshold) } : null,
+      credentialNames: credentialNames(),
       lastRun: run
         ? {
             id: run.id,
@@ -191,6 +205,8 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     return out;
   });
 
+  app.get('/api/charts', { onRequest: guard }, async () => buildCharts(ctx, now()));
+
   app.get('/api/runs', { onRequest: guard }, async (req) => {
     const limit = Math.min(Math.max(Number((req.query as { limit?: string }).limit) || 50, 1), 500);
     const out: RunList = { runs: new RunLog(ctx.db).list(limit) };
@@ -202,80 +218,158 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     const run = Number.isInteger(id) ? new RunLog(ctx.db).get(id, 1000) : undefined;
     if (!run) throw new WebError(404, 'NOT_FOUND', `no run with id ${String((req.params as { id: string }).id).slice(0, 20)}`);
     // Errors name their object by source DN (or "metaverse object N"): link each to its object page.
-    const byDn = ctx.db.prepare<[string], { mv_id: number | null }>('SELECT mv_id FROM cs_objects WHERE dn_norm = ? AND mv_id IS NOT NULL LIMIT 1');
+    const mvIdAt = metaverseIdAtDn(ctx.db);
     const out: RunDetail = {
       ...run,
       errors: run.errors.map((e) => {
         const mvRef = /^metaverse object (\d+)$/.exec(e.object ?? '');
         const dn = !mvRef && e.object ? tryNormalizeDn(e.object) : undefined;
-        return { ...e, mvId: mvRef ? Number(mvRef[1]) : dn ? (byDn.get(dn)?.mv_id ?? null) : null };
+        return { ...e, mvId: mvRef ? Number(mvRef[1]) : dn ? mvIdAt(dn) : null };
       }),
     };
     return out;
   });
 
-  app.get('/api/search', { onRequest: guard }, async (req) => {
-    const q = req.query as Partial<Record<'attr' | 'op' | 'value' | 'after' | 'limit', string>>;
-    const attr = q.attr ?? '';
-    if (!/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(attr)) throw new WebError(400, 'BAD_ATTRIBUTE', 'attr must be an attribute name (letters, digits, "-" or "_")');
-    if (SECRET_ATTR.test(attr)) throw new WebError(400, 'BAD_ATTRIBUTE', `searching by ${attr} is not allowed: it may hold a secret`);
-    const op = q.op === 'sw' ? 'sw' : q.op === 'eq' || q.op === undefined ? 'eq' : undefined;
-    if (!op) throw new WebError(400, 'BAD_OPERATOR', 'op must be eq (equals) or sw (starts with)');
-    const value = (q.value ?? '').toLowerCase();
-    if (value === '') throw new WebError(400, 'BAD_VALUE', 'value must not be empty');
-    const after = Math.max(Number(q.after) || 0, 0);
-    const limit = Math.min(Math.max(Number(q.limit) || PAGE_SIZE, 1), 500);
-    // json_each walks both single values and multi-valued arrays. Case-insensitive like the directories.
-    const match = op === 'eq' ? 'lower(j.value) = ?' : 'substr(lower(j.value), 1, length(?)) = ?';
-    const args = op === 'eq' ? [value] : [value, value];
-    const rows = ctx.db
-      .prepare<unknown[], { id: number; object_type: string; source_anchor: string; attrs: string; deleted: number }>(
-        `SELECT id, object_type, source_anchor, attrs, deleted FROM mv_objects
-          WHERE id > ? AND EXISTS (SELECT 1 FROM json_each(attrs, '$."' || ? || '"') AS j WHERE ${match})
-          ORDER BY id LIMIT ?`,
-      )
-      .all(after, attr, ...args, limit + 1);
-    const page = rows.slice(0, limit);
-    const out: SearchResult = {
-      objects: page.map((r) => ({ id: r.id, objectType: r.object_type, sourceAnchor: r.source_anchor, display: display(parseJsonAttrs(r.attrs)), deleted: r.deleted === 1 })),
-      next: rows.length > limit ? page[page.length - 1]!.id : null,
-    };
-    return out;
-  });
+  app.get('/api/search', { onRequest: guard }, async (req) => search(ctx.db, parseSearchQuery(req.query as Record<string, string>, PAGE_SIZE)));
 
   app.get('/api/objects/:id', { onRequest: guard }, async (req) => {
     const id = Number((req.params as { id: string }).id);
-    const mv = Number.isInteger(id)
-      ? ctx.db
-          .prepare<[number], { id: number; object_type: string; source_anchor: string; attrs: string; deleted: number; pending_export: number; updated_at: string }>(
-            'SELECT id, object_type, source_anchor, attrs, deleted, pending_export, updated_at FROM mv_objects WHERE id = ?',
-          )
-          .get(id)
-      : undefined;
-    if (!mv) throw new WebError(404, 'NOT_FOUND', 'no metaverse object with this id');
-    const cs = ctx.db
-      .prepare<[number], { connector: string; anchor: string; dn: string; object_type: string; pending: string | null; attrs: string }>(
-        'SELECT connector, anchor, dn, object_type, pending, attrs FROM cs_objects WHERE mv_id = ? ORDER BY connector',
-      )
-      .all(id);
-    const exp = ctx.db
-      .prepare<[number], { cloud_id: string | null; object_type: string; last_error: string | null; updated_at: string }>('SELECT cloud_id, object_type, last_error, updated_at FROM export_objects WHERE mv_id = ?')
-      .get(id);
-    const out: Lineage = {
-      metaverse: { id: mv.id, objectType: mv.object_type, sourceAnchor: mv.source_anchor, attrs: withoutSecrets(parseJsonAttrs(mv.attrs)), deleted: mv.deleted === 1, pendingExport: mv.pending_export === 1, updatedAt: mv.updated_at },
-      connectorSpace: cs.map((c) => ({ connector: c.connector, anchor: c.anchor, dn: c.dn, objectType: c.object_type, pending: c.pending, attrs: withoutSecrets(parseJsonAttrs(c.attrs)) })),
-      cloud: exp ? { resourceId: exp.cloud_id, objectType: exp.object_type, lastError: exp.last_error, updatedAt: exp.updated_at } : null,
-    };
+    const out = Number.isInteger(id) ? buildLineage(ctx, id) : undefined;
+    if (!out) throw new WebError(404, 'NOT_FOUND', 'no metaverse object with this id');
     return out;
   });
 
-  app.get('/api/events', { onRequest: guard }, async (req) => {
-    const q = req.query as Partial<Record<'level' | 'id' | 'limit', string>>;
+  // "Trace this object": what `idsync sync --object DN` does and shows, for the object's source entry.
+  app.post('/api/objects/:id/trace', { onRequest: guard }, async (req) => {
+    const id = Number((req.params as { id: string }).id);
+    const lineage = Number.isInteger(id) ? buildLineage(ctx, id) : undefined;
+    if (!lineage) throw new WebError(404, 'NOT_FOUND', 'no metaverse object with this id');
+    const wanted = str((req.body as { dn?: unknown } | undefined)?.dn);
+    const dn = wanted ? lineage.connectorSpace.find((c) => c.dn === wanted)?.dn : lineage.connectorSpace[0]?.dn;
+    if (!dn) throw new WebError(400, 'NO_SOURCE_OBJECT', 'this object has no source entry to trace');
+    await opts.idle?.();
+    let out: ObjectTraceResult;
+    try {
+      out = await syncOneObject(ctx, dn);
+    } catch (err) {
+      throw asWebError(err);
+    }
+    events().emit(EVENTS.CONSOLE_OBJECT_TRACED, { user: user(req), dn, runId: out.runId });
+    return out;
+  });
+
+  // The "update credentials" form: tested against its directory before it is saved, exactly as
+  // `idsync credentials set` (the same function); the secret is never sent back or logged.
+  app.post('/api/credentials/:name', { onRequest: guard }, async (req) => {
+    const name = str((req.params as { name: string }).name, 64);
+    if (!credentialNames().includes(name)) throw new WebError(404, 'NOT_FOUND', `no connector with a credential is named "${name}"; known: ${credentialNames().join(', ')}`);
+    const secret = (req.body as { secret?: unknown } | undefined)?.secret;
+    if (typeof secret !== 'string' || secret === '') throw new WebError(400, 'BAD_REQUEST', 'send {"secret": "<the new secret>"}');
+    try {
+      const r = await updateCredential(ctx.credentials, ctx.events, name, secret, { test: (s) => testConnectorSecret(ctx.loaded, name, s, ctx.credentials) });
+      events().emit(EVENTS.CONSOLE_CREDENTIAL_SUBMITTED, { user: user(req), connector: name, result: 'tested and saved' });
+      // After a failed cycle, run one now with the new secret: health follows its outcome at once.
+      const cycleStarted = opts.health().cycle.last?.status === 'failed';
+      if (cycleStarted) void opts.runNow().catch(() => undefined);
+      const out: CredentialSaved = { connector: name, saved: true, changedAt: r.changedAt, cycleStarted };
+      return out;
+    } catch (err) {
+      const e = toIdsyncError(err);
+      events().emit(EVENTS.CONSOLE_CREDENTIAL_SUBMITTED, { user: user(req), connector: name, result: `refused (${e.code}); the working credential was kept` });
+      throw new WebError(e.code === 'CREDENTIAL_INVALID' ? 422 : 400, e.code, e.hint ? `${e.message} — ${e.hint}` : e.message);
+    }
+  });
+
+  // The `--allow-deletes` decision for the deletions the threshold held in the last run.
+  app.post('/api/approve-deletions', { onRequest: guard }, async (req, reply) => {
+    const runId = Number((req.body as { runId?: unknown } | undefined)?.runId);
+    const last = opts.health().cycle.last;
+    const held = ctx.events.latest(EVENTS.DELETION_THRESHOLD_EXCEEDED);
+    if (!last || last.id !== runId || last.error?.code !== 'DELETION_THRESHOLD_EXCEEDED' || !held) {
+      throw new WebError(409, 'NOTHING_HELD', 'the last run held no deletions (or a newer run exists): reload the overview');
+    }
+    const deletes = Number(held.details.deletes);
+    events().emit(EVENTS.CONSOLE_DELETIONS_APPROVED, { user: user(req), deletes, threshold: Number(held.details.threshold), runId, at: new Date(now()).toISOString() });
+    void opts.runNow({ allowDeletes: true }).catch(() => undefined);
+    const out: DeletionsApproved = { accepted: true, runId, deletes };
+    return reply.code(202).send(out);
+  });
+
+  app.post('/api/runs', { onRequest: guard }, async (req, reply) => {
+    const profile = (req.body as { profile?: unknown } | undefined)?.profile;
+    if (profile !== 'cycle' && profile !== 'full') throw new WebError(400, 'BAD_REQUEST', 'send {"profile": "cycle" | "full"}');
+    events().emit(EVENTS.CONSOLE_RUN_REQUESTED, { user: user(req), profile: profile === 'full' ? 'full sync' : 'delta sync' });
+    void opts.runNow(profile === 'full' ? { full: true } : undefined).catch(() => undefined);
+    return reply.code(202).send({ accepted: true });
+  });
+
+  // The attribute-level preview of the next cycle: import and sync, the export planned, nothing written.
+  app.post('/api/preview', { onRequest: guard }, async (req) => {
+    events().emit(EVENTS.CONSOLE_RUN_REQUESTED, { user: user(req), profile: 'preview' });
+    const run = await opts.runNow({ preview: true });
+    if (!run) throw new WebError(409, 'RUN_IN_PROGRESS', 'another run holds the engine: try again when it ends');
+    const out: PreviewResult = { runId: run.id, status: run.status, plan: run.plan ?? [] };
+    return out;
+  });
+
+  app.post('/api/passwords/resync', { onRequest: guard }, async (req) => {
+    const body = req.body as { user?: unknown; all?: unknown } | undefined;
+    const who = str(body?.user, 512);
+    if (!opts.pipeline) throw new WebError(503, 'PASSWORD_HASH_SYNC_OFF', 'password hash synchronization is not running in this service');
+    if ((body?.all === true) === (who !== '')) throw new WebError(400, 'BAD_REQUEST', 'send {"user": "<name>"} or {"all": true}');
+    let queued: number;
+    try {
+      queued = await opts.pipeline.resync(body?.all === true ? { all: true } : { user: who });
+    } catch (err) {
+      throw asWebError(err);
+    }
+    if (body?.all === true) new DrsStateStore(ctx.db).forget();
+    events().emit(EVENTS.CONSOLE_PASSWORDS_RESYNC, { user: user(req), target: body?.all === true ? 'every user' : who, queued });
+    const out: PasswordsResynced = { queued };
+    return out;
+  });
+
+  /** The events filter of the query string: level, ids ("115,655"), source, since (ISO time). */
+  const eventFilter = (q: Partial<Record<'level' | 'id' | 'source' | 'since', string>>): EventQuery => {
     const level = EVENT_LEVELS.find((l) => l === q.level) as EventLevel | undefined;
     const ids = q.id ? q.id.split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 0) : undefined;
+    const source = EVENT_SOURCES.find((x) => x === q.source) as EventSource | undefined;
+    const since = q.since ? new Date(q.since) : undefined;
+    if (since && Number.isNaN(since.getTime())) throw new WebError(400, 'BAD_REQUEST', 'since must be an ISO date-time, e.g. 2026-12-06T08:00:00Z');
+    return { ...(level ? { level } : {}), ...(ids?.length ? { ids } : {}), ...(source ? { source } : {}), ...(since ? { since } : {}) };
+  };
+
+  app.get('/api/events', { onRequest: guard }, async (req) => {
+    const q = req.query as Partial<Record<'level' | 'id' | 'source' | 'since' | 'limit', string>>;
     const limit = Math.min(Math.max(Number(q.limit) || 200, 1), 1000);
-    const out: EventList = { events: ctx.events.query({ ...(level ? { level } : {}), ...(ids?.length ? { ids } : {}), limit }).reverse() };
+    const out: EventList = { events: ctx.events.query({ ...eventFilter(q), limit }).reverse(), lastSeq: ctx.events.lastSeq() };
     return out;
+  });
+
+  // Live updates: Server-Sent Events with the same filters, from `after` (or Last-Event-ID) on.
+  // The log is polled once a second; the stream ends with the session.
+  app.get('/api/events/stream', { onRequest: guard }, (req, reply) => {
+    const q = req.query as Partial<Record<'level' | 'id' | 'source' | 'since' | 'after', string>>;
+    const filter = eventFilter(q);
+    let seq = Number(req.headers['last-event-id'] ?? q.after);
+    if (!Number.isInteger(seq) || seq < 0) seq = ctx.events.lastSeq();
+    reply.hijack();
+    reply.raw.writeHead(200, { ...securityHeaders(), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    reply.raw.write(': idsync events\n\n');
+    let quiet = 0;
+    const timer = setInterval(() => {
+      if (!sessionOf(req)) {
+        clearInterval(timer);
+        reply.raw.end();
+        return;
+      }
+      const rows = ctx.events.query({ ...filter, afterSeq: seq, limit: 200 });
+      for (const r of rows) reply.raw.write(`id: ${r.seq}\ndata: ${JSON.stringify(r)}\n\n`);
+      if (rows.length) seq = rows[rows.length - 1]!.seq;
+      // A comment now and then keeps proxies from closing an idle stream.
+      else if (++quiet % 15 === 0) reply.raw.write(': keep-alive\n\n');
+    }, 1000);
+    req.raw.on('close', () => clearInterval(timer));
   });
 
   app.post('/api/cycle', { onRequest: guard }, async (req, reply) => {

@@ -85,3 +85,9 @@ export class ConnectorSpaceUsers {
     return this.accountStmt.get(connector, anchor);
   }
 }
+
+/** The metaverse object joined to the connector-space object at this normalized DN (any type). */
+export function metaverseIdAtDn(db: Database): (dnNorm: string) => number | null {
+  const stmt = db.prepare<[string], { mv_id: number | null }>('SELECT mv_id FROM cs_objects WHERE dn_norm = ? AND mv_id IS NOT NULL LIMIT 1');
+  return (dnNorm) => stmt.get(dnNorm)?.mv_id ?? null;
+}

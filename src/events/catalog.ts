@@ -339,7 +339,7 @@ export const EVENTS = defineCatalog({
       'just before this one and fix their cause (usually `idsync credentials set cloud`); `idsync passwords status` shows the queue.',
   },
 
-  // 6150–6169 idsync Service: the sync console (every sign-in and action, with who did it)
+  // 6150–6179 idsync Service: the sync console (every sign-in and action, with who did it)
   CONSOLE_SIGNED_IN: {
     id: 6150,
     source: 'idsync Service',
@@ -384,6 +384,44 @@ export const EVENTS = defineCatalog({
     source: 'idsync Service',
     level: 'Information',
     message: 'The console account {user} was set; its sessions were ended.',
+    resolution: NO_ACTION,
+  },
+  CONSOLE_DELETIONS_APPROVED: {
+    id: 6156,
+    source: 'idsync Service',
+    level: 'Warning',
+    message:
+      'Console user {user} approved the {deletes} deletion(s) that the deletion threshold ({threshold}) held in run {runId}, at {at}; a cycle with deletions allowed was started.',
+    resolution:
+      'Check that the deletions were intended (the held run\'s preview in the console, or `idsync sync --preview`, listed them). ' +
+      'If they were not, restore the objects in the source directory: the next cycle exports them again.',
+  },
+  CONSOLE_CREDENTIAL_SUBMITTED: {
+    id: 6157,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'Console user {user} submitted a new credential for connector {connector}: {result}.',
+    resolution: 'No action needed when it was saved. When it was refused, events 6202 says why; the working credential was kept.',
+  },
+  CONSOLE_OBJECT_TRACED: {
+    id: 6158,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'Console user {user} traced {dn} through import, sync and export (as `idsync sync --object`); run {runId}.',
+    resolution: NO_ACTION,
+  },
+  CONSOLE_PASSWORDS_RESYNC: {
+    id: 6159,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'Console user {user} started a full password sync for {target}: {queued} user(s) queued.',
+    resolution: NO_ACTION,
+  },
+  CONSOLE_RUN_REQUESTED: {
+    id: 6160,
+    source: 'idsync Service',
+    level: 'Information',
+    message: 'Console user {user} started a {profile} run; its outcome is in the run history.',
     resolution: NO_ACTION,
   },
 

@@ -58,3 +58,18 @@ export class StatusLog {
     return this.db.prepare('DELETE FROM phs_status WHERE at < ?').run(new Date(this.now() - STATUS_RETENTION_MS).toISOString()).changes;
   }
 }
+
+/**
+ * For each password delivered since `sinceIso` (a Success in the status log): how long after it
+ * was queued (the change noticed) the cloud accepted it, i.e. when the user could sign in with it.
+ */
+export function deliveryLatencies(db: Database, sinceIso: string): { at: string; seconds: number }[] {
+  return db
+    .prepare<[string], { at: string; seconds: number | null }>(
+      `SELECT s.at AS at, (julianday(s.at) - julianday((SELECT max(q.at) FROM phs_status AS q WHERE q.anchor = s.anchor AND q.status = 'Queued' AND q.at <= s.at))) * 86400.0 AS seconds
+         FROM phs_status AS s WHERE s.status = 'Success' AND s.at >= ? ORDER BY s.at`,
+    )
+    .all(sinceIso)
+    .filter((r): r is { at: string; seconds: number } => r.seconds !== null)
+    .map((r) => ({ at: r.at, seconds: Math.max(0, r.seconds) }));
+}

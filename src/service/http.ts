@@ -10,7 +10,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { Registry } from 'prom-client';
 import { CONSOLE_PREFIX, consolePlugin } from '../console/plugin.js';
 import type { EngineContext } from '../engine/context.js';
-import type { RunRecord } from '../engine/runs.js';
+import type { CycleResult } from '../engine/cycle.js';
 import {
   AGENT_BATCH_PATH,
   AGENT_TOKEN_CREDENTIAL,
@@ -21,6 +21,7 @@ import {
   type PasswordPipeline,
 } from '../passwords/index.js';
 import type { HealthReport } from './health.js';
+import type { CycleRequest } from './scheduler.js';
 
 export interface ServiceLoggerOptions {
   level?: string;
@@ -33,7 +34,9 @@ export interface ServiceHttpDeps {
   pipeline: PasswordPipeline;
   registry: Registry;
   health: () => HealthReport;
-  runNow: () => Promise<RunRecord | undefined>;
+  runNow: (request?: CycleRequest) => Promise<CycleResult | undefined>;
+  /** Resolves when no cycle is in flight. */
+  idle: () => Promise<void>;
   /** The listen address: the console is served only on loopback or under TLS. */
   host: string;
   tls?: { cert: string; key: string } | undefined;
@@ -109,7 +112,7 @@ export function createServiceServer(deps: ServiceHttpDeps): FastifyInstance {
   });
   // The web console (src/console/): only on loopback or under TLS, its own path and session.
   if (tls || isLoopback(deps.host)) {
-    void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: deps.ctx, health: () => deps.health(), runNow: () => deps.runNow(), secure: !!tls });
+    void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: deps.ctx, health: () => deps.health(), runNow: (o) => deps.runNow(o), pipeline: deps.pipeline, idle: () => deps.idle(), secure: !!tls });
   }
   return app;
 }

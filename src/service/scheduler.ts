@@ -3,17 +3,20 @@
  * and runNow() starts one at once (or returns the one in flight). What a cycle does is the
  * service's business: the scheduler only times it.
  */
-import type { RunRecord } from '../engine/runs.js';
+import type { CycleOptions, CycleResult } from '../engine/cycle.js';
+
+/** What a caller may ask of one cycle (the console's full sync, preview, approved deletions). */
+export type CycleRequest = Omit<CycleOptions, 'onProgress'>;
 
 export class CycleScheduler {
   private running = false;
-  private cycle: Promise<RunRecord | undefined> | undefined;
+  private cycle: Promise<CycleResult | undefined> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private next: number | null = null;
 
   constructor(
     private readonly intervalMs: number,
-    private readonly runCycle: () => Promise<RunRecord | undefined>,
+    private readonly runCycle: (request?: CycleRequest) => Promise<CycleResult | undefined>,
     /** Called after each cycle, before the next one is scheduled. */
     private readonly afterEach: () => void,
   ) {}
@@ -33,12 +36,16 @@ export class CycleScheduler {
     void this.runNow();
   }
 
-  /** Runs a cycle now, or returns the one in flight. Resolves undefined when skipped or stopped. */
-  runNow(): Promise<RunRecord | undefined> {
-    if (this.cycle) return this.cycle;
+  /**
+   * Runs a cycle now, or returns the one in flight. Resolves undefined when skipped or stopped. With
+   * a request (full sync, preview, approved deletions) a cycle in flight is waited for first, so the
+   * request gets a cycle of its own.
+   */
+  runNow(request?: CycleRequest): Promise<CycleResult | undefined> {
+    if (this.cycle) return request ? this.cycle.catch(() => undefined).then(() => this.runNow(request)) : this.cycle;
     if (!this.running) return Promise.resolve(undefined);
     this.clearTimer();
-    const p = this.runCycle().finally(() => {
+    const p = this.runCycle(request).finally(() => {
       this.cycle = undefined;
       this.afterEach();
       if (this.running) {

@@ -21,7 +21,7 @@ import { CLOUD_CONNECTOR, createCloudClient } from '../connectors/registry.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import type { EngineContext } from '../engine/context.js';
-import { runCycle } from '../engine/cycle.js';
+import { runCycle, type CycleResult } from '../engine/cycle.js';
 import type { RunRecord } from '../engine/runs.js';
 import { EVENTS } from '../events/catalog.js';
 import { EventLog, type EventRecord } from '../events/log.js';
@@ -30,7 +30,7 @@ import { DrsPasswordSource } from '../passwords/sources/drs.js';
 import { healthReport, HealthTransitions, type HealthReport } from './health.js';
 import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './http.js';
 import { ServiceMetrics } from './metrics.js';
-import { CycleScheduler } from './scheduler.js';
+import { CycleScheduler, type CycleRequest } from './scheduler.js';
 
 export const DEFAULT_INTERVAL_MS = parseDuration(DEFAULT_SYNC_INTERVAL);
 export const DEFAULT_PORT = 7443;
@@ -92,7 +92,7 @@ export class SyncService {
       });
     }
     this.metrics = new ServiceMetrics(ctx.db, () => this.health().degraded.length > 0);
-    this.scheduler = new CycleScheduler(this.intervalMs, () => this.cycleOnce(), () => this.checkHealth());
+    this.scheduler = new CycleScheduler(this.intervalMs, (request) => this.cycleOnce(request), () => this.checkHealth());
     this.transitions = new HealthTransitions(ctx.events);
     this.pipelineEvents = new EventLog(ctx.db, { sinks: [{ write: (r) => this.onPipelineEvent(r) }] });
     this.cloud = createCloudClient(ctx.loaded, ctx.credentials);
@@ -119,7 +119,8 @@ export class SyncService {
       pipeline: this.pipeline,
       registry: this.metrics.registry,
       health: () => this.health(),
-      runNow: () => this.runNow(),
+      runNow: (request) => this.runNow(request),
+      idle: () => this.idle(),
       host: this.host,
       tls: this.opts.tls,
       logger: this.opts.logger,
@@ -198,9 +199,12 @@ export class SyncService {
     }
   }
 
-  /** Runs a cycle now, or returns the one in flight. Resolves undefined when skipped. */
-  runNow(): Promise<RunRecord | undefined> {
-    return this.scheduler.runNow();
+  /**
+   * Runs a cycle now, or returns the one in flight. Resolves undefined when skipped. With a request
+   * (the console's full sync, preview, approved deletions) a cycle in flight is waited for first.
+   */
+  runNow(request?: CycleRequest): Promise<CycleResult | undefined> {
+    return this.scheduler.runNow(request);
   }
 
   /** Resolves when no cycle is in flight. */
@@ -247,10 +251,10 @@ export class SyncService {
     if (phsNow && this.running) this.startDrsSources();
   }
 
-  private async cycleOnce(): Promise<RunRecord | undefined> {
+  private async cycleOnce(request: CycleRequest = {}): Promise<CycleResult | undefined> {
     try {
       await this.reloadConfigurationIfChanged();
-      const run = await runCycle(this.ctx);
+      const run = await runCycle(this.ctx, request);
       this.metrics.cycle(run);
       this.recordCloudCredential(run);
       this.log(run.status === 'success' ? 'info' : 'warn', `sync cycle run ${run.id}: ${run.status}${run.error ? ` (${run.error.code})` : ''}`);

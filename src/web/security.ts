@@ -155,15 +155,22 @@ export function checkStateChange<U>(req: FastifyRequest, secure: boolean, sessio
   if (typeof token !== 'string' || !safeEqual(token, session.csrf)) throw new WebError(403, 'CSRF_TOKEN', 'the CSRF token is missing or wrong: reload the page');
 }
 
+/** The security headers of every answer (also written by hand on a hijacked stream). */
+export function securityHeaders(): Record<string, string> {
+  return {
+    'content-security-policy': CSP,
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+  };
+}
+
 /** Security headers on every answer under the console's prefix. */
 export function addSecurityHeaders(app: FastifyInstance): void {
   app.addHook('onSend', async (_req, reply, payload) => {
-    reply.header('content-security-policy', CSP);
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('x-frame-options', 'DENY');
-    reply.header('referrer-policy', 'no-referrer');
-    reply.header('cross-origin-opener-policy', 'same-origin');
-    reply.header('cross-origin-resource-policy', 'same-origin');
+    for (const [k, v] of Object.entries(securityHeaders())) reply.header(k, v);
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;
   });

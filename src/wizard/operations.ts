@@ -255,6 +255,7 @@ export function nextSteps(file: string): string[] {
     `idsync${c} credentials test      # check every connection again`,
     `idsync${c} sync                  # run one sync cycle now and see what it did`,
     `idsync${c} serve                 # run the service in the foreground (or: idsync service start)`,
+    `idsync${c} console set-password  # an account for the web console at http://127.0.0.1:7443/console/`,
   ];
 }
 

@@ -44,6 +44,7 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
   const direct: { what: string; text: string }[] = [];
   let events: () => { id: number; details: Record<string, unknown> }[];
   let setCloudSecret: (secret: string) => void;
+  let emit: (def: (typeof EVENTS)[keyof typeof EVENTS], details: Record<string, unknown>) => void;
 
   const raw = async (method: 'GET' | 'POST', p: string, headers: Record<string, string> = {}, body?: unknown): Promise<Raw> => {
     const res = await request(`${url}${p}`, { method, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -68,6 +69,7 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
     await service.idle();
     events = () => ctx.events.query({ limit: 1000 }) as any;
     setCloudSecret = (secret) => ctx.credentials.set('cloud', secret);
+    emit = (def, details) => void ctx.events.emit(def, details);
     b = await launchBrowser();
   });
 
@@ -167,6 +169,32 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
     const ids = await rows.locator('td:nth-child(2)').allTextContents();
     assert.ok(ids.length >= 1);
     assert.ok(ids.every((id) => id === String(EVENTS.CONSOLE_SIGNED_IN.id)), ids.join(','));
+  });
+
+  test('the events page filters by source and time, and shows new events live (SSE) without a reload', async () => {
+    const { page } = b;
+    await page.goto(`${url}/console/#/events?source=${encodeURIComponent('idsync Service')}&range=${encodeURIComponent('last hour')}`);
+    const rows = page.getByRole('table', { name: 'events' }).locator('tbody tr');
+    await rows.first().waitFor();
+    const sources = await rows.locator('td:nth-child(4)').allTextContents();
+    assert.ok(sources.length >= 1 && sources.every((x) => x === 'idsync Service'), sources.join(','));
+    await page.locator('#live-state').filter({ hasText: 'new events appear at the top' }).waitFor();
+    const before = await rows.count();
+    // Written by another component: it must appear at the top by itself.
+    emit(EVENTS.CONSOLE_ACCOUNT_SET, { user: 'live-check' });
+    await page.getByRole('table', { name: 'events' }).locator('tbody tr.new', { hasText: 'live-check' }).waitFor();
+    assert.equal(await rows.count(), before + 1);
+    assert.match((await rows.first().textContent()) ?? '', /live-check/);
+    // An event of another source does not come through the filtered stream.
+    emit(EVENTS.SYNC_CYCLE_STARTED, { runId: 999, profile: 'live-check-2' });
+    emit(EVENTS.CONSOLE_ACCOUNT_SET, { user: 'live-check-3' });
+    await page.getByRole('table', { name: 'events' }).locator('tbody tr.new', { hasText: 'live-check-3' }).waitFor();
+    assert.equal(await page.getByRole('table', { name: 'events' }).locator('tbody tr', { hasText: 'live-check-2' }).count(), 0);
+    const stream = b.seen.find((x) => x.url.includes('/console/api/events/stream'));
+    assert.ok(stream, 'the stream was opened');
+    assert.equal(stream.headers['content-security-policy'], CSP);
+    assert.match(stream.headers['content-type'] ?? '', /^text\/event-stream/);
+    await page.goto(`${url}/console/#/search`); // closes the stream
   });
 
   test('every page and API answer carries the strict CSP; the page ran with no CSP violation', async () => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSyncClient } from '../../src/cloud/admin-api-client.js';
+import { checkConsolePassword, consoleAccountPath, readConsoleAccount } from '../../src/console/account.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext } from '../../src/engine/context.js';
 import { passwordHashSyncSupported } from '../../src/wizard/config-file.js';
@@ -111,6 +112,25 @@ describe('idsync init / configure (non-interactive, real slapd + cloud)', { skip
     assert.equal(secrets['corp-ldap'], lab.slapd.adminPassword);
     assert.equal(secrets.cloud, lab.cloud.syncSecret);
     assert.deepEqual(events.filter((e) => e.name === 'CREDENTIAL_CHANGED').map((e) => e.details.connector).sort(), ['cloud', 'corp-ldap']);
+  });
+
+  it('init --console-password-env sets up the web console account (only its hash stored); too short a password writes nothing', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'idsync.yaml');
+    const consolePassword = 'Init-console-pass-1!';
+    const short = await run(initArgs(file, ['--console-user', 'ops', '--console-password-env', 'IDSYNC_TEST_CONSOLE_PW']), { env: { ...goodEnv(), IDSYNC_TEST_CONSOLE_PW: 'short-1!' } });
+    assert.equal(short.code, 2, short.stderr);
+    assert.match(short.stderr, /too short/);
+    assert.equal(existsSync(file), false, 'nothing written');
+    const r = await run([...initArgs(file, ['--console-user', 'ops', '--console-password-env', 'IDSYNC_TEST_CONSOLE_PW']), '--json'], { env: { ...goodEnv(), IDSYNC_TEST_CONSOLE_PW: consolePassword } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes(consolePassword), 'no password in the output');
+    assert.ok(JSON.parse(r.stdout).nextSteps.some((x: string) => /web console .*account "ops"/.test(x)));
+    const loaded = loadConfig(file);
+    const account = readConsoleAccount(loaded.dataDir);
+    assert.equal(account?.username, 'ops');
+    assert.ok(!readFileSync(consoleAccountPath(loaded.dataDir), 'utf8').includes(consolePassword), 'only a hash is stored');
+    assert.equal(await checkConsolePassword(loaded.dataDir, 'ops', consolePassword), true);
   });
 
   it('init with a wrong source password exits 3 with the directory\'s reason and writes nothing', async () => {

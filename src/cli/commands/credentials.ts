@@ -10,8 +10,8 @@ import type { Command } from 'commander';
 import { configPathFrom, loadConfig, type LoadedConfig } from '../../config/load.js';
 import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import { CredentialStore, credentialMigrations, openCredentialStore } from '../../credentials/store.js';
+import { updateCredential } from '../../credentials/update.js';
 import { openContext, type EngineContext } from '../../engine/context.js';
-import { EVENTS } from '../../events/catalog.js';
 import { DATABASE_FILE, openDatabase, type Database } from '../../store/database.js';
 import { exitCodeFor, EXIT } from '../exit-codes.js';
 import { printJson, println, table } from '../output.js';
@@ -153,16 +153,8 @@ export function registerCredentialsCommands(program: Command, overrides: Partial
       await withContext(loaded, async (ctx) => {
         const store = ctx.credentials;
         // The agent token is a shared secret the service checks itself: there is no directory to ask.
-        try {
-          if (opts.validate && name !== AGENT_TOKEN_CREDENTIAL) await store.setValidated(name, secret, (s) => deps.testConnectorSecret(loaded, name, s, store));
-          else store.set(name, secret);
-        } catch (err) {
-          const e = toIdsyncError(err);
-          // The same events as the wizard's (docs/events.md): 6202 when the directory refused it.
-          if (e.code === 'CREDENTIAL_INVALID') ctx.events.emit(EVENTS.CREDENTIAL_REFUSED, { connector: name, error: e.message, ...(e.details.causeCode ? { code: e.details.causeCode } : {}) });
-          throw e;
-        }
-        ctx.events.emit(EVENTS.CREDENTIAL_CHANGED, { connector: name, validated: opts.validate && name !== AGENT_TOKEN_CREDENTIAL });
+        // The same function as the console's form (credentials/update.ts): events 6201 / 6202.
+        await updateCredential(store, ctx.events, name, secret, { validate: opts.validate && name !== AGENT_TOKEN_CREDENTIAL, test: (s) => deps.testConnectorSecret(loaded, name, s, store) });
         const info = store.info(name);
         if (opts.json) {
           printJson({ connector: name, saved: true, validated: opts.validate, changedAt: info?.changedAt ?? null });

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { interactiveInit, WizardCancelled } from '../../wizard/interactive.js';
 import { addSourceOptions, cloudAuthFrom, parseOnOff, parseThreshold, sourceFromFlags, sourceSecretFromFlags, type SourceFlags } from '../../wizard/flags.js';
 import { CLOUD, defaultDataDir, liveTest, runInit, secretFromEnv, usageError, type InitResult, type SecretTester } from '../../wizard/operations.js';
+import { MIN_CONSOLE_PASSWORD_LENGTH, writeConsoleAccount } from '../../console/account.js';
 import { configFile } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println } from '../output.js';
@@ -31,6 +32,8 @@ interface InitOptions extends SourceFlags {
   cloudSecretEnv?: string;
   phs?: string;
   deletionThreshold?: string;
+  consoleUser?: string;
+  consolePasswordEnv?: string;
 }
 
 function printInit(r: InitResult, json: boolean): void {
@@ -63,6 +66,8 @@ export function registerInitCommands(program: Command, overrides: Partial<Wizard
     .option('--cloud-secret-env <var>', 'environment variable holding the client secret or password (never on the command line)')
     .option('--phs <on|off>', 'password hash sync (default on)')
     .option('--deletion-threshold <n>', 'stop an export that would delete more cloud objects than this: a count, a percentage, or both (default "500 or 10%")')
+    .option('--console-user <name>', 'the web console\'s account (`idsync console set-password`), with --console-password-env', 'admin')
+    .option('--console-password-env <var>', 'environment variable holding the web console\'s password: set up its account too (only a hash is stored)')
     .option('--json', 'print the result as JSON (never secrets)')
     .addHelpText(
       'after',
@@ -103,6 +108,10 @@ Exit codes: 0 done, 2 usage (nothing written), 3 a directory refused a credentia
       if (!auth) throw usageError('missing --cloud-client-id (or --cloud-username)', 'Give the OAuth client id idsync signs in with, e.g. --cloud-client-id idsync.');
       if (!opts.cloudSecretEnv) throw usageError('missing --cloud-secret-env', 'Put the cloud secret in an environment variable and name it: --cloud-secret-env IDSYNC_CLOUD_SECRET.');
       secrets[CLOUD] = secretFromEnv(opts.cloudSecretEnv, 'cloud secret', deps.env);
+      const consolePassword = opts.consolePasswordEnv ? secretFromEnv(opts.consolePasswordEnv, 'console password', deps.env) : undefined;
+      if (consolePassword !== undefined && consolePassword.length < MIN_CONSOLE_PASSWORD_LENGTH) {
+        throw usageError(`the console password in ${opts.consolePasswordEnv} is too short (at least ${MIN_CONSOLE_PASSWORD_LENGTH} characters)`, 'Choose a longer one; nothing was written.');
+      }
       const phs = parseOnOff(opts.phs, '--phs') ?? true;
       const threshold = parseThreshold(opts.deletionThreshold);
       const result = await runInit(
@@ -120,6 +129,12 @@ Exit codes: 0 done, 2 usage (nothing written), 3 a directory refused a credentia
         },
         deps.tester,
       );
+      // The web console's own account (src/console/account.ts), as `idsync console set-password` sets it.
+      if (consolePassword !== undefined) {
+        const account = await writeConsoleAccount(result.dataDir, opts.consoleUser ?? 'admin', consolePassword);
+        result.nextSteps = result.nextSteps.filter((x) => !x.includes('idsync console set-password'));
+        result.nextSteps.push(`Open the web console at http://127.0.0.1:7443/console/ once \`idsync serve\` runs (account "${account.username}").`);
+      }
       printInit(result, Boolean(opts.json));
     });
 }

@@ -8,6 +8,7 @@
  *   GET  /portal/api/audit?type=&subject=&result=   sign-in logs and audit records
  *   GET  /portal/api/locked            POST /portal/api/locked/unlock {name}
  *   GET  /portal/api/sync-status       last export and password batch per sync account (warning after 3 h)
+ *   GET  /portal/api/accounts          administrators and sync accounts (and OAuth clients) with their roles
  *
  * Only GlobalAdministrator accounts sign in (a sync-role account is refused and audited). Sign-in
  * shares the token endpoint's smart lockout (`account:<name>`). Sessions, CSRF and CSP as in
@@ -24,6 +25,7 @@ import { USERS } from '../scim/resources/users.js';
 import type { Database } from '../../store/database.js';
 import type {
   AttrMap,
+  PortalAccounts,
   PortalAuditList,
   PortalGroup,
   PortalGroupList,
@@ -266,6 +268,15 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
     if (n === 0) throw new WebError(404, 'NOT_FOUND', 'nothing is locked under this name');
     audit.record({ type: 'portal', actor: actor(req), subject: name, ip: req.ip, result: 'success', reason: 'account_unlocked', details: { rows: n } });
     return { unlocked: name };
+  });
+
+  // Metadata only: AccountInfo and ClientInfo carry no hash or secret; picked field by field anyway.
+  app.get('/api/accounts', { onRequest: guard }, async () => {
+    const out: PortalAccounts = {
+      accounts: (await accounts.listAccounts()).map((a) => ({ username: a.username, role: a.role, createdAt: a.createdAt, passwordChangedAt: a.passwordChangedAt })),
+      clients: (await accounts.listClients()).map((c) => ({ clientId: c.clientId, role: c.role, createdAt: c.createdAt })),
+    };
+    return out;
   });
 
   app.get('/api/sync-status', { onRequest: guard }, async () => {

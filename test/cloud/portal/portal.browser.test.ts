@@ -149,6 +149,21 @@ describe('cloud portal in Chromium', { skip: skipUnless('chromium') }, () => {
     assert.equal(never[4], 'never synced');
   });
 
+  test('the accounts page lists administrators and sync accounts with their roles, never a secret', async () => {
+    const { page } = b;
+    await page.getByRole('link', { name: 'Accounts', exact: true }).click();
+    const accounts = page.getByRole('table', { name: 'accounts' });
+    await accounts.locator('tbody tr', { hasText: SYNC_ACCOUNT.username }).waitFor();
+    const sync = await accounts.locator('tbody tr', { hasText: SYNC_ACCOUNT.username }).locator('td').allTextContents();
+    assert.deepEqual(sync.slice(0, 2), [SYNC_ACCOUNT.username, 'DirectorySynchronizationAccounts']);
+    assert.match(sync[2]!, /cannot sign in here/);
+    const admin = await accounts.locator('tbody tr', { hasText: cloud.admin.username }).first().locator('td').allTextContents();
+    assert.deepEqual(admin.slice(0, 2), [cloud.admin.username, 'GlobalAdministrator']);
+    const client = await page.getByRole('table', { name: 'clients' }).locator('tbody tr', { hasText: cloud.syncClientId }).locator('td').allTextContents();
+    assert.equal(client[1], 'DirectorySynchronizationAccounts');
+    await docScreenshot(page, 'portal-accounts.png');
+  });
+
   test('state changes without the CSRF token or from another origin are refused', async () => {
     const si = await raw('POST', '/portal/api/signin', { origin: cloud.url }, { username: cloud.admin.username, password: cloud.admin.password });
     assert.equal(si.status, 200);
