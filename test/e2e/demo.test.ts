@@ -64,7 +64,9 @@ test('idsync demo syncs the sample directory and serves the cloud directory unti
     // written from the checkout (no `npm link`: after `npm ci` only npx finds the command)
     const hint = /^\s+(npx idsync -c \S+ sync)\b/m.exec(out)?.[1];
     assert.ok(hint, `the demo prints a command for another cycle:\n${out}`);
-    const again = spawnSync('sh', ['-c', `${hint} --json`], { encoding: 'utf8', cwd: root, env: { ...process.env, npm_config_offline: 'true' } });
+    // ignore-scripts: the first `npx` of the checkout installs it into npx's cache, which would run
+    // `prepare` (a rebuild of dist/) under the tests of the other lane that are running dist/ now.
+    const again = spawnSync('sh', ['-c', `${hint} --json`], { encoding: 'utf8', cwd: root, env: { ...process.env, npm_config_offline: 'true', npm_config_ignore_scripts: 'true' } });
     assert.equal(again.status, 0, again.stderr);
     const run = JSON.parse(again.stdout) as { status: string; steps: { step: string; adds: number; updates: number; deletes: number }[] };
     const exp = run.steps.find((s) => s.step === 'export')!;
