@@ -20,7 +20,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,32 +32,13 @@ import { DrsClient } from '../src/drsuapi/client.js';
 import { ntHash } from '../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../test/helpers/cloud.js';
 import { findBinary, unavailableReason } from '../test/helpers/integration.js';
-import { idsync, ROOT, signIn, spawnIdsync, stopProc, type Proc } from '../test/helpers/processes.js';
+import { ROOT, spawnIdsync, stopProc, type Proc } from '../test/helpers/processes.js';
 import { SAMBA_BASE_DN, seedAdUsers, startSambaDC, type SambaDC } from '../test/helpers/samba.js';
+import { mustIdsync, firstSignIn, percentile, load } from './common.js';
 
 const run = promisify(execFile);
 const DSDB_CONTROL_BYPASS_PASSWORD_HASH = '1.3.6.1.4.1.7165.4.3.12';
 
-async function mustIdsync(args: string[], input?: string): Promise<void> {
-  const r = await idsync(args, input);
-  if (r.code !== 0) throw new Error(`idsync ${args.slice(2, 5).join(' ')} exited ${r.code}: ${r.out.slice(-2000)}`);
-}
-
-/** Polls the token endpoint every 25 ms; the time of the first success (performance.now()), or undefined. */
-async function firstSignIn(cloudUrl: string, username: string, password: string, timeoutMs: number): Promise<number | undefined> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    if ((await signIn(cloudUrl, username, password)) === 200) return performance.now();
-    await sleep(25);
-  }
-  return undefined;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 /**
  * `users` users with a password under OU=<ou>, written into the stopped DC's sam.ldb by ldbadd in

@@ -43,9 +43,10 @@ import { openDatabase } from '../src/store/database.js';
 import { allMigrations } from '../src/app/migrations.js';
 import { startTestCloud, type TestCloud } from '../test/helpers/cloud.js';
 import { unavailableReason } from '../test/helpers/integration.js';
-import { idsync, ROOT, signIn, spawnIdsync, stopProc, until, type Proc } from '../test/helpers/processes.js';
+import { ROOT, spawnIdsync, stopProc, until, type Proc } from '../test/helpers/processes.js';
 import { deleteAdTree, seedAdUsers, startSambaDC, type SambaDC } from '../test/helpers/samba.js';
 import { drsBench } from './drs.js';
+import { mustIdsync, firstSignIn, percentile } from './common.js';
 
 const N = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Math.max(1, Number(process.env.IDSYNC_BENCH_ROUNDS ?? 10));
@@ -156,26 +157,6 @@ console.log(
 // -------------------------------------------------------------------------------------------------
 
 const SAMBA_LOCK = '/tmp/idsync-samba.lock';
-/** Runs a CLI command to completion; throws when it fails. */
-async function mustIdsync(args: string[], input?: string): Promise<void> {
-  const r = await idsync(args, input);
-  if (r.code !== 0) throw new Error(`idsync ${args.slice(2, 5).join(' ')} exited ${r.code}: ${r.out.slice(-2000)}`);
-}
-
-/** Polls the token endpoint every 25 ms; the time of the first success (performance.now()), or undefined. */
-async function firstSignIn(cloudUrl: string, username: string, password: string, timeoutMs: number): Promise<number | undefined> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    if ((await signIn(cloudUrl, username, password)) === 200) return performance.now();
-    await sleep(25);
-  }
-  return undefined;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
 async function latency(): Promise<void> {
   console.log('\n--- change-to-sign-in latency on a Samba AD DC ---');
   if (process.env.IDSYNC_BENCH_SKIP_LATENCY === '1') {
