@@ -115,7 +115,9 @@ async function main(): Promise<number> {
       ),
     );
     const total = results.reduce(
-      (t, r) => ({ tests: t.tests + r.tests, pass: t.pass + r.pass, fail: t.fail + r.fail, skipped: t.skipped + r.skipped }),
+      // A file that fails outside its tests (a hook, an import) is a top-level "not ok" that node's
+      // own "# fail" count may leave out: count it too.
+      (t, r) => ({ tests: t.tests + r.tests, pass: t.pass + r.pass, fail: t.fail + Math.max(r.fail, r.failedFiles.length), skipped: t.skipped + r.skipped }),
       { tests: 0, pass: 0, fail: 0, skipped: 0 },
     );
     const failed = results.flatMap((r) => r.failedFiles);
