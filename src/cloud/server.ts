@@ -9,8 +9,9 @@
  *   POST /api/v1/passwordHashes                   synced OrgId hashes (same roles)
  *   *    /admin/v1/accounts|clients|audit         administration (GlobalAdministrator)
  *
- * State lives in <dataDir>/cloud.db (SQLite, WAL): accounts, clients, signing keys, SCIM objects,
- * password hashes, lockout counters and the audit log. It listens on loopback unless told
+ * State lives in <dataDir>/cloud.db (SQLite, WAL), or in PostgreSQL (`database: postgres://…`), where
+ * any number of nodes can share it: accounts, clients, signing keys, SCIM objects, password hashes,
+ * lockout counters and the audit log. Nothing that matters is kept in one node's memory. It listens on loopback unless told
  * otherwise; put a TLS-terminating proxy in front to expose it (and set trustProxy).
  *
  * Logs are JSON (pino). Request bodies, Authorization headers, passwords, secrets and hashes are
@@ -20,25 +21,28 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { openDatabase, type Database } from '../store/database.js';
+import { openDatabase, type Database, type Migration } from '../store/database.js';
 import { ensureAdministrator } from './accounts/bootstrap.js';
 import { SCIM_ROLES } from './accounts/roles.js';
 import { registerAdminAccountRoutes } from './accounts/routes.js';
 import { DEFAULT_SECRET_HASH_PARAMS, type SecretHashParams } from './accounts/secret-hash.js';
-import { AccountStore, accountsMigrations } from './accounts/store.js';
+import { AccountStore, accountsMigrations, accountsPgMigrations } from './accounts/store.js';
 import { registerAuditRoutes } from './audit/routes.js';
-import { AuditLog, auditMigrations } from './audit/store.js';
+import { AuditLog, auditMigrations, auditPgMigrations } from './audit/store.js';
 import { ApiError, OAuthError } from './auth/errors.js';
 import { Guard } from './auth/guard.js';
-import { keysMigrations, loadSigningKeys } from './auth/keys.js';
-import { Lockout, lockoutMigrations, type LockoutPolicy } from './auth/lockout.js';
+import { keysMigrations, keysPgMigrations, loadSigningKeys } from './auth/keys.js';
+import { Lockout, lockoutMigrations, lockoutPgMigrations, type LockoutPolicy } from './auth/lockout.js';
 import { API_SCOPE, SIGNIN_SCOPES, registerTokenEndpoint } from './auth/token-endpoint.js';
 import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
-import { PasswordHashStore, passwordHashMigrations } from './passwords/store.js';
-import { registerScim, scimMigrations } from './scim/index.js';
-import { registerSyncInstallations, syncInstallationMigrations } from './sync-installations/index.js';
+import { PasswordHashStore, passwordHashMigrations, passwordHashPgMigrations } from './passwords/store.js';
+import { registerScim, scimMigrations, scimPgMigrations } from './scim/index.js';
+import { PostgresStore } from './store/postgres.js';
+import type { CloudStore } from './store/sql.js';
+import { SqliteStore } from './store/sqlite.js';
+import { registerSyncInstallations, syncInstallationMigrations, syncInstallationPgMigrations } from './sync-installations/index.js';
 
 export const CLOUD_DATABASE_FILE = 'cloud.db';
 export const SCIM_BASE_PATH = '/scim/v2';
@@ -54,6 +58,10 @@ export interface CloudLoggerOptions {
 export interface CloudServerOptions {
   /** Directory of cloud.db; created (0700) when missing. */
   dataDir: string;
+  /** A postgres:// URL: keep the state in PostgreSQL instead of <dataDir>/cloud.db (several nodes may share it). */
+  database?: string;
+  /** The database password, when not in the URL (from the environment or the credential store). */
+  databasePassword?: string;
   /** Default 127.0.0.1 (loopback only). */
   host?: string;
   /** Default 0: a free port, see `url`. */
@@ -84,7 +92,10 @@ export interface CloudServer {
   app: FastifyInstance;
   /** Where it listens, e.g. http://127.0.0.1:41234 (no trailing slash). */
   url: string;
-  db: Database;
+  /** Where the state lives: SQLite or PostgreSQL behind one async query layer (src/cloud/store/). */
+  store: CloudStore;
+  /** The SQLite database itself (undefined on PostgreSQL), for tests and tools. */
+  db: Database | undefined;
   /** Stops listening, finishes in-flight requests and closes the database. */
   close(): Promise<void>;
   bootstrap: {
@@ -156,31 +167,50 @@ function clientErrorOf(err: FastifyError): ApiError | undefined {
   }
 }
 
+/** Order matters: the password hashes' migrations refer to the SCIM tables. */
+const CLOUD_SQLITE_MIGRATIONS: Migration[] = [
+  ...scimMigrations,
+  ...accountsMigrations,
+  ...keysMigrations,
+  ...lockoutMigrations,
+  ...auditMigrations,
+  ...passwordHashMigrations,
+  ...syncInstallationMigrations,
+];
+const CLOUD_PG_MIGRATIONS: Migration[] = [
+  ...scimPgMigrations,
+  ...accountsPgMigrations,
+  ...keysPgMigrations,
+  ...lockoutPgMigrations,
+  ...auditPgMigrations,
+  ...passwordHashPgMigrations,
+  ...syncInstallationPgMigrations,
+];
+
 export async function createCloudServer(options: CloudServerOptions): Promise<CloudServer> {
   const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const dbFile = path.join(options.dataDir, CLOUD_DATABASE_FILE);
-  const db = openDatabase(dbFile, [
-    ...scimMigrations,
-    ...accountsMigrations,
-    ...keysMigrations,
-    ...lockoutMigrations,
-    ...auditMigrations,
-    ...passwordHashMigrations,
-    ...syncInstallationMigrations,
-  ]);
-  // Signing keys and hashes live here: owner only.
-  for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+  let db: Database | undefined;
+  let store: CloudStore;
+  if (options.database) {
+    store = await PostgresStore.open(options.database, CLOUD_PG_MIGRATIONS, options.databasePassword !== undefined ? { password: options.databasePassword } : {});
+  } else {
+    db = openDatabase(dbFile, CLOUD_SQLITE_MIGRATIONS);
+    store = new SqliteStore(db);
+    // Signing keys and hashes live here: owner only.
+    for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+  }
 
   let app: FastifyInstance | undefined;
   let pruneTimer: NodeJS.Timeout | undefined;
   try {
-    const accounts = new AccountStore(db, options.secretHashParams ?? DEFAULT_SECRET_HASH_PARAMS, now);
+    const accounts = new AccountStore(store, options.secretHashParams ?? DEFAULT_SECRET_HASH_PARAMS, now);
     const bootstrap = await ensureAdministrator(accounts, options, options.env ?? process.env);
-    const audit = new AuditLog(db, now);
-    const lockout = new Lockout(db, options.lockout, now);
-    const hashes = new PasswordHashStore(db, now);
-    const keys = await loadSigningKeys(db, now);
+    const audit = new AuditLog(store, now);
+    const lockout = await Lockout.open(store, options.lockout, now);
+    const hashes = new PasswordHashStore(store, now);
+    const keys = await loadSigningKeys(store, now);
     let issuer = options.publicUrl?.replace(/\/+$/, '') ?? '';
     const tokens = new TokenService(keys, () => issuer, options.tokenTtlSeconds ?? 3600, now);
     const guard = new Guard(tokens, accounts);
@@ -208,7 +238,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     app.setNotFoundHandler((_req, reply) => reply.code(404).send(new ApiError(404, 'NOT_FOUND', 'no such endpoint').toBody()));
 
     app.get('/healthz', async () => {
-      db.prepare('SELECT 1').get();
+      await store.ping();
       return { status: 'ok' };
     });
     app.get('/.well-known/jwks.json', async (_req, reply) => {
@@ -225,13 +255,13 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       response_types_supported: ['token'],
     }));
 
-    registerTokenEndpoint(app, { db, accounts, hashes, lockout, audit, tokens });
-    registerAdminAccountRoutes(app, { db, guard, accounts, audit });
+    registerTokenEndpoint(app, { db: store, accounts, hashes, lockout, audit, tokens });
+    registerAdminAccountRoutes(app, { db: store, guard, accounts, audit });
     registerAuditRoutes(app, { guard, audit });
-    registerPasswordRoutes(app, { db, guard, hashes, audit, now });
-    registerSyncInstallations(app, { db, guard, now, isScimPath });
+    registerPasswordRoutes(app, { db: store, guard, hashes, audit, now });
+    registerSyncInstallations(app, { db: store, guard, now, isScimPath });
     // The admin portal (src/cloud/portal/): its own path, cookie session and CSP.
-    await app.register(portalPlugin, { prefix: PORTAL_PREFIX, db, accounts, audit, lockout, secure: (options.publicUrl ?? '').startsWith('https://'), now });
+    await app.register(portalPlugin, { prefix: PORTAL_PREFIX, db: store, accounts, audit, lockout, secure: (options.publicUrl ?? '').startsWith('https://'), now });
 
     // Every SCIM request needs an API token of a role that may provision. Checked here, before
     // the SCIM layer sees the request, and answered in SCIM's error format (RFC 7644 §3.12).
@@ -245,7 +275,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       }
     });
     await registerScim(app, {
-      db,
+      sql: store,
       basePath: SCIM_BASE_PATH,
       ...(options.publicUrl ? { publicUrl: issuer + SCIM_BASE_PATH } : {}),
       authenticate: async (req) => {
@@ -253,16 +283,16 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       },
     });
 
-    const prune = () => {
+    const prune = async () => {
       try {
-        audit.prune();
-        lockout.prune();
+        await audit.prune();
+        await lockout.prune();
       } catch (err) {
         app?.log.error({ err }, 'pruning the audit log failed');
       }
     };
-    prune();
-    pruneTimer = setInterval(prune, PRUNE_INTERVAL_MS);
+    await prune();
+    pruneTimer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
     pruneTimer.unref();
 
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
@@ -270,24 +300,25 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     if (!issuer) issuer = url;
-    for (const f of [`${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    if (db) for (const f of [`${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 
     const server: CloudServer = {
       app,
       url,
+      store,
       db,
       bootstrap: bootstrap.generatedPassword === undefined ? { adminUser: bootstrap.adminUser } : { adminUser: bootstrap.adminUser, generatedPassword: bootstrap.generatedPassword },
       close: async () => {
         clearInterval(pruneTimer);
         await app!.close();
-        if (db.open) db.close();
+        await store.close();
       },
     };
     return server;
   } catch (err) {
     clearInterval(pruneTimer);
     await app?.close().catch(() => undefined);
-    if (db.open) db.close();
+    await store.close().catch(() => undefined);
     throw err;
   }
 }

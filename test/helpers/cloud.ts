@@ -93,8 +93,8 @@ export async function startTestCloud(options: { dataDir?: string; port?: number;
     scim: scim as TestCloud['scim'],
     all: all as TestCloud['all'],
     holdsPassword: async (userName, password) => {
-      const user = findUserForSignIn(server.db, userName);
-      const hash = user ? new PasswordHashStore(server.db).hashFor(user.id) : undefined;
+      const user = await findUserForSignIn(server.store, userName);
+      const hash = user ? await new PasswordHashStore(server.store).hashFor(user.id) : undefined;
       return hash !== undefined && (await verifyOrgIdHash(password, hash));
     },
     close: async () => {

@@ -13,9 +13,9 @@
  * /usr/lib/postgresql/15/bin (not on PATH), or $IDSYNC_PG_BIN.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chownSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import pg from 'pg';
 import { killOnExit } from './children.js';
@@ -81,6 +81,26 @@ function run(cmd: string, args: string[], as: { uid: number; gid: number } | und
   });
 }
 
+/** Whether another user can reach `dir` (every folder on the way lets others through). */
+function traversable(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      if ((statSync(d).mode & 0o001) === 0) return false;
+    } catch {
+      return false;
+    }
+    if (dirname(d) === d) return true;
+  }
+}
+
+/** Where the cluster's folder goes: the temp dir, unless the `postgres` user cannot reach it there. */
+function clusterBase(asOther: boolean): string {
+  if (!asOther) return tmpdir();
+  const base = [tmpdir(), '/var/tmp', '/dev/shm'].find(traversable);
+  if (!base) throw new Error(`the postgres user cannot reach ${tmpdir()}, /var/tmp or /dev/shm: set TMPDIR to a folder others may traverse`);
+  return base;
+}
+
 export interface TestPostgres {
   host: string;
   port: number;
@@ -99,7 +119,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   const reason = postgresUnavailable();
   if (reason) throw new Error(reason);
   const as = process.getuid?.() === 0 ? systemUser('postgres') : undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'idsync-pg-'));
+  const dir = mkdtempSync(join(clusterBase(as !== undefined), 'idsync-pg-'));
   const dataDir = join(dir, 'data');
   const superPassword = `su-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
   const password = `pw-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;

@@ -1,7 +1,9 @@
 /**
- * Bulk (RFC 7644 §3.7). The whole request runs in one SQLite transaction (fast: the sync engine sends
- * hundreds of users per request), each operation in its own savepoint so a failed operation leaves
- * no trace while the others are kept. Operations that reference a `bulkId` defined by a later POST
+ * Bulk (RFC 7644 §3.7). On SQLite the request runs in slices, each one transaction (fast: the sync
+ * engine sends hundreds of users per request), each operation in its own savepoint so a failed
+ * operation leaves no trace while the others are kept. On PostgreSQL each operation is its own
+ * transaction: a long slice would hold row locks other nodes' writers wait for (and could deadlock
+ * with), and RFC 7644 makes each operation stand alone anyway. Operations that reference a `bulkId` defined by a later POST
  * are deferred until it has run; references that can never be resolved fail with 409.
  */
 import { badRequest, ScimError } from './errors.js';
@@ -10,6 +12,7 @@ import type { ResourceKind } from './resources/kind.js';
 import { USERS } from './resources/users.js';
 import { tooManyOperations } from './limits.js';
 import { BULK_REQUEST, BULK_RESPONSE, SCHEMA_ENTERPRISE_USER } from './schema.js';
+import type { Sql } from '../store/sql.js';
 import { etagOf, type ScimService } from './service.js';
 import { isPlainObject } from './validate.js';
 
@@ -192,7 +195,7 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     results[op.index] = r;
   };
 
-  const execute = (op: BulkOp): void => {
+  const execute = async (op: BulkOp, q: Sql | undefined): Promise<void> => {
     for (const ref of op.refs) {
       if (failed.has(ref)) throw new ScimError(409, undefined, `bulkId "${ref}" refers to an operation that failed`);
       if (!created.has(ref)) throw new ScimError(409, undefined, `bulkId "${ref}" is not defined by a POST in this request`);
@@ -203,11 +206,15 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     const r: BulkResult = { method: op.method, status: '200' };
     if (op.bulkId !== undefined) r.bulkId = op.bulkId;
     if (op.method === 'DELETE') {
-      svc.delete(kind, id!, op.version);
+      await svc.delete(kind, id!, op.version, q);
       r.status = '204';
     } else {
       const item =
-        op.method === 'POST' ? svc.create(kind, data) : op.method === 'PUT' ? svc.replace(kind, id!, data, op.version) : svc.patch(kind, id!, data, op.version);
+        op.method === 'POST'
+          ? await svc.create(kind, data, q)
+          : op.method === 'PUT'
+            ? await svc.replace(kind, id!, data, op.version, q)
+            : await svc.patch(kind, id!, data, op.version, q);
       if (op.method === 'POST') {
         created.set(op.bulkId!, item.id);
         r.status = '201';
@@ -227,7 +234,7 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     let i = 0;
     while (i < pending.length && errors < failOnErrors) {
       const started = performance.now();
-      svc.transaction(() => {
+      const slice = async (q: Sql | undefined): Promise<void> => {
         while (i < pending.length && errors < failOnErrors) {
           const op = pending[i++]!;
           // Wait for a POST further down that defines a referenced bulkId.
@@ -236,13 +243,15 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
             continue;
           }
           try {
-            svc.transaction(() => execute(op)); // a savepoint: a failed operation leaves no partial writes
+            await execute(op, q); // its own savepoint or transaction: a failed operation leaves no partial writes
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));
           }
           if (performance.now() - started >= sliceMs) break;
         }
-      });
+      };
+      if (svc.sql.dialect === 'sqlite') await svc.sql.transaction((tx) => slice(tx));
+      else await slice(undefined);
       if (i < pending.length) await new Promise((resolve) => setImmediate(resolve));
     }
     if (errors >= failOnErrors) break;

@@ -3,15 +3,17 @@
  * extension) and Groups, with filters, PATCH, ETags, Bulk and discovery. Mount with `registerScim`.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Database, Migration } from '../../store/database.js';
-import { scimMigrations as migrations } from './repository.js';
+import type { Migration } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
+import { scimMigrations as migrations, scimPgMigrations as pgMigrations } from './repository.js';
 import { scimPlugin } from './routes.js';
 import { DEFAULT_LIMITS, ScimService, type ScimLimits } from './service.js';
 
 export const scimMigrations: Migration[] = migrations;
+export const scimPgMigrations: Migration[] = pgMigrations;
 
 export interface ScimOptions {
-  db: Database;
+  sql: Sql;
   /** Where the SCIM API is mounted; default '/scim/v2'. */
   basePath?: string;
   /** Called in an onRequest hook for every SCIM route; throws (e.g. a 401 error) to reject. */
@@ -24,7 +26,7 @@ export interface ScimOptions {
 
 export async function registerScim(app: FastifyInstance, opts: ScimOptions): Promise<void> {
   const basePath = (opts.basePath ?? '/scim/v2').replace(/\/+$/, '');
-  const service = new ScimService(opts.db, { ...DEFAULT_LIMITS, ...opts.limits });
+  const service = new ScimService(opts.sql, { ...DEFAULT_LIMITS, ...opts.limits });
   await app.register(scimPlugin, {
     prefix: basePath,
     service,

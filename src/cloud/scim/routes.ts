@@ -180,17 +180,17 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     type Q = { Querystring: Record<string, string | undefined> };
     type QP = Q & { Params: { id: string } };
 
-    const respond = (req: FastifyRequest<Q>, reply: FastifyReply, status: number, item: ReturnType<ScimService['get']>) => {
+    const respond = async (req: FastifyRequest<Q>, reply: FastifyReply, status: number, item: Awaited<ReturnType<ScimService['get']>>) => {
       const projection = parseProjection(kind.type, req.query.attributes, req.query.excludedAttributes);
-      const body = svc.render(kind, item, baseOf(req), projection);
+      const body = await svc.render(kind, item, baseOf(req), projection);
       reply.header('etag', etagOf(item.version));
       if (status === 201) reply.header('location', (body.meta as { location: string }).location);
       return send(reply, status, body);
     };
 
-    app.post<Q>(ep, { bodyLimit }, async (req, reply) => respond(req, reply, 201, svc.create(kind, req.body)));
+    app.post<Q>(ep, { bodyLimit }, async (req, reply) => respond(req, reply, 201, await svc.create(kind, req.body)));
 
-    app.get<Q>(ep, async (req, reply) => send(reply, 200, svc.listResponse(kind, req.query as ListQuery, baseOf(req))));
+    app.get<Q>(ep, async (req, reply) => send(reply, 200, await svc.listResponse(kind, req.query as ListQuery, baseOf(req))));
 
     app.post<Q>(`${ep}/.search`, { bodyLimit }, async (req, reply) => {
       const b = req.body;
@@ -198,28 +198,28 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
       if (b.schemas !== undefined && !(Array.isArray(b.schemas) && b.schemas.includes(SEARCH_REQUEST))) {
         throw new ScimError(400, 'invalidSyntax', `a search body must have "schemas": ["${SEARCH_REQUEST}"]`);
       }
-      return send(reply, 200, svc.listResponse(kind, b as ListQuery, baseOf(req)));
+      return send(reply, 200, await svc.listResponse(kind, b as ListQuery, baseOf(req)));
     });
 
     app.get<QP>(`${ep}/:id`, async (req, reply) => {
       const projection = parseProjection(kind.type, req.query.attributes, req.query.excludedAttributes);
       const needMembers = kind === GROUPS && returnsAttribute(projection, 'members');
-      const item = svc.get(kind, req.params.id, needMembers);
+      const item = await svc.get(kind, req.params.id, needMembers);
       const inm = header(req, 'if-none-match');
       if (inm !== undefined && etagMatches(inm, item.version)) return reply.code(304).header('etag', etagOf(item.version)).send();
       return respond(req, reply, 200, item);
     });
 
     app.put<QP>(`${ep}/:id`, { bodyLimit }, async (req, reply) =>
-      respond(req, reply, 200, svc.replace(kind, req.params.id, req.body, header(req, 'if-match'))),
+      respond(req, reply, 200, await svc.replace(kind, req.params.id, req.body, header(req, 'if-match'))),
     );
 
     app.patch<QP>(`${ep}/:id`, { bodyLimit }, async (req, reply) =>
-      respond(req, reply, 200, svc.patch(kind, req.params.id, req.body, header(req, 'if-match'))),
+      respond(req, reply, 200, await svc.patch(kind, req.params.id, req.body, header(req, 'if-match'))),
     );
 
     app.delete<QP>(`${ep}/:id`, async (req, reply) => {
-      svc.delete(kind, req.params.id, header(req, 'if-match'));
+      await svc.delete(kind, req.params.id, header(req, 'if-match'));
       return reply.code(204).send();
     });
   }

@@ -48,7 +48,7 @@ describe('the cloud stays responsive during heavy SCIM requests', () => {
           emails: Array.from({ length: 100 }, (_, j) => ({ value: `r${round}-${i}-${j}@example.com`, type: 'work' })),
         }),
       }));
-    const created = cloud.server.db.prepare('SELECT count(*) AS n FROM scim_users WHERE external_id LIKE ?');
+    const created = cloud.server.db!.prepare('SELECT count(*) AS n FROM scim_users WHERE external_id LIKE ?');
     // A kept-alive connection of its own, opened before: accepting a new one is not what this is about.
     const warm = await healthClient.request({ method: 'GET', path: '/healthz' });
     await warm.body.dump();
