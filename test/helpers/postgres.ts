@@ -115,7 +115,7 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: { detached?: boolean } = {}): Promise<TestPostgres> {
   const reason = postgresUnavailable();
   if (reason) throw new Error(reason);
   const as = process.getuid?.() === 0 ? systemUser('postgres') : undefined;
@@ -137,6 +137,10 @@ export async function startPostgres(): Promise<TestPostgres> {
       { ...(as ?? {}), stdio: ['ignore', 'ignore', 'pipe'] },
     );
     killOnExit(child);
+    if (options.detached) {
+      child.unref();
+      (child.stderr as unknown as { unref?: () => void }).unref?.();
+    }
     let log = '';
     child.stderr!.on('data', (d: Buffer) => {
       log = (log + d.toString()).slice(-4000);
@@ -206,7 +210,8 @@ let shared: Promise<TestPostgres> | undefined;
 /** One cluster per test process, started on first use and stopped when the process exits. */
 export function sharedPostgres(): Promise<TestPostgres> {
   if (!shared) {
-    shared = startPostgres();
+    // The shared cluster must not keep the test process alive: it is killed when the process exits.
+    shared = startPostgres({ detached: true });
     shared.then((p) => process.once('exit', () => rmSync(p.socketDir, { recursive: true, force: true })), () => undefined);
   }
   return shared;
