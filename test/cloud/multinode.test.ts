@@ -98,6 +98,18 @@ describe('the cloud directory on two nodes sharing PostgreSQL', { skip: skipUnle
     await pg?.stop();
   });
 
+  test('a wrong database password is a clear error that does not print the password', async () => {
+    const url = new URL(await pg.createDatabase());
+    url.password = '';
+    const wrong = 'Wrong-db-password-7';
+    const proc = spawnIdsync(['cloud', 'serve', '--database', url.toString(), '--port', '0', '--json'], undefined, { IDSYNC_CLOUD_ADMIN_PASSWORD: ADMIN_PASSWORD, IDSYNC_CLOUD_DATABASE_PASSWORD: wrong });
+    const code = await proc.exited;
+    assert.notEqual(code, 0);
+    assert.match(proc.out.text, /STORE_FAILED/);
+    assert.match(proc.out.text, /password authentication failed/);
+    assert.ok(!proc.out.text.includes(wrong), 'the password is not printed');
+  });
+
   test('both nodes publish the same signing key; a token issued by one works on the other, and its revocation too', async () => {
     const [a, b] = nodes as [Node, Node];
     const jwksA = await call(a.url, 'GET', '/.well-known/jwks.json');
