@@ -35,7 +35,8 @@ async function scim(method: 'POST' | 'PATCH', p: string, body: unknown): Promise
 }
 
 describe('the cloud stays responsive during heavy SCIM requests', () => {
-  test('/healthz is answered while a Bulk of 1,000 creates runs', async () => {
+  // It reads cloud.db while the Bulk runs: SQLite's case (on PostgreSQL every operation awaits the database anyway).
+  test('/healthz is answered while a Bulk of 1,000 creates runs', { skip: process.env.IDSYNC_CLOUD_TEST_STORE === 'postgres' && 'reads cloud.db directly (SQLite)' }, async () => {
     const ops = (round: number) =>
       Array.from({ length: 1000 }, (_, i) => ({
         method: 'POST',
