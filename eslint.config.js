@@ -13,6 +13,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dependency rules (.dependency-cruiser.cjs) are CommonJS, as dependency-cruiser loads them.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     // The consoles' pages run in the browser.
     files: ['webui/**/*.js'],
     languageOptions: { globals: { document: 'readonly', window: 'readonly', location: 'readonly', fetch: 'readonly', URLSearchParams: 'readonly', Node: 'readonly', Event: 'readonly', HTMLElement: 'readonly' } },

@@ -1,6 +1,8 @@
 /**
  * One sync cycle in its own process, for bench/sync.ts: prints the run record's export counts,
- * the wall time and this process's peak RSS as one JSON line.
+ * the wall time, this process's CPU time and peak RSS as one JSON line. `clock` ties the run
+ * record's wall-clock step times to the monotonic clock of a CPU profile (bench/profile-top.ts
+ * splits a profile by step with it).
  * Usage: node --import tsx bench/sync-worker.ts CONFIG [--full]
  */
 import { loadConfig } from '../src/config/load.js';
@@ -9,9 +11,17 @@ import { runCycle } from '../src/engine/cycle.js';
 
 const [configFile, flag] = process.argv.slice(2);
 const ctx = openContext(loadConfig(configFile!));
+const clock = { wallMs: Date.now(), monoUs: Number(process.hrtime.bigint() / 1000n) };
+const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const run = await runCycle(ctx, { full: flag === '--full' });
 const seconds = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpu0);
 ctx.close();
-const steps = Object.fromEntries(run.steps.map((s) => [`${s.connector}/${s.step}`, { profile: s.profile, seconds: s.endedAt ? (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000 : null, adds: s.adds, updates: s.updates, deletes: s.deletes, unchanged: s.unchanged, errors: s.errors }]));
-process.stdout.write(JSON.stringify({ status: run.status, error: run.error, seconds, peakRssMb: process.resourceUsage().maxRSS / 1024, steps }) + '\n');
+const steps = Object.fromEntries(
+  run.steps.map((s) => [
+    `${s.connector}/${s.step}`,
+    { profile: s.profile, startedAt: s.startedAt, endedAt: s.endedAt, seconds: s.endedAt ? (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000 : null, adds: s.adds, updates: s.updates, deletes: s.deletes, unchanged: s.unchanged, errors: s.errors },
+  ]),
+);
+process.stdout.write(JSON.stringify({ status: run.status, error: run.error, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, clock, steps }) + '\n');

@@ -1,16 +1,19 @@
 /**
  * `npm run bench:sync [-- 100000,1000000]`: generates N users (and N/100 groups of 100 members)
  * into a real OpenLDAP with slapadd, then measures, with the cloud directory in its own process:
- *   1. the initial full cycle (import → sync → export of everything),
- *   2. a no-change delta cycle,
+ *   0. the floors (bench/floors.ts): a raw ldapts read of the same directory, a raw SQLite upsert
+ *      of as many rows, raw SCIM Bulk of the same users and groups to a fresh cloud process;
+ *   1. the initial full cycle (import → sync → export of everything), each stage against its floor;
+ *   2. a no-change delta cycle;
  *   3. a 1 % change delta cycle (titles of N/100 users changed over LDAP),
- * and prints wall time, objects/s and the peak RSS of the sync process. Asserts nothing.
- * Goals on 2 cores: 100k initial ≤ 15 s; 1M ≤ 3 min at ≤ 1 GB RSS; no-change delta at 1M ≤ 1 s;
- * 1 % delta at 1M ≤ 10 s. The incumbent: ~10 minutes per 10,000 objects.
+ * and prints wall time, objects/s, CPU seconds (the sync process's and the cloud's) and the peak
+ * RSS of the sync process. Asserts nothing.
+ * Goals on 2 cores (issue 13): 100k initial ≤ 10 s; 1M ≤ 120 s at ≤ 1 GB RSS; no-change delta at
+ * 1M ≤ 1 s; 1 % delta at 1M ≤ 10 s. The incumbent: ~10 minutes per 10,000 objects.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { stringify } from 'yaml';
@@ -18,6 +21,7 @@ import { createSyncClient } from '../src/cloud/admin-api-client.js';
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
 import { startSlapd } from '../test/helpers/slapd.js';
+import { benchUser, bulkFloor, ldapFloor, sqliteFloor, type Floor } from './floors.js';
 
 const sizes = (process.argv[2] ?? '100000').split(',').map(Number);
 const root = path.resolve(import.meta.dirname, '..');
@@ -26,6 +30,7 @@ interface WorkerResult {
   status: string;
   error: unknown;
   seconds: number;
+  cpuSeconds: number;
   peakRssMb: number;
   steps: Record<string, { profile: string | null; seconds: number | null; adds: number; updates: number; deletes: number; unchanged: number; errors: number }>;
 }
@@ -48,9 +53,9 @@ async function writeLdif(file: string, n: number): Promise<void> {
     if (!out.write(s)) await once(out, 'drain');
   };
   for (let i = 0; i < n; i++) {
-    await write(
-      `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\nuid: u${i}\ncn: User ${i}\nsn: U${i}\ngivenName: User\nmail: u${i}@bench.test\ntitle: Engineer\ndepartmentNumber: D${i % 50}\nemployeeNumber: ${i}\n\n`,
-    );
+    let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n`;
+    for (const [k, v] of Object.entries(benchUser(i))) entry += `${k}: ${v}\n`;
+    await write(`${entry}\n`);
   }
   for (let g = 0; g < Math.floor(n / 100); g++) {
     let members = '';
@@ -61,36 +66,88 @@ async function writeLdif(file: string, n: number): Promise<void> {
   await once(out, 'finish');
 }
 
-function report(label: string, objects: number, r: WorkerResult): void {
+/** CPU seconds (user + system) a process has used so far, from /proc (0 where there is none). */
+function procCpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+function report(label: string, objects: number, r: WorkerResult, cloudCpu: number): void {
   const exp = r.steps['cloud/export'];
   const imp = Object.entries(r.steps).find(([k]) => k.endsWith('/import'))?.[1];
   console.log(
     `${label.padEnd(22)} ${r.seconds.toFixed(2).padStart(7)} s  ${Math.round(objects / r.seconds).toLocaleString('en-US').padStart(9)} objects/s  ` +
-      `peak RSS ${Math.round(r.peakRssMb).toString().padStart(5)} MB  import ${imp?.profile ?? '?'}  exported +${exp?.adds ?? 0} ~${exp?.updates ?? 0} -${exp?.deletes ?? 0}  ${r.status}`,
+      `peak RSS ${Math.round(r.peakRssMb).toString().padStart(5)} MB  CPU sync ${r.cpuSeconds.toFixed(1)} s, cloud ${cloudCpu.toFixed(1)} s  import ${imp?.profile ?? '?'}  exported +${exp?.adds ?? 0} ~${exp?.updates ?? 0} -${exp?.deletes ?? 0}  ${r.status}`,
   );
   console.log(`${''.padEnd(22)} ${Object.entries(r.steps).map(([k, s]) => `${k} ${s.seconds?.toFixed(2)} s`).join(', ')}`);
 }
 
-for (const n of sizes) {
-  const groups = Math.floor(n / 100);
-  const dir = mkdtempSync(path.join(tmpdir(), `idsync-bench-sync-${n}-`));
-  console.log(`\nN = ${n.toLocaleString('en-US')} users + ${groups.toLocaleString('en-US')} groups (${dir})`);
-  let t = performance.now();
-  await writeLdif(path.join(dir, 'seed.ldif'), n);
-  const slapd = await startSlapd({ seedLdifFile: path.join(dir, 'seed.ldif') });
-  console.log(`generated and slapadd-loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+/** Each stage of the initial cycle against its floor, measured in the same run. */
+function reportFloors(r: WorkerResult, floors: { ldap: Floor; sqlite: Floor; bulk: Floor }): void {
+  const stage = (suffix: string) => Object.entries(r.steps).find(([k]) => k.endsWith(suffix))?.[1]?.seconds ?? NaN;
+  const rows: [string, number, Floor, string][] = [
+    ['import', stage('/import'), floors.ldap, 'raw ldapts paged read'],
+    ['sync', stage('/sync'), floors.sqlite, 'raw SQLite upsert, 10k-row transactions'],
+    ['export', stage('/export'), floors.bulk, 'raw SCIM Bulk, 100 ops x 8 in flight'],
+  ];
+  console.log(`${''.padEnd(22)} stage    measured      floor   ratio   (floor: what, objects/s, its CPU)`);
+  for (const [name, measured, f, what] of rows) {
+    console.log(
+      `${''.padEnd(22)} ${name.padEnd(7)} ${measured.toFixed(2).padStart(7)} s ${f.seconds.toFixed(2).padStart(7)} s ${(measured / f.seconds).toFixed(1).padStart(6)}x   (${what}, ${Math.round(f.objects / f.seconds).toLocaleString('en-US')}/s, CPU ${f.cpuSeconds.toFixed(1)} s)`,
+    );
+  }
+  const serial = floors.ldap.seconds + floors.sqlite.seconds + floors.bulk.seconds;
+  const overlapped = Math.max(floors.ldap.seconds, floors.sqlite.seconds, floors.bulk.seconds);
+  console.log(
+    `${''.padEnd(22)} cycle   ${r.seconds.toFixed(2).padStart(7)} s ${serial.toFixed(2).padStart(7)} s ${(r.seconds / serial).toFixed(1).padStart(6)}x   (sum of the floors; the slowest floor alone, what overlapped stages approach: ${overlapped.toFixed(2)} s, ${(r.seconds / overlapped).toFixed(1)}x)`,
+  );
+}
 
-  const adminPassword = 'Bench-admin-password-1';
-  const cloud = node(['bin/idsync.js', 'cloud', 'serve', '--data', path.join(dir, 'cloud'), '--port', '0'], { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
-  const url = await new Promise<string>((resolve) => {
+async function startCloud(dataDir: string, adminPassword: string): Promise<{ url: string; child: ReturnType<typeof spawn> }> {
+  const cloud = node(['bin/idsync.js', 'cloud', 'serve', '--data', dataDir, '--port', '0'], { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
+  const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     cloud.child.stdout!.on('data', (d: string) => {
       buf += d;
       const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
       if (m) resolve(m[1]!);
     });
+    // A cloud that dies before it listens is an error, not a wait (killed at the end otherwise).
+    cloud.done.then(() => reject(new Error('the cloud directory exited before it listened')), reject);
   });
+  return { url, child: cloud.child };
+}
+
+for (const n of sizes) {
+  const groups = Math.floor(n / 100);
+  const dir = mkdtempSync(path.join(tmpdir(), `idsync-bench-sync-${n}-`));
+  console.log(`\nN = ${n.toLocaleString('en-US')} users + ${groups.toLocaleString('en-US')} groups (${dir}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  let t = performance.now();
+  await writeLdif(path.join(dir, 'seed.ldif'), n);
+  const slapd = await startSlapd({ seedLdifFile: path.join(dir, 'seed.ldif') });
+  console.log(`generated and slapadd-loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  const adminPassword = 'Bench-admin-password-1';
+  const cloud = await startCloud(path.join(dir, 'cloud'), adminPassword);
+  const url = cloud.url;
   try {
+    // The floors first, each on its own (a fresh cloud process for the raw Bulk, so both start empty).
+    const ldap = await ldapFloor({ url: slapd.url, bindDn: slapd.adminDn, password: slapd.adminPassword, baseDn: slapd.baseDn });
+    const sqlite = await sqliteFloor(n + groups);
+    const floorCloud = await startCloud(path.join(dir, 'floor-cloud'), adminPassword);
+    let bulk: Floor;
+    try {
+      const floorSecret = await createSyncClient(floorCloud.url, { username: 'admin', password: adminPassword }, 'floor');
+      bulk = await bulkFloor({ url: floorCloud.url, clientId: 'floor', secret: floorSecret }, n, groups);
+    } finally {
+      floorCloud.child.kill('SIGTERM');
+    }
+    console.log(`floors: ldapts read ${ldap.seconds.toFixed(2)} s, SQLite upsert ${sqlite.seconds.toFixed(2)} s, SCIM Bulk ${bulk.seconds.toFixed(2)} s`);
+
     const secret = await createSyncClient(url, { username: 'admin', password: adminPassword }, 'bench');
     const config = path.join(dir, 'idsync.yaml');
     writeFileSync(
@@ -107,11 +164,18 @@ for (const n of sizes) {
     ctx.credentials.set('bench', slapd.adminPassword);
     ctx.close();
 
-    // IDSYNC_BENCH_PROFILE=DIR writes a CPU profile of each cycle there (open it in Chrome DevTools).
+    // IDSYNC_BENCH_PROFILE=DIR writes a CPU profile of each cycle there (bench/profile-top.ts summarises it per stage).
     const prof = process.env.IDSYNC_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.IDSYNC_BENCH_PROFILE}`] : [];
-    const cycle = async () => JSON.parse((await node([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config]).done).trim().split('\n').pop()!) as WorkerResult;
-    report('initial full cycle', n + groups, await cycle());
-    report('no-change delta', n + groups, await cycle());
+    const cycle = async (label: string): Promise<WorkerResult> => {
+      const cpu0 = procCpuSeconds(cloud.child.pid);
+      const out = (await node([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config]).done).trim().split('\n').pop()!;
+      if (process.env.IDSYNC_BENCH_PROFILE) writeFileSync(path.join(process.env.IDSYNC_BENCH_PROFILE, `${n}-${label.replace(/\W+/g, '-')}.json`), out);
+      const r = JSON.parse(out) as WorkerResult;
+      report(label, n + groups, r, procCpuSeconds(cloud.child.pid) - cpu0);
+      return r;
+    };
+    reportFloors(await cycle('initial full cycle'), { ldap, sqlite, bulk });
+    await cycle('no-change delta');
 
     t = performance.now();
     const changed = Math.max(1, Math.floor(n / 100));
@@ -119,7 +183,7 @@ for (const n of sizes) {
     for (let i = 0; i < changed; i++) ldif += `dn: uid=u${i * 100},ou=people,dc=lab,dc=test\nchangetype: modify\nreplace: title\ntitle: Changed\n\n`;
     await slapd.modify(ldif);
     console.log(`changed ${changed.toLocaleString('en-US')} users over LDAP in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    report('1 % change delta', n + groups, await cycle());
+    await cycle('1 % change delta');
   } finally {
     cloud.child.kill('SIGTERM');
     await slapd.stop();

@@ -2,14 +2,20 @@
  * The test runner: `node --import tsx scripts/run-tests.ts [--unit] [files or folders...]`
  *
  * - finds test/**\/*.test.ts (or the files/folders given); `--unit` leaves out test/e2e;
- * - starts ONE Samba AD DC when a selected test needs it (test/e2e, test/connectors/ad) and Samba
+ * - starts ONE Samba AD DC when a selected test needs it (test/e2e, test/connectors/ad, any file that
+ *   imports test/helpers/samba) and Samba
  *   is installed — or always with IDSYNC_REQUIRE_INTEGRATION=1 (CI) — and describes it to the
  *   tests in IDSYNC_TEST_SAMBA (Samba's LDAP port is fixed, so tests share it, one file at a time);
- * - runs `node --import tsx --test --test-concurrency=1 <files>` and exits with its code;
- * - always stops the DC, also on Ctrl-C / SIGTERM.
+ * - runs the files in two lanes at once, each `node --import tsx --test --test-concurrency=1`: the
+ *   files that use the Samba DC one after another in one lane (they share its fixed ports), every
+ *   other file in the second lane (the machine has 2 cores, and much of a test's time is waiting on
+ *   a server); each line of output carries its lane's tag, and the run ends with one summary line;
+ *   IDSYNC_TEST_LANES=1 runs everything in one lane as before;
+ * - exits non-zero when any lane fails, and always stops the DC, also on Ctrl-C / SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { unavailableReason, integrationRequired } from '../test/helpers/integration.js';
@@ -35,9 +41,11 @@ function findTests(dir: string): string[] {
   return out;
 }
 
+/** A test needs the DC when it lives where the AD tests live or uses the Samba helper. */
 function needsSamba(file: string): boolean {
   const rel = relative(root, file).split(sep).join('/');
-  return rel.startsWith('test/e2e/') || rel.startsWith('test/connectors/ad/') || rel.startsWith('test/drsuapi/samba');
+  if (rel.startsWith('test/e2e/') || rel.startsWith('test/connectors/ad/') || rel.startsWith('test/drsuapi/samba')) return true;
+  return /helpers\/samba(\.js)?['"]/.test(readFileSync(file, 'utf8'));
 }
 
 async function main(): Promise<number> {
@@ -57,7 +65,8 @@ async function main(): Promise<number> {
   }
 
   let dc: SambaDC | undefined;
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
+  const started = Date.now();
   let stopping = false;
   const cleanup = async (): Promise<void> => {
     if (dc) {
@@ -70,7 +79,7 @@ async function main(): Promise<number> {
     if (stopping) return;
     stopping = true;
     console.error(`run-tests: ${sig}, stopping...`);
-    child?.kill(sig);
+    for (const c of children) c.kill(sig);
     void cleanup().then(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
@@ -97,15 +106,90 @@ async function main(): Promise<number> {
       }
     }
     if (stopping) return 130;
-    const nodeArgs = ['--import', 'tsx', '--test', '--test-concurrency=1', ...files.map((f) => relative(process.cwd(), f) || f)];
-    child = spawn(process.execPath, nodeArgs, { stdio: 'inherit', env });
-    const code = await new Promise<number>((res) => {
-      child?.once('exit', (c, s) => res(c ?? (s ? 1 : 0)));
-    });
-    return code;
+    const lanes = planLanes(files, process.env.IDSYNC_TEST_LANES === '1' ? 1 : 2);
+    const results = await Promise.all(
+      lanes.map((lane) =>
+        runLane(lane, env, lanes.length > 1, (c) => {
+          children.push(c);
+        }),
+      ),
+    );
+    const total = results.reduce(
+      (t, r) => ({ tests: t.tests + r.tests, pass: t.pass + r.pass, fail: t.fail + r.fail, skipped: t.skipped + r.skipped }),
+      { tests: 0, pass: 0, fail: 0, skipped: 0 },
+    );
+    const failed = results.flatMap((r) => r.failedFiles);
+    if (failed.length) console.log(`run-tests: failed:\n${failed.map((f) => `  ${f}`).join('\n')}`);
+    console.log(
+      `run-tests: ${total.tests} tests, ${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped` +
+        ` in ${lanes.length} lane${lanes.length > 1 ? 's' : ''}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    );
+    return results.some((r) => r.code !== 0) ? 1 : 0;
   } finally {
     await cleanup();
   }
+}
+
+interface Lane {
+  tag: string;
+  files: string[];
+}
+
+interface LaneResult {
+  code: number;
+  tests: number;
+  pass: number;
+  fail: number;
+  skipped: number;
+  failedFiles: string[];
+}
+
+/** The Samba-bound files stay together in one lane, in order; the rest fill the other lane. */
+function planLanes(files: string[], count: 1 | 2): Lane[] {
+  if (count === 1) return [{ tag: '', files }];
+  const samba = files.filter(needsSamba);
+  const other = files.filter((f) => !needsSamba(f));
+  return [
+    { tag: 'dc', files: samba },
+    { tag: 'ot', files: other },
+  ].filter((l) => l.files.length > 0);
+}
+
+/**
+ * One `node --test` process over a lane's files. Its TAP output is passed through line by line with the
+ * lane's tag, and its closing counts (`# tests`, `# pass`, ...) are read for the run's summary.
+ */
+function runLane(lane: Lane, env: NodeJS.ProcessEnv, tagged: boolean, onSpawn: (c: ChildProcess) => void): Promise<LaneResult> {
+  const nodeArgs = [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=1',
+    '--test-reporter=tap',
+    ...lane.files.map((f) => relative(process.cwd(), f) || f),
+  ];
+  const child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  onSpawn(child);
+  const result: LaneResult = { code: 0, tests: 0, pass: 0, fail: 0, skipped: 0, failedFiles: [] };
+  const prefix = tagged ? `${lane.tag}| ` : '';
+  const count = (line: string): void => {
+    const m = /^# (tests|pass|fail|skipped) (\d+)$/.exec(line);
+    if (m) result[m[1] as 'tests' | 'pass' | 'fail' | 'skipped'] = Number(m[2]);
+    // A failed top-level test is one file (or a suite at the top of one).
+    const f = /^not ok \d+ - (.*)$/.exec(line);
+    if (f) result.failedFiles.push(`${prefix}${f[1]}`);
+  };
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    count(line);
+    process.stdout.write(`${prefix}${line}\n`);
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => process.stderr.write(`${prefix}${line}\n`));
+  return new Promise((res) => {
+    child.once('close', (c, s) => {
+      result.code = c ?? (s ? 1 : 0);
+      res(result);
+    });
+  });
 }
 
 main().then(

@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import { configPathFrom, loadConfig, type LoadedConfig } from '../config/load.js';
 import { openContext, type EngineContext, type OpenContextOptions } from '../engine/context.js';
 
+/** A command group: adds its commands to the program (listed in commands/index.ts). */
+export type RegisterCommand = (program: Command) => void;
+
 /** The root program's --config option, from any subcommand. */
 export function configFile(cmd: Command): string {
   let root: Command = cmd;

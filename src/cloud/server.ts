@@ -11,7 +11,11 @@
  *
  * State lives in <dataDir>/cloud.db (SQLite, WAL), or in PostgreSQL (`database: postgres://…`), where
  * any number of nodes can share it: accounts, clients, signing keys, SCIM objects, password hashes,
- * lockout counters and the audit log. Nothing that matters is kept in one node's memory. It listens on loopback unless told
+ * lockout counters and the audit log. Nothing that matters is kept in one node's memory.
+ *
+ * SCIM requests are worked on in a worker thread with its own connection to cloud.db, or its own
+ * pg pool (scim/host/): this thread's event loop serves health, tokens, sign-in, administration and
+ * the portal. It listens on loopback unless told
  * otherwise; put a TLS-terminating proxy in front to expose it (and set trustProxy).
  *
  * Logs are JSON (pino). Request bodies, Authorization headers, passwords, secrets and hashes are
@@ -21,7 +25,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { openDatabase, type Database, type Migration } from '../store/database.js';
+import type { Database, Migration } from '../store/database.js';
 import { ensureAdministrator } from './accounts/bootstrap.js';
 import { SCIM_ROLES } from './accounts/roles.js';
 import { registerAdminAccountRoutes } from './accounts/routes.js';
@@ -38,8 +42,8 @@ import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
 import { PasswordHashStore, passwordHashMigrations, passwordHashPgMigrations } from './passwords/store.js';
-import { registerScim, scimMigrations, scimPgMigrations } from './scim/index.js';
-import { PostgresStore } from './store/postgres.js';
+import { announceWrites, registerScim, scimMigrations, scimPgMigrations, type ScimHost } from './scim/index.js';
+import { openStore, type StoreSpec } from './store/open.js';
 import type { CloudStore } from './store/sql.js';
 import { SqliteStore } from './store/sqlite.js';
 import { registerSyncInstallations, syncInstallationMigrations, syncInstallationPgMigrations } from './sync-installations/index.js';
@@ -96,6 +100,8 @@ export interface CloudServer {
   store: CloudStore;
   /** The SQLite database itself (undefined on PostgreSQL), for tests and tools. */
   db: Database | undefined;
+  /** Where SCIM requests are worked on (a worker thread with its own connection or pool). */
+  scimHost: ScimHost;
   /** Stops listening, finishes in-flight requests and closes the database. */
   close(): Promise<void>;
   bootstrap: {
@@ -191,16 +197,18 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
   const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const dbFile = path.join(options.dataDir, CLOUD_DATABASE_FILE);
-  let db: Database | undefined;
-  let store: CloudStore;
-  if (options.database) {
-    store = await PostgresStore.open(options.database, CLOUD_PG_MIGRATIONS, options.databasePassword !== undefined ? { password: options.databasePassword } : {});
-  } else {
-    db = openDatabase(dbFile, CLOUD_SQLITE_MIGRATIONS);
-    store = new SqliteStore(db);
-    // Signing keys and hashes live here: owner only.
-    for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
-  }
+  // The SCIM worker opens a store of its own from the same description (the password travels, unprinted).
+  const spec: StoreSpec = options.database
+    ? { engine: 'postgres', url: options.database, ...(options.databasePassword !== undefined ? { password: options.databasePassword } : {}) }
+    : { engine: 'sqlite', file: dbFile };
+  const store = await openStore(spec, {
+    migrations: { sqlite: CLOUD_SQLITE_MIGRATIONS, postgres: CLOUD_PG_MIGRATIONS },
+    // The SCIM worker writes through a connection of its own: this one's writes make it step aside.
+    onSqlite: (d) => void announceWrites(d),
+  });
+  const db = store instanceof SqliteStore ? store.db : undefined;
+  // Signing keys and hashes live here: owner only.
+  if (db) for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 
   let app: FastifyInstance | undefined;
   let pruneTimer: NodeJS.Timeout | undefined;
@@ -274,8 +282,9 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
         return reply.code(err.statusCode).headers(err.headers).type('application/scim+json').send(scimErrorBody(err.statusCode, err.message));
       }
     });
-    await registerScim(app, {
+    const scimHost = await registerScim(app, {
       sql: store,
+      spec,
       basePath: SCIM_BASE_PATH,
       ...(options.publicUrl ? { publicUrl: issuer + SCIM_BASE_PATH } : {}),
       authenticate: async (req) => {
@@ -307,6 +316,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       url,
       store,
       db,
+      scimHost,
       bootstrap: bootstrap.generatedPassword === undefined ? { adminUser: bootstrap.adminUser } : { adminUser: bootstrap.adminUser, generatedPassword: bootstrap.generatedPassword },
       close: async () => {
         clearInterval(pruneTimer);

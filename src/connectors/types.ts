@@ -79,3 +79,38 @@ export interface SourceConnector {
 
 /** Reads a connector's secret at use time (never cached by the connector; see DESIGN.md §1). */
 export type SecretResolver = () => Promise<string | undefined>;
+
+/**
+ * One object the engine wants a target to hold: the target's own resource, made by the outbound
+ * flow. The engine plans (what to add, replace, delete, in which order); the target connector alone
+ * knows its wire format (SCIM: src/connectors/cloud/target.ts).
+ */
+export interface TargetWrite {
+  objectType: ObjectType;
+  /** The target's id when the object was exported before (a replace); null: an add. */
+  targetId: string | null;
+  resource: Record<string, unknown>;
+  /** `resource` as JSON when the engine has it already: sent as it is, not serialised again. */
+  json?: string;
+}
+
+/** What became of one write. `conflict` and `not-found` are the engine's to resolve (adopt, re-create). */
+export type TargetOutcome =
+  | { kind: 'ok'; targetId: string }
+  | { kind: 'conflict' | 'not-found' | 'rejected' | 'server-error'; status: number; detail: string };
+
+export interface TargetConnector {
+  readonly name: string;
+  /**
+   * Adds and replaces in as few round trips as the target allows (SCIM Bulk): one outcome per
+   * write, in order. `undefined`: the target has no batch operation; the engine writes one by one.
+   * Throws an IdsyncError when the batch as a whole failed (nothing is known of its writes).
+   */
+  writeBatch(writes: TargetWrite[]): Promise<TargetOutcome[] | undefined>;
+  /** One add or replace. */
+  write(w: TargetWrite): Promise<TargetOutcome>;
+  /** Deletes the object, or disables it (users); an object already gone counts as done. */
+  remove(objectType: ObjectType, targetId: string, how: 'delete' | 'disable'): Promise<TargetOutcome>;
+  /** The first object whose attribute equals value (`externalId`, `userName`, or a user's `mail`). */
+  find(objectType: ObjectType, attribute: 'externalId' | 'userName' | 'mail', value: string): Promise<{ targetId: string; externalId?: string } | undefined>;
+}

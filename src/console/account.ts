@@ -5,7 +5,7 @@
  */
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { burnSecretCheck, DEFAULT_SECRET_HASH_PARAMS, hashSecret, verifySecret, type SecretHashParams } from '../cloud/accounts/secret-hash.js';
+import { burnSecretCheck, DEFAULT_SECRET_HASH_PARAMS, hashSecret, verifySecret, type SecretHashParams } from '../web/secret-hash.js';
 import { IdsyncError } from '../core/errors.js';
 
 export const CONSOLE_ACCOUNT_FILE = 'console-account.json';

@@ -5,7 +5,7 @@
  */
 import type { EventRecord } from '../events/log.js';
 import type { RunRecord } from '../engine/runs.js';
-import type { HealthReport } from '../service/service.js';
+import type { HealthReport } from '../service/health.js';
 
 export interface ApiErrorBody {
   error: { code: string; message: string };

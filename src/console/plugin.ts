@@ -21,7 +21,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { EngineContext } from '../engine/context.js';
 import { RunLog, type RunRecord } from '../engine/runs.js';
 import { EVENTS, EVENT_LEVELS, type EventLevel } from '../events/catalog.js';
-import type { HealthReport } from '../service/service.js';
+import type { HealthReport } from '../service/health.js';
 import {
   addSecurityHeaders,
   checkStateChange,
@@ -35,6 +35,7 @@ import {
   type CookieOptions,
   type Session,
 } from '../web/security.js';
+import { SECRET_ATTR, withoutSecrets } from '../web/security.js';
 import { checkConsolePassword, readConsoleAccount } from './account.js';
 import { tryNormalizeDn } from '../ldap/dn.js';
 import type { AttrMap, DegradedWithFix, EventList, Lineage, Overview, RunDetail, RunList, SearchResult, SessionInfo } from './api-types.js';
@@ -54,14 +55,6 @@ export interface ConsoleOptions {
   now?: () => number;
 }
 
-/** Attribute names that may hold a secret never reach a page, whatever a source put in them. */
-const SECRET_ATTR = /pass|pwd|hash|secret|token|ntlm|unicodepwd|supplementalcredentials|sambant|sambalm|key/i;
-
-export function withoutSecrets(attrs: AttrMap): AttrMap {
-  const out: AttrMap = {};
-  for (const [k, v] of Object.entries(attrs)) if (!SECRET_ATTR.test(k)) out[k] = v;
-  return out;
-}
 
 const FIXES: Record<string, string> = {
   'sync-cycle': 'Open Operations to read the failed run\'s errors; `idsync doctor` names the failing check and the command that fixes it.',

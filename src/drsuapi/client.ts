@@ -16,6 +16,7 @@ import {
   DRSUAPI_SYNTAX,
   DRS_INIT_SYNC,
   DRS_WRIT_REP,
+  EXOP_REPL_OBJ,
   EXT_GETCHGREQ_V8,
   OPNUM,
   ZERO_HWM,
@@ -77,6 +78,10 @@ export interface ReplicationPage {
   objectCount: number;
   /** The server's invocation ID differs from the saved state's: the page is part of a full pass. */
   full: boolean;
+  /** Why an incremental call became a full pass (set on the page where it happened). */
+  restartReason?: string;
+  /** The restart is a warning (the DC's database went back in time), not a routine DC switch. */
+  rollback?: boolean;
 }
 
 export interface ChangesOptions {
@@ -123,7 +128,14 @@ export class DrsClient {
   }
 
   /** One DRSGetNCChanges call. */
-  async getNCChanges(ncDn: string, state: ReplicationState, flags: number, maxObjects: number, prefixTable?: 'schemaInfo' | 'empty'): Promise<GetNCChangesReply> {
+  async getNCChanges(
+    ncDn: string,
+    state: ReplicationState,
+    flags: number,
+    maxObjects: number,
+    prefixTable?: 'schemaInfo' | 'empty',
+    exop?: { op: number; objectGuid: string },
+  ): Promise<GetNCChangesReply> {
     const stub = await this.conn.call(
       OPNUM.getNCChanges,
       encodeGetNCChanges({
@@ -137,6 +149,7 @@ export class DrsClient {
         maxBytes: 8 * 1024 * 1024,
         attids: PHS_ATTIDS,
         ...(prefixTable ? { prefixTable } : {}),
+        ...(exop ? { extendedOp: exop.op, objectGuid: exop.objectGuid } : {}),
       }),
     );
     const werror = trailingWerror(stub);
@@ -153,10 +166,25 @@ export class DrsClient {
     const maxObjects = o.maxObjects ?? 1000;
     let state: ReplicationState = o.from ?? { invocationId: NIL_GUID, highWaterMark: ZERO_HWM, upToDateness: [] };
     let full = !o.from;
+    let restart: { reason: string; rollback: boolean } | undefined;
     for (;;) {
       const reply = await this.getNCChanges(o.ncDn, state, full ? DRS_INIT_SYNC | DRS_WRIT_REP : DRS_WRIT_REP, maxObjects, o.prefixTable);
       if (!full && reply.invocationId !== state.invocationId) {
         // a different DC (or a restore gave it a new invocation ID): its USNs mean nothing to us
+        restart = { reason: `the DC's invocation ID is now ${reply.invocationId} (another or a restored DC)`, rollback: false };
+        state = { invocationId: reply.invocationId, highWaterMark: ZERO_HWM, upToDateness: [] };
+        full = true;
+        continue;
+      }
+      const own = reply.upToDateness.find((c) => c.invocationId === reply.invocationId);
+      if (!full && own && own.highestUsn < state.highWaterMark.highestUsn) {
+        // The DC's own cursor is behind the USN we already hold: its database went back in time
+        // (a snapshot or backup restored without a new invocation ID). Changes it makes now reuse
+        // USNs we have passed, so only a pass from zero is safe.
+        restart = {
+          reason: `the DC's highest USN ${own.highestUsn} is below the saved high-water mark ${state.highWaterMark.highestUsn} (USN rollback: restored from a backup or snapshot?)`,
+          rollback: true,
+        };
         state = { invocationId: reply.invocationId, highWaterMark: ZERO_HWM, upToDateness: [] };
         full = true;
         continue;
@@ -167,9 +195,23 @@ export class DrsClient {
         highWaterMark: reply.newHighWaterMark,
         upToDateness: reply.moreData ? state.upToDateness : reply.upToDateness.length ? reply.upToDateness : state.upToDateness,
       };
-      yield { users, state, more: reply.moreData, objectCount: reply.objects.length, full };
+      yield { users, state, more: reply.moreData, objectCount: reply.objects.length, full, ...(restart ? { restartReason: restart.reason, rollback: restart.rollback } : {}) };
+      restart = undefined;
       if (!reply.moreData) return;
     }
+  }
+
+  /**
+   * One object, whole (every attribute of the partial attribute set, the hash included), by its
+   * objectGUID: EXOP_REPL_OBJ. For an incremental change that carried only unicodePwd, of a user
+   * idsync has not imported yet, whose account type it must know before queuing the hash.
+   * Undefined when the DC returns no such object.
+   */
+  async fetchObject(dn: string, guid: string): Promise<ReplicatedUser | undefined> {
+    const state: ReplicationState = { invocationId: NIL_GUID, highWaterMark: ZERO_HWM, upToDateness: [] };
+    const reply = await this.getNCChanges(dn, state, DRS_WRIT_REP, 1, undefined, { op: EXOP_REPL_OBJ, objectGuid: guid });
+    const obj = reply.objects.find((o) => o.name.guid === guid);
+    return obj ? this.user(obj, reply.prefixes) : undefined;
   }
 
   private user(obj: ReplicatedObject, prefixes: Map<number, Buffer>): ReplicatedUser | undefined {

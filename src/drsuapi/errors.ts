@@ -6,6 +6,31 @@ export const ERROR_DS_DRA_BAD_DN = 0x20f7;
 export const ERROR_DS_DRA_INVALID_PARAMETER = 0x20f5;
 export const ERROR_DS_CANT_FIND_EXPECTED_NC = 0x2116;
 export const WERR_INVALID_PARAMETER = 0x57;
+// Transient: the DC cannot serve anything right now; the next poll retries the same state.
+const TRANSIENT = new Set([
+  0x20f6, // ERROR_DS_DRA_BUSY
+  0x20fe, // ERROR_DS_DRA_OUT_OF_MEM
+  0x2107, // ERROR_DS_DRA_RPC_CANCELLED
+  0x210d, // ERROR_DS_DRA_PREEMPTED
+  0x210e, // ERROR_DS_DRA_ABANDON_SYNC
+  0x210f, // ERROR_DS_DRA_SHUTDOWN
+  0x20e2, // ERROR_DS_DRA_SCHEMA_MISMATCH (retried after the schema replicates)
+]);
+/** The ERROR_DS_DRA_* block of winerror.h: DRA_SCHEMA_MISMATCH (0x20e2) … DRA_* (0x21ff). */
+const DRA_FIRST = 0x20e2;
+const DRA_LAST = 0x21ff;
+
+/**
+ * Whether a GetNCChanges WERROR means the DC will not serve the request as sent (so a pass from
+ * zero, with a fresh state, is worth trying) rather than that it cannot serve anything now
+ * (busy, shutting down, out of memory: the next poll retries the same state) or that the
+ * account lacks rights (event 611; a full pass would fail the same way).
+ */
+export function refusesState(werror: number): boolean {
+  if (werror === ERROR_DS_DRA_ACCESS_DENIED) return false;
+  if (TRANSIENT.has(werror)) return false;
+  return werror === WERR_INVALID_PARAMETER || (werror >= DRA_FIRST && werror <= DRA_LAST);
+}
 
 export const RIGHT_GET_CHANGES = '1131f6aa-9c07-11d1-f79f-00c04fc2dcd2';
 export const RIGHT_GET_CHANGES_ALL = '1131f6ad-9c07-11d1-f79f-00c04fc2dcd2';

@@ -131,15 +131,22 @@ export interface GetNCChangesRequest {
   attids: readonly number[];
   /** 'schemaInfo' (default): index 9 → 1.2.840.113556.1.4 plus the 21-byte schemaInfo entry; 'empty': no table. */
   prefixTable?: 'schemaInfo' | 'empty';
+  /** ulExtendedOp (default EXOP_NONE); with EXOP_REPL_OBJ, pNC names the one object (objectGuid). */
+  extendedOp?: number;
+  /** The GUID in pNC's DSNAME (the object of EXOP_REPL_OBJ); NIL = identified by its DN. */
+  objectGuid?: string;
 }
 
-function writeDsName(w: NdrWriter, dn: string): void {
+/** ulExtendedOp: replicate one object (MS-DRSR 4.1.10.2.21 EXOP_REQUEST, EXOP_REPL_OBJ). */
+export const EXOP_REPL_OBJ = 6;
+
+function writeDsName(w: NdrWriter, dn: string, guid: string = NIL_GUID): void {
   const name = Buffer.from(dn + '\0', 'utf16le');
   const chars = dn.length + 1;
   w.u32(chars); // max_count of StringName
   w.u32(56 + name.length); // structLen: the DSNAME without its conformance
   w.u32(0); // SidLen
-  w.guid(NIL_GUID);
+  w.guid(guid);
   w.bytes(Buffer.alloc(28));
   w.u32(dn.length);
   w.bytes(name);
@@ -161,7 +168,7 @@ export function encodeGetNCChanges(q: GetNCChangesRequest): Buffer {
   w.u32(q.flags);
   w.u32(q.maxObjects);
   w.u32(q.maxBytes);
-  w.u32(0); // ulExtendedOp
+  w.u32(q.extendedOp ?? 0); // ulExtendedOp
   w.u64(0n); // liFsmoInfo
   w.pointer(true); // pPartialAttrSet
   w.pointer(false); // pPartialAttrSetEx
@@ -170,7 +177,7 @@ export function encodeGetNCChanges(q: GetNCChangesRequest): Buffer {
   w.pointer(table.length > 0);
   w.align(8);
   // referents, in member order
-  writeDsName(w, q.ncDn);
+  writeDsName(w, q.ncDn, q.objectGuid);
   if (q.upToDateness.length > 0) {
     w.u32(q.upToDateness.length);
     w.align(8);

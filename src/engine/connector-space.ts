@@ -81,7 +81,9 @@ export class ImportStager {
     this.lookup = db.prepare<[string, string], { hash: string; pending: string | null; dn_norm: string }>(
       'SELECT hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor = ?',
     );
-    this.renameMember = db.prepare('UPDATE OR IGNORE cs_members SET member_dn = ? WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL');
+    // INDEXED BY: with `member_anchor IS NULL` in the filter SQLite otherwise walks every member row
+    // of the connector (the primary key prefix) for each object: quadratic in the directory's size.
+    this.renameMember = db.prepare('UPDATE OR IGNORE cs_members INDEXED BY cs_members_member SET member_dn = ? WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL');
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
     );
@@ -99,7 +101,7 @@ export class ImportStager {
     );
     this.touchByDn = db.prepare(
       `UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND pending IS NULL
-         AND anchor IN (SELECT group_anchor FROM cs_members WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL)`,
+         AND anchor IN (SELECT group_anchor FROM cs_members INDEXED BY cs_members_member WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL)`,
     );
     this.dropGone = db.prepare('DELETE FROM cs_members WHERE connector = ? AND member_anchor = ?');
     this.anchorByDn = db.prepare<[string, string], { anchor: string }>('SELECT anchor FROM cs_objects WHERE connector = ? AND dn_norm = ?');

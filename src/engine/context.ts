@@ -5,7 +5,7 @@ import { openCredentialStore, type CredentialStore } from '../credentials/store.
 import { EventLog } from '../events/log.js';
 import { createEventSinks } from '../events/sinks.js';
 import { DATABASE_FILE, openDatabase, type Database } from '../store/database.js';
-import { allMigrations } from '../store/migrations.js';
+import { allMigrations } from '../app/migrations.js';
 
 /** What every command and the service share: the configuration, the database, the credential store. */
 export interface EngineContext {

@@ -6,14 +6,16 @@
  * never exports.
  */
 import { classifyFailure } from '../connectors/cloud/client.js';
+import { ScimTarget } from '../connectors/cloud/target.js';
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
-import { PasswordPipeline } from '../passwords/index.js';
+import { outboxHasWork, PasswordPipeline } from '../passwords/index.js';
 import type { EngineContext } from './context.js';
 import { Exporter, type PlannedExport } from './export.js';
+import { EarlyExport } from './pipeline.js';
 import { EngineState, importConnector, Watermarks } from './import.js';
 import { contentHash } from './stable-hash.js';
 import { assertTenantIsOurs, installationId } from './tenant.js';
@@ -78,9 +80,9 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key, credentialRefused: () => credentials.refusedNow(CLOUD_CONNECTOR) }));
 
   try {
-    // Import
+    const connectors = loaded.config.connectors;
     const kinds = new Map<string, ConnectorKind>();
-    for (const cfg of loaded.config.connectors) {
+    for (const cfg of connectors) {
       kinds.set(cfg.name, cfg.type);
       // A changed source (URL, base, scope, filters) makes the saved watermark meaningless.
       const sourceHash = contentHash(cfg);
@@ -88,7 +90,75 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
         new Watermarks(db).clear(cfg.name);
         state.set(`source_hash:${cfg.name}`, sourceHash);
       }
-      const step = runs.step(runId, cfg.name, 'import');
+    }
+    // Sync is full when asked, or when the rules changed since the last sync: every object must
+    // flow again under the new rules.
+    const rulesHash = contentHash({ rules: loaded.config.rules ?? null, connectors: connectors.map((c) => [c.name, c.type]) });
+    const previousRulesHash = state.get('rules_hash');
+    const fullSync = options.full === true || (previousRulesHash !== undefined && previousRulesHash !== rulesHash);
+    const joinRules = (loaded.config.rules?.join.length ?? 0) > 0;
+    const scopeRules = (loaded.config.rules?.scope.length ?? 0) > 0;
+    const dryRun = options.preview === true || staging;
+    const sync = new Synchronizer(db, { kinds, rules: loaded.rules, joinRules, scopeRules });
+    const exporter = new Exporter(db, new ScimTarget(cloud), {
+      deletionThreshold: loaded.config.sync.deletionThreshold,
+      deletionAction: loaded.config.sync.deletionAction,
+      allowDeletes: options.allowDeletes ?? false,
+      concurrency: loaded.config.cloud.concurrency,
+      bulkSize: loaded.config.cloud.bulkSize,
+      rules: loaded.rules,
+      dryRun,
+      onNewCloudObjects: loaded.config.passwordHashSync.enabled
+        ? (anchors) => {
+            // Password sync's own failure (e.g. an unreadable key) must not fail the export.
+            try {
+              passwords().followCloudObjects(anchors);
+            } catch (err) {
+              const e = toIdsyncError(err);
+              ctx.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
+            }
+          }
+        : undefined,
+      onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
+    });
+
+    // Before the first cloud write: is another installation exporting to this tenant? (engine/tenant.ts)
+    const tenantCheck = async () => {
+      try {
+        await assertTenantIsOurs(ctx, cloud);
+      } catch (err) {
+        tenantRefused = true;
+        if (toIdsyncError(err).code === 'CLOUD_TENANT_SHARED') ctx.events.emit(EVENTS.CLOUD_TENANT_SHARED, { url: loaded.config.cloud.url, ...toIdsyncError(err).details });
+        throw err;
+      }
+    };
+
+    // The overlapped cycle (engine/pipeline.ts): each staged page is synced at once and its users
+    // go to the cloud while the next pages are read. Only where the order of the stages cannot
+    // matter: nothing exported yet and full imports (no watermark: so no deletion can be pending
+    // and the deletion threshold cannot be crossed), no scope or join rules and no full sync (an
+    // object's metaverse state depends on its own page only), a real export. Otherwise (every
+    // delta cycle, `--full`, a preview) the stages run one after another.
+    const overlap = !dryRun && !fullSync && !joinRules && !scopeRules && !exporter.anythingExported() && connectors.every((c) => new Watermarks(db).get(c.name) === undefined);
+    const importSteps = new Map<string, StepHandle>();
+    let early: EarlyExport | undefined;
+    let syncStep: StepHandle | undefined;
+    let exportStep: StepHandle | undefined;
+    if (overlap) {
+      // Steps recorded in their usual order; each marks its own start.
+      for (const cfg of connectors) importSteps.set(cfg.name, runs.step(runId, cfg.name, 'import'));
+      syncStep = runs.step(runId, 'metaverse', 'sync');
+      syncStep.profile = 'delta';
+      exportStep = runs.step(runId, CLOUD_CONNECTOR, 'export');
+      exportStep.profile = 'export';
+      sync.requeueFailed();
+      early = new EarlyExport(sync, syncStep, exporter, exportStep, tenantCheck);
+    }
+
+    // Import
+    for (const cfg of connectors) {
+      const step = importSteps.get(cfg.name) ?? runs.step(runId, cfg.name, 'import');
+      if (overlap) step.markStarted();
       const connector = createSourceConnector(loaded, cfg, credentials.resolver(cfg.name));
       try {
         step.profile = await importConnector(db, connector, step, {
@@ -96,6 +166,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
           events: ctx.events,
           passwords: loaded.config.passwordHashSync.enabled ? passwords : undefined,
           onProgress: (done) => options.onProgress?.({ connector: cfg.name, step: 'import', done }),
+          onStaged: early ? () => early!.staged() : undefined,
         });
         endStep(step);
       } catch (err) {
@@ -105,23 +176,18 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       }
     }
 
-    // Sync (full when asked, or when the rules changed since the last sync: every object must
-    // flow again under the new rules)
-    const syncStep = runs.step(runId, 'metaverse', 'sync');
-    const rulesHash = contentHash({ rules: loaded.config.rules ?? null, connectors: loaded.config.connectors.map((c) => [c.name, c.type]) });
-    const previousRulesHash = state.get('rules_hash');
-    const fullSync = options.full === true || (previousRulesHash !== undefined && previousRulesHash !== rulesHash);
+    // Sync: what is left (in an overlapped cycle: deletions found by the full import, and the
+    // last page)
+    syncStep ??= runs.step(runId, 'metaverse', 'sync');
     try {
-      const sync = new Synchronizer(db, {
-        kinds,
-        rules: loaded.rules,
-        joinRules: (loaded.config.rules?.join.length ?? 0) > 0,
-        scopeRules: (loaded.config.rules?.scope.length ?? 0) > 0,
-      });
-      if (fullSync) sync.markAllForSync();
-      syncStep.profile = fullSync ? 'full' : 'delta';
-      sync.run(syncStep);
-      if (fullSync) db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE pending_export = 0').run();
+      if (early) {
+        early.finishSync();
+      } else {
+        if (fullSync) sync.markAllForSync();
+        syncStep.profile = fullSync ? 'full' : 'delta';
+        sync.run(syncStep);
+        if (fullSync) db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE pending_export = 0').run();
+      }
       state.set('rules_hash', rulesHash);
       endStep(syncStep);
     } catch (err) {
@@ -129,41 +195,11 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     }
 
     // Export (planned only, in a preview or in staging mode)
-    const exportStep = runs.step(runId, CLOUD_CONNECTOR, 'export');
-    const dryRun = options.preview === true || staging;
-    exportStep.profile = options.preview ? 'preview' : staging ? 'staging' : 'export';
+    exportStep ??= runs.step(runId, CLOUD_CONNECTOR, 'export');
+    if (!early) exportStep.profile = options.preview ? 'preview' : staging ? 'staging' : 'export';
     try {
-      // Before the first write: is another installation exporting to this tenant? (engine/tenant.ts)
-      if (!dryRun) {
-        try {
-          await assertTenantIsOurs(ctx, cloud);
-        } catch (err) {
-          tenantRefused = true;
-          if (toIdsyncError(err).code === 'CLOUD_TENANT_SHARED') ctx.events.emit(EVENTS.CLOUD_TENANT_SHARED, { url: loaded.config.cloud.url, ...toIdsyncError(err).details });
-          throw err;
-        }
-      }
-      const exporter = new Exporter(db, cloud, {
-        deletionThreshold: loaded.config.sync.deletionThreshold,
-        deletionAction: loaded.config.sync.deletionAction,
-        allowDeletes: options.allowDeletes ?? false,
-        concurrency: loaded.config.cloud.concurrency,
-        bulkSize: loaded.config.cloud.bulkSize,
-        rules: loaded.rules,
-        dryRun,
-        onNewCloudObjects: loaded.config.passwordHashSync.enabled
-          ? (anchors) => {
-              // Password sync's own failure (e.g. an unreadable key) must not fail the export.
-              try {
-                passwords().followCloudObjects(anchors);
-              } catch (err) {
-                const e = toIdsyncError(err);
-                ctx.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
-              }
-            }
-          : undefined,
-        onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
-      });
+      if (early) await early.drain();
+      else if (!dryRun) await tenantCheck();
       await exporter.run(exportStep);
       if (dryRun) plan = exporter.plan;
       else {
@@ -181,7 +217,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
 
     // Password hashes queued by this or an earlier cycle, now that their users may exist in the
     // cloud. Failures here are the password sync's own events (611/652/115), not the cycle's.
-    if (!dryRun && !tenantRefused && loaded.config.passwordHashSync.enabled && (pipeline || passwordsPending(ctx))) await passwords().deliverOnce().catch(() => undefined);
+    if (!dryRun && !tenantRefused && loaded.config.passwordHashSync.enabled && (pipeline || outboxHasWork(ctx.db))) await passwords().deliverOnce().catch(() => undefined);
   } catch (err) {
     failed = true;
     runError ??= toIdsyncError(err);
@@ -205,10 +241,6 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     });
   }
   return plan ? { ...run, plan } : run;
-}
-
-function passwordsPending(ctx: EngineContext): boolean {
-  return ctx.db.prepare('SELECT 1 FROM phs_outbox LIMIT 1').get() !== undefined;
 }
 
 /** The event an admin's runbook expects for a step failure (the incumbent's IDs where they exist). */

@@ -6,9 +6,7 @@
  * cloud ids; nested groups loop until settled), then one more try for uniqueness conflicts. A
  * failed object stays pending and is retried next cycle. Crash-safe: a create whose response was lost is found again by externalId (409).
  */
-import type { CloudClient } from '../connectors/cloud/client.js';
-import { scimDetail } from '../connectors/cloud/client.js';
-import type { ObjectType } from '../connectors/types.js';
+import type { ObjectType, TargetConnector, TargetOutcome, TargetWrite } from '../connectors/types.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import type { Database } from '../store/database.js';
 import type { Statement } from 'better-sqlite3';
@@ -16,7 +14,7 @@ import { DELETION_THRESHOLD } from '../config/schema.js';
 import type { CompiledRules } from '../rules/index.js';
 import { outboundFlow, type MvAttrs, type ScimMember } from './flows.js';
 import type { StepHandle } from './runs.js';
-import { contentHash } from './stable-hash.js';
+import { hashOfStable, stableStringify } from './stable-hash.js';
 
 interface PendingRow {
   id: number;
@@ -68,13 +66,14 @@ interface PreparedWrite {
   row: PendingRow;
   label: string;
   resource: Record<string, unknown>;
+  /** The resource as stable JSON: hashed once, stored as the exported document as it is. */
+  doc: string;
   hash: string;
 }
 
 const CHUNK = 2000;
 const MAX_GROUP_ROUNDS = 3;
 
-const endpoint = (t: ObjectType) => (t === 'user' ? '/Users' : '/Groups');
 
 export class Exporter {
   private done = 0;
@@ -93,7 +92,7 @@ export class Exporter {
 
   constructor(
     private readonly db: Database,
-    private readonly cloud: CloudClient,
+    private readonly target: TargetConnector,
     private readonly options: ExportOptions,
   ) {
     this.bulk = options.bulkSize > 1;
@@ -117,6 +116,11 @@ export class Exporter {
         )
         .get()?.n ?? 0
     );
+  }
+
+  /** Whether any object has a cloud object already (false before the first export). */
+  anythingExported(): boolean {
+    return this.db.prepare('SELECT 1 FROM export_objects WHERE cloud_id IS NOT NULL LIMIT 1').get() !== undefined;
   }
 
   /** Metaverse objects still waiting for an export (after run(): the ones that failed). */
@@ -190,6 +194,14 @@ export class Exporter {
     }
   }
 
+  /**
+   * The overlapped cycle's early pass: the users pending now (adds and updates only; no deletion,
+   * no group), while import and sync go on. run() does the rest once they finished.
+   */
+  async exportPendingUsers(step: StepHandle): Promise<void> {
+    await this.upserts('user', step);
+  }
+
   private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
     return this.db
       .prepare<[string, number, number | null, number | null, number], PendingRow>(
@@ -260,7 +272,8 @@ export class Exporter {
       step.error('OBJECT_INVALID', flow.reason, label);
       return undefined;
     }
-    const hash = contentHash(flow.resource);
+    const doc = stableStringify(flow.resource);
+    const hash = hashOfStable(doc);
     if (row.cloud_id && row.exported_hash === hash) {
       if (!this.options.dryRun) this.settle(row, { cloudId: row.cloud_id, hash });
       step.counts.unchanged++;
@@ -275,7 +288,7 @@ export class Exporter {
       else step.counts.adds++;
       return undefined;
     }
-    return { row, label, resource: flow.resource, hash };
+    return { row, label, resource: flow.resource, doc, hash };
   }
 
   /** Writes prepared objects: SCIM Bulk when the cloud offers it, one request each otherwise. */
@@ -294,38 +307,20 @@ export class Exporter {
 
   private async writeBulk(batch: PreparedWrite[], step: StepHandle): Promise<void> {
     if (!this.bulk) return this.parallel(batch, (w) => this.writeOne(w, step));
-    const operations = batch.map((w) =>
-      w.row.cloud_id
-        ? { method: 'PUT', path: `${endpoint(w.row.object_type)}/${w.row.cloud_id}`, data: w.resource }
-        : { method: 'POST', path: endpoint(w.row.object_type), bulkId: `mv${w.row.id}`, data: w.resource },
-    );
-    const res = await this.cloud.scim<{ Operations?: { status: string; location?: string; response?: unknown }[] }>('POST', '/Bulk', {
-      schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'],
-      Operations: operations, // no failOnErrors: every operation is tried, results come per object
-    });
-    if (res.status === 404 || res.status === 405 || res.status === 501) {
-      this.bulk = false; // no (usable) Bulk endpoint
+    const outcomes = await this.target.writeBatch(batch.map(targetWrite));
+    if (!outcomes) {
+      this.bulk = false; // the target cannot batch
       return this.parallel(batch, (w) => this.writeOne(w, step));
-    }
-    if (res.status !== 200 || !Array.isArray(res.body.Operations) || res.body.Operations.length !== batch.length) {
-      throw new IdsyncError(res.status >= 500 ? 'CLOUD_SERVER_ERROR' : 'EXPORT_FAILED', `the cloud directory answered a bulk request with HTTP ${res.status}: ${scimDetail(res.body)}`, {
-        hint: 'The next cycle retries; check the cloud directory if this persists.',
-      });
     }
     const retry: PreparedWrite[] = [];
     const done: { w: PreparedWrite; cloudId: string }[] = [];
-    res.body.Operations.forEach((op, i) => {
+    outcomes.forEach((o, i) => {
       const w = batch[i]!;
-      const status = Number(op.status);
-      if (status === 200 || status === 201) {
-        const cloudId = w.row.cloud_id ?? op.location?.split('/').pop() ?? String((op.response as { id?: unknown } | undefined)?.id ?? '');
-        done.push({ w, cloudId });
-      } else if (status === 409 || status === 404) {
-        retry.push(w); // adopt by externalId / create again: the single-request path knows how
-      } else if (status >= 500) {
-        throw new IdsyncError('CLOUD_SERVER_ERROR', `the cloud directory failed on ${w.label} (HTTP ${status}): ${scimDetail(op.response)}`);
-      } else {
-        const message = `the cloud directory rejected the ${w.row.cloud_id ? 'update' : 'create'} of ${w.label} (HTTP ${status}): ${scimDetail(op.response)}`;
+      if (o.kind === 'ok') done.push({ w, cloudId: o.targetId });
+      else if (o.kind === 'conflict' || o.kind === 'not-found') retry.push(w); // adopt by externalId / create again: the single-write path knows how
+      else if (o.kind === 'server-error') throw new IdsyncError('CLOUD_SERVER_ERROR', `the cloud directory failed on ${w.label} (HTTP ${o.status}): ${o.detail}`);
+      else {
+        const message = `the cloud directory rejected the ${w.row.cloud_id ? 'update' : 'create'} of ${w.label} (HTTP ${o.status}): ${o.detail}`;
         this.settle(w.row, { cloudId: w.row.cloud_id, hash: w.row.exported_hash, error: message });
         step.error('CLOUD_REJECTED', message, w.label);
       }
@@ -347,7 +342,7 @@ export class Exporter {
 
   private succeeded(w: PreparedWrite, cloudId: string, step: StepHandle): void {
     this.written.add(w.row.id);
-    this.settle(w.row, { cloudId, hash: w.hash, doc: w.resource });
+    this.settle(w.row, { cloudId, hash: w.hash, doc: w.doc });
     if (w.row.cloud_id) step.counts.updates++;
     else step.counts.adds++;
   }
@@ -355,21 +350,19 @@ export class Exporter {
   private async writeOne(w: PreparedWrite, step: StepHandle): Promise<void> {
     const { row, label, resource } = w;
     try {
-      const path = endpoint(row.object_type);
       let cloudId = row.cloud_id;
       let created = false;
       if (cloudId) {
-        const res = await this.cloud.scim('PUT', `${path}/${encodeURIComponent(cloudId)}`, resource);
-        if (res.status === 404) cloudId = null; // deleted in the cloud meanwhile: create it again
-        else this.expectOk(res.status, res.body, 'update', label);
+        const o = await this.target.write({ ...targetWrite(w), targetId: cloudId });
+        if (o.kind === 'not-found') cloudId = null; // deleted in the cloud meanwhile: create it again
+        else expectOk(o, 'update', label);
       }
       if (!cloudId) {
-        const res = await this.cloud.scim('POST', path, resource);
-        if (res.status === 409) {
-          cloudId = await this.adopt(row.object_type, resource, label);
+        const o = await this.target.write({ ...targetWrite(w), targetId: null });
+        if (o.kind === 'conflict') {
+          cloudId = await this.adopt(w);
         } else {
-          this.expectOk(res.status, res.body, 'create', label);
-          cloudId = String((res.body as { id?: unknown }).id);
+          cloudId = expectOk(o, 'create', label);
           created = true;
         }
       }
@@ -398,11 +391,10 @@ export class Exporter {
    * A create answered 409: either our own earlier create whose response was lost (same externalId:
    * adopt it), or a different cloud object holds the userName (a conflict to report).
    */
-  private async adopt(type: ObjectType, resource: Record<string, unknown>, label: string): Promise<string> {
-    const find = async (filter: string) =>
-      (await this.cloud.scim<{ Resources?: { id: string; externalId?: string }[] }>('GET', `${endpoint(type)}?filter=${encodeURIComponent(filter)}&attributes=id,externalId`)).body
-        .Resources?.[0];
-    let id = (await find(`externalId eq ${scimString(String(resource.externalId ?? ''))}`))?.id;
+  private async adopt(w: PreparedWrite): Promise<string> {
+    const { row, resource, label } = w;
+    const type = row.object_type;
+    let id = (await this.target.find(type, 'externalId', String(resource.externalId ?? '')))?.targetId;
     // The incumbent's soft match: a cloud-only user (no externalId) with the same userName or
     // mail becomes this synced user, when the rules allow it.
     const soft = this.options.rules?.cloudSoftMatch;
@@ -410,9 +402,9 @@ export class Exporter {
       for (const attribute of soft.attributes) {
         const value = attribute === 'userName' ? resource.userName : (resource.emails as { value?: string }[] | undefined)?.[0]?.value;
         if (typeof value !== 'string') continue;
-        const hit = await find(`${attribute === 'userName' ? 'userName' : 'emails.value'} eq ${scimString(value)}`);
+        const hit = await this.target.find(type, attribute === 'userName' ? 'userName' : 'mail', value);
         if (hit && !hit.externalId) {
-          id = hit.id;
+          id = hit.targetId;
           break;
         }
       }
@@ -422,18 +414,7 @@ export class Exporter {
         hint: 'Rename or remove the conflicting cloud object, or fix the duplicate in the source directory.',
       });
     }
-    const res = await this.cloud.scim('PUT', `${endpoint(type)}/${encodeURIComponent(id)}`, resource);
-    this.expectOk(res.status, res.body, 'update', label);
-    return id;
-  }
-
-  private expectOk(status: number, body: unknown, what: string, label: string): void {
-    if (status >= 200 && status < 300) return;
-    const code = status === 409 ? 'CLOUD_CONFLICT' : 'CLOUD_REJECTED';
-    throw new IdsyncError(code, `the cloud directory rejected the ${what} of ${label} (HTTP ${status}): ${scimDetail(body)}`, {
-      hint: 'Correct the attribute in the source directory; the next cycle exports it again.',
-      details: { status },
-    });
+    return expectOk(await this.target.write({ ...targetWrite(w), targetId: id }), 'update', label);
   }
 
   private exportedDoc(mvId: number): Record<string, unknown> {
@@ -445,9 +426,11 @@ export class Exporter {
    * Records the outcome of one object. A failed object keeps its pending-export flag: it is not
    * done, the run says so (an error), and the next cycle tries it again.
    */
-  private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string; doc?: Record<string, unknown> }): void {
+  private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string; doc?: string }): void {
     if (r.error !== undefined) this.failed.add(row.id);
-    this.db.transaction(() => {
+    // Inside a batch's transaction (writeBulk) the two statements join it; a savepoint per object
+    // was the export's top cost in the profile.
+    const write = () => {
       this
         .sql(
           `INSERT INTO export_objects (mv_id, object_type, cloud_id, exported_hash, exported_doc, last_error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -455,9 +438,13 @@ export class Exporter {
              exported_doc = COALESCE(excluded.exported_doc, export_objects.exported_doc),
              last_error = excluded.last_error, updated_at = excluded.updated_at`,
         )
-        .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.doc ? JSON.stringify(r.doc) : null, r.error ?? null, new Date().toISOString());
-      if (r.error === undefined) this.sql('UPDATE mv_objects SET pending_export = 0 WHERE id = ?').run(row.id);
-    })();
+        .run(row.id, row.object_type, r.cloudId ?? null, r.hash ?? null, r.doc ?? null, r.error ?? null, new Date().toISOString());
+      // Only the version that was exported: the overlapped cycle's sync may have changed (or
+      // deleted) the object while its write was in flight, and that change must still go out.
+      if (r.error === undefined) this.sql('UPDATE mv_objects SET pending_export = 0 WHERE id = ? AND attrs = ? AND deleted = 0').run(row.id, row.attrs);
+    };
+    if (this.db.inTransaction) write();
+    else this.db.transaction(write)();
   }
 
   /** Members that just got cloud ids can now be listed in their groups: one statement per batch. */
@@ -493,13 +480,7 @@ export class Exporter {
         }
         await this.parallel(rows, async (row) => {
           if (row.cloud_id) {
-            const path = `${endpoint(type)}/${encodeURIComponent(row.cloud_id)}`;
-            const res = disable
-              ? await this.cloud.scim('PATCH', path, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] })
-              : await this.cloud.scim('DELETE', path);
-            if (res.status !== 204 && res.status !== 200 && res.status !== 404) {
-              this.expectOk(res.status, res.body, disable ? 'disabling' : 'deletion', `${type} ${row.cloud_id}`);
-            }
+            expectOk(await this.target.remove(type, row.cloud_id, disable ? 'disable' : 'delete'), disable ? 'disabling' : 'deletion', `${type} ${row.cloud_id}`);
             step.counts.deletes++;
           }
           // A disabled cloud user keeps its externalId: if the source object comes back, the create
@@ -556,12 +537,7 @@ function isNewCloudObject(w: PreparedWrite, cloudId: string): boolean {
   return w.row.cloud_id !== cloudId || (w.row.was_active === 0 && w.resource.active !== false);
 }
 
-/** A SCIM filter string literal. */
-function scimString(v: string): string {
-  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
-/** Attribute-level differences between two SCIM resources (top-level and extension attributes). */
+/** Attribute-level differences between two SCIM resources (top-level and extension attributes; key order does not count). */
 export function diffResources(before: Record<string, unknown>, after: Record<string, unknown>): { attribute: string; before: unknown; after: unknown }[] {
   const flat = (o: Record<string, unknown>, prefix = ''): Map<string, unknown> => {
     const out = new Map<string, unknown>();
@@ -579,7 +555,20 @@ export function diffResources(before: Record<string, unknown>, after: Record<str
   for (const key of [...new Set([...a.keys(), ...b.keys()])].sort()) {
     const x = a.get(key);
     const y = b.get(key);
-    if (JSON.stringify(x) !== JSON.stringify(y)) changes.push({ attribute: key, before: x ?? null, after: y ?? null });
+    if (stableStringify(x) !== stableStringify(y)) changes.push({ attribute: key, before: x ?? null, after: y ?? null });
   }
   return changes;
+}
+
+/** The target's id after a write that must have worked; the error to report otherwise. */
+function expectOk(o: TargetOutcome, what: string, label: string): string {
+  if (o.kind === 'ok') return o.targetId;
+  throw new IdsyncError(o.kind === 'conflict' ? 'CLOUD_CONFLICT' : 'CLOUD_REJECTED', `the cloud directory rejected the ${what} of ${label} (HTTP ${o.status}): ${o.detail}`, {
+    hint: 'Correct the attribute in the source directory; the next cycle exports it again.',
+    details: { status: o.status },
+  });
+}
+
+function targetWrite(w: PreparedWrite): TargetWrite {
+  return { objectType: w.row.object_type, targetId: w.row.cloud_id, resource: w.resource, json: w.doc };
 }

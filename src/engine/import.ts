@@ -22,6 +22,33 @@ export interface ImportOptions {
   /** Where NT hashes read from the source go (never into the connector space); absent when password hash sync is off. */
   passwords?: () => PasswordPipeline;
   onProgress?: (done: number) => void;
+  /** Called after each page is staged (committed): the overlapped cycle syncs it at once. */
+  onStaged?: () => void;
+}
+
+/**
+ * Iterates `pages` one page ahead: the next page is requested before the current one is handed
+ * out, so the directory reads it while the engine stages this one. At most one page waits (the
+ * back-pressure: the source is not read further until the engine takes the next page).
+ */
+export async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = pages[Symbol.asyncIterator]();
+  let next = it.next();
+  let finished = false;
+  try {
+    for (;;) {
+      const r = await next;
+      if (r.done) {
+        finished = true;
+        return;
+      }
+      next = it.next();
+      next.catch(() => undefined); // a failure is thrown by the await above, in the next round
+      yield r.value;
+    }
+  } finally {
+    if (!finished) await it.return?.().catch(() => undefined);
+  }
 }
 
 export class Watermarks {
@@ -108,9 +135,10 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   if (!options.full && !scheduledFull && saved !== undefined && connector.deltaImport) {
     try {
       const delta = connector.deltaImport(saved);
-      for await (const changes of delta.pages) {
+      for await (const changes of readAhead(delta.pages)) {
         const hashes = stagedPasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
         stager.stageDelta(changes, step.counts);
+        options.onStaged?.();
         await queue(hashes);
         done += changes.length;
         options.onProgress?.(done);
@@ -126,9 +154,10 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   // Full import. NT hashes leave the objects before they are staged (extractPasswordAttributes
   // removes them in place), so the connector space never holds one.
   const watermark = connector.currentWatermark ? await connector.currentWatermark() : undefined;
-  for await (const page of connector.fullImport()) {
+  for await (const page of readAhead(connector.fullImport())) {
     const hashes = stagedPasswords(page);
     stager.stagePage(page, step.counts);
+    options.onStaged?.();
     await queue(hashes);
     done += page.length;
     options.onProgress?.(done);

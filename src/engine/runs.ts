@@ -103,6 +103,28 @@ export class RunLog {
     return ids.map((r) => this.get(r.id)!);
   }
 
+  /** The last run that is not running any more (success, with errors, failed or interrupted). */
+  lastFinished(maxErrors = 3): RunRecord | undefined {
+    const row = this.db.prepare<[], { id: number }>("SELECT id FROM runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1").get();
+    return row ? this.get(row.id, maxErrors) : undefined;
+  }
+
+  /**
+   * The last step that used a connector's credential successfully: an import for a source, a written
+   * export for the cloud (a preview or staging export writes nothing, so it proves nothing).
+   */
+  lastGoodUse(connector: string): { runId: number; endedAt: string } | undefined {
+    const r = this.db
+      .prepare<[string], { run_id: number; ended_at: string }>(
+        `SELECT s.run_id, s.ended_at FROM run_steps s
+         WHERE s.connector = ? AND s.status IN ('success', 'completed-with-errors') AND s.ended_at IS NOT NULL
+           AND ((s.step = 'import') OR (s.step = 'export' AND (s.profile IS NULL OR s.profile IN ('export', 'object'))))
+         ORDER BY s.ended_at DESC LIMIT 1`,
+      )
+      .get(connector);
+    return r ? { runId: r.run_id, endedAt: r.ended_at } : undefined;
+  }
+
   get(id: number, maxErrors = 50): RunRecord | undefined {
     const r = this.db
       .prepare<[number], { id: number; profile: string; status: RunStatus; started_at: string; ended_at: string | null; error: string | null }>(
@@ -163,6 +185,11 @@ export class StepHandle {
     this.db
       .prepare('INSERT INTO run_errors (run_id, connector, step, object, code, message) VALUES (?, ?, ?, ?, ?, ?)')
       .run(this.runId, this.connector, this.step, object ?? null, code, message);
+  }
+
+  /** Sets the start to now (a step recorded ahead, in order, that starts later: the overlapped cycle). */
+  markStarted(): void {
+    this.db.prepare('UPDATE run_steps SET started_at = ? WHERE run_id = ? AND seq = ?').run(new Date().toISOString(), this.runId, this.seq);
   }
 
   /** How the step ran: 'full' or 'delta' import, 'preview' or 'staging' export... */

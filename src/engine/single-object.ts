@@ -4,6 +4,8 @@
  * from its directory again (a full read filtered by DN: slow on a big directory, but always the
  * directory's current truth), then staged, synced and exported like any other change.
  */
+import { NoSuchObjectError } from 'ldapts';
+import { ScimTarget } from '../connectors/cloud/target.js';
 import { CLOUD_CONNECTOR, createCloudClient, createSourceConnector } from '../connectors/registry.js';
 import type { SourceObject } from '../connectors/types.js';
 import { IdsyncError } from '../core/errors.js';
@@ -164,7 +166,7 @@ export async function syncOneObject(ctx: EngineContext, dn: string, options: { a
       cloud.installation = installationId(db);
       try {
         if (!loaded.config.sync.stagingMode) await assertTenantIsOurs(ctx, cloud);
-        const exporter = new Exporter(db, cloud, {
+        const exporter = new Exporter(db, new ScimTarget(cloud), {
           deletionThreshold: loaded.config.sync.deletionThreshold,
           deletionAction: loaded.config.sync.deletionAction,
           allowDeletes: options.allowDeletes ?? false,
@@ -271,7 +273,7 @@ async function explainAbsence(ctx: EngineContext, dn: string): Promise<Absence> 
     const conn = await connectLdap({ url: c.url, bindDn: c.bindDn, tls: c.tls, timeoutMs: c.timeoutMs, connectorName: c.name }, ctx.credentials.resolver(c.name));
     try {
       const r = await conn.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['objectClass'] }).catch((err: unknown) => {
-        if ((err as { code?: unknown }).code === 32) return undefined; // noSuchObject
+        if (err instanceof NoSuchObjectError) return undefined;
         throw err;
       });
       if (r && r.searchEntries.length > 0) {

@@ -494,6 +494,16 @@ export const EVENTS = defineCatalog({
     message: 'Password hash replication from DC {dc} for connector {connector} works again.',
     resolution: NO_ACTION + ' Changes made while it failed are picked up by this poll.',
   },
+  DRS_STATE_DISCARDED: {
+    id: 6403,
+    source: 'idsync Password Sync',
+    level: 'Warning',
+    message: 'The saved replication state of connector {connector} cannot be used with DC {dc} ({reason}); a full pass from zero follows.',
+    resolution:
+      'No action is needed for the passwords: the full pass reads every user again and queues the hashes that changed, so nothing ' +
+      'changed in between is lost. If the DC was restored from a backup or a VM snapshot, check its own replication health too ' +
+      '(Windows: repadmin /showrepl; Samba: samba-tool drs showrepl).',
+  },
 });
 
 export type EventName = keyof typeof EVENTS;

@@ -106,7 +106,7 @@ export class EventLog {
     this.#db = db;
     this.#sinks = options.sinks ?? [];
     this.#now = options.now ?? (() => new Date());
-    // Idempotent: the main database applies these too (store/migrations.ts); applying them here as
+    // Idempotent: the main database applies these too (app/migrations.ts); applying them here as
     // well lets an EventLog work on any database handed to it.
     migrate(db, eventMigrations);
     this.#insert = db.prepare(

@@ -1,14 +1,15 @@
 /**
  * The one way idsync opens an LDAP connection: URL + TLS settings + bind with a secret read at
- * use time. Every failure becomes an IdsyncError that says what went wrong and what to do:
- * LDAP_UNREACHABLE, LDAP_TLS_FAILED, LDAP_BIND_FAILED, LDAP_SEARCH_FAILED. Messages never contain
- * the password.
+ * use time. Every failure becomes one of the classes of errors.ts (codes LDAP_UNREACHABLE,
+ * LDAP_TLS_FAILED, LDAP_BIND_FAILED, LDAP_SEARCH_FAILED) that says what went wrong and what to do,
+ * with typed fields. Messages never contain the password.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
-import { Client, ResultCodeError } from 'ldapts';
+import { Client, ConfidentialityRequiredError, InsufficientAccessError, InvalidCredentialsError, NoSuchObjectError, ResultCodeError, StrongAuthRequiredError } from 'ldapts';
 import { IdsyncError } from '../core/errors.js';
+import { LdapBindError, LdapSearchError, LdapTlsError, LdapUnreachableError, type LdapBindReason } from './errors.js';
 
 export interface LdapTlsSettings {
   /** PEM file with the CA certificate(s). */
@@ -61,7 +62,8 @@ export function buildTlsOptions(host: string, settings: LdapTlsSettings = {}): t
     try {
       opts.ca = readFileSync(settings.ca);
     } catch (err) {
-      throw new IdsyncError('LDAP_TLS_FAILED', `cannot read the CA file ${settings.ca}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      const reason = `cannot read the CA file ${settings.ca}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+      throw new LdapTlsError(reason, settings.ca ?? '', reason, {
         hint: 'Set tls.ca to a readable PEM file holding the CA certificate that signed the directory server certificate.',
         details: { ca: settings.ca },
         cause: err,
@@ -106,18 +108,18 @@ const NET_REASONS: Record<string, string> = {
   EPIPE: 'connection closed by the server',
 };
 
-/** AD's "data XXX" sub-codes of invalidCredentials (49). */
-const AD_BIND_DATA: Record<string, string> = {
-  '525': 'user not found',
-  '52e': 'invalid credentials',
-  '530': 'logon not permitted at this time',
-  '531': 'logon not permitted from this workstation',
-  '532': 'password expired',
-  '533': 'account disabled',
-  '568': 'too many security IDs',
-  '701': 'account expired',
-  '773': 'the user must reset the password',
-  '775': 'account locked out',
+/** AD's "data XXX" sub-codes of invalidCredentials (49): the reason, and its words. */
+const AD_BIND_DATA: Record<string, { reason: LdapBindReason; words: string }> = {
+  '525': { reason: 'user-not-found', words: 'user not found' },
+  '52e': { reason: 'invalid-credentials', words: 'invalid credentials' },
+  '530': { reason: 'logon-not-permitted', words: 'logon not permitted at this time' },
+  '531': { reason: 'logon-not-permitted', words: 'logon not permitted from this workstation' },
+  '532': { reason: 'password-expired', words: 'password expired' },
+  '533': { reason: 'account-disabled', words: 'account disabled' },
+  '568': { reason: 'too-many-sids', words: 'too many security IDs' },
+  '701': { reason: 'account-expired', words: 'account expired' },
+  '773': { reason: 'must-reset-password', words: 'the user must reset the password' },
+  '775': { reason: 'account-locked', words: 'account locked out' },
 };
 
 export interface LdapErrorContext {
@@ -159,10 +161,10 @@ export function mapLdapError(err: unknown, ctx: LdapErrorContext): IdsyncError {
     (code?.startsWith('ERR_SSL_') || code?.startsWith('ERR_TLS_') ? `TLS failed (${code})` : undefined) ??
     (/certificate|self[- ]signed|SSL routines|wrong version number/i.test(message) ? `TLS failed: ${message.split('\n')[0]}` : undefined);
   if (tlsReason && ctx.phase !== 'search') {
-    return new IdsyncError('LDAP_TLS_FAILED', `${who}TLS to ${ctx.url} failed: ${tlsReason}`, { hint: tlsHint(tlsReason), details, cause: err });
+    return new LdapTlsError(`${who}TLS to ${ctx.url} failed: ${tlsReason}`, ctx.url, tlsReason, { hint: tlsHint(tlsReason), details, cause: err });
   }
   if (ctx.phase === 'starttls' && err instanceof ResultCodeError) {
-    return new IdsyncError('LDAP_TLS_FAILED', `${who}${ctx.url} refused StartTLS: ${message}`, {
+    return new LdapTlsError(`${who}${ctx.url} refused StartTLS: ${message}`, ctx.url, 'the server refused StartTLS', {
       hint: 'Enable TLS on the directory server, or use ldaps:// if it only offers TLS on port 636.',
       details,
       cause: err,
@@ -173,7 +175,7 @@ export function mapLdapError(err: unknown, ctx: LdapErrorContext): IdsyncError {
   const netReason = (code && NET_REASONS[code]) ?? (message === 'Connection timeout' ? `no answer within the timeout` : undefined);
   if (netReason && ctx.phase !== 'search') {
     const plainPort = ctx.url.startsWith('ldaps:') && (code === 'ECONNRESET' || code === 'EPIPE');
-    return new IdsyncError('LDAP_UNREACHABLE', `${who}cannot reach ${ctx.url}: ${netReason}`, {
+    return new LdapUnreachableError(`${who}cannot reach ${ctx.url}: ${netReason}`, ctx.url, {
       hint: plainPort
         ? 'The server closed the connection during the TLS handshake: is this a plain LDAP port? Use ldaps:// only on the TLS port (636), or ldap:// with tls.startTls.'
         : 'Check the URL (host and port), that the directory server is running, and that no firewall blocks the port.',
@@ -182,14 +184,14 @@ export function mapLdapError(err: unknown, ctx: LdapErrorContext): IdsyncError {
     });
   }
   if (/Operation timed out/.test(message)) {
-    return new IdsyncError('LDAP_UNREACHABLE', `${who}${ctx.url} did not answer ${ctx.phase === 'search' ? `a search under ${ctx.base}` : `the ${ctx.phase}`} within the timeout`, {
+    return new LdapUnreachableError(`${who}${ctx.url} did not answer ${ctx.phase === 'search' ? `a search under ${ctx.base}` : `the ${ctx.phase}`} within the timeout`, ctx.url, {
       hint: 'Check that the directory server is healthy; raise timeoutMs for very large directories.',
       details,
       cause: err,
     });
   }
   if (netReason || /Connection closed|Socket error|socket connection not established/i.test(message)) {
-    return new IdsyncError('LDAP_UNREACHABLE', `${who}lost the connection to ${ctx.url}${netReason ? `: ${netReason}` : ''}`, {
+    return new LdapUnreachableError(`${who}lost the connection to ${ctx.url}${netReason ? `: ${netReason}` : ''}`, ctx.url, {
       hint: 'The directory server closed the connection; check that it is running and retry.',
       details,
       cause: err,
@@ -198,26 +200,27 @@ export function mapLdapError(err: unknown, ctx: LdapErrorContext): IdsyncError {
 
   // bind
   if (ctx.phase === 'bind' && err instanceof ResultCodeError) {
-    if (err.code === 49) {
+    if (err instanceof InvalidCredentialsError) {
+      // AD says why only in the diagnostic text ("... data 52e, ..."): read once, here.
       const data = /data ([0-9a-f]{3})/i.exec(message)?.[1]?.toLowerCase();
-      const reason = (data && AD_BIND_DATA[data]) ?? 'invalid credentials';
-      return new IdsyncError('LDAP_BIND_FAILED', `${who}the directory refused the bind for ${ctx.bindDn}: ${reason}`, {
+      const known = (data && AD_BIND_DATA[data]) || { reason: 'invalid-credentials' as const, words: 'invalid credentials' };
+      return new LdapBindError(`${who}the directory refused the bind for ${ctx.bindDn}: ${known.words}`, ctx.bindDn, known.reason, data, {
         hint:
-          reason === 'invalid credentials' || reason === 'user not found'
+          known.reason === 'invalid-credentials' || known.reason === 'user-not-found'
             ? `Check bindDn and set the right password with \`idsync credentials set${ctx.connectorName ? ` ${ctx.connectorName}` : ''}\`.`
             : 'Fix the service account in the directory (enable, unlock or reset it), then retry.',
         details: { ...details, adReason: data },
         cause: err,
       });
     }
-    if (err.code === 8 || err.code === 13) {
-      return new IdsyncError('LDAP_BIND_FAILED', `${who}the directory refused the bind for ${ctx.bindDn}: it requires an encrypted connection`, {
+    if (err instanceof StrongAuthRequiredError || err instanceof ConfidentialityRequiredError) {
+      return new LdapBindError(`${who}the directory refused the bind for ${ctx.bindDn}: it requires an encrypted connection`, ctx.bindDn, 'encryption-required', undefined, {
         hint: 'Use ldaps:// or set tls.startTls: true (recommended: never send a password in clear text).',
         details,
         cause: err,
       });
     }
-    return new IdsyncError('LDAP_BIND_FAILED', `${who}the directory refused the bind for ${ctx.bindDn}: ${message}`, {
+    return new LdapBindError(`${who}the directory refused the bind for ${ctx.bindDn}: ${message}`, ctx.bindDn, 'refused', undefined, {
       hint: 'Check bindDn (a DN, or user@domain for Active Directory) and the stored password.',
       details,
       cause: err,
@@ -226,14 +229,17 @@ export function mapLdapError(err: unknown, ctx: LdapErrorContext): IdsyncError {
 
   // search
   if (ctx.phase === 'search') {
-    const noSuch = err instanceof ResultCodeError && err.code === 32;
-    return new IdsyncError(
-      'LDAP_SEARCH_FAILED',
+    const noSuch = err instanceof NoSuchObjectError;
+    const denied = err instanceof InsufficientAccessError;
+    return new LdapSearchError(
       `${who}search under "${ctx.base}" with filter ${ctx.filter ?? '(objectClass=*)'} failed: ${noSuch ? 'no such object (the base DN does not exist)' : message}`,
+      ctx.base,
+      ctx.filter,
+      noSuch ? 'no-such-object' : denied ? 'insufficient-access' : 'other',
       {
         hint: noSuch
           ? 'Check baseDn and scope.include: each must be an existing entry in the directory.'
-          : err instanceof ResultCodeError && err.code === 50
+          : denied
             ? 'The bind account may not read this subtree; grant it read access.'
             : 'Check the filter syntax (userFilter/groupFilter) and that the bind account may read the subtree.',
         details,
@@ -241,7 +247,7 @@ export function mapLdapError(err: unknown, ctx: LdapErrorContext): IdsyncError {
       },
     );
   }
-  return new IdsyncError('LDAP_UNREACHABLE', `${who}${ctx.phase} with ${ctx.url} failed: ${message}`, { details, cause: err });
+  return new LdapUnreachableError(`${who}${ctx.phase} with ${ctx.url} failed: ${message}`, ctx.url, { details, cause: err });
 }
 
 /** A bound ldapts client plus the settings that made it. */
@@ -282,7 +288,7 @@ export async function connectLdap(settings: LdapConnectionSettings, secret: Secr
   }
   if (password === '') {
     // An empty password makes a simple bind "unauthenticated" (RFC 4513 5.1.2): it would "succeed".
-    throw new IdsyncError('LDAP_BIND_FAILED', `${settings.connectorName ? `connector "${settings.connectorName}": ` : ''}refusing to bind as ${bindDn} with an empty password`, {
+    throw new LdapBindError(`${settings.connectorName ? `connector "${settings.connectorName}": ` : ''}refusing to bind as ${bindDn} with an empty password`, bindDn, 'empty-password', undefined, {
       hint: 'An empty password is an anonymous bind in LDAP. Store the real password of the bind account.',
       details: { url, bindDn, connector: settings.connectorName },
     });

@@ -2,9 +2,9 @@
  * Streaming, scoped, paged searches shared by the LDAP and AD connectors.
  */
 import type { Client, Control, Entry } from 'ldapts';
-import { IdsyncError } from '../core/errors.js';
 import { isNormalizedDnUnder, normalizeDn, tryNormalizeDn } from './dn.js';
 import { mapLdapError } from './client.js';
+import { LdapSearchError } from './errors.js';
 import { parseExtendedDn } from './controls.js';
 
 export interface ScopeSettings {
@@ -116,7 +116,7 @@ export async function readBase(client: Client, base: string, url: string, connec
   try {
     const r = await client.search(base, { scope: 'base', filter: '(objectClass=*)', attributes: ['1.1'] });
     if (r.searchEntries.length === 0) {
-      throw new IdsyncError('LDAP_SEARCH_FAILED', `${connectorName ? `connector "${connectorName}": ` : ''}the base DN "${base}" is not readable`, {
+      throw new LdapSearchError(`${connectorName ? `connector "${connectorName}": ` : ''}the base DN "${base}" is not readable`, base, '(objectClass=*)', 'unreadable-base', {
         hint: 'Check baseDn and scope.include, and that the bind account may read them.',
         details: { url, base },
       });

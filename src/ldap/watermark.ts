@@ -3,7 +3,7 @@
  * (`{"v":1,"type":"ad",...}`). Anything unreadable, of another version or another connector type
  * is WATERMARK_INVALID, and the engine falls back to a full import.
  */
-import type { Client, Control } from 'ldapts';
+import { NoSuchObjectError, type Client, type Control } from 'ldapts';
 import { IdsyncError } from '../core/errors.js';
 import { mapLdapError } from './client.js';
 import { isNormalizedDnUnder, tryNormalizeDn } from './dn.js';
@@ -97,7 +97,7 @@ export async function readEntry(
     const r = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes, explicitBufferAttributes: opts.explicitBufferAttributes ?? [] }, opts.controls);
     return r.searchEntries[0];
   } catch (err) {
-    if ((err as { code?: unknown }).code === 32) return undefined;
+    if (err instanceof NoSuchObjectError) return undefined;
     throw mapLdapError(err, { url: ctx.url, phase: 'search', base: dn, filter: '(objectClass=*)', connectorName: ctx.connectorName });
   }
 }

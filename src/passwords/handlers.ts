@@ -97,7 +97,8 @@ function parseAgentBatch(body: unknown): { connector?: string; items: AgentItem[
 
 /**
  * A batch from the DC agent: `{ anchor, orgIdHash, changedAt }` items (hashes computed on the DC).
- * All items are checked before any is queued; an invalid batch queues nothing (400).
+ * All items are checked before any is queued; an invalid batch queues nothing (400). `accepted`
+ * counts the items taken (a change older than one already known is taken and ignored).
  */
 export async function handleAgentBatch(pipeline: PasswordPipeline, body: unknown): Promise<HandlerResult> {
   let parsed;
@@ -117,11 +118,10 @@ export async function handleAgentBatch(pipeline: PasswordPipeline, body: unknown
   }
   let accepted = 0;
   try {
-    for (const it of parsed.items) {
-      const connector = parsed.connector ?? pipeline.connectorOf(it.anchor) ?? 'agent';
-      await pipeline.acceptOrgIdHash(connector, it.anchor, it.orgIdHash, it.changedAt, 'samba-agent');
-      accepted++;
-    }
+    // One transaction for the batch: the agent's answer means every item is on disk.
+    const items = parsed.items.map((it) => ({ ...it, connector: parsed.connector ?? pipeline.connectorOf(it.anchor) ?? 'agent' }));
+    pipeline.acceptOrgIdHashes(items, 'samba-agent');
+    accepted = items.length;
   } catch (err) {
     const e = toIdsyncError(err);
     pipeline.events.emit(EVENTS.PHS_DOMAIN_ERROR, { connector: parsed.connector ?? 'agent', error: e.message, code: e.code });

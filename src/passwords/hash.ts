@@ -7,7 +7,7 @@
  * PBKDF2 runs on libuv's thread pool (async crypto.pbkdf2): it is ~80% of a PHS sync's CPU, and
  * pbkdf2Sync would block the event loop. MD4 comes from hash-wasm because Node 20's OpenSSL 3 has none.
  */
-import { pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { pbkdf2, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { createMD4, type IHasher } from 'hash-wasm';
 import { IdsyncError } from '../core/errors.js';
@@ -59,6 +59,18 @@ export interface OrgIdOptions {
   iterations?: number;
 }
 
+/** Salts are cut from a block of CSPRNG output (one randomFillSync per 512 hashes instead of one each). */
+const SALT_BLOCK = ORGID_SALT_BYTES * 512;
+const salts = Buffer.alloc(SALT_BLOCK);
+let saltAt = SALT_BLOCK;
+function freshSalt(): Buffer {
+  if (saltAt >= SALT_BLOCK) {
+    randomFillSync(salts);
+    saltAt = 0;
+  }
+  return Buffer.from(salts.subarray(saltAt, (saltAt += ORGID_SALT_BYTES)));
+}
+
 /** OrgId hash string from an NT hash. */
 export async function orgIdHashFromNt(nt: Buffer, options: OrgIdOptions = {}): Promise<string> {
   if (nt.length !== 16) {
@@ -66,7 +78,7 @@ export async function orgIdHashFromNt(nt: Buffer, options: OrgIdOptions = {}): P
       hint: 'Pass the NT hash as 32 hexadecimal characters.',
     });
   }
-  const salt = options.salt ?? randomBytes(ORGID_SALT_BYTES);
+  const salt = options.salt ?? freshSalt();
   const iterations = options.iterations ?? ORGID_ITERATIONS;
   const key = await derive(nt, salt, iterations);
   return `v1;PPH1_MD4,${salt.toString('hex')},${iterations},${key.toString('hex')};`;

@@ -24,3 +24,4 @@ export {
 } from './handlers.js';
 export { extractPasswordAttributes, PASSWORD_ATTRIBUTES } from './sources/ldap.js';
 export { type PasswordErrorCode } from './errors.js';
+export { knownPasswordCount, oldestOutboxError, outboxDepth, outboxHasWork, type OutboxDepth } from './outbox.js';

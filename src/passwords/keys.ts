@@ -5,11 +5,13 @@
  *  - `fingerprint`: HMAC-SHA256 of an NT hash, to tell "changed since last time" without storing it.
  * Whoever reads idsync.db without the key learns neither the hashes nor anything to crack offline.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto';
 import { IdsyncError } from '../core/errors.js';
 import { keyId } from '../credentials/key.js';
 
 const IV_BYTES = 12;
+/** IVs are cut from a block of CSPRNG output: one randomFillSync per 512 seals instead of one each (≈ 2.5 µs apiece). */
+const IV_BLOCK = IV_BYTES * 512;
 
 export interface Sealed {
   ct: Buffer;
@@ -23,6 +25,8 @@ export class PasswordKeys {
   readonly #fingerprint: Buffer;
   /** Fingerprint of the data key (not secret), stored next to each ciphertext. */
   readonly keyId: string;
+  #ivs = Buffer.alloc(IV_BLOCK);
+  #ivAt = IV_BLOCK;
 
   constructor(dataKey: Buffer) {
     if (!Buffer.isBuffer(dataKey) || dataKey.length !== 32) {
@@ -37,10 +41,16 @@ export class PasswordKeys {
 
   /** Encrypts `text`, bound to `aad` (the user's anchor): a row copied to another user does not open. */
   seal(text: string, aad: string): Sealed {
-    const iv = randomBytes(IV_BYTES);
+    if (this.#ivAt >= IV_BLOCK) {
+      randomFillSync(this.#ivs);
+      this.#ivAt = 0;
+    }
+    // A copy: the stored IV must not change when the block is refilled.
+    const iv = Buffer.from(this.#ivs.subarray(this.#ivAt, (this.#ivAt += IV_BYTES)));
     const cipher = createCipheriv('aes-256-gcm', this.#seal, iv);
     cipher.setAAD(Buffer.from(aad, 'utf8'));
-    const ct = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+    const ct = cipher.update(text, 'utf8');
+    cipher.final(); // GCM is a stream mode: final() adds no bytes, it computes the tag
     return { ct, iv, tag: cipher.getAuthTag(), keyId: this.keyId };
   }
 

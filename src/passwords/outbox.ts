@@ -6,7 +6,10 @@
  *  - a row leaves the outbox only when the cloud answered Success for that very version (a change
  *    that arrives while its predecessor is in flight bumps the version and stays);
  *  - every write is one SQLite transaction (WAL): a SIGKILL loses nothing that was accepted.
+ *    Many changes may share one transaction (enqueueMany: the import path's batches, the
+ *    notification path's coalescing window in intake.ts); each is accepted only after its commit.
  */
+import { ConnectorSpaceUsers } from '../engine/connector-space-users.js';
 import type { Database } from '../store/database.js';
 import type { PasswordKeys } from './keys.js';
 
@@ -36,31 +39,50 @@ interface Row {
 
 export type EnqueueResult = 'queued' | 'stale';
 
+/** One change for enqueueMany. */
+export interface OutboxWrite {
+  connector: string;
+  anchor: string;
+  /** The OrgId hash (sealed before it is written). */
+  hash: string;
+  /** When the change happened at the source: an older change never replaces a newer one. */
+  changedAt: Date;
+  source: string | null;
+  /** Keyed fingerprint of the NT hash, when the source gave one (polling sources compare it). */
+  fp?: Buffer;
+}
+
 export class Outbox {
-  private readonly stateGet;
   private readonly stateUpsert;
   private readonly outboxUpsert;
   private readonly dueStmt;
   private readonly deleteStmt;
   private readonly retryStmt;
   private readonly fpGet;
+  private readonly fpMany;
   private readonly fpSet;
+  /** Who still exists in a connector space (the engine owns cs_objects); made on first use. */
+  private csUsers: ConnectorSpaceUsers | undefined;
 
   constructor(
     private readonly db: Database,
     private readonly keys: PasswordKeys,
     private readonly now: () => number = Date.now,
   ) {
-    this.stateGet = db.prepare<[string, string], { changed_at: string | null }>('SELECT changed_at FROM phs_state WHERE connector = ? AND anchor = ?');
-    this.stateUpsert = db.prepare(
-      `INSERT INTO phs_state (connector, anchor, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
-       VALUES (@connector, @anchor, @ct, @iv, @tag, @keyId, @changedAt, @now)
-       ON CONFLICT (connector, anchor) DO UPDATE SET hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
-         hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, updated_at = excluded.updated_at`,
+    // One statement decides "newer than what we know" and writes the last known state (and the NT
+    // fingerprint, when the source gave one): no read-then-write per change.
+    this.stateUpsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string]>(
+      `INSERT INTO phs_state (connector, anchor, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = coalesce(excluded.nt_fp, phs_state.nt_fp), hash_ct = excluded.hash_ct,
+         hash_iv = excluded.hash_iv, hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at,
+         updated_at = excluded.updated_at
+       WHERE phs_state.changed_at IS NULL OR phs_state.changed_at <= excluded.changed_at`,
     );
-    this.outboxUpsert = db.prepare(
+    // (anchor, connector, ct, iv, tag, keyId, changedAt, queuedAt, nextAttemptAt, source)
+    this.outboxUpsert = db.prepare<[string, string, Buffer, Buffer, Buffer, string, string, string, number, string | null]>(
       `INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, next_attempt_at, last_error, source)
-       VALUES (@anchor, @connector, @ct, @iv, @tag, @keyId, @changedAt, @now, 1, 0, @nowMs, NULL, @source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, NULL, ?)
        ON CONFLICT (anchor) DO UPDATE SET connector = excluded.connector, hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
          hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, queued_at = excluded.queued_at,
          version = phs_outbox.version + 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
@@ -73,6 +95,9 @@ export class Outbox {
     this.deleteStmt = db.prepare('DELETE FROM phs_outbox WHERE anchor = ? AND version = ?');
     this.retryStmt = db.prepare('UPDATE phs_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE anchor = ? AND version = ?');
     this.fpGet = db.prepare<[string, string], { nt_fp: Buffer | null }>('SELECT nt_fp FROM phs_state WHERE connector = ? AND anchor = ?');
+    this.fpMany = db.prepare<[string, string], { anchor: string; nt_fp: Buffer | null }>(
+      'SELECT anchor, nt_fp FROM phs_state WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
+    );
     this.fpSet = db.prepare(
       `INSERT INTO phs_state (connector, anchor, nt_fp, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = excluded.nt_fp, updated_at = excluded.updated_at`,
@@ -84,16 +109,32 @@ export class Outbox {
    * changes nothing when a newer change of this user is already known.
    */
   enqueue(connector: string, anchor: string, hash: string, changedAt: Date, source: string | null): EnqueueResult {
-    const changed = changedAt.toISOString();
+    return this.enqueueMany([{ connector, anchor, hash, changedAt, source }])[0]!;
+  }
+
+  /**
+   * Queues many changes in ONE transaction, applied in the order given (so of two changes of one
+   * user with the same changedAt, the later in the list wins). The result per change, same order.
+   * `fp` (the NT hash's keyed fingerprint) is remembered with a change that is queued.
+   */
+  enqueueMany(changes: readonly OutboxWrite[]): EnqueueResult[] {
     const nowMs = this.now();
-    return this.db.transaction((): EnqueueResult => {
-      const prev = this.stateGet.get(connector, anchor);
-      if (prev?.changed_at && prev.changed_at > changed) return 'stale';
-      const sealed = this.keys.seal(hash, anchor);
-      const p = { connector, anchor, ct: sealed.ct, iv: sealed.iv, tag: sealed.tag, keyId: sealed.keyId, changedAt: changed, source, now: new Date(nowMs).toISOString(), nowMs };
-      this.stateUpsert.run(p);
-      const res = this.outboxUpsert.run(p);
-      return res.changes > 0 ? 'queued' : 'stale';
+    const now = new Date(nowMs).toISOString();
+    return this.db.transaction((): EnqueueResult[] => {
+      const out: EnqueueResult[] = [];
+      for (const c of changes) {
+        const sealed = this.keys.seal(c.hash, c.anchor);
+        const changedAt = c.changedAt.toISOString();
+        // Positional parameters: binding an object of named ones costs a µs or two per row.
+        // A newer change of this user is known: nothing changes for this one.
+        if (this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes === 0) {
+          out.push('stale');
+          continue;
+        }
+        const res = this.outboxUpsert.run(c.anchor, c.connector, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, nowMs, c.source);
+        out.push(res.changes > 0 ? 'queued' : 'stale');
+      }
+      return out;
     })();
   }
 
@@ -143,20 +184,12 @@ export class Outbox {
    * those must not read as a stuck delivery.
    */
   depth(): { depth: number; waitingForExport: number; oldestQueuedAt?: string; nextAttemptAt?: number } {
-    const r = this.db
-      .prepare(
-        `SELECT count(*) AS n,
-                sum(CASE WHEN last_error = 'TargetNotExported' THEN 1 ELSE 0 END) AS unexported,
-                min(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN queued_at END) AS oldest,
-                min(next_attempt_at) AS next
-         FROM phs_outbox`,
-      )
-      .get() as { n: number; unexported: number | null; oldest: string | null; next: number | null };
+    const d = outboxDepth(this.db);
     return {
-      depth: r.n,
-      waitingForExport: r.unexported ?? 0,
-      ...(r.oldest ? { oldestQueuedAt: r.oldest } : {}),
-      ...(r.next !== null ? { nextAttemptAt: r.next } : {}),
+      depth: d.depth,
+      waitingForExport: d.waitingForExport,
+      ...(d.oldestQueuedAt ? { oldestQueuedAt: d.oldestQueuedAt } : {}),
+      ...(d.nextAttemptAt !== null ? { nextAttemptAt: d.nextAttemptAt } : {}),
     };
   }
 
@@ -170,6 +203,14 @@ export class Outbox {
   /** The keyed fingerprint of the user's last NT hash, if any. */
   fingerprint(connector: string, anchor: string): Buffer | undefined {
     return this.fpGet.get(connector, anchor)?.nt_fp ?? undefined;
+  }
+
+  /** The keyed fingerprints of many users of one connector at once (the import path's page). */
+  fingerprints(connector: string, anchors: readonly string[]): Map<string, Buffer> {
+    const out = new Map<string, Buffer>();
+    if (anchors.length === 0) return out;
+    for (const r of this.fpMany.all(connector, JSON.stringify(anchors))) if (r.nt_fp) out.set(r.anchor, r.nt_fp);
+    return out;
   }
 
   setFingerprint(connector: string, anchor: string, fp: Buffer): void {
@@ -214,19 +255,15 @@ export class Outbox {
     r: { connector: string; anchor: string; hash_ct: Buffer; hash_iv: Buffer; hash_tag: Buffer; key_id: string; changed_at: string; source: string },
     nowMs: number,
   ): boolean {
-    const res = this.outboxUpsert.run({
-      anchor: r.anchor,
-      connector: r.connector,
-      ct: r.hash_ct,
-      iv: r.hash_iv,
-      tag: r.hash_tag,
-      keyId: r.key_id,
-      changedAt: r.changed_at,
-      source: r.source,
-      now: new Date(nowMs).toISOString(),
-      nowMs,
-    });
+    const res = this.outboxUpsert.run(r.anchor, r.connector, r.hash_ct, r.hash_iv, r.hash_tag, r.key_id, r.changed_at, new Date(nowMs).toISOString(), nowMs, r.source);
     return res.changes > 0;
+  }
+
+  /** The password state of every user that still exists in a connector space. */
+  private existingStates(): unknown[] {
+    this.csUsers ??= new ConnectorSpaceUsers(this.db);
+    const users = this.csUsers;
+    return (this.db.prepare('SELECT * FROM phs_state').all() as Array<{ connector: string; anchor: string }>).filter((r) => users.exists(r.connector, r.anchor));
   }
 
   /**
@@ -240,11 +277,9 @@ export class Outbox {
       // Everyone means the users that still exist in a connector space: a deleted user's last hash
       // is kept in phs_state, but a resync must not queue it (issue 11: --all queued 4 where 3
       // exist). Named anchors were resolved from the connector spaces by the caller.
-      const existing = `SELECT s.* FROM phs_state s WHERE EXISTS (SELECT 1 FROM cs_objects c WHERE c.connector = s.connector AND c.anchor = s.anchor
-        AND c.object_type = 'user' AND (c.pending IS NULL OR c.pending <> 'delete'))`;
       const rows = (anchors
         ? anchors.flatMap((a) => this.db.prepare('SELECT * FROM phs_state WHERE anchor = ?').all(a))
-        : this.db.prepare(existing).all()) as Array<{
+        : this.existingStates()) as Array<{
         connector: string;
         anchor: string;
         hash_ct: Buffer | null;
@@ -265,4 +300,56 @@ export class Outbox {
       return queued;
     })();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Questions about phs_outbox and phs_state from outside: this module owns both tables, so status,
+// doctor, the service and the cycle ask here instead of writing their own SQL.
+// ---------------------------------------------------------------------------------------------
+
+export interface OutboxDepth {
+  /** Every queued change. */
+  depth: number;
+  /** Changes waiting for their user to be exported first (TargetNotExported): not a backlog. */
+  waitingForExport: number;
+  /** When the oldest change that is not waiting for its export was queued. */
+  oldestQueuedAt: string | null;
+  /** The most attempts of any change not waiting for its export. */
+  attempts: number | null;
+  /** The earliest next attempt (epoch ms) of any change. */
+  nextAttemptAt: number | null;
+}
+
+/**
+ * How much waits in the outbox, and for what. Changes waiting for their user's export are counted
+ * apart: a DC-side agent also sends users outside every connector's scope, and those must not read
+ * as a stuck delivery.
+ */
+export function outboxDepth(db: Database): OutboxDepth {
+  const r = db
+    .prepare<[], { n: number; unexported: number | null; oldest: string | null; attempts: number | null; next: number | null }>(
+      `SELECT count(*) AS n,
+              sum(CASE WHEN last_error = 'TargetNotExported' THEN 1 ELSE 0 END) AS unexported,
+              min(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN queued_at END) AS oldest,
+              max(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN attempts END) AS attempts,
+              min(next_attempt_at) AS next
+       FROM phs_outbox`,
+    )
+    .get() ?? { n: 0, unexported: 0, oldest: null, attempts: null, next: null };
+  return { depth: r.n, waitingForExport: r.unexported ?? 0, oldestQueuedAt: r.oldest, attempts: r.attempts, nextAttemptAt: r.next };
+}
+
+/** The last delivery error of the oldest change not waiting for its export (raw: the caller redacts what it shows). */
+export function oldestOutboxError(db: Database): string | null {
+  return db.prepare<[], { last_error: string | null }>("SELECT last_error FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY queued_at LIMIT 1").get()?.last_error ?? null;
+}
+
+/** True when at least one password change waits (cheaper than a count). */
+export function outboxHasWork(db: Database): boolean {
+  return db.prepare('SELECT 1 FROM phs_outbox LIMIT 1').get() !== undefined;
+}
+
+/** How many users have a known password state (a hash or an NT fingerprint). */
+export function knownPasswordCount(db: Database): number {
+  return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM phs_state').get()?.n ?? 0;
 }

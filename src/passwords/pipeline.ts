@@ -19,7 +19,8 @@ import { passwordError } from './errors.js';
 import { isOrgIdHash, ntHash, orgIdHashFromNt } from './hash.js';
 import { PasswordKeys } from './keys.js';
 import { passwordMigrations } from './migrations.js';
-import { Outbox, type EnqueueResult } from './outbox.js';
+import { IntakeWriter, type IntakeWriterOptions } from './intake.js';
+import { Outbox, type EnqueueResult, type OutboxWrite } from './outbox.js';
 import { StatusLog, type PasswordStatusRecord } from './status.js';
 
 export { passwordMigrations } from './migrations.js';
@@ -30,6 +31,17 @@ export const DEFAULT_BATCH_SIZE = 50;
 export const DEFAULT_HEARTBEAT_MS = 30 * 60 * 1000;
 export const DEFAULT_POLL_MS = 1000;
 export const DEFAULT_MAX_BACKOFF_MS = 5 * 60 * 1000;
+/** Most changes per transaction on the import path. */
+export const INTAKE_BATCH = 256;
+
+/**
+ * Hashes in flight on the import path: twice libuv's pool (UV_THREADPOOL_SIZE, default 4), so a
+ * pool thread that finishes finds the next hash already waiting.
+ */
+export function defaultHashConcurrency(): number {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE);
+  return 2 * (Number.isInteger(pool) && pool > 0 ? Math.min(pool, 1024) : 4);
+}
 
 export interface PasswordPipelineOptions {
   /** Users per request to the cloud (1–50; default 50, the incumbent's). */
@@ -46,6 +58,8 @@ export interface PasswordPipelineOptions {
   maxBackoffMs?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /** The notification path's coalescing window (intake.ts); defaults: 3 ms, 256 changes. */
+  intake?: IntakeWriterOptions;
 }
 
 export interface PasswordPipelineDeps {
@@ -80,7 +94,10 @@ export class PasswordPipeline {
   private readonly statusLog: StatusLog;
   private readonly users: UserDirectory;
   private readonly delivery: Delivery;
-  private readonly opts: Required<Omit<PasswordPipelineOptions, 'now'>>;
+  private readonly opts: Required<Omit<PasswordPipelineOptions, 'now' | 'intake'>>;
+  private readonly intake: IntakeWriter;
+  /** Per user, the hand-over to the writer of the change that arrived last (inOrder). */
+  private readonly submitted = new Map<string, Promise<void>>();
   private readonly now: () => number;
   private readonly cloud: () => CloudClient;
 
@@ -115,6 +132,7 @@ export class PasswordPipeline {
     this.outboxStore = new Outbox(this.db, this.keys, this.now);
     this.statusLog = new StatusLog(this.db, this.now);
     this.users = new UserDirectory(this.db);
+    this.intake = new IntakeWriter((changes) => this.write(changes, true), o.intake);
     const cloud = deps.cloud;
     this.cloud = typeof cloud === 'function' ? cloud : () => cloud;
     this.delivery = new Delivery(
@@ -151,9 +169,15 @@ export class PasswordPipeline {
     return found[0]!;
   }
 
+  /** The notification path's coalescing: changes waiting now, transactions and changes written. */
+  intakeStats(): { pending: number; transactions: number; changes: number } {
+    return this.intake.stats();
+  }
+
   /**
    * Password change notification: hashes the password at once (NT, then OrgId) and queues the
-   * hash. The plaintext is not stored, logged or returned, and no error message contains it.
+   * hash. The plaintext is not stored, logged or returned, and no error message contains it; it is
+   * dropped as soon as the NT hash is computed. Resolves once the change is on disk.
    */
   async acceptPassword(user: string, password: string, source = 'pcn'): Promise<{ anchor: string }> {
     if (typeof user !== 'string' || typeof password !== 'string' || password.length === 0) {
@@ -162,28 +186,48 @@ export class PasswordPipeline {
       });
     }
     const u = this.resolveUser(user);
+    // The change time is its arrival, taken before any await: of two changes of one user, the one
+    // that arrived later is the newer one, whichever hash finishes first.
+    const at = new Date(this.now());
     const nt = await ntHash(password);
-    await this.acceptNtHash(u.connector, u.anchor, nt, undefined, source);
+    await this.acceptNtHash(u.connector, u.anchor, nt, at, source);
     return { anchor: u.anchor };
   }
 
-  /** Queues the OrgId hash of an NT hash (and remembers the NT hash's keyed fingerprint). */
+  /**
+   * Queues the OrgId hash of an NT hash (and remembers the NT hash's keyed fingerprint). Changes
+   * arriving within a few milliseconds share one transaction (intake.ts); resolves once on disk.
+   */
   async acceptNtHash(connector: string, anchor: string, nt: Buffer, changedAt?: Date, source = 'nt-hash'): Promise<void> {
-    const hash = await orgIdHashFromNt(nt);
+    const at = this.changeTime(anchor, changedAt);
     const fp = this.keys.fingerprint(connector, anchor, nt);
-    const res = this.enqueue(connector, anchor, hash, changedAt, source);
-    if (res === 'queued') this.outboxStore.setFingerprint(connector, anchor, fp);
+    const res = await this.inOrder(anchor, orgIdHashFromNt(nt), (hash) => ({ connector, anchor, hash, changedAt: at, source, fp }));
+    if (res === 'queued') this.kick();
   }
 
-  /** Queues an OrgId hash computed elsewhere (the DC agent). */
+  /** Queues an OrgId hash computed elsewhere (the DC agent). Resolves once on disk. */
   async acceptOrgIdHash(connector: string, anchor: string, orgIdHash: string, changedAt?: Date, source = 'agent'): Promise<void> {
-    if (typeof orgIdHash !== 'string' || !isOrgIdHash(orgIdHash)) {
-      throw passwordError('PASSWORD_INPUT_INVALID', `the OrgId hash for ${anchor} is malformed`, {
-        hint: 'Expected v1;PPH1_MD4,<salt hex>,<iterations>,<64 hex digits>; as computed by `idsync hash orgid`.',
-        details: { anchor },
-      });
-    }
-    this.enqueue(connector, anchor, orgIdHash, changedAt, source);
+    this.assertOrgIdHash(anchor, orgIdHash);
+    const at = this.changeTime(anchor, changedAt);
+    const res = await this.inOrder(anchor, Promise.resolve(orgIdHash), (hash) => ({ connector, anchor, hash, changedAt: at, source }));
+    if (res === 'queued') this.kick();
+  }
+
+  /**
+   * Many OrgId hashes computed elsewhere (a batch from the DC agent), in ONE transaction: all are
+   * queued or, when the store fails, none. Every item is checked before anything is written.
+   * Returns how many were queued (the others were older than what is known).
+   */
+  acceptOrgIdHashes(items: readonly { connector: string; anchor: string; orgIdHash: string; changedAt?: Date }[], source = 'agent'): number {
+    const changes: OutboxWrite[] = items.map((it) => {
+      this.assertOrgIdHash(it.anchor, it.orgIdHash);
+      return { connector: it.connector, anchor: it.anchor, hash: it.orgIdHash, changedAt: this.changeTime(it.anchor, it.changedAt), source };
+    });
+    // What waits in the window goes first, so this batch cannot be overtaken by an older change.
+    this.intake.flush();
+    const queued = this.write(changes, true).filter((r) => r === 'queued').length;
+    if (queued > 0) this.kick();
+    return queued;
   }
 
   /**
@@ -200,44 +244,52 @@ export class PasswordPipeline {
 
   /**
    * observeNtHash for a page of users at once (the import path): the OrgId hashes are computed
-   * concurrently on the thread pool, and the queue is written in small transactions while the
-   * next hashes are still being computed, rather than a few commits per user. Returns how many
-   * changed.
+   * `concurrency` at a time on the thread pool (keep it at least twice the pool size, see
+   * docs/password-hash-sync.md), and written in transactions of up to INTAKE_BATCH while the next
+   * hashes are still being computed. No per-user "Queued" status here: an initial sync of a million
+   * users would write a million rows for it; the delivery records Success or Error for each.
+   * Returns how many changed.
    */
-  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = 8, source = 'ldap'): Promise<number> {
-    type Change = { anchor: string; nt: Buffer; fp: Buffer };
-    const changed: Change[] = [];
+  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = defaultHashConcurrency(), source = 'ldap'): Promise<number> {
+    if (items.length === 0) return 0;
+    for (const { anchor } of items) this.assertAnchor(anchor);
+    const known = this.outboxStore.fingerprints(connector, items.map((i) => i.anchor));
+    const changed: OutboxWrite[] = [];
+    const nts: Buffer[] = [];
+    const at = new Date(this.now());
     for (const { anchor, nt } of items) {
       const fp = this.keys.fingerprint(connector, anchor, nt);
-      const prev = this.outboxStore.fingerprint(connector, anchor);
-      if (!(prev && prev.equals(fp))) changed.push({ anchor, nt, fp });
+      const prev = known.get(anchor);
+      if (prev && prev.equals(fp)) continue;
+      changed.push({ connector, anchor, hash: '', changedAt: at, source, fp });
+      nts.push(nt);
     }
-    let ready: (Change & { hash: string })[] = [];
-    // No per-user "Queued" status here: an initial sync of a million users would write a million
-    // rows for it; the delivery records Success or Error for each.
-    const flush = this.db.transaction((batch: (Change & { hash: string })[]) => {
-      for (const c of batch) {
-        if (this.enqueue(connector, c.anchor, c.hash, undefined, source, false) === 'queued') this.outboxStore.setFingerprint(connector, c.anchor, c.fp);
-      }
-    });
+    let ready: OutboxWrite[] = [];
+    const flush = (): void => {
+      const batch = ready;
+      ready = [];
+      if (this.write(batch, false).includes('queued')) this.kick();
+    };
     let next = 0;
+    let failed: unknown;
     await Promise.all(
-      Array.from({ length: Math.min(concurrency, changed.length) }, async () => {
-        while (next < changed.length) {
-          const c = changed[next++]!;
-          // Await first: `ready.push(await ...)` would bind the array before the await, and a
-          // flush meanwhile would swap it for a new one and lose this result.
-          const hash = await orgIdHashFromNt(c.nt);
-          ready.push({ ...c, hash });
-          if (ready.length >= 64) {
-            const batch = ready;
-            ready = [];
-            flush(batch);
+      Array.from({ length: Math.max(1, Math.min(concurrency, changed.length)) }, async () => {
+        while (next < changed.length && failed === undefined) {
+          const i = next++;
+          try {
+            changed[i]!.hash = await orgIdHashFromNt(nts[i]!);
+          } catch (err) {
+            failed ??= err;
+            return;
           }
+          // Only the OrgId hash is kept; the NT hash of this item is no longer needed.
+          ready.push(changed[i]!);
+          if (ready.length >= INTAKE_BATCH) flush();
         }
       }),
     );
-    if (ready.length > 0) flush(ready);
+    if (ready.length > 0) flush();
+    if (failed !== undefined) throw failed;
     return changed.length;
   }
 
@@ -257,22 +309,76 @@ export class PasswordPipeline {
     return this.users.connectorOf(anchor);
   }
 
-  private enqueue(connector: string, anchor: string, hash: string, changedAt: Date | undefined, source: string, recordQueued = true): EnqueueResult {
+  private assertAnchor(anchor: string): void {
     if (typeof anchor !== 'string' || anchor.length === 0 || anchor.length > 1024) {
       throw passwordError('PASSWORD_INPUT_INVALID', 'a password change needs the user\'s anchor (1 to 1024 characters)', {
         hint: 'Pass the anchor (AD objectGUID as base64, LDAP entryUUID) as the cloud externalId.',
       });
     }
+  }
+
+  private assertOrgIdHash(anchor: string, orgIdHash: string): void {
+    if (typeof orgIdHash !== 'string' || !isOrgIdHash(orgIdHash)) {
+      throw passwordError('PASSWORD_INPUT_INVALID', `the OrgId hash for ${String(anchor).slice(0, 256)} is malformed`, {
+        hint: 'Expected v1;PPH1_MD4,<salt hex>,<iterations>,<64 hex digits>; as computed by `idsync hash orgid`.',
+        details: { anchor: String(anchor).slice(0, 256) },
+      });
+    }
+  }
+
+  /** Checks the anchor and the change time (default: now, the arrival). */
+  private changeTime(anchor: string, changedAt: Date | undefined): Date {
+    this.assertAnchor(anchor);
     const at = changedAt ?? new Date(this.now());
     if (Number.isNaN(at.getTime())) {
       throw passwordError('PASSWORD_INPUT_INVALID', `the change time for ${anchor} is not a valid date`, { details: { anchor } });
     }
-    const res = this.outboxStore.enqueue(connector, anchor, hash, at, source);
-    if (res === 'queued') {
-      if (recordQueued) this.statusLog.record(anchor, connector, 'Queued', null, source);
-      this.kick();
+    return at;
+  }
+
+  /**
+   * Submits one change to the coalescing writer, keeping each user's changes in arrival order:
+   * the hash is computed at once (concurrently with every other), but a user's change is handed
+   * to the writer only after that user's previous change was, so the later one is applied later
+   * (in the same transaction or a later one) and wins.
+   */
+  private async inOrder(anchor: string, hash: Promise<string>, change: (hash: string) => OutboxWrite): Promise<EnqueueResult> {
+    const before = this.submitted.get(anchor);
+    let handedOver!: () => void;
+    const mine = new Promise<void>((resolve) => (handedOver = resolve));
+    this.submitted.set(anchor, mine);
+    this.intake.hashStarted();
+    let hashEnded = false;
+    try {
+      const h = await hash;
+      this.intake.hashEnded();
+      hashEnded = true;
+      if (before) await before;
+      const done = this.intake.submit(change(h));
+      handedOver();
+      return await done;
+    } finally {
+      if (!hashEnded) this.intake.hashEnded();
+      handedOver();
+      if (this.submitted.get(anchor) === mine) this.submitted.delete(anchor);
     }
-    return res;
+  }
+
+  /**
+   * Writes changes in ONE transaction, with a "Queued" status record for each one queued (when
+   * asked: the import path does not write one per user).
+   */
+  private write(changes: readonly OutboxWrite[], recordQueued: boolean): EnqueueResult[] {
+    return this.outboxStore.transaction(() => {
+      const res = this.outboxStore.enqueueMany(changes);
+      if (recordQueued) {
+        res.forEach((r, i) => {
+          const c = changes[i]!;
+          if (r === 'queued') this.statusLog.record(c.anchor, c.connector, 'Queued', null, c.source);
+        });
+      }
+      return res;
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -297,6 +403,7 @@ export class PasswordPipeline {
 
   /** Stops the loop after the pass in flight; queued items stay in the outbox. */
   async stop(): Promise<void> {
+    this.intake.flush();
     if (!this.running) return;
     this.running = false;
     this.kick();

@@ -19,7 +19,8 @@ import type { LoadedConfig } from '../config/load.js';
 import { IdsyncError } from '../core/errors.js';
 import { openContext } from '../engine/context.js';
 import type { RunRecord } from '../engine/runs.js';
-import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS, type HealthReport } from './service.js';
+import type { HealthReport } from './health.js';
+import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './service.js';
 
 export const PID_FILE = 'idsync.pid';
 export const LOG_FILE = 'idsync.log';

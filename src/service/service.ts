@@ -1,59 +1,42 @@
 /**
- * `idsync serve`: the sync service in one process (see docs/service.md).
+ * `idsync serve`: the sync service in one process (see docs/service.md). This file is its
+ * lifecycle (start, stop, configuration reload) and puts the parts together:
  *
- *   scheduler ──▶ runCycle(ctx) at start and every intervalMs (never two at once)
+ *   scheduler.ts ──▶ runCycle(ctx) at start and every intervalMs (never two at once)
  *   password pipeline ──▶ delivers queued password hashes to the cloud (durable outbox)
- *   HTTP(S) server ──▶ /healthz /readyz /metrics /status, the DC agent's batches and PCNs
+ *   http.ts ──▶ /healthz /readyz /metrics /status, the DC agent's batches and PCNs, the console
+ *   health.ts ──▶ what is degraded and not ready; metrics.ts ──▶ Prometheus
  *
  * The PCN endpoint carries passwords: production listens with TLS. Plain HTTP is refused on any
- * address other than loopback. The HTTP logger logs method, path and status only — never bodies
- * or headers. The service owns the context it is given: stop() closes it.
+ * address other than loopback. The service owns the context it is given: stop() closes it.
  */
-import { credentialStatus, lastFinishedRun, outboxStatus, passwordActivity, type CredentialStatus } from '../status/index.js';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { DEFAULT_SYNC_INTERVAL } from '../config/schema.js';
-import { isIP } from 'node:net';
-import { CONSOLE_PREFIX, consolePlugin } from '../console/plugin.js';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Counter, Gauge, Registry } from 'prom-client';
 import type { CloudClient } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createCloudClient } from '../connectors/registry.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import type { EngineContext } from '../engine/context.js';
 import { runCycle } from '../engine/cycle.js';
-import { RunLog, type RunRecord } from '../engine/runs.js';
-import { DrsPasswordSource } from '../passwords/sources/drs.js';
+import type { RunRecord } from '../engine/runs.js';
 import { EVENTS } from '../events/catalog.js';
 import { EventLog, type EventRecord } from '../events/log.js';
-import {
-  AGENT_BATCH_PATH,
-  AGENT_TOKEN_CREDENTIAL,
-  PCN_PATH,
-  PasswordPipeline,
-  handleAgentBatch,
-  handlePasswordChangeNotification,
-  verifyBearer,
-  type PasswordPipelineOptions,
-} from '../passwords/index.js';
+import { PasswordPipeline, type PasswordPipelineOptions } from '../passwords/index.js';
+import { DrsPasswordSource } from '../passwords/sources/drs.js';
+import { healthReport, HealthTransitions, type HealthReport } from './health.js';
+import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './http.js';
+import { ServiceMetrics } from './metrics.js';
+import { CycleScheduler } from './scheduler.js';
 
 export const DEFAULT_INTERVAL_MS = parseDuration(DEFAULT_SYNC_INTERVAL);
 export const DEFAULT_PORT = 7443;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
-/** No password heartbeat (event 654) for this long is a degraded health. */
-export const HEARTBEAT_MAX_AGE_MS = 3 * 3600 * 1000;
-/** A password change waiting longer than this in the outbox is a degraded health. */
-export const OUTBOX_MAX_AGE_MS = 3600 * 1000;
 const HEALTH_CHECK_MS = 60_000;
-
-export interface ServiceLoggerOptions {
-  level?: string;
-  /** Where JSON log lines go (default stdout). */
-  stream?: NodeJS.WritableStream;
-}
 
 export interface SyncServiceOptions {
   /** Delta cycle schedule (default 5 min). */
@@ -70,69 +53,10 @@ export interface SyncServiceOptions {
   passwords?: PasswordPipelineOptions;
 }
 
-export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox';
-
-export interface DegradedReason {
-  check: HealthCheck;
-  reason: string;
-  code?: string;
-}
-
-export interface HealthReport {
-  status: 'ok' | 'degraded';
-  running: boolean;
-  pid: number;
-  startedAt: string | null;
-  url: string | null;
-  /** What /readyz answers: the last cycle did not fail and the cloud credential last worked. */
-  ready: boolean;
-  notReady: string[];
-  cycle: {
-    inProgress: boolean;
-    intervalMs: number;
-    nextAt: string | null;
-    last: { id: number; profile: string; status: string; startedAt: string; endedAt: string | null; error: { code: string; message: string } | null } | null;
-    lastSkipped: { at: string; reason: string } | null;
-  };
-  passwords: {
-    outboxDepth: number;
-    /** Of those, changes waiting for their user to be exported (not counted as a backlog). */
-    waitingForExport: number;
-    oldestQueuedAt: string | null;
-    oldestAgeSeconds: number | null;
-    heartbeatAt: string | null;
-    heartbeatAgeSeconds: number | null;
-    /** Of outboxDepth, the changes that can be delivered now. */
-    deliverable: number;
-    /** The last delivered batch (event 651), and the newer of it and the heartbeat. */
-    lastBatchAt: string | null;
-    lastActivityAt: string | null;
-  };
-  /** Metadata only (names, change and test times, last good use): never a secret. */
-  credentials: CredentialStatus[];
-  degraded: DegradedReason[];
-}
-
-const LOOPBACK_NAMES = new Set(['localhost', '::1', '[::1]']);
-
-export function isLoopback(host: string): boolean {
-  if (LOOPBACK_NAMES.has(host.toLowerCase())) return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (host.toLowerCase().startsWith('::ffff:127.')) return true;
-  return false;
-}
-
-const ms = (iso: string | null | undefined): number | undefined => {
-  if (!iso) return undefined;
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? undefined : t;
-};
-
 export class SyncService {
   private readonly intervalMs: number;
   private readonly host: string;
   private readonly port: number;
-  private readonly runs: RunLog;
   private readonly pipelineEvents: EventLog;
   private readonly cloud: CloudClient;
   /** Modification time of the configuration file last loaded. */
@@ -140,20 +64,17 @@ export class SyncService {
   readonly pipeline: PasswordPipeline;
   /** Password sources that poll DCs over MS-DRSR (AD connectors with `passwords: { source: drs }`). */
   readonly drsSources: DrsPasswordSource[] = [];
-  private readonly registry = new Registry();
-  private readonly metrics;
+  private readonly metrics: ServiceMetrics;
+  private readonly scheduler: CycleScheduler;
+  private readonly transitions: HealthTransitions;
 
   private app: FastifyInstance | undefined;
   private url: string | null = null;
   private startedAt: number | null = null;
   private running = false;
   private stopping: Promise<void> | undefined;
-  private cycle: Promise<RunRecord | undefined> | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
-  private nextAt: number | null = null;
   private lastSkipped: { at: string; reason: string } | null = null;
-  private readonly activeChecks = new Set<HealthCheck>();
 
   constructor(
     private readonly ctx: EngineContext,
@@ -170,8 +91,9 @@ export class SyncService {
         hint: 'Pass --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1 behind a TLS-terminating proxy.',
       });
     }
-    this.runs = new RunLog(ctx.db);
-    this.metrics = this.createMetrics();
+    this.metrics = new ServiceMetrics(ctx.db, () => this.health().degraded.length > 0);
+    this.scheduler = new CycleScheduler(this.intervalMs, () => this.cycleOnce(), () => this.checkHealth());
+    this.transitions = new HealthTransitions(ctx.events);
     this.pipelineEvents = new EventLog(ctx.db, { sinks: [{ write: (r) => this.onPipelineEvent(r) }] });
     this.cloud = createCloudClient(ctx.loaded, ctx.credentials);
     this.pipeline = new PasswordPipeline({
@@ -192,7 +114,16 @@ export class SyncService {
   /** Listens, starts the password pipeline and the first cycle (not awaited: see idle()). */
   async start(): Promise<{ url: string }> {
     if (this.running || this.stopping) throw new IdsyncError('INTERNAL', 'the service was already started');
-    const app = this.createServer();
+    const app = createServiceServer({
+      ctx: this.ctx,
+      pipeline: this.pipeline,
+      registry: this.metrics.registry,
+      health: () => this.health(),
+      runNow: () => this.runNow(),
+      host: this.host,
+      tls: this.opts.tls,
+      logger: this.opts.logger,
+    });
     this.app = app;
     try {
       await app.listen({ host: this.host, port: this.port });
@@ -222,7 +153,7 @@ export class SyncService {
     this.healthTimer = setInterval(() => {
       void this.reloadConfigurationIfChanged().then(() => this.checkHealth());
     }, HEALTH_CHECK_MS);
-    void this.runNow();
+    this.scheduler.start();
     return { url: this.url };
   }
 
@@ -238,27 +169,11 @@ export class SyncService {
   private async doStop(timeoutMs: number, reason: string): Promise<void> {
     const wasRunning = this.running;
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    this.scheduler.halt();
     if (this.healthTimer) clearInterval(this.healthTimer);
-    this.timer = undefined;
-    this.nextAt = null;
     if (wasRunning) this.ctx.events.emit(EVENTS.SERVICE_STOPPING, { reason });
     await this.app?.close().catch(() => undefined);
-    if (this.cycle) {
-      let timedOut = false;
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.cycle,
-        new Promise<void>((resolve) => {
-          t = setTimeout(() => {
-            timedOut = true;
-            resolve();
-          }, timeoutMs);
-        }),
-      ]);
-      clearTimeout(t);
-      if (timedOut) this.log('warn', `the sync cycle did not finish within ${timeoutMs} ms; it is marked interrupted at the next start`);
-    }
+    if (!(await this.scheduler.settle(timeoutMs))) this.log('warn', `the sync cycle did not finish within ${timeoutMs} ms; it is marked interrupted at the next start`);
     await Promise.all(this.drsSources.map((d) => d.stop()));
     await this.pipeline.stop();
     await this.cloud.close().catch(() => undefined);
@@ -285,26 +200,12 @@ export class SyncService {
 
   /** Runs a cycle now, or returns the one in flight. Resolves undefined when skipped. */
   runNow(): Promise<RunRecord | undefined> {
-    if (this.cycle) return this.cycle;
-    if (!this.running) return Promise.resolve(undefined);
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.nextAt = null;
-    const p = this.cycleOnce().finally(() => {
-      this.cycle = undefined;
-      this.checkHealth();
-      if (this.running) {
-        this.nextAt = Date.now() + this.intervalMs;
-        this.timer = setTimeout(() => void this.runNow(), this.intervalMs);
-      }
-    });
-    this.cycle = p;
-    return p;
+    return this.scheduler.runNow();
   }
 
   /** Resolves when no cycle is in flight. */
-  async idle(): Promise<void> {
-    while (this.cycle) await this.cycle.catch(() => undefined);
+  idle(): Promise<void> {
+    return this.scheduler.idle();
   }
 
   /**
@@ -350,38 +251,25 @@ export class SyncService {
     try {
       await this.reloadConfigurationIfChanged();
       const run = await runCycle(this.ctx);
-      this.metrics.cycles.inc({ status: run.status });
-      for (const s of run.steps.filter((x) => x.step === 'export')) {
-        this.metrics.exported.inc({ op: 'add' }, s.adds);
-        this.metrics.exported.inc({ op: 'update' }, s.updates);
-        this.metrics.exported.inc({ op: 'delete' }, s.deletes);
-      }
+      this.metrics.cycle(run);
       this.recordCloudCredential(run);
       this.log(run.status === 'success' ? 'info' : 'warn', `sync cycle run ${run.id}: ${run.status}${run.error ? ` (${run.error.code})` : ''}`);
       return run;
     } catch (err) {
       const e = toIdsyncError(err);
       if (e.code === 'RUN_IN_PROGRESS') {
-        this.metrics.cycles.inc({ status: 'skipped' });
+        this.metrics.cycle('skipped');
         this.lastSkipped = { at: new Date().toISOString(), reason: e.message };
         this.log('info', `sync cycle skipped: ${e.message}`);
         return undefined;
       }
-      this.metrics.cycles.inc({ status: 'failed' });
+      this.metrics.cycle('failed');
       this.log('error', `sync cycle could not run: ${e.code}: ${e.message}`);
       return undefined;
     }
   }
 
   /** An export that reached the cloud is a test of its credential; so is one it refused. */
-  /** The newest password batch that the cloud accepted at least partly (651 with delivered > 0). */
-  private lastDeliveredBatch(): EventRecord | undefined {
-    return this.ctx.events
-      .query({ ids: [EVENTS.PHS_BATCH_END.id], limit: 50 })
-      .reverse()
-      .find((e) => Number(e.details.delivered) > 0);
-  }
-
   private recordCloudCredential(run: RunRecord): void {
     const exp = run.steps.find((s) => s.step === 'export' && s.connector === CLOUD_CONNECTOR);
     if (!exp) return;
@@ -399,122 +287,15 @@ export class SyncService {
   // ---------------------------------------------------------------------------------------------
 
   health(): HealthReport {
-    const now = Date.now();
-    // Every answer below comes from the status module, as in `doctor` and `service status`.
-    const last = lastFinishedRun(this.ctx.db, 5);
-    const outbox = outboxStatus(this.ctx.db);
-    const activity = passwordActivity(this.ctx.events);
-    const heartbeat = this.ctx.events.latest(EVENTS.PHS_HEARTBEAT);
-    const credentials = credentialStatus(this.ctx.db, this.ctx.credentials.list());
-    const degraded: DegradedReason[] = [];
-    const notReady: string[] = [];
-
-    if (!last) {
-      notReady.push('no sync cycle has finished yet');
-    } else if (last.status === 'failed') {
-      const code = last.error?.code ?? 'INTERNAL';
-      const reason = `the last sync cycle (run ${last.id}) failed: ${code}${last.error?.message ? ` — ${last.error.message}` : ''}`;
-      degraded.push({ check: 'sync-cycle', reason, code });
-      notReady.push(reason);
-    }
-
-    // The cloud credential: a failed test or an access denied (115) newer than the last success.
-    const cloudCred = credentials.find((c) => c.name === CLOUD_CONNECTOR);
-    // Only an export that wrote to the cloud proves the credential: a cycle with nothing to export
-    // makes no request, and must not hide a refused credential (the KB 2962509 lesson).
-    const wroteToCloud = last?.steps.some((s) => s.step === 'export' && s.status !== 'failed' && s.adds + s.updates + s.deletes > 0);
-    const lastExportOk = wroteToCloud ? ms(last!.endedAt) : undefined;
-    const lastSuccess = Math.max(
-      lastExportOk ?? 0,
-      ms(heartbeat?.time) ?? 0,
-      ms(this.lastDeliveredBatch()?.time) ?? 0,
-      cloudCred?.lastTestOk ? (ms(cloudCred.lastTestAt) ?? 0) : 0,
-    );
-    const denied = this.ctx.events.latest(EVENTS.CLOUD_ACCESS_DENIED);
-    const recorded = this.ctx.credentials.refusal(CLOUD_CONNECTOR);
-    // A lock that has ended says nothing about the password any more (it was not checked).
-    const refusal = recorded && !(recorded.lockedSeconds !== undefined && (ms(recorded.nextAttemptAt) ?? 0) <= now) ? recorded : undefined;
-    if (refusal) {
-      // Recorded by whichever component was refused: nothing presents that secret again.
-      const reason =
-        refusal.lockedSeconds !== undefined
-          ? `the cloud account was locked at ${refusal.refusedAt}; the password is not presented before ${refusal.nextAttemptAt}`
-          : `the cloud directory refused the stored credential at ${refusal.refusedAt} (${refusal.code}); it is not presented again until it changes (next check ${refusal.nextAttemptAt})`;
-      degraded.push({ check: 'cloud-credential', reason, code: 'CLOUD_AUTH_FAILED' });
-      notReady.push(reason);
-    } else if (cloudCred?.lastTestOk === false && (ms(cloudCred.lastTestAt) ?? 0) >= lastSuccess) {
-      const reason = `the cloud credential failed its last test at ${cloudCred.lastTestAt} (${cloudCred.lastErrorCode ?? 'error'})`;
-      degraded.push({ check: 'cloud-credential', reason, code: cloudCred.lastErrorCode ?? 'CLOUD_AUTH_FAILED' });
-      notReady.push(reason);
-    } else if (denied && (ms(denied.time) ?? 0) > lastSuccess) {
-      const reason = `the cloud directory denied access at ${denied.time} (event 115): ${String(denied.details.error ?? denied.message)}`;
-      degraded.push({ check: 'cloud-credential', reason, code: String(denied.details.code ?? 'CLOUD_AUTH_FAILED') });
-      notReady.push(reason);
-    } else if (!cloudCred) {
-      notReady.push('no cloud credential is stored (idsync credentials set cloud)');
-    }
-
-    const unavailable = this.ctx.events.latest(EVENTS.CLOUD_UNAVAILABLE);
-    if (unavailable && (ms(unavailable.time) ?? 0) > lastSuccess) {
-      const reason = `the cloud directory has been unavailable since ${unavailable.time} (event 6112): ${String(unavailable.details.error ?? unavailable.message)}`;
-      degraded.push({ check: 'cloud-availability', reason, code: String(unavailable.details.code ?? 'CLOUD_UNAVAILABLE') });
-      notReady.push(reason);
-    }
-
-    // A delivered batch (651) shows the pipeline alive as well as a heartbeat (654) does.
-    const hbAt = ms(activity.heartbeatAt);
-    const aliveAt = ms(activity.lastActivityAt);
-    const hbRef = aliveAt ?? this.startedAt ?? now;
-    if (now - hbRef > HEARTBEAT_MAX_AGE_MS) {
-      degraded.push({
-        check: 'password-heartbeat',
-        reason: aliveAt ? `no password sync heartbeat (event 654) or batch (651) since ${activity.lastActivityAt}` : 'no password sync heartbeat (event 654) for 3 hours since the service started',
-      });
-    }
-
-    const oldest = ms(outbox.oldestQueuedAt);
-    if (oldest !== undefined && now - oldest > OUTBOX_MAX_AGE_MS) {
-      degraded.push({ check: 'password-outbox', reason: `${outbox.depth} password change(s) waiting; the oldest since ${outbox.oldestQueuedAt}` });
-    }
-
-    return {
-      status: degraded.length ? 'degraded' : 'ok',
+    return healthReport(this.ctx, {
       running: this.running,
-      pid: process.pid,
-      startedAt: this.startedAt ? new Date(this.startedAt).toISOString() : null,
+      startedAt: this.startedAt,
       url: this.url,
-      ready: notReady.length === 0,
-      notReady,
-      cycle: {
-        inProgress: this.cycle !== undefined,
-        intervalMs: this.intervalMs,
-        nextAt: this.nextAt ? new Date(this.nextAt).toISOString() : null,
-        last: last
-          ? {
-              id: last.id,
-              profile: last.profile,
-              status: last.status,
-              startedAt: last.startedAt,
-              endedAt: last.endedAt,
-              error: last.error ? { code: last.error.code, message: last.error.message } : null,
-            }
-          : null,
-        lastSkipped: this.lastSkipped,
-      },
-      passwords: {
-        outboxDepth: outbox.depth,
-        waitingForExport: outbox.waitingForExport,
-        deliverable: outbox.deliverable,
-        oldestQueuedAt: outbox.oldestQueuedAt ?? null,
-        oldestAgeSeconds: oldest !== undefined ? Math.max(0, Math.round((now - oldest) / 1000)) : null,
-        heartbeatAt: activity.heartbeatAt,
-        heartbeatAgeSeconds: hbAt !== undefined ? Math.max(0, Math.round((now - hbAt) / 1000)) : null,
-        lastBatchAt: activity.lastBatchAt,
-        lastActivityAt: activity.lastActivityAt,
-      },
-      credentials,
-      degraded,
-    };
+      intervalMs: this.intervalMs,
+      cycleInProgress: this.scheduler.inProgress,
+      nextAt: this.scheduler.nextAt,
+      lastSkipped: this.lastSkipped,
+    });
   }
 
   /** Emits 6110 for each check that starts failing and 6111 for each that recovers. */
@@ -527,73 +308,7 @@ export class SyncService {
       this.log('error', `health check failed: ${toIdsyncError(err).message}`);
       return;
     }
-    const now = new Set(report.degraded.map((d) => d.check));
-    for (const d of report.degraded) {
-      if (!this.activeChecks.has(d.check)) this.ctx.events.emit(EVENTS.HEALTH_DEGRADED, { check: d.check, reason: d.reason, code: d.code });
-    }
-    for (const c of this.activeChecks) if (!now.has(c)) this.ctx.events.emit(EVENTS.HEALTH_RECOVERED, { check: c });
-    this.activeChecks.clear();
-    for (const c of now) this.activeChecks.add(c);
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Metrics
-  // ---------------------------------------------------------------------------------------------
-
-  private createMetrics() {
-    const register = this.registry;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
-    const cycles = new Counter({ name: 'idsync_sync_cycles_total', help: 'Sync cycles run by this service, by status (skipped: another process held the run)', labelNames: ['status'], registers: [register] });
-    const exported = new Counter({ name: 'idsync_objects_exported_total', help: 'Objects written to the cloud directory by this service, by operation', labelNames: ['op'], registers: [register] });
-    const deliveries = new Counter({ name: 'idsync_password_deliveries_total', help: 'Password hash deliveries to the cloud directory, by result (delivered, failed, waiting for the cloud user)', labelNames: ['result'], registers: [register] });
-    for (const status of ['success', 'completed-with-errors', 'failed', 'skipped']) cycles.inc({ status }, 0);
-    for (const op of ['add', 'update', 'delete']) exported.inc({ op }, 0);
-    for (const result of ['delivered', 'failed', 'waiting']) deliveries.inc({ result }, 0);
-    new Gauge({
-      name: 'idsync_sync_last_cycle_timestamp_seconds',
-      help: 'End time of the last finished sync cycle (any process), Unix seconds; 0 if none',
-      registers: [register],
-      collect() {
-        const last = lastFinishedRun(self.ctx.db, 5);
-        this.set((ms(last?.endedAt) ?? 0) / 1000);
-      },
-    });
-    new Gauge({
-      name: 'idsync_sync_last_cycle_success',
-      help: '1 if the last finished sync cycle did not fail, else 0',
-      registers: [register],
-      collect() {
-        const last = lastFinishedRun(self.ctx.db, 5);
-        this.set(last && last.status !== 'failed' ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'idsync_password_outbox_depth',
-      help: 'Password changes waiting for delivery to the cloud directory',
-      registers: [register],
-      collect() {
-        this.set(outboxStatus(self.ctx.db).depth);
-      },
-    });
-    new Gauge({
-      name: 'idsync_password_outbox_oldest_age_seconds',
-      help: 'Age of the oldest password change waiting for delivery; 0 when the outbox is empty',
-      registers: [register],
-      collect() {
-        const oldest = ms(outboxStatus(self.ctx.db).oldestQueuedAt);
-        this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
-      },
-    });
-    new Gauge({
-      name: 'idsync_health_degraded',
-      help: '1 if health is degraded (see /status), else 0',
-      registers: [register],
-      collect() {
-        this.set(self.health().degraded.length > 0 ? 1 : 0);
-      },
-    });
-    return { cycles, exported, deliveries };
+    this.transitions.update(report);
   }
 
   private onPipelineEvent(r: EventRecord): void {
@@ -603,99 +318,10 @@ export class SyncService {
     if (delivered || [EVENTS.PHS_HEARTBEAT.id, EVENTS.CLOUD_UNAVAILABLE.id, EVENTS.CLOUD_ACCESS_DENIED.id, EVENTS.CLOUD_ACCOUNT_LOCKED.id].includes(r.id)) {
       setImmediate(() => this.checkHealth());
     }
-    if (r.id !== EVENTS.PHS_BATCH_END.id) return;
-    for (const result of ['delivered', 'failed', 'waiting'] as const) {
-      const n = Number(r.details[result] ?? 0);
-      if (Number.isFinite(n) && n > 0) this.metrics.deliveries.inc({ result }, n);
-    }
+    this.metrics.batch(r);
   }
-
-  // ---------------------------------------------------------------------------------------------
-  // HTTP
-  // ---------------------------------------------------------------------------------------------
 
   private log(level: 'info' | 'warn' | 'error', msg: string): void {
     this.app?.log[level](msg);
   }
-
-  private createServer(): FastifyInstance {
-    const base = {
-      logger: loggerConfig(this.opts.logger),
-      bodyLimit: 4 * 1024 * 1024,
-      forceCloseConnections: true,
-      return503OnClosing: true,
-    };
-    const tls = this.opts.tls;
-    const app: FastifyInstance = tls
-      ? (Fastify({ ...base, https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } }) as unknown as FastifyInstance)
-      : Fastify(base);
-
-    app.setErrorHandler((err: FastifyError, _req, reply) => {
-      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-      // Never echo a parser message: it may quote the body.
-      const body =
-        status === 413
-          ? { error: { code: 'PAYLOAD_TOO_LARGE', message: 'the request body is too large' } }
-          : status < 500
-            ? { error: { code: 'BAD_REQUEST', message: 'the request could not be read (send JSON with content-type application/json)' } }
-            : { error: { code: 'INTERNAL', message: 'internal error' } };
-      return reply.code(status).send(body);
-    });
-
-    app.get('/healthz', async () => ({ status: 'alive' }));
-    app.get('/readyz', async (_req, reply) => {
-      const h = this.health();
-      return reply.code(h.ready ? 200 : 503).send({ ready: h.ready, reasons: h.notReady });
-    });
-    app.get('/status', async () => this.health());
-    app.get('/metrics', async (_req, reply) => {
-      const text = await this.registry.metrics();
-      return reply.header('content-type', this.registry.contentType).send(text);
-    });
-
-    const auth = async (req: FastifyRequest, reply: FastifyReply) => {
-      // Read from the store on every request: a rotated token applies at once.
-      const expected = this.ctx.credentials.get(AGENT_TOKEN_CREDENTIAL);
-      if (!verifyBearer(req.headers.authorization, expected)) {
-        return reply
-          .code(401)
-          .header('www-authenticate', 'Bearer')
-          .send({ error: { code: 'UNAUTHORIZED', message: 'a valid agent token is required', hint: 'Send Authorization: Bearer <token>; the token is set with `idsync credentials set agent --no-validate`.' } });
-      }
-      if (!this.ctx.loaded.config.passwordHashSync.enabled) {
-        return reply.code(503).send({
-          error: { code: 'PASSWORD_HASH_SYNC_OFF', message: 'password hash synchronization is turned off on this service', hint: 'Turn it on with `idsync configure --task password-hash-sync --enable`, then `idsync service restart`.' },
-        });
-      }
-    };
-    app.post(AGENT_BATCH_PATH, { onRequest: auth }, async (req, reply) => {
-      const r = await handleAgentBatch(this.pipeline, req.body);
-      return reply.code(r.statusCode).header('cache-control', 'no-store').send(r.body);
-    });
-    app.post(PCN_PATH, { onRequest: auth }, async (req, reply) => {
-      const r = await handlePasswordChangeNotification(this.pipeline, req.body);
-      return reply.code(r.statusCode).header('cache-control', 'no-store').send(r.body);
-    });
-    // The web console (src/console/): only on loopback or under TLS, its own path and session.
-    if (tls || isLoopback(this.host)) {
-      void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: this.ctx, health: () => this.health(), runNow: () => this.runNow(), secure: !!tls });
-    }
-    return app;
-  }
-}
-
-function loggerConfig(logger: SyncServiceOptions['logger']): false | Record<string, unknown> {
-  if (logger === false) return false;
-  const opts = logger ?? {};
-  return {
-    level: opts.level ?? 'info',
-    ...(opts.stream ? { stream: opts.stream } : {}),
-    redact: { paths: ['req.headers', 'req.body', 'body', 'password', '*.password', 'orgIdHash', '*.orgIdHash'], censor: '[redacted]' },
-    serializers: {
-      // Method and path only: no query string, no headers, no body.
-      req: (req: FastifyRequest) => ({ method: req.method, url: req.url.split('?')[0] }),
-      res: (res: FastifyReply) => ({ statusCode: res.statusCode }),
-      err: (err: FastifyError) => ({ type: err.name, code: err.code, statusCode: err.statusCode }),
-    },
-  };
 }

@@ -6,7 +6,9 @@
  * next to "1 waiting", "heartbeat none yet" next to a batch 15 s ago, "no changes recorded" for a user
  * event 657 showed as Success, a source "last test FAILED" after good runs.
  *
- * Read-only: every function reads the sync database (and its event log); none writes.
+ * Read-only: every function reads the sync database (and its event log); none writes. The SQL lives
+ * with the module that owns each table (engine/runs.ts, passwords/outbox.ts...): this module words
+ * and combines the answers.
  */
 import type { CredentialInfo } from '../credentials/store.js';
 import { RunLog, type RunRecord } from '../engine/runs.js';
@@ -14,6 +16,7 @@ import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
 import { redactString } from '../events/redact.js';
 import { UserDirectory, type KnownUser } from '../passwords/directory.js';
+import { oldestOutboxError, outboxDepth } from '../passwords/index.js';
 import { StatusLog, type PasswordStatus, type PasswordStatusRecord } from '../passwords/status.js';
 import type { Database } from '../store/database.js';
 
@@ -35,30 +38,20 @@ export interface OutboxStatus {
   attempts: number | null;
 }
 
-/** How many password changes wait, and for what. */
+/** How many password changes wait, and for what (the outbox module owns the table and answers). */
 export function outboxStatus(db: Database): OutboxStatus {
-  const r = db
-    .prepare<[], { n: number; unexported: number | null; oldest: string | null; attempts: number | null }>(
-      `SELECT count(*) AS n,
-              sum(CASE WHEN last_error = 'TargetNotExported' THEN 1 ELSE 0 END) AS unexported,
-              min(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN queued_at END) AS oldest,
-              max(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN attempts END) AS attempts
-       FROM phs_outbox`,
-    )
-    .get() ?? { n: 0, unexported: 0, oldest: null, attempts: null };
-  const waitingForExport = r.unexported ?? 0;
-  const oldestError = r.oldest
-    ? db.prepare<[], { last_error: string | null }>("SELECT last_error FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY queued_at LIMIT 1").get()?.last_error ?? null
-    : null;
+  const d = outboxDepth(db);
   return {
-    depth: r.n,
-    deliverable: r.n - waitingForExport,
-    waitingForExport,
-    oldestQueuedAt: r.oldest,
-    lastError: oldestError ? redactString(oldestError) : null,
-    attempts: r.attempts,
+    depth: d.depth,
+    deliverable: d.depth - d.waitingForExport,
+    waitingForExport: d.waitingForExport,
+    oldestQueuedAt: d.oldestQueuedAt,
+    lastError: redactOrNull(d.oldestQueuedAt ? oldestOutboxError(db) : null),
+    attempts: d.attempts,
   };
 }
+
+const redactOrNull = (s: string | null): string | null => (s ? redactString(s) : null);
 
 /** The outbox in one line, worded the same everywhere. */
 export function describeOutbox(o: OutboxStatus): string {
@@ -76,8 +69,7 @@ export function describeOutbox(o: OutboxStatus): string {
 
 /** The last run that is not running any more (success, with errors, failed or interrupted). */
 export function lastFinishedRun(db: Database, maxErrors = 3): RunRecord | undefined {
-  const row = db.prepare<[], { id: number }>("SELECT id FROM runs WHERE status <> 'running' ORDER BY id DESC LIMIT 1").get();
-  return row ? new RunLog(db).get(row.id, maxErrors) : undefined;
+  return new RunLog(db).lastFinished(maxErrors);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,21 +120,16 @@ export interface CredentialStatus extends CredentialInfo {
 
 /** Each stored credential with its current state: the newer of its last test and its last good use. */
 export function credentialStatus(db: Database, credentials: CredentialInfo[]): CredentialStatus[] {
-  const lastUse = db.prepare<[string], { run_id: number; ended_at: string }>(
-    `SELECT s.run_id, s.ended_at FROM run_steps s
-     WHERE s.connector = ? AND s.status IN ('success', 'completed-with-errors') AND s.ended_at IS NOT NULL
-       AND ((s.step = 'import') OR (s.step = 'export' AND (s.profile IS NULL OR s.profile IN ('export', 'object'))))
-     ORDER BY s.ended_at DESC LIMIT 1`,
-  );
+  const runs = new RunLog(db);
   return credentials.map((c) => {
-    const use = lastUse.get(c.name);
-    const useAt = use?.ended_at ?? null;
+    const use = runs.lastGoodUse(c.name);
+    const useAt = use?.endedAt ?? null;
     const testAt = c.lastTestAt;
     const useIsNewer = useAt !== null && (testAt === null || Date.parse(useAt) >= Date.parse(testAt)) && Date.parse(useAt) >= Date.parse(c.changedAt);
     return {
       ...c,
       lastGoodUseAt: useAt,
-      lastGoodUseRun: use?.run_id ?? null,
+      lastGoodUseRun: use?.runId ?? null,
       ok: useIsNewer ? true : c.lastTestOk,
       okAt: useIsNewer ? useAt : testAt,
     };

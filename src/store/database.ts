@@ -1,7 +1,8 @@
 /**
  * The embedded store: one SQLite database (better-sqlite3, WAL) in the data directory.
- * Each module that keeps state declares its migrations next to its code and registers them here,
- * so the schema of a feature lives with the feature.
+ * Each module that keeps state declares its migrations next to its code; the list of them all is
+ * assembled above the modules (src/app/migrations.ts), so store/ imports no feature and
+ * the schema of a feature lives with the feature.
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';

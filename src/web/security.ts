@@ -8,6 +8,7 @@
  *   constant time) AND an Origin header naming this server; the sign-in itself needs the Origin;
  * - headers: a strict Content-Security-Policy (no inline script or style, nothing third-party),
  *   no framing, no sniffing, no referrer, no caching of API answers;
+ * - secrets: attributes whose name may hold a secret never reach a page (`withoutSecrets`);
  * - static assets: a fixed list read once from webui/, served from memory (no path from the URL
  *   ever reaches the file system).
  */
@@ -15,6 +16,16 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/** Attribute names that may hold a secret never reach a page, whatever a source put in them. */
+export const SECRET_ATTR = /pass|pwd|hash|secret|token|ntlm|unicodepwd|supplementalcredentials|sambant|sambalm|key/i;
+
+/** The attributes without those whose name says they may hold a secret. */
+export function withoutSecrets<T>(attrs: Record<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, v] of Object.entries(attrs)) if (!SECRET_ATTR.test(k)) out[k] = v;
+  return out;
+}
 
 /** The front end (plain ES modules, no build step): the same path from src/ and from dist/. */
 export const WEBUI_DIR = fileURLToPath(new URL('../../webui/', import.meta.url));

@@ -12,7 +12,7 @@ import { IdsyncError, isIdsyncError, toIdsyncError } from '../core/errors.js';
 import { openContext, type EngineContext } from '../engine/context.js';
 import { EVENTS } from '../events/catalog.js';
 import { isDnUnder, tryNormalizeDn } from '../ldap/dn.js';
-import { readLines } from '../cli/commands/hash.js';
+import { readLines } from '../passwords/input.js';
 import {
   assertCanCreate,
   connectorIndex,

@@ -21,6 +21,8 @@ export const SAMBA_ADMIN_PASSWORD = 'Adm1nPass!';
 
 export interface SambaDC {
   dir: string;
+  /** The loopback address it listens on (LDAP 389/636, RPC 135 and 49152+). */
+  host: string;
   url: string;
   ldapsUrl: string;
   baseDn: string;
@@ -48,6 +50,13 @@ export interface SambaDC {
 export interface StartSambaOptions {
   /** smb.conf "server services" (default ldap, kdc: one process, ready in ~0.3 s). Add rpc for DRSUAPI. */
   services?: string[];
+  /**
+   * The loopback address the DC binds (default 127.0.0.1). A private DC on 127.0.0.2 runs next to
+   * the runner's shared one (Linux routes all of 127/8 to lo), e.g. for a test that restarts it.
+   */
+  host?: string;
+  /** Runs after provisioning, before the DC starts (offline seeding with ldbadd, for benches). */
+  beforeStart?: (dc: { dir: string; samLdb: string; smbConf: string }) => Promise<void>;
 }
 
 function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
@@ -61,7 +70,7 @@ function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: nu
   });
 }
 
-function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
+function portOpen(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ port, host });
     s.once('connect', () => {
@@ -76,8 +85,8 @@ function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-async function rootDseAnswers(): Promise<boolean> {
-  const c = new Client({ url: 'ldap://127.0.0.1:389', connectTimeout: 1000, timeout: 2000 });
+async function rootDseAnswers(host: string): Promise<boolean> {
+  const c = new Client({ url: `ldap://${host}:389`, connectTimeout: 1000, timeout: 2000 });
   try {
     await c.search('', { scope: 'base', attributes: ['dnsHostName'] });
     return true;
@@ -88,12 +97,13 @@ async function rootDseAnswers(): Promise<boolean> {
   }
 }
 
-function handle(dir: string, pid: number, owned: boolean, stop: () => Promise<void>): SambaDC {
-  const url = 'ldap://127.0.0.1:389';
+function handle(dir: string, pid: number, owned: boolean, stop: () => Promise<void>, host = '127.0.0.1'): SambaDC {
+  const url = `ldap://${host}:389`;
   return {
     dir,
+    host,
     url,
-    ldapsUrl: 'ldaps://127.0.0.1:636',
+    ldapsUrl: `ldaps://${host}:636`,
     baseDn: SAMBA_BASE_DN,
     adminUpn: 'Administrator@lab.test',
     adminDn: `CN=Administrator,CN=Users,${SAMBA_BASE_DN}`,
@@ -116,11 +126,11 @@ function handle(dir: string, pid: number, owned: boolean, stop: () => Promise<vo
 
 /** Provisions a fresh DC in `dir` (default: a new temp dir) and starts it. ~5 s. */
 export async function startSambaDC(dir?: string, opts: StartSambaOptions = {}): Promise<SambaDC> {
-  const samba = findBinary('samba');
   const tool = findBinary('samba-tool');
-  if (!samba || !tool) throw new Error('Samba AD DC is not installed (apt-get install samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools)');
-  if (await portOpen(389)) {
-    throw new Error('port 389 is already in use on 127.0.0.1 (another Samba DC or LDAP server?). Only one Samba DC can run per host: stop it, or run the tests through scripts/run-tests.ts, which shares one DC.');
+  if (!findBinary('samba') || !tool) throw new Error('Samba AD DC is not installed (apt-get install samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools)');
+  const host = opts.host ?? '127.0.0.1';
+  if (await portOpen(389, host)) {
+    throw new Error(`port 389 is already in use on ${host} (another Samba DC or LDAP server?). Only one Samba DC can run per address: stop it, or run the tests through scripts/run-tests.ts, which shares one DC.`);
   }
   const T = dir ?? mkdtempSync(join(tmpdir(), 'idsync-samba-'));
   rmSync(T, { recursive: true, force: true });
@@ -128,8 +138,9 @@ export async function startSambaDC(dir?: string, opts: StartSambaOptions = {}): 
   mkdirSync(join(T, 'log'), { recursive: true });
   await run(tool, [
     'domain', 'provision', `--targetdir=${T}`, '--realm=LAB.TEST', '--domain=LAB', '--server-role=dc', '--dns-backend=NONE',
+    // lo: 127.0.0.1 and ::1; another address binds only that one, so two DCs can share a netns
     '--use-rfc2307', `--adminpass=${SAMBA_ADMIN_PASSWORD}`, '--host-name=dc1', '--option=netbios name=DC1',
-    '--option=interfaces=lo', '--option=bind interfaces only=yes', '--option=server services=-dns -dnsupdate -nbt -wrepl',
+    `--option=interfaces=${host === '127.0.0.1' ? 'lo' : `${host}/8`}`, '--option=bind interfaces only=yes', '--option=server services=-dns -dnsupdate -nbt -wrepl',
     '--option=disable netbios=yes', `--option=log file=${T}/log/log.%m`, `--option=pid directory=${T}/run`,
     `--option=ncalrpc dir=${T}/run/ncalrpc`, `--option=winbindd socket directory=${T}/run/winbindd`,
     `--option=ntp signd socket directory=${T}/run/ntp_signd`,
@@ -144,7 +155,20 @@ export async function startSambaDC(dir?: string, opts: StartSambaOptions = {}): 
     .replace(/^\[global\]$/m, '[global]\n\tldap server require strong auth = no');
   writeFileSync(smbConf, conf);
   await run(tool, ['domain', 'passwordsettings', 'set', '--complexity=off', '--history-length=0', '--min-pwd-age=0', '--max-pwd-age=0', '-H', join(T, 'private/sam.ldb')]);
+  await opts.beforeStart?.({ dir: T, samLdb: join(T, 'private/sam.ldb'), smbConf });
+  return launchSambaDC(T, { host, removeOnStop: !dir && process.env.IDSYNC_KEEP_TEST_DIRS !== '1' });
+}
 
+/**
+ * Starts samba on a DC already provisioned in `dir` (by startSambaDC): for a restart, after the
+ * previous process was stopped or killed. stop() stops this process and keeps `dir`.
+ */
+export async function launchSambaDC(dir: string, opts: { host?: string; removeOnStop?: boolean } = {}): Promise<SambaDC> {
+  const samba = findBinary('samba');
+  if (!samba) throw new Error('Samba AD DC is not installed');
+  const host = opts.host ?? '127.0.0.1';
+  const T = dir;
+  const smbConf = join(T, 'etc/smb.conf');
   let out = '';
   const child = spawn(samba, ['-F', '-M', 'single', '--debug-stdout', '-d', '1', '-s', smbConf], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = (d: Buffer): void => {
@@ -164,12 +188,12 @@ export async function startSambaDC(dir?: string, opts: StartSambaOptions = {}): 
         child.kill('SIGTERM');
       });
     }
-    for (let i = 0; i < 100 && (await portOpen(389)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && (await portOpen(389, host)); i++) await new Promise((r) => setTimeout(r, 100));
     writeFileSync(join(T, 'log/output.log'), out);
-    if (!dir && process.env.IDSYNC_KEEP_TEST_DIRS !== '1') rmSync(T, { recursive: true, force: true });
+    if (opts.removeOnStop) rmSync(T, { recursive: true, force: true });
   };
   const end = Date.now() + 60000;
-  while (!(await rootDseAnswers())) {
+  while (!(await rootDseAnswers(host))) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`samba exited (${child.exitCode ?? child.signalCode}): ${out}`);
     if (Date.now() > end) {
       await stop();
@@ -180,7 +204,7 @@ export async function startSambaDC(dir?: string, opts: StartSambaOptions = {}): 
   // The TLS certificate is generated at startup; wait for the CA file.
   const ca = join(T, 'private/tls/ca.pem');
   for (let i = 0; i < 100 && !existsSync(ca); i++) await new Promise((r) => setTimeout(r, 100));
-  return handle(T, child.pid as number, true, stop);
+  return handle(T, child.pid as number, true, stop, host);
 }
 
 /** What the runner puts in IDSYNC_TEST_SAMBA. */

@@ -10,7 +10,7 @@ import { SambaPasswordAgent, type Forwarder } from '../../agent/samba.js';
 import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import { withContext } from '../context.js';
 import { println } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 import { openPipeline } from './passwords.js';
 
 interface AgentOptions {

@@ -15,7 +15,7 @@ import { IdsyncError } from '../../core/errors.js';
 import { createCloudServer } from '../../cloud/server.js';
 import { plainHttpWarning } from '../../service/systemd.js';
 import { printJson, println, table } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 
 const DEFAULT_PORT = 8080;
 const DEFAULT_DATA_DIR = './idsync-cloud-data';

@@ -11,8 +11,8 @@ import { IdsyncError } from '../../core/errors.js';
 import { EVENTS } from '../../events/catalog.js';
 import { loadFor, withContext } from '../context.js';
 import { printJson, println } from '../output.js';
-import { readLines } from './hash.js';
-import type { RegisterCommand } from './index.js';
+import { readLines } from '../../passwords/input.js';
+import type { RegisterCommand } from '../context.js';
 
 /** Hidden prompt (twice) on a terminal, otherwise the first line of standard input. */
 async function readPassword(stdin: Readable): Promise<string> {

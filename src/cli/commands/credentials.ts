@@ -15,7 +15,7 @@ import { EVENTS } from '../../events/catalog.js';
 import { DATABASE_FILE, openDatabase, type Database } from '../../store/database.js';
 import { exitCodeFor, EXIT } from '../exit-codes.js';
 import { printJson, println, table } from '../output.js';
-import { readLines } from './hash.js';
+import { readLines } from '../../passwords/input.js';
 
 /** Name under which the cloud connector's credential is stored (as in connectors/registry.ts). */
 const CLOUD = 'cloud';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { runDemo } from '../../demo/run-demo.js';
 import { EXIT } from '../exit-codes.js';
 import { endProgress, printJson, println, throttledProgress } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 import { printRun } from './sync.js';
 
 export const registerDemoCommands: RegisterCommand = (program) => {

@@ -7,7 +7,7 @@ import { formatFindings, runDoctor } from '../../doctor/index.js';
 import { loadFor } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println, progress, endProgress } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 import { parseDuration } from './serve.js';
 
 export const registerDoctorCommands: RegisterCommand = (program) => {

@@ -1,5 +1,5 @@
 /** Every command group, in the order `idsync --help` lists them. Add a group here. */
-import type { Command } from 'commander';
+import type { RegisterCommand } from '../context.js';
 import { registerAgentCommands } from './agent.js';
 import { registerCloudCommands } from './cloud.js';
 import { registerConfigureCommands } from './configure.js';
@@ -15,8 +15,6 @@ import { registerRunsCommands } from './runs.js';
 import { registerServeCommands } from './serve.js';
 import { registerServiceCommands } from './service.js';
 import { registerSyncCommands } from './sync.js';
-
-export type RegisterCommand = (program: Command) => void;
 
 export const commands: RegisterCommand[] = [
   registerInitCommands,

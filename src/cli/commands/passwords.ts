@@ -14,7 +14,7 @@ import { describeOutbox, outboxStatus, passwordHistory } from '../../status/inde
 import { withContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println, table } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 import { DrsStateStore } from '../../passwords/sources/drs.js';
 
 /** Opens the pipeline on a command's context; the caller closes the returned client. */

@@ -3,7 +3,7 @@ import { IdsyncError } from '../../core/errors.js';
 import { RunLog } from '../../engine/runs.js';
 import { withContext } from '../context.js';
 import { printJson, println, table } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 import { printRun } from './sync.js';
 
 export const registerRunsCommands: RegisterCommand = (program) => {

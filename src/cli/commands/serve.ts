@@ -11,7 +11,7 @@ import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS, SyncService } from
 import { loadFor } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { println } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 
 export { parseDuration } from '../../config/duration.js';
 

@@ -12,7 +12,7 @@ import { DEFAULT_CLOUD_DATA, DEFAULT_CLOUD_USER, DEFAULT_SERVICE_USER, installRe
 import { loadFor } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 import { LOG_LEVELS, parseDuration } from './serve.js';
 
 const DEFAULT_STOP_TIMEOUT = '35s';

@@ -6,7 +6,7 @@ import type { RunRecord } from '../../engine/runs.js';
 import { withContext } from '../context.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { endProgress, escapeControl, printJson, println, table, throttledProgress } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from '../context.js';
 
 export const registerSyncCommands: RegisterCommand = (program) => {
   program

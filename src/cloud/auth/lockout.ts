@@ -348,6 +348,9 @@ export class Lockout {
   private async countFailure(name: string, counter: string, digest: Buffer): Promise<void> {
     const t = this.now();
     const p = this.policy;
+    // On SQLite a write transaction is BEGIN IMMEDIATE (store/sqlite.ts): this one reads the counter
+    // and then writes it, and the SCIM worker's connection committing in between would otherwise
+    // fail the write at once with SQLITE_BUSY_SNAPSHOT.
     await this.db.transaction(async (tx) => {
       // Another node may count into the same row: lock it (PostgreSQL) and serialise the first insert.
       await tx.lock(`idsync-lockout:${name}`);

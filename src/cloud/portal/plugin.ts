@@ -33,7 +33,6 @@ import type {
   PortalUserList,
   SessionInfo,
 } from '../../console/api-types.js';
-import { withoutSecrets } from '../../console/plugin.js';
 import {
   addSecurityHeaders,
   checkStateChange,
@@ -47,6 +46,7 @@ import {
   type CookieOptions,
   type Session,
 } from '../../web/security.js';
+import { withoutSecrets } from '../../web/security.js';
 
 export const PORTAL_PREFIX = '/portal';
 export const PORTAL_COOKIE = 'idsync_portal';

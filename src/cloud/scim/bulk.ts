@@ -1,9 +1,11 @@
 /**
- * Bulk (RFC 7644 §3.7). On SQLite the request runs in slices, each one transaction (fast: the sync
- * engine sends hundreds of users per request), each operation in its own savepoint so a failed
- * operation leaves no trace while the others are kept. On PostgreSQL each operation is its own
- * transaction: a long slice would hold row locks other nodes' writers wait for (and could deadlock
- * with), and RFC 7644 makes each operation stand alone anyway. Operations that reference a `bulkId` defined by a later POST
+ * Bulk (RFC 7644 §3.7). On SQLite the request runs in one transaction per slice of
+ * BulkOptions.sliceMs (a Bulk of 100 creates is one; the sync engine sends hundreds of users per
+ * request), each operation in its own savepoint (or one atomic statement) so a failed operation
+ * leaves no trace while the others are kept. On PostgreSQL each operation is its own transaction: a
+ * long slice would hold row locks other nodes' writers wait for (and could deadlock with), and RFC
+ * 7644 makes each operation stand alone anyway. Uniqueness (userName, externalId) is the unique
+ * indexes' verdict, not a query per operation. Operations that reference a `bulkId` defined by a later POST
  * are deferred until it has run; references that can never be resolved fail with 409.
  */
 import { badRequest, ScimError } from './errors.js';
@@ -163,12 +165,22 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
   }
 }
 
+/** POST, PUT or PATCH of a User: its one write is a single INSERT or UPDATE of its row. */
+const writesOneRow = (op: BulkOp): boolean => op.method !== 'DELETE' && /^\/?Users(\/|$)/i.test(op.path);
+
+/** The open SQLite transaction `tx`, where a nested transaction runs inline instead of in a savepoint. */
+const inline = (tx: Sql): Sql => ({ ...tx, transaction: <T>(fn: (t: Sql) => Promise<T>) => fn(tx) });
+
 /** Milliseconds of Bulk work between two turns of the event loop. */
 export const BULK_SLICE_MS = 20;
 
 export interface BulkOptions {
   /** Default BULK_SLICE_MS. */
   sliceMs?: number;
+  /** Ends the current slice (and its transaction) early when true: another connection waits for the write lock. */
+  yieldNow?: () => boolean;
+  /** Runs between two slices, after the commit; default one turn of the event loop. */
+  between?: () => Promise<void>;
   /** Told of an unexpected fault in one operation (that operation answers 500, the others are kept). */
   onInternalError?: (err: unknown) => void;
 }
@@ -243,16 +255,19 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
             continue;
           }
           try {
-            await execute(op, q); // its own savepoint or transaction: a failed operation leaves no partial writes
+            // A failed operation leaves no partial writes: its own savepoint (SQLite) or transaction
+            // (PostgreSQL), except on SQLite where its only write is one statement (a User's INSERT
+            // or UPDATE), which SQLite makes atomic anyway.
+            await execute(op, q && writesOneRow(op) ? inline(q) : q);
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));
           }
-          if (performance.now() - started >= sliceMs) break;
+          if (performance.now() - started >= sliceMs || options.yieldNow?.()) break;
         }
       };
       if (svc.sql.dialect === 'sqlite') await svc.sql.transaction((tx) => slice(tx));
       else await slice(undefined);
-      if (i < pending.length) await new Promise((resolve) => setImmediate(resolve));
+      if (i < pending.length) await (options.between ? options.between() : new Promise((resolve) => setImmediate(resolve)));
     }
     if (errors >= failOnErrors) break;
     if (deferred.length === pending.length) {

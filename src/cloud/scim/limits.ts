@@ -78,8 +78,8 @@ export function checkWellFormed(s: string, where: string): void {
 
 /**
  * Checks a parsed body, iteratively: nesting deeper than MAX_JSON_DEPTH (the validators walk bodies
- * recursively, so a 100k-deep body would overflow the stack: a 500) and lone surrogates in keys and
- * strings. V8's JSON.parse itself is iterative, so parsing first is safe and costs no extra pass.
+ * recursively, so a 100k-deep body would overflow the stack: a 500), lone surrogates in keys and
+ * strings, and prototype-poisoning keys. V8's JSON.parse itself is iterative, so parsing first is safe and costs no extra pass.
  */
 export function checkBody(body: unknown): void {
   const stack: [unknown, number][] = [[body, 0]];
@@ -95,6 +95,10 @@ export function checkBody(body: unknown): void {
     else if (isPlainObject(v)) {
       for (const [k, x] of Object.entries(v)) {
         checkWellFormed(k, 'an attribute name in the request body');
+        // Prototype poisoning, refused as fastify's JSON parser (secure-json-parse) refuses it.
+        if (k === '__proto__' || (k === 'constructor' && isPlainObject(x) && Object.hasOwn(x, 'prototype'))) {
+          throw badRequest('invalidSyntax', `the request body is not valid JSON: it has a forbidden "${k === '__proto__' ? k : 'constructor.prototype'}" key`);
+        }
         stack.push([x, depth + 1]);
       }
     }
@@ -104,34 +108,4 @@ export function checkBody(body: unknown): void {
 /** 413 for a request with more operations than allowed (RFC 7644 §3.7.3 uses 413 for Bulk). */
 export function tooManyOperations(what: string, max: number, got: number): ScimError {
   return new ScimError(413, undefined, `${what} has ${got} operations; the maximum is ${max} (see ServiceProviderConfig)`);
-}
-
-/**
- * SCIM requests worked on at once (parsing, handling, serialising; the others wait with their body
- * received but not parsed). Node runs them on one thread anyway; with one slot /healthz and
- * sign-in wait behind at most one request's work instead of every client's. A Bulk keeps its slot
- * while it yields between slices, so health checks and sign-ins get in but other SCIM work waits.
- */
-export const SCIM_CONCURRENCY = 1;
-
-/** A counting semaphore; `enter` resolves when a slot is free, the returned function frees it (once). */
-export class Gate {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly slots: number) {}
-
-  async enter(): Promise<() => void> {
-    if (this.active >= this.slots) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      // The slot passes straight to the next waiter; its work starts on a later turn of the loop.
-      if (next) setImmediate(next);
-      else this.active--;
-    };
-  }
 }

@@ -1,23 +1,28 @@
 /**
  * HTTP binding of the SCIM layer: an encapsulated fastify plugin mounted at the SCIM base path, so
- * its JSON parser, error handler, 404 handler and authentication hook apply to SCIM routes only.
+ * its body parser, error handler, 404 handler and authentication hook apply to SCIM routes only.
+ *
+ * This runs on the main thread and does no SCIM work: it routes, checks the token (onRequest),
+ * receives the body as bytes (no JSON.parse here) and hands method, path, query, the headers that
+ * matter and the bytes to a ScimHost (host/host.ts: by default a worker thread with its own SQLite
+ * connection), then sends back the status, headers and bytes it answers. Discovery endpoints are
+ * static and answered here.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { runBulk } from './bulk.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ScimError } from './errors.js';
-import { advertisedLimits, checkBody, Gate, SCIM_CONCURRENCY } from './limits.js';
-import { parseProjection, returnsAttribute } from './projection.js';
+import { SCIM_CONTENT_TYPE, toScimError, type ScimFault, type ScimWireRequest } from './host/handler.js';
+import type { ScimHost } from './host/host.js';
+import { advertisedLimits, type ScimLimits } from './limits.js';
 import { GROUPS } from './resources/groups.js';
 import type { ResourceKind } from './resources/kind.js';
 import { USERS } from './resources/users.js';
-import { ALL_SCHEMAS, LIST_RESPONSE, publishAttribute, RESOURCE_TYPES, SEARCH_REQUEST, type ResourceTypeDef, type SchemaDef } from './schema.js';
-import { etagMatches, etagOf, type ListQuery, type ScimService } from './service.js';
-import { isPlainObject } from './validate.js';
+import { ALL_SCHEMAS, LIST_RESPONSE, publishAttribute, RESOURCE_TYPES, type ResourceTypeDef, type SchemaDef } from './schema.js';
 
-export const SCIM_CONTENT_TYPE = 'application/scim+json; charset=utf-8';
+export { SCIM_CONTENT_TYPE, toScimError };
 
 export interface RouteOptions {
-  service: ScimService;
+  host: ScimHost;
+  limits: ScimLimits;
   authenticate: (req: FastifyRequest) => Promise<void>;
   basePath: string;
   /** Absolute URL of the SCIM base for meta.location; derived from the request when absent. */
@@ -28,18 +33,12 @@ function send(reply: FastifyReply, status: number, body: unknown): FastifyReply 
   return reply.code(status).header('content-type', SCIM_CONTENT_TYPE).send(body);
 }
 
-/** Any error thrown under the SCIM base path, as a SCIM error. */
-export function toScimError(err: unknown): ScimError {
-  if (err instanceof ScimError) return err;
-  const e = err as Partial<FastifyError> & { status?: number };
-  const status = e.statusCode ?? e.status;
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) return new ScimError(413, undefined, 'the request body is larger than the maximum payload size');
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ScimError(415, undefined, 'send the body as application/scim+json or application/json');
-  if (err instanceof SyntaxError || e.code?.startsWith('FST_ERR_CTP') || (status === 400 && e.validation)) {
-    return new ScimError(400, 'invalidSyntax', `the request body is not valid JSON: ${e.message ?? ''}`.trim());
-  }
-  if (typeof status === 'number' && status >= 400 && status < 500) return new ScimError(status, undefined, e.message || 'request rejected');
-  return new ScimError(500, undefined, 'internal error in the SCIM service; see the cloud directory log');
+/** A fault the host reports, as an Error for the log (its stack is the host's, never sent to a client). */
+function faultError(f: ScimFault): Error {
+  const e = new Error(f.message);
+  e.name = f.name;
+  if (f.stack !== undefined) e.stack = f.stack;
+  return e;
 }
 
 function schemaResource(s: SchemaDef, base: string): Record<string, unknown> {
@@ -76,41 +75,20 @@ const header = (req: FastifyRequest, name: string): string | undefined => {
 };
 
 export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Promise<void> {
-  const svc = opts.service;
-  const bodyLimit = svc.limits.maxPayloadSize;
+  const host = opts.host;
+  const bodyLimit = opts.limits.maxPayloadSize;
   const baseOf = (req: FastifyRequest): string => opts.publicUrl ?? `${req.protocol}://${req.host}${opts.basePath}`;
 
-  // One JSON parser for both media types; an empty body (DELETE with a content-type) is no body.
-  const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   // SCIM speaks JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
-  // The work of a request (parsing its body, the handler, serialising the answer) runs holding a
-  // slot of `gate`; receiving the body and sending the answer do not, so a slow client holds nothing.
-  const gate = new Gate(SCIM_CONCURRENCY);
-  const slots = new WeakMap<FastifyRequest, () => void>();
-  const finished = new WeakSet<FastifyRequest>();
-  const acquire = async (req: FastifyRequest): Promise<void> => {
-    if (slots.has(req)) return;
-    const free = await gate.enter();
-    if (finished.has(req)) free();
-    else slots.set(req, free);
-  };
-  const releaseSlot = (req: FastifyRequest): void => {
-    finished.add(req);
-    slots.get(req)?.();
-  };
+  // The body stays bytes on this thread: the host parses it (a 10 MB JSON.parse here would hold
+  // the loop that answers /healthz and sign-in). Size is still enforced here, while receiving.
+  app.addContentTypeParser(['application/json', 'application/scim+json'], { parseAs: 'buffer', bodyLimit }, async (_req: FastifyRequest, body: string | Buffer) =>
+    typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+  );
 
-  app.addContentTypeParser(['application/json', 'application/scim+json'], { parseAs: 'string', bodyLimit }, async (req: FastifyRequest, body: string | Buffer) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return undefined;
-    await acquire(req);
-    const parsed = await new Promise<unknown>((resolve, reject) => json(req, text, (err, v) => (err ? reject(err) : resolve(v))));
-    checkBody(parsed);
-    return parsed;
-  });
-
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', async (req) => {
     try {
       await opts.authenticate(req);
     } catch (err) {
@@ -118,12 +96,7 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
       req.log.warn({ err }, 'SCIM authentication failed');
       throw new ScimError(401, undefined, 'authentication required');
     }
-    // 'close' fires once the answer is out or the connection is gone: a slot is never kept.
-    reply.raw.once('close', () => releaseSlot(req));
   });
-  // Requests without a body (lists and filters) take their slot here, after authentication.
-  app.addHook('preHandler', async (req) => acquire(req));
-  app.addHook('onSend', async (req) => releaseSlot(req));
 
   app.setErrorHandler((err, req, reply) => {
     const e = toScimError(err);
@@ -136,6 +109,20 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     send(reply, 404, new ScimError(404, undefined, `no SCIM endpoint ${req.method} ${req.url.split('?')[0]}`).toBody());
   });
 
+  /** Hands the request to the host and sends its answer. */
+  const forward = async (req: FastifyRequest, reply: FastifyReply, path: string): Promise<FastifyReply> => {
+    const wire: ScimWireRequest = { method: req.method, path, query: { ...(req.query as ScimWireRequest['query']) }, baseUrl: baseOf(req) };
+    const ifMatch = header(req, 'if-match');
+    const ifNoneMatch = header(req, 'if-none-match');
+    if (ifMatch !== undefined) wire.ifMatch = ifMatch;
+    if (ifNoneMatch !== undefined) wire.ifNoneMatch = ifNoneMatch;
+    if (Buffer.isBuffer(req.body) && req.body.byteLength > 0) wire.body = req.body;
+    const res = await host.handle(wire);
+    for (const f of res.faults ?? []) req.log.error({ err: faultError(f) }, f.context);
+    reply.code(res.status).headers(res.headers);
+    return res.body ? reply.send(Buffer.from(res.body.buffer, res.body.byteOffset, res.body.byteLength)) : reply.send();
+  };
+
   // ---- discovery -------------------------------------------------------------------------------
 
   app.get('/ServiceProviderConfig', async (req, reply) => {
@@ -143,7 +130,7 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     return send(reply, 200, {
       schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
       documentationUri: 'https://github.com/idsync/idsync/blob/main/docs/cloud-directory.md',
-      ...advertisedLimits(svc.limits),
+      ...advertisedLimits(opts.limits),
       changePassword: { supported: false },
       sort: { supported: true },
       etag: { supported: true },
@@ -173,62 +160,20 @@ export async function scimPlugin(app: FastifyInstance, opts: RouteOptions): Prom
     return send(reply, 200, resourceTypeResource(rt, baseOf(req)));
   });
 
-  // ---- resources -------------------------------------------------------------------------------
+  // ---- resources (worked on by the host) ---------------------------------------------------
 
   for (const kind of [USERS, GROUPS] as ResourceKind[]) {
     const ep = kind.type.endpoint;
-    type Q = { Querystring: Record<string, string | undefined> };
-    type QP = Q & { Params: { id: string } };
-
-    const respond = async (req: FastifyRequest<Q>, reply: FastifyReply, status: number, item: Awaited<ReturnType<ScimService['get']>>) => {
-      const projection = parseProjection(kind.type, req.query.attributes, req.query.excludedAttributes);
-      const body = await svc.render(kind, item, baseOf(req), projection);
-      reply.header('etag', etagOf(item.version));
-      if (status === 201) reply.header('location', (body.meta as { location: string }).location);
-      return send(reply, status, body);
-    };
-
-    app.post<Q>(ep, { bodyLimit }, async (req, reply) => respond(req, reply, 201, await svc.create(kind, req.body)));
-
-    app.get<Q>(ep, async (req, reply) => send(reply, 200, await svc.listResponse(kind, req.query as ListQuery, baseOf(req))));
-
-    app.post<Q>(`${ep}/.search`, { bodyLimit }, async (req, reply) => {
-      const b = req.body;
-      if (!isPlainObject(b)) throw new ScimError(400, 'invalidSyntax', 'the search body must be a JSON object');
-      if (b.schemas !== undefined && !(Array.isArray(b.schemas) && b.schemas.includes(SEARCH_REQUEST))) {
-        throw new ScimError(400, 'invalidSyntax', `a search body must have "schemas": ["${SEARCH_REQUEST}"]`);
-      }
-      return send(reply, 200, await svc.listResponse(kind, b as ListQuery, baseOf(req)));
-    });
-
-    app.get<QP>(`${ep}/:id`, async (req, reply) => {
-      const projection = parseProjection(kind.type, req.query.attributes, req.query.excludedAttributes);
-      const needMembers = kind === GROUPS && returnsAttribute(projection, 'members');
-      const item = await svc.get(kind, req.params.id, needMembers);
-      const inm = header(req, 'if-none-match');
-      if (inm !== undefined && etagMatches(inm, item.version)) return reply.code(304).header('etag', etagOf(item.version)).send();
-      return respond(req, reply, 200, item);
-    });
-
-    app.put<QP>(`${ep}/:id`, { bodyLimit }, async (req, reply) =>
-      respond(req, reply, 200, await svc.replace(kind, req.params.id, req.body, header(req, 'if-match'))),
-    );
-
-    app.patch<QP>(`${ep}/:id`, { bodyLimit }, async (req, reply) =>
-      respond(req, reply, 200, await svc.patch(kind, req.params.id, req.body, header(req, 'if-match'))),
-    );
-
-    app.delete<QP>(`${ep}/:id`, async (req, reply) => {
-      await svc.delete(kind, req.params.id, header(req, 'if-match'));
-      return reply.code(204).send();
-    });
+    type P = { Params: { id: string } };
+    const one = (req: FastifyRequest<P>) => `${ep}/${encodeURIComponent(req.params.id)}`;
+    app.post(ep, { bodyLimit }, (req, reply) => forward(req, reply, ep));
+    app.get(ep, (req, reply) => forward(req, reply, ep));
+    app.post(`${ep}/.search`, { bodyLimit }, (req, reply) => forward(req, reply, `${ep}/.search`));
+    app.get<P>(`${ep}/:id`, (req, reply) => forward(req, reply, one(req)));
+    app.put<P>(`${ep}/:id`, { bodyLimit }, (req, reply) => forward(req, reply, one(req)));
+    app.patch<P>(`${ep}/:id`, { bodyLimit }, (req, reply) => forward(req, reply, one(req)));
+    app.delete<P>(`${ep}/:id`, (req, reply) => forward(req, reply, one(req)));
   }
 
-  app.post('/Bulk', { bodyLimit }, async (req, reply) =>
-    send(
-      reply,
-      200,
-      await runBulk(svc, req.body, baseOf(req), { onInternalError: (err) => req.log.error({ err }, 'a Bulk operation failed') }),
-    ),
-  );
+  app.post('/Bulk', { bodyLimit }, (req, reply) => forward(req, reply, '/Bulk'));
 }

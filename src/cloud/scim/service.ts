@@ -7,7 +7,7 @@
  * `q`: given a transaction (a Bulk slice), it runs in a savepoint of it.
  */
 import { randomUUID } from 'node:crypto';
-import type { Sql } from '../store/sql.js';
+import type { Sql, TransactionOptions } from '../store/sql.js';
 import { badRequest, notFound, ScimError } from './errors.js';
 import { compileFilter, filterToSql, sortSql } from './filter.js';
 import { DEFAULT_LIMITS, type ScimLimits } from './limits.js';
@@ -71,9 +71,13 @@ export class ScimService {
     return name === 'User' ? USERS : GROUPS;
   }
 
-  /** A transaction (a savepoint of `q` when `q` is one); the callback gets a repository bound to it. */
-  transaction<T>(fn: (repo: ScimRepository, tx: Sql) => Promise<T>, q: Sql = this.sql): Promise<T> {
-    return q.transaction((tx) => fn(new ScimRepository(tx), tx));
+  /**
+   * A transaction (a savepoint of `q` when `q` is one); the callback gets a repository bound to it.
+   * On SQLite a write transaction is IMMEDIATE (store/sql.ts): the SCIM worker's connection and the
+   * main thread's both write cloud.db.
+   */
+  transaction<T>(fn: (repo: ScimRepository, tx: Sql) => Promise<T>, q: Sql = this.sql, options?: TransactionOptions): Promise<T> {
+    return q.transaction((tx) => fn(new ScimRepository(tx), tx), options);
   }
 
   // ---- single resources ----------------------------------------------------------------------
@@ -105,14 +109,32 @@ export class ScimService {
 
   async patch(kind: ResourceKind, id: string, body: unknown, ifMatch?: string, q?: Sql): Promise<Loaded> {
     const ops = parsePatchRequest(body, this.limits.maxPatchOperations);
-    return this.transaction(async (repo) => {
-      const current = await this.current(repo, kind, id, ifMatch);
-      const before: Doc = kind === GROUPS ? { ...current.doc, members: (await repo.members(id)).map(({ value, type }) => ({ value, type })) } : current.doc;
+    // The patch is worked out on a snapshot, outside the write lock (a 10,000-operation PATCH is CPU
+    // work that other writers need not wait for); the write checks the version it started from, so
+    // a change in between is a 412, never lost. Inside a caller's transaction (Bulk) it is all one.
+    const snapshot = async (repo: ScimRepository) => {
+      const cur = await this.current(repo, kind, id, ifMatch, false);
+      return { current: cur, before: kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(({ value, type }) => ({ value, type })) } : cur.doc };
+    };
+    const work = (current: StoredResource, before: Doc): Doc => {
       const patched = applyPatch(kind.type, before, ops);
       // The result is validated like a PUT body: required attributes, types, e-mail format.
-      const doc = normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...patched });
-      return this.write(repo, kind, current, doc);
-    }, q);
+      return normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...patched });
+    };
+    if (q) {
+      return this.transaction(async (repo) => {
+        const { current, before } = await snapshot(repo);
+        return this.write(repo, kind, current, work(current, before));
+      }, q);
+    }
+    const { current, before } = await this.transaction(snapshot, this.sql, { readOnly: true });
+    const doc = work(current, before);
+    return this.transaction(async (repo) => {
+      // Locked (PostgreSQL) and still the version the patch was worked out on, or a 412.
+      const locked = await this.current(repo, kind, id);
+      if (locked.version !== current.version) throw new ScimError(412, undefined, `Precondition Failed: the ${kind.type.name} was changed concurrently`);
+      return this.write(repo, kind, locked, doc);
+    });
   }
 
   async delete(kind: ResourceKind, id: string, ifMatch?: string, q?: Sql): Promise<void> {
@@ -125,9 +147,9 @@ export class ScimService {
     }, q);
   }
 
-  /** Loads (and locks) the resource and checks If-Match. */
-  private async current(repo: ScimRepository, kind: ResourceKind, id: string, ifMatch?: string): Promise<StoredResource> {
-    const cur = await repo.get(kind, id, true);
+  /** Loads (and, unless `lock` is false, locks) the resource and checks If-Match. */
+  private async current(repo: ScimRepository, kind: ResourceKind, id: string, ifMatch?: string, lock = true): Promise<StoredResource> {
+    const cur = await repo.get(kind, id, lock);
     if (!cur) throw notFound(`${kind.type.name} ${id} not found`);
     if (ifMatch !== undefined && !etagMatches(ifMatch, cur.version)) {
       throw new ScimError(412, undefined, `Precondition Failed: the ${kind.type.name} is at version ${etagOf(cur.version)}`);
@@ -189,6 +211,7 @@ export class ScimService {
         descending = so === 'descending';
       }
     }
+    // Read only: one snapshot for count and page; on SQLite a deferred transaction, which takes no write lock.
     return this.transaction(async (repo) => {
       const total = await repo.count(kind, where);
       // A startIndex past the end (even 1e19, beyond SQLite's integers) is an empty page, not an error.
@@ -197,7 +220,7 @@ export class ScimService {
       const withMembers = kind === GROUPS && returnsAttribute(projection, 'members');
       for (const r of rows) items.push(withMembers ? { ...r, members: await repo.members(r.id) } : r);
       return { total, startIndex, items, projection };
-    });
+    }, this.sql, { readOnly: true });
   }
 
   // ---- rendering -----------------------------------------------------------------------------

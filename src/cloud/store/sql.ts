@@ -9,6 +9,16 @@
  */
 export type Dialect = 'sqlite' | 'postgres';
 
+export interface TransactionOptions {
+  /**
+   * Only reads (one consistent snapshot). On SQLite the outermost transaction is otherwise BEGIN
+   * IMMEDIATE: the SCIM worker writes cloud.db through a connection of its own, and a deferred
+   * transaction that read before that commit would fail its first write at once
+   * (SQLITE_BUSY_SNAPSHOT) instead of waiting. A read-only one is deferred and takes no write lock.
+   */
+  readOnly?: boolean;
+}
+
 export interface Sql {
   readonly dialect: Dialect;
   all<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
@@ -20,7 +30,7 @@ export interface Sql {
    * rolled back when it throws. On PostgreSQL a serialization failure or deadlock at the outermost
    * level reruns `fn`, so `fn` must only change the database (and locals) before it returns.
    */
-  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Sql) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /**
    * Serialises transactions that take the same named lock, until the transaction ends (a no-op on
    * SQLite, where a write transaction is exclusive already). Only inside a transaction.

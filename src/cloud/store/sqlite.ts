@@ -6,7 +6,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { Database } from '../../store/database.js';
-import { UniqueViolation, type CloudStore, type Sql } from './sql.js';
+import { UniqueViolation, type CloudStore, type Sql, type TransactionOptions } from './sql.js';
 
 const MAX_CACHED_STATEMENTS = 512;
 
@@ -85,23 +85,23 @@ export class SqliteStore implements CloudStore {
 
   async lock(): Promise<void> {}
 
-  async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Sql) => Promise<T>, options?: TransactionOptions): Promise<T> {
     if (this.active) await this.wait();
     let release!: () => void;
     this.active = new Promise<void>((r) => (release = r));
     try {
-      return await this.inTransaction(fn);
+      return await this.inTransaction(fn, options?.readOnly === true);
     } finally {
       this.active = undefined;
       release();
     }
   }
 
-  /** BEGIN (or a SAVEPOINT when nested) around `fn`, on the held connection. */
-  private async inTransaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+  /** BEGIN IMMEDIATE (BEGIN when read-only; a SAVEPOINT when nested) around `fn`, on the held connection. */
+  private async inTransaction<T>(fn: (tx: Sql) => Promise<T>, readOnly = false): Promise<T> {
     const level = this.depth++;
     const sp = `sp${level}`;
-    this.stmt(level === 0 ? 'BEGIN' : `SAVEPOINT ${sp}`).run();
+    this.stmt(level > 0 ? `SAVEPOINT ${sp}` : readOnly ? 'BEGIN' : 'BEGIN IMMEDIATE').run();
     try {
       const out = await fn(this.txView);
       this.stmt(level === 0 ? 'COMMIT' : `RELEASE ${sp}`).run();

@@ -22,7 +22,7 @@ import { guidToImmutableId, guidToString } from '../../ldap/guid.js';
 import { bufferOf, getAttr, resolveScope, valuesOf } from '../../ldap/search.js';
 import { decodeWatermark, encodeWatermark, findNamingContext, readEntry, watermarkInvalid } from '../../ldap/watermark.js';
 import type { DeltaChange, DeltaImport } from '../types.js';
-import { adEntryToCompleteObject, isComputerOrKrbtgt, type AdCfg } from './index.js';
+import { adEntryToCompleteObject, isComputerOrKrbtgt, type AdCfg } from './entry.js';
 
 
 /** Objects that may once have matched a user or group filter (used to find those that no longer do). */

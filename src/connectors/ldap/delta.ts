@@ -21,7 +21,7 @@ import { containersToReread, deletesOf, scopedChanges, type DirectoryConnection 
 import { getAttr, resolveScope, valuesOf } from '../../ldap/search.js';
 import { decodeWatermark, encodeWatermark, findNamingContext, readEntry, watermarkInvalid } from '../../ldap/watermark.js';
 import type { DeltaChange, DeltaImport } from '../types.js';
-import { ldapAnchorOf, ldapEntryToObject, type LdapCfg } from './index.js';
+import { ldapAnchorOf, ldapEntryToObject, type LdapCfg } from './entry.js';
 
 
 /** The optional delta settings (schema: `delta: { accesslogBase?: string }` on ldap connectors). */

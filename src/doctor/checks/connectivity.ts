@@ -9,6 +9,7 @@ import { toIdsyncError, type IdsyncError } from '../../core/errors.js';
 import type { CredentialInfo } from '../../credentials/store.js';
 import { EVENTS } from '../../events/catalog.js';
 import { redactString } from '../../events/redact.js';
+import { LdapBindError } from '../../ldap/errors.js';
 import type { DoctorCheck, DoctorContext, Finding } from '../types.js';
 
 interface Outcome {
@@ -28,7 +29,8 @@ export function connectivityFinding(name: string, url: string, e: IdsyncError): 
     case 'CREDENTIAL_MISSING':
       return { ...base, message: `${name}: no credential is stored`, cause, fix: `idsync credentials set ${name}` };
     case 'LDAP_BIND_FAILED':
-      if (/invalid credentials|user not found/.test(e.message)) {
+      // The class says why (AD's sub-code, read once by the LDAP client): no message matching here.
+      if (e instanceof LdapBindError && e.wrongCredentials) {
         return {
           ...base,
           eventId: EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT.id,
@@ -103,7 +105,7 @@ function credentialFinding(o: Outcome, needsSecret: boolean): Finding | undefine
     return {
       ...base,
       status: 'error',
-      eventId: o.error.code === 'CLOUD_AUTH_FAILED' ? EVENTS.CLOUD_ACCESS_DENIED.id : /invalid credentials|user not found/.test(o.error.message) ? EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT.id : EVENTS.CONNECTOR_BIND_FAILED.id,
+      eventId: o.error.code === 'CLOUD_AUTH_FAILED' ? EVENTS.CLOUD_ACCESS_DENIED.id : o.error instanceof LdapBindError && o.error.wrongCredentials ? EVENTS.AUTH_USER_OR_PASSWORD_INCORRECT.id : EVENTS.CONNECTOR_BIND_FAILED.id,
       message: `${o.name}: the stored credential is refused (${changed}${previous})`,
       cause: redactString(o.error.message),
       fix: `idsync credentials set ${o.name}`,

@@ -3,6 +3,7 @@
  * The incumbent's troubleshooter wants one within 3 hours.
  */
 import { EVENTS } from '../../events/catalog.js';
+import { knownPasswordCount } from '../../passwords/index.js';
 import { passwordActivity } from '../../status/index.js';
 import type { DoctorCheck, Finding } from '../types.js';
 import { age } from '../format.js';
@@ -17,7 +18,7 @@ export const heartbeatCheck: DoctorCheck = {
     const activity = passwordActivity(d.ctx.events);
     const last = activity.lastActivityAt ? { time: activity.lastActivityAt, id: activity.lastActivity === 'heartbeat' ? EVENTS.PHS_HEARTBEAT.id : EVENTS.PHS_BATCH_END.id } : undefined;
     if (!last) {
-      const known = (d.ctx.db.prepare('SELECT count(*) AS n FROM phs_state').get() as { n: number }).n;
+      const known = knownPasswordCount(d.ctx.db);
       if (known > 0) {
         return [{ check, status: 'warning', eventId: EVENTS.PHS_HEARTBEAT.id, message: `no password sync heartbeat (event ${EVENTS.PHS_HEARTBEAT.id}) was ever recorded, although ${known} user(s) have password hashes`, cause: 'Password hash sync is not running: the service is stopped, or its pipeline cannot reach the cloud.', fix: d.serviceRunning ? 'idsync events --id 655,652,115   (then fix the cause named there)' : 'idsync service start' }];
       }

@@ -17,10 +17,12 @@ import type { AdConnectorConfig, DrsPasswordSourceConfig } from '../../config/sc
 import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import type { SecretResolver } from '../../credentials/store.js';
 import { DrsClient, type DrsConnectOptions, type ReplicatedUser, type ReplicationState } from '../../drsuapi/client.js';
+import { DrsError, ERROR_DS_DRA_ACCESS_DENIED, ERROR_DS_DRA_BAD_DN, refusesState } from '../../drsuapi/errors.js';
 import { EVENTS } from '../../events/catalog.js';
 import type { EventLog } from '../../events/log.js';
 import { guidToBytes } from '../../rpc/ndr.js';
 import { resolveScope, type ResolvedScope } from '../../ldap/search.js';
+import { ConnectorSpaceUsers } from '../../engine/connector-space-users.js';
 import type { Database } from '../../store/database.js';
 import type { PasswordPipeline } from '../pipeline.js';
 
@@ -37,6 +39,8 @@ export interface DrsSourceDeps {
   /** Changes when the credential changes (reconnect with the new one). */
   credentialVersion?: () => string | undefined;
   events: EventLog;
+  /** How to connect (default DrsClient.connect); tests wrap it to inject a DC answer. */
+  connectClient?: (o: DrsConnectOptions) => Promise<DrsClient>;
 }
 
 export interface PollResult {
@@ -118,7 +122,9 @@ export class DrsStateStore {
   private readonly delAll;
 
   constructor(private readonly db: Database) {
-    this.get = db.prepare<[string], { invocation_id: string; state: string }>('SELECT invocation_id, state FROM phs_drs_state WHERE connector = ?');
+    this.get = db.prepare<[string], { invocation_id: string; state: string; full_done_at: string | null }>(
+      'SELECT invocation_id, state, full_done_at FROM phs_drs_state WHERE connector = ?',
+    );
     this.put = db.prepare<[string, string, string, string | null, string]>(
       `INSERT INTO phs_drs_state (connector, invocation_id, state, full_done_at, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (connector) DO UPDATE SET invocation_id = excluded.invocation_id, state = excluded.state,
@@ -129,17 +135,33 @@ export class DrsStateStore {
   }
 
   load(connector: string): ReplicationState | undefined {
+    const r = this.read(connector);
+    return 'state' in r ? r.state : undefined;
+  }
+
+  /** The saved state, nothing (first start, resync --all), or why the saved row cannot be used. */
+  read(connector: string): { state: ReplicationState; fullDone: boolean } | { none: true } | { unreadable: string } {
     const row = this.get.get(connector);
-    if (!row) return undefined;
+    if (!row) return { none: true };
     try {
       const s = JSON.parse(row.state) as StoredState;
-      return {
-        invocationId: row.invocation_id,
-        highWaterMark: { tmpHighestUsn: BigInt(s.hwm[0]), reservedUsn: BigInt(s.hwm[1]), highestUsn: BigInt(s.hwm[2]) },
-        upToDateness: s.utd.map(([id, usn]) => ({ invocationId: id, highestUsn: BigInt(usn) })),
+      const usn = (v: string): bigint => {
+        if (!/^\d{1,20}$/.test(v)) throw new Error(`"${v.slice(0, 30)}" is not a USN`);
+        return BigInt(v);
       };
-    } catch {
-      return undefined; // unreadable state: a full pass rebuilds it
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(row.invocation_id)) throw new Error('the invocation ID is not a GUID');
+      if (!Array.isArray(s.hwm) || s.hwm.length !== 3 || !Array.isArray(s.utd)) throw new Error('no high-water mark or up-to-dateness vector');
+      return {
+        fullDone: row.full_done_at !== null,
+        state: {
+          invocationId: row.invocation_id,
+          highWaterMark: { tmpHighestUsn: usn(s.hwm[0]), reservedUsn: usn(s.hwm[1]), highestUsn: usn(s.hwm[2]) },
+          upToDateness: s.utd.map(([id, v]) => ({ invocationId: String(id), highestUsn: usn(String(v)) })),
+        },
+      };
+    } catch (err) {
+      // a full pass rebuilds it
+      return { unreadable: err instanceof SyntaxError ? 'it is not JSON' : err instanceof Error ? err.message : String(err) };
     }
   }
 
@@ -165,7 +187,7 @@ export class DrsPasswordSource {
   private readonly state: DrsStateStore;
   private readonly scope: ResolvedScope;
   private readonly host: string;
-  private readonly csUser;
+  private readonly csUsers;
   private client: DrsClient | undefined;
   private clientVersion: string | undefined;
   private running = false;
@@ -180,10 +202,7 @@ export class DrsPasswordSource {
     this.state = new DrsStateStore(deps.db);
     this.scope = resolveScope({ baseDn: deps.connector.baseDn, include: deps.connector.scope.include, exclude: deps.connector.scope.exclude });
     this.host = this.cfg.host ?? new URL(deps.connector.url).hostname;
-    this.csUser = deps.db.prepare<[string, string], { uac: number | string | null; sam: string | null }>(
-      `SELECT json_extract(attrs, '$.useraccountcontrol[0]') AS uac, json_extract(attrs, '$.samaccountname[0]') AS sam
-         FROM cs_objects WHERE connector = ? AND anchor = ? AND object_type = 'user' AND (pending IS NULL OR pending <> 'delete')`,
-    );
+    this.csUsers = new ConnectorSpaceUsers(deps.db);
   }
 
   private get name(): string {
@@ -194,7 +213,8 @@ export class DrsPasswordSource {
     const version = this.deps.credentialVersion?.();
     if (this.client && version === this.clientVersion) return this.client;
     await this.disconnect();
-    this.client = await DrsClient.connect(await drsConnectOptions(this.deps.connector, this.deps.secret));
+    const connect = this.deps.connectClient ?? ((o: DrsConnectOptions) => DrsClient.connect(o));
+    this.client = await connect(await drsConnectOptions(this.deps.connector, this.deps.secret));
     this.clientVersion = version;
     return this.client;
   }
@@ -205,8 +225,11 @@ export class DrsPasswordSource {
     await c?.close();
   }
 
-  /** Whether a replicated object gets its hash synced, and under which anchor. */
-  private anchorFor(u: ReplicatedUser): string | undefined {
+  /**
+   * Whether a replicated object gets its hash synced, and under which anchor; 'fetch' when it is
+   * a partial change of an object not imported yet, whose account type only the whole object says.
+   */
+  private anchorFor(u: ReplicatedUser): string | 'fetch' | undefined {
     if (!u.nt || u.guid === '00000000-0000-0000-0000-000000000000') return undefined;
     if (u.rid === RID_KRBTGT) return undefined;
     if (u.userAccountControl !== undefined && (u.userAccountControl & UAC_TRUST_ACCOUNTS) !== 0) return undefined;
@@ -214,11 +237,12 @@ export class DrsPasswordSource {
     if (!u.dn || !this.scope.contains(u.dn)) return undefined;
     const anchor = guidToBytes(u.guid).toString('base64');
     // An incremental change carries only what changed: the connector space has the rest.
-    const cs = this.csUser.get(this.name, anchor);
+    const cs = this.csUsers.adAccount(this.name, anchor);
     if (!cs) {
-      // Not imported yet (created since the last cycle): queue only a complete object, whose
-      // account type we saw; the outbox holds it until the user is exported.
-      return u.userAccountControl !== undefined && u.sAMAccountName !== undefined ? anchor : undefined;
+      // Not imported yet (created or moved into scope since the last cycle): queue a complete
+      // object, whose account type we saw; the outbox holds it until the user is exported. A
+      // partial change (a password set after the object was created) is fetched whole first.
+      return u.userAccountControl !== undefined && u.sAMAccountName !== undefined ? anchor : 'fetch';
     }
     const uac = cs.uac === null ? undefined : Number(cs.uac);
     if (uac !== undefined && (uac & UAC_TRUST_ACCOUNTS) !== 0) return undefined;
@@ -226,36 +250,88 @@ export class DrsPasswordSource {
     return anchor;
   }
 
-  /** One poll: a full pass when there is no saved state, else the changes since it. */
+  /**
+   * One poll: a full pass when there is no usable saved state, else the changes since it. A DC
+   * that refuses the saved state (an ERROR_DS_DRA_* other than access denied) or whose database
+   * went back in time gets a full pass from zero instead, with event 6403 saying why.
+   */
   async pollOnce(): Promise<PollResult> {
+    const saved = this.state.read(this.name);
+    if ('unreadable' in saved) {
+      this.discard(`the saved state is unreadable: ${saved.unreadable}`);
+      return this.pass(undefined, 'the saved replication state was unreadable');
+    }
+    if ('none' in saved) return this.pass(undefined, 'no replication state for this connector');
+    try {
+      // a full pass cut short (kill -9, a DC restart) resumes from its last saved page
+      return await this.pass(saved.state, undefined, !saved.fullDone);
+    } catch (err) {
+      const werror = err instanceof DrsError ? err.werror : undefined;
+      if (werror === undefined || werror === ERROR_DS_DRA_ACCESS_DENIED || !refusesState(werror)) throw err;
+      // Whatever pages of this poll were saved before the refusal, a pass from zero reads every
+      // user, the ones changed meanwhile included; fingerprints keep the others from going again.
+      this.discard(`the DC refused it: ${toIdsyncError(err).message}`);
+      return this.pass(undefined, `the DC refused the saved replication state (WERROR 0x${werror.toString(16).padStart(8, '0')})`);
+    }
+  }
+
+  private discard(reason: string): void {
+    this.state.forget(this.name);
+    this.deps.events.emit(EVENTS.DRS_STATE_DISCARDED, { connector: this.name, dc: this.host, reason });
+  }
+
+  private async pass(from: ReplicationState | undefined, fullReason?: string, resumesFull = false): Promise<PollResult> {
     const client = await this.connect();
-    const from = this.state.load(this.name);
     let full = !from;
     let objects = 0;
     let queued = 0;
-    if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_STARTED, { connector: this.name, dc: this.host, reason: 'no replication state for this connector' });
+    if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_STARTED, { connector: this.name, dc: this.host, reason: fullReason ?? 'no replication state for this connector' });
     for await (const page of client.changes({ ncDn: this.deps.connector.baseDn, maxObjects: this.cfg.maxObjects, ...(from ? { from } : {}) })) {
       if (page.full && !full) {
         full = true;
-        this.deps.events.emit(EVENTS.DRS_FULL_PASS_STARTED, { connector: this.name, dc: this.host, reason: `the DC's invocation ID is now ${page.state.invocationId} (another or a restored DC)` });
+        const reason = page.restartReason ?? 'the DC started over';
+        if (page.rollback) this.deps.events.emit(EVENTS.DRS_STATE_DISCARDED, { connector: this.name, dc: this.host, reason });
+        this.deps.events.emit(EVENTS.DRS_FULL_PASS_STARTED, { connector: this.name, dc: this.host, reason });
       }
       objects += page.objectCount;
       const items: { anchor: string; nt: Buffer }[] = [];
-      for (const u of page.users) {
-        const anchor = this.anchorFor(u);
-        if (anchor && u.nt) items.push({ anchor, nt: u.nt });
-      }
+      const fetched: ReplicatedUser[] = [];
       try {
+        for (const u of page.users) {
+          let anchor = this.anchorFor(u);
+          if (anchor === 'fetch') {
+            const whole = await this.fetchWhole(client, u);
+            if (whole) fetched.push(whole);
+            anchor = whole ? this.anchorFor(whole) : undefined;
+            // the hash of this change, which the whole object also carries (or a newer one)
+            if (whole?.nt && typeof anchor === 'string') items.push({ anchor, nt: whole.nt });
+            continue;
+          }
+          if (anchor && u.nt) items.push({ anchor, nt: u.nt });
+        }
         if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items, 8, 'drs');
       } finally {
         // the hashes are in the outbox (sealed) or the page is repeated: drop them from memory
         for (const u of page.users) u.nt?.fill(0);
+        for (const u of fetched) u.nt?.fill(0);
       }
       // durable only now that the page's hashes are in the outbox
-      this.state.save(this.name, page.state, full && !page.more);
+      this.state.save(this.name, page.state, (full || resumesFull) && !page.more);
     }
-    if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_COMPLETED, { connector: this.name, dc: this.host, objects, queued });
+    if (full || resumesFull) this.deps.events.emit(EVENTS.DRS_FULL_PASS_COMPLETED, { connector: this.name, dc: this.host, objects, queued });
     return { full, objects, queued };
+  }
+
+  /** The whole object of a partial change (EXOP_REPL_OBJ); undefined when it is gone meanwhile. */
+  private async fetchWhole(client: DrsClient, u: ReplicatedUser): Promise<ReplicatedUser | undefined> {
+    try {
+      const whole = await client.fetchObject(u.dn, u.guid);
+      // fetched whole: anchorFor must not ask again
+      return whole && whole.userAccountControl !== undefined && whole.sAMAccountName !== undefined ? whole : undefined;
+    } catch (err) {
+      if (err instanceof DrsError && err.werror === ERROR_DS_DRA_BAD_DN) return undefined; // deleted since
+      throw err;
+    }
   }
 
   start(): void {

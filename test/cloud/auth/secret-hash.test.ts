@@ -1,7 +1,7 @@
 /** scrypt hashes of account passwords and client secrets. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_SECRET_HASH_PARAMS, hashSecret, verifySecret } from '../../../src/cloud/accounts/secret-hash.js';
+import { DEFAULT_SECRET_HASH_PARAMS, hashSecret, verifySecret } from '../../../src/web/secret-hash.js';
 
 describe('secret hashes', () => {
   test('the default parameters are OWASP-grade scrypt and verify the right secret only', async () => {

@@ -168,4 +168,35 @@ describe('Bulk', () => {
     const listed = await h.call('GET', '/Users?count=0&filter=' + encodeURIComponent('userName sw "perf-"'));
     assert.equal(listed.body.totalResults, 10_000);
   });
+
+  test('a duplicate userName in the middle of 100 creates: that operation alone is 409 uniqueness, the others are created', async () => {
+    // The unique index decides (in one transaction with the others): the existing user differs
+    // only in case, and a second duplicate repeats a name created earlier in the same request.
+    assert.equal((await h.call('POST', '/Users', user('dup-existing@example.com'))).status, 201);
+    const before = ((await h.store.get<{ n: number }>('SELECT count(*) AS n FROM scim_users'))!).n;
+    const ops = Array.from({ length: 100 }, (_, i) => ({ method: 'POST', path: '/Users', bulkId: `d${i}`, data: user(`dup-${i}@example.com`, { externalId: `dup-ext-${i}` }) }));
+    ops[50] = { method: 'POST', path: '/Users', bulkId: 'd50', data: user('DUP-Existing@example.com', { externalId: 'dup-ext-50' }) };
+    ops[70] = { method: 'POST', path: '/Users', bulkId: 'd70', data: user('dup-10@example.com', { externalId: 'dup-ext-70' }) };
+    const res = await h.call('POST', '/Bulk', bulk(ops));
+    assert.equal(res.status, 200);
+    const statuses = res.body.Operations.map((o: any) => o.status);
+    assert.deepEqual(statuses, ops.map((_, i) => (i === 50 || i === 70 ? '409' : '201')));
+    for (const i of [50, 70]) {
+      const r = res.body.Operations[i];
+      assert.equal(r.bulkId, `d${i}`);
+      assert.equal(r.response.scimType, 'uniqueness');
+      assert.match(r.response.detail, /userName/);
+    }
+    const after = ((await h.store.get<{ n: number }>('SELECT count(*) AS n FROM scim_users'))!).n;
+    assert.equal(after - before, 98);
+    // Every created operation points at a user that exists with its own name.
+    const u99 = await h.call('GET', res.body.Operations[99].location);
+    assert.equal(u99.body.userName, 'dup-99@example.com');
+    // A duplicate externalId is caught the same way.
+    const ext = await h.call('POST', '/Bulk', bulk([
+      { method: 'POST', path: '/Users', bulkId: 'e1', data: user('ext-a@example.com', { externalId: 'dup-ext-1' }) },
+      { method: 'POST', path: '/Users', bulkId: 'e2', data: user('ext-b@example.com', { externalId: 'fresh-ext' }) },
+    ]));
+    assert.deepEqual(ext.body.Operations.map((o: any) => [o.status, o.response?.scimType]), [['409', 'uniqueness'], ['201', undefined]]);
+  });
 });

@@ -13,6 +13,7 @@ import { request, type Dispatcher } from 'undici';
 import { openDatabase, type Database } from '../../../src/store/database.js';
 import { registerScim, scimMigrations, scimPgMigrations, type ScimOptions } from '../../../src/cloud/scim/index.js';
 import { PostgresStore } from '../../../src/cloud/store/postgres.js';
+import type { StoreSpec } from '../../../src/cloud/store/open.js';
 import type { CloudStore } from '../../../src/cloud/store/sql.js';
 import { SqliteStore } from '../../../src/cloud/store/sqlite.js';
 import { sharedPostgres } from '../../helpers/postgres.js';
@@ -22,14 +23,19 @@ export function testStoreKind(): 'sqlite' | 'postgres' {
   return process.env.IDSYNC_CLOUD_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
 }
 
-/** A fresh store of the selected kind for the SCIM tables; `db` is the SQLite database (undefined on PostgreSQL). */
-export async function openTestScimStore(dir: string): Promise<{ store: CloudStore; db: Database | undefined }> {
+/**
+ * A fresh store of the selected kind for the SCIM tables; `db` is the SQLite database (undefined on
+ * PostgreSQL); `spec` is how the SCIM worker opens a store of its own on the same data.
+ */
+export async function openTestScimStore(dir: string): Promise<{ store: CloudStore; db: Database | undefined; spec: StoreSpec }> {
   if (testStoreKind() === 'postgres') {
     const pg = await sharedPostgres();
-    return { store: await PostgresStore.open(await pg.createDatabase(), scimPgMigrations), db: undefined };
+    const url = await pg.createDatabase();
+    return { store: await PostgresStore.open(url, scimPgMigrations), db: undefined, spec: { engine: 'postgres', url } };
   }
-  const db = openDatabase(path.join(dir, 'cloud.db'), scimMigrations);
-  return { store: new SqliteStore(db), db };
+  const file = path.join(dir, 'cloud.db');
+  const db = openDatabase(file, scimMigrations);
+  return { store: new SqliteStore(db), db, spec: { engine: 'sqlite', file } };
 }
 
 export const TOKEN = 'test-token';
@@ -62,10 +68,11 @@ export interface Harness {
 
 export async function startScim(opts: Partial<ScimOptions> = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'idsync-scim-'));
-  const { store, db } = await openTestScimStore(dir);
+  const { store, db, spec } = await openTestScimStore(dir);
   const app = fastify();
   await registerScim(app, {
     sql: store,
+    spec,
     authenticate: async (req) => {
       if (req.headers.authorization !== `Bearer ${TOKEN}`) throw Object.assign(new Error('invalid or missing bearer token'), { statusCode: 401 });
     },

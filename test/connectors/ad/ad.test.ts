@@ -7,6 +7,7 @@ import type { SourceConnector, SourceObject } from '../../../src/connectors/type
 import { isIdsyncError } from '../../../src/core/errors.js';
 import { normalizeDn } from '../../../src/ldap/dn.js';
 import { guidToString } from '../../../src/ldap/guid.js';
+import { LdapBindError } from '../../../src/ldap/errors.js';
 import { skipUnless } from '../../helpers/integration.js';
 import { seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../../helpers/samba.js';
 
@@ -174,6 +175,7 @@ describe('AD connector against a real Samba AD DC', { skip: skipUnless('samba') 
     await assert.rejects(createAdConnector(cfg(), async () => 'Nope-123').test(), (e: unknown) => {
       assert.ok(isIdsyncError(e, 'LDAP_BIND_FAILED'), String(e));
       assert.equal(e.message, 'connector "corp": the directory refused the bind for Administrator@lab.test: invalid credentials');
+      assert.ok(e instanceof LdapBindError && e.reason === 'invalid-credentials' && e.wrongCredentials, 'a typed LdapBindError');
       assert.ok(!e.message.includes('Nope-123'));
       return true;
     });

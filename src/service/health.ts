@@ -1,0 +1,221 @@
+/**
+ * The service's health: what /status, /readyz, the console's overview, the health metric and the
+ * health events (6110/6111) report. The facts come from the status module, as in `doctor` and
+ * `service status`; this file decides which of them make the service degraded or not ready.
+ */
+import { CLOUD_CONNECTOR } from '../connectors/registry.js';
+import type { EngineContext } from '../engine/context.js';
+import { EVENTS } from '../events/catalog.js';
+import type { EventLog, EventRecord } from '../events/log.js';
+import { credentialStatus, lastFinishedRun, outboxStatus, passwordActivity, type CredentialStatus } from '../status/index.js';
+
+/** No password heartbeat (event 654) for this long is a degraded health. */
+export const HEARTBEAT_MAX_AGE_MS = 3 * 3600 * 1000;
+/** A password change waiting longer than this in the outbox is a degraded health. */
+export const OUTBOX_MAX_AGE_MS = 3600 * 1000;
+
+export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox';
+
+export interface DegradedReason {
+  check: HealthCheck;
+  reason: string;
+  code?: string;
+}
+
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  running: boolean;
+  pid: number;
+  startedAt: string | null;
+  url: string | null;
+  /** What /readyz answers: the last cycle did not fail and the cloud credential last worked. */
+  ready: boolean;
+  notReady: string[];
+  cycle: {
+    inProgress: boolean;
+    intervalMs: number;
+    nextAt: string | null;
+    last: { id: number; profile: string; status: string; startedAt: string; endedAt: string | null; error: { code: string; message: string } | null } | null;
+    lastSkipped: { at: string; reason: string } | null;
+  };
+  passwords: {
+    outboxDepth: number;
+    /** Of those, changes waiting for their user to be exported (not counted as a backlog). */
+    waitingForExport: number;
+    oldestQueuedAt: string | null;
+    oldestAgeSeconds: number | null;
+    heartbeatAt: string | null;
+    heartbeatAgeSeconds: number | null;
+    /** Of outboxDepth, the changes that can be delivered now. */
+    deliverable: number;
+    /** The last delivered batch (event 651), and the newer of it and the heartbeat. */
+    lastBatchAt: string | null;
+    lastActivityAt: string | null;
+  };
+  /** Metadata only (names, change and test times, last good use): never a secret. */
+  credentials: CredentialStatus[];
+  degraded: DegradedReason[];
+}
+
+/** What the running service knows of itself; everything else is read from the database. */
+export interface ServiceState {
+  running: boolean;
+  /** Epoch ms. */
+  startedAt: number | null;
+  url: string | null;
+  intervalMs: number;
+  cycleInProgress: boolean;
+  /** Epoch ms of the next scheduled cycle. */
+  nextAt: number | null;
+  lastSkipped: { at: string; reason: string } | null;
+}
+
+/** An ISO time as epoch ms; undefined for none or garbage. */
+export const ms = (iso: string | null | undefined): number | undefined => {
+  if (!iso) return undefined;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? undefined : t;
+};
+
+/** The newest password batch that the cloud accepted at least partly (651 with delivered > 0). */
+function lastDeliveredBatch(ctx: EngineContext): EventRecord | undefined {
+  return ctx.events
+    .query({ ids: [EVENTS.PHS_BATCH_END.id], limit: 50 })
+    .reverse()
+    .find((e) => Number(e.details.delivered) > 0);
+}
+
+export function healthReport(ctx: EngineContext, state: ServiceState, now = Date.now()): HealthReport {
+  // Every answer below comes from the status module, as in `doctor` and `service status`.
+  const last = lastFinishedRun(ctx.db, 5);
+  const outbox = outboxStatus(ctx.db);
+  const activity = passwordActivity(ctx.events);
+  const heartbeat = ctx.events.latest(EVENTS.PHS_HEARTBEAT);
+  const credentials = credentialStatus(ctx.db, ctx.credentials.list());
+  const degraded: DegradedReason[] = [];
+  const notReady: string[] = [];
+
+  if (!last) {
+    notReady.push('no sync cycle has finished yet');
+  } else if (last.status === 'failed') {
+    const code = last.error?.code ?? 'INTERNAL';
+    const reason = `the last sync cycle (run ${last.id}) failed: ${code}${last.error?.message ? ` — ${last.error.message}` : ''}`;
+    degraded.push({ check: 'sync-cycle', reason, code });
+    notReady.push(reason);
+  }
+
+  // The cloud credential: a failed test or an access denied (115) newer than the last success.
+  const cloudCred = credentials.find((c) => c.name === CLOUD_CONNECTOR);
+  // Only an export that wrote to the cloud proves the credential: a cycle with nothing to export
+  // makes no request, and must not hide a refused credential (the KB 2962509 lesson).
+  const wroteToCloud = last?.steps.some((s) => s.step === 'export' && s.status !== 'failed' && s.adds + s.updates + s.deletes > 0);
+  const lastExportOk = wroteToCloud ? ms(last!.endedAt) : undefined;
+  const lastSuccess = Math.max(
+    lastExportOk ?? 0,
+    ms(heartbeat?.time) ?? 0,
+    ms(lastDeliveredBatch(ctx)?.time) ?? 0,
+    cloudCred?.lastTestOk ? (ms(cloudCred.lastTestAt) ?? 0) : 0,
+  );
+  const denied = ctx.events.latest(EVENTS.CLOUD_ACCESS_DENIED);
+  const recorded = ctx.credentials.refusal(CLOUD_CONNECTOR);
+  // A lock that has ended says nothing about the password any more (it was not checked).
+  const refusal = recorded && !(recorded.lockedSeconds !== undefined && (ms(recorded.nextAttemptAt) ?? 0) <= now) ? recorded : undefined;
+  if (refusal) {
+    // Recorded by whichever component was refused: nothing presents that secret again.
+    const reason =
+      refusal.lockedSeconds !== undefined
+        ? `the cloud account was locked at ${refusal.refusedAt}; the password is not presented before ${refusal.nextAttemptAt}`
+        : `the cloud directory refused the stored credential at ${refusal.refusedAt} (${refusal.code}); it is not presented again until it changes (next check ${refusal.nextAttemptAt})`;
+    degraded.push({ check: 'cloud-credential', reason, code: 'CLOUD_AUTH_FAILED' });
+    notReady.push(reason);
+  } else if (cloudCred?.lastTestOk === false && (ms(cloudCred.lastTestAt) ?? 0) >= lastSuccess) {
+    const reason = `the cloud credential failed its last test at ${cloudCred.lastTestAt} (${cloudCred.lastErrorCode ?? 'error'})`;
+    degraded.push({ check: 'cloud-credential', reason, code: cloudCred.lastErrorCode ?? 'CLOUD_AUTH_FAILED' });
+    notReady.push(reason);
+  } else if (denied && (ms(denied.time) ?? 0) > lastSuccess) {
+    const reason = `the cloud directory denied access at ${denied.time} (event 115): ${String(denied.details.error ?? denied.message)}`;
+    degraded.push({ check: 'cloud-credential', reason, code: String(denied.details.code ?? 'CLOUD_AUTH_FAILED') });
+    notReady.push(reason);
+  } else if (!cloudCred) {
+    notReady.push('no cloud credential is stored (idsync credentials set cloud)');
+  }
+
+  const unavailable = ctx.events.latest(EVENTS.CLOUD_UNAVAILABLE);
+  if (unavailable && (ms(unavailable.time) ?? 0) > lastSuccess) {
+    const reason = `the cloud directory has been unavailable since ${unavailable.time} (event 6112): ${String(unavailable.details.error ?? unavailable.message)}`;
+    degraded.push({ check: 'cloud-availability', reason, code: String(unavailable.details.code ?? 'CLOUD_UNAVAILABLE') });
+    notReady.push(reason);
+  }
+
+  // A delivered batch (651) shows the pipeline alive as well as a heartbeat (654) does.
+  const hbAt = ms(activity.heartbeatAt);
+  const aliveAt = ms(activity.lastActivityAt);
+  const hbRef = aliveAt ?? state.startedAt ?? now;
+  if (now - hbRef > HEARTBEAT_MAX_AGE_MS) {
+    degraded.push({
+      check: 'password-heartbeat',
+      reason: aliveAt ? `no password sync heartbeat (event 654) or batch (651) since ${activity.lastActivityAt}` : 'no password sync heartbeat (event 654) for 3 hours since the service started',
+    });
+  }
+
+  const oldest = ms(outbox.oldestQueuedAt);
+  if (oldest !== undefined && now - oldest > OUTBOX_MAX_AGE_MS) {
+    degraded.push({ check: 'password-outbox', reason: `${outbox.depth} password change(s) waiting; the oldest since ${outbox.oldestQueuedAt}` });
+  }
+
+  return {
+    status: degraded.length ? 'degraded' : 'ok',
+    running: state.running,
+    pid: process.pid,
+    startedAt: state.startedAt ? new Date(state.startedAt).toISOString() : null,
+    url: state.url,
+    ready: notReady.length === 0,
+    notReady,
+    cycle: {
+      inProgress: state.cycleInProgress,
+      intervalMs: state.intervalMs,
+      nextAt: state.nextAt ? new Date(state.nextAt).toISOString() : null,
+      last: last
+        ? {
+            id: last.id,
+            profile: last.profile,
+            status: last.status,
+            startedAt: last.startedAt,
+            endedAt: last.endedAt,
+            error: last.error ? { code: last.error.code, message: last.error.message } : null,
+          }
+        : null,
+      lastSkipped: state.lastSkipped,
+    },
+    passwords: {
+      outboxDepth: outbox.depth,
+      waitingForExport: outbox.waitingForExport,
+      deliverable: outbox.deliverable,
+      oldestQueuedAt: outbox.oldestQueuedAt ?? null,
+      oldestAgeSeconds: oldest !== undefined ? Math.max(0, Math.round((now - oldest) / 1000)) : null,
+      heartbeatAt: activity.heartbeatAt,
+      heartbeatAgeSeconds: hbAt !== undefined ? Math.max(0, Math.round((now - hbAt) / 1000)) : null,
+      lastBatchAt: activity.lastBatchAt,
+      lastActivityAt: activity.lastActivityAt,
+    },
+    credentials,
+    degraded,
+  };
+}
+
+/** Emits 6110 for each check that starts failing and 6111 for each that recovers. */
+export class HealthTransitions {
+  private readonly active = new Set<HealthCheck>();
+
+  constructor(private readonly events: EventLog) {}
+
+  update(report: HealthReport): void {
+    const now = new Set(report.degraded.map((d) => d.check));
+    for (const d of report.degraded) {
+      if (!this.active.has(d.check)) this.events.emit(EVENTS.HEALTH_DEGRADED, { check: d.check, reason: d.reason, code: d.code });
+    }
+    for (const c of this.active) if (!now.has(c)) this.events.emit(EVENTS.HEALTH_RECOVERED, { check: c });
+    this.active.clear();
+    for (const c of now) this.active.add(c);
+  }
+}
