@@ -110,30 +110,32 @@ export class ScimService {
   async patch(kind: ResourceKind, id: string, body: unknown, ifMatch?: string, q?: Sql): Promise<Loaded> {
     const ops = parsePatchRequest(body, this.limits.maxPatchOperations);
     // The patch is worked out on a snapshot, outside the write lock (a 10,000-operation PATCH is CPU
-    // work that other writers need not wait for); the write checks the version it started from, so
-    // a change in between is a 412, never lost. Inside a caller's transaction (Bulk) it is all one.
-    const snapshot = async (repo: ScimRepository) => {
-      const cur = await this.current(repo, kind, id, ifMatch, false);
-      return { current: cur, before: kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(({ value, type }) => ({ value, type })) } : cur.doc };
-    };
-    const work = (current: StoredResource, before: Doc): Doc => {
-      const patched = applyPatch(kind.type, before, ops);
+    // work that other writers need not wait for). The write locks the resource and checks it is still
+    // at that version; if another writer came first, the patch is worked out again on what it wrote
+    // (under the lock, so concurrent PATCHes of one group each keep their members), unless If-Match
+    // names the old version: then it is a 412. Inside a caller's transaction (Bulk) it is all one.
+    const before = async (repo: ScimRepository, cur: StoredResource): Promise<Doc> =>
+      kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(({ value, type }) => ({ value, type })) } : cur.doc;
+    const work = (doc: Doc): Doc =>
       // The result is validated like a PUT body: required attributes, types, e-mail format.
-      return normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...patched });
-    };
+      normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...applyPatch(kind.type, doc, ops) });
     if (q) {
       return this.transaction(async (repo) => {
-        const { current, before } = await snapshot(repo);
-        return this.write(repo, kind, current, work(current, before));
+        const cur = await this.current(repo, kind, id, ifMatch);
+        return this.write(repo, kind, cur, work(await before(repo, cur)));
       }, q);
     }
-    const { current, before } = await this.transaction(snapshot, this.sql, { readOnly: true });
-    const doc = work(current, before);
+    const snap = await this.transaction(
+      async (repo) => {
+        const cur = await this.current(repo, kind, id, ifMatch, false);
+        return { version: cur.version, doc: work(await before(repo, cur)) };
+      },
+      this.sql,
+      { readOnly: true },
+    );
     return this.transaction(async (repo) => {
-      // Locked (PostgreSQL) and still the version the patch was worked out on, or a 412.
-      const locked = await this.current(repo, kind, id);
-      if (locked.version !== current.version) throw new ScimError(412, undefined, `Precondition Failed: the ${kind.type.name} was changed concurrently`);
-      return this.write(repo, kind, locked, doc);
+      const locked = await this.current(repo, kind, id, ifMatch);
+      return this.write(repo, kind, locked, locked.version === snap.version ? snap.doc : work(await before(repo, locked)));
     });
   }
 
