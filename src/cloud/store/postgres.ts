@@ -147,16 +147,19 @@ export class PostgresStore implements CloudStore {
     return store;
   }
 
-  /** Applies pending migrations once, however many nodes start at the same moment. */
+  /**
+   * Applies pending migrations once, however many nodes start at the same moment. Its own table
+   * (not store/'s schema_migrations): one owner per table, test/store/table-owners.test.ts.
+   */
   private async migrate(migrations: Migration[]): Promise<void> {
     await this.transaction(async (tx) => {
       await tx.lock('idsync-cloud-migrations');
-      await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
-      const applied = new Set((await tx.all<{ id: string }>('SELECT id FROM schema_migrations')).map((r) => r.id));
+      await tx.run('CREATE TABLE IF NOT EXISTS cloud_schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+      const applied = new Set((await tx.all<{ id: string }>('SELECT id FROM cloud_schema_migrations')).map((r) => r.id));
       for (const m of migrations) {
         if (applied.has(m.id)) continue;
         await tx.run(m.sql);
-        await tx.run('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)', [m.id, new Date().toISOString()]);
+        await tx.run('INSERT INTO cloud_schema_migrations (id, applied_at) VALUES (?, ?)', [m.id, new Date().toISOString()]);
       }
     });
   }
