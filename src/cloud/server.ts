@@ -9,11 +9,13 @@
  *   POST /api/v1/passwordHashes                   synced OrgId hashes (same roles)
  *   *    /admin/v1/accounts|clients|audit         administration (GlobalAdministrator)
  *
- * SCIM requests are worked on in a worker thread with its own connection to cloud.db (scim/host/):
- * this thread's event loop serves health, tokens, sign-in, administration and the portal.
+ * State lives in <dataDir>/cloud.db (SQLite, WAL), or in PostgreSQL (`database: postgres://…`), where
+ * any number of nodes can share it: accounts, clients, signing keys, SCIM objects, password hashes,
+ * lockout counters and the audit log. Nothing that matters is kept in one node's memory.
  *
- * State lives in <dataDir>/cloud.db (SQLite, WAL): accounts, clients, signing keys, SCIM objects,
- * password hashes, lockout counters and the audit log. It listens on loopback unless told
+ * SCIM requests are worked on in a worker thread with its own connection to cloud.db, or its own
+ * pg pool (scim/host/): this thread's event loop serves health, tokens, sign-in, administration and
+ * the portal. It listens on loopback unless told
  * otherwise; put a TLS-terminating proxy in front to expose it (and set trustProxy).
  *
  * Logs are JSON (pino). Request bodies, Authorization headers, passwords, secrets and hashes are
@@ -23,25 +25,28 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { openDatabase, type Database } from '../store/database.js';
+import type { Database, Migration } from '../store/database.js';
 import { ensureAdministrator } from './accounts/bootstrap.js';
 import { SCIM_ROLES } from './accounts/roles.js';
 import { registerAdminAccountRoutes } from './accounts/routes.js';
 import { DEFAULT_SECRET_HASH_PARAMS, type SecretHashParams } from './accounts/secret-hash.js';
-import { AccountStore, accountsMigrations } from './accounts/store.js';
+import { AccountStore, accountsMigrations, accountsPgMigrations } from './accounts/store.js';
 import { registerAuditRoutes } from './audit/routes.js';
-import { AuditLog, auditMigrations } from './audit/store.js';
+import { AuditLog, auditMigrations, auditPgMigrations } from './audit/store.js';
 import { ApiError, OAuthError } from './auth/errors.js';
 import { Guard } from './auth/guard.js';
-import { keysMigrations, loadSigningKeys } from './auth/keys.js';
-import { Lockout, lockoutMigrations, type LockoutPolicy } from './auth/lockout.js';
+import { keysMigrations, keysPgMigrations, loadSigningKeys } from './auth/keys.js';
+import { Lockout, lockoutMigrations, lockoutPgMigrations, type LockoutPolicy } from './auth/lockout.js';
 import { API_SCOPE, SIGNIN_SCOPES, registerTokenEndpoint } from './auth/token-endpoint.js';
 import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
-import { PasswordHashStore, passwordHashMigrations } from './passwords/store.js';
-import { announceWrites, registerScim, scimMigrations, type ScimHost } from './scim/index.js';
-import { registerSyncInstallations, syncInstallationMigrations } from './sync-installations/index.js';
+import { PasswordHashStore, passwordHashMigrations, passwordHashPgMigrations } from './passwords/store.js';
+import { announceWrites, registerScim, scimMigrations, scimPgMigrations, type ScimHost } from './scim/index.js';
+import { openStore, type StoreSpec } from './store/open.js';
+import type { CloudStore } from './store/sql.js';
+import { SqliteStore } from './store/sqlite.js';
+import { registerSyncInstallations, syncInstallationMigrations, syncInstallationPgMigrations } from './sync-installations/index.js';
 
 export const CLOUD_DATABASE_FILE = 'cloud.db';
 export const SCIM_BASE_PATH = '/scim/v2';
@@ -57,6 +62,10 @@ export interface CloudLoggerOptions {
 export interface CloudServerOptions {
   /** Directory of cloud.db; created (0700) when missing. */
   dataDir: string;
+  /** A postgres:// URL: keep the state in PostgreSQL instead of <dataDir>/cloud.db (several nodes may share it). */
+  database?: string;
+  /** The database password, when not in the URL (from the environment or the credential store). */
+  databasePassword?: string;
   /** Default 127.0.0.1 (loopback only). */
   host?: string;
   /** Default 0: a free port, see `url`. */
@@ -87,8 +96,11 @@ export interface CloudServer {
   app: FastifyInstance;
   /** Where it listens, e.g. http://127.0.0.1:41234 (no trailing slash). */
   url: string;
-  db: Database;
-  /** Where SCIM requests are worked on (a worker thread with its own connection to cloud.db). */
+  /** Where the state lives: SQLite or PostgreSQL behind one async query layer (src/cloud/store/). */
+  store: CloudStore;
+  /** The SQLite database itself (undefined on PostgreSQL), for tests and tools. */
+  db: Database | undefined;
+  /** Where SCIM requests are worked on (a worker thread with its own connection or pool). */
   scimHost: ScimHost;
   /** Stops listening, finishes in-flight requests and closes the database. */
   close(): Promise<void>;
@@ -161,33 +173,52 @@ function clientErrorOf(err: FastifyError): ApiError | undefined {
   }
 }
 
+/** Order matters: the password hashes' migrations refer to the SCIM tables. */
+const CLOUD_SQLITE_MIGRATIONS: Migration[] = [
+  ...scimMigrations,
+  ...accountsMigrations,
+  ...keysMigrations,
+  ...lockoutMigrations,
+  ...auditMigrations,
+  ...passwordHashMigrations,
+  ...syncInstallationMigrations,
+];
+const CLOUD_PG_MIGRATIONS: Migration[] = [
+  ...scimPgMigrations,
+  ...accountsPgMigrations,
+  ...keysPgMigrations,
+  ...lockoutPgMigrations,
+  ...auditPgMigrations,
+  ...passwordHashPgMigrations,
+  ...syncInstallationPgMigrations,
+];
+
 export async function createCloudServer(options: CloudServerOptions): Promise<CloudServer> {
   const now = options.now ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const dbFile = path.join(options.dataDir, CLOUD_DATABASE_FILE);
-  const db = openDatabase(dbFile, [
-    ...scimMigrations,
-    ...accountsMigrations,
-    ...keysMigrations,
-    ...lockoutMigrations,
-    ...auditMigrations,
-    ...passwordHashMigrations,
-    ...syncInstallationMigrations,
-  ]);
-  // The SCIM worker writes through a connection of its own: this one's writes make it step aside.
-  announceWrites(db);
+  // The SCIM worker opens a store of its own from the same description (the password travels, unprinted).
+  const spec: StoreSpec = options.database
+    ? { engine: 'postgres', url: options.database, ...(options.databasePassword !== undefined ? { password: options.databasePassword } : {}) }
+    : { engine: 'sqlite', file: dbFile };
+  const store = await openStore(spec, {
+    migrations: { sqlite: CLOUD_SQLITE_MIGRATIONS, postgres: CLOUD_PG_MIGRATIONS },
+    // The SCIM worker writes through a connection of its own: this one's writes make it step aside.
+    onSqlite: (d) => void announceWrites(d),
+  });
+  const db = store instanceof SqliteStore ? store.db : undefined;
   // Signing keys and hashes live here: owner only.
-  for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+  if (db) for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 
   let app: FastifyInstance | undefined;
   let pruneTimer: NodeJS.Timeout | undefined;
   try {
-    const accounts = new AccountStore(db, options.secretHashParams ?? DEFAULT_SECRET_HASH_PARAMS, now);
+    const accounts = new AccountStore(store, options.secretHashParams ?? DEFAULT_SECRET_HASH_PARAMS, now);
     const bootstrap = await ensureAdministrator(accounts, options, options.env ?? process.env);
-    const audit = new AuditLog(db, now);
-    const lockout = new Lockout(db, options.lockout, now);
-    const hashes = new PasswordHashStore(db, now);
-    const keys = await loadSigningKeys(db, now);
+    const audit = new AuditLog(store, now);
+    const lockout = await Lockout.open(store, options.lockout, now);
+    const hashes = new PasswordHashStore(store, now);
+    const keys = await loadSigningKeys(store, now);
     let issuer = options.publicUrl?.replace(/\/+$/, '') ?? '';
     const tokens = new TokenService(keys, () => issuer, options.tokenTtlSeconds ?? 3600, now);
     const guard = new Guard(tokens, accounts);
@@ -215,7 +246,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     app.setNotFoundHandler((_req, reply) => reply.code(404).send(new ApiError(404, 'NOT_FOUND', 'no such endpoint').toBody()));
 
     app.get('/healthz', async () => {
-      db.prepare('SELECT 1').get();
+      await store.ping();
       return { status: 'ok' };
     });
     app.get('/.well-known/jwks.json', async (_req, reply) => {
@@ -232,13 +263,13 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       response_types_supported: ['token'],
     }));
 
-    registerTokenEndpoint(app, { db, accounts, hashes, lockout, audit, tokens });
-    registerAdminAccountRoutes(app, { db, guard, accounts, audit });
+    registerTokenEndpoint(app, { db: store, accounts, hashes, lockout, audit, tokens });
+    registerAdminAccountRoutes(app, { db: store, guard, accounts, audit });
     registerAuditRoutes(app, { guard, audit });
-    registerPasswordRoutes(app, { db, guard, hashes, audit, now });
-    registerSyncInstallations(app, { db, guard, now, isScimPath });
+    registerPasswordRoutes(app, { db: store, guard, hashes, audit, now });
+    registerSyncInstallations(app, { db: store, guard, now, isScimPath });
     // The admin portal (src/cloud/portal/): its own path, cookie session and CSP.
-    await app.register(portalPlugin, { prefix: PORTAL_PREFIX, db, accounts, audit, lockout, secure: (options.publicUrl ?? '').startsWith('https://'), now });
+    await app.register(portalPlugin, { prefix: PORTAL_PREFIX, db: store, accounts, audit, lockout, secure: (options.publicUrl ?? '').startsWith('https://'), now });
 
     // Every SCIM request needs an API token of a role that may provision. Checked here, before
     // the SCIM layer sees the request, and answered in SCIM's error format (RFC 7644 §3.12).
@@ -252,7 +283,8 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       }
     });
     const scimHost = await registerScim(app, {
-      db,
+      sql: store,
+      spec,
       basePath: SCIM_BASE_PATH,
       ...(options.publicUrl ? { publicUrl: issuer + SCIM_BASE_PATH } : {}),
       authenticate: async (req) => {
@@ -260,16 +292,16 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       },
     });
 
-    const prune = () => {
+    const prune = async () => {
       try {
-        audit.prune();
-        lockout.prune();
+        await audit.prune();
+        await lockout.prune();
       } catch (err) {
         app?.log.error({ err }, 'pruning the audit log failed');
       }
     };
-    prune();
-    pruneTimer = setInterval(prune, PRUNE_INTERVAL_MS);
+    await prune();
+    pruneTimer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
     pruneTimer.unref();
 
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
@@ -277,25 +309,26 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     if (!issuer) issuer = url;
-    for (const f of [`${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    if (db) for (const f of [`${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 
     const server: CloudServer = {
       app,
       url,
+      store,
       db,
       scimHost,
       bootstrap: bootstrap.generatedPassword === undefined ? { adminUser: bootstrap.adminUser } : { adminUser: bootstrap.adminUser, generatedPassword: bootstrap.generatedPassword },
       close: async () => {
         clearInterval(pruneTimer);
         await app!.close();
-        if (db.open) db.close();
+        await store.close();
       },
     };
     return server;
   } catch (err) {
     clearInterval(pruneTimer);
     await app?.close().catch(() => undefined);
-    if (db.open) db.close();
+    await store.close().catch(() => undefined);
     throw err;
   }
 }

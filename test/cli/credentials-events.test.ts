@@ -88,7 +88,7 @@ describe('credentials set writes 6201/6202; credentials list shows the agent tok
 
   test('credentials test and doctor present a refused secret once, then report the recorded refusal', async () => {
     const failures = (): number =>
-      (cloud.server.db.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(cloud.syncClientId) as { n: number }).n;
+      (cloud.server.db!.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(cloud.syncClientId) as { n: number }).n;
     const r = await cli(['credentials', 'set', 'cloud', '--no-validate'], 'Stale-Client-Secret-7\n');
     assert.equal(r.code, 0, r.out);
     const before = failures();

@@ -54,7 +54,7 @@ describe('bootstrap of the global administrator', () => {
       assert.equal(server.bootstrap.adminUser, 'admin');
       assert.ok(generated && generated.length >= 24);
       await accountToken(server, 'admin', generated);
-      const stored = JSON.stringify(server.db.prepare('SELECT * FROM cloud_accounts').all());
+      const stored = JSON.stringify(server.db!.prepare('SELECT * FROM cloud_accounts').all());
       assert.ok(!stored.includes(generated), 'the password is not in the database');
       assert.match(stored, /scrypt\$/);
     } finally {

@@ -106,7 +106,7 @@ describe('e2e: KB 2962509 — a changed cloud credential never silently stops pa
   /** Failed token requests of the sync account in the cloud's audit log since `since` (ISO). */
   const failedSyncSignIns = (since: string): number =>
     (
-      cloud.server.db
+      cloud.server.db!
         .prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure' AND at >= ?")
         .get(SYNC_ACCOUNT, since) as { n: number }
     ).n;

@@ -80,7 +80,7 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
     const r = await idsync(['-c', config, 'sync', '--json']);
     assert.equal(r.code, 0, r.out);
     assert.equal((JSON.parse(r.out) as { status: string }).status, 'success', r.out);
-    const names = (cloud.server.db.prepare('SELECT user_name_lc AS n FROM scim_users').all() as { n: string }[]).map((x) => x.n);
+    const names = (cloud.server.db!.prepare('SELECT user_name_lc AS n FROM scim_users').all() as { n: string }[]).map((x) => x.n);
     for (const u of seeded.users) assert.ok(names.includes(u.userPrincipalName.toLowerCase()), `${u.userPrincipalName} is in the cloud`);
   });
 

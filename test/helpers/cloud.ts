@@ -1,6 +1,7 @@
 /**
  * A real cloud directory for tests: `idsync cloud serve`'s server on a random loopback port with
- * its SQLite in a temp folder, a sync client provisioned through the admin API, and a small SCIM
+ * its SQLite in a temp folder (or, with IDSYNC_CLOUD_TEST_STORE=postgres, a fresh database on a
+ * private PostgreSQL 15: test/helpers/postgres.ts), a sync client provisioned through the admin API, and a small SCIM
  * reader for assertions.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { PasswordHashStore } from '../../src/cloud/passwords/store.js';
 import { findUserForSignIn } from '../../src/cloud/scim/index.js';
 import { createCloudServer, type CloudServer } from '../../src/cloud/server.js';
 import { verifyOrgIdHash } from '../../src/passwords/hash.js';
+import { sharedPostgres } from './postgres.js';
 
 export interface TestCloud {
   url: string;
@@ -40,8 +42,10 @@ export interface TestCloud {
 export async function startTestCloud(options: { dataDir?: string; port?: number; lockout?: boolean } = {}): Promise<TestCloud> {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'idsync-cloud-'));
   const admin = { username: 'admin', password: 'Test-admin-pass-1!' };
+  const database = process.env.IDSYNC_CLOUD_TEST_STORE === 'postgres' ? await (await sharedPostgres()).createDatabase() : undefined;
   const server = await createCloudServer({
     dataDir,
+    ...(database ? { database } : {}),
     port: options.port ?? 0,
     adminUser: admin.username,
     adminPassword: admin.password,
@@ -93,8 +97,8 @@ export async function startTestCloud(options: { dataDir?: string; port?: number;
     scim: scim as TestCloud['scim'],
     all: all as TestCloud['all'],
     holdsPassword: async (userName, password) => {
-      const user = findUserForSignIn(server.db, userName);
-      const hash = user ? new PasswordHashStore(server.db).hashFor(user.id) : undefined;
+      const user = await findUserForSignIn(server.store, userName);
+      const hash = user ? await new PasswordHashStore(server.store).hashFor(user.id) : undefined;
       return hash !== undefined && (await verifyOrgIdHash(password, hash));
     },
     close: async () => {

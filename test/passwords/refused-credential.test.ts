@@ -30,7 +30,7 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
   const users: TestUser[] = [];
 
   const failures = (): number =>
-    (cloud.server.db.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(cloud.syncClientId) as { n: number }).n;
+    (cloud.server.db!.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(cloud.syncClientId) as { n: number }).n;
 
   before(async () => {
     cloud = await startTestCloud();

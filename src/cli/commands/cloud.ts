@@ -1,7 +1,7 @@
 /**
  * `idsync cloud ...`: run the cloud directory and administer it.
  *
- *   idsync cloud serve [--data DIR] [--host H] [--port P] [--admin-user U] [--public-url URL]
+ *   idsync cloud serve [--data DIR | --database postgres://…] [--host H] [--port P] [--admin-user U] [--public-url URL]
  *   idsync cloud admin create-account --username U --role sync     (password on stdin)
  *   idsync cloud admin set-password   --username U                 (password on stdin)
  *   idsync cloud admin list-accounts | delete-account | create-client | delete-client | audit
@@ -23,6 +23,7 @@ const DEFAULT_URL = `http://127.0.0.1:${DEFAULT_PORT}`;
 
 interface ServeOptions {
   data: string;
+  database?: string;
   host: string;
   port: string;
   adminUser?: string;
@@ -37,8 +38,15 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new IdsyncError('CONFIG_INVALID', `--port must be a port number (0-65535), got "${opts.port}"`, { hint: 'Use 0 for a free port.' });
   }
+  if (opts.database !== undefined && !/^postgres(ql)?:\/\//.test(opts.database)) {
+    throw new IdsyncError('CONFIG_INVALID', '--database must be a postgres:// URL', { hint: 'Give --database postgres://USER@HOST:PORT/DATABASE, the password in $IDSYNC_CLOUD_DATABASE_PASSWORD.' });
+  }
+  // The password from the environment (a systemd credential or EnvironmentFile), never from argv.
+  const databasePassword = process.env.IDSYNC_CLOUD_DATABASE_PASSWORD;
   const server = await createCloudServer({
     dataDir: opts.data,
+    ...(opts.database ? { database: opts.database } : {}),
+    ...(opts.database && databasePassword ? { databasePassword } : {}),
     host: opts.host,
     port,
     adminUser: opts.adminUser,
@@ -60,10 +68,10 @@ async function serve(opts: ServeOptions): Promise<void> {
   const plainHttp = plainHttpWarning(opts.host, 'the cloud directory');
   if (plainHttp && !opts.publicUrl?.startsWith('https://')) process.stderr.write(`warning: ${plainHttp}\n`);
   if (opts.json) {
-    printJson({ url: server.url, dataDir: opts.data, adminUser, ...(generatedPassword ? { generatedPassword } : {}) });
+    printJson({ url: server.url, dataDir: opts.data, store: server.store.dialect, adminUser, ...(generatedPassword ? { generatedPassword } : {}) });
   } else {
     println(`idsync cloud directory listening on ${server.url}`);
-    println(`  data:   ${opts.data}`);
+    println(`  data:   ${server.store.dialect === 'postgres' ? server.store.location : opts.data}`);
     println(`  SCIM:   ${server.url}/scim/v2`);
     println(`  tokens: ${server.url}/oauth2/token`);
     if (generatedPassword) {
@@ -221,6 +229,9 @@ export const registerCloudCommands: RegisterCommand = (program) => {
     .command('serve')
     .description('run the cloud directory until SIGINT/SIGTERM')
     .addOption(new Option('--data <dir>', 'data directory (holds cloud.db)').env('IDSYNC_CLOUD_DATA').default(DEFAULT_DATA_DIR))
+    .addOption(
+      new Option('--database <url>', 'keep the state in PostgreSQL instead of <data>/cloud.db: postgres://USER@HOST:PORT/DB (password in $IDSYNC_CLOUD_DATABASE_PASSWORD); several nodes may share it').env('IDSYNC_CLOUD_DATABASE'),
+    )
     .addOption(new Option('--host <host>', 'address to listen on (loopback by default)').env('IDSYNC_CLOUD_HOST').default('127.0.0.1'))
     .addOption(new Option('--port <port>', 'port to listen on (0 = a free port)').env('IDSYNC_CLOUD_PORT').default(String(DEFAULT_PORT)))
     .option('--admin-user <name>', 'first start only: name of the global administrator (default $IDSYNC_CLOUD_ADMIN_USER or "admin")')
@@ -235,8 +246,14 @@ On the first start a global administrator is created. Its password comes from
 IDSYNC_CLOUD_ADMIN_PASSWORD; without it a password is generated and printed once:
 save it. It is stored only as a hash.
 
+With --database (or IDSYNC_CLOUD_DATABASE) the state lives in PostgreSQL, and any number of
+nodes behind a load balancer may share it: signing keys, token revocation, lockout counters,
+audit and password hashes are all there. Give the password in IDSYNC_CLOUD_DATABASE_PASSWORD
+rather than in the URL; it is never printed.
+
 Examples:
   IDSYNC_CLOUD_ADMIN_PASSWORD='...' idsync cloud serve --data /var/lib/idsync-cloud
+  IDSYNC_CLOUD_DATABASE_PASSWORD='...' idsync cloud serve --database postgres://idsync@db.example:5432/idsync_cloud
   idsync cloud serve --port 0 --json`,
     )
     .action(serve);

@@ -25,8 +25,8 @@ export async function ensureAdministrator(
   options: { adminUser?: string | undefined; adminPassword?: string | undefined },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<BootstrapResult> {
-  if (accounts.countAdministrators() > 0) {
-    return { adminUser: accounts.firstAdministrator()!, created: false };
+  if ((await accounts.countAdministrators()) > 0) {
+    return { adminUser: (await accounts.firstAdministrator())!, created: false };
   }
   const adminUser = options.adminUser || env.IDSYNC_CLOUD_ADMIN_USER || DEFAULT_ADMIN_USER;
   if (!isValidName(adminUser)) {
@@ -44,6 +44,8 @@ export async function ensureAdministrator(
   const password = given || generateSecret();
   const created = await accounts.createAccount(adminUser, password, 'GlobalAdministrator');
   if (!created) {
+    // Another node on the same PostgreSQL made the administrator a moment ago: it is there.
+    if ((await accounts.getAccount(adminUser))?.role === 'GlobalAdministrator') return { adminUser, created: false };
     // The name exists as a sync account: promoting it silently would be a surprise.
     throw new IdsyncError('CONFIG_INVALID', `cannot create the administrator "${adminUser}": a sync account of that name exists`, {
       hint: 'Choose another administrator name with --admin-user or IDSYNC_CLOUD_ADMIN_USER.',

@@ -14,7 +14,7 @@
  * role: "GlobalAdministrator" | "DirectorySynchronizationAccounts" (or "admin" | "sync").
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Database } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 import type { AuditLog } from '../audit/store.js';
 import { ApiError } from '../auth/errors.js';
 import type { Guard } from '../auth/guard.js';
@@ -25,7 +25,7 @@ import { generateSecret } from './secret-hash.js';
 import type { AccountStore } from './store.js';
 
 export interface AdminRoutesDeps {
-  db: Database;
+  db: Sql;
   guard: Guard;
   accounts: AccountStore;
   audit: AuditLog;
@@ -63,7 +63,7 @@ export function registerAdminAccountRoutes(app: FastifyInstance, deps: AdminRout
 
   app.get('/admin/v1/accounts', async (req) => {
     await admin(req);
-    return { accounts: accounts.listAccounts() };
+    return { accounts: await accounts.listAccounts() };
   });
 
   app.post('/admin/v1/accounts', async (req, reply) => {
@@ -72,13 +72,13 @@ export function registerAdminAccountRoutes(app: FastifyInstance, deps: AdminRout
     const username = nameOf(body.username, 'username');
     const role = roleOf(body.role);
     const password = passwordOf(body.password);
-    if (findUserForSignIn(deps.db, username)) {
+    if (await findUserForSignIn(deps.db, username)) {
       // Keep the namespaces apart: one name, one kind of sign-in.
       throw new ApiError(409, 'NAME_TAKEN_BY_USER', 'a directory user has that name: choose another name for the cloud account');
     }
     const created = await accounts.createAccount(username, password, role);
     if (!created) throw new ApiError(409, 'ACCOUNT_EXISTS', 'a cloud account of that name exists');
-    audit.record({ type: 'admin', actor: actor.name, subject: username, ip: req.ip, result: 'success', reason: 'account_created', details: { role } });
+    await audit.record({ type: 'admin', actor: actor.name, subject: username, ip: req.ip, result: 'success', reason: 'account_created', details: { role } });
     return reply.code(201).send(created);
   });
 
@@ -86,41 +86,41 @@ export function registerAdminAccountRoutes(app: FastifyInstance, deps: AdminRout
     const actor = await admin(req);
     const body = bodyOf(req);
     const username = req.params.username;
-    const current = accounts.getAccount(username);
+    const current = await accounts.getAccount(username);
     if (!current) throw notFound('account');
     if (body.password === undefined && body.role === undefined) throw new ApiError(400, 'VALIDATION_FAILED', 'give a new password, a role, or both');
     const password = body.password === undefined ? undefined : passwordOf(body.password);
     const role = body.role === undefined ? undefined : roleOf(body.role);
-    if (role && role !== 'GlobalAdministrator' && current.role === 'GlobalAdministrator' && accounts.countAdministrators() <= 1) {
+    if (role && role !== 'GlobalAdministrator' && current.role === 'GlobalAdministrator' && (await accounts.countAdministrators()) <= 1) {
       throw new ApiError(409, 'LAST_ADMINISTRATOR', 'this is the last global administrator: create another one first');
     }
     let info = current;
     if (role && role !== current.role) {
-      info = accounts.setRole(username, role) ?? info;
-      audit.record({ type: 'admin', actor: actor.name, subject: info.username, ip: req.ip, result: 'success', reason: 'role_changed', details: { role } });
+      info = (await accounts.setRole(username, role)) ?? info;
+      await audit.record({ type: 'admin', actor: actor.name, subject: info.username, ip: req.ip, result: 'success', reason: 'role_changed', details: { role } });
     }
     if (password !== undefined) {
       info = (await accounts.setPassword(username, password)) ?? info;
-      audit.record({ type: 'admin', actor: actor.name, subject: info.username, ip: req.ip, result: 'success', reason: 'password_changed' });
+      await audit.record({ type: 'admin', actor: actor.name, subject: info.username, ip: req.ip, result: 'success', reason: 'password_changed' });
     }
     return info;
   });
 
   app.delete<{ Params: { username: string } }>('/admin/v1/accounts/:username', async (req, reply) => {
     const actor = await admin(req);
-    const current = accounts.getAccount(req.params.username);
+    const current = await accounts.getAccount(req.params.username);
     if (!current) throw notFound('account');
-    if (current.role === 'GlobalAdministrator' && accounts.countAdministrators() <= 1) {
+    if (current.role === 'GlobalAdministrator' && (await accounts.countAdministrators()) <= 1) {
       throw new ApiError(409, 'LAST_ADMINISTRATOR', 'this is the last global administrator: create another one first');
     }
-    accounts.deleteAccount(current.username);
-    audit.record({ type: 'admin', actor: actor.name, subject: current.username, ip: req.ip, result: 'success', reason: 'account_deleted' });
+    await accounts.deleteAccount(current.username);
+    await audit.record({ type: 'admin', actor: actor.name, subject: current.username, ip: req.ip, result: 'success', reason: 'account_deleted' });
     return reply.code(204).send();
   });
 
   app.get('/admin/v1/clients', async (req) => {
     await admin(req);
-    return { clients: accounts.listClients() };
+    return { clients: await accounts.listClients() };
   });
 
   app.post('/admin/v1/clients', async (req, reply) => {
@@ -131,14 +131,14 @@ export function registerAdminAccountRoutes(app: FastifyInstance, deps: AdminRout
     const clientSecret = generateSecret(32);
     const created = await accounts.createClient(clientId, clientSecret, role);
     if (!created) throw new ApiError(409, 'CLIENT_EXISTS', 'a client with that id exists');
-    audit.record({ type: 'admin', actor: actor.name, subject: clientId, ip: req.ip, result: 'success', reason: 'client_created', details: { role } });
+    await audit.record({ type: 'admin', actor: actor.name, subject: clientId, ip: req.ip, result: 'success', reason: 'client_created', details: { role } });
     return reply.code(201).header('cache-control', 'no-store').send({ ...created, clientSecret });
   });
 
   app.delete<{ Params: { clientId: string } }>('/admin/v1/clients/:clientId', async (req, reply) => {
     const actor = await admin(req);
-    if (!accounts.deleteClient(req.params.clientId)) throw notFound('client');
-    audit.record({ type: 'admin', actor: actor.name, subject: req.params.clientId, ip: req.ip, result: 'success', reason: 'client_deleted' });
+    if (!(await accounts.deleteClient(req.params.clientId))) throw notFound('client');
+    await audit.record({ type: 'admin', actor: actor.name, subject: req.params.clientId, ip: req.ip, result: 'success', reason: 'client_deleted' });
     return reply.code(204).send();
   });
 }

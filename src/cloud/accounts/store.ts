@@ -7,7 +7,8 @@
  * for and are checked against the current one on every request, so changing a password (or a
  * secret, or deleting the account) revokes every token issued before, at once (KB 2962509).
  */
-import type { Database, Migration } from '../../store/database.js';
+import type { Migration } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 import type { Role } from './roles.js';
 import { DEFAULT_SECRET_HASH_PARAMS, burnSecretCheck, hashSecret, verifySecret, type SecretHashParams } from './secret-hash.js';
 
@@ -25,6 +26,31 @@ export const accountsMigrations: Migration[] = [
       );
       CREATE TABLE cloud_clients (
         client_id TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('GlobalAdministrator', 'DirectorySynchronizationAccounts')),
+        secret_hash TEXT NOT NULL,
+        token_version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
+];
+
+/** The same on PostgreSQL; user names compare case-insensitively through a unique index on lower(username). */
+export const accountsPgMigrations: Migration[] = [
+  {
+    id: 'cloud-accounts/001',
+    sql: `
+      CREATE TABLE cloud_accounts (
+        username TEXT COLLATE "C" PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('GlobalAdministrator', 'DirectorySynchronizationAccounts')),
+        password_hash TEXT NOT NULL,
+        token_version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        password_changed_at TEXT NOT NULL
+      );
+      CREATE UNIQUE INDEX cloud_accounts_username_lc ON cloud_accounts (lower(username));
+      CREATE TABLE cloud_clients (
+        client_id TEXT COLLATE "C" PRIMARY KEY,
         role TEXT NOT NULL CHECK (role IN ('GlobalAdministrator', 'DirectorySynchronizationAccounts')),
         secret_hash TEXT NOT NULL,
         token_version INTEGER NOT NULL DEFAULT 1,
@@ -77,11 +103,16 @@ interface ClientRow {
 export type CredentialCheck = { ok: true; principal: Principal } | { ok: false; reason: 'unknown' | 'bad_secret' };
 
 export class AccountStore {
+  /** `username = ?` as SQLite's NOCASE column compares it; PostgreSQL compares lower-cased (ASCII, as NOCASE). */
+  private readonly byName: string;
+
   constructor(
-    private readonly db: Database,
+    private readonly db: Sql,
     private readonly hashParams: SecretHashParams = DEFAULT_SECRET_HASH_PARAMS,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.byName = db.dialect === 'sqlite' ? 'username = ?' : 'lower(username) = lower(?)';
+  }
 
   private iso(): string {
     return new Date(this.now()).toISOString();
@@ -89,81 +120,76 @@ export class AccountStore {
 
   // ---- accounts ----
 
-  hasAccount(username: string): boolean {
-    return this.db.prepare('SELECT 1 FROM cloud_accounts WHERE username = ?').get(username) !== undefined;
+  async hasAccount(username: string): Promise<boolean> {
+    return (await this.db.get(`SELECT 1 AS x FROM cloud_accounts WHERE ${this.byName}`, [username])) !== undefined;
   }
 
-  countAdministrators(): number {
-    return this.db.prepare("SELECT count(*) FROM cloud_accounts WHERE role = 'GlobalAdministrator'").pluck().get() as number;
+  async countAdministrators(): Promise<number> {
+    const r = await this.db.get<{ n: number }>("SELECT count(*) AS n FROM cloud_accounts WHERE role = 'GlobalAdministrator'");
+    return Number(r?.n ?? 0);
   }
 
-  firstAdministrator(): string | undefined {
-    return this.db
-      .prepare("SELECT username FROM cloud_accounts WHERE role = 'GlobalAdministrator' ORDER BY created_at, username LIMIT 1")
-      .pluck()
-      .get() as string | undefined;
+  async firstAdministrator(): Promise<string | undefined> {
+    const r = await this.db.get<{ username: string }>("SELECT username FROM cloud_accounts WHERE role = 'GlobalAdministrator' ORDER BY created_at, username LIMIT 1");
+    return r?.username;
   }
 
   /** Returns false when the user name is taken (case-insensitively). */
   async createAccount(username: string, password: string, role: Role): Promise<AccountInfo | undefined> {
     const hash = await hashSecret(password, this.hashParams);
     const at = this.iso();
-    const res = this.db
-      .prepare(
-        'INSERT INTO cloud_accounts (username, role, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING',
-      )
-      .run(username, role, hash, at, at);
-    return res.changes === 1 ? { username, role, createdAt: at, passwordChangedAt: at } : undefined;
+    const changes = await this.db.run(
+      'INSERT INTO cloud_accounts (username, role, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      [username, role, hash, at, at],
+    );
+    return changes === 1 ? { username, role, createdAt: at, passwordChangedAt: at } : undefined;
   }
 
   /** Sets a new password and revokes every token issued before. Undefined when there is no such account. */
   async setPassword(username: string, password: string): Promise<AccountInfo | undefined> {
     const hash = await hashSecret(password, this.hashParams);
-    const row = this.db
-      .prepare(
-        'UPDATE cloud_accounts SET password_hash = ?, token_version = token_version + 1, password_changed_at = ? WHERE username = ? RETURNING *',
-      )
-      .get(hash, this.iso(), username) as AccountRow | undefined;
+    const row = await this.db.get<AccountRow>(
+      `UPDATE cloud_accounts SET password_hash = ?, token_version = token_version + 1, password_changed_at = ? WHERE ${this.byName} RETURNING *`,
+      [hash, this.iso(), username],
+    );
     return row && accountInfo(row);
   }
 
   /** Changes a role; takes effect on the account's next request (roles are never read from tokens). */
-  setRole(username: string, role: Role): AccountInfo | undefined {
-    const row = this.db.prepare('UPDATE cloud_accounts SET role = ? WHERE username = ? RETURNING *').get(role, username) as AccountRow | undefined;
+  async setRole(username: string, role: Role): Promise<AccountInfo | undefined> {
+    const row = await this.db.get<AccountRow>(`UPDATE cloud_accounts SET role = ? WHERE ${this.byName} RETURNING *`, [role, username]);
     return row && accountInfo(row);
   }
 
-  getAccount(username: string): AccountInfo | undefined {
-    const row = this.db.prepare('SELECT * FROM cloud_accounts WHERE username = ?').get(username) as AccountRow | undefined;
+  async getAccount(username: string): Promise<AccountInfo | undefined> {
+    const row = await this.db.get<AccountRow>(`SELECT * FROM cloud_accounts WHERE ${this.byName}`, [username]);
     return row && accountInfo(row);
   }
 
-  listAccounts(): AccountInfo[] {
-    return (this.db.prepare('SELECT * FROM cloud_accounts ORDER BY username').all() as AccountRow[]).map(accountInfo);
+  async listAccounts(): Promise<AccountInfo[]> {
+    return (await this.db.all<AccountRow>('SELECT * FROM cloud_accounts ORDER BY username')).map(accountInfo);
   }
 
-  deleteAccount(username: string): boolean {
-    return this.db.prepare('DELETE FROM cloud_accounts WHERE username = ?').run(username).changes === 1;
+  async deleteAccount(username: string): Promise<boolean> {
+    return (await this.db.run(`DELETE FROM cloud_accounts WHERE ${this.byName}`, [username])) === 1;
   }
 
   /** Checks a password; spends the same time whether or not the account exists. */
   async checkAccountPassword(username: string, password: string): Promise<CredentialCheck> {
-    const row = this.db.prepare('SELECT * FROM cloud_accounts WHERE username = ?').get(username) as AccountRow | undefined;
+    const row = await this.db.get<AccountRow>(`SELECT * FROM cloud_accounts WHERE ${this.byName}`, [username]);
     if (!row) {
       await burnSecretCheck(password, this.hashParams);
       return { ok: false, reason: 'unknown' };
     }
     if (!(await verifySecret(password, row.password_hash))) return { ok: false, reason: 'bad_secret' };
     // Re-read: a password changed while we hashed must not mint a token of the new version.
-    const current = this.accountPrincipal(row.username);
+    const current = await this.accountPrincipal(row.username);
     if (!current) return { ok: false, reason: 'unknown' };
     return current.tokenVersion === row.token_version ? { ok: true, principal: current } : { ok: false, reason: 'bad_secret' };
   }
 
-  accountPrincipal(username: string): Principal | undefined {
-    const row = this.db.prepare('SELECT username, role, token_version FROM cloud_accounts WHERE username = ?').get(username) as
-      | Pick<AccountRow, 'username' | 'role' | 'token_version'>
-      | undefined;
+  async accountPrincipal(username: string): Promise<Principal | undefined> {
+    const row = await this.db.get<Pick<AccountRow, 'username' | 'role' | 'token_version'>>(`SELECT username, role, token_version FROM cloud_accounts WHERE ${this.byName}`, [username]);
     return row && { kind: 'account', name: row.username, role: row.role, tokenVersion: row.token_version };
   }
 
@@ -171,9 +197,12 @@ export class AccountStore {
    * The stored hash a name's password is checked against ('' when there is none), for the smart
    * lockout to bind remembered wrong passwords to it. Never leaves the server.
    */
-  credentialStamp(kind: Principal['kind'], name: string): string {
-    const sql = kind === 'account' ? 'SELECT password_hash FROM cloud_accounts WHERE username = ?' : 'SELECT secret_hash FROM cloud_clients WHERE client_id = ?';
-    return (this.db.prepare(sql).pluck().get(name) as string | undefined) ?? '';
+  async credentialStamp(kind: Principal['kind'], name: string): Promise<string> {
+    const row =
+      kind === 'account'
+        ? await this.db.get<{ h: string }>(`SELECT password_hash AS h FROM cloud_accounts WHERE ${this.byName}`, [name])
+        : await this.db.get<{ h: string }>('SELECT secret_hash AS h FROM cloud_clients WHERE client_id = ?', [name]);
+    return row?.h ?? '';
   }
 
   // ---- clients ----
@@ -181,45 +210,41 @@ export class AccountStore {
   async createClient(clientId: string, secret: string, role: Role): Promise<ClientInfo | undefined> {
     const hash = await hashSecret(secret, this.hashParams);
     const at = this.iso();
-    const res = this.db
-      .prepare('INSERT INTO cloud_clients (client_id, role, secret_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING')
-      .run(clientId, role, hash, at);
-    return res.changes === 1 ? { clientId, role, createdAt: at } : undefined;
+    const changes = await this.db.run('INSERT INTO cloud_clients (client_id, role, secret_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING', [clientId, role, hash, at]);
+    return changes === 1 ? { clientId, role, createdAt: at } : undefined;
   }
 
-  listClients(): ClientInfo[] {
-    return (this.db.prepare('SELECT * FROM cloud_clients ORDER BY client_id').all() as ClientRow[]).map((r) => ({
+  async listClients(): Promise<ClientInfo[]> {
+    return (await this.db.all<ClientRow>('SELECT * FROM cloud_clients ORDER BY client_id')).map((r) => ({
       clientId: r.client_id,
       role: r.role,
       createdAt: r.created_at,
     }));
   }
 
-  deleteClient(clientId: string): boolean {
-    return this.db.prepare('DELETE FROM cloud_clients WHERE client_id = ?').run(clientId).changes === 1;
+  async deleteClient(clientId: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM cloud_clients WHERE client_id = ?', [clientId])) === 1;
   }
 
   async checkClientSecret(clientId: string, secret: string): Promise<CredentialCheck> {
-    const row = this.db.prepare('SELECT * FROM cloud_clients WHERE client_id = ?').get(clientId) as ClientRow | undefined;
+    const row = await this.db.get<ClientRow>('SELECT * FROM cloud_clients WHERE client_id = ?', [clientId]);
     if (!row) {
       await burnSecretCheck(secret, this.hashParams);
       return { ok: false, reason: 'unknown' };
     }
     if (!(await verifySecret(secret, row.secret_hash))) return { ok: false, reason: 'bad_secret' };
-    const current = this.clientPrincipal(row.client_id);
+    const current = await this.clientPrincipal(row.client_id);
     if (!current) return { ok: false, reason: 'unknown' };
     return current.tokenVersion === row.token_version ? { ok: true, principal: current } : { ok: false, reason: 'bad_secret' };
   }
 
-  clientPrincipal(clientId: string): Principal | undefined {
-    const row = this.db.prepare('SELECT client_id, role, token_version FROM cloud_clients WHERE client_id = ?').get(clientId) as
-      | Pick<ClientRow, 'client_id' | 'role' | 'token_version'>
-      | undefined;
+  async clientPrincipal(clientId: string): Promise<Principal | undefined> {
+    const row = await this.db.get<Pick<ClientRow, 'client_id' | 'role' | 'token_version'>>('SELECT client_id, role, token_version FROM cloud_clients WHERE client_id = ?', [clientId]);
     return row && { kind: 'client', name: row.client_id, role: row.role, tokenVersion: row.token_version };
   }
 
   /** The current state of whoever a token names; undefined when it no longer exists. */
-  principal(kind: Principal['kind'], name: string): Principal | undefined {
+  principal(kind: Principal['kind'], name: string): Promise<Principal | undefined> {
     return kind === 'account' ? this.accountPrincipal(name) : this.clientPrincipal(name);
   }
 }

@@ -21,6 +21,6 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { guard: Guard; 
     if (since !== undefined && !Number.isFinite(Date.parse(since))) throw new ApiError(400, 'VALIDATION_FAILED', 'since must be an ISO date-time');
     const n = limit === undefined ? undefined : Number(limit);
     if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 10_000)) throw new ApiError(400, 'VALIDATION_FAILED', 'limit must be an integer from 1 to 10000');
-    return { records: deps.audit.query({ type, since, limit: n }) };
+    return { records: await deps.audit.query({ type, since, limit: n }) };
   });
 }

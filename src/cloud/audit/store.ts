@@ -4,7 +4,8 @@
  * HTTP caller is never told. They never hold a password, secret, hash or token: callers pass
  * only identifiers, and `details` is for small secret-free facts (counts, roles).
  */
-import type { Database, Migration } from '../../store/database.js';
+import type { Migration } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 
 export const auditMigrations: Migration[] = [
   {
@@ -13,6 +14,27 @@ export const auditMigrations: Migration[] = [
       CREATE TABLE audit_log (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         at TEXT NOT NULL,
+        type TEXT NOT NULL,
+        actor TEXT,
+        subject TEXT,
+        ip TEXT,
+        result TEXT NOT NULL CHECK (result IN ('success', 'failure')),
+        reason TEXT NOT NULL,
+        details TEXT
+      );
+      CREATE INDEX audit_log_at ON audit_log (at);
+      CREATE INDEX audit_log_type_at ON audit_log (type, at);
+    `,
+  },
+];
+
+export const auditPgMigrations: Migration[] = [
+  {
+    id: 'cloud-audit/001',
+    sql: `
+      CREATE TABLE audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        at TEXT COLLATE "C" NOT NULL,
         type TEXT NOT NULL,
         actor TEXT,
         subject TEXT,
@@ -102,19 +124,13 @@ interface Row {
 }
 
 export class AuditLog {
-  private readonly insert;
-
   constructor(
-    private readonly db: Database,
+    private readonly db: Sql,
     private readonly now: () => number = Date.now,
-  ) {
-    this.insert = db.prepare(
-      'INSERT INTO audit_log (at, type, actor, subject, ip, result, reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-  }
+  ) {}
 
-  record(e: AuditEntry): void {
-    this.insert.run(
+  async record(e: AuditEntry): Promise<void> {
+    await this.db.run('INSERT INTO audit_log (at, type, actor, subject, ip, result, reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
       new Date(this.now()).toISOString(),
       e.type,
       e.actor ?? null,
@@ -123,11 +139,11 @@ export class AuditLog {
       e.result,
       e.reason,
       e.details ? JSON.stringify(e.details) : null,
-    );
+    ]);
   }
 
   /** Newest first. */
-  query(q: AuditQuery = {}): AuditRecord[] {
+  async query(q: AuditQuery = {}): Promise<AuditRecord[]> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (q.type) {
@@ -140,7 +156,7 @@ export class AuditLog {
     }
     const limit = Math.min(Math.max(q.limit ?? 1000, 1), 10_000);
     const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ${limit}`;
-    return (this.db.prepare(sql).all(...args) as Row[]).map((r) => {
+    return (await this.db.all<Row>(sql, args)).map((r) => {
       const rec: AuditRecord = { id: r.id, at: r.at, type: r.type, result: r.result, reason: r.reason };
       if (r.actor !== null) rec.actor = r.actor;
       if (r.subject !== null) rec.subject = r.subject;
@@ -151,8 +167,8 @@ export class AuditLog {
   }
 
   /** Deletes records older than the retention; returns how many. */
-  prune(retentionDays = AUDIT_RETENTION_DAYS): number {
+  async prune(retentionDays = AUDIT_RETENTION_DAYS): Promise<number> {
     const cutoff = new Date(this.now() - retentionDays * 86_400_000).toISOString();
-    return this.db.prepare('DELETE FROM audit_log WHERE at < ?').run(cutoff).changes;
+    return this.db.run('DELETE FROM audit_log WHERE at < ?', [cutoff]);
   }
 }

@@ -58,7 +58,7 @@ export class Guard {
     const token = m[1]!;
     const claims = await this.tokens.verifyApiToken(token);
     if (claims) {
-      const current = this.accounts.principal(claims.kind, claims.name);
+      const current = await this.accounts.principal(claims.kind, claims.name);
       if (current && current.tokenVersion === claims.version) return current;
     } else if (await this.tokens.isUserToken(token)) {
       throw new ApiError(403, 'FORBIDDEN', "a directory user's sign-in token does not open this API", {

@@ -20,7 +20,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { verifyOrgIdHash } from '../../passwords/hash.js';
-import type { Database } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 import type { AccountStore, CredentialCheck } from '../accounts/store.js';
 import type { AuditEntry, AuditLog, AuditReason } from '../audit/store.js';
 import type { PasswordHashStore } from '../passwords/store.js';
@@ -37,7 +37,7 @@ const DUMMY_ORGID_HASH = `v1;PPH1_MD4,${'0'.repeat(20)},1000,${'0'.repeat(64)};`
 const MAX_PARAM = 1024;
 
 export interface TokenEndpointDeps {
-  db: Database;
+  db: Sql;
   accounts: AccountStore;
   hashes: PasswordHashStore;
   lockout: Lockout;
@@ -103,31 +103,31 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
    */
   async function guarded<T>(
     req: FastifyRequest,
-    g: { key: string; subject: string; secret: string; stamp: () => string; type: 'token' | 'signin'; details?: AuditDetails; refuse: () => Error },
+    g: { key: string; subject: string; secret: string; stamp: () => Promise<string>; type: 'token' | 'signin'; details?: AuditDetails; refuse: () => Error },
     check: () => Promise<{ reason: AuditReason; value?: T; details?: AuditDetails }>,
   ): Promise<T> {
     const base = { type: g.type, subject: g.subject, ip: req.ip, result: 'failure' as const };
-    const admission = await lockout.begin({ name: g.key, ip: req.ip, secret: g.secret, credentialStamp: g.stamp() });
+    const admission = await lockout.begin({ name: g.key, ip: req.ip, secret: g.secret, credentialStamp: await g.stamp() });
     if (admission.kind === 'locked') {
       const counter = admission.counter === UNFAMILIAR ? 'unfamiliar' : 'familiar';
-      audit.record({ ...base, reason: 'locked_out', details: { ...g.details, counter, remainingSeconds: admission.remainingSeconds } });
+      await audit.record({ ...base, reason: 'locked_out', details: { ...g.details, counter, remainingSeconds: admission.remainingSeconds } });
       throw new AccountLockedError(admission.remainingSeconds);
     }
     if (admission.kind === 'repeat') {
-      audit.record({ ...base, reason: 'repeated_bad_secret', ...(g.details ? { details: g.details } : {}) });
+      await audit.record({ ...base, reason: 'repeated_bad_secret', ...(g.details ? { details: g.details } : {}) });
       throw g.refuse();
     }
     let r: { reason: AuditReason; value?: T; details?: AuditDetails };
     try {
       r = await check();
     } catch (err) {
-      admission.finish('void');
+      await admission.finish('void');
       throw err;
     }
     const details = r.details ?? g.details;
     const ok = r.reason === 'success' && r.value !== undefined;
-    admission.finish(ok ? 'success' : 'failure');
-    audit.record({ ...base, result: ok ? 'success' : 'failure', reason: r.reason, ...(details ? { details } : {}) });
+    await admission.finish(ok ? 'success' : 'failure');
+    await audit.record({ ...base, result: ok ? 'success' : 'failure', reason: r.reason, ...(details ? { details } : {}) });
     if (!ok) throw g.refuse();
     return r.value as T;
   }
@@ -162,17 +162,17 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
   async function userPassword(req: FastifyRequest, userName: string, password: string): Promise<SignedToken> {
     const refuse = () => new OAuthError(400, 'invalid_grant', BAD_USER_CREDENTIALS);
     // The user, whether it may sign in, and its hash: a change of any lets a remembered wrong password be tried again.
-    const stamp = () => {
-      const user = findUserForSignIn(deps.db, userName);
-      return user ? `${user.id}\0${String(user.active)}\0${deps.hashes.hashFor(user.id) ?? ''}` : '';
+    const stamp = async () => {
+      const user = await findUserForSignIn(deps.db, userName);
+      return user ? `${user.id}\0${String(user.active)}\0${(await deps.hashes.hashFor(user.id)) ?? ''}` : '';
     };
     const current = await guarded(req, { key: `user:${userName}`, subject: userName, secret: password, stamp, type: 'signin', refuse }, async () => {
-      const user = findUserForSignIn(deps.db, userName);
-      const hash = user ? deps.hashes.hashFor(user.id) : undefined;
+      const user = await findUserForSignIn(deps.db, userName);
+      const hash = user ? await deps.hashes.hashFor(user.id) : undefined;
       // Always one hash check, so that every failure costs the same.
       const matches = await verifyOrgIdHash(password, hash ?? DUMMY_ORGID_HASH);
       // Re-read: the user may have been disabled or deleted while we hashed.
-      const now = user && findUserForSignIn(deps.db, userName);
+      const now = user && (await findUserForSignIn(deps.db, userName));
       let reason: AuditReason;
       if (!user || !now || now.id !== user.id) reason = 'unknown_user';
       else if (!now.active) reason = 'user_disabled';
@@ -193,7 +193,7 @@ export function registerTokenEndpoint(app: FastifyInstance, deps: TokenEndpointD
     if (wantsApi && wantsSignin) throw new OAuthError(400, 'invalid_scope', `ask for ${API_SCOPE} or a sign-in scope, not both`);
     const unknown = scopes.find((s) => s !== API_SCOPE && !SIGNIN_SCOPES.includes(s));
     if (unknown !== undefined) throw new OAuthError(400, 'invalid_scope', `unknown scope ${unknown.slice(0, 64)}`);
-    const asAccount = wantsApi || (!wantsSignin && accounts.hasAccount(username));
+    const asAccount = wantsApi || (!wantsSignin && (await accounts.hasAccount(username)));
     return asAccount
       ? { token: await accountPassword(req, username, pw), scope: API_SCOPE }
       : { token: await userPassword(req, username, pw), scope: wantsSignin ? scopes.join(' ') : 'idsync.signin' };

@@ -15,7 +15,7 @@ import type { AuditLog } from '../audit/store.js';
 import { ApiError } from '../auth/errors.js';
 import type { Guard } from '../auth/guard.js';
 import { findUserIdsByExternalIds } from '../scim/index.js';
-import type { Database } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 import type { PasswordHashStore, StoredHashInput } from './store.js';
 
 export const MAX_BATCH = 1000;
@@ -23,7 +23,7 @@ export const MAX_BATCH = 1000;
 export type HashStatus = 'Success' | 'TargetNotExported' | 'InvalidHash';
 
 export interface PasswordRoutesDeps {
-  db: Database;
+  db: Sql;
   guard: Guard;
   hashes: PasswordHashStore;
   audit: AuditLog;
@@ -62,7 +62,7 @@ export function registerPasswordRoutes(app: FastifyInstance, deps: PasswordRoute
   app.post('/api/v1/passwordHashes', async (req) => {
     const principal = await deps.guard.authenticate(req, PASSWORD_HASH_ROLES);
     const items = parseItems(req.body);
-    const ids = findUserIdsByExternalIds(
+    const ids = await findUserIdsByExternalIds(
       deps.db,
       [...new Set(items.map((i) => i.externalId))],
     );
@@ -78,9 +78,9 @@ export function registerPasswordRoutes(app: FastifyInstance, deps: PasswordRoute
       toStore.push({ userId, hash: it.hash, changedAt: changedAt ?? received });
       return { externalId: it.externalId, status: 'Success' };
     });
-    deps.hashes.putMany(toStore);
+    await deps.hashes.putMany(toStore);
     const count = (s: HashStatus) => results.filter((r) => r.status === s).length;
-    deps.audit.record({
+    await deps.audit.record({
       type: 'passwordHashes',
       actor: principal.name,
       ip: req.ip,

@@ -6,7 +6,8 @@
  * when the hash arrived). A hash older than the stored one is ignored, so a late retry of an old
  * change cannot undo a newer password.
  */
-import type { Database, Migration } from '../../store/database.js';
+import type { Migration } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 
 export const passwordHashMigrations: Migration[] = [
   {
@@ -34,6 +35,33 @@ export const passwordHashMigrations: Migration[] = [
   },
 ];
 
+/** The same on PostgreSQL (after scimPgMigrations). */
+export const passwordHashPgMigrations: Migration[] = [
+  {
+    id: 'cloud-passwords/001',
+    sql: `
+      CREATE TABLE user_password_hashes (
+        user_id TEXT COLLATE "C" PRIMARY KEY,
+        hash TEXT NOT NULL,
+        changed_at TEXT COLLATE "C" NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
+  {
+    id: 'cloud-passwords/002',
+    sql: `
+      CREATE FUNCTION user_password_hashes_follow_user_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        DELETE FROM user_password_hashes WHERE user_id = OLD.id;
+        RETURN OLD;
+      END $$;
+      CREATE TRIGGER user_password_hashes_follow_user_delete AFTER DELETE ON scim_users
+        FOR EACH ROW EXECUTE FUNCTION user_password_hashes_follow_user_delete();
+    `,
+  },
+];
+
 export interface StoredHashInput {
   userId: string;
   hash: string;
@@ -41,32 +69,26 @@ export interface StoredHashInput {
   changedAt: string;
 }
 
-export class PasswordHashStore {
-  private readonly upsertStmt;
-  private readonly getStmt;
-
-  constructor(
-    private readonly db: Database,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.upsertStmt = db.prepare(
-      `INSERT INTO user_password_hashes (user_id, hash, changed_at, updated_at) VALUES (?, ?, ?, ?)
+const UPSERT = `INSERT INTO user_password_hashes (user_id, hash, changed_at, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, changed_at = excluded.changed_at, updated_at = excluded.updated_at
-       WHERE excluded.changed_at >= user_password_hashes.changed_at`,
-    );
-    this.getStmt = db.prepare('SELECT hash FROM user_password_hashes WHERE user_id = ?').pluck();
-  }
+       WHERE excluded.changed_at >= user_password_hashes.changed_at`;
+
+export class PasswordHashStore {
+  constructor(
+    private readonly db: Sql,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Stores hashes in one transaction; older changes than the stored one are skipped. */
-  putMany(items: StoredHashInput[]): void {
+  async putMany(items: StoredHashInput[]): Promise<void> {
     const updatedAt = new Date(this.now()).toISOString();
-    this.db.transaction(() => {
-      for (const it of items) this.upsertStmt.run(it.userId, it.hash, it.changedAt, updatedAt);
-    })();
+    await this.db.transaction(async (tx) => {
+      for (const it of items) await tx.run(UPSERT, [it.userId, it.hash, it.changedAt, updatedAt]);
+    });
   }
 
   /** For the sign-in check only. */
-  hashFor(userId: string): string | undefined {
-    return this.getStmt.get(userId) as string | undefined;
+  async hashFor(userId: string): Promise<string | undefined> {
+    return (await this.db.get<{ hash: string }>('SELECT hash FROM user_password_hashes WHERE user_id = ?', [userId]))?.hash;
   }
 }

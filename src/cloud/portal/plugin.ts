@@ -22,7 +22,7 @@ import type { Lockout } from '../auth/lockout.js';
 import { ScimRepository } from '../scim/repository.js';
 import { GROUPS } from '../scim/resources/groups.js';
 import { USERS } from '../scim/resources/users.js';
-import type { Database } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 import type {
   AttrMap,
   PortalAccounts,
@@ -56,7 +56,7 @@ export const PORTAL_COOKIE = 'idsync_portal';
 export const SYNC_SILENCE_WARNING_MS = 3 * 3600 * 1000;
 
 export interface PortalOptions {
-  db: Database;
+  db: Sql;
   accounts: AccountStore;
   audit: AuditLog;
   lockout: Lockout;
@@ -89,43 +89,46 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
   serveAssets(app, ['portal.js', 'common.js', 'style.css'], 'portal.html');
 
   /** A session lasts while its account exists, is still an administrator and kept its password. */
-  const sessionOf = (req: FastifyRequest): Session<PortalUserSession> | undefined => {
+  const sessionOf = async (req: FastifyRequest): Promise<Session<PortalUserSession> | undefined> => {
     const s = sessions.get(readCookie(req, PORTAL_COOKIE));
     if (!s) return undefined;
-    const p = accounts.accountPrincipal(s.user.name);
+    const p = await accounts.accountPrincipal(s.user.name);
     if (p && p.role === 'GlobalAdministrator' && p.tokenVersion === s.user.tokenVersion) return s;
     sessions.delete(s.id);
     return undefined;
   };
-  const checked = (req: FastifyRequest, s: Session<PortalUserSession> | undefined): void => {
+  const checked = async (req: FastifyRequest, s: Session<PortalUserSession> | undefined): Promise<void> => {
     try {
       checkStateChange(req, opts.secure, s);
     } catch (e) {
-      if (e instanceof WebError) audit.record({ type: 'portal', actor: s?.user.name, ip: req.ip, result: 'failure', reason: 'csrf_refused', details: { code: e.code, path: req.url.split('?')[0]!.slice(0, 100) } });
+      if (e instanceof WebError) await audit.record({ type: 'portal', actor: s?.user.name, ip: req.ip, result: 'failure', reason: 'csrf_refused', details: { code: e.code, path: req.url.split('?')[0]!.slice(0, 100) } });
       throw e;
     }
   };
+  /** The session the guard admitted, per request. */
+  const admitted = new WeakMap<FastifyRequest, Session<PortalUserSession>>();
   const guard = async (req: FastifyRequest): Promise<void> => {
-    const s = sessionOf(req);
-    if (req.method !== 'GET' && req.method !== 'HEAD') checked(req, s);
+    const s = await sessionOf(req);
+    if (req.method !== 'GET' && req.method !== 'HEAD') await checked(req, s);
     if (!s) throw new WebError(401, 'SIGNIN_REQUIRED', 'sign in to the portal first');
+    admitted.set(req, s);
   };
-  const actor = (req: FastifyRequest): string => sessionOf(req)!.user.name;
+  const actor = (req: FastifyRequest): string => admitted.get(req)!.user.name;
 
   app.post('/api/signin', async (req, reply) => {
-    checked(req, undefined);
+    await checked(req, undefined);
     const body = req.body as Record<string, unknown> | undefined;
     const username = str(body?.username, 128);
     const password = str(body?.password, 1024);
     const refused = new WebError(401, 'SIGNIN_FAILED', 'the user name or password is incorrect, or the account is locked');
     // The same smart lockout as the token endpoint's password grant (auth/lockout.ts), on the same counter.
-    const admission = await lockout.begin({ name: `account:${username}`, ip: req.ip, secret: password, credentialStamp: accounts.credentialStamp('account', username) });
+    const admission = await lockout.begin({ name: `account:${username}`, ip: req.ip, secret: password, credentialStamp: await accounts.credentialStamp('account', username) });
     if (admission.kind === 'locked') {
-      audit.record({ type: 'portal', subject: username, ip: req.ip, result: 'failure', reason: 'locked_out', details: { remainingSeconds: admission.remainingSeconds } });
+      await audit.record({ type: 'portal', subject: username, ip: req.ip, result: 'failure', reason: 'locked_out', details: { remainingSeconds: admission.remainingSeconds } });
       throw new WebError(401, 'SIGNIN_LOCKED', `the account is locked for ${admission.remainingSeconds} s after too many failed sign-ins; the password was not checked`);
     }
     if (admission.kind === 'repeat') {
-      audit.record({ type: 'portal', subject: username, ip: req.ip, result: 'failure', reason: 'repeated_bad_secret' });
+      await audit.record({ type: 'portal', subject: username, ip: req.ip, result: 'failure', reason: 'repeated_bad_secret' });
       throw refused;
     }
     let r: Awaited<ReturnType<typeof accounts.checkAccountPassword>> | { ok: false; reason: 'unknown' };
@@ -137,32 +140,32 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
     }
     admission.finish(r.ok ? 'success' : 'failure');
     if (!r.ok) {
-      audit.record({ type: 'portal', subject: username, ip: req.ip, result: 'failure', reason: r.reason === 'unknown' ? 'unknown_user' : 'bad_password' });
+      await audit.record({ type: 'portal', subject: username, ip: req.ip, result: 'failure', reason: r.reason === 'unknown' ? 'unknown_user' : 'bad_password' });
       throw refused;
     }
     if (r.principal.role !== 'GlobalAdministrator') {
-      audit.record({ type: 'portal', subject: r.principal.name, ip: req.ip, result: 'failure', reason: 'role_not_allowed', details: { role: r.principal.role } });
+      await audit.record({ type: 'portal', subject: r.principal.name, ip: req.ip, result: 'failure', reason: 'role_not_allowed', details: { role: r.principal.role } });
       throw new WebError(403, 'ROLE_NOT_ALLOWED', 'only global administrators sign in to the portal; sync accounts are for the sync service');
     }
     const s = sessions.create({ name: r.principal.name, tokenVersion: r.principal.tokenVersion });
     setSessionCookie(reply, cookie, s.id);
-    audit.record({ type: 'portal', actor: r.principal.name, subject: r.principal.name, ip: req.ip, result: 'success', reason: 'portal_signin' });
+    await audit.record({ type: 'portal', actor: r.principal.name, subject: r.principal.name, ip: req.ip, result: 'success', reason: 'portal_signin' });
     const info: SessionInfo = { user: r.principal.name, csrf: s.csrf, role: r.principal.role };
     return info;
   });
 
   app.get('/api/session', async (req) => {
-    const s = sessionOf(req);
+    const s = await sessionOf(req);
     if (!s) throw new WebError(401, 'SIGNIN_REQUIRED', 'sign in to the portal first');
     const info: SessionInfo = { user: s.user.name, csrf: s.csrf, role: 'GlobalAdministrator' };
     return info;
   });
 
   app.post('/api/signout', { onRequest: guard }, async (req, reply) => {
-    const s = sessionOf(req)!;
+    const s = (await sessionOf(req))!;
     sessions.delete(s.id);
     clearSessionCookie(reply, cookie);
-    audit.record({ type: 'portal', actor: s.user.name, ip: req.ip, result: 'success', reason: 'portal_signout' });
+    await audit.record({ type: 'portal', actor: s.user.name, ip: req.ip, result: 'success', reason: 'portal_signout' });
     return { ok: true };
   });
 
@@ -171,20 +174,19 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
 
   app.get('/api/users', { onRequest: guard }, async (req) => {
     const q = str((req.query as { q?: unknown }).q, 256).toLowerCase();
-    const rows = db
-      .prepare<[string, string, string, string], UserRow>(
-        `SELECT id, user_name, display_name, active, external_id FROM scim_users
-          WHERE ? = '' OR substr(user_name_lc, 1, length(?)) = ? OR instr(coalesce(display_name_lc, ''), ?) > 0
-          ORDER BY user_name_lc LIMIT 200`,
-      )
-      .all(q, q, q, q);
+    const rows = await db.all<UserRow>(
+      `SELECT id, user_name, display_name, active, external_id FROM scim_users
+        WHERE ? = '' OR substr(user_name_lc, 1, length(?)) = ? OR instr(coalesce(display_name_lc, ''), ?) > 0
+        ORDER BY user_name_lc LIMIT 200`,
+      [q, q, q, q],
+    );
     const out: PortalUserList = { users: rows.map(userRow) };
     return out;
   });
 
   app.get('/api/users/:id', { onRequest: guard }, async (req) => {
     const id = str((req.params as { id: string }).id);
-    const u = repo.get(USERS, id);
+    const u = await repo.get(USERS, id);
     if (!u) throw new WebError(404, 'NOT_FOUND', 'no user with this id');
     const doc = u.doc as AttrMap;
     const out: PortalUser = {
@@ -195,7 +197,7 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
       externalId: typeof doc.externalId === 'string' ? doc.externalId : null,
       created: u.created,
       lastModified: u.lastModified,
-      groups: (repo.groupsOf([u.id]).get(u.id) ?? []).map((g) => ({ id: g.value, displayName: g.display })),
+      groups: ((await repo.groupsOf([u.id])).get(u.id) ?? []).map((g) => ({ id: g.value, displayName: g.display })),
       attributes: withoutSecrets(doc),
     };
     return out;
@@ -205,30 +207,29 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
     const id = str((req.params as { id: string }).id);
     const active = (req.body as { active?: unknown } | undefined)?.active;
     if (typeof active !== 'boolean') throw new WebError(400, 'BAD_REQUEST', 'send {"active": true|false}');
-    const u = repo.get(USERS, id);
+    const u = await repo.get(USERS, id);
     if (!u) throw new WebError(404, 'NOT_FOUND', 'no user with this id');
-    repo.update(USERS, u, { ...u.doc, active }, new Date(now()).toISOString());
-    audit.record({ type: 'portal', actor: actor(req), subject: String((u.doc as AttrMap).userName ?? id), ip: req.ip, result: 'success', reason: active ? 'user_enabled_by_admin' : 'user_disabled_by_admin' });
+    await repo.update(USERS, u, { ...u.doc, active }, new Date(now()).toISOString());
+    await audit.record({ type: 'portal', actor: actor(req), subject: String((u.doc as AttrMap).userName ?? id), ip: req.ip, result: 'success', reason: active ? 'user_enabled_by_admin' : 'user_disabled_by_admin' });
     return { id, active };
   });
 
   app.get('/api/groups', { onRequest: guard }, async (req) => {
     const q = str((req.query as { q?: unknown }).q, 256).toLowerCase();
-    const rows = db
-      .prepare<[string, string], { id: string; display_name: string; external_id: string | null; n: number }>(
-        `SELECT g.id, g.display_name, g.external_id, (SELECT count(*) FROM scim_group_members AS m WHERE m.group_id = g.id) AS n
-           FROM scim_groups AS g WHERE ? = '' OR instr(g.display_name_lc, ?) > 0 ORDER BY g.display_name_lc LIMIT 200`,
-      )
-      .all(q, q);
-    const out: PortalGroupList = { groups: rows.map((r) => ({ id: r.id, displayName: r.display_name, externalId: r.external_id, memberCount: r.n })) };
+    const rows = await db.all<{ id: string; display_name: string; external_id: string | null; n: number }>(
+      `SELECT g.id, g.display_name, g.external_id, (SELECT count(*) FROM scim_group_members AS m WHERE m.group_id = g.id) AS n
+         FROM scim_groups AS g WHERE ? = '' OR instr(g.display_name_lc, ?) > 0 ORDER BY g.display_name_lc LIMIT 200`,
+      [q, q],
+    );
+    const out: PortalGroupList = { groups: rows.map((r) => ({ id: r.id, displayName: r.display_name, externalId: r.external_id, memberCount: Number(r.n) })) };
     return out;
   });
 
   app.get('/api/groups/:id', { onRequest: guard }, async (req) => {
     const id = str((req.params as { id: string }).id);
-    const g = repo.get(GROUPS, id);
+    const g = await repo.get(GROUPS, id);
     if (!g) throw new WebError(404, 'NOT_FOUND', 'no group with this id');
-    const members = repo.members(id);
+    const members = await repo.members(id);
     const doc = g.doc as AttrMap;
     const out: PortalGroup = {
       id: g.id,
@@ -245,8 +246,7 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
     const type = str(q.type, 32) || undefined;
     const subject = str(q.subject, 256).toLowerCase();
     const result = str(q.result, 16);
-    const records = audit
-      .query({ type, limit: 2000 })
+    const records = (await audit.query({ type, limit: 2000 }))
       .filter((r) => (!subject || (r.subject ?? '').toLowerCase().includes(subject) || (r.actor ?? '').toLowerCase().includes(subject)) && (!result || r.result === result))
       .slice(0, 500);
     const out: PortalAuditList = {
@@ -257,16 +257,16 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
 
   // The lockout (src/cloud/auth/lockout.ts) owns its tables: counters are keyed "<kind>:<name>" and address.
   app.get('/api/locked', { onRequest: guard }, async () => {
-    const out: PortalLockedList = { locked: lockout.lockedNow().map((r) => ({ name: r.name, ip: r.ip, failures: r.failures, lockedUntil: new Date(r.lockedUntil).toISOString() })) };
+    const out: PortalLockedList = { locked: (await lockout.lockedNow()).map((r) => ({ name: r.name, ip: r.ip, failures: r.failures, lockedUntil: new Date(r.lockedUntil).toISOString() })) };
     return out;
   });
 
   app.post('/api/locked/unlock', { onRequest: guard }, async (req) => {
     const name = str((req.body as { name?: unknown } | undefined)?.name, 300);
     if (!name) throw new WebError(400, 'BAD_REQUEST', 'send {"name": "<locked name>"}');
-    const n = lockout.unlock(name);
+    const n = await lockout.unlock(name);
     if (n === 0) throw new WebError(404, 'NOT_FOUND', 'nothing is locked under this name');
-    audit.record({ type: 'portal', actor: actor(req), subject: name, ip: req.ip, result: 'success', reason: 'account_unlocked', details: { rows: n } });
+    await audit.record({ type: 'portal', actor: actor(req), subject: name, ip: req.ip, result: 'success', reason: 'account_unlocked', details: { rows: n } });
     return { unlocked: name };
   });
 
@@ -281,22 +281,25 @@ export async function portalPlugin(app: FastifyInstance, opts: PortalOptions): P
 
   app.get('/api/sync-status', { onRequest: guard }, async () => {
     const t = now();
-    const latest = (type: string, who: string, field: 'subject' | 'actor'): string | null =>
-      (db.prepare(`SELECT max(at) AS at FROM audit_log WHERE type = ? AND ${field} = ? AND result = 'success'`).get(type, who) as { at: string | null }).at;
+    const latest = async (type: string, who: string, field: 'subject' | 'actor'): Promise<string | null> =>
+      (await db.get<{ at: string | null }>(`SELECT max(at) AS at FROM audit_log WHERE type = ? AND ${field} = ? AND result = 'success'`, [type, who]))?.at ?? null;
     const principals = [
-      ...accounts.listAccounts().filter((a) => a.role === 'DirectorySynchronizationAccounts').map((a) => ({ name: a.username, kind: 'account' as const })),
-      ...accounts.listClients().filter((c) => c.role === 'DirectorySynchronizationAccounts').map((c) => ({ name: c.clientId, kind: 'client' as const })),
+      ...(await accounts.listAccounts()).filter((a) => a.role === 'DirectorySynchronizationAccounts').map((a) => ({ name: a.username, kind: 'account' as const })),
+      ...(await accounts.listClients()).filter((c) => c.role === 'DirectorySynchronizationAccounts').map((c) => ({ name: c.clientId, kind: 'client' as const })),
     ];
     const out: PortalSyncStatus = {
-      accounts: principals.map((p) => {
+      accounts: [],
+    };
+    for (const p of principals) {
+      out.accounts.push(await (async () => {
         // A sync service takes a token before each export: its last token is its last contact.
-        const lastExport = latest('token', p.name, 'subject');
-        const lastPasswordBatch = latest('passwordHashes', p.name, 'actor');
+        const lastExport = await latest('token', p.name, 'subject');
+        const lastPasswordBatch = await latest('passwordHashes', p.name, 'actor');
         const last = [lastExport, lastPasswordBatch].filter((x): x is string => !!x).sort().pop();
         const silentMs = last ? t - Date.parse(last) : null;
         return { name: p.name, kind: p.kind, lastExport, lastPasswordBatch, silentHours: silentMs === null ? null : Math.round(silentMs / 360_000) / 10, warning: silentMs === null || silentMs > SYNC_SILENCE_WARNING_MS };
-      }),
-    };
+      })());
+    }
     return out;
   });
 }

@@ -1,9 +1,11 @@
 /**
- * Bulk (RFC 7644 §3.7). The request runs in one SQLite transaction per slice of BulkOptions.sliceMs
- * (a Bulk of 100 creates is one; the sync engine sends hundreds of users per request), each
- * operation in its own savepoint (or one atomic statement) so a failed operation leaves no trace
- * while the others are kept. Uniqueness (userName, externalId) is the unique indexes' verdict, not a
- * query per operation. Operations that reference a `bulkId` defined by a later POST
+ * Bulk (RFC 7644 §3.7). On SQLite the request runs in one transaction per slice of
+ * BulkOptions.sliceMs (a Bulk of 100 creates is one; the sync engine sends hundreds of users per
+ * request), each operation in its own savepoint (or one atomic statement) so a failed operation
+ * leaves no trace while the others are kept. On PostgreSQL each operation is its own transaction: a
+ * long slice would hold row locks other nodes' writers wait for (and could deadlock with), and RFC
+ * 7644 makes each operation stand alone anyway. Uniqueness (userName, externalId) is the unique
+ * indexes' verdict, not a query per operation. Operations that reference a `bulkId` defined by a later POST
  * are deferred until it has run; references that can never be resolved fail with 409.
  */
 import { badRequest, ScimError } from './errors.js';
@@ -12,6 +14,7 @@ import type { ResourceKind } from './resources/kind.js';
 import { USERS } from './resources/users.js';
 import { tooManyOperations } from './limits.js';
 import { BULK_REQUEST, BULK_RESPONSE, SCHEMA_ENTERPRISE_USER } from './schema.js';
+import type { Sql } from '../store/sql.js';
 import { etagOf, type ScimService } from './service.js';
 import { isPlainObject } from './validate.js';
 
@@ -165,6 +168,9 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
 /** POST, PUT or PATCH of a User: its one write is a single INSERT or UPDATE of its row. */
 const writesOneRow = (op: BulkOp): boolean => op.method !== 'DELETE' && /^\/?Users(\/|$)/i.test(op.path);
 
+/** The open SQLite transaction `tx`, where a nested transaction runs inline instead of in a savepoint. */
+const inline = (tx: Sql): Sql => ({ ...tx, transaction: <T>(fn: (t: Sql) => Promise<T>) => fn(tx) });
+
 /** Milliseconds of Bulk work between two turns of the event loop. */
 export const BULK_SLICE_MS = 20;
 
@@ -201,7 +207,7 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     results[op.index] = r;
   };
 
-  const execute = (op: BulkOp): void => {
+  const execute = async (op: BulkOp, q: Sql | undefined): Promise<void> => {
     for (const ref of op.refs) {
       if (failed.has(ref)) throw new ScimError(409, undefined, `bulkId "${ref}" refers to an operation that failed`);
       if (!created.has(ref)) throw new ScimError(409, undefined, `bulkId "${ref}" is not defined by a POST in this request`);
@@ -212,11 +218,15 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     const r: BulkResult = { method: op.method, status: '200' };
     if (op.bulkId !== undefined) r.bulkId = op.bulkId;
     if (op.method === 'DELETE') {
-      svc.delete(kind, id!, op.version);
+      await svc.delete(kind, id!, op.version, q);
       r.status = '204';
     } else {
       const item =
-        op.method === 'POST' ? svc.create(kind, data) : op.method === 'PUT' ? svc.replace(kind, id!, data, op.version) : svc.patch(kind, id!, data, op.version);
+        op.method === 'POST'
+          ? await svc.create(kind, data, q)
+          : op.method === 'PUT'
+            ? await svc.replace(kind, id!, data, op.version, q)
+            : await svc.patch(kind, id!, data, op.version, q);
       if (op.method === 'POST') {
         created.set(op.bulkId!, item.id);
         r.status = '201';
@@ -236,7 +246,7 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     let i = 0;
     while (i < pending.length && errors < failOnErrors) {
       const started = performance.now();
-      svc.transaction(() => {
+      const slice = async (q: Sql | undefined): Promise<void> => {
         while (i < pending.length && errors < failOnErrors) {
           const op = pending[i++]!;
           // Wait for a POST further down that defines a referenced bulkId.
@@ -245,16 +255,18 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
             continue;
           }
           try {
-            // A failed operation leaves no partial writes: a savepoint around it, except where its
-            // only write is one statement (a User's INSERT or UPDATE), which SQLite makes atomic anyway.
-            if (writesOneRow(op)) execute(op);
-            else svc.savepoint(() => execute(op));
+            // A failed operation leaves no partial writes: its own savepoint (SQLite) or transaction
+            // (PostgreSQL), except on SQLite where its only write is one statement (a User's INSERT
+            // or UPDATE), which SQLite makes atomic anyway.
+            await execute(op, q && writesOneRow(op) ? inline(q) : q);
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));
           }
           if (performance.now() - started >= sliceMs || options.yieldNow?.()) break;
         }
-      });
+      };
+      if (svc.sql.dialect === 'sqlite') await svc.sql.transaction((tx) => slice(tx));
+      else await slice(undefined);
       if (i < pending.length) await (options.between ? options.between() : new Promise((resolve) => setImmediate(resolve)));
     }
     if (errors >= failOnErrors) break;

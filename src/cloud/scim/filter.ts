@@ -261,7 +261,8 @@ function compareSql(e: SqlExpr, target: AttributeDef, op: CompareOp, value: Comp
         return `instr(${sql}, ?) > 0`;
       }
       if (op === 'sw') return `substr(${sql}, 1, length(?)) = ?`;
-      return `substr(${sql}, -length(?)) = ?`;
+      // Not substr(x, -n): a negative start counts from the end on SQLite only (PostgreSQL too runs this).
+      return `substr(${sql}, length(${sql}) - length(?) + 1) = ?`;
     }
   }
 }
@@ -283,7 +284,7 @@ function toSql(f: NFilter, mapping: SqlMapping, elem: SqlSource | null, params: 
       return '(' + f.filters.map((x) => toSql(x, mapping, elem, params)).join(f.op === 'and' ? ' AND ' : ' OR ') + ')';
     case 'not':
       // NOT over three-valued logic: an absent attribute makes the inner condition NULL, i.e. false.
-      return `NOT COALESCE(${toSql(f.filter, mapping, elem, params)}, 0)`;
+      return `NOT COALESCE(${toSql(f.filter, mapping, elem, params)}, FALSE)`;
     case 'valuePath': {
       const src = mapping.multi(f.ref);
       return sourceSql(src, toSql(f.filter, mapping, src, params));

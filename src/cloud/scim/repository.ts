@@ -3,9 +3,11 @@
  * externalId unique, displayName, active, meta dates) plus the JSON document, so filters translate to
  * SQL and a list over 100k users never loads them into memory. Group membership is its own table:
  * deleting a user removes it from every group, and User.groups and member display names are derived.
+ * The same SQL runs on SQLite and PostgreSQL (src/cloud/store/): the PostgreSQL schema defines the
+ * few SQLite functions the filter translation uses (json_extract, json_each, instr, scim_lower).
  */
-import type { Statement } from 'better-sqlite3';
-import type { Database, Migration } from '../../store/database.js';
+import type { Migration } from '../../store/database.js';
+import { UniqueViolation, type Sql } from '../store/sql.js';
 import { ScimError } from './errors.js';
 import type { SqlFilter } from './filter.js';
 import { MEMBER_DISPLAY_SQL, MEMBER_JOINS } from './resources/groups.js';
@@ -54,6 +56,73 @@ CREATE INDEX scim_group_members_member ON scim_group_members(member_id);
   },
 ];
 
+/**
+ * The same tables on PostgreSQL. `seq` orders rows as SQLite's rowid does (insertion order, for
+ * stable pages); text columns compare bytewise (COLLATE "C"), as SQLite's do.
+ */
+export const scimPgMigrations: Migration[] = [
+  {
+    id: 'scim/001',
+    sql: `
+CREATE TABLE scim_users (
+  seq             BIGSERIAL,
+  id              TEXT COLLATE "C" PRIMARY KEY,
+  version         INTEGER NOT NULL,
+  created         TEXT COLLATE "C" NOT NULL,
+  last_modified   TEXT COLLATE "C" NOT NULL,
+  external_id     TEXT COLLATE "C" UNIQUE,
+  user_name       TEXT COLLATE "C" NOT NULL,
+  user_name_lc    TEXT COLLATE "C" NOT NULL UNIQUE,
+  display_name    TEXT COLLATE "C",
+  display_name_lc TEXT COLLATE "C",
+  active          INTEGER,
+  doc             TEXT NOT NULL
+);
+CREATE INDEX scim_users_seq ON scim_users(seq);
+CREATE INDEX scim_users_last_modified ON scim_users(last_modified);
+CREATE INDEX scim_users_display_name_lc ON scim_users(display_name_lc);
+CREATE TABLE scim_groups (
+  seq             BIGSERIAL,
+  id              TEXT COLLATE "C" PRIMARY KEY,
+  version         INTEGER NOT NULL,
+  created         TEXT COLLATE "C" NOT NULL,
+  last_modified   TEXT COLLATE "C" NOT NULL,
+  external_id     TEXT COLLATE "C" UNIQUE,
+  display_name    TEXT COLLATE "C" NOT NULL,
+  display_name_lc TEXT COLLATE "C" NOT NULL,
+  doc             TEXT NOT NULL
+);
+CREATE INDEX scim_groups_seq ON scim_groups(seq);
+CREATE INDEX scim_groups_last_modified ON scim_groups(last_modified);
+CREATE INDEX scim_groups_display_name_lc ON scim_groups(display_name_lc);
+CREATE TABLE scim_group_members (
+  group_id    TEXT COLLATE "C" NOT NULL REFERENCES scim_groups(id) ON DELETE CASCADE,
+  member_id   TEXT COLLATE "C" NOT NULL,
+  member_type TEXT NOT NULL CHECK (member_type IN ('User', 'Group')),
+  PRIMARY KEY (group_id, member_id)
+);
+CREATE INDEX scim_group_members_member ON scim_group_members(member_id);
+
+-- SQLite's JSON functions as the filter translation (filter.ts) uses them: a path '$."a"."b"';
+-- scalars come back as SQL text ('1'/'0' for booleans, as SQLite's integers compare), objects and
+-- arrays as JSON text.
+CREATE FUNCTION scim_json_path(p TEXT) RETURNS TEXT[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
+  $$ SELECT coalesce(array_agg(m[1] ORDER BY n), '{}') FROM regexp_matches(p, '"([^"]*)"', 'g') WITH ORDINALITY AS t(m, n) $$;
+CREATE FUNCTION scim_json_scalar(v JSONB) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  $$ SELECT CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' WHEN 'boolean' THEN (CASE WHEN v = 'true'::jsonb THEN '1' ELSE '0' END)
+       WHEN 'null' THEN NULL ELSE v::text END $$;
+CREATE FUNCTION json_extract(doc TEXT, p TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  $$ SELECT scim_json_scalar(doc::jsonb #> scim_json_path(p)) $$;
+CREATE FUNCTION json_each(doc TEXT, p TEXT) RETURNS TABLE (value TEXT) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  $$ SELECT scim_json_scalar(e) FROM jsonb_array_elements(CASE jsonb_typeof(doc::jsonb #> scim_json_path(p)) WHEN 'array'
+       THEN doc::jsonb #> scim_json_path(p) ELSE '[]'::jsonb END) AS e $$;
+CREATE FUNCTION instr(s TEXT, sub TEXT) RETURNS INTEGER LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT strpos(s, sub) $$;
+-- Full Unicode lower-casing, as JavaScript's toLowerCase (the database runs with a UTF-8 ctype).
+CREATE FUNCTION scim_lower(s TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT lower(s) $$;
+`,
+  },
+];
+
 export interface StoredResource {
   id: string;
   version: number;
@@ -86,8 +155,7 @@ const toStored = (r: Row): StoredResource => ({
   doc: JSON.parse(r.doc) as Doc,
 });
 
-const MAX_CACHED_STATEMENTS = 256;
-/** SQLite's default host-parameter limit is 32766; stay well below it. */
+/** Stays well below SQLite's host-parameter limit (32766) and PostgreSQL's (65535). */
 const CHUNK = 500;
 
 function chunks<T>(items: T[], size = CHUNK): T[][] {
@@ -96,69 +164,53 @@ function chunks<T>(items: T[], size = CHUNK): T[][] {
   return out;
 }
 
+/** The SCIM tables, through one connection or transaction (`q`). */
 export class ScimRepository {
-  private readonly statements = new Map<string, Statement>();
+  constructor(readonly q: Sql) {}
 
-  constructor(readonly db: Database) {
-    // SQLite's lower() folds ASCII only; case-insensitive filters need full Unicode folding.
-    db.function('scim_lower', { deterministic: true }, (s: unknown) => (typeof s === 'string' ? s.toLowerCase() : s));
-  }
-
-  stmt(sql: string): Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      // Filters make the SQL text vary; keep the cache bounded.
-      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.clear();
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
-  }
-
-  get(kind: ResourceKind, id: string): StoredResource | undefined {
-    const row = this.stmt(`SELECT id, version, created, last_modified, doc FROM ${kind.table} WHERE id = ?`).get(id) as Row | undefined;
+  /** `forUpdate` locks the row until the transaction ends (PostgreSQL): concurrent writers of one resource queue. */
+  async get(kind: ResourceKind, id: string, forUpdate = false): Promise<StoredResource | undefined> {
+    const row = await this.q.get<Row>(`SELECT id, version, created, last_modified, doc FROM ${kind.table} WHERE id = ?${forUpdate ? this.q.forUpdate : ''}`, [id]);
     return row && toStored(row);
   }
 
-  insert(kind: ResourceKind, id: string, doc: Doc, now: string): StoredResource {
+  async insert(kind: ResourceKind, id: string, doc: Doc, now: string): Promise<StoredResource> {
     const cols = kind.columns.join(', ');
     const marks = kind.columns.map(() => '?').join(', ');
     const values = kind.columnValues(doc);
-    this.run(kind, `INSERT INTO ${kind.table} (id, version, created, last_modified, doc, ${cols}) VALUES (?, 1, ?, ?, ?, ${marks})`, [id, now, now, JSON.stringify(doc), ...values], values);
+    await this.write(kind, `INSERT INTO ${kind.table} (id, version, created, last_modified, doc, ${cols}) VALUES (?, 1, ?, ?, ?, ${marks})`, [id, now, now, JSON.stringify(doc), ...values], values);
     return { id, version: 1, created: now, lastModified: now, doc };
   }
 
   /** Writes a new document if the stored version is still `version`; returns the new version. */
-  update(kind: ResourceKind, current: StoredResource, doc: Doc, now: string): StoredResource {
+  async update(kind: ResourceKind, current: StoredResource, doc: Doc, now: string): Promise<StoredResource> {
     const sets = kind.columns.map((c) => `${c} = ?`).join(', ');
     const values = kind.columnValues(doc);
-    const info = this.run(
+    const changes = await this.write(
       kind,
       `UPDATE ${kind.table} SET version = version + 1, last_modified = ?, doc = ?, ${sets} WHERE id = ? AND version = ?`,
       [now, JSON.stringify(doc), ...values, current.id, current.version],
       values,
     );
-    if (info.changes === 0) throw new ScimError(412, undefined, 'Precondition Failed: the resource was changed concurrently');
+    if (changes === 0) throw new ScimError(412, undefined, 'Precondition Failed: the resource was changed concurrently');
     return { ...current, version: current.version + 1, lastModified: now, doc };
   }
 
   /** Bumps version and lastModified (a group whose membership changed). */
-  touch(kind: ResourceKind, ids: Iterable<string>, now: string): void {
-    const s = this.stmt(`UPDATE ${kind.table} SET version = version + 1, last_modified = ? WHERE id = ?`);
-    for (const id of ids) s.run(now, id);
+  async touch(kind: ResourceKind, ids: Iterable<string>, now: string): Promise<void> {
+    for (const id of ids) await this.q.run(`UPDATE ${kind.table} SET version = version + 1, last_modified = ? WHERE id = ?`, [now, id]);
   }
 
-  delete(kind: ResourceKind, id: string): boolean {
-    return this.stmt(`DELETE FROM ${kind.table} WHERE id = ?`).run(id).changes > 0;
+  async delete(kind: ResourceKind, id: string): Promise<boolean> {
+    return (await this.q.run(`DELETE FROM ${kind.table} WHERE id = ?`, [id])) > 0;
   }
 
-  private run(kind: ResourceKind, sql: string, params: unknown[], columnValues: unknown[]): { changes: number } {
+  private async write(kind: ResourceKind, sql: string, params: unknown[], columnValues: unknown[]): Promise<number> {
     try {
-      return this.stmt(sql).run(...params);
+      return await this.q.run(sql, params);
     } catch (err) {
-      const e = err as { code?: string; message?: string };
-      if (e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-        const col = Object.keys(kind.uniqueColumns).find((c) => e.message?.includes(`${kind.table}.${c}`));
+      if (err instanceof UniqueViolation) {
+        const col = err.column !== undefined && err.column in kind.uniqueColumns ? err.column : undefined;
         const attr = col ? kind.uniqueColumns[col] : 'id';
         let value = col ? columnValues[kind.columns.indexOf(col)] : undefined;
         // The lower-cased column is what collided; report the attribute as the client sent it.
@@ -171,67 +223,67 @@ export class ScimRepository {
 
   // ---- list / search -------------------------------------------------------------------------
 
-  count(kind: ResourceKind, where: SqlFilter | null): number {
-    return this.stmt(`SELECT count(*) FROM ${kind.table} AS r${where ? ` WHERE ${where.sql}` : ''}`)
-      .pluck()
-      .get(...(where?.params ?? [])) as number;
+  async count(kind: ResourceKind, where: SqlFilter | null): Promise<number> {
+    const row = await this.q.get<{ n: number }>(`SELECT count(*) AS n FROM ${kind.table} AS r${where ? ` WHERE ${where.sql}` : ''}`, where?.params ?? []);
+    return Number(row?.n ?? 0);
   }
 
-  page(kind: ResourceKind, where: SqlFilter | null, orderBy: string | null, descending: boolean, offset: number, limit: number): StoredResource[] {
+  async page(kind: ResourceKind, where: SqlFilter | null, orderBy: string | null, descending: boolean, offset: number, limit: number): Promise<StoredResource[]> {
     const dir = descending ? 'DESC' : 'ASC';
-    // Unassigned values sort last ascending and first descending; rowid keeps pages stable.
-    const order = orderBy ? `(${orderBy}) IS NULL ${descending ? 'DESC' : 'ASC'}, ${orderBy} ${dir}, r.rowid ${dir}` : 'r.rowid';
+    // Insertion order (SQLite's rowid, PostgreSQL's seq) keeps pages stable.
+    const seq = this.q.dialect === 'sqlite' ? 'r.rowid' : 'r.seq';
+    // Unassigned values sort last ascending and first descending.
+    const order = orderBy ? `(${orderBy}) IS NULL ${descending ? 'DESC' : 'ASC'}, ${orderBy} ${dir}, ${seq} ${dir}` : seq;
     const sql = `SELECT r.id, r.version, r.created, r.last_modified, r.doc FROM ${kind.table} AS r${where ? ` WHERE ${where.sql}` : ''} ORDER BY ${order} LIMIT ? OFFSET ?`;
-    return (this.stmt(sql).all(...(where?.params ?? []), limit, offset) as Row[]).map(toStored);
+    return (await this.q.all<Row>(sql, [...(where?.params ?? []), limit, offset])).map(toStored);
   }
 
   // ---- membership ----------------------------------------------------------------------------
 
-  members(groupId: string): MemberRow[] {
-    return this.stmt(
+  async members(groupId: string): Promise<MemberRow[]> {
+    return this.q.all<MemberRow>(
       `SELECT gm.member_id AS value, gm.member_type AS type, ${MEMBER_DISPLAY_SQL} AS display FROM scim_group_members AS gm ${MEMBER_JOINS} WHERE gm.group_id = ? ORDER BY gm.member_id`,
-    ).all(groupId) as MemberRow[];
+      [groupId],
+    );
   }
 
-  memberMap(groupId: string): Map<string, MemberType> {
-    const rows = this.stmt('SELECT member_id, member_type FROM scim_group_members WHERE group_id = ?').raw().all(groupId) as [string, MemberType][];
-    return new Map(rows);
+  async memberMap(groupId: string): Promise<Map<string, MemberType>> {
+    const rows = await this.q.all<{ member_id: string; member_type: MemberType }>('SELECT member_id, member_type FROM scim_group_members WHERE group_id = ?', [groupId]);
+    return new Map(rows.map((r) => [r.member_id, r.member_type]));
   }
 
   /** The type of the resource with this id, if any (a member must exist). */
-  resourceType(id: string): MemberType | undefined {
-    return this.stmt(`SELECT 'User' FROM scim_users WHERE id = ? UNION ALL SELECT 'Group' FROM scim_groups WHERE id = ?`).pluck().get(id, id) as
-      | MemberType
-      | undefined;
+  async resourceType(id: string): Promise<MemberType | undefined> {
+    const row = await this.q.get<{ t: MemberType }>(`SELECT 'User' AS t FROM scim_users WHERE id = ? UNION ALL SELECT 'Group' AS t FROM scim_groups WHERE id = ?`, [id, id]);
+    return row?.t;
   }
 
-  addMembers(groupId: string, members: Iterable<[string, MemberType]>): void {
-    const s = this.stmt('INSERT OR IGNORE INTO scim_group_members (group_id, member_id, member_type) VALUES (?, ?, ?)');
-    for (const [id, type] of members) s.run(groupId, id, type);
+  async addMembers(groupId: string, members: Iterable<[string, MemberType]>): Promise<void> {
+    for (const [id, type] of members) {
+      await this.q.run('INSERT INTO scim_group_members (group_id, member_id, member_type) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [groupId, id, type]);
+    }
   }
 
-  removeMembers(groupId: string, ids: Iterable<string>): void {
-    const s = this.stmt('DELETE FROM scim_group_members WHERE group_id = ? AND member_id = ?');
-    for (const id of ids) s.run(groupId, id);
+  async removeMembers(groupId: string, ids: Iterable<string>): Promise<void> {
+    for (const id of ids) await this.q.run('DELETE FROM scim_group_members WHERE group_id = ? AND member_id = ?', [groupId, id]);
   }
 
   /** Removes `memberId` from every group; returns the groups that changed. */
-  removeFromAllGroups(memberId: string): string[] {
-    const groups = this.stmt('SELECT group_id FROM scim_group_members WHERE member_id = ?').pluck().all(memberId) as string[];
-    if (groups.length) this.stmt('DELETE FROM scim_group_members WHERE member_id = ?').run(memberId);
+  async removeFromAllGroups(memberId: string): Promise<string[]> {
+    const groups = (await this.q.all<{ group_id: string }>('SELECT group_id FROM scim_group_members WHERE member_id = ?', [memberId])).map((r) => r.group_id);
+    if (groups.length) await this.q.run('DELETE FROM scim_group_members WHERE member_id = ?', [memberId]);
     return groups;
   }
 
   /** Direct groups of each user, for the readOnly User.groups attribute. */
-  groupsOf(userIds: string[]): Map<string, { value: string; display: string }[]> {
+  async groupsOf(userIds: string[]): Promise<Map<string, { value: string; display: string }[]>> {
     const out = new Map<string, { value: string; display: string }[]>();
     for (const part of chunks(userIds)) {
-      const rows = this.stmt(
+      const rows = await this.q.all<{ member_id: string; id: string; display_name: string }>(
         `SELECT gm.member_id, g.id, g.display_name FROM scim_group_members AS gm JOIN scim_groups AS g ON g.id = gm.group_id WHERE gm.member_id IN (${part.map(() => '?').join(',')}) ORDER BY g.display_name_lc, g.id`,
-      )
-        .raw()
-        .all(...part) as [string, string, string][];
-      for (const [member, value, display] of rows) {
+        part,
+      );
+      for (const { member_id: member, id: value, display_name: display } of rows) {
         let l = out.get(member);
         if (!l) out.set(member, (l = []));
         l.push({ value, display });
@@ -243,24 +295,22 @@ export class ScimRepository {
 
 // ---- look-ups for other parts of the cloud directory (sign-in) -----------------------------------
 
-export function findUserForSignIn(db: Database, userName: string): { id: string; userName: string; active: boolean; externalId: string | null } | undefined {
-  const row = db.prepare('SELECT id, user_name, active, external_id FROM scim_users WHERE user_name_lc = ?').get(userName.toLowerCase()) as
-    | { id: string; user_name: string; active: number | null; external_id: string | null }
-    | undefined;
+export async function findUserForSignIn(q: Sql, userName: string): Promise<{ id: string; userName: string; active: boolean; externalId: string | null } | undefined> {
+  const row = await q.get<{ id: string; user_name: string; active: number | null; external_id: string | null }>(
+    'SELECT id, user_name, active, external_id FROM scim_users WHERE user_name_lc = ?',
+    [userName.toLowerCase()],
+  );
   if (!row) return undefined;
   // An unassigned `active` counts as active: only an explicit false disables sign-in.
   return { id: row.id, userName: row.user_name, active: row.active !== 0, externalId: row.external_id };
 }
 
-export function findUserIdsByExternalIds(db: Database, externalIds: string[]): Map<string, string> {
+export async function findUserIdsByExternalIds(q: Sql, externalIds: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const unique = [...new Set(externalIds)];
   for (const part of chunks(unique)) {
-    const rows = db
-      .prepare(`SELECT external_id, id FROM scim_users WHERE external_id IN (${part.map(() => '?').join(',')})`)
-      .raw()
-      .all(...part) as [string, string][];
-    for (const [ext, id] of rows) out.set(ext, id);
+    const rows = await q.all<{ external_id: string; id: string }>(`SELECT external_id, id FROM scim_users WHERE external_id IN (${part.map(() => '?').join(',')})`, part);
+    for (const r of rows) out.set(r.external_id, r.id);
   }
   return out;
 }

@@ -1,9 +1,13 @@
 /**
- * SCIM resource operations, independent of HTTP: routes and Bulk both call these. Everything is
- * synchronous (better-sqlite3), so a read-check-write runs inside one transaction with no interleaving.
+ * SCIM resource operations, independent of HTTP: routes and Bulk both call these, on SQLite or
+ * PostgreSQL (src/cloud/store/). Every write is a read-check-write in one transaction whose read
+ * locks the row (PostgreSQL; a SQLite write transaction is exclusive anyway), so concurrent writers
+ * of one resource queue instead of losing each other's changes; an If-Match checks the version read
+ * under that lock (412). Uniqueness is the unique indexes' (409). Each operation takes an optional
+ * `q`: given a transaction (a Bulk slice), it runs in a savepoint of it.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../../store/database.js';
+import type { Sql, TransactionOptions } from '../store/sql.js';
 import { badRequest, notFound, ScimError } from './errors.js';
 import { compileFilter, filterToSql, sortSql } from './filter.js';
 import { DEFAULT_LIMITS, type ScimLimits } from './limits.js';
@@ -56,11 +60,11 @@ export class ScimService {
   readonly repo: ScimRepository;
 
   constructor(
-    readonly db: Database,
+    readonly sql: Sql,
     readonly limits: ScimLimits = DEFAULT_LIMITS,
     private readonly now: () => string = () => new Date().toISOString(),
   ) {
-    this.repo = new ScimRepository(db);
+    this.repo = new ScimRepository(sql);
   }
 
   kindOf(name: 'User' | 'Group'): ResourceKind {
@@ -68,77 +72,86 @@ export class ScimService {
   }
 
   /**
-   * A write transaction. IMMEDIATE: another connection (the main thread's, when this service runs in
-   * the SCIM worker) may commit between a deferred transaction's first read and its first write,
-   * and SQLite then fails the write at once (SQLITE_BUSY_SNAPSHOT) instead of waiting. Inside an
-   * open transaction it just runs: the caller owns atomicity there (Bulk wraps each operation in a
-   * savepoint), and a savepoint per call was a fair part of a Bulk create's cost.
+   * A transaction (a savepoint of `q` when `q` is one); the callback gets a repository bound to it.
+   * On SQLite a write transaction is IMMEDIATE (store/sql.ts): the SCIM worker's connection and the
+   * main thread's both write cloud.db.
    */
-  transaction<T>(fn: () => T): T {
-    return this.db.inTransaction ? fn() : this.db.transaction(fn).immediate();
-  }
-
-  /** A savepoint inside the open transaction: what `fn` wrote is undone if it throws. */
-  savepoint<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  transaction<T>(fn: (repo: ScimRepository, tx: Sql) => Promise<T>, q: Sql = this.sql, options?: TransactionOptions): Promise<T> {
+    return q.transaction((tx) => fn(new ScimRepository(tx), tx), options);
   }
 
   // ---- single resources ----------------------------------------------------------------------
 
-  get(kind: ResourceKind, id: string, withMembers = true): Loaded {
-    const r = this.repo.get(kind, id);
+  async get(kind: ResourceKind, id: string, withMembers = true): Promise<Loaded> {
+    const r = await this.repo.get(kind, id);
     if (!r) throw notFound(`${kind.type.name} ${id} not found`);
-    return kind === GROUPS && withMembers ? { ...r, members: this.repo.members(id) } : r;
+    return kind === GROUPS && withMembers ? { ...r, members: await this.repo.members(id) } : r;
   }
 
-  create(kind: ResourceKind, body: unknown): Loaded {
+  async create(kind: ResourceKind, body: unknown, q?: Sql): Promise<Loaded> {
     const doc = normalizeResource(kind.type, body);
-    return this.transaction(() => {
+    return this.transaction(async (repo) => {
       const id = randomUUID();
       const now = this.now();
-      if (kind !== GROUPS) return this.repo.insert(kind, id, doc, now);
+      if (kind !== GROUPS) return repo.insert(kind, id, doc, now);
       const { doc: rest, members } = splitMembers(doc);
-      const resolved = this.resolveMembers(id, members, new Map());
-      const stored = this.repo.insert(kind, id, rest, now);
-      this.repo.addMembers(id, resolved);
-      return { ...stored, members: this.repo.members(id) };
-    });
+      const resolved = await this.resolveMembers(repo, id, members, new Map());
+      const stored = await repo.insert(kind, id, rest, now);
+      await repo.addMembers(id, resolved);
+      return { ...stored, members: await repo.members(id) };
+    }, q);
   }
 
-  replace(kind: ResourceKind, id: string, body: unknown, ifMatch?: string): Loaded {
+  async replace(kind: ResourceKind, id: string, body: unknown, ifMatch?: string, q?: Sql): Promise<Loaded> {
     const doc = normalizeResource(kind.type, body);
-    return this.transaction(() => this.write(kind, this.current(kind, id, ifMatch), doc));
+    return this.transaction(async (repo) => this.write(repo, kind, await this.current(repo, kind, id, ifMatch), doc), q);
   }
 
-  patch(kind: ResourceKind, id: string, body: unknown, ifMatch?: string): Loaded {
+  async patch(kind: ResourceKind, id: string, body: unknown, ifMatch?: string, q?: Sql): Promise<Loaded> {
     const ops = parsePatchRequest(body, this.limits.maxPatchOperations);
     // The patch is worked out on a snapshot, outside the write lock (a 10,000-operation PATCH is CPU
-    // work that other writers need not wait for); the write checks the version it started from, so
-    // a change in between is a 412, never lost.
-    const snapshot = () => {
-      const cur = this.current(kind, id, ifMatch);
-      return { current: cur, before: kind === GROUPS ? { ...cur.doc, members: this.repo.members(id).map(({ value, type }) => ({ value, type })) } : cur.doc };
-    };
-    const { current, before } = this.db.inTransaction ? snapshot() : this.db.transaction(snapshot)();
-    const patched = applyPatch(kind.type, before, ops);
-    // The result is validated like a PUT body: required attributes, types, e-mail format.
-    const doc = normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...patched });
-    return this.transaction(() => this.write(kind, current, doc));
-  }
-
-  delete(kind: ResourceKind, id: string, ifMatch?: string): void {
-    this.transaction(() => {
-      this.current(kind, id, ifMatch);
-      // A deleted user or group leaves every group it was a member of.
-      const groups = this.repo.removeFromAllGroups(id);
-      this.repo.touch(GROUPS, groups, this.now());
-      this.repo.delete(kind, id);
+    // work that other writers need not wait for). The write locks the resource and checks it is still
+    // at that version; if another writer came first, the patch is worked out again on what it wrote
+    // (under the lock, so concurrent PATCHes of one group each keep their members), unless If-Match
+    // names the old version: then it is a 412. Inside a caller's transaction (Bulk) it is all one.
+    const before = async (repo: ScimRepository, cur: StoredResource): Promise<Doc> =>
+      kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(({ value, type }) => ({ value, type })) } : cur.doc;
+    const work = (doc: Doc): Doc =>
+      // The result is validated like a PUT body: required attributes, types, e-mail format.
+      normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...applyPatch(kind.type, doc, ops) });
+    if (q) {
+      return this.transaction(async (repo) => {
+        const cur = await this.current(repo, kind, id, ifMatch);
+        return this.write(repo, kind, cur, work(await before(repo, cur)));
+      }, q);
+    }
+    const snap = await this.transaction(
+      async (repo) => {
+        const cur = await this.current(repo, kind, id, ifMatch, false);
+        return { version: cur.version, doc: work(await before(repo, cur)) };
+      },
+      this.sql,
+      { readOnly: true },
+    );
+    return this.transaction(async (repo) => {
+      const locked = await this.current(repo, kind, id, ifMatch);
+      return this.write(repo, kind, locked, locked.version === snap.version ? snap.doc : work(await before(repo, locked)));
     });
   }
 
-  /** Loads the resource and checks If-Match. */
-  private current(kind: ResourceKind, id: string, ifMatch?: string): StoredResource {
-    const cur = this.repo.get(kind, id);
+  async delete(kind: ResourceKind, id: string, ifMatch?: string, q?: Sql): Promise<void> {
+    await this.transaction(async (repo) => {
+      await this.current(repo, kind, id, ifMatch);
+      // A deleted user or group leaves every group it was a member of.
+      const groups = await repo.removeFromAllGroups(id);
+      await repo.touch(GROUPS, groups, this.now());
+      await repo.delete(kind, id);
+    }, q);
+  }
+
+  /** Loads (and, unless `lock` is false, locks) the resource and checks If-Match. */
+  private async current(repo: ScimRepository, kind: ResourceKind, id: string, ifMatch?: string, lock = true): Promise<StoredResource> {
+    const cur = await repo.get(kind, id, lock);
     if (!cur) throw notFound(`${kind.type.name} ${id} not found`);
     if (ifMatch !== undefined && !etagMatches(ifMatch, cur.version)) {
       throw new ScimError(412, undefined, `Precondition Failed: the ${kind.type.name} is at version ${etagOf(cur.version)}`);
@@ -147,32 +160,32 @@ export class ScimService {
   }
 
   /** Stores a replacement document; nothing is written (and the version is kept) when nothing changed. */
-  private write(kind: ResourceKind, current: StoredResource, doc: Doc): Loaded {
+  private async write(repo: ScimRepository, kind: ResourceKind, current: StoredResource, doc: Doc): Promise<Loaded> {
     const now = this.now();
     if (kind !== GROUPS) {
-      return JSON.stringify(doc) === JSON.stringify(current.doc) ? current : this.repo.update(kind, current, doc, now);
+      return JSON.stringify(doc) === JSON.stringify(current.doc) ? current : repo.update(kind, current, doc, now);
     }
     const { doc: rest, members } = splitMembers(doc);
-    const existing = this.repo.memberMap(current.id);
-    const wanted = this.resolveMembers(current.id, members, existing);
+    const existing = await repo.memberMap(current.id);
+    const wanted = await this.resolveMembers(repo, current.id, members, existing);
     const added = [...wanted].filter(([id]) => !existing.has(id));
     const removed = [...existing.keys()].filter((id) => !wanted.has(id));
     const docChanged = JSON.stringify(rest) !== JSON.stringify(current.doc);
-    if (!docChanged && added.length === 0 && removed.length === 0) return { ...current, members: this.repo.members(current.id) };
-    this.repo.removeMembers(current.id, removed);
-    this.repo.addMembers(current.id, added);
-    const stored = this.repo.update(kind, current, rest, now);
-    return { ...stored, members: this.repo.members(current.id) };
+    if (!docChanged && added.length === 0 && removed.length === 0) return { ...current, members: await repo.members(current.id) };
+    await repo.removeMembers(current.id, removed);
+    await repo.addMembers(current.id, added);
+    const stored = await repo.update(kind, current, rest, now);
+    return { ...stored, members: await repo.members(current.id) };
   }
 
   /** Checks that every member exists (and its declared type is right); returns id → type. */
-  private resolveMembers(groupId: string, members: Record<string, unknown>[], existing: Map<string, MemberType>): Map<string, MemberType> {
+  private async resolveMembers(repo: ScimRepository, groupId: string, members: Record<string, unknown>[], existing: Map<string, MemberType>): Promise<Map<string, MemberType>> {
     const out = new Map<string, MemberType>();
     for (const m of members) {
       const id = m.value as string;
       if (out.has(id)) continue;
       if (id === groupId) throw badRequest('invalidValue', 'members: a group cannot be a member of itself');
-      const type = existing.get(id) ?? this.repo.resourceType(id);
+      const type = existing.get(id) ?? (await repo.resourceType(id));
       if (!type) throw badRequest('invalidValue', `members: no User or Group has id "${id}"`);
       if (m.type !== undefined && m.type !== type) throw badRequest('invalidValue', `members: "${id}" is a ${type}, not a ${String(m.type)}`);
       out.set(id, type);
@@ -182,7 +195,7 @@ export class ScimService {
 
   // ---- list / search -------------------------------------------------------------------------
 
-  list(kind: ResourceKind, q: ListQuery): { total: number; startIndex: number; items: Loaded[]; projection: Projection } {
+  async list(kind: ResourceKind, q: ListQuery): Promise<{ total: number; startIndex: number; items: Loaded[]; projection: Projection }> {
     const projection = parseProjection(kind.type, q.attributes, q.excludedAttributes);
     if (q.filter !== undefined && typeof q.filter !== 'string') throw badRequest('invalidFilter', '"filter" must be a string');
     const where = q.filter ? filterToSql(compileFilter(q.filter, { rt: kind.type }), kind.sql) : null;
@@ -200,22 +213,23 @@ export class ScimService {
         descending = so === 'descending';
       }
     }
-    // Read only: a deferred transaction (one snapshot for count and page), which takes no write lock.
-    return this.db.transaction(() => {
-      const total = this.repo.count(kind, where);
+    // Read only: one snapshot for count and page; on SQLite a deferred transaction, which takes no write lock.
+    return this.transaction(async (repo) => {
+      const total = await repo.count(kind, where);
       // A startIndex past the end (even 1e19, beyond SQLite's integers) is an empty page, not an error.
-      const rows = count === 0 || startIndex > total ? [] : this.repo.page(kind, where, orderBy, descending, startIndex - 1, count);
-      const items: Loaded[] =
-        kind === GROUPS && returnsAttribute(projection, 'members') ? rows.map((r) => ({ ...r, members: this.repo.members(r.id) })) : rows;
+      const rows = count === 0 || startIndex > total ? [] : await repo.page(kind, where, orderBy, descending, startIndex - 1, count);
+      const items: Loaded[] = [];
+      const withMembers = kind === GROUPS && returnsAttribute(projection, 'members');
+      for (const r of rows) items.push(withMembers ? { ...r, members: await repo.members(r.id) } : r);
       return { total, startIndex, items, projection };
-    })();
+    }, this.sql, { readOnly: true });
   }
 
   // ---- rendering -----------------------------------------------------------------------------
 
   /** The SCIM representation of resources; `baseUrl` is the absolute SCIM base (…/scim/v2). */
-  renderAll(kind: ResourceKind, items: Loaded[], baseUrl: string, projection: Projection = {}): Record<string, unknown>[] {
-    const groups = kind === USERS && returnsAttribute(projection, 'groups') && items.length ? this.repo.groupsOf(items.map((i) => i.id)) : undefined;
+  async renderAll(kind: ResourceKind, items: Loaded[], baseUrl: string, projection: Projection = {}, q: Sql = this.sql): Promise<Record<string, unknown>[]> {
+    const groups = kind === USERS && returnsAttribute(projection, 'groups') && items.length ? await new ScimRepository(q).groupsOf(items.map((i) => i.id)) : undefined;
     return items.map((item) => {
       const rt = kind.type;
       const out: Record<string, unknown> = {
@@ -245,18 +259,18 @@ export class ScimService {
     });
   }
 
-  render(kind: ResourceKind, item: Loaded, baseUrl: string, projection: Projection = {}): Record<string, unknown> {
-    return this.renderAll(kind, [item], baseUrl, projection)[0]!;
+  async render(kind: ResourceKind, item: Loaded, baseUrl: string, projection: Projection = {}, q: Sql = this.sql): Promise<Record<string, unknown>> {
+    return (await this.renderAll(kind, [item], baseUrl, projection, q))[0]!;
   }
 
-  listResponse(kind: ResourceKind, q: ListQuery, baseUrl: string): Record<string, unknown> {
-    const { total, startIndex, items, projection } = this.list(kind, q);
+  async listResponse(kind: ResourceKind, q: ListQuery, baseUrl: string): Promise<Record<string, unknown>> {
+    const { total, startIndex, items, projection } = await this.list(kind, q);
     return {
       schemas: [LIST_RESPONSE],
       totalResults: total,
       startIndex,
       itemsPerPage: items.length,
-      Resources: this.renderAll(kind, items, baseUrl, projection),
+      Resources: await this.renderAll(kind, items, baseUrl, projection),
     };
   }
 }

@@ -9,7 +9,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Principal } from '../accounts/store.js';
 import { SCIM_ROLES } from '../accounts/roles.js';
 import type { Guard } from '../auth/guard.js';
-import type { Database, Migration } from '../../store/database.js';
+import type { Migration } from '../../store/database.js';
+import type { Sql } from '../store/sql.js';
 
 export const INSTALLATION_HEADER = 'x-idsync-installation';
 
@@ -22,6 +23,21 @@ CREATE TABLE sync_installations (
   principal    TEXT NOT NULL,
   first_write  TEXT NOT NULL,
   last_write   TEXT NOT NULL,
+  writes       INTEGER NOT NULL
+);
+`,
+  },
+];
+
+export const syncInstallationPgMigrations: Migration[] = [
+  {
+    id: 'cloud/sync-installations-001',
+    sql: `
+CREATE TABLE sync_installations (
+  installation TEXT COLLATE "C" PRIMARY KEY,
+  principal    TEXT NOT NULL,
+  first_write  TEXT NOT NULL,
+  last_write   TEXT COLLATE "C" NOT NULL,
   writes       INTEGER NOT NULL
 );
 `,
@@ -41,11 +57,9 @@ export interface SyncInstallation {
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const ID_RE = /^[A-Za-z0-9._:-]{1,100}$/;
 
-export function registerSyncInstallations(app: FastifyInstance, deps: { db: Database; guard: Guard; now: () => number; isScimPath: (url: string) => boolean }): void {
-  const upsert = deps.db.prepare(
-    `INSERT INTO sync_installations (installation, principal, first_write, last_write, writes) VALUES (?, ?, ?, ?, 1)
-     ON CONFLICT (installation) DO UPDATE SET principal = excluded.principal, last_write = excluded.last_write, writes = writes + 1`,
-  );
+export function registerSyncInstallations(app: FastifyInstance, deps: { db: Sql; guard: Guard; now: () => number; isScimPath: (url: string) => boolean }): void {
+  const upsert = `INSERT INTO sync_installations (installation, principal, first_write, last_write, writes) VALUES (?, ?, ?, ?, 1)
+     ON CONFLICT (installation) DO UPDATE SET principal = excluded.principal, last_write = excluded.last_write, writes = sync_installations.writes + 1`;
   const installationOf = (req: FastifyRequest, principal: Principal): string => {
     const h = req.headers[INSTALLATION_HEADER];
     return typeof h === 'string' && ID_RE.test(h) ? h : `${principal.kind}:${principal.name}`;
@@ -61,16 +75,14 @@ export function registerSyncInstallations(app: FastifyInstance, deps: { db: Data
     }
     // An administrator's hand edit is not an installation exporting to the tenant.
     if (principal.role !== 'DirectorySynchronizationAccounts') return;
-    upsert.run(installationOf(req, principal), principal.name, new Date(deps.now()).toISOString(), new Date(deps.now()).toISOString());
+    await deps.db.run(upsert, [installationOf(req, principal), principal.name, new Date(deps.now()).toISOString(), new Date(deps.now()).toISOString()]);
   });
 
   app.get('/api/v1/syncInstallations', async (req) => {
     await deps.guard.authenticate(req, SCIM_ROLES);
-    const rows = deps.db
-      .prepare<[], { installation: string; principal: string; first_write: string; last_write: string; writes: number }>(
-        'SELECT installation, principal, first_write, last_write, writes FROM sync_installations ORDER BY last_write DESC',
-      )
-      .all();
+    const rows = await deps.db.all<{ installation: string; principal: string; first_write: string; last_write: string; writes: number }>(
+      'SELECT installation, principal, first_write, last_write, writes FROM sync_installations ORDER BY last_write DESC',
+    );
     const installations: SyncInstallation[] = rows.map((r) => ({ installation: r.installation, principal: r.principal, firstWrite: r.first_write, lastWrite: r.last_write, writes: r.writes }));
     return { installations };
   });

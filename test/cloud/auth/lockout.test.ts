@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { Lockout, lockoutMigrations, UNFAMILIAR, type Admission } from '../../../src/cloud/auth/lockout.js';
 import type { CloudServer } from '../../../src/cloud/server.js';
 import { orgIdHash } from '../../../src/passwords/hash.js';
+import { SqliteStore } from '../../../src/cloud/store/sqlite.js';
 import { openDatabase, type Database } from '../../../src/store/database.js';
 import { startTestCloud, type TestCloud } from '../../helpers/cloud.js';
 import { ADMIN_PASSWORD, accountToken, call, createAccount, createScimUser, fakeClock, sendHashes, start, tempDir, tokenRequest, type Res } from './helpers.js';
@@ -22,7 +23,7 @@ import { ADMIN_PASSWORD, accountToken, call, createAccount, createScimUser, fake
 /** Runs one admission to its end with the given outcome (what the token endpoint does around a check). */
 async function attempt(l: Lockout, name: string, ip: string, secret: string, outcome: 'success' | 'failure', stamp = 'stamp-1'): Promise<Admission['kind']> {
   const a = await l.begin({ name, ip, secret, credentialStamp: stamp });
-  if (a.kind === 'check') a.finish(outcome);
+  if (a.kind === 'check') await a.finish(outcome);
   return a.kind;
 }
 
@@ -37,19 +38,19 @@ describe('lockout policy', () => {
 
   test('repeats of one wrong password do not count; different wrong passwords do', async () => {
     const clock = fakeClock(1_000_000);
-    const l = new Lockout(db, {}, clock.now);
+    const l = await Lockout.open(new SqliteStore(db), {}, clock.now);
     const kinds = [];
     for (let i = 0; i < 20; i++) kinds.push(await attempt(l, 'u1', '10.0.0.1', 'same wrong', 'failure'));
     assert.deepEqual(kinds, ['check', ...Array<string>(19).fill('repeat')], 'checked once, then refused as a known wrong password');
-    assert.equal(l.state('u1', '10.0.0.1').locked, false);
+    assert.equal((await l.state('u1', '10.0.0.1')).locked, false);
     for (let i = 0; i < 9; i++) assert.equal(await attempt(l, 'u1', '10.0.0.1', `wrong ${i}`, 'failure'), 'check');
-    const state = l.state('u1', '10.0.0.1');
+    const state = await l.state('u1', '10.0.0.1');
     assert.ok(state.locked && state.until === clock.now() + 60_000, 'the 10th different wrong password locks for 60 s');
     assert.equal(await attempt(l, 'u1', '10.0.0.1', 'right', 'success'), 'locked', 'while locked nothing is checked');
   });
 
   test('only the last three wrong passwords are remembered, and only for the same stored credential', async () => {
-    const l = new Lockout(db, {}, fakeClock(2_000_000).now);
+    const l = await Lockout.open(new SqliteStore(db), {}, fakeClock(2_000_000).now);
     for (const p of ['a', 'b', 'c', 'd']) await attempt(l, 'u2', '10.0.0.1', p, 'failure');
     assert.equal(await attempt(l, 'u2', '10.0.0.1', 'd', 'failure'), 'repeat');
     assert.equal(await attempt(l, 'u2', '10.0.0.1', 'b', 'failure'), 'repeat');
@@ -61,28 +62,28 @@ describe('lockout policy', () => {
 
   test('a familiar address keeps its own counter; strangers share one; lockouts double up to the cap', async () => {
     const clock = fakeClock(3_000_000);
-    const l = new Lockout(db, { maxLockoutMs: 200_000 }, clock.now);
+    const l = await Lockout.open(new SqliteStore(db), { maxLockoutMs: 200_000 }, clock.now);
     assert.equal(await attempt(l, 'svc', '10.0.0.1', 'right', 'success'), 'check');
     const lockStrangers = async (round: number) => {
       for (let i = 0; i < 10; i++) await attempt(l, 'svc', `192.0.2.${i}`, `guess ${round}-${i}`, 'failure');
     };
     await lockStrangers(1);
-    const s1 = l.state('svc', '198.51.100.7');
+    const s1 = await l.state('svc', '198.51.100.7');
     assert.ok(s1.locked && s1.counter === UNFAMILIAR && s1.until === clock.now() + 60_000, 'every unfamiliar address is locked');
-    assert.equal(l.state('svc', '10.0.0.1').locked, false, 'the familiar address is not');
+    assert.equal((await l.state('svc', '10.0.0.1')).locked, false, 'the familiar address is not');
     assert.equal(await attempt(l, 'svc', '10.0.0.1', 'right', 'success'), 'check');
     clock.advance(60_000);
     await lockStrangers(2);
-    const s2 = l.state('svc', '192.0.2.1');
+    const s2 = await l.state('svc', '192.0.2.1');
     assert.ok(s2.locked && s2.until === clock.now() + 120_000, 'the second lockout is twice as long');
     clock.advance(120_000);
     await lockStrangers(3);
-    const s3 = l.state('svc', '192.0.2.1');
+    const s3 = await l.state('svc', '192.0.2.1');
     assert.ok(s3.locked && s3.until === clock.now() + 200_000, 'capped');
   });
 
   test('the threshold holds under concurrency: checks are reserved before they are made', async () => {
-    const l = new Lockout(db, {}, fakeClock(4_000_000).now);
+    const l = await Lockout.open(new SqliteStore(db), {}, fakeClock(4_000_000).now);
     let checked = 0;
     // 200 different wrong passwords, all started at once; each check takes a few event-loop turns.
     const outcomes = await Promise.all(
@@ -91,7 +92,7 @@ describe('lockout policy', () => {
         if (a.kind !== 'check') return a.kind;
         checked++;
         await new Promise((r) => setTimeout(r, 5));
-        a.finish('failure');
+        await a.finish('failure');
         return a.kind;
       }),
     );
@@ -100,7 +101,7 @@ describe('lockout policy', () => {
   });
 
   test('the same wrong secret sent many times at once is checked once', async () => {
-    const l = new Lockout(db, {}, fakeClock(4_500_000).now);
+    const l = await Lockout.open(new SqliteStore(db), {}, fakeClock(4_500_000).now);
     let checked = 0;
     const kinds = await Promise.all(
       Array.from({ length: 50 }, async () => {
@@ -108,32 +109,32 @@ describe('lockout policy', () => {
         if (a.kind !== 'check') return a.kind;
         checked++;
         await new Promise((r) => setTimeout(r, 5));
-        a.finish('failure');
+        await a.finish('failure');
         return a.kind;
       }),
     );
     assert.equal(checked, 1);
     assert.equal(kinds.filter((k) => k === 'repeat').length, 49);
-    assert.equal(l.state('u5', '10.0.0.5').locked, false);
+    assert.equal((await l.state('u5', '10.0.0.5')).locked, false);
   });
 
   test('state persists across a reopen and stays bounded', async () => {
     const clock = fakeClock(5_000_000);
     const file = path.join(tmp.dir, 'persist.db');
     let pdb = openDatabase(file, lockoutMigrations);
-    let l = new Lockout(pdb, { maxFamiliarAddresses: 5 }, clock.now);
+    let l = await Lockout.open(new SqliteStore(pdb), { maxFamiliarAddresses: 5 }, clock.now);
     for (let i = 0; i < 30; i++) await attempt(l, 'u4', `10.1.0.${i}`, 'right', 'success');
     await attempt(l, 'u4', '10.9.9.9', 'old wrong', 'failure');
     pdb.close();
     pdb = openDatabase(file, lockoutMigrations);
-    l = new Lockout(pdb, { maxFamiliarAddresses: 5 }, clock.now);
+    l = await Lockout.open(new SqliteStore(pdb), { maxFamiliarAddresses: 5 }, clock.now);
     assert.equal(pdb.prepare('SELECT count(*) FROM signin_familiar').pluck().get(), 5, 'the five most recent familiar addresses are kept');
     assert.equal(await attempt(l, 'u4', '10.9.9.9', 'old wrong', 'failure'), 'repeat', 'the remembered wrong password survived (same key)');
     clock.advance(3_600_001);
-    assert.ok(l.prune() >= 2, 'the stale counter and digest are pruned');
+    assert.ok((await l.prune()) >= 2, 'the stale counter and digest are pruned');
     assert.equal(pdb.prepare('SELECT count(*) FROM signin_bad_password').pluck().get(), 0);
     clock.advance(30 * 86_400_000);
-    l.prune();
+    (await l.prune());
     assert.equal(pdb.prepare('SELECT count(*) FROM signin_familiar').pluck().get(), 0, 'familiarity fades');
     pdb.close();
   });
@@ -145,20 +146,20 @@ describe('lockout state under a flood of names', () => {
     const db = openDatabase(path.join(tmp.dir, 'flood.db'), lockoutMigrations);
     try {
       const clock = fakeClock(6_000_000);
-      const l = new Lockout(db, { threshold: 2, maxRows: 50 }, clock.now);
+      const l = await Lockout.open(new SqliteStore(db), { threshold: 2, maxRows: 50 }, clock.now);
       for (let i = 0; i < 2; i++) await attempt(l, 'victim', '10.0.0.1', `guess ${i}`, 'failure');
-      assert.equal(l.state('victim', '10.0.0.1').locked, true);
+      assert.equal((await l.state('victim', '10.0.0.1')).locked, true);
       for (let i = 0; i < 200; i++) {
         clock.advance(1);
         await attempt(l, `sprayed-${i}`, '10.0.0.2', 'guess', 'failure');
         await attempt(l, `sprayed-${i}`, `10.0.1.${i % 250}`, 'right', 'success');
       }
-      assert.ok(l.prune() > 0);
+      assert.ok((await l.prune()) > 0);
       for (const table of ['signin_lockout', 'signin_bad_password', 'signin_familiar']) {
         const n = db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
         assert.ok(n <= 51, `${table}: ${n} rows`);
       }
-      assert.equal(l.state('victim', '10.0.0.1').locked, true, 'the lockout in force survived the cap');
+      assert.equal((await l.state('victim', '10.0.0.1')).locked, true, 'the lockout in force survived the cap');
     } finally {
       db.close();
       tmp.cleanup();

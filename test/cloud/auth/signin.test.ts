@@ -162,7 +162,7 @@ describe('password hash intake and directory sign-in', () => {
     assert.equal((await signIn('frank@example.com', 'Frank password')).status, 200);
     assert.equal((await call(server, 'DELETE', `/scim/v2/Users/${id}`, { token: admin })).status, 204);
     assert.equal((await signIn('frank@example.com', 'Frank password')).status, 400);
-    const left = server.db.prepare('SELECT count(*) FROM user_password_hashes WHERE user_id = ?').pluck().get(id);
+    const left = server.db!.prepare('SELECT count(*) FROM user_password_hashes WHERE user_id = ?').pluck().get(id);
     assert.equal(left, 0, "the deleted user's hash is gone too");
     // A new user of the same name does not inherit the old hash.
     await createScimUser(server, admin, { userName: 'frank@example.com', externalId: 'ext-frank-2' });
@@ -194,7 +194,7 @@ describe('password hash intake and directory sign-in', () => {
     for (const pw of ['Correct horse 1', 'Erin password', 'Frank password', 'anything-at-all', 'Legacy pass 100']) {
       assert.ok(!res.text.includes(pw), 'no password in the audit log');
     }
-    const raw = server.db.prepare('SELECT * FROM audit_log').all();
+    const raw = server.db!.prepare('SELECT * FROM audit_log').all();
     assert.ok(!JSON.stringify(raw).includes('Correct horse 1'));
     const batches = await call(server, 'GET', '/admin/v1/audit?type=passwordHashes', { token: admin });
     assert.ok(batches.body.records.length > 0);

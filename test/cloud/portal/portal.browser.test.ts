@@ -36,7 +36,7 @@ describe('cloud portal in Chromium', { skip: skipUnless('chromium') }, () => {
     direct.push({ what: `${method} ${p}`, text: JSON.stringify(res.headers) + text });
     return { status: res.statusCode, headers: res.headers, text };
   };
-  const audit = () => cloud.server.db.prepare('SELECT type, actor, subject, result, reason FROM audit_log ORDER BY id').all() as { type: string; actor: string | null; subject: string | null; result: string; reason: string }[];
+  const audit = () => cloud.server.db!.prepare('SELECT type, actor, subject, result, reason FROM audit_log ORDER BY id').all() as { type: string; actor: string | null; subject: string | null; result: string; reason: string }[];
 
   before(async () => {
     cloud = await startTestCloud();

@@ -173,7 +173,7 @@ describe('Bulk', () => {
     // The unique index decides (in one transaction with the others): the existing user differs
     // only in case, and a second duplicate repeats a name created earlier in the same request.
     assert.equal((await h.call('POST', '/Users', user('dup-existing@example.com'))).status, 201);
-    const before = (h.db.prepare('SELECT count(*) AS n FROM scim_users').get() as { n: number }).n;
+    const before = ((await h.store.get<{ n: number }>('SELECT count(*) AS n FROM scim_users'))!).n;
     const ops = Array.from({ length: 100 }, (_, i) => ({ method: 'POST', path: '/Users', bulkId: `d${i}`, data: user(`dup-${i}@example.com`, { externalId: `dup-ext-${i}` }) }));
     ops[50] = { method: 'POST', path: '/Users', bulkId: 'd50', data: user('DUP-Existing@example.com', { externalId: 'dup-ext-50' }) };
     ops[70] = { method: 'POST', path: '/Users', bulkId: 'd70', data: user('dup-10@example.com', { externalId: 'dup-ext-70' }) };
@@ -187,7 +187,7 @@ describe('Bulk', () => {
       assert.equal(r.response.scimType, 'uniqueness');
       assert.match(r.response.detail, /userName/);
     }
-    const after = (h.db.prepare('SELECT count(*) AS n FROM scim_users').get() as { n: number }).n;
+    const after = ((await h.store.get<{ n: number }>('SELECT count(*) AS n FROM scim_users'))!).n;
     assert.equal(after - before, 98);
     // Every created operation points at a user that exists with its own name.
     const u99 = await h.call('GET', res.body.Operations[99].location);

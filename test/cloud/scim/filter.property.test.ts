@@ -12,12 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ScimError } from '../../../src/cloud/scim/errors.js';
 import { compileFilter, evalFilter, type NFilter } from '../../../src/cloud/scim/filter.js';
-import { scimMigrations } from '../../../src/cloud/scim/index.js';
 import { USERS } from '../../../src/cloud/scim/resources/users.js';
 import { refName } from '../../../src/cloud/scim/schema.js';
+import type { CloudStore } from '../../../src/cloud/store/sql.js';
+import { openTestScimStore } from './helpers.js';
 import { ScimService } from '../../../src/cloud/scim/service.js';
 import { USER_TYPE } from '../../../src/cloud/scim/schema.js';
-import { openDatabase, type Database } from '../../../src/store/database.js';
 import { ENTERPRISE } from './helpers.js';
 
 const SEED = Number(process.env.IDSYNC_PROPERTY_SEED ?? 20261206);
@@ -102,31 +102,30 @@ function print(f: NFilter): string {
 }
 
 let dir: string;
-let db: Database;
+let store: CloudStore;
 
-before(() => {
+before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'idsync-scim-prop-'));
-  db = openDatabase(path.join(dir, 'p.db'), scimMigrations);
+  ({ store } = await openTestScimStore(dir));
 });
-after(() => {
-  db.close();
+after(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('filter properties', () => {
-  test('SQL and the JS evaluator select the same users', () => {
+  test('SQL and the JS evaluator select the same users', async () => {
     let partial = 0; // filters that selected some but not all users: the property is not vacuous
     const population = fc.integer({ min: 0, max: 12 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => userDoc(i))));
-    fc.assert(
-      fc.property(population, fc.array(filterText, { minLength: 1, maxLength: 5 }), (docs, filters) => {
-        db.exec('DELETE FROM scim_group_members; DELETE FROM scim_groups; DELETE FROM scim_users;');
-        const svc = new ScimService(db);
-        for (const d of docs) svc.create(USERS, d);
-        const rendered = svc.renderAll(USERS, svc.list(USERS, { count: 1000 }).items, 'http://x/scim/v2');
+    await fc.assert(
+      fc.asyncProperty(population, fc.array(filterText, { minLength: 1, maxLength: 5 }), async (docs, filters) => {
+        for (const t of ['scim_group_members', 'scim_groups', 'scim_users']) await store.run(`DELETE FROM ${t}`);
+        const svc = new ScimService(store);
+        for (const d of docs) await svc.create(USERS, d);
+        const rendered = await svc.renderAll(USERS, (await svc.list(USERS, { count: 1000 })).items, 'http://x/scim/v2');
         for (const text of filters) {
-          const viaSql = svc
-            .list(USERS, { filter: text, count: 1000 })
-            .items.map((i) => i.doc.userName as string)
+          const viaSql = (await svc.list(USERS, { filter: text, count: 1000 })).items
+            .map((i) => i.doc.userName as string)
             .sort();
           const f = compileFilter(text, { rt: USER_TYPE });
           const viaJs = rendered

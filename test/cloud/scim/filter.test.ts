@@ -15,20 +15,23 @@ import { ScimService } from '../../../src/cloud/scim/service.js';
 import { USERS } from '../../../src/cloud/scim/resources/users.js';
 import { GROUPS } from '../../../src/cloud/scim/resources/groups.js';
 import { USER_TYPE } from '../../../src/cloud/scim/schema.js';
-import { ENTERPRISE, ONPREM_USER } from './helpers.js';
+import { SqliteStore } from '../../../src/cloud/store/sqlite.js';
+import type { CloudStore } from '../../../src/cloud/store/sql.js';
+import { ENTERPRISE, ONPREM_USER, openTestScimStore, testStoreKind } from './helpers.js';
 
 let dir: string;
-let db: Database;
+let db: Database | undefined;
+let store: CloudStore;
 let svc: ScimService;
 let rendered: Record<string, unknown>[];
 
-before(() => {
+before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'idsync-scim-filter-'));
-  db = openDatabase(path.join(dir, 'f.db'), scimMigrations);
+  ({ store, db } = await openTestScimStore(dir));
   const times = ['2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z', '2024-03-01T00:00:00.000Z', '2024-04-01T00:00:00.000Z', '2024-05-01T00:00:00.000Z'];
   let t = 0;
-  svc = new ScimService(db, undefined, () => times[Math.min(t++, times.length - 1)]!);
-  const alice = svc.create(USERS, {
+  svc = new ScimService(store, undefined, () => times[Math.min(t++, times.length - 1)]!);
+  const alice = await svc.create(USERS, {
     userName: 'Alice@Example.com',
     displayName: 'Alice',
     active: true,
@@ -41,7 +44,7 @@ before(() => {
     ],
     [ENTERPRISE]: { employeeNumber: '100', department: 'R&D' },
   });
-  svc.create(USERS, {
+  await svc.create(USERS, {
     userName: 'bob@example.com',
     active: false,
     externalId: 'ext-b',
@@ -50,15 +53,15 @@ before(() => {
     [ENTERPRISE]: { employeeNumber: '200' },
     [ONPREM_USER]: { onPremisesSamAccountName: 'bob' },
   });
-  svc.create(USERS, { userName: 'carol', displayName: 'ÉCOLE', title: 'Manager' });
-  svc.create(USERS, { userName: 'dave%_', externalId: 'EXT-A' });
-  svc.create(GROUPS, { displayName: 'Admins', members: [{ value: alice.id }] });
-  const all = svc.list(USERS, {});
-  rendered = svc.renderAll(USERS, all.items, 'http://x/scim/v2');
+  await svc.create(USERS, { userName: 'carol', displayName: 'ÉCOLE', title: 'Manager' });
+  await svc.create(USERS, { userName: 'dave%_', externalId: 'EXT-A' });
+  await svc.create(GROUPS, { displayName: 'Admins', members: [{ value: alice.id }] });
+  const all = await svc.list(USERS, {});
+  rendered = await svc.renderAll(USERS, all.items, 'http://x/scim/v2');
 });
 
-after(() => {
-  db.close();
+after(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -108,8 +111,8 @@ const cases: [string, string[]][] = [
 
 describe('filter → SQL and JS evaluation give the same, expected users', () => {
   for (const [filter, expected] of cases) {
-    test(filter, () => {
-      const viaSql = names(svc.list(USERS, { filter }).items);
+    test(filter, async () => {
+      const viaSql = names((await svc.list(USERS, { filter })).items);
       assert.deepEqual(viaSql, expected, 'SQL');
       const f = compileFilter(filter, { rt: USER_TYPE });
       const viaJs = rendered.filter((r) => evalFilter(f, r)).map((r) => r.userName as string).sort();
@@ -135,8 +138,8 @@ describe('invalid filters are 400 invalidFilter', () => {
     ['userName eq "' + 'x'.repeat(MAX_FILTER_LENGTH) + '"', /longer than/],
   ];
   for (const [filter, detail] of bad) {
-    test(filter.length > 60 ? filter.slice(0, 60) + '…' : filter || '(empty)', () => {
-      assert.throws(
+    test(filter.length > 60 ? filter.slice(0, 60) + '…' : filter || '(empty)', async () => {
+      await assert.rejects(
         () => svc.list(USERS, { filter }),
         (e: unknown) => e instanceof ScimError && e.status === 400 && e.scimType === 'invalidFilter' && detail.test(e.detail),
       );
@@ -160,9 +163,9 @@ describe('SQL translation', () => {
     assert.deepEqual(sql('userName eq "Bob@X.com"'), { sql: 'r.user_name_lc = ?', params: ['bob@x.com'] });
   });
 
-  test('userName eq is answered from the unique index, not a table scan', () => {
+  test('userName eq is answered from the unique index, not a table scan', { skip: testStoreKind() === 'postgres' && 'EXPLAIN QUERY PLAN is SQLite' }, () => {
     const q = sql('userName eq "bob@example.com"');
-    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT id FROM scim_users AS r WHERE ${q.sql}`).all(...q.params) as { detail: string }[];
+    const plan = db!.prepare(`EXPLAIN QUERY PLAN SELECT id FROM scim_users AS r WHERE ${q.sql}`).all(...q.params) as { detail: string }[];
     assert.match(plan.map((p) => p.detail).join('\n'), /USING INDEX/);
   });
 
@@ -185,19 +188,19 @@ describe('SQL translation', () => {
     assert.deepEqual(sql('meta.lastModified gt "2024-01-01T02:00:00+02:00"').params, ['2024-01-01T00:00:00.000Z']);
   });
 
-  test('the filter value is always a bound parameter, never SQL text', () => {
+  test('the filter value is always a bound parameter, never SQL text', async () => {
     const q = sql(`userName eq "x' OR 1=1 --"`);
     assert.equal(q.sql, 'r.user_name_lc = ?');
-    assert.equal(svc.list(USERS, { filter: `userName eq "x' OR 1=1 --"` }).total, 0);
+    assert.equal((await svc.list(USERS, { filter: `userName eq "x' OR 1=1 --"` })).total, 0);
   });
 });
 
 describe('scale', () => {
-  test('a filtered, paged list over 100k users reads only the page into memory', () => {
+  test('a filtered, paged list over 100k users reads only the page into memory', async () => {
     const sdb = openDatabase(path.join(dir, 'big.db'), scimMigrations);
-    const big = new ScimService(sdb);
-    big.transaction(() => {
-      for (let i = 0; i < 100_000; i++) big.create(USERS, { userName: `user${i}@corp.example`, active: i % 2 === 0 });
+    const big = new ScimService(new SqliteStore(sdb));
+    await big.transaction(async (_repo, tx) => {
+      for (let i = 0; i < 100_000; i++) await big.create(USERS, { userName: `user${i}@corp.example`, active: i % 2 === 0 }, tx);
     });
     let parsed = 0;
     const origParse = JSON.parse;
@@ -208,7 +211,7 @@ describe('scale', () => {
     }) as typeof JSON.parse;
     let res;
     try {
-      res = big.list(USERS, { filter: 'userName sw "user9" and active eq true', count: 10, startIndex: 21 });
+      res = await big.list(USERS, { filter: 'userName sw "user9" and active eq true', count: 10, startIndex: 21 });
     } finally {
       JSON.parse = origParse;
     }

@@ -1,7 +1,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are untyped JSON */
 /**
  * Test harness for the SCIM layer: a real fastify server on 127.0.0.1 with SQLite on disk in a temp
- * dir, spoken to over HTTP with undici. Authentication here is a trivial fixed bearer check; the real
+ * dir (or, with IDSYNC_CLOUD_TEST_STORE=postgres, a fresh database on a private PostgreSQL 15:
+ * test/helpers/postgres.ts), spoken to over HTTP with undici. Authentication here is a trivial fixed bearer check; the real
  * token authentication is the auth module's and is tested there.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,32 @@ import path from 'node:path';
 import fastify, { type FastifyInstance } from 'fastify';
 import { request, type Dispatcher } from 'undici';
 import { openDatabase, type Database } from '../../../src/store/database.js';
-import { registerScim, scimMigrations, type ScimOptions } from '../../../src/cloud/scim/index.js';
+import { registerScim, scimMigrations, scimPgMigrations, type ScimOptions } from '../../../src/cloud/scim/index.js';
+import { PostgresStore } from '../../../src/cloud/store/postgres.js';
+import type { StoreSpec } from '../../../src/cloud/store/open.js';
+import type { CloudStore } from '../../../src/cloud/store/sql.js';
+import { SqliteStore } from '../../../src/cloud/store/sqlite.js';
+import { sharedPostgres } from '../../helpers/postgres.js';
+
+/** Which store the cloud suites run on: IDSYNC_CLOUD_TEST_STORE=postgres, else SQLite. */
+export function testStoreKind(): 'sqlite' | 'postgres' {
+  return process.env.IDSYNC_CLOUD_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+/**
+ * A fresh store of the selected kind for the SCIM tables; `db` is the SQLite database (undefined on
+ * PostgreSQL); `spec` is how the SCIM worker opens a store of its own on the same data.
+ */
+export async function openTestScimStore(dir: string): Promise<{ store: CloudStore; db: Database | undefined; spec: StoreSpec }> {
+  if (testStoreKind() === 'postgres') {
+    const pg = await sharedPostgres();
+    const url = await pg.createDatabase();
+    return { store: await PostgresStore.open(url, scimPgMigrations), db: undefined, spec: { engine: 'postgres', url } };
+  }
+  const file = path.join(dir, 'cloud.db');
+  const db = openDatabase(file, scimMigrations);
+  return { store: new SqliteStore(db), db, spec: { engine: 'sqlite', file } };
+}
 
 export const TOKEN = 'test-token';
 export const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -31,7 +57,9 @@ export interface Res<T = any> {
 
 export interface Harness {
   app: FastifyInstance;
-  db: Database;
+  /** The SQLite database (undefined when the suite runs on PostgreSQL). */
+  db: Database | undefined;
+  store: CloudStore;
   base: string;
   dir: string;
   call<T = any>(method: Dispatcher.HttpMethod, path: string, body?: unknown, headers?: Record<string, string>): Promise<Res<T>>;
@@ -40,10 +68,11 @@ export interface Harness {
 
 export async function startScim(opts: Partial<ScimOptions> = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'idsync-scim-'));
-  const db = openDatabase(path.join(dir, 'cloud.db'), scimMigrations);
+  const { store, db, spec } = await openTestScimStore(dir);
   const app = fastify();
   await registerScim(app, {
-    db,
+    sql: store,
+    spec,
     authenticate: async (req) => {
       if (req.headers.authorization !== `Bearer ${TOKEN}`) throw Object.assign(new Error('invalid or missing bearer token'), { statusCode: 401 });
     },
@@ -56,6 +85,7 @@ export async function startScim(opts: Partial<ScimOptions> = {}): Promise<Harnes
   return {
     app,
     db,
+    store,
     base,
     dir,
     async call(method, p, body, headers = {}) {
@@ -75,7 +105,7 @@ export async function startScim(opts: Partial<ScimOptions> = {}): Promise<Harnes
     },
     async close() {
       await app.close();
-      db.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

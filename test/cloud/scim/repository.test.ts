@@ -7,16 +7,19 @@ import { after, before, describe, test } from 'node:test';
 import { openDatabase, type Database } from '../../../src/store/database.js';
 import { findUserForSignIn, findUserIdsByExternalIds, scimMigrations } from '../../../src/cloud/scim/index.js';
 import { ScimService } from '../../../src/cloud/scim/service.js';
+import { SqliteStore } from '../../../src/cloud/store/sqlite.js';
 import { USERS } from '../../../src/cloud/scim/resources/users.js';
 import { startScim, user } from './helpers.js';
 
 let dir: string;
 let db: Database;
 let svc: ScimService;
+let store: SqliteStore;
 before(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'idsync-scim-repo-'));
   db = openDatabase(path.join(dir, 'r.db'), scimMigrations);
-  svc = new ScimService(db);
+  store = new SqliteStore(db);
+  svc = new ScimService(store);
 });
 after(() => {
   db.close();
@@ -34,46 +37,46 @@ describe('migrations', () => {
 });
 
 describe('findUserForSignIn', () => {
-  test('finds a user by userName case-insensitively', () => {
-    const u = svc.create(USERS, user('Sign.In@Corp.Example', { externalId: 'anchor-s', active: true }));
-    assert.deepEqual(findUserForSignIn(db, 'sign.in@corp.example'), { id: u.id, userName: 'Sign.In@Corp.Example', active: true, externalId: 'anchor-s' });
-    assert.deepEqual(findUserForSignIn(db, 'SIGN.IN@CORP.EXAMPLE')?.id, u.id);
+  test('finds a user by userName case-insensitively', async () => {
+    const u = await svc.create(USERS, user('Sign.In@Corp.Example', { externalId: 'anchor-s', active: true }));
+    assert.deepEqual((await findUserForSignIn(store, 'sign.in@corp.example')), { id: u.id, userName: 'Sign.In@Corp.Example', active: true, externalId: 'anchor-s' });
+    assert.deepEqual((await findUserForSignIn(store, 'SIGN.IN@CORP.EXAMPLE'))?.id, u.id);
   });
 
-  test('reports active=false for a disabled user and active=true when active is unassigned', () => {
-    svc.create(USERS, user('disabled@corp.example', { active: false }));
-    svc.create(USERS, user('noflag@corp.example'));
-    assert.equal(findUserForSignIn(db, 'disabled@corp.example')?.active, false);
-    assert.deepEqual(findUserForSignIn(db, 'noflag@corp.example')?.active, true);
-    assert.equal(findUserForSignIn(db, 'noflag@corp.example')?.externalId, null);
+  test('reports active=false for a disabled user and active=true when active is unassigned', async () => {
+    await svc.create(USERS, user('disabled@corp.example', { active: false }));
+    await svc.create(USERS, user('noflag@corp.example'));
+    assert.equal((await findUserForSignIn(store, 'disabled@corp.example'))?.active, false);
+    assert.deepEqual((await findUserForSignIn(store, 'noflag@corp.example'))?.active, true);
+    assert.equal((await findUserForSignIn(store, 'noflag@corp.example'))?.externalId, null);
   });
 
-  test('returns undefined for an unknown user', () => {
-    assert.equal(findUserForSignIn(db, 'nobody@corp.example'), undefined);
+  test('returns undefined for an unknown user', async () => {
+    assert.equal((await findUserForSignIn(store, 'nobody@corp.example')), undefined);
   });
 
-  test('follows userName changes', () => {
-    const u = svc.create(USERS, user('old-name@corp.example'));
-    svc.replace(USERS, u.id, user('new-name@corp.example'));
-    assert.equal(findUserForSignIn(db, 'old-name@corp.example'), undefined);
-    assert.equal(findUserForSignIn(db, 'new-name@corp.example')?.id, u.id);
+  test('follows userName changes', async () => {
+    const u = await svc.create(USERS, user('old-name@corp.example'));
+    await svc.replace(USERS, u.id, user('new-name@corp.example'));
+    assert.equal((await findUserForSignIn(store, 'old-name@corp.example')), undefined);
+    assert.equal((await findUserForSignIn(store, 'new-name@corp.example'))?.id, u.id);
   });
 });
 
 describe('findUserIdsByExternalIds', () => {
-  test('maps known externalIds to ids (exact case), skipping unknown ones, in chunks', () => {
+  test('maps known externalIds to ids (exact case), skipping unknown ones, in chunks', async () => {
     const ids = new Map<string, string>();
-    svc.transaction(() => {
-      for (let i = 0; i < 1200; i++) ids.set(`ext-${i}`, svc.create(USERS, user(`bulk-ext-${i}`, { externalId: `ext-${i}` })).id);
+    await svc.transaction(async (_repo, tx) => {
+      for (let i = 0; i < 1200; i++) ids.set(`ext-${i}`, (await svc.create(USERS, user(`bulk-ext-${i}`, { externalId: `ext-${i}` }), tx)).id);
     });
     const wanted = [...ids.keys(), 'unknown', 'EXT-1', 'ext-1'];
-    const got = findUserIdsByExternalIds(db, wanted);
+    const got = await findUserIdsByExternalIds(store, wanted);
     assert.equal(got.size, 1200);
     assert.equal(got.get('ext-1'), ids.get('ext-1'));
     assert.equal(got.get('ext-1199'), ids.get('ext-1199'));
     assert.equal(got.has('EXT-1'), false);
     assert.equal(got.has('unknown'), false);
-    assert.equal(findUserIdsByExternalIds(db, []).size, 0);
+    assert.equal((await findUserIdsByExternalIds(store, [])).size, 0);
   });
 });
 

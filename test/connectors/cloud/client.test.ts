@@ -66,7 +66,7 @@ describe('cloud client: refused, locked and unavailable are told apart', () => {
 
   /** Failed token requests of a subject in the cloud's audit log. */
   const failures = (subject: string): number =>
-    (cloud.server.db.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(subject) as { n: number }).n;
+    (cloud.server.db!.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(subject) as { n: number }).n;
 
   const rejection = async (p: Promise<unknown>): Promise<IdsyncError> => {
     try {

@@ -163,7 +163,7 @@ const vars: Record<string, string> = { ...MACROS };
 
 /** Everything a request could write, as one comparable value. Audit and lockout rows are meant to change. */
 function snapshot(): unknown {
-  const q = (sql: string): unknown => cloud.server.db.prepare(sql).raw().get();
+  const q = (sql: string): unknown => cloud.server.db!.prepare(sql).raw().get();
   return {
     users: q('SELECT count(*), total(version), max(last_modified) FROM scim_users'),
     groups: q('SELECT count(*), total(version), max(last_modified) FROM scim_groups'),

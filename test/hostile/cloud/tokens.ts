@@ -20,7 +20,7 @@ const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64url')
 
 export async function buildCredentials(cloud: TestCloud, realToken: string): Promise<Map<string, Credential>> {
   const real = decodeJwt(realToken);
-  const keys = await loadSigningKeys(cloud.server.db);
+  const keys = await loadSigningKeys(cloud.server.store);
   const nowS = Math.floor(Date.now() / 1000);
   const bearer = (t: string): Credential => ({ headers: { authorization: `Bearer ${t}` } });
   const signReal = async (claims: JWTPayload, opts: { iss?: string; aud?: string; typ?: string; iat?: number; nbf?: number; exp?: number } = {}) =>

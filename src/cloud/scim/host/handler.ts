@@ -123,17 +123,17 @@ async function dispatch(svc: ScimService, req: ScimWireRequest, bulkOptions: Omi
   if (!m) throw new ScimError(404, undefined, `no SCIM endpoint ${req.method} ${req.path}`);
   const kind: ResourceKind = m[1] === 'Users' ? USERS : GROUPS;
   const q = req.query;
-  const respond = (status: number, item: Loaded): ScimWireResponse => {
+  const respond = async (status: number, item: Loaded): Promise<ScimWireResponse> => {
     const projection = parseProjection(kind.type, q.attributes, q.excludedAttributes);
-    const body = svc.render(kind, item, req.baseUrl, projection);
+    const body = await svc.render(kind, item, req.baseUrl, projection);
     const headers: Record<string, string> = { etag: etagOf(item.version) };
     if (status === 201) headers.location = (body.meta as { location: string }).location;
     return json(status, body, headers);
   };
 
   if (m[2] === undefined) {
-    if (method === 'POST') return respond(201, svc.create(kind, parseBody(req.body)));
-    if (method === 'GET') return json(200, svc.listResponse(kind, q as ListQuery, req.baseUrl));
+    if (method === 'POST') return respond(201, await svc.create(kind, parseBody(req.body)));
+    if (method === 'GET') return json(200, await svc.listResponse(kind, q as ListQuery, req.baseUrl));
     throw new ScimError(404, undefined, `no SCIM endpoint ${req.method} ${req.path}`);
   }
   if (m[2] === '.search' && method === 'POST') {
@@ -142,23 +142,23 @@ async function dispatch(svc: ScimService, req: ScimWireRequest, bulkOptions: Omi
     if (b.schemas !== undefined && !(Array.isArray(b.schemas) && b.schemas.includes(SEARCH_REQUEST))) {
       throw new ScimError(400, 'invalidSyntax', `a search body must have "schemas": ["${SEARCH_REQUEST}"]`);
     }
-    return json(200, svc.listResponse(kind, b as ListQuery, req.baseUrl));
+    return json(200, await svc.listResponse(kind, b as ListQuery, req.baseUrl));
   }
   const id = decodeURIComponent(m[2]);
   switch (method) {
     case 'GET': {
       const projection = parseProjection(kind.type, q.attributes, q.excludedAttributes);
       const needMembers = kind === GROUPS && returnsAttribute(projection, 'members');
-      const item = svc.get(kind, id, needMembers);
+      const item = await svc.get(kind, id, needMembers);
       if (req.ifNoneMatch !== undefined && etagMatches(req.ifNoneMatch, item.version)) return { status: 304, headers: { etag: etagOf(item.version) } };
       return respond(200, item);
     }
     case 'PUT':
-      return respond(200, svc.replace(kind, id, parseBody(req.body), req.ifMatch));
+      return respond(200, await svc.replace(kind, id, parseBody(req.body), req.ifMatch));
     case 'PATCH':
-      return respond(200, svc.patch(kind, id, parseBody(req.body), req.ifMatch));
+      return respond(200, await svc.patch(kind, id, parseBody(req.body), req.ifMatch));
     case 'DELETE':
-      svc.delete(kind, id, req.ifMatch);
+      await svc.delete(kind, id, req.ifMatch);
       return { status: 204, headers: {} };
     default:
       throw new ScimError(404, undefined, `no SCIM endpoint ${req.method} ${req.path}`);

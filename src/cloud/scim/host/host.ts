@@ -2,17 +2,23 @@
  * Where SCIM requests are worked on. The HTTP layer (routes.ts) hands a ScimWireRequest to a host
  * and sends back the ScimWireResponse; it never sees the service. Two hosts:
  *
- *  - WorkerHost (the default for a database file): one worker thread with its own SQLite
- *    connection runs the service. Body parsing, validation, PATCH, filters, SQLite and JSON
- *    serialisation all happen there, so a heavy SCIM request cannot hold the event loop that serves
- *    /healthz, sign-in and the portal. If the worker dies, its requests answer 500 and the next
- *    request starts a new one.
- *  - InProcessHost (an in-memory database, which a second connection cannot share): the same
+ *  - WorkerHost (the default for a database file or a PostgreSQL URL): one worker thread runs the
+ *    service on a store of its own, built by the same factory as the main thread's (store/open.ts):
+ *    its own SQLite connection, or its own pg pool. Body parsing, validation, PATCH, filters, queries
+ *    and JSON serialisation all happen there, so a heavy SCIM request cannot hold the event loop that
+ *    serves /healthz, sign-in and the portal. If the worker dies, its requests answer 500 and the
+ *    next request starts a new one.
+ *  - InProcessHost (an in-memory SQLite database, which a second connection cannot share): the same
  *    handler on this thread, one request at a time.
+ *
+ * Only SQLite needs the write hand-off of write-intent.ts (one writer at a time, and a waiting
+ * writer blocks its thread); PostgreSQL serialises writers with row locks and unique indexes.
  */
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { Database } from '../../../store/database.js';
+import type { StoreSpec } from '../../store/open.js';
+import type { Sql } from '../../store/sql.js';
+import { SqliteStore } from '../../store/sqlite.js';
 import { BULK_SLICE_MS } from '../bulk.js';
 import { ScimService, type ScimLimits } from '../service.js';
 import { createScimHandler, SCIM_CONTENT_TYPE, type ScimHandler, type ScimWireRequest, type ScimWireResponse } from './handler.js';
@@ -35,13 +41,20 @@ export type ScimHosting = 'worker' | 'in-process';
  */
 export const WORKER_BULK_SLICE_MS = 25;
 
-export function createScimHost(db: Database, limits: ScimLimits, hosting?: ScimHosting): ScimHost {
-  const mode = hosting ?? (db.memory ? 'in-process' : 'worker');
+/**
+ * `sql` is this thread's store (the in-process host works on it); `spec` says how the worker opens
+ * its own (absent for an in-memory database, which is hosted in-process).
+ */
+export function createScimHost(sql: Sql, spec: StoreSpec | undefined, limits: ScimLimits, hosting?: ScimHosting): ScimHost {
+  const memory = sql instanceof SqliteStore && sql.db.memory;
+  const mode = hosting ?? (spec && !memory ? 'worker' : 'in-process');
   if (mode === 'worker') {
-    if (db.memory) throw new Error('the SCIM worker needs a database file: an in-memory database is hosted in-process');
-    return new WorkerHost({ file: db.name, limits, sliceMs: WORKER_BULK_SLICE_MS, intent: announceWrites(db) });
+    if (!spec || memory) throw new Error('the SCIM worker needs a database file or URL: an in-memory database is hosted in-process');
+    // SQLite: this thread's writes through `sql` make the worker step aside (write-intent.ts).
+    const intent = spec.engine === 'sqlite' && sql instanceof SqliteStore ? announceWrites(sql.db) : undefined;
+    return new WorkerHost({ store: spec, limits, sliceMs: WORKER_BULK_SLICE_MS, ...(intent ? { intent } : {}) });
   }
-  return new InProcessHost(createScimHandler(new ScimService(db, limits), { sliceMs: BULK_SLICE_MS }));
+  return new InProcessHost(createScimHandler(new ScimService(sql, limits), { sliceMs: BULK_SLICE_MS }));
 }
 
 const encoder = new TextEncoder();
