@@ -152,8 +152,11 @@ describe('cloud portal in Chromium', { skip: skipUnless('chromium') }, () => {
   test('the accounts page lists administrators and sync accounts with their roles, never a secret', async () => {
     const { page } = b;
     await page.getByRole('link', { name: 'Accounts', exact: true }).click();
+    // The sync status page just shown also has a table named "accounts" listing the sync account:
+    // read the accounts page's table only once its heading is there (allTextContents does not wait).
+    await page.getByRole('heading', { name: 'Administrators and sync accounts' }).waitFor();
     const accounts = page.getByRole('table', { name: 'accounts' });
-    await accounts.locator('tbody tr', { hasText: SYNC_ACCOUNT.username }).waitFor();
+    await accounts.locator('tbody tr', { hasText: SYNC_ACCOUNT.username }).locator('td').nth(2).waitFor();
     const sync = await accounts.locator('tbody tr', { hasText: SYNC_ACCOUNT.username }).locator('td').allTextContents();
     assert.deepEqual(sync.slice(0, 2), [SYNC_ACCOUNT.username, 'DirectorySynchronizationAccounts']);
     assert.match(sync[2]!, /cannot sign in here/);
