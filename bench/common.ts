@@ -1,6 +1,7 @@
 /** What several benches share: running the CLI, timing a first sign-in, percentiles, the load. */
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Attribute, Change, type Client } from 'ldapts';
 import { idsync, signIn } from '../test/helpers/processes.js';
 
 /** Runs a CLI command to completion; throws when it fails. */
@@ -26,3 +27,43 @@ export function percentile(sorted: number[], p: number): number {
 
 /** The 1, 5 and 15 minute load averages, for the figures' context. */
 export const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+export interface ChangeTimings {
+  /** Change → first successful cloud sign-in with the new password, ms, ascending. */
+  latency: number[];
+  /** The LDAPS modify itself, ms, ascending. */
+  modify: number[];
+  /** Changes whose new password did not sign in within 15 s. */
+  lost: number;
+}
+
+/**
+ * Sets `changes` new passwords over LDAPS (round robin over `users`), each after a random pause of up
+ * to `phaseMs` (a random phase against the source's poll), and times each to the first cloud sign-in.
+ */
+export async function timePasswordChanges(
+  ldaps: Client,
+  cloudUrl: string,
+  users: { dn: string; userPrincipalName: string }[],
+  changes: number,
+  phaseMs: number,
+  password: (k: number) => string,
+): Promise<ChangeTimings> {
+  const latency: number[] = [];
+  const modify: number[] = [];
+  let lost = 0;
+  for (let k = 0; k < changes; k++) {
+    const u = users[k % users.length]!;
+    const pw = password(k);
+    await sleep(Math.random() * phaseMs);
+    const start = performance.now();
+    await ldaps.modify(u.dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${pw}"`, 'utf16le')] }) }));
+    modify.push(performance.now() - start);
+    const ok = await firstSignIn(cloudUrl, u.userPrincipalName, pw, 15_000);
+    if (ok === undefined) lost++;
+    else latency.push(ok - start);
+  }
+  latency.sort((a, b) => a - b);
+  modify.sort((a, b) => a - b);
+  return { latency, modify, lost };
+}

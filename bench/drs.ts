@@ -23,10 +23,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { Attribute, Change, Client } from 'ldapts';
+import { Client } from 'ldapts';
 import { stringify } from 'yaml';
 import { DrsClient } from '../src/drsuapi/client.js';
 import { ntHash } from '../src/passwords/hash.js';
@@ -34,7 +33,7 @@ import { startTestCloud, type TestCloud } from '../test/helpers/cloud.js';
 import { findBinary, unavailableReason } from '../test/helpers/integration.js';
 import { ROOT, spawnIdsync, stopProc, type Proc } from '../test/helpers/processes.js';
 import { SAMBA_BASE_DN, seedAdUsers, startSambaDC, type SambaDC } from '../test/helpers/samba.js';
-import { mustIdsync, firstSignIn, percentile, load } from './common.js';
+import { mustIdsync, firstSignIn, percentile, load, timePasswordChanges } from './common.js';
 
 const run = promisify(execFile);
 const DSDB_CONTROL_BYPASS_PASSWORD_HASH = '1.3.6.1.4.1.7165.4.3.12';
@@ -168,22 +167,8 @@ export async function drsBench(): Promise<void> {
     console.log(`idsync serve start → first full pass delivered for the 10 users in scope (of ${(users + 10).toLocaleString('en-US')} replicated): ${((performance.now() - s0) / 1000).toFixed(1)} s`);
     ldaps = new Client({ url: dc.ldapsUrl, tlsOptions: { ca: readFileSync(dc.caFile), checkServerIdentity: (_h, cert) => checkServerIdentity(dc!.tlsServerName, cert) } });
     await ldaps.bind(dc.adminUpn, dc.adminPassword);
-    const lat: number[] = [];
-    const modify: number[] = [];
-    let lost = 0;
-    for (let k = 0; k < changes; k++) {
-      const u = seeded.users[k % seeded.users.length]!;
-      const pw = `Bench-Drs-${k}!`;
-      await sleep(Math.random() * 1000); // a random phase against the 1 s poll
-      const start = performance.now();
-      await ldaps.modify(u.dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${pw}"`, 'utf16le')] }) }));
-      modify.push(performance.now() - start);
-      const ok = await firstSignIn(cloud.url, u.userPrincipalName, pw, 15_000);
-      if (ok === undefined) lost++;
-      else lat.push(ok - start);
-    }
-    lat.sort((a, b) => a - b);
-    modify.sort((a, b) => a - b);
+    // Up to 1000 ms before each change: a random phase against the 1 s poll.
+    const { latency: lat, modify, lost } = await timePasswordChanges(ldaps, cloud.url, seeded.users, changes, 1000, (k) => `Bench-Drs-${k}!`);
     const ms = (v: number): string => `${Math.round(v)} ms`;
     console.log(`${changes} password changes over LDAPS, source drs polling every 1 s (sign-in polled every 25 ms)   load average: ${load()}`);
     console.log(`LDAPS modify itself: p50 ${ms(percentile(modify, 50))}   p99 ${ms(percentile(modify, 99))}`);

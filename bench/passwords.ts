@@ -32,7 +32,7 @@ import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { Attribute, Change, Client } from 'ldapts';
+import { Client } from 'ldapts';
 import { stringify } from 'yaml';
 import { CloudClient } from '../src/connectors/cloud/client.js';
 import { EventLog } from '../src/events/log.js';
@@ -46,7 +46,7 @@ import { unavailableReason } from '../test/helpers/integration.js';
 import { ROOT, spawnIdsync, stopProc, until, type Proc } from '../test/helpers/processes.js';
 import { deleteAdTree, seedAdUsers, startSambaDC, type SambaDC } from '../test/helpers/samba.js';
 import { drsBench } from './drs.js';
-import { mustIdsync, firstSignIn, percentile } from './common.js';
+import { mustIdsync, firstSignIn, percentile, timePasswordChanges } from './common.js';
 
 const N = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Math.max(1, Number(process.env.IDSYNC_BENCH_ROUNDS ?? 10));
@@ -245,22 +245,8 @@ async function latency(): Promise<void> {
 
     ldaps = new Client({ url: dc.ldapsUrl, tlsOptions: { ca: readFileSync(dc.caFile), checkServerIdentity: (_h, cert) => checkServerIdentity(dc!.tlsServerName, cert) } });
     await ldaps.bind(dc.adminUpn, dc.adminPassword);
-    const lat: number[] = [];
-    const modify: number[] = [];
-    let lost = 0;
-    for (let k = 0; k < changes; k++) {
-      const u = seeded.users[k % seeded.users.length]!;
-      const pw = `Bench-${k}-Latency!`;
-      await sleep(Math.random() * 500); // a random phase against the agent's poll
-      const start = performance.now();
-      await ldaps.modify(u.dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${pw}"`, 'utf16le')] }) }));
-      modify.push(performance.now() - start);
-      const ok = await firstSignIn(cloud.url, u.userPrincipalName, pw, 15_000);
-      if (ok === undefined) lost++;
-      else lat.push(ok - start);
-    }
-    lat.sort((a, b) => a - b);
-    modify.sort((a, b) => a - b);
+    // Up to 500 ms before each change: a random phase against the agent's poll.
+    const { latency: lat, modify, lost } = await timePasswordChanges(ldaps, cloud.url, seeded.users, changes, 500, (k) => `Bench-${k}-Latency!`);
     const ms = (v: number): string => `${Math.round(v)} ms`;
     console.log(`${changes} password changes over LDAPS (agent --poll-ms ${pollMs ?? '1000 (default)'}, sign-in polled every 25 ms)`);
     if (lat.length) {
