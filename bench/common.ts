@@ -1,7 +1,8 @@
 /** What several benches share: running the CLI, timing a first sign-in, percentiles, the load. */
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Attribute, Change, type Client } from 'ldapts';
+import type { Client } from 'ldapts';
+import { setPasswordChange } from '../test/helpers/samba.js';
 import { idsync, signIn } from '../test/helpers/processes.js';
 
 /** Runs a CLI command to completion; throws when it fails. */
@@ -57,7 +58,7 @@ export async function timePasswordChanges(
     const pw = password(k);
     await sleep(Math.random() * phaseMs);
     const start = performance.now();
-    await ldaps.modify(u.dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${pw}"`, 'utf16le')] }) }));
+    await ldaps.modify(u.dn, setPasswordChange(pw));
     modify.push(performance.now() - start);
     const ok = await firstSignIn(cloudUrl, u.userPrincipalName, pw, 15_000);
     if (ok === undefined) lost++;

@@ -14,7 +14,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Attribute, Change } from 'ldapts';
 import { configSchema } from '../../src/config/schema.js';
 import { CloudClient } from '../../src/connectors/cloud/client.js';
 import { isIdsyncError } from '../../src/core/errors.js';
@@ -27,7 +26,7 @@ import { DrsPasswordSource, DrsStateStore } from '../../src/passwords/sources/dr
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { allMigrations } from '../../src/app/migrations.js';
 import { skipUnless } from '../helpers/integration.js';
-import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
+import { deleteAdTree, seedAdUsers, setPasswordChange, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 
 describe('drs source: the DC refuses the saved state', { skip: skipUnless('samba') }, () => {
   let dc: SambaDC;
@@ -40,7 +39,7 @@ describe('drs source: the DC refuses the saved state', { skip: skipUnless('samba
   const setPassword = async (dn: string, pw: string): Promise<void> => {
     const c = await dc.client();
     try {
-      await c.modify(dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${pw}"`, 'utf16le')] }) }));
+      await c.modify(dn, setPasswordChange(pw));
     } finally {
       await c.unbind();
     }

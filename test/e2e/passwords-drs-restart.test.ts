@@ -22,7 +22,7 @@ import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
 import { idsync, setCredentials, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
-import { launchSambaDC, seedAdUsers, startSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
+import { launchSambaDC, seedAdUsers, setPasswordChange, startSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 
 const HOST = '127.0.0.2';
 const CONNECTOR = 'corp-ad';
@@ -64,7 +64,7 @@ describe('e2e: source drs against a DC that restarts, rolls back and loses its s
     }
   };
   const setPassword = (dn: string, pw: string): Promise<void> =>
-    ldaps((c) => c.modify(dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${pw}"`, 'utf16le')] }) })));
+    ldaps((c) => c.modify(dn, setPasswordChange(pw)));
   const guidOf = (dn: string): Promise<string> =>
     ldaps(async (c) => {
       const { searchEntries } = await c.search(dn, { scope: 'base', attributes: ['objectGUID'], explicitBufferAttributes: ['objectGUID'] });

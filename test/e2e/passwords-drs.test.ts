@@ -23,14 +23,14 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { after, before, describe, test } from 'node:test';
 import { lookupTcpPort } from '../../src/rpc/epm.js';
 import { DRSUAPI_SYNTAX } from '../../src/drsuapi/messages.js';
-import { Attribute, Change, Client } from 'ldapts';
+import { Client } from 'ldapts';
 import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { ntHash } from '../../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
 import { captured, idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
-import { deleteAdTree, seedAdUsers, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
+import { deleteAdTree, seedAdUsers, setPasswordChange, useSambaDC, type SambaDC, type SeededAd } from '../helpers/samba.js';
 
 const OU = 'e2edrs';
 const OUT_OU = 'e2edrsout';
@@ -92,7 +92,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
     }
   };
   const setPassword = (dn: string, pw: string): Promise<void> =>
-    ldaps((c) => c.modify(dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${pw}"`, 'utf16le')] }) })));
+    ldaps((c) => c.modify(dn, setPasswordChange(pw)));
 
   const startServe = async (): Promise<Proc> => {
     const p = spawnIdsync(['-c', config, 'serve', '--port', '0', '--interval', '1h']);

@@ -15,8 +15,9 @@
  * create, which proves the overlap); the random changes after it go through delta cycles.
  * Seeds: IDSYNC_ORDER_SEEDS (comma-separated), default 1,2.
  */
+import { buffer } from 'node:stream/consumers';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -56,14 +57,9 @@ async function startRecordingProxy(target: string): Promise<RecordingProxy> {
   const log: Logged[] = [];
   let seq = 0;
   const note = (e: Omit<Logged, 'seq'>) => log.push({ ...e, seq: ++seq });
-  const readBody = async (req: IncomingMessage): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  };
   const server: Server = createServer((req, res) => {
     void (async () => {
-      const body = await readBody(req);
+      const body = await buffer(req);
       const url = req.url ?? '/';
       const scim = url.startsWith('/scim/v2/') && req.method !== 'GET';
       type Op = { method: string; path: string; data?: Logged['data'] };

@@ -6,7 +6,8 @@
  *    cloud's smart lockout), nothing forwarded.
  * Everything else passes straight through, and every request is counted by path.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { buffer } from 'node:stream/consumers';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 
@@ -32,14 +33,9 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const state = { down: undefined as FaultProxy['down'], tokenAnswer: undefined as CannedAnswer | undefined, refused503: 0 };
   const seen = new Map<string, number>();
-  const readBody = async (req: IncomingMessage): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  };
   const server: Server = createServer((req, res) => {
     void (async () => {
-      const body = await readBody(req);
+      const body = await buffer(req);
       const p = (req.url ?? '/').split('?')[0]!;
       seen.set(p, (seen.get(p) ?? 0) + 1);
       if (state.down) {

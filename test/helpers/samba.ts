@@ -282,6 +282,11 @@ export interface SeededAd {
 }
 
 /** A sAMAccountName prefix of <= 14 characters unique per OU name (sAMAccountName max is 20). */
+/** The modification that sets an AD password: unicodePwd is the quoted password in UTF-16LE (MS-ADTS 3.1.1.3.1.5.1). */
+export function setPasswordChange(password: string): Change {
+  return new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [Buffer.from(`"${password}"`, 'utf16le')] }) });
+}
+
 export function samPrefix(ou: string): string {
   const alnum = ou.toLowerCase().replace(/[^a-z0-9]/g, '');
   if (alnum.length <= 14 && alnum.length > 0) return alnum;

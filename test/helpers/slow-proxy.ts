@@ -3,7 +3,8 @@
  * only way to keep a batch "in flight" on demand (a crash mid-batch, a slow cloud). Everything else
  * passes straight through to the real cloud.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { buffer } from 'node:stream/consumers';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
@@ -25,14 +26,9 @@ export interface SlowProxy {
 export async function startSlowProxy(target: string): Promise<SlowProxy> {
   const state = { delayMs: 0, inFlight: 0, held: 0 };
   let gate: Promise<void> | undefined;
-  const readBody = async (req: IncomingMessage): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  };
   const server: Server = createServer((req, res) => {
     void (async () => {
-      const body = await readBody(req);
+      const body = await buffer(req);
       const slow = (req.url ?? '').startsWith(PASSWORD_HASHES_PATH);
       if (slow) {
         state.inFlight++;
