@@ -29,7 +29,7 @@ import type { Database, Migration } from '../store/database.js';
 import { ensureAdministrator } from './accounts/bootstrap.js';
 import { SCIM_ROLES } from './accounts/roles.js';
 import { registerAdminAccountRoutes } from './accounts/routes.js';
-import { DEFAULT_SECRET_HASH_PARAMS, type SecretHashParams } from './accounts/secret-hash.js';
+import { DEFAULT_SECRET_HASH_PARAMS, type SecretHashParams } from '../web/secret-hash.js';
 import { AccountStore, accountsMigrations, accountsPgMigrations } from './accounts/store.js';
 import { registerAuditRoutes } from './audit/routes.js';
 import { AuditLog, auditMigrations, auditPgMigrations } from './audit/store.js';

@@ -13,7 +13,7 @@ export const MIN_CONSOLE_PASSWORD_LENGTH = 12;
 
 export interface ConsoleAccount {
   username: string;
-  /** scrypt$... (see cloud/accounts/secret-hash.ts). */
+  /** scrypt$... (see web/secret-hash.ts). */
   hash: string;
   changedAt: string;
 }

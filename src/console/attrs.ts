@@ -1,9 +1,8 @@
 /**
- * Attribute maps as the console shows them: parsed from the engine's JSON; secrets are dropped by
+ * Attribute maps as the console shows them, parsed from the engine's JSON. Secrets are dropped by
  * web/security.ts (`withoutSecrets`, `SECRET_ATTR`), shared with the cloud portal.
  */
 import type { AttrMap } from './api-types.js';
-export { SECRET_ATTR, withoutSecrets } from '../web/security.js';
 
 export function parseJsonAttrs(text: string): AttrMap {
   try {

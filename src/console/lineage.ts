@@ -7,7 +7,8 @@ import type { EngineContext } from '../engine/context.js';
 import type { ConnectorKind } from '../engine/sync.js';
 import { StatusLog } from '../passwords/status.js';
 import type { AttrMap, Lineage } from './api-types.js';
-import { parseJsonAttrs, withoutSecrets } from './attrs.js';
+import { withoutSecrets } from '../web/security.js';
+import { parseJsonAttrs } from './attrs.js';
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 

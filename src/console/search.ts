@@ -5,7 +5,8 @@
 import type { Database } from '../store/database.js';
 import { WebError } from '../web/security.js';
 import type { SearchHit, SearchOperator, SearchResult, SearchSpace } from './api-types.js';
-import { display, parseJsonAttrs, SECRET_ATTR } from './attrs.js';
+import { SECRET_ATTR } from '../web/security.js';
+import { display, parseJsonAttrs } from './attrs.js';
 import { INDEXED_ATTRIBUTES, INDEXED_VALUE_CHARS } from './migrations.js';
 
 export interface SearchQuery {

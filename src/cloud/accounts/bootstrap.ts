@@ -6,7 +6,7 @@
  */
 import { IdsyncError } from '../../core/errors.js';
 import type { AccountStore } from './store.js';
-import { generateSecret } from './secret-hash.js';
+import { generateSecret } from '../../web/secret-hash.js';
 import { isValidName, passwordProblem } from './policy.js';
 
 export const DEFAULT_ADMIN_USER = 'admin';

@@ -21,7 +21,7 @@ import type { Guard } from '../auth/guard.js';
 import { findUserForSignIn } from '../scim/index.js';
 import { isValidName, passwordProblem } from './policy.js';
 import { ADMIN_ROLES, parseRole, type Role } from './roles.js';
-import { generateSecret } from './secret-hash.js';
+import { generateSecret } from '../../web/secret-hash.js';
 import type { AccountStore } from './store.js';
 
 export interface AdminRoutesDeps {

@@ -10,7 +10,7 @@
 import type { Migration } from '../../store/database.js';
 import type { Sql } from '../store/sql.js';
 import type { Role } from './roles.js';
-import { DEFAULT_SECRET_HASH_PARAMS, burnSecretCheck, hashSecret, verifySecret, type SecretHashParams } from './secret-hash.js';
+import { DEFAULT_SECRET_HASH_PARAMS, burnSecretCheck, hashSecret, verifySecret, type SecretHashParams } from '../../web/secret-hash.js';
 
 export const accountsMigrations: Migration[] = [
   {
