@@ -48,9 +48,9 @@ class Terminal {
   keys(...keys: string[]): Promise<string> {
     return this.tmux('send-keys', '-t', 'w', ...keys);
   }
-  /** Types literal text (no key-name interpretation). */
+  /** Types literal text (no key-name interpretation); `--` so a text starting with "-" (a random secret can) is not read as a flag. */
   type(text: string): Promise<string> {
-    return this.tmux('send-keys', '-t', 'w', '-l', text);
+    return this.tmux('send-keys', '-t', 'w', '-l', '--', text);
   }
   /** Waits until the screen matches, counting matches after `afterCount` earlier ones. */
   async waitFor(re: RegExp, timeoutMs = 20_000, count = 1): Promise<string> {
@@ -120,7 +120,7 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       await term.type(clientId);
       await term.keys('Enter');
       await term.waitFor(/New client secret \(hidden\)/);
-      await term.type('definitely-wrong');
+      await term.type('-definitely-wrong'); // a leading "-" (random secrets can have one) must reach the prompt as text
       await term.keys('Enter');
       const refused = await term.waitFor(/What now\?/);
       assert.match(refused, /refused/i);
