@@ -5,12 +5,12 @@
  *   OrgId hash = PBKDF2-HMAC-SHA256(UTF-16LE(UPPER-case hex(NT hash)), salt(10 random bytes), 1000, 32)
  *   written      v1;PPH1_MD4,<salt hex>,<iterations>,<hash hex>;            lower-case hex
  * PBKDF2 runs on libuv's thread pool (async crypto.pbkdf2): it is ~80% of a PHS sync's CPU, and
- * pbkdf2Sync would block the event loop. MD4 comes from hash-wasm because Node 20's OpenSSL 3 has none.
+ * pbkdf2Sync would block the event loop. MD4 is plain TypeScript (md4.ts) because Node 20's OpenSSL 3 has none.
  */
 import { pbkdf2, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { createMD4, type IHasher } from 'hash-wasm';
 import { IdsyncError } from '../core/errors.js';
+import { md4 } from './md4.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -22,12 +22,6 @@ export const MAX_PASSWORD_LENGTH = 256;
 /** Verifiers accept older incumbent strings (100) and refuse absurd counts (DoS on sign-in). */
 const MIN_VERIFY_ITERATIONS = 1;
 const MAX_VERIFY_ITERATIONS = 100_000;
-
-let md4: IHasher | undefined;
-async function md4Hasher(): Promise<IHasher> {
-  md4 ??= await createMD4();
-  return md4;
-}
 
 /** Throws PASSWORD_TOO_LONG / PASSWORD_NOT_TEXT; never puts the password in the message. */
 export function assertPasswordUsable(password: string): void {
@@ -48,10 +42,10 @@ export function assertPasswordUsable(password: string): void {
 /** NT hash (16 bytes) of a password. */
 export async function ntHash(password: string): Promise<Buffer> {
   assertPasswordUsable(password);
-  const h = await md4Hasher();
-  h.init();
-  h.update(Buffer.from(password, 'utf16le'));
-  return Buffer.from(h.digest('binary'));
+  const utf16 = Buffer.from(password, 'utf16le');
+  const nt = md4(utf16);
+  utf16.fill(0); // the password's bytes do not outlive the hash
+  return nt;
 }
 
 export interface OrgIdOptions {
