@@ -33,6 +33,8 @@ export const DEFAULT_POLL_MS = 1000;
 export const DEFAULT_MAX_BACKOFF_MS = 5 * 60 * 1000;
 /** Most changes per transaction on the import path. */
 export const INTAKE_BATCH = 256;
+/** Hashes the import path keeps waiting on the thread pool (observeNtHashes). */
+export const IMPORT_HASHES_AHEAD = 256;
 
 /**
  * Hashes in flight on the import path: twice libuv's pool (UV_THREADPOOL_SIZE, default 4), so a
@@ -243,27 +245,26 @@ export class PasswordPipeline {
   }
 
   /**
-   * observeNtHash for a page of users at once (the import path): the OrgId hashes are computed
-   * `concurrency` at a time on the thread pool (keep it at least twice the pool size, see
-   * docs/password-hash-sync.md), and written in transactions of up to INTAKE_BATCH while the next
-   * hashes are still being computed. No per-user "Queued" status here: an initial sync of a million
-   * users would write a million rows for it; the delivery records Success or Error for each.
-   * Returns how many changed.
+   * observeNtHash for a page of users at once (the import path). Up to `concurrency` OrgId hashes
+   * wait on the thread pool at once (default IMPORT_HASHES_AHEAD = 256, far more than the pool's
+   * threads): the pool keeps working while the main thread writes a batch, computes fingerprints
+   * or reads the next page, instead of running dry at every write. Changes are written in
+   * transactions of up to INTAKE_BATCH while the next hashes are computed; once every hash of the
+   * page is started, what is ready is written as soon as it is at least as much as what is still
+   * hashing, so the page's last write (with the pool idle) is a few rows, not up to 256. A user
+   * listed twice counts once, with the later entry. No per-user "Queued" status here: an initial
+   * sync of a million users would write a million rows for it; the outbox row is the user's
+   * "Queued" (status.ts), and the delivery records Success or Error. Returns how many changed.
    */
-  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = defaultHashConcurrency(), source = 'ldap'): Promise<number> {
+  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = IMPORT_HASHES_AHEAD, source = 'ldap'): Promise<number> {
     if (items.length === 0) return 0;
-    for (const { anchor } of items) this.assertAnchor(anchor);
-    const known = this.outboxStore.fingerprints(connector, items.map((i) => i.anchor));
-    const changed: OutboxWrite[] = [];
-    const nts: Buffer[] = [];
+    const last = new Map<string, number>();
+    items.forEach(({ anchor }, i) => {
+      this.assertAnchor(anchor);
+      last.set(anchor, i);
+    });
+    const known = this.outboxStore.fingerprints(connector, [...last.keys()]);
     const at = new Date(this.now());
-    for (const { anchor, nt } of items) {
-      const fp = this.keys.fingerprint(connector, anchor, nt);
-      const prev = known.get(anchor);
-      if (prev && prev.equals(fp)) continue;
-      changed.push({ connector, anchor, hash: '', changedAt: at, source, fp });
-      nts.push(nt);
-    }
     let ready: OutboxWrite[] = [];
     const flush = (): void => {
       const batch = ready;
@@ -271,26 +272,45 @@ export class PasswordPipeline {
       if (this.write(batch, false).includes('queued')) this.kick();
     };
     let next = 0;
+    let hashing = 0;
+    let changed = 0;
     let failed: unknown;
+    /** The next user whose hash changed (its fingerprint computed here, as the hashes go). */
+    const nextChanged = (): OutboxWrite & { nt: Buffer } | undefined => {
+      while (next < items.length) {
+        const i = next++;
+        const { anchor, nt } = items[i]!;
+        if (last.get(anchor) !== i) continue;
+        const fp = this.keys.fingerprint(connector, anchor, nt);
+        const prev = known.get(anchor);
+        if (prev && prev.equals(fp)) continue;
+        return { connector, anchor, hash: '', changedAt: at, source, fp, nt };
+      }
+      return undefined;
+    };
     await Promise.all(
-      Array.from({ length: Math.max(1, Math.min(concurrency, changed.length)) }, async () => {
-        while (next < changed.length && failed === undefined) {
-          const i = next++;
+      Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, async () => {
+        for (let c = nextChanged(); c !== undefined && failed === undefined; c = nextChanged()) {
+          changed++;
+          hashing++;
+          let hash: string;
           try {
-            changed[i]!.hash = await orgIdHashFromNt(nts[i]!);
+            hash = await orgIdHashFromNt(c.nt);
           } catch (err) {
             failed ??= err;
             return;
+          } finally {
+            hashing--;
           }
           // Only the OrgId hash is kept; the NT hash of this item is no longer needed.
-          ready.push(changed[i]!);
-          if (ready.length >= INTAKE_BATCH) flush();
+          ready.push({ connector, anchor: c.anchor, hash, changedAt: at, source, fp: c.fp });
+          if (ready.length >= INTAKE_BATCH || (next >= items.length && ready.length >= hashing)) flush();
         }
       }),
     );
     if (ready.length > 0) flush();
     if (failed !== undefined) throw failed;
-    return changed.length;
+    return changed;
   }
 
   /**

@@ -309,7 +309,7 @@ export class DrsPasswordSource {
           }
           if (anchor && u.nt) items.push({ anchor, nt: u.nt });
         }
-        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items, 8, 'drs');
+        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items, undefined, 'drs');
       } finally {
         // the hashes are in the outbox (sealed) or the page is repeated: drop them from memory
         for (const u of page.users) u.nt?.fill(0);
