@@ -169,3 +169,24 @@ describe('password intake: SIGKILL in the middle of a window', () => {
     }
   });
 });
+
+describe('password intake: the import path (observeNtHashes)', () => {
+  it('a user listed twice in one page counts once, and the later entry is the one queued', async () => {
+    const env = makeEnv();
+    try {
+      const p = new PasswordPipeline({ db: env.db, cloud: offline, events: new EventLog(env.db), key: env.key });
+      // 300 users, then the first 40 again with another password: far more than the hashes in flight.
+      const page = await Promise.all(Array.from({ length: 300 }, async (_, i) => ({ anchor: `page-dup-${i}`, nt: await ntHash(`First-${i}-Passw0rd!`) })));
+      const again = await Promise.all(Array.from({ length: 40 }, async (_, i) => ({ anchor: `page-dup-${i}`, nt: await ntHash(`Later-${i}-Passw0rd!`) })));
+      assert.equal(await p.observeNtHashes('ldap', [...page, ...again]), 300, 'each user counts once');
+      for (let i = 0; i < 300; i++) {
+        const hash = queuedHash(env, `page-dup-${i}`);
+        assert.ok(hash && (await verifyOrgIdHash(i < 40 ? `Later-${i}-Passw0rd!` : `First-${i}-Passw0rd!`, hash)), `user ${i}: the later entry is queued`);
+      }
+      // The fingerprints remembered are the later entries': the same page again changes nothing.
+      assert.equal(await p.observeNtHashes('ldap', [...page.slice(40), ...again]), 0);
+    } finally {
+      env.cleanup();
+    }
+  });
+});
