@@ -76,4 +76,10 @@ CREATE TABLE phs_drs_state (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    // "Queued" without a row of its own (status.ts): each outcome the delivery records carries
+    // when its change was queued; while a change waits, its outbox row says so.
+    id: 'passwords/intake-002-status-queued-at',
+    sql: `ALTER TABLE phs_status ADD COLUMN queued_at TEXT;`,
+  },
 ];

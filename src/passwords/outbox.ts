@@ -19,6 +19,8 @@ export interface OutboxItem {
   /** The OrgId hash, decrypted (undefined when the row cannot be opened with this key). */
   hash: string | undefined;
   changedAt: string;
+  /** When this version was queued (the status records of its outcomes carry it). */
+  queuedAt: string;
   version: number;
   attempts: number;
   source: string | null;
@@ -32,6 +34,7 @@ interface Row {
   hash_tag: Buffer;
   key_id: string;
   changed_at: string;
+  queued_at: string;
   version: number;
   attempts: number;
   source: string | null;
@@ -89,7 +92,7 @@ export class Outbox {
        WHERE excluded.changed_at >= phs_outbox.changed_at`,
     );
     this.dueStmt = db.prepare<[number, number], Row>(
-      `SELECT anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, version, attempts, source
+      `SELECT anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, source
        FROM phs_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, queued_at LIMIT ?`,
     );
     this.deleteStmt = db.prepare('DELETE FROM phs_outbox WHERE anchor = ? AND version = ?');
@@ -149,6 +152,7 @@ export class Outbox {
         connector: r.connector,
         hash: this.keys.open({ ct: r.hash_ct, iv: r.hash_iv, tag: r.hash_tag, keyId: r.key_id }, r.anchor),
         changedAt: r.changed_at,
+        queuedAt: r.queued_at,
         version: r.version,
         attempts: r.attempts,
         source: r.source,
@@ -194,10 +198,10 @@ export class Outbox {
   }
 
   /** Forgets changes that waited for their user's export longer than `olderThan` (ISO time); returns their anchors. */
-  expireUnexported(olderThan: string): { anchor: string; connector: string }[] {
+  expireUnexported(olderThan: string): { anchor: string; connector: string; queuedAt: string }[] {
     return this.db
-      .prepare("DELETE FROM phs_outbox WHERE last_error = 'TargetNotExported' AND queued_at < ? RETURNING anchor, connector")
-      .all(olderThan) as { anchor: string; connector: string }[];
+      .prepare("DELETE FROM phs_outbox WHERE last_error = 'TargetNotExported' AND queued_at < ? RETURNING anchor, connector, queued_at AS queuedAt")
+      .all(olderThan) as { anchor: string; connector: string; queuedAt: string }[];
   }
 
   /** The keyed fingerprint of the user's last NT hash, if any. */
@@ -342,6 +346,12 @@ export function outboxDepth(db: Database): OutboxDepth {
 /** The last delivery error of the oldest change not waiting for its export (raw: the caller redacts what it shows). */
 export function oldestOutboxError(db: Database): string | null {
   return db.prepare<[], { last_error: string | null }>("SELECT last_error FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY queued_at LIMIT 1").get()?.last_error ?? null;
+}
+
+/** The change of a user waiting in the outbox now: when it was queued, and from where. */
+export function waitingChange(db: Database, anchor: string): { connector: string; source: string | null; queuedAt: string } | undefined {
+  const r = db.prepare<[string], { connector: string; source: string | null; queued_at: string }>('SELECT connector, source, queued_at FROM phs_outbox WHERE anchor = ?').get(anchor);
+  return r && { connector: r.connector, source: r.source, queuedAt: r.queued_at };
 }
 
 /** True when at least one password change waits (cheaper than a count). */

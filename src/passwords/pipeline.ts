@@ -134,7 +134,7 @@ export class PasswordPipeline {
     this.outboxStore = new Outbox(this.db, this.keys, this.now);
     this.statusLog = new StatusLog(this.db, this.now);
     this.users = new UserDirectory(this.db);
-    this.intake = new IntakeWriter((changes) => this.write(changes, true), o.intake);
+    this.intake = new IntakeWriter((changes) => this.write(changes), o.intake);
     const cloud = deps.cloud;
     this.cloud = typeof cloud === 'function' ? cloud : () => cloud;
     this.delivery = new Delivery(
@@ -227,7 +227,7 @@ export class PasswordPipeline {
     });
     // What waits in the window goes first, so this batch cannot be overtaken by an older change.
     this.intake.flush();
-    const queued = this.write(changes, true).filter((r) => r === 'queued').length;
+    const queued = this.write(changes).filter((r) => r === 'queued').length;
     if (queued > 0) this.kick();
     return queued;
   }
@@ -269,7 +269,7 @@ export class PasswordPipeline {
     const flush = (): void => {
       const batch = ready;
       ready = [];
-      if (this.write(batch, false).includes('queued')) this.kick();
+      if (this.write(batch).includes('queued')) this.kick();
     };
     let next = 0;
     let hashing = 0;
@@ -385,20 +385,11 @@ export class PasswordPipeline {
   }
 
   /**
-   * Writes changes in ONE transaction, with a "Queued" status record for each one queued (when
-   * asked: the import path does not write one per user).
+   * Writes changes in ONE transaction. No status row per change: the outbox row is the change's
+   * "Queued" until the delivery records its outcome (status.ts).
    */
-  private write(changes: readonly OutboxWrite[], recordQueued: boolean): EnqueueResult[] {
-    return this.outboxStore.transaction(() => {
-      const res = this.outboxStore.enqueueMany(changes);
-      if (recordQueued) {
-        res.forEach((r, i) => {
-          const c = changes[i]!;
-          if (r === 'queued') this.statusLog.record(c.anchor, c.connector, 'Queued', null, c.source);
-        });
-      }
-      return res;
-    });
+  private write(changes: readonly OutboxWrite[]): EnqueueResult[] {
+    return this.outboxStore.enqueueMany(changes);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -468,7 +459,7 @@ export class PasswordPipeline {
         // A user never exported in the status retention (7 days) is out of scope: stop retrying.
         const cutoff = new Date(this.now() - UNEXPORTED_RETENTION_MS).toISOString();
         for (const x of this.outboxStore.expireUnexported(cutoff)) {
-          this.statusLog.record(x.anchor, x.connector, 'Error', 'the user was never exported to the cloud (outside every connector\'s scope?); the change was dropped after 7 days');
+          this.statusLog.record(x.anchor, x.connector, 'Error', 'the user was never exported to the cloud (outside every connector\'s scope?); the change was dropped after 7 days', null, x.queuedAt);
         }
       }
       if (this.woken) continue;

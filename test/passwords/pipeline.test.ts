@@ -12,6 +12,7 @@ import { isIdsyncError } from '../../src/core/errors.js';
 import { handleAgentBatch, handlePasswordChangeNotification } from '../../src/passwords/handlers.js';
 import { ntHash, orgIdHash } from '../../src/passwords/hash.js';
 import type { PasswordPipeline } from '../../src/passwords/pipeline.js';
+import { deliveryLatencies } from '../../src/passwords/status.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { startSlowProxy } from '../helpers/slow-proxy.js';
 import { addUser, cloudClient, createCloudUser, eventIds, makeEnv, makePipeline, readableState, signIn, type Env } from './sources/fixtures.js';
@@ -116,6 +117,45 @@ describe('password pipeline (real cloud directory)', () => {
     assert.deepEqual(await pipeline.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
     assert.equal(pipeline.status('bob')[0]!.status, 'Success');
     assert.ok(await signIn(cloud, u.upn, 'Bob-Passw0rd-1'));
+  });
+
+  it('status history: "Queued" costs no row at intake, and shows from the outbox and then from the outcome', async () => {
+    const u = addUser(env.db, { sam: 'hilda' });
+    await createCloudUser(cloud, u);
+    secrets.push('Hilda-Passw0rd-1');
+    const rows = (): { status: string; queued_at: string | null }[] => env.db.prepare('SELECT status, queued_at FROM phs_status WHERE anchor = ? ORDER BY id').all(u.anchor) as { status: string; queued_at: string | null }[];
+    await pipeline.acceptPassword('hilda', 'Hilda-Passw0rd-1');
+    assert.deepEqual(rows(), [], 'the notification path writes no status row');
+    const queuedAt = env.db.prepare('SELECT queued_at FROM phs_outbox WHERE anchor = ?').pluck().get(u.anchor) as string;
+    assert.deepEqual(pipeline.status('hilda'), [{ anchor: u.anchor, connector: u.connector, status: 'Queued', reason: null, source: 'pcn', at: queuedAt }]);
+    const since = new Date(Date.now() - 1000).toISOString();
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
+    assert.deepEqual(rows(), [{ status: 'Success', queued_at: queuedAt }], 'the outcome carries when its change was queued');
+    const history = pipeline.status('hilda');
+    assert.deepEqual(history.map((r) => [r.status, r.source]), [['Success', 'pcn'], ['Queued', 'pcn']]);
+    assert.equal(history[1]!.at, queuedAt);
+    // The console's delivery latency reads the queued time from the outcome.
+    const latency = deliveryLatencies(env.db, since).find((l) => l.at === history[0]!.at);
+    assert.ok(latency, 'the delivery has a latency');
+    assert.ok(Math.abs(latency.seconds - (Date.parse(history[0]!.at) - Date.parse(queuedAt)) / 1000) < 0.002, String(latency.seconds));
+  });
+
+  it('status history: the same outcome of two different changes is recorded for each, a retry of one change is not', async () => {
+    const u = addUser(env.db, { sam: 'ivan' }); // not in the cloud: TargetNotExported
+    secrets.push('Ivan-Passw0rd-1', 'Ivan-Passw0rd-2');
+    await pipeline.acceptPassword('ivan', 'Ivan-Passw0rd-1');
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 0, waiting: 1, failed: 0 });
+    await sleep(30); // past the (test-sized) backoff: the same change again
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 0, waiting: 1, failed: 0 });
+    assert.deepEqual(pipeline.status('ivan').map((r) => r.status), ['TargetNotExported', 'Queued'], 'a retry of the same change adds nothing');
+    await sleep(5);
+    await pipeline.acceptPassword('ivan', 'Ivan-Passw0rd-2');
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 0, waiting: 1, failed: 0 });
+    assert.deepEqual(pipeline.status('ivan').map((r) => r.status), ['TargetNotExported', 'Queued', 'TargetNotExported', 'Queued']);
+    await createCloudUser(cloud, u);
+    await sleep(30);
+    assert.deepEqual(await pipeline.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
+    assert.deepEqual(pipeline.status('ivan').map((r) => r.status), ['Success', 'TargetNotExported', 'Queued', 'TargetNotExported', 'Queued']);
   });
 
   it('a refused cloud credential: events 115, 0 and 655, items stay queued, a fixed credential delivers them without a restart', async () => {
