@@ -113,7 +113,7 @@ const paths: Record<Line, (from: number, to: number) => Promise<number>> = {
     const t0 = performance.now();
     for (let start = from; start < to; start += PAGE) {
       const page = Array.from({ length: Math.min(PAGE, to - start) }, (_, k) => ({ anchor: `page-${start + k}`, nt: nts[(start + k) % nts.length]! }));
-      await pipeline.observeNtHashes('ldap', page); // its own dispatch (IMPORT_HASHES_AHEAD), as in production
+      await pipeline.observeNtHashes('ldap', page); // its own dispatch (defaultHashConcurrency), as in production
     }
     return performance.now() - t0;
   },

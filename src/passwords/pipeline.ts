@@ -33,8 +33,6 @@ export const DEFAULT_POLL_MS = 1000;
 export const DEFAULT_MAX_BACKOFF_MS = 5 * 60 * 1000;
 /** Most changes per transaction on the import path. */
 export const INTAKE_BATCH = 256;
-/** Hashes the import path keeps waiting on the thread pool (observeNtHashes). */
-export const IMPORT_HASHES_AHEAD = 256;
 
 /**
  * Hashes in flight on the import path: twice libuv's pool (UV_THREADPOOL_SIZE, default 4), so a
@@ -245,18 +243,17 @@ export class PasswordPipeline {
   }
 
   /**
-   * observeNtHash for a page of users at once (the import path). Up to `concurrency` OrgId hashes
-   * wait on the thread pool at once (default IMPORT_HASHES_AHEAD = 256, far more than the pool's
-   * threads): the pool keeps working while the main thread writes a batch, computes fingerprints
-   * or reads the next page, instead of running dry at every write. Changes are written in
-   * transactions of up to INTAKE_BATCH while the next hashes are computed; once every hash of the
-   * page is started, what is ready is written as soon as it is at least as much as what is still
-   * hashing, so the page's last write (with the pool idle) is a few rows, not up to 256. A user
-   * listed twice counts once, with the later entry. No per-user "Queued" status here: an initial
-   * sync of a million users would write a million rows for it; the outbox row is the user's
+   * observeNtHash for a page of users at once (the import path). The OrgId hashes are computed
+   * `concurrency` at a time on the thread pool (default twice the pool's threads; measured on 2
+   * cores, 16 or 32 in flight were slower than 8, and 256 slower still, even for raw PBKDF2), each
+   * user's fingerprint computed as its hash is started, and written in transactions of up to
+   * INTAKE_BATCH while the next hashes are computed. Once every hash of the page is started, what is
+   * ready is written as soon as it is at least as much as what is still hashing, so the page ends
+   * with a write of a few rows, not of up to 256 with the pool idle. A user listed twice counts
+   * once, with the later entry. No per-user "Queued" status here: the outbox row is the user's
    * "Queued" (status.ts), and the delivery records Success or Error. Returns how many changed.
    */
-  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = IMPORT_HASHES_AHEAD, source = 'ldap'): Promise<number> {
+  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = defaultHashConcurrency(), source = 'ldap'): Promise<number> {
     if (items.length === 0) return 0;
     const last = new Map<string, number>();
     items.forEach(({ anchor }, i) => {
