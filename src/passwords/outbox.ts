@@ -199,9 +199,11 @@ export class Outbox {
 
   /** Forgets changes that waited for their user's export longer than `olderThan` (ISO time); returns their anchors. */
   expireUnexported(olderThan: string): { anchor: string; connector: string; queuedAt: string }[] {
-    return this.db
-      .prepare("DELETE FROM phs_outbox WHERE last_error = 'TargetNotExported' AND queued_at < ? RETURNING anchor, connector, queued_at AS queuedAt")
-      .all(olderThan) as { anchor: string; connector: string; queuedAt: string }[];
+    return (
+      this.db
+        .prepare("DELETE FROM phs_outbox WHERE last_error = 'TargetNotExported' AND queued_at < ? RETURNING anchor, connector, queued_at")
+        .all(olderThan) as { anchor: string; connector: string; queued_at: string }[]
+    ).map((r) => ({ anchor: r.anchor, connector: r.connector, queuedAt: r.queued_at }));
   }
 
   /** The keyed fingerprint of the user's last NT hash, if any. */
