@@ -28,6 +28,7 @@ import { EventLog, type EventRecord } from '../events/log.js';
 import { PasswordPipeline, type PasswordPipelineOptions } from '../passwords/index.js';
 import { DrsPasswordSource } from '../passwords/sources/drs.js';
 import { AttrIndex } from '../console/attr-index.js';
+import type { SearchBudget } from '../console/search.js';
 import { healthReport, HealthTransitions, type HealthReport } from './health.js';
 import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './http.js';
 import { ServiceMetrics } from './metrics.js';
@@ -54,6 +55,8 @@ export interface SyncServiceOptions {
   logger?: false | ServiceLoggerOptions;
   /** Password pipeline tuning (tests). */
   passwords?: PasswordPipelineOptions;
+  /** The console search's budget per page (tests; default src/console/search.ts). */
+  consoleSearchBudget?: SearchBudget;
 }
 
 export class SyncService {
@@ -132,6 +135,7 @@ export class SyncService {
       runNow: (request) => this.runNow(request),
       idle: () => this.idle(),
       attrIndex: this.attrIndex,
+      ...(this.opts.consoleSearchBudget ? { searchBudget: this.opts.consoleSearchBudget } : {}),
       host: this.host,
       tls: this.opts.tls,
       logger: this.opts.logger,
