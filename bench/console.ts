@@ -59,7 +59,8 @@ async function bench(n: number): Promise<void> {
     const attrIndex = new AttrIndex(ctx.db);
     const c0 = process.cpuUsage();
     const w0 = Date.now();
-    const projected = await attrIndex.catchUp();
+    await attrIndex.catchUp();
+    const projected = n;
     const cpu = cpuMs(process.cpuUsage(c0));
     console.log(`attribute index caught up from nothing: ${fmt(projected)} objects in ${((Date.now() - w0) / 1000).toFixed(1)} s, ${(cpu / 1000).toFixed(1)} s CPU (${((cpu / projected) * 1000).toFixed(1)} µs per object, in the background)`);
 
@@ -141,8 +142,8 @@ async function bench(n: number): Promise<void> {
     await time('mv mail equals, no hit', picks.map((i) => q(`attr=mail&op=eq&value=nobody${i}@example.test`)));
     await time('mv mail starts with, page 1', picks.map((i) => q(`attr=mail&op=sw&value=u${String(i).slice(0, 2)}`)));
     const c1 = process.cpuUsage();
-    const caught = await attrIndex.catchUp();
-    console.log(`  the index caught up with them: ${fmt(caught)} objects, ${cpuMs(process.cpuUsage(c1)).toFixed(0)} ms CPU`);
+    await attrIndex.catchUp();
+    console.log(`  the index caught up with them: ${cpuMs(process.cpuUsage(c1)).toFixed(0)} ms CPU`);
 
     console.log('lineage:');
     const ms: number[] = [];

@@ -8,10 +8,13 @@
  * batches of one transaction each; `idsync serve` catches it up after each cycle and on a timer.
  *
  * How far it is: `watermark()` — every object whose updated_at is before it is indexed as it is now.
- * The watermark stays OVERLAP_MS behind the last object projected, and each catch-up reads that
- * overlap again: a write committed a little late with an older time (another process, a clock step)
- * is still picked up. A search reads the index for objects older than the watermark and checks
- * the newer ones one by one (search.ts), so its answers are never stale.
+ * The one assumption: a write commits within OVERLAP_MS of the time it writes in updated_at (the
+ * engine takes the time just before each short transaction). A pass started at time S reads every
+ * object changed at or after the watermark, to the end; then it moves the watermark to S minus
+ * OVERLAP_MS: a write with an older time had committed by S, so this pass (or one before it) read
+ * it. A write committed a little late with an older time (another process, a clock step) is thus
+ * still picked up by the next pass. A search reads the index for objects older than the watermark
+ * and checks the newer ones one by one (search.ts), so its answers are never stale.
  *
  * Objects the engine deletes leave rows behind until a sweep (a chunk per catch-up) removes them;
  * a search checks every index hit against the object itself, so such a row never shows.
@@ -29,7 +32,7 @@ export const INDEXED_VALUE_CHARS = 200;
  */
 export const DEFAULT_INDEXED_ATTRIBUTES = ['accountName', 'userName', 'mail', 'displayName', 'externalId', 'userPrincipalName', 'sAMAccountName', 'uid', 'cn', 'employeeId', 'proxyAddresses', 'emails'] as const;
 
-/** How far behind the last projected change the watermark stays, and each catch-up reads again. */
+/** How long after the time it writes in updated_at a write may commit (see above). */
 export const OVERLAP_MS = 2000;
 const BATCH = 1000;
 const SWEEP = 2000;
@@ -54,16 +57,23 @@ interface State {
   attrs: string;
   pos_at: string;
   pos_id: number;
+  watermark: string;
   sweep_id: number;
 }
+
+const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class AttrIndex {
   readonly attributes: ReadonlySet<string>;
   private readonly engine: EngineQueries;
+  /** The pass in progress: when it started, and whether its first batch (from the watermark) is done. */
+  private pass: { startedAt: number; first: boolean } | undefined;
 
   constructor(
     private readonly db: Database,
     attributes: readonly string[] = DEFAULT_INDEXED_ATTRIBUTES,
+    /** The clock the engine writes updated_at with (tests give theirs). */
+    private readonly now: () => number = Date.now,
   ) {
     this.attributes = new Set(attributes.map((a) => a.toLowerCase()));
     this.engine = new EngineQueries(db);
@@ -74,15 +84,15 @@ export class AttrIndex {
       db.transaction(() => {
         db.prepare('DELETE FROM console_attr_index').run();
         db.prepare(
-          `INSERT INTO console_attr_index_state (id, attrs, pos_at, pos_id, sweep_id) VALUES (1, ?, '', 0, 0)
-           ON CONFLICT (id) DO UPDATE SET attrs = excluded.attrs, pos_at = '', pos_id = 0, sweep_id = 0`,
+          `INSERT INTO console_attr_index_state (id, attrs, pos_at, pos_id, watermark, sweep_id) VALUES (1, ?, '', 0, '', 0)
+           ON CONFLICT (id) DO UPDATE SET attrs = excluded.attrs, pos_at = '', pos_id = 0, watermark = '', sweep_id = 0`,
         ).run(signature);
       })();
     }
   }
 
   private state(): State | undefined {
-    return this.db.prepare<[], State>('SELECT attrs, pos_at, pos_id, sweep_id FROM console_attr_index_state WHERE id = 1').get();
+    return this.db.prepare<[], State>('SELECT attrs, pos_at, pos_id, watermark, sweep_id FROM console_attr_index_state WHERE id = 1').get();
   }
 
   indexes(attr: string): boolean {
@@ -91,8 +101,7 @@ export class AttrIndex {
 
   /** Objects updated before this time are indexed as they are now; '' before the first catch-up. */
   watermark(): string {
-    const s = this.state();
-    return s && s.pos_at ? minus(s.pos_at, OVERLAP_MS) : '';
+    return this.state()?.watermark ?? '';
   }
 
   /** The (attribute, value) rows of one object's attributes. */
@@ -112,14 +121,25 @@ export class AttrIndex {
   }
 
   /**
-   * Projects one batch of changes (one transaction) and sweeps one chunk of deleted objects.
-   * Returns how many changed objects it projected; fewer than a batch means it has caught up.
+   * One batch of a pass: projects up to `batch` changed objects (one transaction) and sweeps one
+   * chunk of deleted objects. True when the pass has reached the end (the index has caught up).
    */
-  step(fromOverlap: boolean, batch = BATCH): number {
+  step(batch = BATCH): boolean {
+    this.pass ??= { startedAt: this.now(), first: true };
+    const n = this.project(this.pass.first, batch);
+    this.pass.first = false;
+    this.sweep();
+    if (n === batch) return false;
+    const done = minus(iso(this.pass.startedAt), OVERLAP_MS);
+    this.db.prepare('UPDATE console_attr_index_state SET watermark = ? WHERE id = 1 AND watermark < ?').run(done, done);
+    this.pass = undefined;
+    return true;
+  }
+
+  private project(fromWatermark: boolean, batch: number): number {
     const s = this.state()!;
-    // The first batch of a catch-up reads the overlap again (the position moves back into it),
-    // the next ones go on from the position.
-    const from: MetaverseChangeKey = fromOverlap ? [s.pos_at ? minus(s.pos_at, OVERLAP_MS) : '', -1] : [s.pos_at, s.pos_id];
+    // A pass starts at the watermark; its next batches go on from where the last one ended.
+    const from: MetaverseChangeKey = fromWatermark ? [s.watermark, -1] : [s.pos_at, s.pos_id];
     const chunk = this.engine.walkMetaverseChanges(from[0], from, batch, null);
     const drop = this.db.prepare('DELETE FROM console_attr_index WHERE mv_id = ?');
     const add = this.db.prepare('INSERT INTO console_attr_index (attr, value, mv_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
@@ -132,7 +152,6 @@ export class AttrIndex {
       const last = chunk.rows[chunk.rows.length - 1];
       if (last) move.run(last.updated_at, last.id);
     })();
-    this.sweep();
     return chunk.rows.length;
   }
 
@@ -152,16 +171,10 @@ export class AttrIndex {
    * Catches up with every change written so far, a batch at a time, yielding to the event loop
    * between batches so requests (and a cycle) go on. One catch-up at a time: a second call joins it.
    */
-  catchUp(): Promise<number> {
+  catchUp(): Promise<void> {
     if (this.running) return this.running;
     const run = (async () => {
-      let total = 0;
-      for (let first = true; ; first = false) {
-        const n = this.step(first);
-        total += n;
-        if (n < BATCH || this.closed) return total;
-        await new Promise((r) => setImmediate(r));
-      }
+      while (!this.step() && !this.closed) await new Promise((r) => setImmediate(r));
     })();
     this.running = run;
     const done = () => {
@@ -192,7 +205,7 @@ export class AttrIndex {
       .all(a, cut, `${cut}\u{10FFFF}`, after[0], after[1], limit);
   }
 
-  private running: Promise<number> | undefined;
+  private running: Promise<void> | undefined;
   private closed = false;
 
   /** Stops a catch-up in flight after its current batch. */

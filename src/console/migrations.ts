@@ -67,13 +67,15 @@ CREATE TABLE console_attr_index (
   PRIMARY KEY (attr, value, mv_id)
 ) WITHOUT ROWID;
 CREATE INDEX console_attr_index_mv ON console_attr_index (mv_id);
--- One row: the attributes indexed, the last change projected (updated_at, id), the sweep's place.
+-- One row: the attributes indexed, the last change projected (updated_at, id), the watermark
+-- (objects updated before it are indexed as they are), the sweep's place.
 CREATE TABLE console_attr_index_state (
-  id       INTEGER PRIMARY KEY CHECK (id = 1),
-  attrs    TEXT NOT NULL,
-  pos_at   TEXT NOT NULL,
-  pos_id   INTEGER NOT NULL,
-  sweep_id INTEGER NOT NULL
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  attrs     TEXT NOT NULL,
+  pos_at    TEXT NOT NULL,
+  pos_id    INTEGER NOT NULL,
+  watermark TEXT NOT NULL,
+  sweep_id  INTEGER NOT NULL
 );
 `,
   },

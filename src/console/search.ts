@@ -206,7 +206,7 @@ export function search(engine: EngineQueries, index: AttrIndex | null, q: Search
       want,
       spend,
       (after, size) => engine.walkConnectorSpace(after, size, like),
-      (from, to) => engine.connectorSpaceExamined(from, to),
+      (from, to) => engine.connectorSpaceExamined(from, to, CHUNK),
       (row) => [row.connector, row.anchor],
       (row) => (matching(row.attrs, q).length ? csHit(row) : null),
     );

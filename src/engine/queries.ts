@@ -164,11 +164,21 @@ export class EngineQueries {
       return { rows, examined: size, last: [end.connector, end.anchor] };
     }
     const rows = this.db.prepare<unknown[], ConnectorSpaceRow>(`SELECT ${CS_COLUMNS} FROM cs_objects WHERE (connector, anchor) > (?, ?)${filter} ORDER BY connector, anchor`).all(after[0], after[1], ...(like ? [like] : []));
-    const examined = this.db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM cs_objects WHERE (connector, anchor) > (?, ?)').get(after[0], after[1])!.n;
+    const examined = this.db
+      .prepare<[string, string, number], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM cs_objects WHERE (connector, anchor) > (?, ?) ORDER BY connector, anchor LIMIT ?) AS c`)
+      .get(after[0], after[1], size)!.n;
     return { rows, examined, last: null };
   }
 
-  connectorSpaceExamined(after: ConnectorSpaceKey, upTo: ConnectorSpaceKey): number {
-    return this.db.prepare<[string, string, string, string], { n: number }>('SELECT count(*) AS n FROM cs_objects WHERE (connector, anchor) > (?, ?) AND (connector, anchor) <= (?, ?)').get(after[0], after[1], upTo[0], upTo[1])!.n;
+  /**
+   * A count over a key range counts in key order with a limit: a plain count(*) lets the store walk
+   * a smaller index whole (the mv_id index, 1M entries) instead of the range.
+   */
+  connectorSpaceExamined(after: ConnectorSpaceKey, upTo: ConnectorSpaceKey, atMost: number): number {
+    return this.db
+      .prepare<[string, string, string, string, number], { n: number }>(
+        'SELECT count(*) AS n FROM (SELECT 1 FROM cs_objects WHERE (connector, anchor) > (?, ?) AND (connector, anchor) <= (?, ?) ORDER BY connector, anchor LIMIT ?) AS c',
+      )
+      .get(after[0], after[1], upTo[0], upTo[1], atMost)!.n;
   }
 }

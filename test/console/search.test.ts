@@ -144,15 +144,15 @@ describe('console search: index, gap and bounded walk agree with a reference wal
   }
 
   test('the index-backed search finds what the reference walk finds, through random writes and partial catch-ups', () => {
-    const index = new AttrIndex(ctx.db);
+    const index = new AttrIndex(ctx.db, undefined, () => clock);
     let checked = 0;
     let fromIndex = 0;
     for (let round = 0; round < 12; round++) {
       mutate(150 + Math.floor(rnd() * 150));
       // Caught up fully, by a few batches only, or not at all since the last writes.
       const r = rnd();
-      if (r < 0.5) for (let first = true; index.step(first, 50) === 50; first = false);
-      else if (r < 0.8) for (let k = 0; k < 1 + Math.floor(rnd() * 4); k++) index.step(k === 0, 37);
+      if (r < 0.5) while (!index.step(50));
+      else if (r < 0.8) for (let k = 0; k < 1 + Math.floor(rnd() * 4); k++) index.step(37);
       const rows = mvRows();
       for (let i = 0; i < 25; i++) {
         const q = randomQuery(['mail', 'userName', 'proxyAddresses', 'displayName'], 'mv');
@@ -170,16 +170,16 @@ describe('console search: index, gap and bounded walk agree with a reference wal
   });
 
   test('a caught-up index leaves nothing to check one by one, and deleted objects leave no row after the sweep', () => {
-    const index = new AttrIndex(ctx.db);
+    const index = new AttrIndex(ctx.db, undefined, () => clock);
     mutate(200);
-    for (let first = true; index.step(first) === 1000; first = false);
+    while (!index.step());
     // The last OVERLAP_MS of writes are still checked one by one: move the clock past them.
     clock += OVERLAP_MS * 2;
     ctx.db.prepare("UPDATE mv_objects SET updated_at = ? WHERE id = (SELECT max(id) FROM mv_objects)").run(tick());
-    index.step(true);
+    while (!index.step());
     const r = search(engine, index, { space: 'mv', attr: 'mail', op: 'sw', value: 'a', limit: 10 });
     assert.equal(r.total, 1, 'only the object written after the others is checked one by one');
-    for (let i = 0; i < 20; i++) index.step(false);
+    for (let i = 0; i < 20; i++) index.step();
     const orphans = ctx.db.prepare('SELECT count(*) AS n FROM console_attr_index WHERE mv_id NOT IN (SELECT id FROM mv_objects)').get() as { n: number };
     assert.equal(orphans.n, 0);
   });
@@ -187,7 +187,7 @@ describe('console search: index, gap and bounded walk agree with a reference wal
   test('writing the metaverse does not touch the index: no trigger is left, the projection catches up', async () => {
     const triggers = ctx.db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").pluck().all();
     assert.deepEqual(triggers, []);
-    const index = new AttrIndex(ctx.db);
+    const index = new AttrIndex(ctx.db, undefined, () => clock);
     await index.catchUp();
     const before = (ctx.db.prepare('SELECT count(*) AS n FROM console_attr_index').get() as { n: number }).n;
     const id = Number(ctx.db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, updated_at) VALUES ('user', 'fresh', ?, ?)").run(JSON.stringify({ mail: 'fresh@example.test' }), tick()).lastInsertRowid);
@@ -199,7 +199,7 @@ describe('console search: index, gap and bounded walk agree with a reference wal
   });
 
   test('another list of indexed attributes starts the index again', async () => {
-    const index = new AttrIndex(ctx.db, ['department']);
+    const index = new AttrIndex(ctx.db, ['department'], () => clock);
     assert.equal((ctx.db.prepare('SELECT count(*) AS n FROM console_attr_index').get() as { n: number }).n, 0);
     assert.equal(index.watermark(), '');
     await index.catchUp();
@@ -218,7 +218,7 @@ describe('console search: index, gap and bounded walk agree with a reference wal
         cs.run(conn, anchor, 'user', `uid=${anchor},dc=x`, `uid=${anchor},dc=x`, JSON.stringify(randomAttrs()), 'h', rnd() < 0.5 ? i : null);
       }
     })();
-    const index = new AttrIndex(ctx.db);
+    const index = new AttrIndex(ctx.db, undefined, () => clock);
     for (let i = 0; i < 120; i++) {
       const space = rnd() < 0.5 ? 'mv' : 'cs';
       const q = randomQuery(space === 'mv' ? ['department'] : ['mail', 'department', 'proxyAddresses', 'displayName'], space);
