@@ -31,7 +31,7 @@ import type { PasswordPipeline } from '../passwords/pipeline.js';
 import { DrsStateStore } from '../passwords/sources/drs.js';
 import { buildCharts } from './charts.js';
 import { buildLineage } from './lineage.js';
-import { parseSearchQuery, search, type SearchBudget } from './search.js';
+import { parseSearchQuery, search, SpaceTotals, type SearchBudget } from './search.js';
 import { AttrIndex } from './attr-index.js';
 import { EngineQueries } from '../engine/queries.js';
 import { EVENTS, EVENT_LEVELS, EVENT_SOURCES, type EventLevel, type EventSource } from '../events/catalog.js';
@@ -106,6 +106,18 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   const { ctx } = opts;
   const events = () => ctx.events;
   const engine = new EngineQueries(ctx.db);
+  const totals = new SpaceTotals(engine);
+  // Count both spaces once at start, after the answers in flight, so no search page pays for it.
+  app.addHook('onReady', async () => {
+    setImmediate(() => {
+      try {
+        totals.get('mv');
+        totals.get('cs');
+      } catch {
+        /* the store is closing: the first search counts */
+      }
+    });
+  });
   const attrIndex = opts.attrIndex ?? new AttrIndex(ctx.db, ctx.loaded.config.console.indexedAttributes);
   if (!opts.attrIndex) {
     // An index of its own (no service keeps it): catch it up at start and now and then.
@@ -249,7 +261,7 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   });
 
   app.get('/api/search', { onRequest: guard }, async (req) =>
-    search(engine, attrIndex, parseSearchQuery(req.query as Record<string, string>, PAGE_SIZE), opts.searchBudget ? { budget: opts.searchBudget } : {}),
+    search(engine, attrIndex, parseSearchQuery(req.query as Record<string, string>, PAGE_SIZE), { totals, ...(opts.searchBudget ? { budget: opts.searchBudget } : {}) }),
   );
 
   app.get('/api/objects/:id', { onRequest: guard }, async (req) => {

@@ -170,22 +170,55 @@ function walk<K, R>(
 function page(q: SearchQuery, method: 'index' | 'scan', total: number, found: { hit: SearchHit; after: () => Cursor }[], resume: Cursor | null, scannedAtEnd: number): SearchResult {
   if (found.length > q.limit) {
     const next = found[q.limit - 1]!.after();
-    return { space: q.space, objects: found.slice(0, q.limit).map((f) => f.hit), next: encode(next), method, scanned: 'n' in next ? next.n : 0, total, partial: false };
+    const scanned = 'n' in next ? next.n : 0;
+    return { space: q.space, objects: found.slice(0, q.limit).map((f) => f.hit), next: encode(next), method, scanned, total: Math.max(total, scanned), partial: false };
   }
-  return {
-    space: q.space,
-    objects: found.map((f) => f.hit),
-    next: resume ? encode(resume) : null,
-    method,
-    scanned: resume && 'n' in resume ? resume.n : scannedAtEnd,
-    total,
-    partial: resume !== null,
-  };
+  // At the end everything was searched; a kept total may be a little behind the objects walked:
+  // never "searched 1,001 of 1,000".
+  const scanned = resume && 'n' in resume ? resume.n : scannedAtEnd;
+  return { space: q.space, objects: found.map((f) => f.hit), next: resume ? encode(resume) : null, method, scanned, total: Math.max(total, scanned), partial: resume !== null };
+}
+
+/**
+ * How many objects each space holds, for "searched N of M": a count(*) of 1M rows costs a good part
+ * of a page's budget, so it is kept for a while and counted again after the answer that found it
+ * stale (that answer uses the old figure).
+ */
+export class SpaceTotals {
+  private readonly cached = new Map<SearchSpace, { n: number; at: number }>();
+  private readonly refreshing = new Set<SearchSpace>();
+
+  constructor(
+    private readonly engine: EngineQueries,
+    private readonly maxAgeMs = 30_000,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  private count(space: SearchSpace): number {
+    const n = space === 'mv' ? this.engine.metaverseCount() : this.engine.connectorSpaceCount();
+    this.cached.set(space, { n, at: this.clock() });
+    return n;
+  }
+
+  get(space: SearchSpace): number {
+    const c = this.cached.get(space);
+    if (!c) return this.count(space);
+    if (this.clock() - c.at >= this.maxAgeMs && !this.refreshing.has(space)) {
+      this.refreshing.add(space);
+      setImmediate(() => {
+        this.refreshing.delete(space);
+        this.count(space);
+      });
+    }
+    return c.n;
+  }
 }
 
 export interface SearchOptions {
   budget?: SearchBudget;
   clock?: () => number;
+  /** Counts kept between searches (the console's); without it each first page counts. */
+  totals?: SpaceTotals;
 }
 
 /** One page of a search. `index` answers the metaverse's indexed attributes (null: walk always). */
@@ -199,7 +232,7 @@ export function search(engine: EngineQueries, index: AttrIndex | null, q: Search
 
   if (q.space === 'cs') {
     if (cursor && cursor.p !== 'cs') throw new WebError(400, 'BAD_CURSOR', 'after belongs to another search');
-    const total = cursor?.m ?? engine.connectorSpaceCount();
+    const total = cursor?.m ?? options.totals?.get('cs') ?? engine.connectorSpaceCount();
     const r = walk<ConnectorSpaceKey, ConnectorSpaceRow>(
       cursor?.k ?? ['', ''],
       cursor?.n ?? 0,
@@ -216,7 +249,7 @@ export function search(engine: EngineQueries, index: AttrIndex | null, q: Search
 
   if (!index?.indexes(q.attr) || (cursor && cursor.p === 'mv')) {
     if (cursor && cursor.p !== 'mv') throw new WebError(400, 'BAD_CURSOR', 'after belongs to another search');
-    const total = cursor?.m ?? engine.metaverseCount();
+    const total = cursor?.m ?? options.totals?.get('mv') ?? engine.metaverseCount();
     const r = walk<number, MetaverseRow>(
       cursor?.k ?? 0,
       cursor?.n ?? 0,
