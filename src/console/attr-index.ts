@@ -16,7 +16,7 @@
  * still picked up by the next pass. A search reads the index for objects older than the watermark
  * and checks the newer ones one by one (search.ts), so its answers are never stale.
  *
- * Objects the engine deletes leave rows behind until a sweep (a chunk per catch-up) removes them;
+ * Objects the engine deletes leave rows behind until a sweep (a chunk per pass) removes them;
  * a search checks every index hit against the object itself, so such a row never shows.
  */
 import type { Database } from '../store/database.js';
@@ -121,15 +121,15 @@ export class AttrIndex {
   }
 
   /**
-   * One batch of a pass: projects up to `batch` changed objects (one transaction) and sweeps one
-   * chunk of deleted objects. True when the pass has reached the end (the index has caught up).
+   * One batch of a pass: projects up to `batch` changed objects (one transaction). True when the
+   * pass has reached the end (the index has caught up); then it also sweeps one chunk of deleted objects.
    */
   step(batch = BATCH): boolean {
     this.pass ??= { startedAt: this.now(), first: true };
     const n = this.project(this.pass.first, batch);
     this.pass.first = false;
-    this.sweep();
     if (n === batch) return false;
+    this.sweep();
     const done = minus(iso(this.pass.startedAt), OVERLAP_MS);
     this.db.prepare('UPDATE console_attr_index_state SET watermark = ? WHERE id = 1 AND watermark < ?').run(done, done);
     this.pass = undefined;
