@@ -1,18 +1,27 @@
 /**
  * `npm run bench:console [-- 100000,1000000]`: the sync console's search and lineage latency on a
  * metaverse of N users (each with a connector-space object and an export record), through the
- * console's real fastify routes (in process, `inject`: no network). Prints the median and worst of
- * several queries per kind. Asserts nothing. The issue's goal: ≤ 300 ms per search page on 1M.
+ * console's real fastify routes (in process, `inject`: no network), every search kind the console
+ * offers: the attribute index, the index with objects changed since it caught up, the bounded walk
+ * on the metaverse and the connector space (with how far its first page got), and lineage.
+ * Prints the median and worst of several queries per kind. Asserts nothing. The issue's goal:
+ * ≤ 300 ms per search page on 1M.
+ *
+ * First it prints what keeping the index costs: the sync's CPU per metaverse write (engine only,
+ * with engine/007's updated_at index, and with console/001's old triggers) and the projection's
+ * CPU per object, paid in the background by `idsync serve`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import Fastify from 'fastify';
+import { stringify } from 'yaml';
 import { consoleMigrations } from '../src/console/migrations.js';
 import { engineMigrations } from '../src/engine/migrations.js';
-import { stringify } from 'yaml';
 import { writeConsoleAccount } from '../src/console/account.js';
+import { AttrIndex } from '../src/console/attr-index.js';
+import type { SearchResult } from '../src/console/api-types.js';
 import { consolePlugin } from '../src/console/plugin.js';
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
@@ -23,54 +32,129 @@ if (process.argv.includes('--help')) {
   process.exit(0);
 }
 
+const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+const fmt = (n: number): string => n.toLocaleString('en');
+
 async function bench(n: number): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'idsync-bench-console-'));
   try {
     writeFileSync(path.join(dir, 'idsync.yaml'), stringify({ dataDir: './data', connectors: [{ name: 'hr', type: 'ldif', path: './x.ldif' }], cloud: { url: 'http://127.0.0.1:9' } }));
     const ctx = openContext(loadConfig(path.join(dir, 'idsync.yaml')));
     const t0 = Date.now();
-    const now = new Date().toISOString();
     const mv = ctx.db.prepare('INSERT INTO mv_objects (id, object_type, source_anchor, attrs, updated_at) VALUES (?, ?, ?, ?, ?)');
     const cs = ctx.db.prepare('INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, mv_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     const ex = ctx.db.prepare('INSERT INTO export_objects (mv_id, object_type, cloud_id, updated_at) VALUES (?, ?, ?, ?)');
+    const written = Date.now() - 60_000;
     ctx.db.transaction(() => {
       for (let i = 1; i <= n; i++) {
         const attrs = JSON.stringify({ userName: `u${i}@example.test`, mail: `u${i}@example.test`, displayName: `User ${i}`, department: `d${i % 100}` });
-        mv.run(i, 'user', `anchor-${i}`, attrs, now);
-        cs.run('hr', `anchor-${i}`, 'user', `uid=u${i},ou=people,dc=example,dc=test`, `uid=u${i},ou=people,dc=example,dc=test`, attrs, 'h', i);
-        ex.run(i, 'user', `cloud-${i}`, now);
+        mv.run(i, 'user', `anchor-${i}`, attrs, new Date(written + Math.floor((i / n) * 30_000)).toISOString());
+        cs.run('hr', `anchor-${String(i).padStart(7, '0')}`, 'user', `uid=u${i},ou=people,dc=example,dc=test`, `uid=u${i},ou=people,dc=example,dc=test`, attrs, 'h', i);
+        ex.run(i, 'user', `cloud-${i}`, new Date(written).toISOString());
       }
     })();
-    console.log(`${n.toLocaleString('en')} objects written in ${((Date.now() - t0) / 1000).toFixed(1)} s (with the attribute index, kept by triggers)`);
+    console.log(`\n${fmt(n)} objects written in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    // The projection catching up from nothing, as `idsync serve` does it after an upgrade or a first cycle.
+    const attrIndex = new AttrIndex(ctx.db);
+    const c0 = process.cpuUsage();
+    const w0 = Date.now();
+    await attrIndex.catchUp();
+    const projected = n;
+    const cpu = cpuMs(process.cpuUsage(c0));
+    console.log(`attribute index caught up from nothing: ${fmt(projected)} objects in ${((Date.now() - w0) / 1000).toFixed(1)} s, ${(cpu / 1000).toFixed(1)} s CPU (${((cpu / projected) * 1000).toFixed(1)} µs per object, in the background)`);
+
     const password = 'Bench-console-pass-1!';
     await writeConsoleAccount(ctx.loaded.dataDir, 'bench', password, { logN: 10, r: 8, p: 1 });
     const app = Fastify({ logger: false });
-    await app.register(consolePlugin, { prefix: '/console', ctx, health: () => { throw new Error('not used'); }, runNow: async () => undefined, secure: false });
+    await app.register(consolePlugin, { prefix: '/console', ctx, attrIndex, health: () => { throw new Error('not used'); }, runNow: async () => undefined, secure: false });
     const origin = 'http://bench.local';
     const signin = await app.inject({ method: 'POST', url: '/console/api/signin', headers: { host: 'bench.local', origin, 'content-type': 'application/json' }, payload: { username: 'bench', password } });
     const cookie = String(signin.headers['set-cookie']).split(';')[0]!;
+    const get = async (url: string): Promise<{ ms: number; r: SearchResult }> => {
+      const t = process.hrtime.bigint();
+      const res = await app.inject({ method: 'GET', url, headers: { cookie } });
+      const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      if (res.statusCode !== 200) throw new Error(`${url}: HTTP ${res.statusCode} ${res.body}`);
+      return { ms, r: JSON.parse(res.body) as SearchResult };
+    };
     const time = async (label: string, urls: string[]) => {
       const ms: number[] = [];
+      let last: SearchResult | undefined;
       for (const url of urls) {
-        const t = process.hrtime.bigint();
-        const r = await app.inject({ method: 'GET', url, headers: { cookie } });
-        ms.push(Number(process.hrtime.bigint() - t) / 1e6);
-        if (r.statusCode !== 200) throw new Error(`${url}: HTTP ${r.statusCode} ${r.body}`);
+        const x = await get(url);
+        ms.push(x.ms);
+        last = x.r;
       }
       ms.sort((a, b) => a - b);
-      console.log(`  ${label.padEnd(42)} median ${ms[Math.floor(ms.length / 2)]!.toFixed(1)} ms, worst ${ms[ms.length - 1]!.toFixed(1)} ms (${ms.length} queries)`);
+      const how = last && 'method' in last ? `, ${last.objects.length} found, ${last.method === 'scan' ? `searched ${fmt(last.scanned)} of ${fmt(last.total)}` : `${fmt(last.total)} changed objects checked`}${last.partial ? ', search further' : ''}` : '';
+      console.log(`  ${label.padEnd(48)} median ${ms[Math.floor(ms.length / 2)]!.toFixed(1)} ms, worst ${ms[ms.length - 1]!.toFixed(1)} ms (${ms.length} queries${how})`);
+    };
+    /** Follows "search further" to the end: pages, the slowest page, and the total. */
+    const further = async (label: string, url: string) => {
+      let pages = 0;
+      let worst = 0;
+      let total = 0;
+      let found = 0;
+      for (let next: string | null = ''; next !== null; pages++) {
+        const x = await get(next ? `${url}&after=${next}` : url);
+        worst = Math.max(worst, x.ms);
+        total += x.ms;
+        found += x.r.objects.length;
+        next = x.r.next;
+      }
+      console.log(`  ${label.padEnd(48)} ${pages} pages to search all, worst page ${worst.toFixed(1)} ms, ${(total / 1000).toFixed(2)} s in all, ${found} found`);
     };
     const picks = Array.from({ length: 7 }, (_, k) => 1 + Math.floor(((k + 0.5) / 7) * n));
-    await time('mv mail equals, 1 hit (index)', picks.map((i) => `/console/api/search?attr=mail&op=eq&value=u${i}@example.test`));
-    await time('mv mail equals, no hit (index)', picks.map((i) => `/console/api/search?attr=mail&op=eq&value=nobody${i}@example.test`));
-    await time('mv mail starts with, page 1 (index)', picks.map((i) => `/console/api/search?attr=mail&op=sw&value=u${String(i).slice(0, 2)}`));
-    await time('mv mail starts with, 1 hit (index)', picks.map((i) => `/console/api/search?attr=mail&op=sw&value=u${i}@`));
-    await time('mv mail present, page 1 (scan)', picks.map(() => `/console/api/search?attr=mail&op=pr`));
-    await time('mv department equals, page 2 (scan)', picks.map((i) => `/console/api/search?attr=department&op=eq&value=d${i % 100}&after=${i}`));
-    await time('mv department equals, no hit (scan)', picks.map((i) => `/console/api/search?attr=department&op=eq&value=none${i}`));
-    await time('cs mail equals, 1 hit (scan)', picks.map((i) => `/console/api/search?space=cs&attr=mail&op=eq&value=u${i}@example.test`));
-    await time('cs uid present, page 1 (scan)', picks.map(() => `/console/api/search?space=cs&attr=mail&op=pr`));
-    await time('lineage of one object', picks.map((i) => `/console/api/objects/${i}`));
+    const q = (s: string) => `/console/api/search?${s}`;
+    console.log('metaverse, attribute index:');
+    await time('mv mail equals, 1 hit', picks.map((i) => q(`attr=mail&op=eq&value=u${i}@example.test`)));
+    await time('mv mail equals, no hit', picks.map((i) => q(`attr=mail&op=eq&value=nobody${i}@example.test`)));
+    await time('mv mail starts with, page 1', picks.map((i) => q(`attr=mail&op=sw&value=u${String(i).slice(0, 2)}`)));
+    await time('mv mail starts with, 1 hit', picks.map((i) => q(`attr=mail&op=sw&value=u${i}@`)));
+    await time('mv mail starts with, no hit', picks.map((i) => q(`attr=mail&op=sw&value=nobody${i}`)));
+    await time('mv mail present, page 1', picks.map(() => q('attr=mail&op=pr')));
+    console.log('metaverse, bounded walk (attributes outside the index):');
+    await time('mv department equals, page 1', picks.map((i) => q(`attr=department&op=eq&value=d${i % 100}`)));
+    await time('mv department starts with, page 1', picks.map((i) => q(`attr=department&op=sw&value=d${i % 10}`)));
+    await time('mv department present, page 1', picks.map(() => q('attr=department&op=pr')));
+    await time('mv department equals, no hit (page 1)', picks.map((i) => q(`attr=department&op=eq&value=none${i}`)));
+    await further('mv department equals, no hit', q('attr=department&op=eq&value=none'));
+    console.log('connector space, bounded walk:');
+    await time('cs mail equals, 1 hit (page 1)', picks.map((i) => q(`space=cs&attr=mail&op=eq&value=u${i}@example.test`)));
+    await time('cs mail starts with, page 1', picks.map((i) => q(`space=cs&attr=mail&op=sw&value=u${String(i).slice(0, 2)}`)));
+    await time('cs mail present, page 1', picks.map(() => q('space=cs&attr=mail&op=pr')));
+    await time('cs mail equals, no hit (page 1)', picks.map((i) => q(`space=cs&attr=mail&op=eq&value=nobody${i}@example.test`)));
+    await further('cs mail equals, 1 hit', q(`space=cs&attr=mail&op=eq&value=u${picks[3]}@example.test`));
+
+    // The index behind the engine: 1 % of the objects changed since it last caught up.
+    const changed = Math.max(1, Math.floor(n / 100));
+    const set = ctx.db.prepare('UPDATE mv_objects SET attrs = ?, updated_at = ? WHERE id = ?');
+    const now = new Date().toISOString();
+    ctx.db.transaction(() => {
+      for (let k = 0; k < changed; k++) {
+        const i = 1 + Math.floor((k / changed) * n);
+        set.run(JSON.stringify({ userName: `u${i}@example.test`, mail: `moved${i}@example.test`, displayName: `User ${i}`, department: `d${i % 100}` }), now, i);
+      }
+    })();
+    console.log(`metaverse, attribute index with ${fmt(changed)} objects changed since it caught up (checked one by one):`);
+    await time('mv mail equals, 1 hit (a changed object)', picks.slice(0, 1).map(() => q(`attr=mail&op=eq&value=moved1@example.test`)));
+    await time('mv mail equals, no hit', picks.map((i) => q(`attr=mail&op=eq&value=nobody${i}@example.test`)));
+    await time('mv mail starts with, page 1', picks.map((i) => q(`attr=mail&op=sw&value=u${String(i).slice(0, 2)}`)));
+    const c1 = process.cpuUsage();
+    await attrIndex.catchUp();
+    console.log(`  the index caught up with them: ${cpuMs(process.cpuUsage(c1)).toFixed(0)} ms CPU`);
+
+    console.log('lineage:');
+    const ms: number[] = [];
+    for (const i of picks) {
+      const t = process.hrtime.bigint();
+      const res = await app.inject({ method: 'GET', url: `/console/api/objects/${i}`, headers: { cookie } });
+      ms.push(Number(process.hrtime.bigint() - t) / 1e6);
+      if (res.statusCode !== 200) throw new Error(`lineage ${i}: HTTP ${res.statusCode}`);
+    }
+    ms.sort((a, b) => a - b);
+    console.log(`  ${'lineage of one object'.padEnd(48)} median ${ms[3]!.toFixed(1)} ms, worst ${ms[6]!.toFixed(1)} ms (7 queries)`);
     await app.close();
     ctx.close();
   } finally {
@@ -79,33 +163,37 @@ async function bench(n: number): Promise<void> {
 }
 
 /**
- * What the attribute index costs the sync: CPU time of writing 20k metaverse objects as the sync
- * step does (insert, then set the attributes; then change a tenth), without and with the index's
- * triggers. CPU time, not wall time: robust on a busy machine.
+ * What the index costs the sync: CPU time of writing 20k metaverse objects as the sync step does
+ * (insert, then set the attributes; then change a tenth): the engine's tables without engine/007,
+ * with it (today), and with console/001's old triggers (before). CPU time: robust on a busy machine.
  */
 function indexWriteCost(): void {
   const n = 20_000;
   const cost: number[] = [];
-  for (const withIndex of [false, true]) {
+  const variants = [
+    { label: 'engine without engine/007', migrations: engineMigrations.filter((m) => m.id !== 'engine/007-mv-changed-since') },
+    { label: 'engine (with engine/007, today)', migrations: engineMigrations },
+    { label: "engine + console/001's triggers (before)", migrations: [...engineMigrations.filter((m) => m.id !== 'engine/007-mv-changed-since'), consoleMigrations[0]!] },
+  ];
+  for (const v of variants) {
     const db = new Database(':memory:');
-    for (const m of engineMigrations) db.exec(m.sql);
-    if (withIndex) for (const m of consoleMigrations) db.exec(m.sql);
-    const insert = db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES ('user', ?, '{}', 1, 'now')");
-    const set = db.prepare('UPDATE mv_objects SET attrs = ? WHERE id = ?');
+    for (const m of v.migrations) db.exec(m.sql);
+    const insert = db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES ('user', ?, '{}', 1, ?)");
+    const set = db.prepare('UPDATE mv_objects SET attrs = ?, updated_at = ? WHERE id = ?');
     const c0 = process.cpuUsage();
     db.transaction(() => {
       for (let i = 1; i <= n; i++) {
         const attrs = { userName: `u${i}@example.test`, mail: `u${i}@example.test`, displayName: `User ${i}`, givenName: 'User', sn: String(i), department: `d${i % 100}` };
-        set.run(JSON.stringify(attrs), insert.run(`anchor-${i}`).lastInsertRowid);
+        const now = new Date().toISOString();
+        set.run(JSON.stringify(attrs), now, insert.run(`anchor-${i}`, now).lastInsertRowid);
       }
-      for (let i = 1; i <= n; i += 10) set.run(JSON.stringify({ userName: `u${i}@example.test`, mail: `v${i}@example.test`, displayName: `User ${i}` }), i);
+      for (let i = 1; i <= n; i += 10) set.run(JSON.stringify({ userName: `u${i}@example.test`, mail: `v${i}@example.test`, displayName: `User ${i}` }), new Date().toISOString(), i);
     })();
-    const c = process.cpuUsage(c0);
-    cost.push((c.user + c.system) / 1000);
+    cost.push(cpuMs(process.cpuUsage(c0)));
     db.close();
   }
-  const [without, withIdx] = cost as [number, number];
-  console.log(`metaverse writes, ${n.toLocaleString('en')} objects + 10% changed: ${without.toFixed(0)} ms CPU without the index, ${withIdx.toFixed(0)} ms with it (+${(((withIdx - without) / n) * 1000).toFixed(1)} µs per object)`);
+  console.log(`metaverse writes as the sync does them, ${fmt(n)} objects + 10% changed (CPU):`);
+  variants.forEach((v, k) => console.log(`  ${v.label.padEnd(44)} ${cost[k]!.toFixed(0)} ms${k > 0 ? ` (+${(((cost[k]! - cost[0]!) / n) * 1000).toFixed(1)} µs per object)` : ''}`));
 }
 
 indexWriteCost();

@@ -229,6 +229,18 @@ async function operations(main, id) {
   );
 }
 
+/**
+ * What a page of results covered: a walk says how many objects it has searched; the index, how
+ * many objects changed since it was brought up to date it checked one by one.
+ * @param {SearchResult} r
+ */
+function searchProgress(r) {
+  const n = (/** @type {number} */ x) => x.toLocaleString('en');
+  const found = r.objects.length === 0 ? (r.partial ? 'No match yet. ' : 'No match. ') : '';
+  if (r.method === 'scan') return `${found}Searched ${n(r.scanned)} of ${n(r.total)} objects${r.partial ? ' (this page\'s time ran out: search further for more)' : ''}.`;
+  return `${found}From the attribute index${r.total ? `, and ${n(r.scanned)} of ${n(r.total)} objects changed since it was last brought up to date checked one by one` : ''}${r.partial ? ' (this page\'s time ran out: search further for more)' : ''}.`;
+}
+
 /** @param {HTMLElement} main */
 async function search(main) {
   const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
@@ -250,7 +262,8 @@ async function search(main) {
         r.space === 'mv'
           ? table(['id', 'type', 'name', 'source anchor'], r.objects.map((o) => [link(o), o.objectType, o.display, o.anchor]), 'search results')
           : table(['metaverse', 'connector', 'type', 'name', 'DN'], r.objects.map((o) => [link(o), o.connector, o.objectType, o.display, o.dn]), 'search results'),
-        r.next !== null ? h('button', { type: 'button', onclick: () => void run(/** @type {string} */ (r.next)) }, 'Next page') : null,
+        h('p', { id: 'search-progress', role: 'status' }, searchProgress(r)),
+        r.next !== null ? h('button', { type: 'button', onclick: () => void run(/** @type {string} */ (r.next)) }, r.partial ? 'Search further' : 'Next page') : null,
       );
     } catch (e) {
       fill(results, errorBox(e));

@@ -202,6 +202,18 @@ export const configSchema = z
       .default({}),
     /** Password hash synchronization on or off (docs/password-hash-sync.md). */
     passwordHashSync: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+    /** The sync console (docs/console.md). */
+    console: z
+      .object({
+        /**
+         * Metaverse attributes the console's search answers from its attribute index (names are
+         * case-insensitive); any other attribute is searched by a bounded walk. Default: the naming
+         * attributes (src/console/attr-index.ts). Applied when `idsync serve` starts.
+         */
+        indexedAttributes: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'an attribute name (letters, digits, "-" or "_")')).max(64).optional(),
+      })
+      .strict()
+      .default({}),
     /** Declarative sync rules (docs/rules.md): scoping, flows, precedence, joins. */
     rules: rulesSchema.optional(),
   })

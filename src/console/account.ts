@@ -10,6 +10,8 @@ import { IdsyncError } from '../core/errors.js';
 
 export const CONSOLE_ACCOUNT_FILE = 'console-account.json';
 export const MIN_CONSOLE_PASSWORD_LENGTH = 12;
+/** 1 to 64 letters, digits, ".", "_", "@" or "-". */
+export const CONSOLE_USERNAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
 export interface ConsoleAccount {
   username: string;
@@ -36,7 +38,7 @@ export function readConsoleAccount(dataDir: string): ConsoleAccount | undefined 
 }
 
 export async function writeConsoleAccount(dataDir: string, username: string, password: string, params: SecretHashParams = DEFAULT_SECRET_HASH_PARAMS): Promise<ConsoleAccount> {
-  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(username)) {
+  if (!CONSOLE_USERNAME.test(username)) {
     throw new IdsyncError('CONFIG_INVALID', `the console user name "${username}" is not allowed`, { hint: 'Use 1 to 64 letters, digits, ".", "_", "@" or "-".' });
   }
   if (password.length < MIN_CONSOLE_PASSWORD_LENGTH) {

@@ -89,8 +89,18 @@ export interface SearchHit {
 export interface SearchResult {
   space: SearchSpace;
   objects: SearchHit[];
-  /** Pass as `after` for the next page; null on the last page. */
+  /** Pass as `after` for the next page (or to search further); null on the last page. */
   next: string | null;
+  /**
+   * index: from the attribute index, plus the objects changed since the index was last brought up
+   * to date, checked one by one; scan: every object checked one by one, in key order.
+   */
+  method: 'index' | 'scan';
+  /** Objects checked one by one so far (this page and the ones before it), of how many. */
+  scanned: number;
+  total: number;
+  /** The page stopped at its time budget before it was full: `next` searches further. */
+  partial: boolean;
 }
 
 export type AttrMap = Record<string, unknown>;

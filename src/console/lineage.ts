@@ -4,6 +4,7 @@
  * changes, the last export and the password sync status. Read-only: nothing here writes.
  */
 import type { EngineContext } from '../engine/context.js';
+import { EngineQueries } from '../engine/queries.js';
 import type { ConnectorKind } from '../engine/sync.js';
 import { StatusLog } from '../passwords/status.js';
 import type { AttrMap, Lineage } from './api-types.js';
@@ -14,20 +15,11 @@ const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.str
 
 export function buildLineage(ctx: EngineContext, id: number): Lineage | undefined {
   const { db } = ctx;
-  const mv = db
-    .prepare<[number], { id: number; object_type: string; source_anchor: string; attrs: string; deleted: number; pending_export: number; updated_at: string }>(
-      'SELECT id, object_type, source_anchor, attrs, deleted, pending_export, updated_at FROM mv_objects WHERE id = ?',
-    )
-    .get(id);
+  const engine = new EngineQueries(db);
+  const mv = engine.metaverseObject(id);
   if (!mv) return undefined;
-  const cs = db
-    .prepare<[number], { connector: string; anchor: string; dn: string; object_type: string; pending: string | null; attrs: string }>(
-      'SELECT connector, anchor, dn, object_type, pending, attrs FROM cs_objects WHERE mv_id = ? ORDER BY connector',
-    )
-    .all(id);
-  const exp = db
-    .prepare<[number], { cloud_id: string | null; object_type: string; last_error: string | null; updated_at: string }>('SELECT cloud_id, object_type, last_error, updated_at FROM export_objects WHERE mv_id = ?')
-    .get(id);
+  const cs = engine.connectorObjectsOf(id);
+  const exp = engine.exportOf(id);
   const mvAttrs = parseJsonAttrs(mv.attrs);
 
   // Which connector contributed each metaverse attribute: the inbound flows evaluated again on each

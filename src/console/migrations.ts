@@ -1,23 +1,20 @@
 /**
- * The console's attribute index over the metaverse: one row per (attribute, value) of every object,
- * lower-cased (attribute names too: directories treat them case-insensitively), values cut at 200
- * characters. Kept by triggers on mv_objects, so no writer of the metaverse has to know about it.
- * It makes a search page an index range scan instead of a walk over every object's JSON: equals by
- * (attr, value, mv_id); starts with and present by (attr, value) in value order.
+ * The console's tables.
+ *
+ * console/001 (shipped, never edited) kept an attribute index by SQLite triggers on mv_objects:
+ * about 12 µs of the sync's CPU per metaverse object, and SQLite only. console/002 drops the
+ * triggers and that table for console_attr_index, an asynchronous projection the console keeps in
+ * application code (attr-index.ts); it starts empty and catches up from the engine in batches.
  */
 import type { Migration } from '../store/database.js';
 
-/** Longer values are indexed by their first 200 characters; the search checks the full value. */
-export const INDEXED_VALUE_CHARS = 200;
+/** console/001's cut of indexed values (attr-index.ts keeps the same). */
+const INDEXED_VALUE_CHARS = 200;
 
 const SCALAR = "('text', 'integer', 'real')";
 
-/**
- * The attributes an administrator looks people and groups up by. Only these are indexed: each
- * indexed value costs the sync a B-tree row per object (about 4 µs of CPU here), and a search by any
- * other attribute still works, by a walk over the metaverse (bench/console.ts measures both).
- */
-export const INDEXED_ATTRIBUTES = ['accountname', 'username', 'mail', 'displayname', 'externalid', 'userprincipalname', 'samaccountname', 'uid', 'cn', 'employeeid', 'proxyaddresses', 'emails'] as const;
+/** console/001's attributes (attr-index.ts: DEFAULT_INDEXED_ATTRIBUTES, configurable). */
+const INDEXED_ATTRIBUTES = ['accountname', 'username', 'mail', 'displayname', 'externalid', 'userprincipalname', 'samaccountname', 'uid', 'cn', 'employeeid', 'proxyaddresses', 'emails'] as const;
 const ATTRS = `(${INDEXED_ATTRIBUTES.map((a) => `'${a}'`).join(', ')})`;
 const cut = (v: string) => `substr(lower(${v}), 1, ${INDEXED_VALUE_CHARS})`;
 
@@ -54,6 +51,32 @@ END;
 CREATE TRIGGER mv_attr_index_delete AFTER DELETE ON mv_objects BEGIN
   ${unindex}
 END;
+`,
+  },
+  {
+    id: 'console/002-attr-index-projection',
+    sql: `
+DROP TRIGGER IF EXISTS mv_attr_index_insert;
+DROP TRIGGER IF EXISTS mv_attr_index_update;
+DROP TRIGGER IF EXISTS mv_attr_index_delete;
+DROP TABLE IF EXISTS mv_attr_index;
+CREATE TABLE console_attr_index (
+  attr  TEXT NOT NULL,
+  value TEXT NOT NULL,
+  mv_id INTEGER NOT NULL,
+  PRIMARY KEY (attr, value, mv_id)
+) WITHOUT ROWID;
+CREATE INDEX console_attr_index_mv ON console_attr_index (mv_id);
+-- One row: the attributes indexed, the last change projected (updated_at, id), the watermark
+-- (objects updated before it are indexed as they are), the sweep's place.
+CREATE TABLE console_attr_index_state (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  attrs     TEXT NOT NULL,
+  pos_at    TEXT NOT NULL,
+  pos_id    INTEGER NOT NULL,
+  watermark TEXT NOT NULL,
+  sweep_id  INTEGER NOT NULL
+);
 `,
   },
 ];

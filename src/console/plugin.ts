@@ -8,7 +8,7 @@
  *   GET  /console/api/overview     health with a fix per degraded reason, the last cycle's counts
  *   GET  /console/api/charts       the overview's charts over 7 days
  *   GET  /console/api/runs[/:id]   run history; one run with its errors
- *   GET  /console/api/search       metaverse search by attribute (equals / starts with), keyset-paged
+ *   GET  /console/api/search       metaverse or connector-space search by attribute, paged, each page bounded
  *   GET  /console/api/objects/:id  an object's lineage: connector space -> metaverse -> cloud
  *   GET  /console/api/events       the event log, by level and id
  *   POST /console/api/cycle        run a sync cycle now
@@ -31,7 +31,9 @@ import type { PasswordPipeline } from '../passwords/pipeline.js';
 import { DrsStateStore } from '../passwords/sources/drs.js';
 import { buildCharts } from './charts.js';
 import { buildLineage } from './lineage.js';
-import { parseSearchQuery, search } from './search.js';
+import { parseSearchQuery, search, SpaceTotals, type SearchBudget } from './search.js';
+import { AttrIndex } from './attr-index.js';
+import { EngineQueries } from '../engine/queries.js';
 import { EVENTS, EVENT_LEVELS, EVENT_SOURCES, type EventLevel, type EventSource } from '../events/catalog.js';
 import type { EventQuery } from '../events/log.js';
 import type { HealthReport } from '../service/health.js';
@@ -71,6 +73,10 @@ export interface ConsoleOptions {
   /** The service listens with TLS: cookies get `Secure`, the Origin must be https. */
   secure: boolean;
   now?: () => number;
+  /** The attribute index the service keeps up to date; without it the plugin opens its own (tests, bench). */
+  attrIndex?: AttrIndex;
+  /** A search page's budget (tests). */
+  searchBudget?: SearchBudget;
 }
 
 
@@ -99,6 +105,30 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   const failures = new Map<string, { n: number; since: number }>();
   const { ctx } = opts;
   const events = () => ctx.events;
+  const engine = new EngineQueries(ctx.db);
+  const totals = new SpaceTotals(engine);
+  // Count both spaces once at start, after the answers in flight, so no search page pays for it.
+  app.addHook('onReady', async () => {
+    setImmediate(() => {
+      try {
+        totals.get('mv');
+        totals.get('cs');
+      } catch {
+        /* the store is closing: the first search counts */
+      }
+    });
+  });
+  const attrIndex = opts.attrIndex ?? new AttrIndex(ctx.db, ctx.loaded.config.console.indexedAttributes);
+  if (!opts.attrIndex) {
+    // An index of its own (no service keeps it): catch it up at start and now and then.
+    const catchUp = () => void attrIndex.catchUp().catch(() => undefined);
+    const timer = setInterval(catchUp, 10_000).unref();
+    app.addHook('onReady', async () => catchUp());
+    app.addHook('onClose', async () => {
+      clearInterval(timer);
+      attrIndex.close();
+    });
+  }
 
   addSecurityHeaders(app);
   app.setErrorHandler((err, _req, reply) => {
@@ -230,7 +260,9 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     return out;
   });
 
-  app.get('/api/search', { onRequest: guard }, async (req) => search(ctx.db, parseSearchQuery(req.query as Record<string, string>, PAGE_SIZE)));
+  app.get('/api/search', { onRequest: guard }, async (req) =>
+    search(engine, attrIndex, parseSearchQuery(req.query as Record<string, string>, PAGE_SIZE), { totals, ...(opts.searchBudget ? { budget: opts.searchBudget } : {}) }),
+  );
 
   app.get('/api/objects/:id', { onRequest: guard }, async (req) => {
     const id = Number((req.params as { id: string }).id);

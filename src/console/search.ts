@@ -1,13 +1,23 @@
 /**
  * The console's search: the metaverse or the connector space by one attribute — equals, starts
- * with (both case-insensitive, multi-valued attributes included) or present — keyset-paged.
+ * with (both case-insensitive, multi-valued attributes included) or present — paged, and every page
+ * bounded, like a directory server's search:
+ *
+ *  - On the metaverse, an attribute of the index (attr-index.ts, `console.indexedAttributes`) is
+ *    read from the index for the objects it covers (updated before its watermark), then the objects
+ *    changed since are checked one by one, so an answer is never stale.
+ *  - Any other search walks the objects in key order, in chunks; the store pre-filters a chunk by
+ *    the value in the JSON text and each candidate is checked against its parsed attributes.
+ *
+ * A page stops when it is full, at the end, or when its budget (time, and for tests a count of
+ * objects) is spent: then it returns what it found, "searched N of M objects" and a cursor to search
+ * further. A page always makes progress (one chunk at least), so searching further always ends.
  */
-import type { Database } from '../store/database.js';
-import { WebError } from '../web/security.js';
+import { EngineQueries, likePattern, type ConnectorSpaceKey, type ConnectorSpaceRow, type MetaverseChangeKey, type MetaverseRow } from '../engine/queries.js';
+import { SECRET_ATTR, WebError } from '../web/security.js';
 import type { SearchHit, SearchOperator, SearchResult, SearchSpace } from './api-types.js';
-import { SECRET_ATTR } from '../web/security.js';
 import { display, parseJsonAttrs } from './attrs.js';
-import { INDEXED_ATTRIBUTES, INDEXED_VALUE_CHARS } from './migrations.js';
+import { INDEXED_VALUE_CHARS, valuesOf, type AttrIndex } from './attr-index.js';
 
 export interface SearchQuery {
   space: SearchSpace;
@@ -18,6 +28,17 @@ export interface SearchQuery {
   limit: number;
 }
 
+/** What one page may spend: wall time, and objects checked one by one (tests set this one). */
+export interface SearchBudget {
+  ms: number;
+  rows: number;
+}
+
+/** Under the issue's 300 ms a page, with room for the answer's serialisation and a busy machine. */
+export const DEFAULT_SEARCH_BUDGET: SearchBudget = { ms: 200, rows: Number.POSITIVE_INFINITY };
+const CHUNK = 2000;
+const INDEX_CHUNK = 200;
+
 /** Checks and normalises the query string of GET /console/api/search; WebError 400 otherwise. */
 export function parseSearchQuery(q: Partial<Record<'space' | 'attr' | 'op' | 'value' | 'after' | 'limit', string>>, pageSize: number): SearchQuery {
   const space: SearchSpace | undefined = q.space === 'cs' ? 'cs' : q.space === 'mv' || q.space === undefined ? 'mv' : undefined;
@@ -27,133 +48,270 @@ export function parseSearchQuery(q: Partial<Record<'space' | 'attr' | 'op' | 'va
   if (SECRET_ATTR.test(attr)) throw new WebError(400, 'BAD_ATTRIBUTE', `searching by ${attr} is not allowed: it may hold a secret`);
   const op: SearchOperator | undefined = q.op === 'sw' || q.op === 'pr' ? q.op : q.op === 'eq' || q.op === undefined ? 'eq' : undefined;
   if (!op) throw new WebError(400, 'BAD_OPERATOR', 'op must be eq (equals), sw (starts with) or pr (present)');
-  const value = (q.value ?? '').toLowerCase();
+  const value = op === 'pr' ? '' : (q.value ?? '').toLowerCase();
   if (value === '' && op !== 'pr') throw new WebError(400, 'BAD_VALUE', 'value must not be empty');
   const limit = Math.min(Math.max(Number(q.limit) || pageSize, 1), 500);
   return { space, attr, op, value, ...(q.after ? { after: q.after } : {}), limit };
 }
 
-/** The WHERE part on a json_each row `j` of the attribute, and its arguments. */
-function match(op: SearchOperator, value: string): { sql: string; args: string[] } {
-  if (op === 'eq') return { sql: 'lower(j.value) = ?', args: [value] };
-  if (op === 'sw') return { sql: 'substr(lower(j.value), 1, length(?)) = ?', args: [value, value] };
-  return { sql: "j.value IS NOT NULL AND j.value <> ''", args: [] };
+/** The values of the object's attribute that the query matches. */
+function matching(attrsJson: string, q: SearchQuery): string[] {
+  const vs = valuesOf(parseJsonAttrs(attrsJson), q.attr);
+  return q.op === 'eq' ? vs.filter((v) => v === q.value) : q.op === 'sw' ? vs.filter((v) => v.startsWith(q.value)) : vs.filter((v) => v !== '');
 }
 
-type MvRow = { id: number; object_type: string; source_anchor: string; attrs: string; deleted: number };
-const mvHit = (r: MvRow): SearchHit => ({ id: r.id, connector: null, anchor: r.source_anchor, dn: null, objectType: r.object_type, display: display(parseJsonAttrs(r.attrs)), deleted: r.deleted === 1 });
+/** The store's pre-filter for a query: the value, or for present the attribute's name as a JSON key. */
+const prefilter = (q: SearchQuery): string | null => (q.op === 'pr' ? likePattern(`"${q.attr.toLowerCase()}"`) : likePattern(q.value));
 
-/** Lower case as SQLite's lower() does it (ASCII only): the index and the scan compare that way. */
-const sqlLower = (v: string): string => v.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+const mvHit = (r: MetaverseRow): SearchHit => ({ id: r.id, connector: null, anchor: r.source_anchor, dn: null, objectType: r.object_type, display: display(parseJsonAttrs(r.attrs)), deleted: r.deleted === 1 });
+const csHit = (r: ConnectorSpaceRow): SearchHit => ({ id: r.mv_id, connector: r.connector, anchor: r.anchor, dn: r.dn, objectType: r.object_type, display: display(parseJsonAttrs(r.attrs)), deleted: r.pending === 'delete' });
 
-/** The object's values of `attr` (name compared case-insensitively), lower-cased like the index. */
-function valuesOf(attrs: string, attr: string): string[] {
-  const lc = attr.toLowerCase();
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(parseJsonAttrs(attrs))) {
-    if (k.toLowerCase() !== lc) continue;
-    for (const x of Array.isArray(v) ? v : [v]) if (typeof x === 'string' || typeof x === 'number') out.push(sqlLower(String(x)));
-  }
-  return out;
+// --- cursors ---------------------------------------------------------------------------------
+
+/** Where a search goes on: a walk's key with the objects checked so far (n) of how many (m). */
+type Cursor =
+  | { p: 'mv'; k: number; n: number; m: number }
+  | { p: 'cs'; k: ConnectorSpaceKey; n: number; m: number }
+  /** In the index, after (value, mv id); w: the watermark of the first page. */
+  | { p: 'ix'; w: string; k: [string, number]; m: number }
+  /** Among the objects changed since w. */
+  | { p: 'gap'; w: string; k: MetaverseChangeKey; n: number; m: number };
+
+const str = (v: unknown): v is string => typeof v === 'string';
+const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+function isCursor(v: unknown): v is Cursor {
+  if (!v || typeof v !== 'object') return false;
+  const c = v as Record<string, unknown>;
+  const k = c.k;
+  const pair = (a: (x: unknown) => boolean, b: (x: unknown) => boolean) => Array.isArray(k) && k.length === 2 && a(k[0]) && b(k[1]);
+  if (!num(c.m)) return false;
+  if (c.p === 'mv') return num(k) && num(c.n);
+  if (c.p === 'cs') return pair(str, str) && num(c.n);
+  if (c.p === 'ix') return str(c.w) && pair(str, num);
+  if (c.p === 'gap') return str(c.w) && pair(str, num) && num(c.n);
+  return false;
 }
-
-const encodeCursor = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
-function decodeCursor<T>(after: string | undefined, check: (v: unknown) => v is T, empty: T): T {
-  if (!after) return empty;
+const encode = (c: Cursor): string => Buffer.from(JSON.stringify(c)).toString('base64url');
+function decode(after: string): Cursor {
   try {
     const v = JSON.parse(Buffer.from(after, 'base64url').toString('utf8')) as unknown;
-    if (check(v)) return v;
+    if (isCursor(v)) return v;
   } catch {
     /* below */
   }
-  throw new WebError(400, 'BAD_CURSOR', 'after must be the next value of the previous page');
+  throw new WebError(400, 'BAD_CURSOR', 'after must be the `next` of the previous page of the same search');
 }
-const isPair = (v: unknown): v is [string, number] => Array.isArray(v) && typeof v[0] === 'string' && typeof v[1] === 'number';
+
+// --- walking ---------------------------------------------------------------------------------
+
+interface Spend {
+  deadline: number;
+  rowsLeft: number;
+  chunks: number;
+  clock: () => number;
+}
+/** Whether the page may read another chunk: always its first, then while the budget lasts. */
+const mayGoOn = (s: Spend): boolean => s.chunks === 0 || (s.clock() < s.deadline && s.rowsLeft > 0);
+
+interface Found<K> {
+  hit: SearchHit;
+  key: K;
+  /** Objects checked up to and including this one (counted only when a page ends here). */
+  n: () => number;
+}
+interface WalkEnd<K> {
+  found: Found<K>[];
+  /** Where the walk stopped for its budget (null: it reached its end, or found `want`). */
+  resume: { key: K; n: number } | null;
+}
 
 /**
- * Equals and starts with on an indexed attribute (migrations.ts): a range of the index, then the
- * page's objects read by id and checked against their full values (the index holds 200 characters).
- * Equals pages by id; starts with by (value, id), so its results come in alphabetical order.
+ * Walks in chunks from `start` (n0 objects checked before it) until `want` hits, the end, or the
+ * budget. `chunk` reads one chunk; `between` counts the objects from after `from` up to `to`.
  */
-export function searchIndexed(db: Database, q: SearchQuery): SearchResult {
-  const attr = q.attr.toLowerCase();
-  const cut = q.value.slice(0, INDEXED_VALUE_CHARS);
-  const byId = db.prepare<[number], MvRow>('SELECT id, object_type, source_anchor, attrs, deleted FROM mv_objects WHERE id = ?');
-  const ok = (r: MvRow | undefined): r is MvRow => !!r && valuesOf(r.attrs, attr).some((v) => (q.op === 'eq' ? v === q.value : v.startsWith(q.value)));
-  if (q.op === 'eq') {
-    const after = Math.max(Number(q.after) || 0, 0);
-    const ids = db.prepare<[string, string, number, number], { mv_id: number }>('SELECT mv_id FROM mv_attr_index WHERE attr = ? AND value = ? AND mv_id > ? ORDER BY mv_id LIMIT ?').all(attr, cut, after, q.limit + 1);
-    const page = ids.slice(0, q.limit);
-    const objects = page.map((x) => byId.get(x.mv_id)).filter(ok).map(mvHit);
-    return { space: 'mv', objects, next: ids.length > q.limit ? String(page[page.length - 1]!.mv_id) : null };
-  }
-  const [v0, id0] = decodeCursor(q.after, isPair, ['', 0]);
-  const rows = db
-    .prepare<[string, string, string, string, number, number], { value: string; mv_id: number }>(
-      `SELECT value, mv_id FROM mv_attr_index WHERE attr = ? AND value >= ? AND value < ? || char(1114111) AND (value, mv_id) > (?, ?) ORDER BY value, mv_id LIMIT ?`,
-    )
-    .all(attr, cut, cut, v0, id0, q.limit + 1);
-  const page = rows.slice(0, q.limit);
-  const seen = new Set<number>();
-  const objects: SearchHit[] = [];
-  for (const x of page) {
-    if (seen.has(x.mv_id)) continue;
-    seen.add(x.mv_id);
-    const r = byId.get(x.mv_id);
-    if (!r) continue;
-    // An object whose attribute has several matching values is shown once, at the first of them in
-    // the index's order, so it appears on one page only.
-    const first = valuesOf(r.attrs, attr).filter((v) => v.startsWith(q.value)).map((v) => v.slice(0, INDEXED_VALUE_CHARS)).sort()[0];
-    if (first === x.value) objects.push(mvHit(r));
-  }
-  const last = page[page.length - 1];
-  return { space: 'mv', objects, next: rows.length > q.limit && last ? encodeCursor([last.value, last.mv_id]) : null };
-}
-
-/** Whether a metaverse search is answered from the attribute index. */
-export const usesIndex = (q: SearchQuery): boolean => q.space === 'mv' && q.op !== 'pr' && (INDEXED_ATTRIBUTES as readonly string[]).includes(q.attr.toLowerCase());
-
-export function search(db: Database, q: SearchQuery): SearchResult {
-  return usesIndex(q) ? searchIndexed(db, q) : searchScan(db, q);
-}
-
-/** Every other search: a walk over the objects' JSON in key order, stopping at a full page. */
-export function searchScan(db: Database, q: SearchQuery): SearchResult {
-  const m = match(q.op, q.value);
-  if (q.space === 'mv') {
-    const after = Math.max(Number(q.after) || 0, 0);
-    // json_each walks both single values and multi-valued arrays.
-    const rows = db
-      .prepare<unknown[], { id: number; object_type: string; source_anchor: string; attrs: string; deleted: number }>(
-        `SELECT id, object_type, source_anchor, attrs, deleted FROM mv_objects
-          WHERE id > ? AND EXISTS (SELECT 1 FROM json_each(attrs, '$."' || ? || '"') AS j WHERE ${m.sql})
-          ORDER BY id LIMIT ?`,
-      )
-      .all(after, q.attr, ...m.args, q.limit + 1);
-    const page = rows.slice(0, q.limit);
-    const objects: SearchHit[] = page.map((r) => ({ id: r.id, connector: null, anchor: r.source_anchor, dn: null, objectType: r.object_type, display: display(parseJsonAttrs(r.attrs)), deleted: r.deleted === 1 }));
-    return { space: 'mv', objects, next: rows.length > q.limit ? String(page[page.length - 1]!.id) : null };
-  }
-  // The connector space keeps LDAP attribute names in lower case; keyset on its key (connector, anchor).
-  let after: [string, string] = ['', ''];
-  if (q.after) {
-    try {
-      const v = JSON.parse(Buffer.from(q.after, 'base64url').toString('utf8')) as unknown;
-      if (Array.isArray(v) && typeof v[0] === 'string' && typeof v[1] === 'string') after = [v[0], v[1]];
-      else throw new Error('shape');
-    } catch {
-      throw new WebError(400, 'BAD_CURSOR', 'after must be the next value of the previous page');
+function walk<K, R>(
+  start: K,
+  n0: number,
+  want: number,
+  spend: Spend,
+  chunk: (after: K, size: number) => { rows: R[]; examined: number; last: K | null },
+  between: (from: K, to: K) => number,
+  keyOf: (r: R) => K,
+  test: (r: R) => SearchHit | null,
+): WalkEnd<K> {
+  const found: Found<K>[] = [];
+  let after = start;
+  let n = n0;
+  for (;;) {
+    if (!mayGoOn(spend)) return { found, resume: { key: after, n } };
+    // A chunk never reads past the count budget (tests use it to cut pages anywhere).
+    const c = chunk(after, Math.max(1, Math.min(CHUNK, spend.rowsLeft)));
+    spend.chunks++;
+    spend.rowsLeft -= c.examined;
+    const from = after;
+    const before = n;
+    for (const r of c.rows) {
+      const hit = test(r);
+      if (!hit) continue;
+      const key = keyOf(r);
+      found.push({ hit, key, n: () => before + between(from, key) });
+      if (found.length === want) return { found, resume: null };
     }
+    n += c.examined;
+    if (c.last === null) return { found, resume: null };
+    after = c.last;
   }
-  const rows = db
-    .prepare<unknown[], { connector: string; anchor: string; object_type: string; dn: string; attrs: string; mv_id: number | null; pending: string | null }>(
-      `SELECT connector, anchor, object_type, dn, attrs, mv_id, pending FROM cs_objects
-        WHERE (connector, anchor) > (?, ?) AND EXISTS (SELECT 1 FROM json_each(attrs, '$."' || ? || '"') AS j WHERE ${m.sql})
-        ORDER BY connector, anchor LIMIT ?`,
-    )
-    .all(after[0], after[1], q.attr.toLowerCase(), ...m.args, q.limit + 1);
-  const page = rows.slice(0, q.limit);
-  const last = page[page.length - 1];
-  const objects: SearchHit[] = page.map((r) => ({ id: r.mv_id, connector: r.connector, anchor: r.anchor, dn: r.dn, objectType: r.object_type, display: display(parseJsonAttrs(r.attrs)), deleted: r.pending === 'delete' }));
-  return { space: 'cs', objects, next: rows.length > q.limit && last ? Buffer.from(JSON.stringify([last.connector, last.anchor])).toString('base64url') : null };
+}
+
+/**
+ * Runs one page. `found` are the hits in order, each with the cursor that goes on after it; the
+ * page is the first `limit`, and one more found tells that there is a next page.
+ */
+function page(q: SearchQuery, method: 'index' | 'scan', total: number, found: { hit: SearchHit; after: () => Cursor }[], resume: Cursor | null, scannedAtEnd: number): SearchResult {
+  if (found.length > q.limit) {
+    const next = found[q.limit - 1]!.after();
+    const scanned = 'n' in next ? next.n : 0;
+    return { space: q.space, objects: found.slice(0, q.limit).map((f) => f.hit), next: encode(next), method, scanned, total: Math.max(total, scanned), partial: false };
+  }
+  // At the end everything was searched; a kept total may be a little behind the objects walked:
+  // never "searched 1,001 of 1,000".
+  const scanned = resume && 'n' in resume ? resume.n : scannedAtEnd;
+  return { space: q.space, objects: found.map((f) => f.hit), next: resume ? encode(resume) : null, method, scanned, total: Math.max(total, scanned), partial: resume !== null };
+}
+
+/**
+ * How many objects each space holds, for "searched N of M": a count(*) of 1M rows costs a good part
+ * of a page's budget, so it is kept for a while and counted again after the answer that found it
+ * stale (that answer uses the old figure).
+ */
+export class SpaceTotals {
+  private readonly cached = new Map<SearchSpace, { n: number; at: number }>();
+  private readonly refreshing = new Set<SearchSpace>();
+
+  constructor(
+    private readonly engine: EngineQueries,
+    private readonly maxAgeMs = 30_000,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  private count(space: SearchSpace): number {
+    const n = space === 'mv' ? this.engine.metaverseCount() : this.engine.connectorSpaceCount();
+    this.cached.set(space, { n, at: this.clock() });
+    return n;
+  }
+
+  get(space: SearchSpace): number {
+    const c = this.cached.get(space);
+    if (!c) return this.count(space);
+    if (this.clock() - c.at >= this.maxAgeMs && !this.refreshing.has(space)) {
+      this.refreshing.add(space);
+      setImmediate(() => {
+        this.refreshing.delete(space);
+        this.count(space);
+      });
+    }
+    return c.n;
+  }
+}
+
+export interface SearchOptions {
+  budget?: SearchBudget;
+  clock?: () => number;
+  /** Counts kept between searches (the console's); without it each first page counts. */
+  totals?: SpaceTotals;
+}
+
+/** One page of a search. `index` answers the metaverse's indexed attributes (null: walk always). */
+export function search(engine: EngineQueries, index: AttrIndex | null, q: SearchQuery, options: SearchOptions = {}): SearchResult {
+  const budget = options.budget ?? DEFAULT_SEARCH_BUDGET;
+  const clock = options.clock ?? (() => performance.now());
+  const spend: Spend = { deadline: clock() + budget.ms, rowsLeft: budget.rows, chunks: 0, clock };
+  const cursor = q.after ? decode(q.after) : undefined;
+  const like = prefilter(q);
+  const want = q.limit + 1;
+
+  if (q.space === 'cs') {
+    if (cursor && cursor.p !== 'cs') throw new WebError(400, 'BAD_CURSOR', 'after belongs to another search');
+    const total = cursor?.m ?? options.totals?.get('cs') ?? engine.connectorSpaceCount();
+    const r = walk<ConnectorSpaceKey, ConnectorSpaceRow>(
+      cursor?.k ?? ['', ''],
+      cursor?.n ?? 0,
+      want,
+      spend,
+      (after, size) => engine.walkConnectorSpace(after, size, like),
+      (from, to) => engine.connectorSpaceExamined(from, to, CHUNK),
+      (row) => [row.connector, row.anchor],
+      (row) => (matching(row.attrs, q).length ? csHit(row) : null),
+    );
+    const found = r.found.map((f) => ({ hit: f.hit, after: (): Cursor => ({ p: 'cs', k: f.key, n: f.n(), m: total }) }));
+    return page(q, 'scan', total, found, r.resume ? { p: 'cs', k: r.resume.key, n: r.resume.n, m: total } : null, total);
+  }
+
+  if (!index?.indexes(q.attr) || (cursor && cursor.p === 'mv')) {
+    if (cursor && cursor.p !== 'mv') throw new WebError(400, 'BAD_CURSOR', 'after belongs to another search');
+    const total = cursor?.m ?? options.totals?.get('mv') ?? engine.metaverseCount();
+    const r = walk<number, MetaverseRow>(
+      cursor?.k ?? 0,
+      cursor?.n ?? 0,
+      want,
+      spend,
+      (after, size) => engine.walkMetaverse(after, size, like),
+      (from, to) => engine.metaverseExamined(from, to),
+      (row) => row.id,
+      (row) => (matching(row.attrs, q).length ? mvHit(row) : null),
+    );
+    const found = r.found.map((f) => ({ hit: f.hit, after: (): Cursor => ({ p: 'mv', k: f.key, n: f.n(), m: total }) }));
+    return page(q, 'scan', total, found, r.resume ? { p: 'mv', k: r.resume.key, n: r.resume.n, m: total } : null, total);
+  }
+
+  if (cursor && cursor.p !== 'ix' && cursor.p !== 'gap') throw new WebError(400, 'BAD_CURSOR', 'after belongs to another search');
+  // The watermark of the first page holds for the whole search: each object is answered either by
+  // the index (updated before it) or by the check of the changed objects (at or after it), once.
+  const w = cursor?.w ?? index.watermark();
+  const gapTotal = cursor?.m ?? engine.metaverseChangedCount(w);
+  const found: { hit: SearchHit; after: () => Cursor }[] = [];
+  let resume: Cursor | null = null;
+
+  if (!cursor || cursor.p === 'ix') {
+    const r = walk<[string, number], { value: string; mv_id: number }>(
+      cursor?.p === 'ix' ? cursor.k : ['', -1],
+      0,
+      want,
+      spend,
+      (after) => {
+        const rows = index.range(q.attr, q.op, q.value, after, INDEX_CHUNK);
+        const last = rows[rows.length - 1];
+        return { rows, examined: 0, last: rows.length === INDEX_CHUNK && last ? [last.value, last.mv_id] : null };
+      },
+      () => 0,
+      (row) => [row.value, row.mv_id],
+      (row) => {
+        const obj = engine.metaverseObject(row.mv_id);
+        if (!obj || obj.updated_at >= w) return null;
+        const vs = matching(obj.attrs, q);
+        if (!vs.length) return null;
+        // An object with several matching values shows once, at the first of them in the index's order.
+        if (q.op !== 'eq' && vs.map((v) => v.slice(0, INDEXED_VALUE_CHARS)).sort()[0] !== row.value) return null;
+        return mvHit(obj);
+      },
+    );
+    found.push(...r.found.map((f) => ({ hit: f.hit, after: (): Cursor => ({ p: 'ix', w, k: f.key, m: gapTotal }) })));
+    if (r.resume) resume = { p: 'ix', w, k: r.resume.key, m: gapTotal };
+  }
+  if (!resume && found.length < want) {
+    const start = cursor?.p === 'gap' ? cursor : undefined;
+    const r = walk<MetaverseChangeKey, MetaverseRow>(
+      start?.k ?? [w, -1],
+      start?.n ?? 0,
+      want - found.length,
+      spend,
+      (after, size) => engine.walkMetaverseChanges(w, after, size, like),
+      (from, to) => engine.metaverseChangesExamined(w, from, to),
+      (row) => [row.updated_at, row.id],
+      (row) => (matching(row.attrs, q).length ? mvHit(row) : null),
+    );
+    found.push(...r.found.map((f) => ({ hit: f.hit, after: (): Cursor => ({ p: 'gap', w, k: f.key, n: f.n(), m: gapTotal }) })));
+    if (r.resume) resume = { p: 'gap', w, k: r.resume.key, n: r.resume.n, m: gapTotal };
+  }
+  return page(q, 'index', gapTotal, found, resume, gapTotal);
 }

@@ -166,3 +166,10 @@ CREATE INDEX IF NOT EXISTS cs_objects_user_anchor ON cs_objects (anchor) WHERE o
 CREATE INDEX IF NOT EXISTS cs_objects_user_dn ON cs_objects (dn_norm) WHERE object_type = 'user';
 `,
 });
+
+engineMigrations.push({
+  id: 'engine/007-mv-changed-since',
+  // Readers that follow the metaverse's changes (the console's attribute index, queries.ts
+  // `metaverseChangedSince`) walk it by (updated_at, id) instead of scanning every object.
+  sql: `CREATE INDEX IF NOT EXISTS mv_objects_updated ON mv_objects (updated_at, id);`,
+});

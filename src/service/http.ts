@@ -9,6 +9,8 @@ import { isIP } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { CONSOLE_PREFIX, consolePlugin } from '../console/plugin.js';
+import type { AttrIndex } from '../console/attr-index.js';
+import type { SearchBudget } from '../console/search.js';
 import type { EngineContext } from '../engine/context.js';
 import type { CycleResult } from '../engine/cycle.js';
 import {
@@ -32,6 +34,9 @@ export interface ServiceLoggerOptions {
 export interface ServiceHttpDeps {
   ctx: EngineContext;
   pipeline: PasswordPipeline;
+  /** The console's attribute index (the service catches it up after each cycle). */
+  attrIndex?: AttrIndex;
+  searchBudget?: SearchBudget;
   registry: Registry;
   health: () => HealthReport;
   runNow: (request?: CycleRequest) => Promise<CycleResult | undefined>;
@@ -112,7 +117,7 @@ export function createServiceServer(deps: ServiceHttpDeps): FastifyInstance {
   });
   // The web console (src/console/): only on loopback or under TLS, its own path and session.
   if (tls || isLoopback(deps.host)) {
-    void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: deps.ctx, health: () => deps.health(), runNow: (o) => deps.runNow(o), pipeline: deps.pipeline, idle: () => deps.idle(), secure: !!tls });
+    void app.register(consolePlugin, { prefix: CONSOLE_PREFIX, ctx: deps.ctx, health: () => deps.health(), runNow: (o) => deps.runNow(o), pipeline: deps.pipeline, idle: () => deps.idle(), secure: !!tls, ...(deps.attrIndex ? { attrIndex: deps.attrIndex } : {}), ...(deps.searchBudget ? { searchBudget: deps.searchBudget } : {}) });
   }
   return app;
 }

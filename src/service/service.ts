@@ -27,6 +27,8 @@ import { EVENTS } from '../events/catalog.js';
 import { EventLog, type EventRecord } from '../events/log.js';
 import { PasswordPipeline, type PasswordPipelineOptions } from '../passwords/index.js';
 import { DrsPasswordSource } from '../passwords/sources/drs.js';
+import { AttrIndex } from '../console/attr-index.js';
+import type { SearchBudget } from '../console/search.js';
 import { healthReport, HealthTransitions, type HealthReport } from './health.js';
 import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './http.js';
 import { ServiceMetrics } from './metrics.js';
@@ -37,6 +39,8 @@ export const DEFAULT_PORT = 7443;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 const HEALTH_CHECK_MS = 60_000;
+/** The console's attribute index catches up after each cycle, and this often besides. */
+const ATTR_INDEX_CATCH_UP_MS = 10_000;
 
 export interface SyncServiceOptions {
   /** Delta cycle schedule (default 5 min). */
@@ -51,6 +55,8 @@ export interface SyncServiceOptions {
   logger?: false | ServiceLoggerOptions;
   /** Password pipeline tuning (tests). */
   passwords?: PasswordPipelineOptions;
+  /** The console search's budget per page (tests; default src/console/search.ts). */
+  consoleSearchBudget?: SearchBudget;
 }
 
 export class SyncService {
@@ -74,6 +80,9 @@ export class SyncService {
   private running = false;
   private stopping: Promise<void> | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
+  private attrIndexTimer: NodeJS.Timeout | undefined;
+  /** The console search's attribute index: a projection of the metaverse, off the cycle's path. */
+  readonly attrIndex: AttrIndex;
   private lastSkipped: { at: string; reason: string } | null = null;
 
   constructor(
@@ -92,7 +101,11 @@ export class SyncService {
       });
     }
     this.metrics = new ServiceMetrics(ctx.db, () => this.health().degraded.length > 0);
-    this.scheduler = new CycleScheduler(this.intervalMs, (request) => this.cycleOnce(request), () => this.checkHealth());
+    this.attrIndex = new AttrIndex(ctx.db, ctx.loaded.config.console.indexedAttributes);
+    this.scheduler = new CycleScheduler(this.intervalMs, (request) => this.cycleOnce(request), () => {
+      this.checkHealth();
+      this.catchUpAttrIndex();
+    });
     this.transitions = new HealthTransitions(ctx.events);
     this.pipelineEvents = new EventLog(ctx.db, { sinks: [{ write: (r) => this.onPipelineEvent(r) }] });
     this.cloud = createCloudClient(ctx.loaded, ctx.credentials);
@@ -121,6 +134,8 @@ export class SyncService {
       health: () => this.health(),
       runNow: (request) => this.runNow(request),
       idle: () => this.idle(),
+      attrIndex: this.attrIndex,
+      ...(this.opts.consoleSearchBudget ? { searchBudget: this.opts.consoleSearchBudget } : {}),
       host: this.host,
       tls: this.opts.tls,
       logger: this.opts.logger,
@@ -154,6 +169,7 @@ export class SyncService {
     this.healthTimer = setInterval(() => {
       void this.reloadConfigurationIfChanged().then(() => this.checkHealth());
     }, HEALTH_CHECK_MS);
+    this.attrIndexTimer = setInterval(() => this.catchUpAttrIndex(), ATTR_INDEX_CATCH_UP_MS);
     this.scheduler.start();
     return { url: this.url };
   }
@@ -172,6 +188,8 @@ export class SyncService {
     this.running = false;
     this.scheduler.halt();
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.attrIndexTimer) clearInterval(this.attrIndexTimer);
+    this.attrIndex.close();
     if (wasRunning) this.ctx.events.emit(EVENTS.SERVICE_STOPPING, { reason });
     await this.app?.close().catch(() => undefined);
     if (!(await this.scheduler.settle(timeoutMs))) this.log('warn', `the sync cycle did not finish within ${timeoutMs} ms; it is marked interrupted at the next start`);
@@ -300,6 +318,12 @@ export class SyncService {
       nextAt: this.scheduler.nextAt,
       lastSkipped: this.lastSkipped,
     });
+  }
+
+  /** Brings the console's attribute index up to date, in batches between other work. */
+  private catchUpAttrIndex(): void {
+    if (!this.running) return;
+    this.attrIndex.catchUp().catch((err: unknown) => this.log('warn', `the console's attribute index could not catch up: ${toIdsyncError(err).message}`));
   }
 
   /** Emits 6110 for each check that starts failing and 6111 for each that recovers. */

@@ -8,6 +8,7 @@ import * as p from '@clack/prompts';
 import type { LoadedConfig } from '../config/load.js';
 import { DEFAULT_DELETION_THRESHOLD, DELETION_THRESHOLD } from '../config/schema.js';
 import { toIdsyncError } from '../core/errors.js';
+import { CONSOLE_USERNAME, MIN_CONSOLE_PASSWORD_LENGTH } from '../console/account.js';
 import {
   assertCanCreate,
   passwordHashSyncSupported,
@@ -24,6 +25,7 @@ import {
   defaultDataDir,
   runInit,
   securityWarnings,
+  setUpConsoleAccount,
   testSecret,
   setPasswordHashSync,
   setScope,
@@ -286,6 +288,26 @@ export async function interactiveInit(file: string, force: boolean, tester: Secr
     break;
   }
 
+  // The sync console's sign-in, as `init --console-user/--console-password-env` sets it up.
+  p.log.step('Sync console');
+  let consoleAccount: { username: string; password: string } | undefined;
+  if (await ask(p.confirm({ message: 'Set up the sign-in of the sync console (the web console `idsync serve` serves) now?', initialValue: true }))) {
+    const username = await ask(p.text({ message: 'Console user name', initialValue: 'admin', validate: (v) => (v && CONSOLE_USERNAME.test(v) ? undefined : '1 to 64 letters, digits, ".", "_", "@" or "-"') }));
+    for (;;) {
+      const password = await ask(
+        p.password({ message: `Console password (hidden, at least ${MIN_CONSOLE_PASSWORD_LENGTH} characters)`, mask: '*', validate: (v) => (v && v.length >= MIN_CONSOLE_PASSWORD_LENGTH ? undefined : `at least ${MIN_CONSOLE_PASSWORD_LENGTH} characters`) }),
+      );
+      const again = await ask(p.password({ message: 'The same console password again (hidden)', mask: '*' }));
+      if (again === password) {
+        consoleAccount = { username, password };
+        break;
+      }
+      p.log.error('The two passwords differ: enter the password again.');
+    }
+  } else {
+    p.log.info('Set it up later with `idsync console set-password`.');
+  }
+
   p.log.step('Options');
   let phs = true;
   if (passwordHashSyncSupported()) {
@@ -309,7 +331,8 @@ export async function interactiveInit(file: string, force: boolean, tester: Secr
     if (secrets[name] !== secret) await tester(loaded, name, secret);
   };
   const result = await runInit({ file, force, config, secrets }, accepted);
-  p.log.success(`Configuration written to ${result.file}; credentials saved for ${result.credentialsSaved.join(', ')}.`);
+  if (consoleAccount) await setUpConsoleAccount(result, consoleAccount.username, consoleAccount.password);
+  p.log.success(`Configuration written to ${result.file}; credentials saved for ${result.credentialsSaved.join(', ')}${consoleAccount ? `; the sync console's account "${consoleAccount.username}" is set up` : ''}.`);
   p.note(result.nextSteps.join('\n'), 'Next steps');
   p.outro('Setup complete.');
   return result;

@@ -4,6 +4,7 @@
  * anything is saved; YAML changes are validated with the schema and written atomically; secrets go
  * to the encrypted credential store only (never the YAML, never the output).
  */
+import { writeConsoleAccount } from '../console/account.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -247,6 +248,16 @@ export async function runInit(input: InitInput, tester: SecretTester = liveTest)
     warnings: securityWarnings(input.config),
     nextSteps: nextSteps(loaded.file),
   };
+}
+
+/**
+ * Sets up the sync console's account after `init` wrote the configuration (as `idsync console
+ * set-password` does: only an scrypt hash is stored), and says where to sign in.
+ */
+export async function setUpConsoleAccount(result: InitResult, username: string, password: string): Promise<void> {
+  const account = await writeConsoleAccount(result.dataDir, username, password);
+  result.nextSteps = result.nextSteps.filter((x) => !x.includes('idsync console set-password'));
+  result.nextSteps.push(`Open the web console at http://127.0.0.1:7443/console/ once \`idsync serve\` runs (account "${account.username}").`);
 }
 
 export function nextSteps(file: string): string[] {

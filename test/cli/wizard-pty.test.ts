@@ -12,12 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createSyncClient } from '../../src/cloud/admin-api-client.js';
 import { loadConfig } from '../../src/config/load.js';
+import { checkConsolePassword, consoleAccountPath, readConsoleAccount } from '../../src/console/account.js';
 import { openContext } from '../../src/engine/context.js';
 import { defaultDataDir } from '../../src/wizard/operations.js';
 import { findBinary, integrationRequired, skipUnless } from '../helpers/integration.js';
 import { useSlapdAndCloud } from '../helpers/engine-lab.js';
 
 const execFileAsync = promisify(execFile);
+const CONSOLE_PASSWORD = 'Wizard-console-pass-7!';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // The real CLI entry point, from the sources (no build needed).
 const RUNNER = path.join(repoRoot, 'test/helpers/idsync-main.ts');
@@ -149,8 +151,8 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
     const file = path.join(dir, 'idsync.yaml');
     const term = new Terminal();
     t.after(() => term.close());
-    const answer = async (prompt: RegExp, text: string | null, opts: { clear?: boolean } = {}) => {
-      await term.waitFor(prompt);
+    const answer = async (prompt: RegExp, text: string | null, opts: { clear?: boolean; count?: number } = {}) => {
+      await term.waitFor(prompt, 20_000, opts.count ?? 1);
       if (opts.clear) await term.keys('C-u');
       if (text !== null) await term.type(text);
       await term.keys('Enter');
@@ -184,6 +186,14 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       await answer(/Client id/, lab.cloud.syncClientId, { clear: true });
       await answer(/Client secret \(hidden\)/, lab.cloud.syncSecret);
       await term.waitFor(/The cloud directory accepted the credential\./);
+      // The sync console's sign-in: a mistyped confirmation is asked again; the password never shows.
+      await answer(/Set up the sign-in of the sync console/, null); // default Yes
+      await answer(/Console user name/, 'operator', { clear: true });
+      await answer(/Console password \(hidden, at least 12 characters\)/, CONSOLE_PASSWORD);
+      await answer(/The same console password again/, `${CONSOLE_PASSWORD}-typo`);
+      await term.waitFor(/The two passwords differ/);
+      await answer(/Console password \(hidden, at least 12 characters\)/, CONSOLE_PASSWORD, { count: 2 });
+      await answer(/The same console password again/, CONSOLE_PASSWORD, { count: 2 });
       const screen = await term.waitFor(/Deletion threshold|password hash sync/i);
       if (/Turn on password hash sync/.test(screen)) await term.keys('Enter');
       await answer(/Deletion threshold/, '100', { clear: true });
@@ -191,6 +201,8 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
       const done = await term.waitFor(/Setup complete\./);
       assert.match(done, /idsync .*sync/);
       assert.ok(!done.includes(lab.cloud.syncSecret));
+      assert.ok(!done.includes(CONSOLE_PASSWORD.slice(0, 10)), 'the console password is never shown');
+      assert.match(done.replace(/[\s│]+/g, ''), /Openthewebconsoleathttp:\/\/127\.0\.0\.1:7443\/console\/.*account"operator"/);
       await term.waitFor(/\[exit=0\]/);
     } finally {
       await term.close();
@@ -205,6 +217,10 @@ describe('the interactive wizard in a terminal (tmux)', { skip }, () => {
     assert.equal(loaded.config.dataDir, defaultDataDir(file), 'the default data directory is the non-interactive one');
     assert.equal(storedSecret(file, 'lab'), lab.slapd.adminPassword);
     assert.equal(storedSecret(file, 'cloud'), lab.cloud.syncSecret);
+    // The console account, as `idsync console set-password` writes it: a hash, never the password.
+    assert.equal(readConsoleAccount(loaded.dataDir)?.username, 'operator');
+    assert.equal(await checkConsolePassword(loaded.dataDir, 'operator', CONSOLE_PASSWORD), true);
+    assert.ok(!readFileSync(consoleAccountPath(loaded.dataDir), 'utf8').includes(CONSOLE_PASSWORD));
   });
 
   it('init: a StartTLS failure is a TLS failure whose default is "change the settings"; a refused cloud secret names the client and its fix', async (t: TestContext) => {

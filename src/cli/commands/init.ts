@@ -8,8 +8,8 @@ import type { Command } from 'commander';
 import type { Readable } from 'node:stream';
 import { interactiveInit, WizardCancelled } from '../../wizard/interactive.js';
 import { addSourceOptions, cloudAuthFrom, parseOnOff, parseThreshold, sourceFromFlags, sourceSecretFromFlags, type SourceFlags } from '../../wizard/flags.js';
-import { CLOUD, defaultDataDir, liveTest, runInit, secretFromEnv, usageError, type InitResult, type SecretTester } from '../../wizard/operations.js';
-import { MIN_CONSOLE_PASSWORD_LENGTH, writeConsoleAccount } from '../../console/account.js';
+import { CLOUD, defaultDataDir, liveTest, runInit, secretFromEnv, setUpConsoleAccount, usageError, type InitResult, type SecretTester } from '../../wizard/operations.js';
+import { MIN_CONSOLE_PASSWORD_LENGTH } from '../../console/account.js';
 import { configFile } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println } from '../output.js';
@@ -130,11 +130,7 @@ Exit codes: 0 done, 2 usage (nothing written), 3 a directory refused a credentia
         deps.tester,
       );
       // The web console's own account (src/console/account.ts), as `idsync console set-password` sets it.
-      if (consolePassword !== undefined) {
-        const account = await writeConsoleAccount(result.dataDir, opts.consoleUser ?? 'admin', consolePassword);
-        result.nextSteps = result.nextSteps.filter((x) => !x.includes('idsync console set-password'));
-        result.nextSteps.push(`Open the web console at http://127.0.0.1:7443/console/ once \`idsync serve\` runs (account "${account.username}").`);
-      }
+      if (consolePassword !== undefined) await setUpConsoleAccount(result, opts.consoleUser ?? 'admin', consolePassword);
       printInit(result, Boolean(opts.json));
     });
 }

@@ -1,0 +1,184 @@
+/**
+ * Read-only queries on the engine's tables for readers outside the engine (the console's search,
+ * lineage and attribute index). The engine owns mv_objects, cs_objects and export_objects; this
+ * module owns every SQL statement other modules need on them, so their schema can change (or move
+ * to another store) in one place. Nothing here writes.
+ *
+ * Walks are bounded: a chunk examines at most `size` objects in key order, whatever matches, so a
+ * caller can stop at a time budget between chunks. The optional `like` pattern (likePattern) is a
+ * cheap pre-filter on the attributes' JSON text done by the store; the caller checks each candidate
+ * against its parsed attributes. The SQL keeps to what SQLite and PostgreSQL share (row values,
+ * LIMIT/OFFSET, lower, LIKE ... ESCAPE).
+ */
+import type { Database } from '../store/database.js';
+
+export interface MetaverseRow {
+  id: number;
+  object_type: string;
+  source_anchor: string;
+  attrs: string;
+  deleted: number;
+  pending_export: number;
+  updated_at: string;
+}
+
+export interface ConnectorSpaceRow {
+  connector: string;
+  anchor: string;
+  object_type: string;
+  dn: string;
+  attrs: string;
+  mv_id: number | null;
+  pending: string | null;
+}
+
+export interface ExportRow {
+  cloud_id: string | null;
+  object_type: string;
+  last_error: string | null;
+  updated_at: string;
+}
+
+/** One chunk of a walk: the candidates in it, how many objects it examined, and where it ended (null: the end of the walk). */
+export interface Chunk<K, R> {
+  rows: R[];
+  examined: number;
+  last: K | null;
+}
+
+export type MetaverseChangeKey = [updatedAt: string, id: number];
+export type ConnectorSpaceKey = [connector: string, anchor: string];
+
+const MV_COLUMNS = 'id, object_type, source_anchor, attrs, deleted, pending_export, updated_at';
+const CS_COLUMNS = 'connector, anchor, object_type, dn, attrs, mv_id, pending';
+
+/**
+ * A LIKE pattern that matches the JSON text of attributes holding `lowerValue` (already lower
+ * case), or null when the text cannot be matched that way: JSON escapes quotes, backslashes and
+ * control characters, and the store's lower() folds ASCII only.
+ */
+export function likePattern(lowerValue: string): string | null {
+  if (!/^[\x20-\x7e]*$/.test(lowerValue) || /["\\]/.test(lowerValue)) return null;
+  return `%${lowerValue.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+const LIKE = "lower(attrs) LIKE ? ESCAPE '\\'";
+
+export class EngineQueries {
+  constructor(private readonly db: Database) {}
+
+  // --- one object ----------------------------------------------------------------------------
+
+  metaverseObject(id: number): MetaverseRow | undefined {
+    return this.db.prepare<[number], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id = ?`).get(id);
+  }
+
+  /** The connector-space objects joined to a metaverse object, by connector. */
+  connectorObjectsOf(mvId: number): ConnectorSpaceRow[] {
+    return this.db.prepare<[number], ConnectorSpaceRow>(`SELECT ${CS_COLUMNS} FROM cs_objects WHERE mv_id = ? ORDER BY connector`).all(mvId);
+  }
+
+  /** What was last exported for a metaverse object, and where. */
+  exportOf(mvId: number): ExportRow | undefined {
+    return this.db.prepare<[number], ExportRow>('SELECT cloud_id, object_type, last_error, updated_at FROM export_objects WHERE mv_id = ?').get(mvId);
+  }
+
+  /** Which of these metaverse ids still exist. */
+  metaverseIdsPresent(ids: readonly number[]): Set<number> {
+    const out = new Set<number>();
+    const one = this.db.prepare<[number], { id: number }>('SELECT id FROM mv_objects WHERE id = ?');
+    for (const id of ids) if (one.get(id)) out.add(id);
+    return out;
+  }
+
+  // --- counts --------------------------------------------------------------------------------
+
+  metaverseCount(): number {
+    return this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM mv_objects').get()!.n;
+  }
+
+  connectorSpaceCount(): number {
+    return this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM cs_objects').get()!.n;
+  }
+
+  /** Metaverse objects changed at or after `since` (an ISO time as the engine writes updated_at). */
+  metaverseChangedCount(since: string): number {
+    return this.db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM mv_objects WHERE updated_at >= ?').get(since)!.n;
+  }
+
+  // --- walks ---------------------------------------------------------------------------------
+
+  /** The metaverse by id, after `after`. */
+  walkMetaverse(after: number, size: number, like: string | null): Chunk<number, MetaverseRow> {
+    const end = this.db.prepare<[number, number], { id: number }>('SELECT id FROM mv_objects WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?').get(after, size - 1);
+    const filter = like ? ` AND ${LIKE}` : '';
+    if (end) {
+      const rows = this.db.prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id > ? AND id <= ?${filter} ORDER BY id`).all(after, end.id, ...(like ? [like] : []));
+      return { rows, examined: size, last: end.id };
+    }
+    const rows = this.db.prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id > ?${filter} ORDER BY id`).all(after, ...(like ? [like] : []));
+    return { rows, examined: this.db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM mv_objects WHERE id > ?').get(after)!.n, last: null };
+  }
+
+  /** How many metaverse objects a walk examined from after `after` up to and including `upTo`. */
+  metaverseExamined(after: number, upTo: number): number {
+    return this.db.prepare<[number, number], { n: number }>('SELECT count(*) AS n FROM mv_objects WHERE id > ? AND id <= ?').get(after, upTo)!.n;
+  }
+
+  /**
+   * The metaverse objects changed at or after `since`, in (updated_at, id) order after `after`:
+   * what a projection of the metaverse reads to catch up (index engine/007-mv-changed-since).
+   */
+  walkMetaverseChanges(since: string, after: MetaverseChangeKey, size: number, like: string | null): Chunk<MetaverseChangeKey, MetaverseRow> {
+    const from = after[0] < since ? ([since, -1] as MetaverseChangeKey) : after;
+    const end = this.db
+      .prepare<[string, number, number], { updated_at: string; id: number }>('SELECT updated_at, id FROM mv_objects WHERE (updated_at, id) > (?, ?) ORDER BY updated_at, id LIMIT 1 OFFSET ?')
+      .get(from[0], from[1], size - 1);
+    const filter = like ? ` AND ${LIKE}` : '';
+    if (end) {
+      const rows = this.db
+        .prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE (updated_at, id) > (?, ?) AND (updated_at, id) <= (?, ?)${filter} ORDER BY updated_at, id`)
+        .all(from[0], from[1], end.updated_at, end.id, ...(like ? [like] : []));
+      return { rows, examined: size, last: [end.updated_at, end.id] };
+    }
+    const rows = this.db.prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE (updated_at, id) > (?, ?)${filter} ORDER BY updated_at, id`).all(from[0], from[1], ...(like ? [like] : []));
+    const examined = this.db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM mv_objects WHERE (updated_at, id) > (?, ?)').get(from[0], from[1])!.n;
+    return { rows, examined, last: null };
+  }
+
+  metaverseChangesExamined(since: string, after: MetaverseChangeKey, upTo: MetaverseChangeKey): number {
+    const from = after[0] < since ? ([since, -1] as MetaverseChangeKey) : after;
+    return this.db.prepare<[string, number, string, number], { n: number }>('SELECT count(*) AS n FROM mv_objects WHERE (updated_at, id) > (?, ?) AND (updated_at, id) <= (?, ?)').get(from[0], from[1], upTo[0], upTo[1])!.n;
+  }
+
+  /** Every connector space, by (connector, anchor), after `after`. */
+  walkConnectorSpace(after: ConnectorSpaceKey, size: number, like: string | null): Chunk<ConnectorSpaceKey, ConnectorSpaceRow> {
+    const end = this.db
+      .prepare<[string, string, number], { connector: string; anchor: string }>('SELECT connector, anchor FROM cs_objects WHERE (connector, anchor) > (?, ?) ORDER BY connector, anchor LIMIT 1 OFFSET ?')
+      .get(after[0], after[1], size - 1);
+    const filter = like ? ` AND ${LIKE}` : '';
+    if (end) {
+      const rows = this.db
+        .prepare<unknown[], ConnectorSpaceRow>(`SELECT ${CS_COLUMNS} FROM cs_objects WHERE (connector, anchor) > (?, ?) AND (connector, anchor) <= (?, ?)${filter} ORDER BY connector, anchor`)
+        .all(after[0], after[1], end.connector, end.anchor, ...(like ? [like] : []));
+      return { rows, examined: size, last: [end.connector, end.anchor] };
+    }
+    const rows = this.db.prepare<unknown[], ConnectorSpaceRow>(`SELECT ${CS_COLUMNS} FROM cs_objects WHERE (connector, anchor) > (?, ?)${filter} ORDER BY connector, anchor`).all(after[0], after[1], ...(like ? [like] : []));
+    const examined = this.db
+      .prepare<[string, string, number], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM cs_objects WHERE (connector, anchor) > (?, ?) ORDER BY connector, anchor LIMIT ?) AS c`)
+      .get(after[0], after[1], size)!.n;
+    return { rows, examined, last: null };
+  }
+
+  /**
+   * A count over a key range counts in key order with a limit: a plain count(*) lets the store walk
+   * a smaller index whole (the mv_id index, 1M entries) instead of the range.
+   */
+  connectorSpaceExamined(after: ConnectorSpaceKey, upTo: ConnectorSpaceKey, atMost: number): number {
+    return this.db
+      .prepare<[string, string, string, string, number], { n: number }>(
+        'SELECT count(*) AS n FROM (SELECT 1 FROM cs_objects WHERE (connector, anchor) > (?, ?) AND (connector, anchor) <= (?, ?) ORDER BY connector, anchor LIMIT ?) AS c',
+      )
+      .get(after[0], after[1], upTo[0], upTo[1], atMost)!.n;
+  }
+}
