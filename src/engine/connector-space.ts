@@ -61,7 +61,14 @@ export class ImportStager {
   private readonly groupsOfGone;
   private readonly touchByDn;
   private readonly dropGone;
+  private readonly insertNew;
   private readonly unicode: DnUnicode;
+  /**
+   * The connector space held nothing of this connector when the import began (its first import):
+   * every row at the end is one this import staged, so nothing is marked seen and nothing can be
+   * unseen, and an object is inserted without a look-up first (a duplicate anchor falls back to it).
+   */
+  private readonly fresh: boolean;
   /**
    * The source keeps referential integrity, as AD does: it rewrites member DNs when a member is
    * renamed and drops a deleted member from its groups, both without touching the groups.
@@ -78,6 +85,7 @@ export class ImportStager {
     this.integrity = kind === 'ad';
     db.exec('CREATE TEMP TABLE IF NOT EXISTS import_seen (connector TEXT NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (connector, anchor)) WITHOUT ROWID');
     db.prepare('DELETE FROM temp.import_seen WHERE connector = ?').run(connector);
+    this.fresh = db.prepare('SELECT 1 FROM cs_objects WHERE connector = ? LIMIT 1').get(connector) === undefined;
     this.lookup = db.prepare<[string, string], { hash: string; pending: string | null; dn_norm: string }>(
       'SELECT hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor = ?',
     );
@@ -86,6 +94,10 @@ export class ImportStager {
     this.renameMember = db.prepare('UPDATE OR IGNORE cs_members INDEXED BY cs_members_member SET member_dn = ? WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL');
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
+    );
+    this.insertNew = db.prepare(
+      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')
+       ON CONFLICT (connector, anchor) DO NOTHING`,
     );
     this.update = db.prepare(
       `UPDATE cs_objects SET object_type = ?, dn = ?, dn_norm = ?, attrs = ?, hash = ?,
@@ -108,18 +120,23 @@ export class ImportStager {
     this.markDeleted = db.prepare("UPDATE cs_objects SET pending = 'delete' WHERE connector = ? AND anchor = ? AND (pending IS NULL OR pending <> 'delete')");
   }
 
-  /** Stages one page of a full import in one transaction. */
-  stagePage(objects: SourceObject[], counts: StepCounts): void {
+  /**
+   * Stages one page of a full import in one transaction. `then` runs inside it, after the page
+   * (the overlapped cycle's sync of the page: one commit for both instead of one each — each
+   * commit writes every page it dirtied to the WAL, and both touch the same rows).
+   */
+  stagePage(objects: SourceObject[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
       for (const o of objects) {
-        this.markSeen.run(this.connector, o.anchor);
+        if (!this.fresh) this.markSeen.run(this.connector, o.anchor);
         this.stageObject(o, counts);
       }
+      then?.();
     })();
   }
 
-  /** Stages one page of a delta import: whole objects that changed, and deletions. */
-  stageDelta(changes: DeltaChange[], counts: StepCounts): void {
+  /** Stages one page of a delta import: whole objects that changed, and deletions (`then`: as stagePage). */
+  stageDelta(changes: DeltaChange[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
       for (const c of changes) {
         if (c.kind === 'upsert') {
@@ -136,6 +153,7 @@ export class ImportStager {
         }
         if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
       }
+      then?.();
     })();
   }
 
@@ -160,6 +178,14 @@ export class ImportStager {
     // Member anchors are part of the content: a member deleted and re-created under the same DN
     // is another member.
     const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes), ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}) });
+    if (this.fresh) {
+      const dnNorm = safeNormalizeDn(o.dn, this.unicode);
+      if (this.insertNew.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, JSON.stringify(o.attributes), hash).changes > 0) {
+        counts.adds++;
+        for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);
+        return;
+      }
+    }
     const existing = this.lookup.get(this.connector, o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {
       counts.unchanged++;
@@ -190,6 +216,7 @@ export class ImportStager {
 
   /** After a complete full import: everything not seen is gone from the source (or out of scope). */
   markUnseenDeleted(counts: StepCounts): void {
+    if (this.fresh) return; // every row is one this import staged
     const info = this.db
       .prepare(
         `UPDATE cs_objects SET pending = 'delete'

@@ -22,7 +22,11 @@ export interface ImportOptions {
   /** Where NT hashes read from the source go (never into the connector space); absent when password hash sync is off. */
   passwords?: () => PasswordPipeline;
   onProgress?: (done: number) => void;
-  /** Called after each page is staged (committed): the overlapped cycle syncs it at once. */
+  /**
+   * Called after each page is staged, inside the page's transaction (so the page and what this
+   * does with it commit together): the overlapped cycle syncs it at once. A failure it catches
+   * itself (nested transactions are savepoints) leaves the staged page to commit.
+   */
   onStaged?: () => void;
 }
 
@@ -137,8 +141,7 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
       const delta = connector.deltaImport(saved);
       for await (const changes of readAhead(delta.pages)) {
         const hashes = stagedPasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
-        stager.stageDelta(changes, step.counts);
-        options.onStaged?.();
+        stager.stageDelta(changes, step.counts, options.onStaged);
         await queue(hashes);
         done += changes.length;
         options.onProgress?.(done);
@@ -156,8 +159,7 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   const watermark = connector.currentWatermark ? await connector.currentWatermark() : undefined;
   for await (const page of readAhead(connector.fullImport())) {
     const hashes = stagedPasswords(page);
-    stager.stagePage(page, step.counts);
-    options.onStaged?.();
+    stager.stagePage(page, step.counts, options.onStaged);
     await queue(hashes);
     done += page.length;
     options.onProgress?.(done);
