@@ -73,7 +73,7 @@ const syncStep = runs.step(runId, 'metaverse', 'sync');
 const exportStep = runs.step(runId, 'cloud', 'export');
 const stager = new ImportStager(db, 'bench', 'ldap');
 const sync = new Synchronizer(db, { kinds: new Map([['bench', 'ldap']]), rules: compileRules(undefined, [{ name: 'bench', type: 'ldap' }]), joinRules: false, scopeRules: false });
-const exporter = new Exporter(db, new InstantTarget(), { deletionThreshold: n, allowDeletes: false, concurrency: 8, bulkSize: 100 });
+const exporter = new Exporter(db, new InstantTarget(), { deletionThreshold: n, allowDeletes: false, concurrency: 8, bulkSize: Number(process.env.IDSYNC_BENCH_BULK ?? 100) });
 
 const cpu = { make: 0, stage: 0, sync: 0, export: 0 };
 const measure = async (k: keyof typeof cpu, fn: () => unknown): Promise<void> => {

@@ -15,7 +15,16 @@ import type { StepCounts } from './runs.js';
 
 const MEMBER_ATTRIBUTES = ['member', 'uniquemember'] as const;
 
+/**
+ * A DN of plain `type=value` RDNs: ASCII letters, digits and `._@-` in values, no spaces, escapes,
+ * quotes, multi-valued RDNs or OIDs. Its normal form is itself lower-cased (normalizeDn decodes,
+ * folds case and white space and re-escapes: none of which applies), so the parser is skipped:
+ * most DNs of a directory look like this, and the parse was a visible cost per object.
+ */
+const PLAIN_DN = /^[A-Za-z][A-Za-z0-9-]*=[A-Za-z0-9._@-]+(?:,[A-Za-z][A-Za-z0-9-]*=[A-Za-z0-9._@-]+)*$/;
+
 export function safeNormalizeDn(dn: string, unicode: DnUnicode = 'nfc'): string {
+  if (PLAIN_DN.test(dn)) return dn.toLowerCase();
   try {
     return normalizeDn(dn, unicode);
   } catch {

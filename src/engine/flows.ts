@@ -27,8 +27,9 @@ function first(o: SourceObject, name: string): string | null {
 
 /** "DC=corp,DC=example,DC=com" → "corp.example.com" (the DNS name AD derives from the DN). */
 export function domainFromDn(dn: string): string | null {
-  const parts = dn
-    .split(/,(?=(?:[^\\]|\\.)*$)/)
+  // Without a backslash every comma separates (the look-ahead below holds for every suffix), and
+  // the look-ahead is quadratic in the DN's length: it ran for every object of every cycle.
+  const parts = (dn.includes('\\') ? dn.split(/,(?=(?:[^\\]|\\.)*$)/) : dn.split(','))
     .map((p) => p.trim())
     .filter((p) => /^dc=/i.test(p))
     .map((p) => p.slice(3));
