@@ -186,7 +186,8 @@ export class ImportStager {
     const members = o.objectType === 'group' ? memberRows(o, this.unicode) : [];
     // Member anchors are part of the content: a member deleted and re-created under the same DN
     // is another member.
-    const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes), ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}) });
+    // Keys in sorted order: stableStringify's fast path (the text, and so the hash, is the same).
+    const hash = contentHash({ a: sortedAttributes(o.attributes), dn: o.dn, ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}), t: o.objectType });
     if (this.fresh) {
       const dnNorm = safeNormalizeDn(o.dn, this.unicode);
       if (this.insertNew.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, JSON.stringify(o.attributes), hash).changes > 0) {
