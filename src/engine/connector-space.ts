@@ -48,6 +48,14 @@ export function memberRows(o: SourceObject, unicode: DnUnicode = 'nfc'): { dn: s
   return [...out].map(([dn, anchor]) => ({ dn, anchor }));
 }
 
+/** See ImportStager's `project`. */
+export interface StagedProjection {
+  /** The new object's metaverse id when it was projected now (its metaverse row written); undefined otherwise. */
+  project(o: SourceObject): number | undefined;
+  /** After its row was written linked: what the sync does for a newly connected object (its groups, its count). */
+  linked(o: SourceObject, dnNorm: string): void;
+}
+
 /** What the control-character rule removed during one staging (event 6006). */
 export interface CleanedValues {
   objects: number;
@@ -84,11 +92,20 @@ export class ImportStager {
    */
   private readonly integrity: boolean;
 
+  private readonly insertLinked;
+  private readonly dropProjected;
+
   constructor(
     private readonly db: Database,
     private readonly connector: string,
     /** The connector kind ('ad', 'ldap', 'ldif'): how its directory compares DNs and keeps references. */
     kind = 'ldap',
+    /**
+     * The overlapped cycle's sync of a new object as it is staged into an empty connector space
+     * (Synchronizer.projectStaged): returns its metaverse id, and the row is written linked with no
+     * pending change; undefined leaves it pending for the sync pass, as always.
+     */
+    private readonly project?: StagedProjection,
   ) {
     this.unicode = dnUnicodeOf(kind);
     this.integrity = kind === 'ad';
@@ -108,6 +125,11 @@ export class ImportStager {
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')
        ON CONFLICT (connector, anchor) DO NOTHING`,
     );
+    this.insertLinked = db.prepare(
+      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
+       ON CONFLICT (connector, anchor) DO NOTHING`,
+    );
+    this.dropProjected = db.prepare('DELETE FROM mv_objects WHERE id = ?');
     this.update = db.prepare(
       `UPDATE cs_objects SET object_type = ?, dn = ?, dn_norm = ?, attrs = ?, hash = ?,
          pending = CASE WHEN pending = 'add' THEN 'add' ELSE 'update' END
@@ -190,11 +212,21 @@ export class ImportStager {
     const hash = contentHash({ a: sortedAttributes(o.attributes), dn: o.dn, ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}), t: o.objectType });
     if (this.fresh) {
       const dnNorm = safeNormalizeDn(o.dn, this.unicode);
-      if (this.insertNew.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, JSON.stringify(o.attributes), hash).changes > 0) {
+      const attrs = JSON.stringify(o.attributes);
+      const projected = this.project?.project(o);
+      const inserted =
+        projected === undefined
+          ? this.insertNew.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash).changes > 0
+          : this.insertLinked.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash, projected).changes > 0;
+      if (inserted) {
         counts.adds++;
+        if (projected !== undefined) this.project!.linked(o, dnNorm);
         for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);
         return;
       }
+      // The anchor came twice in this import: the second is an update of the first (below), and
+      // its projection is taken back.
+      if (projected !== undefined) this.dropProjected.run(projected);
     }
     const existing = this.lookup.get(this.connector, o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {

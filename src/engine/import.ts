@@ -10,7 +10,7 @@ import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
 import { extractPasswordAttributes, type PasswordPipeline } from '../passwords/index.js';
 import type { Database } from '../store/database.js';
-import { ImportStager } from './connector-space.js';
+import { ImportStager, type StagedProjection } from './connector-space.js';
 import type { StepHandle } from './runs.js';
 
 /** How an import ran: `scheduled-full` is the periodic full import of a source whose delta cannot see deletions. */
@@ -28,6 +28,8 @@ export interface ImportOptions {
    * itself (nested transactions are savepoints) leaves the staged page to commit.
    */
   onStaged?: () => void;
+  /** The overlapped cycle's projection of new objects as they are staged (ImportStager's `project`). */
+  project?: StagedProjection;
 }
 
 /**
@@ -97,7 +99,7 @@ export function reportCleanedValues(events: EventLog, connector: string, stager:
 }
 
 export async function importConnector(db: Database, connector: SourceConnector, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
-  const stager = new ImportStager(db, connector.name, connector.kind);
+  const stager = new ImportStager(db, connector.name, connector.kind, options.project);
   try {
     return await importWith(db, connector, stager, step, options);
   } finally {

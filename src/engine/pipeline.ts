@@ -14,6 +14,7 @@
  *
  * cycle.ts uses it only where the order of the stages cannot change the outcome (see there).
  */
+import type { StagedProjection } from './connector-space.js';
 import type { Exporter } from './export.js';
 import type { StepHandle } from './runs.js';
 import type { Synchronizer } from './sync.js';
@@ -54,6 +55,17 @@ export class EarlyExport {
     }
     this.dirty = true;
     this.wakeUp();
+  }
+
+  /**
+   * The sync of a new object as the import stages it into an empty connector space, in the
+   * page's transaction (Synchronizer.projectStaged); after a sync failure, nothing is projected.
+   */
+  projection(connector: string): StagedProjection {
+    return {
+      project: (o) => (this.syncError === undefined ? this.sync.projectStaged(connector, o) : undefined),
+      linked: (o, dnNorm) => this.sync.stagedLinked(connector, o, dnNorm, this.syncStep),
+    };
   }
 
   /** After the imports: the last sync pass (deletions a full import found, anything not synced yet). */

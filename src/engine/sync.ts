@@ -252,6 +252,33 @@ export class Synchronizer {
   }
 
   /**
+   * The overlapped first cycle (pipeline.ts): a new user, staged into an empty connector space
+   * with no rules configured, is projected as the stager writes it, from the object it holds
+   * (no pending change, no second write of its row, no read and parse of it back). The outcome is
+   * projectNew's, which the sync pass would give it: a tombstone to revive or a flow that fails
+   * leaves it to the pass. Runs inside the page's transaction.
+   */
+  projectStaged(connector: string, o: SourceObject): number | undefined {
+    const { rules, kinds, joinRules, scopeRules } = this.settings;
+    if (o.objectType !== 'user' || joinRules || scopeRules) return undefined;
+    if (this.st.tombstoned.get(o.anchor, o.objectType)) return undefined;
+    let attrs: MvAttrs;
+    try {
+      attrs = rules.inbound(connector, kinds.get(connector) ?? 'ldap', o);
+    } catch {
+      return undefined;
+    }
+    attrs.sourceAnchor = o.anchor;
+    return Number(this.st.insertMvWith.run(o.objectType, o.anchor, stableStringify(attrs), new Date().toISOString()).lastInsertRowid);
+  }
+
+  /** After projectStaged, once the connector-space row is written linked: its groups, its count. */
+  stagedLinked(connector: string, o: SourceObject, dnNorm: string, step: StepHandle): void {
+    this.touchGroups(connector, { anchor: o.anchor, dn_norm: dnNorm });
+    step.counts.adds++;
+  }
+
+  /**
    * Without rules: a new user is projected with its attributes in one write of each row (the
    * metaverse insert, the link that also clears the pending change). The outcome is the two
    * passes' (scopeAndJoin, then the flow): an object with a tombstone to revive, or whose flow
