@@ -15,7 +15,16 @@ import type { StepCounts } from './runs.js';
 
 const MEMBER_ATTRIBUTES = ['member', 'uniquemember'] as const;
 
+/**
+ * A DN of plain `type=value` RDNs: ASCII letters, digits and `._@-` in values, no spaces, escapes,
+ * quotes, multi-valued RDNs or OIDs. Its normal form is itself lower-cased (normalizeDn decodes,
+ * folds case and white space and re-escapes: none of which applies), so the parser is skipped:
+ * most DNs of a directory look like this, and the parse was a visible cost per object.
+ */
+const PLAIN_DN = /^[A-Za-z][A-Za-z0-9-]*=[A-Za-z0-9._@-]+(?:,[A-Za-z][A-Za-z0-9-]*=[A-Za-z0-9._@-]+)*$/;
+
 export function safeNormalizeDn(dn: string, unicode: DnUnicode = 'nfc'): string {
+  if (PLAIN_DN.test(dn)) return dn.toLowerCase();
   try {
     return normalizeDn(dn, unicode);
   } catch {
@@ -37,6 +46,14 @@ export function memberRows(o: SourceObject, unicode: DnUnicode = 'nfc'): { dn: s
     for (const a of MEMBER_ATTRIBUTES) for (const dn of o.attributes[a] ?? []) out.set(safeNormalizeDn(dn, unicode), null);
   }
   return [...out].map(([dn, anchor]) => ({ dn, anchor }));
+}
+
+/** See ImportStager's `project`. */
+export interface StagedProjection {
+  /** The new object's metaverse id when it was projected now (its metaverse row written); undefined otherwise. */
+  project(o: SourceObject): number | undefined;
+  /** After its row was written linked: what the sync does for a newly connected object (its groups, its count). */
+  linked(o: SourceObject, dnNorm: string): void;
 }
 
 /** What the control-character rule removed during one staging (event 6006). */
@@ -61,23 +78,40 @@ export class ImportStager {
   private readonly groupsOfGone;
   private readonly touchByDn;
   private readonly dropGone;
+  private readonly insertNew;
   private readonly unicode: DnUnicode;
+  /**
+   * The connector space held nothing of this connector when the import began (its first import):
+   * every row at the end is one this import staged, so nothing is marked seen and nothing can be
+   * unseen, and an object is inserted without a look-up first (a duplicate anchor falls back to it).
+   */
+  private readonly fresh: boolean;
   /**
    * The source keeps referential integrity, as AD does: it rewrites member DNs when a member is
    * renamed and drops a deleted member from its groups, both without touching the groups.
    */
   private readonly integrity: boolean;
 
+  private readonly insertLinked;
+  private readonly dropProjected;
+
   constructor(
     private readonly db: Database,
     private readonly connector: string,
     /** The connector kind ('ad', 'ldap', 'ldif'): how its directory compares DNs and keeps references. */
     kind = 'ldap',
+    /**
+     * The overlapped cycle's sync of a new object as it is staged into an empty connector space
+     * (Synchronizer.projectStaged): returns its metaverse id, and the row is written linked with no
+     * pending change; undefined leaves it pending for the sync pass, as always.
+     */
+    private readonly project?: StagedProjection,
   ) {
     this.unicode = dnUnicodeOf(kind);
     this.integrity = kind === 'ad';
     db.exec('CREATE TEMP TABLE IF NOT EXISTS import_seen (connector TEXT NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (connector, anchor)) WITHOUT ROWID');
     db.prepare('DELETE FROM temp.import_seen WHERE connector = ?').run(connector);
+    this.fresh = db.prepare('SELECT 1 FROM cs_objects WHERE connector = ? LIMIT 1').get(connector) === undefined;
     this.lookup = db.prepare<[string, string], { hash: string; pending: string | null; dn_norm: string }>(
       'SELECT hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor = ?',
     );
@@ -87,6 +121,15 @@ export class ImportStager {
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
     );
+    this.insertNew = db.prepare(
+      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')
+       ON CONFLICT (connector, anchor) DO NOTHING`,
+    );
+    this.insertLinked = db.prepare(
+      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
+       ON CONFLICT (connector, anchor) DO NOTHING`,
+    );
+    this.dropProjected = db.prepare('DELETE FROM mv_objects WHERE id = ?');
     this.update = db.prepare(
       `UPDATE cs_objects SET object_type = ?, dn = ?, dn_norm = ?, attrs = ?, hash = ?,
          pending = CASE WHEN pending = 'add' THEN 'add' ELSE 'update' END
@@ -108,18 +151,23 @@ export class ImportStager {
     this.markDeleted = db.prepare("UPDATE cs_objects SET pending = 'delete' WHERE connector = ? AND anchor = ? AND (pending IS NULL OR pending <> 'delete')");
   }
 
-  /** Stages one page of a full import in one transaction. */
-  stagePage(objects: SourceObject[], counts: StepCounts): void {
+  /**
+   * Stages one page of a full import in one transaction. `then` runs inside it, after the page
+   * (the overlapped cycle's sync of the page: one commit for both instead of one each — each
+   * commit writes every page it dirtied to the WAL, and both touch the same rows).
+   */
+  stagePage(objects: SourceObject[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
       for (const o of objects) {
-        this.markSeen.run(this.connector, o.anchor);
+        if (!this.fresh) this.markSeen.run(this.connector, o.anchor);
         this.stageObject(o, counts);
       }
+      then?.();
     })();
   }
 
-  /** Stages one page of a delta import: whole objects that changed, and deletions. */
-  stageDelta(changes: DeltaChange[], counts: StepCounts): void {
+  /** Stages one page of a delta import: whole objects that changed, and deletions (`then`: as stagePage). */
+  stageDelta(changes: DeltaChange[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
       for (const c of changes) {
         if (c.kind === 'upsert') {
@@ -136,6 +184,7 @@ export class ImportStager {
         }
         if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
       }
+      then?.();
     })();
   }
 
@@ -159,7 +208,26 @@ export class ImportStager {
     const members = o.objectType === 'group' ? memberRows(o, this.unicode) : [];
     // Member anchors are part of the content: a member deleted and re-created under the same DN
     // is another member.
-    const hash = contentHash({ t: o.objectType, dn: o.dn, a: sortedAttributes(o.attributes), ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}) });
+    // Keys in sorted order: stableStringify's fast path (the text, and so the hash, is the same).
+    const hash = contentHash({ a: sortedAttributes(o.attributes), dn: o.dn, ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}), t: o.objectType });
+    if (this.fresh) {
+      const dnNorm = safeNormalizeDn(o.dn, this.unicode);
+      const attrs = JSON.stringify(o.attributes);
+      const projected = this.project?.project(o);
+      const inserted =
+        projected === undefined
+          ? this.insertNew.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash).changes > 0
+          : this.insertLinked.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash, projected).changes > 0;
+      if (inserted) {
+        counts.adds++;
+        if (projected !== undefined) this.project!.linked(o, dnNorm);
+        for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);
+        return;
+      }
+      // The anchor came twice in this import: the second is an update of the first (below), and
+      // its projection is taken back.
+      if (projected !== undefined) this.dropProjected.run(projected);
+    }
     const existing = this.lookup.get(this.connector, o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {
       counts.unchanged++;
@@ -190,6 +258,7 @@ export class ImportStager {
 
   /** After a complete full import: everything not seen is gone from the source (or out of scope). */
   markUnseenDeleted(counts: StepCounts): void {
+    if (this.fresh) return; // every row is one this import staged
     const info = this.db
       .prepare(
         `UPDATE cs_objects SET pending = 'delete'

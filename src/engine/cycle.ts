@@ -167,6 +167,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
           passwords: loaded.config.passwordHashSync.enabled ? passwords : undefined,
           onProgress: (done) => options.onProgress?.({ connector: cfg.name, step: 'import', done }),
           onStaged: early ? () => early!.staged() : undefined,
+          project: early?.projection(cfg.name),
         });
         endStep(step);
       } catch (err) {

@@ -239,8 +239,8 @@ export class Exporter {
     let complete = true;
     for (const r of rows) {
       const type = r.object_type === 'group' ? 'Group' : 'User';
-      if (r.cloud_id) members.push({ value: r.cloud_id, type });
-      else if (this.options.dryRun) members.push({ value: '(new)', type }); // created earlier in the same export
+      if (r.cloud_id) members.push({ type, value: r.cloud_id }); // keys sorted: see flows.ts
+      else if (this.options.dryRun) members.push({ type, value: '(new)' }); // created earlier in the same export
       else complete = false;
     }
     return { members, complete };

@@ -27,8 +27,9 @@ function first(o: SourceObject, name: string): string | null {
 
 /** "DC=corp,DC=example,DC=com" → "corp.example.com" (the DNS name AD derives from the DN). */
 export function domainFromDn(dn: string): string | null {
-  const parts = dn
-    .split(/,(?=(?:[^\\]|\\.)*$)/)
+  // Without a backslash every comma separates (the look-ahead below holds for every suffix), and
+  // the look-ahead is quadratic in the DN's length: it ran for every object of every cycle.
+  const parts = (dn.includes('\\') ? dn.split(/,(?=(?:[^\\]|\\.)*$)/) : dn.split(','))
     .map((p) => p.trim())
     .filter((p) => /^dc=/i.test(p))
     .map((p) => p.slice(3));
@@ -49,57 +50,68 @@ export function detectKind(o: SourceObject): SourceKind {
   return o.attributes.samaccountname || o.attributes.objectguid ? 'ad' : 'ldap';
 }
 
+/*
+ * The objects below are written with their keys in sorted order (and so are userToScim's and
+ * groupToScim's): stableStringify then serialises them with the native JSON.stringify, several
+ * times faster than sorting them again for every object (test/engine/flows.test.ts checks it).
+ */
 export function inboundFlow(kind: 'ad' | 'ldap' | 'ldif', o: SourceObject): MvAttrs {
   const k: SourceKind = kind === 'ldif' ? detectKind(o) : kind;
-  const common: MvAttrs = {
-    sourceAnchor: o.anchor,
-    distinguishedName: o.dn,
-    domainName: domainFromDn(o.dn),
-    description: first(o, 'description'),
-  };
+  const description = first(o, 'description');
+  const distinguishedName = o.dn;
+  const domainName = domainFromDn(o.dn);
+  const sourceAnchor = o.anchor;
   if (o.objectType === 'group') {
     return {
-      ...common,
-      displayName: first(o, 'displayname') ?? first(o, 'cn') ?? first(o, 'name') ?? rdnOf(o.dn),
       accountName: k === 'ad' ? first(o, 'samaccountname') : first(o, 'cn'),
+      description,
+      displayName: first(o, 'displayname') ?? first(o, 'cn') ?? first(o, 'name') ?? rdnOf(o.dn),
+      distinguishedName,
+      domainName,
+      sourceAnchor,
     };
   }
   if (k === 'ad') {
     const uac = Number(first(o, 'useraccountcontrol') ?? '512');
     return {
-      ...common,
-      accountName: first(o, 'samaccountname'),
-      userPrincipalName: first(o, 'userprincipalname'),
-      mail: first(o, 'mail'),
-      givenName: first(o, 'givenname'),
-      sn: first(o, 'sn'),
-      displayName: first(o, 'displayname') ?? first(o, 'cn'),
-      department: first(o, 'department'),
-      title: first(o, 'title'),
-      company: first(o, 'company'),
-      telephoneNumber: first(o, 'telephonenumber'),
-      mobile: first(o, 'mobile'),
-      employeeId: first(o, 'employeeid'),
       accountEnabled: Number.isFinite(uac) ? (uac & UAC_ACCOUNTDISABLE) === 0 : true,
+      accountName: first(o, 'samaccountname'),
+      company: first(o, 'company'),
+      department: first(o, 'department'),
+      description,
+      displayName: first(o, 'displayname') ?? first(o, 'cn'),
+      distinguishedName,
+      domainName,
+      employeeId: first(o, 'employeeid'),
+      givenName: first(o, 'givenname'),
+      mail: first(o, 'mail'),
+      mobile: first(o, 'mobile'),
+      sn: first(o, 'sn'),
+      sourceAnchor,
+      telephoneNumber: first(o, 'telephonenumber'),
+      title: first(o, 'title'),
+      userPrincipalName: first(o, 'userprincipalname'),
     };
   }
   const uid = first(o, 'uid');
-  const domain = common.domainName as string | null;
   return {
-    ...common,
-    accountName: uid,
-    userPrincipalName: first(o, 'mail') ?? (uid && domain ? `${uid}@${domain}` : null),
-    mail: first(o, 'mail'),
-    givenName: first(o, 'givenname'),
-    sn: first(o, 'sn'),
-    displayName: first(o, 'displayname') ?? first(o, 'cn'),
-    department: first(o, 'departmentnumber') ?? first(o, 'ou'),
-    title: first(o, 'title'),
-    company: first(o, 'o'),
-    telephoneNumber: first(o, 'telephonenumber'),
-    mobile: first(o, 'mobile'),
-    employeeId: first(o, 'employeenumber'),
     accountEnabled: true,
+    accountName: uid,
+    company: first(o, 'o'),
+    department: first(o, 'departmentnumber') ?? first(o, 'ou'),
+    description,
+    displayName: first(o, 'displayname') ?? first(o, 'cn'),
+    distinguishedName,
+    domainName,
+    employeeId: first(o, 'employeenumber'),
+    givenName: first(o, 'givenname'),
+    mail: first(o, 'mail'),
+    mobile: first(o, 'mobile'),
+    sn: first(o, 'sn'),
+    sourceAnchor,
+    telephoneNumber: first(o, 'telephonenumber'),
+    title: first(o, 'title'),
+    userPrincipalName: first(o, 'mail') ?? (uid && domainName ? `${uid}@${domainName}` : null),
   };
 }
 
@@ -135,30 +147,31 @@ export function userToScim(mv: MvAttrs): OutboundResult {
   const userName = str(mv.userPrincipalName);
   if (!userName) return { ok: false, reason: 'the user has no userPrincipalName (AD) or mail/uid (LDAP) to use as the cloud userName' };
   const phones = [
-    str(mv.telephoneNumber) && { value: str(mv.telephoneNumber), type: 'work' },
-    str(mv.mobile) && { value: str(mv.mobile), type: 'mobile' },
+    str(mv.telephoneNumber) && { type: 'work', value: str(mv.telephoneNumber) },
+    str(mv.mobile) && { type: 'mobile', value: str(mv.mobile) },
   ].filter(Boolean);
+  // Keys in sorted order (see inboundFlow); SCHEMA_ONPREM_USER ("urn:idsync:…") sorts before SCHEMA_ENTERPRISE ("urn:ietf:…").
   const resource = compact({
-    schemas: [SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ONPREM_USER],
-    externalId: str(mv.sourceAnchor),
-    userName,
-    name: { givenName: str(mv.givenName), familyName: str(mv.sn) },
-    displayName: str(mv.displayName),
-    title: str(mv.title),
     active: mv.accountEnabled !== false,
-    emails: str(mv.mail) ? [{ value: str(mv.mail), type: 'work', primary: true }] : undefined,
+    displayName: str(mv.displayName),
+    emails: str(mv.mail) ? [{ primary: true, type: 'work', value: str(mv.mail) }] : undefined,
+    externalId: str(mv.sourceAnchor),
+    name: { familyName: str(mv.sn), givenName: str(mv.givenName) },
     phoneNumbers: phones,
+    schemas: [SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ONPREM_USER],
+    title: str(mv.title),
+    [SCHEMA_ONPREM_USER]: {
+      onPremisesDistinguishedName: str(mv.distinguishedName),
+      onPremisesDomainName: str(mv.domainName),
+      onPremisesImmutableId: str(mv.sourceAnchor),
+      onPremisesSamAccountName: str(mv.accountName),
+    },
     [SCHEMA_ENTERPRISE]: {
       department: str(mv.department),
       employeeNumber: str(mv.employeeId),
       organization: str(mv.company),
     },
-    [SCHEMA_ONPREM_USER]: {
-      onPremisesSamAccountName: str(mv.accountName),
-      onPremisesDistinguishedName: str(mv.distinguishedName),
-      onPremisesDomainName: str(mv.domainName),
-      onPremisesImmutableId: str(mv.sourceAnchor),
-    },
+    userName,
   });
   return { ok: true, resource };
 }
@@ -170,10 +183,10 @@ export function groupToScim(mv: MvAttrs, members: ScimMember[]): OutboundResult 
   return {
     ok: true,
     resource: compact({
-      schemas: [SCHEMA_GROUP],
-      externalId: str(mv.sourceAnchor),
       displayName,
+      externalId: str(mv.sourceAnchor),
       members: sorted,
+      schemas: [SCHEMA_GROUP],
     }),
   };
 }

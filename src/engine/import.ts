@@ -10,7 +10,7 @@ import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
 import { extractPasswordAttributes, type PasswordPipeline } from '../passwords/index.js';
 import type { Database } from '../store/database.js';
-import { ImportStager } from './connector-space.js';
+import { ImportStager, type StagedProjection } from './connector-space.js';
 import type { StepHandle } from './runs.js';
 
 /** How an import ran: `scheduled-full` is the periodic full import of a source whose delta cannot see deletions. */
@@ -22,8 +22,14 @@ export interface ImportOptions {
   /** Where NT hashes read from the source go (never into the connector space); absent when password hash sync is off. */
   passwords?: () => PasswordPipeline;
   onProgress?: (done: number) => void;
-  /** Called after each page is staged (committed): the overlapped cycle syncs it at once. */
+  /**
+   * Called after each page is staged, inside the page's transaction (so the page and what this
+   * does with it commit together): the overlapped cycle syncs it at once. A failure it catches
+   * itself (nested transactions are savepoints) leaves the staged page to commit.
+   */
   onStaged?: () => void;
+  /** The overlapped cycle's projection of new objects as they are staged (ImportStager's `project`). */
+  project?: StagedProjection;
 }
 
 /**
@@ -93,7 +99,7 @@ export function reportCleanedValues(events: EventLog, connector: string, stager:
 }
 
 export async function importConnector(db: Database, connector: SourceConnector, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
-  const stager = new ImportStager(db, connector.name, connector.kind);
+  const stager = new ImportStager(db, connector.name, connector.kind, options.project);
   try {
     return await importWith(db, connector, stager, step, options);
   } finally {
@@ -137,8 +143,7 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
       const delta = connector.deltaImport(saved);
       for await (const changes of readAhead(delta.pages)) {
         const hashes = stagedPasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
-        stager.stageDelta(changes, step.counts);
-        options.onStaged?.();
+        stager.stageDelta(changes, step.counts, options.onStaged);
         await queue(hashes);
         done += changes.length;
         options.onProgress?.(done);
@@ -156,8 +161,7 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   const watermark = connector.currentWatermark ? await connector.currentWatermark() : undefined;
   for await (const page of readAhead(connector.fullImport())) {
     const hashes = stagedPasswords(page);
-    stager.stagePage(page, step.counts);
-    options.onStaged?.();
+    stager.stagePage(page, step.counts, options.onStaged);
     await queue(hashes);
     done += page.length;
     options.onProgress?.(done);

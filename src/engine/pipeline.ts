@@ -2,18 +2,19 @@
  * The overlapped cycle: import pages flow into sync and export while the next page is read, so
  * the cloud works while the engine works (issue 13). Import reads one page ahead
  * (import.ts readAhead); after each staged page the sync applies what is pending (one pass, on the
- * main thread, in its own transactions) and wakes the early export, which sends the pending users
+ * main thread, inside the page's transaction: one commit for both) and wakes the early export, which sends the pending users
  * to the cloud between pages. Groups, deletions and uniqueness retries wait for the ordinary export
  * at the end (Exporter.run), which also sends any user the early pass did not.
  *
  * Back-pressure: the source is read at most one page ahead, the cloud has at most
  * `cloud.concurrency` Bulk requests in flight, and everything in between is durable state in
- * SQLite (pending flags), never a queue in memory. Crash safety is the stages' own: a page is
- * synced only after it is committed, and an object leaves the pending set only after the cloud
+ * SQLite (pending flags), never a queue in memory. Crash safety is the stages' own: a page and its
+ * sync commit together or not at all, and an object leaves the pending set only after the cloud
  * answered for the version it was sent (Exporter.settle).
  *
  * cycle.ts uses it only where the order of the stages cannot change the outcome (see there).
  */
+import type { StagedProjection } from './connector-space.js';
 import type { Exporter } from './export.js';
 import type { StepHandle } from './runs.js';
 import type { Synchronizer } from './sync.js';
@@ -40,7 +41,10 @@ export class EarlyExport {
     });
   }
 
-  /** After each staged (committed) import page: sync it, and wake the exporter. */
+  /**
+   * After each staged import page, inside its transaction (the page and its sync commit together):
+   * sync it, and wake the exporter (which runs after the commit: it is asynchronous).
+   */
   staged(): void {
     if (this.syncError !== undefined) return; // reported by finishSync(), as the sync step's failure
     try {
@@ -51,6 +55,17 @@ export class EarlyExport {
     }
     this.dirty = true;
     this.wakeUp();
+  }
+
+  /**
+   * The sync of a new object as the import stages it into an empty connector space, in the
+   * page's transaction (Synchronizer.projectStaged); after a sync failure, nothing is projected.
+   */
+  projection(connector: string): StagedProjection {
+    return {
+      project: (o) => (this.syncError === undefined ? this.sync.projectStaged(connector, o) : undefined),
+      linked: (o, dnNorm) => this.sync.stagedLinked(connector, o, dnNorm, this.syncStep),
+    };
   }
 
   /** After the imports: the last sync pass (deletions a full import found, anything not synced yet). */

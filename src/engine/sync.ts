@@ -57,6 +57,7 @@ export class Synchronizer {
       retry: db.prepare("UPDATE cs_objects SET pending = 'retry' WHERE connector = ? AND anchor = ?"),
       unlink: db.prepare('UPDATE cs_objects SET mv_id = NULL, pending = NULL WHERE connector = ? AND anchor = ?'),
       link: db.prepare('UPDATE cs_objects SET mv_id = ? WHERE connector = ? AND anchor = ?'),
+      linkDone: db.prepare('UPDATE cs_objects SET mv_id = ?, pending = NULL WHERE connector = ? AND anchor = ?'),
       remove: db.prepare('DELETE FROM cs_objects WHERE connector = ? AND anchor = ?'),
       removeMembers: db.prepare('DELETE FROM cs_members WHERE connector = ? AND group_anchor = ?'),
       contributors: db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM cs_objects WHERE mv_id = ?'),
@@ -72,6 +73,7 @@ export class Synchronizer {
            AND NOT EXISTS (SELECT 1 FROM cs_objects c WHERE c.mv_id = k.mv_id AND c.connector = ?)`,
       ),
       insertMv: db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?)"),
+      insertMvWith: db.prepare('INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, ?, 1, ?)'),
       tombstoned: db.prepare<[string, string], { id: number }>('SELECT id FROM mv_objects WHERE source_anchor = ? AND object_type = ? AND deleted = 1 LIMIT 1'),
       revive: db.prepare('UPDATE mv_objects SET deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?'),
       // A member row names its object by anchor (AD) or by DN (LDAP, where the DN is the reference).
@@ -173,8 +175,11 @@ export class Synchronizer {
     // and linking them is what moves the walk on; with rules every pending object is visited, in
     // key order.
     const withRules = scopeRules || joinRules;
+    // Without rules, unlinked users are projected by applyChanges as it computes them (one write
+    // of each row instead of a link here and a clear there); only groups are linked ahead, so that
+    // nested groups resolve as members.
     const unlinked = this.db.prepare<[number], Omit<CsRow, 'dn' | 'attrs'>>(
-      "SELECT connector, anchor, object_type, dn_norm, pending, mv_id FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND mv_id IS NULL LIMIT ?",
+      "SELECT connector, anchor, object_type, dn_norm, pending, mv_id FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND object_type = 'group' AND mv_id IS NULL LIMIT ?",
     );
     const after = this.db.prepare<[string, string, string, number], Omit<CsRow, 'dn' | 'attrs'>>(
       `SELECT connector, anchor, object_type, dn_norm, pending, mv_id FROM cs_objects
@@ -223,22 +228,76 @@ export class Synchronizer {
             }
           }
           if (r.mv_id != null) continue;
-          let mvId: number | undefined;
           const match = joinRules && source ? this.softMatch(r, source, step) : undefined;
-          mvId = match?.mvId;
-          if (mvId === undefined) {
-            const dead = this.st.tombstoned.get(r.anchor, r.object_type);
-            if (dead) this.st.revive.run(now, dead.id);
-            mvId = dead ? dead.id : Number(this.st.insertMv.run(r.object_type, r.anchor, now).lastInsertRowid);
-            // Its keys at once, so an object of another source in this same cycle can join it.
-            for (const k of match?.keys ?? []) this.st.addJoinKey.run(r.object_type, k.rule, k.value, mvId);
-          }
-          this.st.link.run(mvId, r.connector, r.anchor);
-          // A newly connected member may complete a group's membership.
-          this.touchGroups(r.connector, r);
+          this.connect(r, match, now);
         }
       }
     })();
+  }
+
+  /** Joins (soft match) or projects an unlinked object, links it, and touches the groups that list it. */
+  private connect(r: Pick<CsRow, 'connector' | 'anchor' | 'object_type' | 'dn_norm'>, match: { mvId?: number; keys: { rule: string; value: string }[] } | undefined, now: string): number {
+    let mvId = match?.mvId;
+    if (mvId === undefined) {
+      const dead = this.st.tombstoned.get(r.anchor, r.object_type);
+      if (dead) this.st.revive.run(now, dead.id);
+      mvId = dead ? dead.id : Number(this.st.insertMv.run(r.object_type, r.anchor, now).lastInsertRowid);
+      // Its keys at once, so an object of another source in this same cycle can join it.
+      for (const k of match?.keys ?? []) this.st.addJoinKey.run(r.object_type, k.rule, k.value, mvId);
+    }
+    this.st.link.run(mvId, r.connector, r.anchor);
+    // A newly connected member may complete a group's membership.
+    this.touchGroups(r.connector, r);
+    return mvId;
+  }
+
+  /**
+   * The overlapped first cycle (pipeline.ts): a new user, staged into an empty connector space
+   * with no rules configured, is projected as the stager writes it, from the object it holds
+   * (no pending change, no second write of its row, no read and parse of it back). The outcome is
+   * projectNew's, which the sync pass would give it: a tombstone to revive or a flow that fails
+   * leaves it to the pass. Runs inside the page's transaction.
+   */
+  projectStaged(connector: string, o: SourceObject): number | undefined {
+    const { rules, kinds, joinRules, scopeRules } = this.settings;
+    if (o.objectType !== 'user' || joinRules || scopeRules) return undefined;
+    if (this.st.tombstoned.get(o.anchor, o.objectType)) return undefined;
+    let attrs: MvAttrs;
+    try {
+      attrs = rules.inbound(connector, kinds.get(connector) ?? 'ldap', o);
+    } catch {
+      return undefined;
+    }
+    attrs.sourceAnchor = o.anchor;
+    return Number(this.st.insertMvWith.run(o.objectType, o.anchor, stableStringify(attrs), new Date().toISOString()).lastInsertRowid);
+  }
+
+  /** After projectStaged, once the connector-space row is written linked: its groups, its count. */
+  stagedLinked(connector: string, o: SourceObject, dnNorm: string, step: StepHandle): void {
+    this.touchGroups(connector, { anchor: o.anchor, dn_norm: dnNorm });
+    step.counts.adds++;
+  }
+
+  /**
+   * Without rules: a new user is projected with its attributes in one write of each row (the
+   * metaverse insert, the link that also clears the pending change). The outcome is the two
+   * passes' (scopeAndJoin, then the flow): an object with a tombstone to revive, or whose flow
+   * fails, takes that way. Returns false when it did not apply.
+   */
+  private projectNew(r: CsRow, step: StepHandle, now: string): boolean {
+    if (this.st.tombstoned.get(r.anchor, r.object_type)) return false;
+    let attrs: MvAttrs;
+    try {
+      attrs = this.settings.rules.inbound(r.connector, this.settings.kinds.get(r.connector) ?? 'ldap', toSource(r));
+    } catch {
+      return false; // the two passes report it
+    }
+    attrs.sourceAnchor = r.anchor;
+    const mvId = Number(this.st.insertMvWith.run(r.object_type, r.anchor, stableStringify(attrs), now).lastInsertRowid);
+    this.st.linkDone.run(mvId, r.connector, r.anchor);
+    this.touchGroups(r.connector, r);
+    step.counts.adds++;
+    return true;
   }
 
   /**
@@ -267,7 +326,8 @@ export class Synchronizer {
 
   /** Pass 2: recompute each changed metaverse object from all its connected objects. */
   private applyChanges(type: ObjectType, step: StepHandle): void {
-    const { rules, kinds, joinRules } = this.settings;
+    const { rules, kinds, joinRules, scopeRules } = this.settings;
+    const withRules = joinRules || scopeRules;
     const select = this.db.prepare<[string, number], CsRow>(
       "SELECT * FROM cs_objects WHERE pending IS NOT NULL AND pending IN ('add', 'update') AND object_type = ? LIMIT ?",
     );
@@ -296,6 +356,11 @@ export class Synchronizer {
       this.db.transaction(() => {
         const done = new Set<number>();
         for (const r of rows) {
+          if (r.mv_id == null && !withRules && type === 'user') {
+            // Not linked yet (scopeAndJoin links only groups without rules): a new user.
+            if (this.projectNew(r, step, now)) continue;
+            r.mv_id = this.connect(r, undefined, now);
+          }
           this.st.clear.run(r.connector, r.anchor);
           if (r.mv_id == null || done.has(r.mv_id)) continue;
           const mvId = r.mv_id;
