@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Attribute, Change, type Client } from 'ldapts';
 import { runCycle } from '../../src/engine/cycle.js';
+import { EngineState } from '../../src/engine/import.js';
 import type { RunRecord } from '../../src/engine/runs.js';
 import { ShowDeletedControl } from '../../src/ldap/controls.js';
 import { guidToString } from '../../src/ldap/guid.js';
@@ -287,7 +288,7 @@ describe('issue 10 on OpenLDAP', { skip: skipUnless('slapd') }, () => {
       // default deletion threshold would stop them. The threshold has its own tests; a count stays on.
       sync: { deletionThreshold: 500 },
       prefix: 'idsync-i10-ldapnolog-',
-      connectors: [{ name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn, scope: { include: ['ou=i10,dc=lab,dc=test'] }, delta: { fullImportInterval: '2s' } }],
+      connectors: [{ name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn, scope: { include: ['ou=i10,dc=lab,dc=test'] }, delta: { fullImportInterval: '1h' } }],
       credentials: { ldap: slapd.adminPassword },
     });
     try {
@@ -296,7 +297,10 @@ describe('issue 10 on OpenLDAP', { skip: skipUnless('slapd') }, () => {
       const delta = await runCycle(lab.ctx);
       assert.equal(importProfile(delta), 'delta');
       assert.ok([...(await cloudState(lab)).users.values()].some((u) => u.userName === 'u3@ldap.test'), 'a delta cannot see the deletion');
-      await new Promise((r) => setTimeout(r, 2500)); // the interval passes
+      // The interval passes: the recorded last full import is moved an hour back, rather than a short
+      // interval waited out (a 2 s interval made the delta above a scheduled full import on a busy machine).
+      const lastFull = new EngineState(lab.ctx.db);
+      lastFull.set('last_full_import:ldap', new Date(Date.parse(lastFull.get('last_full_import:ldap')!) - 3_600_000).toISOString());
       const scheduled = await runCycle(lab.ctx);
       assert.equal(importProfile(scheduled), 'scheduled-full');
       assert.equal(scheduled.status, 'success');
