@@ -129,6 +129,8 @@ export interface StoredResource {
   created: string;
   lastModified: string;
   doc: Doc;
+  /** `doc` as stored (JSON text), when known: a write compares against it instead of serialising `doc` again. */
+  json?: string;
 }
 
 export type MemberType = 'User' | 'Group';
@@ -153,7 +155,25 @@ const toStored = (r: Row): StoredResource => ({
   created: r.created,
   lastModified: r.last_modified,
   doc: JSON.parse(r.doc) as Doc,
+  json: r.doc,
 });
+
+/** INSERT and UPDATE text per resource kind, built once (the statement cache is keyed by it). */
+const statements = new WeakMap<ResourceKind, { insert: string; update: string }>();
+function sqlOf(kind: ResourceKind): { insert: string; update: string } {
+  let s = statements.get(kind);
+  if (!s) {
+    const cols = kind.columns.join(', ');
+    const marks = kind.columns.map(() => '?').join(', ');
+    const sets = kind.columns.map((c) => `${c} = ?`).join(', ');
+    s = {
+      insert: `INSERT INTO ${kind.table} (id, version, created, last_modified, doc, ${cols}) VALUES (?, 1, ?, ?, ?, ${marks})`,
+      update: `UPDATE ${kind.table} SET version = version + 1, last_modified = ?, doc = ?, ${sets} WHERE id = ? AND version = ?`,
+    };
+    statements.set(kind, s);
+  }
+  return s;
+}
 
 /** Stays well below SQLite's host-parameter limit (32766) and PostgreSQL's (65535). */
 const CHUNK = 500;
@@ -174,26 +194,19 @@ export class ScimRepository {
     return row && toStored(row);
   }
 
-  async insert(kind: ResourceKind, id: string, doc: Doc, now: string): Promise<StoredResource> {
-    const cols = kind.columns.join(', ');
-    const marks = kind.columns.map(() => '?').join(', ');
+  /** `json` is `doc` serialised, when the caller has it already. */
+  async insert(kind: ResourceKind, id: string, doc: Doc, now: string, json = JSON.stringify(doc)): Promise<StoredResource> {
     const values = kind.columnValues(doc);
-    await this.write(kind, `INSERT INTO ${kind.table} (id, version, created, last_modified, doc, ${cols}) VALUES (?, 1, ?, ?, ?, ${marks})`, [id, now, now, JSON.stringify(doc), ...values], values);
-    return { id, version: 1, created: now, lastModified: now, doc };
+    await this.write(kind, sqlOf(kind).insert, [id, now, now, json, ...values], values);
+    return { id, version: 1, created: now, lastModified: now, doc, json };
   }
 
   /** Writes a new document if the stored version is still `version`; returns the new version. */
-  async update(kind: ResourceKind, current: StoredResource, doc: Doc, now: string): Promise<StoredResource> {
-    const sets = kind.columns.map((c) => `${c} = ?`).join(', ');
+  async update(kind: ResourceKind, current: StoredResource, doc: Doc, now: string, json = JSON.stringify(doc)): Promise<StoredResource> {
     const values = kind.columnValues(doc);
-    const changes = await this.write(
-      kind,
-      `UPDATE ${kind.table} SET version = version + 1, last_modified = ?, doc = ?, ${sets} WHERE id = ? AND version = ?`,
-      [now, JSON.stringify(doc), ...values, current.id, current.version],
-      values,
-    );
+    const changes = await this.write(kind, sqlOf(kind).update, [now, json, ...values, current.id, current.version], values);
     if (changes === 0) throw new ScimError(412, undefined, 'Precondition Failed: the resource was changed concurrently');
-    return { ...current, version: current.version + 1, lastModified: now, doc };
+    return { ...current, version: current.version + 1, lastModified: now, doc, json };
   }
 
   /** Bumps version and lastModified (a group whose membership changed). */
