@@ -38,6 +38,7 @@ import { Guard } from './auth/guard.js';
 import { keysMigrations, keysPgMigrations, loadSigningKeys } from './auth/keys.js';
 import { Lockout, lockoutMigrations, lockoutPgMigrations, type LockoutPolicy } from './auth/lockout.js';
 import { API_SCOPE, SIGNIN_SCOPES, registerTokenEndpoint } from './auth/token-endpoint.js';
+import { GRANT_TYPES } from './auth/grants/index.js';
 import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
@@ -257,7 +258,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       issuer,
       token_endpoint: `${issuer}/oauth2/token`,
       jwks_uri: `${issuer}/.well-known/jwks.json`,
-      grant_types_supported: ['client_credentials', 'password'],
+      grant_types_supported: GRANT_TYPES,
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       scopes_supported: [API_SCOPE, ...SIGNIN_SCOPES],
       response_types_supported: ['token'],
