@@ -49,7 +49,7 @@ async function start(script: string, dataDir: string, env: Record<string, string
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', script, dataDir], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, IDSYNC_CLOUD_ADMIN_PASSWORD: ADMIN_PASSWORD, ...env },
+    env: { ...process.env, IDSYNC_CLOUD_ADMIN_PASSWORD: ADMIN_PASSWORD, IDSYNC_BENCH_LOOP_MONITOR: '0', ...env },
   });
   const lines = createInterface({ input: child.stdout! });
   const url = await new Promise<string>((resolve, reject) => {

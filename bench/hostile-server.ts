@@ -36,7 +36,8 @@ process.on('SIGUSR2', () => {
   process.stdout.write(JSON.stringify({ loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) }, cpu }) + '\n');
   delay.reset();
 });
-delay.enable();
+// IDSYNC_BENCH_LOOP_MONITOR=0: no event-loop delay sampling (it wakes the loop every 5 ms: CPU that benches per user would count).
+if (process.env.IDSYNC_BENCH_LOOP_MONITOR !== '0') delay.enable();
 process.on('SIGTERM', () => {
   void server.close().then(() => process.exit(0));
 });
