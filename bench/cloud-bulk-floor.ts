@@ -7,7 +7,7 @@
  *
  *   node --import tsx bench/cloud-bulk-floor.ts <dataDir>   prints {"url": ...} and stops on SIGTERM
  */
-import { randomUUID } from 'node:crypto';
+import { newResourceId } from '../src/cloud/scim/ids.js';
 import path from 'node:path';
 import Fastify from 'fastify';
 import { openDatabase } from '../src/store/database.js';
@@ -35,7 +35,7 @@ app.post('/scim/v2/Bulk', async (req) => {
   const now = new Date().toISOString();
   const results = db.transaction(() =>
     ops.map((op) => {
-      const id = randomUUID();
+      const id = newResourceId(); // time-ordered, as the cloud's (src/cloud/scim/ids.ts)
       try {
         insert.run(id, now, op.data.externalId ?? null, op.data.userName, op.data.userName.toLowerCase(), op.data.displayName ?? null, JSON.stringify(op.data));
         return { method: 'POST', bulkId: op.bulkId, status: '201', location: `/scim/v2/Users/${id}`, version: 'W/"1"' };

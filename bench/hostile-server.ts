@@ -11,7 +11,9 @@ const dataDir = process.argv[2];
 if (!dataDir) throw new Error('usage: hostile-server.ts <dataDir>');
 // IDSYNC_BENCH_SERVER_LOG=<file>: the server's JSON log (warnings and errors) into <file>.
 const logFile = process.env.IDSYNC_BENCH_SERVER_LOG;
-const server = await createCloudServer({ dataDir, logger: logFile ? { level: 'warn', stream: createWriteStream(logFile) } : false, adminUser: 'admin', adminPassword: process.env.IDSYNC_CLOUD_ADMIN_PASSWORD ?? 'Bench-admin-pass-1!' });
+// IDSYNC_BENCH_CLOUD_DATABASE=postgres://…: the cloud on PostgreSQL instead of <dataDir>/cloud.db.
+const database = process.env.IDSYNC_BENCH_CLOUD_DATABASE;
+const server = await createCloudServer({ dataDir, ...(database ? { database } : {}), logger: logFile ? { level: 'warn', stream: createWriteStream(logFile) } : false, adminUser: 'admin', adminPassword: process.env.IDSYNC_CLOUD_ADMIN_PASSWORD ?? 'Bench-admin-pass-1!' });
 process.stdout.write(JSON.stringify({ url: server.url }) + '\n');
 // The longest the event loop was held (what every other request waits for at worst).
 const delay = monitorEventLoopDelay({ resolution: 5 });
@@ -34,7 +36,8 @@ process.on('SIGUSR2', () => {
   process.stdout.write(JSON.stringify({ loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) }, cpu }) + '\n');
   delay.reset();
 });
-delay.enable();
+// IDSYNC_BENCH_LOOP_MONITOR=0: no event-loop delay sampling (it wakes the loop every 5 ms: CPU that benches per user would count).
+if (process.env.IDSYNC_BENCH_LOOP_MONITOR !== '0') delay.enable();
 process.on('SIGTERM', () => {
   void server.close().then(() => process.exit(0));
 });

@@ -38,12 +38,14 @@ import { Guard } from './auth/guard.js';
 import { keysMigrations, keysPgMigrations, loadSigningKeys } from './auth/keys.js';
 import { Lockout, lockoutMigrations, lockoutPgMigrations, type LockoutPolicy } from './auth/lockout.js';
 import { API_SCOPE, SIGNIN_SCOPES, registerTokenEndpoint } from './auth/token-endpoint.js';
+import { GRANT_TYPES } from './auth/grants/index.js';
 import { TokenService } from './auth/tokens.js';
 import { registerPasswordRoutes } from './passwords/routes.js';
 import { PORTAL_PREFIX, portalPlugin } from './portal/plugin.js';
 import { PasswordHashStore, passwordHashMigrations, passwordHashPgMigrations } from './passwords/store.js';
 import { announceWrites, registerScim, scimMigrations, scimPgMigrations, type ScimHost } from './scim/index.js';
 import { openStore, type StoreSpec } from './store/open.js';
+import type { PostgresTls } from './store/postgres.js';
 import type { CloudStore } from './store/sql.js';
 import { SqliteStore } from './store/sqlite.js';
 import { registerSyncInstallations, syncInstallationMigrations, syncInstallationPgMigrations } from './sync-installations/index.js';
@@ -64,8 +66,13 @@ export interface CloudServerOptions {
   dataDir: string;
   /** A postgres:// URL: keep the state in PostgreSQL instead of <dataDir>/cloud.db (several nodes may share it). */
   database?: string;
-  /** The database password, when not in the URL (from the environment or the credential store). */
+  /**
+   * The database password, when not in the URL (from the environment). Without it, the sealed
+   * `database` credential of dataDir is used when there is one (store/credentials.ts).
+   */
   databasePassword?: string;
+  /** TLS to PostgreSQL beyond what the URL says (mode, CA file, server name). */
+  databaseTls?: PostgresTls;
   /** Default 127.0.0.1 (loopback only). */
   host?: string;
   /** Default 0: a free port, see `url`. */
@@ -199,7 +206,12 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
   const dbFile = path.join(options.dataDir, CLOUD_DATABASE_FILE);
   // The SCIM worker opens a store of its own from the same description (the password travels, unprinted).
   const spec: StoreSpec = options.database
-    ? { engine: 'postgres', url: options.database, ...(options.databasePassword !== undefined ? { password: options.databasePassword } : {}) }
+    ? {
+        engine: 'postgres',
+        url: options.database,
+        ...(options.databasePassword !== undefined ? { password: options.databasePassword } : { credentialsDir: options.dataDir }),
+        ...(options.databaseTls ? { tls: options.databaseTls } : {}),
+      }
     : { engine: 'sqlite', file: dbFile };
   const store = await openStore(spec, {
     migrations: { sqlite: CLOUD_SQLITE_MIGRATIONS, postgres: CLOUD_PG_MIGRATIONS },
@@ -257,7 +269,7 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
       issuer,
       token_endpoint: `${issuer}/oauth2/token`,
       jwks_uri: `${issuer}/.well-known/jwks.json`,
-      grant_types_supported: ['client_credentials', 'password'],
+      grant_types_supported: GRANT_TYPES,
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       scopes_supported: [API_SCOPE, ...SIGNIN_SCOPES],
       response_types_supported: ['token'],

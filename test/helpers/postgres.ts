@@ -13,7 +13,7 @@
  * /usr/lib/postgresql/15/bin (not on PATH), or $IDSYNC_PG_BIN.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chownSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -101,6 +101,26 @@ function clusterBase(asOther: boolean): string {
   return base;
 }
 
+/**
+ * Makes files the server must read (a TLS key and certificate) its own: as root the cluster runs
+ * as `postgres`, and PostgreSQL refuses a key others can read. Their folder must let it through.
+ */
+export function giveToPostgres(files: string[]): void {
+  const as = process.getuid?.() === 0 ? systemUser('postgres') : undefined;
+  for (const f of files) {
+    if (as) chownSync(f, as.uid, as.gid);
+    chmodSync(f, 0o600);
+  }
+}
+
+/** A new folder the server can read files in (the temp dir may be closed to other users); caller removes it. */
+export function postgresReadableDir(): string {
+  const asOther = process.getuid?.() === 0 && systemUser('postgres') !== undefined;
+  const dir = mkdtempSync(join(clusterBase(asOther), 'idsync-pg-files-'));
+  chmodSync(dir, 0o711);
+  return dir;
+}
+
 export interface TestPostgres {
   host: string;
   port: number;
@@ -115,7 +135,8 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-export async function startPostgres(options: { detached?: boolean } = {}): Promise<TestPostgres> {
+/** `args`: more server arguments (e.g. `-c ssl=on`), after the defaults. */
+export async function startPostgres(options: { detached?: boolean; args?: string[] } = {}): Promise<TestPostgres> {
   const reason = postgresUnavailable();
   if (reason) throw new Error(reason);
   const as = process.getuid?.() === 0 ? systemUser('postgres') : undefined;
@@ -133,7 +154,7 @@ export async function startPostgres(options: { detached?: boolean } = {}): Promi
     const port = await freePort();
     child = spawn(
       join(pgBinDir(), 'postgres'),
-      ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-k', dir, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'shared_buffers=32MB'],
+      ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-k', dir, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'shared_buffers=32MB', ...(options.args ?? [])],
       { ...(as ?? {}), stdio: ['ignore', 'ignore', 'pipe'] },
     );
     killOnExit(child);

@@ -5,6 +5,7 @@
  *   idsync cloud admin create-account --username U --role sync     (password on stdin)
  *   idsync cloud admin set-password   --username U                 (password on stdin)
  *   idsync cloud admin list-accounts | delete-account | create-client | delete-client | audit
+ *   idsync cloud credentials set database | delete database | list   (the PostgreSQL password, sealed; value on stdin)
  *
  * Admin commands sign in with IDSYNC_CLOUD_ADMIN_USER (default "admin") and
  * IDSYNC_CLOUD_ADMIN_PASSWORD. Passwords never come from argv (other users see it in `ps`).
@@ -13,6 +14,7 @@ import { Command, Option } from 'commander';
 import { request } from 'undici';
 import { IdsyncError } from '../../core/errors.js';
 import { createCloudServer } from '../../cloud/server.js';
+import { CLOUD_CREDENTIALS, deleteCloudCredential, isCloudCredential, listCloudCredentials, setCloudCredential, type CloudCredential } from '../../cloud/store/credentials.js';
 import { plainHttpWarning } from '../../service/systemd.js';
 import { printJson, println, table } from '../output.js';
 import type { RegisterCommand } from '../context.js';
@@ -24,6 +26,9 @@ const DEFAULT_URL = `http://127.0.0.1:${DEFAULT_PORT}`;
 interface ServeOptions {
   data: string;
   database?: string;
+  databaseTls?: 'disable' | 'require' | 'verify-full';
+  databaseCa?: string;
+  databaseServerName?: string;
   host: string;
   port: string;
   adminUser?: string;
@@ -41,12 +46,25 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (opts.database !== undefined && !/^postgres(ql)?:\/\//.test(opts.database)) {
     throw new IdsyncError('CONFIG_INVALID', '--database must be a postgres:// URL', { hint: 'Give --database postgres://USER@HOST:PORT/DATABASE, the password in $IDSYNC_CLOUD_DATABASE_PASSWORD.' });
   }
-  // The password from the environment (a systemd credential or EnvironmentFile), never from argv.
+  if ((opts.databaseCa !== undefined || opts.databaseServerName !== undefined) && opts.databaseTls !== 'verify-full') {
+    throw new IdsyncError('CONFIG_INVALID', '--database-ca and --database-server-name need --database-tls verify-full', { hint: 'Add --database-tls verify-full (the certificate is checked only then).' });
+  }
+  // The password from the environment (a systemd credential or EnvironmentFile), else the sealed
+  // `database` credential of the data directory (read when connecting); never from argv.
   const databasePassword = process.env.IDSYNC_CLOUD_DATABASE_PASSWORD;
   const server = await createCloudServer({
     dataDir: opts.data,
     ...(opts.database ? { database: opts.database } : {}),
     ...(opts.database && databasePassword ? { databasePassword } : {}),
+    ...(opts.database && opts.databaseTls
+      ? {
+          databaseTls: {
+            mode: opts.databaseTls,
+            ...(opts.databaseCa !== undefined ? { caFile: opts.databaseCa } : {}),
+            ...(opts.databaseServerName !== undefined ? { serverName: opts.databaseServerName } : {}),
+          },
+        }
+      : {}),
     host: opts.host,
     port,
     adminUser: opts.adminUser,
@@ -230,8 +248,14 @@ export const registerCloudCommands: RegisterCommand = (program) => {
     .description('run the cloud directory until SIGINT/SIGTERM')
     .addOption(new Option('--data <dir>', 'data directory (holds cloud.db)').env('IDSYNC_CLOUD_DATA').default(DEFAULT_DATA_DIR))
     .addOption(
-      new Option('--database <url>', 'keep the state in PostgreSQL instead of <data>/cloud.db: postgres://USER@HOST:PORT/DB (password in $IDSYNC_CLOUD_DATABASE_PASSWORD); several nodes may share it').env('IDSYNC_CLOUD_DATABASE'),
+      new Option(
+        '--database <url>',
+        'keep the state in PostgreSQL instead of <data>/cloud.db: postgres://USER@HOST:PORT/DB (password in $IDSYNC_CLOUD_DATABASE_PASSWORD or `idsync cloud credentials set database`); several nodes may share it',
+      ).env('IDSYNC_CLOUD_DATABASE'),
     )
+    .addOption(new Option('--database-tls <mode>', 'TLS to PostgreSQL: disable, require (encrypt) or verify-full (encrypt and check the certificate and name)').choices(['disable', 'require', 'verify-full']).env('IDSYNC_CLOUD_DATABASE_TLS'))
+    .addOption(new Option('--database-ca <file>', 'with verify-full: the CA certificate(s) (PEM) that signed the server\'s; default the system CAs').env('IDSYNC_CLOUD_DATABASE_CA'))
+    .addOption(new Option('--database-server-name <name>', 'with verify-full: the name the certificate must carry; default the URL\'s host').env('IDSYNC_CLOUD_DATABASE_SERVER_NAME'))
     .addOption(new Option('--host <host>', 'address to listen on (loopback by default)').env('IDSYNC_CLOUD_HOST').default('127.0.0.1'))
     .addOption(new Option('--port <port>', 'port to listen on (0 = a free port)').env('IDSYNC_CLOUD_PORT').default(String(DEFAULT_PORT)))
     .option('--admin-user <name>', 'first start only: name of the global administrator (default $IDSYNC_CLOUD_ADMIN_USER or "admin")')
@@ -248,15 +272,66 @@ save it. It is stored only as a hash.
 
 With --database (or IDSYNC_CLOUD_DATABASE) the state lives in PostgreSQL, and any number of
 nodes behind a load balancer may share it: signing keys, token revocation, lockout counters,
-audit and password hashes are all there. Give the password in IDSYNC_CLOUD_DATABASE_PASSWORD
-rather than in the URL; it is never printed.
+audit and password hashes are all there. Give the password sealed in the data directory
+(\`idsync cloud credentials set database\`, read when connecting) or in
+IDSYNC_CLOUD_DATABASE_PASSWORD, rather than in the URL; it is never printed. TLS beyond the
+URL's sslmode: --database-tls require | verify-full (with --database-ca, --database-server-name).
 
 Examples:
   IDSYNC_CLOUD_ADMIN_PASSWORD='...' idsync cloud serve --data /var/lib/idsync-cloud
   IDSYNC_CLOUD_DATABASE_PASSWORD='...' idsync cloud serve --database postgres://idsync@db.example:5432/idsync_cloud
+  printf %s "$DB_PASSWORD" | idsync cloud credentials set database --data /var/lib/idsync-cloud
+  idsync cloud serve --data /var/lib/idsync-cloud --database postgres://idsync@db.example:5432/idsync_cloud \\
+      --database-tls verify-full --database-ca /etc/ssl/db-ca.pem
   idsync cloud serve --port 0 --json`,
     )
     .action(serve);
+
+  const credentials = cloud
+    .command('credentials')
+    .description("the cloud directory's own secrets (the PostgreSQL password), sealed in its data directory")
+    .addHelpText(
+      'after',
+      `
+Sealed with the cloud's key: IDSYNC_CLOUD_SECRET_KEY (base64, 32 bytes) or <data>/cloud-secret.key
+(made on first use, owner-only). Values are read from stdin and never printed.
+
+Example:
+  printf %s "$DB_PASSWORD" | idsync cloud credentials set database --data /var/lib/idsync-cloud`,
+    );
+  const dataOption = () => new Option('--data <dir>', 'data directory of the cloud directory').env('IDSYNC_CLOUD_DATA').default(DEFAULT_DATA_DIR);
+  const credentialName = (name: string): CloudCredential => {
+    if (!isCloudCredential(name)) throw new IdsyncError('CREDENTIAL_INVALID', `unknown cloud credential "${name.slice(0, 64)}"`, { hint: `Known: ${CLOUD_CREDENTIALS.join(', ')}.` });
+    return name;
+  };
+  credentials
+    .command('set <name>')
+    .description('seal a secret (read from stdin) under <name>: "database" is the PostgreSQL password')
+    .addOption(dataOption())
+    .action(async (name: string, opts: { data: string }) => {
+      const which = credentialName(name);
+      setCloudCredential(opts.data, which, await readSecretFromStdin(`${which} password: `));
+      println(`credential "${which}" sealed in ${opts.data}; \`idsync cloud serve\` reads it when it connects`);
+    });
+  credentials
+    .command('delete <name>')
+    .description('remove a sealed secret')
+    .addOption(dataOption())
+    .action((name: string, opts: { data: string }) => {
+      const which = credentialName(name);
+      println(deleteCloudCredential(opts.data, which) ? `credential "${which}" deleted` : `no credential "${which}" in ${opts.data}`);
+    });
+  credentials
+    .command('list')
+    .description('list the sealed secrets (names and when they were set, never values)')
+    .addOption(dataOption())
+    .option('--json', 'machine-readable output')
+    .action((opts: { data: string; json?: boolean }) => {
+      const list = listCloudCredentials(opts.data);
+      if (opts.json) printJson({ credentials: list });
+      else if (list.length === 0) println(`no credentials in ${opts.data}`);
+      else for (const c of list) println(`${c.name}  set ${c.changedAt ?? '(unknown)'}`);
+    });
 
   const admin = cloud
     .command('admin')

@@ -15,7 +15,8 @@ import { USERS } from './resources/users.js';
 import { tooManyOperations } from './limits.js';
 import { BULK_REQUEST, BULK_RESPONSE, SCHEMA_ENTERPRISE_USER } from './schema.js';
 import type { Sql } from '../store/sql.js';
-import { etagOf, type ScimService } from './service.js';
+import { etagOf, type Loaded, type ScimService } from './service.js';
+import { SqliteStore } from '../store/sqlite.js';
 import { isPlainObject } from './validate.js';
 
 type Method = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -97,12 +98,31 @@ function mapResource(obj: Record<string, unknown>, fn: RefFn): Record<string, un
   return mapKeys(obj, fn);
 }
 
+/**
+ * Adds the bulkIds `data` refers to to `out`. For a resource (POST, PUT) it only looks at the keys
+ * where a reference may stand, without copying anything: every operation of a Bulk passes here.
+ */
 function collectRefs(method: Method, data: unknown, out: Set<string>): void {
-  mapRefs(method, data, (s) => {
-    const m = BULK_REF.exec(s);
+  const add = (s: string): string => {
+    const m = s.startsWith('bulkId:') ? BULK_REF.exec(s) : null;
     if (m) out.add(m[1]!);
     return s;
-  });
+  };
+  if (method === 'PATCH') mapRefs(method, data, add);
+  else if (isPlainObject(data)) visitKeys(data, add);
+}
+
+function visitKeys(obj: Record<string, unknown>, fn: RefFn): void {
+  for (const k in obj) {
+    if (!Object.hasOwn(obj, k)) continue;
+    const c = k.charCodeAt(0) | 0x20; // lower-cased first letter: most keys are ruled out without toLowerCase
+    if (c !== 0x6d /* m */ && c !== 0x75 /* u */) continue;
+    const lk = k.toLowerCase();
+    const v = obj[k];
+    if (lk === 'members') mapElements(v, fn);
+    else if (lk === 'manager' || lk === `${ENTERPRISE_LC}:manager`) mapElement(v, fn);
+    else if (lk === ENTERPRISE_LC && isPlainObject(v)) visitKeys(v, fn);
+  }
 }
 
 /** A copy of `data` with every reference "bulkId:x" replaced by the id created for x. */
@@ -141,7 +161,7 @@ function parseRequest(body: unknown, maxOperations: number): { ops: BulkOp[]; fa
     if (o.version !== undefined && typeof o.version !== 'string') throw badRequest('invalidSyntax', `Operations[${index}].version must be a string`);
     const refs = new Set<string>();
     collectRefs(method, o.data, refs);
-    const last = BULK_REF.exec(o.path.split('/').pop() ?? '');
+    const last = o.path.includes('bulkId:') ? BULK_REF.exec(o.path.split('/').pop() ?? '') : null;
     if (last) refs.add(last[1]!);
     const op: BulkOp = { index, method, path: o.path, data: o.data, refs };
     if (typeof o.bulkId === 'string') op.bulkId = o.bulkId;
@@ -165,6 +185,9 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
   }
 }
 
+/** A path to the Users endpoint or to one user (as `target` reads it). */
+const USERS_PATH = /^\/?Users(\/[^/]+)?$/i;
+
 /** POST, PUT or PATCH of a User: its one write is a single INSERT or UPDATE of its row. */
 const writesOneRow = (op: BulkOp): boolean => op.method !== 'DELETE' && /^\/?Users(\/|$)/i.test(op.path);
 
@@ -183,6 +206,11 @@ export interface BulkOptions {
   between?: () => Promise<void>;
   /** Told of an unexpected fault in one operation (that operation answers 500, the others are kept). */
   onInternalError?: (err: unknown) => void;
+  /**
+   * false: every operation through the general (async) path, also a User POST on SQLite. For the
+   * test that holds the fast path to the general one; default true.
+   */
+  fastPath?: boolean;
 }
 
 export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, options: BulkOptions = {}): Promise<Record<string, unknown>> {
@@ -207,34 +235,62 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     results[op.index] = r;
   };
 
-  const execute = async (op: BulkOp, q: Sql | undefined): Promise<void> => {
+  /** What every operation checks before it runs: its references, its bulkId, its path. */
+  const prepare = (op: BulkOp): { kind: ResourceKind; id: string | undefined; data: unknown; r: BulkResult } => {
     for (const ref of op.refs) {
       if (failed.has(ref)) throw new ScimError(409, undefined, `bulkId "${ref}" refers to an operation that failed`);
       if (!created.has(ref)) throw new ScimError(409, undefined, `bulkId "${ref}" is not defined by a POST in this request`);
     }
     if (op.method === 'POST' && definedBy.get(op.bulkId!) !== op.index) throw badRequest('invalidValue', `bulkId "${op.bulkId}" is used by more than one POST`);
-    const { kind, id } = target(op.path.replace(/\/bulkId:([^/]+)$/, (m, ref: string) => `/${created.get(ref) ?? m}`), op.method);
+    const { kind, id } = target(op.refs.size ? op.path.replace(/\/bulkId:([^/]+)$/, (m, ref: string) => `/${created.get(ref) ?? m}`) : op.path, op.method);
     const data = op.refs.size ? substitute(op.method, op.data, created) : op.data;
     const r: BulkResult = { method: op.method, status: '200' };
     if (op.bulkId !== undefined) r.bulkId = op.bulkId;
+    return { kind, id, data, r };
+  };
+
+  const done = (op: BulkOp, kind: ResourceKind, item: Loaded, r: BulkResult): void => {
+    if (op.method === 'POST') {
+      created.set(op.bulkId!, item.id);
+      r.status = '201';
+    }
+    r.location = `${baseUrl}${kind.type.endpoint}/${item.id}`;
+    r.version = etagOf(item.version);
+    results[op.index] = r;
+  };
+
+  const execute = async (op: BulkOp, q: Sql | undefined): Promise<void> => {
+    const { kind, id, data, r } = prepare(op);
     if (op.method === 'DELETE') {
       await svc.delete(kind, id!, op.version, q);
       r.status = '204';
-    } else {
-      const item =
-        op.method === 'POST'
-          ? await svc.create(kind, data, q)
-          : op.method === 'PUT'
-            ? await svc.replace(kind, id!, data, op.version, q)
-            : await svc.patch(kind, id!, data, op.version, q);
-      if (op.method === 'POST') {
-        created.set(op.bulkId!, item.id);
-        r.status = '201';
-      }
-      r.location = `${baseUrl}${kind.type.endpoint}/${item.id}`;
-      r.version = etagOf(item.version);
+      results[op.index] = r;
+      return;
     }
-    results[op.index] = r;
+    const item =
+      op.method === 'POST'
+        ? await svc.create(kind, data, q)
+        : op.method === 'PUT'
+          ? await svc.replace(kind, id!, data, op.version, q)
+          : await svc.patch(kind, id!, data, op.version, q);
+    done(op, kind, item, r);
+  };
+
+  // The fast path: a User POST, PUT or PATCH inside a SQLite slice, synchronously (its one write
+  // is atomic); every other operation, and every operation on PostgreSQL, takes the general path.
+  const fastStore = options.fastPath !== false && svc.sql instanceof SqliteStore ? svc.sql : undefined;
+  /** True when it handled `op`; false for an operation that is not a User POST, PUT or PATCH. */
+  const executeNow = (op: BulkOp, store: SqliteStore): boolean => {
+    if (op.method === 'DELETE' || !USERS_PATH.test(op.path)) return false;
+    const { kind, id, data, r } = prepare(op);
+    const item =
+      op.method === 'POST'
+        ? svc.createUserNow(data, store)
+        : op.method === 'PUT'
+          ? svc.replaceUserNow(id!, data, op.version, store)
+          : svc.patchUserNow(id!, data, op.version, store);
+    done(op, kind, item, r);
+    return true;
   };
 
   // Operations run in slices of about BULK_SLICE_MS, each slice one transaction (fast commits),
@@ -250,7 +306,7 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
         while (i < pending.length && errors < failOnErrors) {
           const op = pending[i++]!;
           // Wait for a POST further down that defines a referenced bulkId.
-          if ([...op.refs].some((ref) => !created.has(ref) && !failed.has(ref) && definedBy.has(ref) && definedBy.get(ref) !== op.index)) {
+          if (op.refs.size && [...op.refs].some((ref) => !created.has(ref) && !failed.has(ref) && definedBy.has(ref) && definedBy.get(ref) !== op.index)) {
             deferred.push(op);
             continue;
           }
@@ -258,7 +314,7 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
             // A failed operation leaves no partial writes: its own savepoint (SQLite) or transaction
             // (PostgreSQL), except on SQLite where its only write is one statement (a User's INSERT
             // or UPDATE), which SQLite makes atomic anyway.
-            await execute(op, q && writesOneRow(op) ? inline(q) : q);
+            if (!(q && fastStore && executeNow(op, fastStore))) await execute(op, q && writesOneRow(op) ? inline(q) : q);
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));
           }

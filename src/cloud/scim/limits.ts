@@ -67,8 +67,11 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
 /** A lone UTF-16 surrogate: not a Unicode character, and JSON consumers choke on it. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
+/** String.prototype.isWellFormed (V8 11.1+, every Node this runs on): a scan without a regular expression. */
+const isWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+
 export function hasLoneSurrogate(s: string): boolean {
-  return LONE_SURROGATE.test(s);
+  return isWellFormed ? !isWellFormed.call(s) : LONE_SURROGATE.test(s);
 }
 
 /** Refuses a string that is not well-formed Unicode; `where` names it in the error. */
@@ -77,31 +80,37 @@ export function checkWellFormed(s: string, where: string): void {
 }
 
 /**
- * Checks a parsed body, iteratively: nesting deeper than MAX_JSON_DEPTH (the validators walk bodies
+ * Checks a parsed body: nesting deeper than MAX_JSON_DEPTH (the validators walk bodies
  * recursively, so a 100k-deep body would overflow the stack: a 500), lone surrogates in keys and
- * strings, and prototype-poisoning keys. V8's JSON.parse itself is iterative, so parsing first is safe and costs no extra pass.
+ * strings, and prototype-poisoning keys. V8's JSON.parse itself is iterative, so parsing first is
+ * safe and costs no extra pass. The walk recurses, but never deeper than MAX_JSON_DEPTH (it stops
+ * there), and allocates nothing per value: it runs over every string of every Bulk request.
  */
 export function checkBody(body: unknown): void {
-  const stack: [unknown, number][] = [[body, 0]];
-  while (stack.length) {
-    const [v, depth] = stack.pop()!;
-    if (typeof v === 'string') {
-      checkWellFormed(v, 'a string in the request body');
-      continue;
+  checkValue(body, 0);
+}
+
+function checkValue(v: unknown, depth: number): void {
+  if (typeof v === 'string') {
+    checkWellFormed(v, 'a string in the request body');
+    return;
+  }
+  if (typeof v !== 'object' || v === null) return;
+  if (depth >= MAX_JSON_DEPTH) throw badRequest('invalidSyntax', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) checkValue(v[i], depth + 1);
+    return;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    if (!Object.hasOwn(o, k)) continue;
+    checkWellFormed(k, 'an attribute name in the request body');
+    const x = o[k];
+    // Prototype poisoning, refused as fastify's JSON parser (secure-json-parse) refuses it.
+    if (k === '__proto__' || (k === 'constructor' && isPlainObject(x) && Object.hasOwn(x, 'prototype'))) {
+      throw badRequest('invalidSyntax', `the request body is not valid JSON: it has a forbidden "${k === '__proto__' ? k : 'constructor.prototype'}" key`);
     }
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth >= MAX_JSON_DEPTH) throw badRequest('invalidSyntax', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`);
-    if (Array.isArray(v)) for (const x of v) stack.push([x, depth + 1]);
-    else if (isPlainObject(v)) {
-      for (const [k, x] of Object.entries(v)) {
-        checkWellFormed(k, 'an attribute name in the request body');
-        // Prototype poisoning, refused as fastify's JSON parser (secure-json-parse) refuses it.
-        if (k === '__proto__' || (k === 'constructor' && isPlainObject(x) && Object.hasOwn(x, 'prototype'))) {
-          throw badRequest('invalidSyntax', `the request body is not valid JSON: it has a forbidden "${k === '__proto__' ? k : 'constructor.prototype'}" key`);
-        }
-        stack.push([x, depth + 1]);
-      }
-    }
+    checkValue(x, depth + 1);
   }
 }
 

@@ -8,6 +8,7 @@
  */
 import type { Migration } from '../../store/database.js';
 import { UniqueViolation, type Sql } from '../store/sql.js';
+import type { SqliteStore } from '../store/sqlite.js';
 import { ScimError } from './errors.js';
 import type { SqlFilter } from './filter.js';
 import { MEMBER_DISPLAY_SQL, MEMBER_JOINS } from './resources/groups.js';
@@ -129,6 +130,8 @@ export interface StoredResource {
   created: string;
   lastModified: string;
   doc: Doc;
+  /** `doc` as stored (JSON text), when known: a write compares against it instead of serialising `doc` again. */
+  json?: string;
 }
 
 export type MemberType = 'User' | 'Group';
@@ -153,7 +156,25 @@ const toStored = (r: Row): StoredResource => ({
   created: r.created,
   lastModified: r.last_modified,
   doc: JSON.parse(r.doc) as Doc,
+  json: r.doc,
 });
+
+/** INSERT and UPDATE text per resource kind, built once (the statement cache is keyed by it). */
+const statements = new WeakMap<ResourceKind, { insert: string; update: string }>();
+function sqlOf(kind: ResourceKind): { insert: string; update: string } {
+  let s = statements.get(kind);
+  if (!s) {
+    const cols = kind.columns.join(', ');
+    const marks = kind.columns.map(() => '?').join(', ');
+    const sets = kind.columns.map((c) => `${c} = ?`).join(', ');
+    s = {
+      insert: `INSERT INTO ${kind.table} (id, version, created, last_modified, doc, ${cols}) VALUES (?, 1, ?, ?, ?, ${marks})`,
+      update: `UPDATE ${kind.table} SET version = version + 1, last_modified = ?, doc = ?, ${sets} WHERE id = ? AND version = ?`,
+    };
+    statements.set(kind, s);
+  }
+  return s;
+}
 
 /** Stays well below SQLite's host-parameter limit (32766) and PostgreSQL's (65535). */
 const CHUNK = 500;
@@ -162,6 +183,51 @@ function chunks<T>(items: T[], size = CHUNK): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** A broken unique index as SCIM's 409 uniqueness, naming the attribute and value as the client sent it; other errors as they are. */
+function conflictOf(kind: ResourceKind, err: unknown, columnValues: unknown[]): unknown {
+  if (!(err instanceof UniqueViolation)) return err;
+  const col = err.column !== undefined && err.column in kind.uniqueColumns ? err.column : undefined;
+  const attr = col ? kind.uniqueColumns[col] : 'id';
+  let value = col ? columnValues[kind.columns.indexOf(col)] : undefined;
+  // The lower-cased column is what collided; report the attribute as the client sent it.
+  if (col === 'user_name_lc') value = columnValues[kind.columns.indexOf('user_name')];
+  return new ScimError(409, 'uniqueness', `${attr}${typeof value === 'string' ? ` "${value}"` : ''} is already used by another ${kind.type.name}`);
+}
+
+/**
+ * ScimRepository.insert, synchronously, on a SQLite connection inside its open transaction (a
+ * Bulk slice): the same row and the same 409, without the async layers.
+ */
+export function insertNow(store: SqliteStore, kind: ResourceKind, id: string, doc: Doc, now: string): StoredResource {
+  const values = kind.columnValues(doc);
+  const json = JSON.stringify(doc);
+  try {
+    store.runNow(sqlOf(kind).insert, [id, now, now, json, ...values]);
+  } catch (err) {
+    throw conflictOf(kind, err, values);
+  }
+  return { id, version: 1, created: now, lastModified: now, doc, json };
+}
+
+/** ScimRepository.get, synchronously (SQLite, inside the caller's transaction). */
+export function getNow(store: SqliteStore, kind: ResourceKind, id: string): StoredResource | undefined {
+  const row = store.getNow<Row>(`SELECT id, version, created, last_modified, doc FROM ${kind.table} WHERE id = ?`, [id]);
+  return row && toStored(row);
+}
+
+/** ScimRepository.update, synchronously (SQLite, inside the caller's transaction). */
+export function updateNow(store: SqliteStore, kind: ResourceKind, current: StoredResource, doc: Doc, now: string, json: string): StoredResource {
+  const values = kind.columnValues(doc);
+  let changes: number;
+  try {
+    changes = store.runNow(sqlOf(kind).update, [now, json, ...values, current.id, current.version]);
+  } catch (err) {
+    throw conflictOf(kind, err, values);
+  }
+  if (changes === 0) throw new ScimError(412, undefined, 'Precondition Failed: the resource was changed concurrently');
+  return { ...current, version: current.version + 1, lastModified: now, doc, json };
 }
 
 /** The SCIM tables, through one connection or transaction (`q`). */
@@ -174,26 +240,19 @@ export class ScimRepository {
     return row && toStored(row);
   }
 
-  async insert(kind: ResourceKind, id: string, doc: Doc, now: string): Promise<StoredResource> {
-    const cols = kind.columns.join(', ');
-    const marks = kind.columns.map(() => '?').join(', ');
+  /** `json` is `doc` serialised, when the caller has it already. */
+  async insert(kind: ResourceKind, id: string, doc: Doc, now: string, json = JSON.stringify(doc)): Promise<StoredResource> {
     const values = kind.columnValues(doc);
-    await this.write(kind, `INSERT INTO ${kind.table} (id, version, created, last_modified, doc, ${cols}) VALUES (?, 1, ?, ?, ?, ${marks})`, [id, now, now, JSON.stringify(doc), ...values], values);
-    return { id, version: 1, created: now, lastModified: now, doc };
+    await this.write(kind, sqlOf(kind).insert, [id, now, now, json, ...values], values);
+    return { id, version: 1, created: now, lastModified: now, doc, json };
   }
 
   /** Writes a new document if the stored version is still `version`; returns the new version. */
-  async update(kind: ResourceKind, current: StoredResource, doc: Doc, now: string): Promise<StoredResource> {
-    const sets = kind.columns.map((c) => `${c} = ?`).join(', ');
+  async update(kind: ResourceKind, current: StoredResource, doc: Doc, now: string, json = JSON.stringify(doc)): Promise<StoredResource> {
     const values = kind.columnValues(doc);
-    const changes = await this.write(
-      kind,
-      `UPDATE ${kind.table} SET version = version + 1, last_modified = ?, doc = ?, ${sets} WHERE id = ? AND version = ?`,
-      [now, JSON.stringify(doc), ...values, current.id, current.version],
-      values,
-    );
+    const changes = await this.write(kind, sqlOf(kind).update, [now, json, ...values, current.id, current.version], values);
     if (changes === 0) throw new ScimError(412, undefined, 'Precondition Failed: the resource was changed concurrently');
-    return { ...current, version: current.version + 1, lastModified: now, doc };
+    return { ...current, version: current.version + 1, lastModified: now, doc, json };
   }
 
   /** Bumps version and lastModified (a group whose membership changed). */
@@ -209,15 +268,7 @@ export class ScimRepository {
     try {
       return await this.q.run(sql, params);
     } catch (err) {
-      if (err instanceof UniqueViolation) {
-        const col = err.column !== undefined && err.column in kind.uniqueColumns ? err.column : undefined;
-        const attr = col ? kind.uniqueColumns[col] : 'id';
-        let value = col ? columnValues[kind.columns.indexOf(col)] : undefined;
-        // The lower-cased column is what collided; report the attribute as the client sent it.
-        if (col === 'user_name_lc') value = columnValues[kind.columns.indexOf('user_name')];
-        throw new ScimError(409, 'uniqueness', `${attr}${typeof value === 'string' ? ` "${value}"` : ''} is already used by another ${kind.type.name}`);
-      }
-      throw err;
+      throw conflictOf(kind, err, columnValues);
     }
   }
 

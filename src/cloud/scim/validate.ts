@@ -11,8 +11,62 @@ import { coreAttributes, findAttr, findExtension, type AttributeDef, type Resour
 export type Doc = Record<string, unknown>;
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
-/** Identifiers: indexed, compared and shown everywhere, so held to a shorter length. */
-const IDENTIFIERS = new Set(['userName', 'externalId', 'displayName']);
+/*
+ * Identifiers (userName, externalId, displayName) are indexed, compared and shown everywhere, so
+ * held to MAX_IDENTIFIER_LENGTH.
+ */
+
+/**
+ * The attributes of one level of a schema, compiled once: every input key is looked up by its own
+ * spelling, then lower-cased (attribute names are case-insensitive), into its slot in schema order.
+ * A Bulk validates hundreds of resources per request, so no per-resource Map or lower-casing of
+ * the schema's names.
+ */
+interface Slots {
+  list: AttributeDef[];
+  index: Map<string, number>;
+  required: AttributeDef[];
+}
+
+const NONE = Symbol('unassigned');
+const compiled = new WeakMap<object, Slots>();
+
+function slotsOf(owner: object, list: AttributeDef[], extra: string[] = []): Slots {
+  let s = compiled.get(owner);
+  if (!s) {
+    const index = new Map<string, number>();
+    [...list.map((a) => a.name), ...extra].forEach((n, i) => {
+      index.set(n, i);
+      index.set(n.toLowerCase(), i);
+    });
+    s = { list, index, required: list.filter((a) => a.required) };
+    compiled.set(owner, s);
+  }
+  return s;
+}
+
+/**
+ * Puts each own key of `obj` into its slot of `given` (NONE where absent); returns the first key
+ * the schema does not define. A name given twice (in any case) is refused, as the first error.
+ */
+function fill(obj: Record<string, unknown>, s: Slots, given: unknown[], name: string): string | undefined {
+  let unknown: string | undefined;
+  let unknownLc: Set<string> | undefined;
+  for (const k of Object.keys(obj)) {
+    const i = s.index.get(k) ?? s.index.get(k.toLowerCase());
+    if (i === undefined) {
+      const lk = k.toLowerCase();
+      unknownLc ??= new Set();
+      if (unknownLc.has(lk)) invalid(name ? `${name}.${k}` : k, 'is given twice (attribute names are case-insensitive)');
+      unknownLc.add(lk);
+      unknown ??= k;
+      continue;
+    }
+    if (given[i] !== NONE) invalid(name ? `${name}.${k}` : k, 'is given twice (attribute names are case-insensitive)');
+    given[i] = obj[k];
+  }
+  return unknown;
+}
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -28,23 +82,23 @@ function normalizeSingle(attr: AttributeDef, value: unknown, name: string): unkn
   switch (attr.type) {
     case 'complex': {
       if (!isPlainObject(value)) invalid(name, 'must be an object');
+      const subs = slotsOf(attr, attr.subAttributes ?? []);
+      const given = new Array<unknown>(subs.list.length).fill(NONE);
+      const unknown = fill(value, subs, given, name);
       const out: Record<string, unknown> = {};
-      const given = lowerKeys(value, name);
-      for (const sub of attr.subAttributes ?? []) {
-        const k = sub.name.toLowerCase();
-        if (!given.has(k)) continue;
-        const raw = given.get(k);
-        given.delete(k);
+      for (let i = 0; i < subs.list.length; i++) {
+        const raw = given[i];
+        if (raw === NONE) continue;
+        const sub = subs.list[i]!;
         if (sub.mutability === 'readOnly') continue; // RFC 7643 §2.2: readOnly input is ignored
         const v = normalizeSingle(sub, raw, `${name}.${sub.name}`);
         if (v !== undefined) out[sub.name] = v;
       }
-      const unknown = given.keys().next();
-      if (!unknown.done) invalid(`${name}.${originalKey(value, unknown.value)}`, 'is not defined by the schema');
+      if (unknown !== undefined) invalid(`${name}.${unknown}`, 'is not defined by the schema');
       // An element given with only readOnly parts (a member with a display but no value) is not
       // silently dropped: its required sub-attribute is missing.
-      for (const sub of attr.subAttributes ?? []) {
-        if (sub.required && out[sub.name] === undefined && Object.keys(value).length > 0) invalid(`${name}.${sub.name}`, 'is required');
+      for (const sub of subs.required) {
+        if (out[sub.name] === undefined && Object.keys(value).length > 0) invalid(`${name}.${sub.name}`, 'is required');
       }
       return Object.keys(out).length ? out : undefined;
     }
@@ -63,7 +117,7 @@ function normalizeSingle(attr: AttributeDef, value: unknown, name: string): unkn
     default: {
       if (typeof value !== 'string') invalid(name, 'must be a string');
       let v = value as string;
-      const max = IDENTIFIERS.has(attr.name) ? MAX_IDENTIFIER_LENGTH : MAX_VALUE_LENGTH;
+      const max = attr.name === 'userName' || attr.name === 'externalId' || attr.name === 'displayName' ? MAX_IDENTIFIER_LENGTH : MAX_VALUE_LENGTH;
       if (v.length > max) invalid(name, `is longer than ${max} characters (see ServiceProviderConfig)`);
       if (hasLoneSurrogate(v)) invalid(name, 'contains a lone UTF-16 surrogate, which is not a Unicode character');
       if (attr.strictValues && attr.canonicalValues) {
@@ -96,32 +150,23 @@ export function normalizeValue(attr: AttributeDef, value: unknown, name: string 
   return out.length ? out : undefined;
 }
 
-function lowerKeys(obj: Record<string, unknown>, name: string): Map<string, unknown> {
-  const m = new Map<string, unknown>();
-  for (const [k, v] of Object.entries(obj)) {
-    const lk = k.toLowerCase();
-    if (m.has(lk)) invalid(name ? `${name}.${k}` : k, 'is given twice (attribute names are case-insensitive)');
-    m.set(lk, v);
-  }
-  return m;
-}
-
-function originalKey(obj: Record<string, unknown>, lower: string): string {
-  return Object.keys(obj).find((k) => k.toLowerCase() === lower) ?? lower;
-}
+/** Each resource type's schema URNs, lower-cased once: the core schema first. */
+const knownSchemas = new WeakMap<ResourceTypeDef, string[]>();
 
 function checkSchemas(rt: ResourceTypeDef, schemas: unknown): void {
   if (schemas === undefined) return;
   if (!Array.isArray(schemas) || schemas.some((s) => typeof s !== 'string')) {
     throw badRequest('invalidSyntax', '"schemas" must be an array of schema URNs');
   }
-  const known = [rt.schema.id, ...rt.extensions.map((s) => s.id)].map((s) => s.toLowerCase());
+  let known = knownSchemas.get(rt);
+  if (!known) knownSchemas.set(rt, (known = [rt.schema.id, ...rt.extensions.map((s) => s.id)].map((s) => s.toLowerCase())));
+  let core = false;
   for (const s of schemas as string[]) {
-    if (!known.includes(s.toLowerCase())) throw badRequest('invalidValue', `schema "${s}" is not supported for ${rt.name} resources`);
+    const i = known.indexOf(s.toLowerCase());
+    if (i < 0) throw badRequest('invalidValue', `schema "${s}" is not supported for ${rt.name} resources`);
+    if (i === 0) core = true;
   }
-  if (!(schemas as string[]).some((s) => s.toLowerCase() === rt.schema.id.toLowerCase())) {
-    throw badRequest('invalidValue', `"schemas" must include ${rt.schema.id}`);
-  }
+  if (!core) throw badRequest('invalidValue', `"schemas" must include ${rt.schema.id}`);
 }
 
 /**
@@ -131,44 +176,44 @@ function checkSchemas(rt: ResourceTypeDef, schemas: unknown): void {
  */
 export function normalizeResource(rt: ResourceTypeDef, body: unknown): Doc {
   if (!isPlainObject(body)) throw badRequest('invalidSyntax', 'the request body must be a JSON object');
-  const given = lowerKeys(body, '');
-  checkSchemas(rt, given.get('schemas'));
-  given.delete('schemas');
+  // Slots: the core attributes, then each extension, then "schemas".
+  const core = coreAttributes(rt);
+  const slots = slotsOf(rt, core, [...rt.extensions.map((e) => e.id), 'schemas']);
+  const given = new Array<unknown>(core.length + rt.extensions.length + 1).fill(NONE);
+  const unknown = fill(body, slots, given, '');
+  const schemas = given[core.length + rt.extensions.length];
+  checkSchemas(rt, schemas === NONE ? undefined : schemas);
   const out: Doc = {};
-  for (const attr of coreAttributes(rt)) {
-    const k = attr.name.toLowerCase();
-    if (!given.has(k)) continue;
-    const raw = given.get(k);
-    given.delete(k);
+  for (let i = 0; i < core.length; i++) {
+    const raw = given[i];
+    if (raw === NONE) continue;
+    const attr = core[i]!;
     if (attr.mutability === 'readOnly') continue;
     const v = normalizeValue(attr, raw);
     if (v !== undefined) out[attr.name] = v;
   }
-  for (const ext of rt.extensions) {
-    const k = ext.id.toLowerCase();
-    if (!given.has(k)) continue;
-    const raw = given.get(k);
-    given.delete(k);
-    if (raw === null) continue;
+  for (let e = 0; e < rt.extensions.length; e++) {
+    const raw = given[core.length + e];
+    if (raw === NONE || raw === null) continue;
+    const ext = rt.extensions[e]!;
     if (!isPlainObject(raw)) invalid(ext.id, 'must be an object');
+    const extSlots = slotsOf(ext, ext.attributes);
+    const extGiven = new Array<unknown>(ext.attributes.length).fill(NONE);
+    const extUnknown = fill(raw, extSlots, extGiven, ext.id);
     const sub: Doc = {};
-    const extGiven = lowerKeys(raw, ext.id);
-    for (const attr of ext.attributes) {
-      const ak = attr.name.toLowerCase();
-      if (!extGiven.has(ak)) continue;
-      const v = attr.mutability === 'readOnly' ? undefined : normalizeValue(attr, extGiven.get(ak), `${ext.id}:${attr.name}`);
-      extGiven.delete(ak);
+    for (let i = 0; i < ext.attributes.length; i++) {
+      const rawValue = extGiven[i];
+      if (rawValue === NONE) continue;
+      const attr = ext.attributes[i]!;
+      const v = attr.mutability === 'readOnly' ? undefined : normalizeValue(attr, rawValue, `${ext.id}:${attr.name}`);
       if (v !== undefined) sub[attr.name] = v;
     }
-    const unknown = extGiven.keys().next();
-    if (!unknown.done) invalid(`${ext.id}:${originalKey(raw, unknown.value)}`, 'is not defined by the schema');
+    if (extUnknown !== undefined) invalid(`${ext.id}:${extUnknown}`, 'is not defined by the schema');
     if (Object.keys(sub).length) out[ext.id] = sub;
   }
-  const unknown = given.keys().next();
-  if (!unknown.done) {
-    const key = originalKey(body, unknown.value);
-    if (/^urn:/i.test(key) && !findExtension(rt, key)) throw badRequest('invalidValue', `schema extension "${key}" is not supported for ${rt.name} resources`);
-    invalid(key, `is not defined for ${rt.name} resources`);
+  if (unknown !== undefined) {
+    if (/^urn:/i.test(unknown) && !findExtension(rt, unknown)) throw badRequest('invalidValue', `schema extension "${unknown}" is not supported for ${rt.name} resources`);
+    invalid(unknown, `is not defined for ${rt.name} resources`);
   }
   for (const attr of rt.schema.attributes) {
     if (attr.required && out[attr.name] === undefined) invalid(attr.name, 'is required');

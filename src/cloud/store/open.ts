@@ -4,12 +4,17 @@
  * or pool (PostgreSQL) of its own.
  */
 import { openDatabase, type Database, type Migration } from '../../store/database.js';
-import { PostgresStore } from './postgres.js';
+import { getCloudCredential } from './credentials.js';
+import { PostgresStore, type PostgresTls } from './postgres.js';
 import type { CloudStore } from './sql.js';
 import { SqliteStore } from './sqlite.js';
 
-/** Where the store is. `password` travels with the description and is never printed. */
-export type StoreSpec = { engine: 'sqlite'; file: string } | { engine: 'postgres'; url: string; password?: string };
+/**
+ * Where the store is. `password` travels with the description and is never printed; without it,
+ * `credentialsDir` names the data directory whose sealed `database` credential is read when the
+ * store connects (store/credentials.ts), so the worker reads it itself.
+ */
+export type StoreSpec = { engine: 'sqlite'; file: string } | { engine: 'postgres'; url: string; password?: string; credentialsDir?: string; tls?: PostgresTls };
 
 export interface OpenStoreOptions {
   /** Applied before use; omit to use a schema another connection has migrated (the worker). */
@@ -22,8 +27,10 @@ export interface OpenStoreOptions {
 
 export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {}): Promise<CloudStore> {
   if (spec.engine === 'postgres') {
+    const password = spec.password ?? (spec.credentialsDir !== undefined ? getCloudCredential(spec.credentialsDir, 'database') : undefined);
     return PostgresStore.open(spec.url, options.migrations?.postgres ?? [], {
-      ...(spec.password !== undefined ? { password: spec.password } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(spec.tls ? { tls: spec.tls } : {}),
       ...(options.max !== undefined ? { max: options.max } : {}),
     });
   }

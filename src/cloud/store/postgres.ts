@@ -5,6 +5,8 @@
  * concurrency is the database's: unique indexes, row locks (`forUpdate`), advisory locks (`lock`),
  * and a rerun of a transaction that lost a serialization race or a deadlock.
  */
+import { readFileSync } from 'node:fs';
+import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import pg from 'pg';
 import { IdsyncError } from '../../core/errors.js';
 import type { Migration } from '../../store/database.js';
@@ -95,6 +97,37 @@ function view(client: pg.PoolClient, depth: number): Sql {
   return self;
 }
 
+/**
+ * TLS to PostgreSQL, as libpq's sslmode names it: `require` encrypts without checking who answers;
+ * `verify-full` checks the certificate against `caFile` (default: the system's CAs) and the name
+ * against `serverName` (default: the URL's host).
+ */
+export interface PostgresTls {
+  mode: 'disable' | 'require' | 'verify-full';
+  caFile?: string;
+  serverName?: string;
+}
+
+function sslOptions(t: PostgresTls): false | ConnectionOptions {
+  if (t.mode === 'disable') return false;
+  if (t.mode === 'require') return { rejectUnauthorized: false };
+  let ca: Buffer | undefined;
+  if (t.caFile !== undefined) {
+    try {
+      ca = readFileSync(t.caFile);
+    } catch (err) {
+      throw new IdsyncError('CONFIG_INVALID', `cannot read the database CA file ${t.caFile}: ${(err as Error).message}`, { hint: 'Give --database-ca a PEM file this user can read.' });
+    }
+  }
+  const name = t.serverName;
+  return {
+    rejectUnauthorized: true,
+    ...(ca ? { ca } : {}),
+    // node-postgres sets the SNI name from the host; the identity check uses the name asked for.
+    ...(name !== undefined ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(name, cert) } : {}),
+  };
+}
+
 export class PostgresStore implements CloudStore {
   readonly dialect = 'postgres' as const;
   readonly forUpdate = ' FOR UPDATE';
@@ -111,7 +144,7 @@ export class PostgresStore implements CloudStore {
    * Connects and migrates. `password` (from the environment or the credential store) overrides one
    * in the URL; neither is ever part of `location` or of an error message.
    */
-  static async open(url: string, migrations: Migration[], options: { password?: string; max?: number } = {}): Promise<PostgresStore> {
+  static async open(url: string, migrations: Migration[], options: { password?: string; max?: number; tls?: PostgresTls } = {}): Promise<PostgresStore> {
     let location: string;
     let connectionString = url;
     try {
@@ -128,6 +161,7 @@ export class PostgresStore implements CloudStore {
     }
     const pool = new pg.Pool({
       connectionString,
+      ...(options.tls ? { ssl: sslOptions(options.tls) } : {}),
       max: options.max ?? 10,
       types,
       application_name: 'idsync-cloud',
@@ -141,7 +175,9 @@ export class PostgresStore implements CloudStore {
       await pool.end().catch(() => undefined);
       const e = err as { code?: string; message?: string };
       throw new IdsyncError('STORE_FAILED', `cannot open the cloud database ${location}: ${e.code === '28P01' ? 'password authentication failed' : (e.message ?? String(err)).replaceAll(options.password ?? '\u0000', '***')}`, {
-        hint: 'Check the URL, that PostgreSQL is reachable, and the password ($IDSYNC_CLOUD_DATABASE_PASSWORD).',
+        hint: options.tls
+          ? 'Check the URL, that PostgreSQL is reachable and speaks TLS, the CA file and server name (--database-ca, --database-server-name), and the password.'
+          : 'Check the URL, that PostgreSQL is reachable, and the password ($IDSYNC_CLOUD_DATABASE_PASSWORD or `idsync cloud credentials set database`).',
       });
     }
     return store;

@@ -56,6 +56,10 @@ export class SqliteStore implements CloudStore {
     return (s.reader ? s.all(...params) : (s.run(...params), [])) as T[];
   }
 
+  getNow<T>(sql: string, params: readonly unknown[] = []): T | undefined {
+    return this.stmt(sql).get(...params) as T | undefined;
+  }
+
   runNow(sql: string, params: readonly unknown[] = []): number {
     try {
       return this.stmt(sql).run(...params).changes;

@@ -57,12 +57,32 @@ export interface SyncInstallation {
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const ID_RE = /^[A-Za-z0-9._:-]{1,100}$/;
 
+/**
+ * After an installation's first write on this node, its later writes are counted in memory and
+ * written at most every FLUSH_MS (and before a read, and at close): a sync cycle sends a Bulk
+ * request every few milliseconds, and a main-thread write per request made the SCIM worker step
+ * aside each time (scim/host/write-intent.ts). A crash loses at most that much of the count.
+ */
+const FLUSH_MS = 1000;
+
 export function registerSyncInstallations(app: FastifyInstance, deps: { db: Sql; guard: Guard; now: () => number; isScimPath: (url: string) => boolean }): void {
-  const upsert = `INSERT INTO sync_installations (installation, principal, first_write, last_write, writes) VALUES (?, ?, ?, ?, 1)
-     ON CONFLICT (installation) DO UPDATE SET principal = excluded.principal, last_write = excluded.last_write, writes = sync_installations.writes + 1`;
+  const upsert = `INSERT INTO sync_installations (installation, principal, first_write, last_write, writes) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (installation) DO UPDATE SET principal = excluded.principal, last_write = excluded.last_write, writes = sync_installations.writes + excluded.writes`;
   const installationOf = (req: FastifyRequest, principal: Principal): string => {
     const h = req.headers[INSTALLATION_HEADER];
     return typeof h === 'string' && ID_RE.test(h) ? h : `${principal.kind}:${principal.name}`;
+  };
+  /** Installations this node has recorded; writes counted since the last flush. */
+  const recorded = new Set<string>();
+  const pending = new Map<string, { principal: string; first: string; last: string; writes: number }>();
+  let timer: NodeJS.Timeout | undefined;
+  const flush = async (): Promise<void> => {
+    clearTimeout(timer);
+    timer = undefined;
+    for (const [installation, p] of [...pending]) {
+      pending.delete(installation);
+      await deps.db.run(upsert, [installation, p.principal, p.first, p.last, p.writes]);
+    }
   };
 
   app.addHook('onResponse', async (req, reply) => {
@@ -75,11 +95,27 @@ export function registerSyncInstallations(app: FastifyInstance, deps: { db: Sql;
     }
     // An administrator's hand edit is not an installation exporting to the tenant.
     if (principal.role !== 'DirectorySynchronizationAccounts') return;
-    await deps.db.run(upsert, [installationOf(req, principal), principal.name, new Date(deps.now()).toISOString(), new Date(deps.now()).toISOString()]);
+    const installation = installationOf(req, principal);
+    const now = new Date(deps.now()).toISOString();
+    if (!recorded.has(installation)) {
+      // The first write is recorded at once: another installation must be able to see it before its first export.
+      await deps.db.run(upsert, [installation, principal.name, now, now, 1]);
+      recorded.add(installation);
+      return;
+    }
+    const p = pending.get(installation);
+    if (p) {
+      p.principal = principal.name;
+      p.last = now;
+      p.writes++;
+    } else pending.set(installation, { principal: principal.name, first: now, last: now, writes: 1 });
+    timer ??= setTimeout(() => void flush().catch((err: unknown) => app.log.error({ err }, 'recording sync installations failed')), FLUSH_MS).unref();
   });
+  app.addHook('onClose', async () => flush());
 
   app.get('/api/v1/syncInstallations', async (req) => {
     await deps.guard.authenticate(req, SCIM_ROLES);
+    await flush();
     const rows = await deps.db.all<{ installation: string; principal: string; first_write: string; last_write: string; writes: number }>(
       'SELECT installation, principal, first_write, last_write, writes FROM sync_installations ORDER BY last_write DESC',
     );

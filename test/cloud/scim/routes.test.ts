@@ -13,7 +13,8 @@ after(async () => {
   await h.close();
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// Resource ids are time-ordered UUIDs, version 7 (src/cloud/scim/ids.ts).
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function assertScimError(res: { status: number; body: any; headers: Record<string, unknown> }, status: number, scimType?: string, detail?: RegExp): void {
   assert.equal(res.status, status, JSON.stringify(res.body));
