@@ -13,6 +13,7 @@ import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { startTestCloud, type TestCloud } from './cloud.js';
 import type { SambaDC, SeededAd } from './samba.js';
 import { startSlapd, type Slapd } from './slapd.js';
+import { testStoreConfig } from './store.js';
 
 type Doc = Record<string, unknown>;
 
@@ -67,6 +68,7 @@ export async function startEngineLab(options: EngineLabOptions): Promise<EngineL
   const cloud = options.cloud ?? (await startTestCloud());
   const dir = mkdtempSync(path.join(tmpdir(), options.prefix ?? 'idsync-engine-'));
   const configFile = path.join(dir, 'idsync.yaml');
+  const store = await testStoreConfig();
   let ctx: EngineContext | undefined;
   const lab: EngineLab = {
     cloud,
@@ -74,6 +76,7 @@ export async function startEngineLab(options: EngineLabOptions): Promise<EngineL
     configFile,
     config: {
       dataDir: './data',
+      ...(store ? { store } : {}),
       connectors: options.connectors,
       cloud: { url: options.cloudUrl ?? cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, ...options.cloudConfig },
       ...(options.sync ? { sync: options.sync } : {}),

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { testStoreConfig } from './store.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { ntHash } from '../../src/passwords/hash.js';
@@ -80,10 +81,12 @@ export async function startSambaNtLab(users: SambaNtUsers, dirPrefix: string): P
     const cloud = (lab.cloud = await startTestCloud());
     const dir = (lab.dir = mkdtempSync(path.join(tmpdir(), dirPrefix)));
     const config = (lab.config = path.join(dir, 'idsync.yaml'));
+    const store = await testStoreConfig();
     writeFileSync(
       config,
       stringify({
         dataDir: './data',
+        ...(store ? { store } : {}),
         connectors: [{ name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn }],
         cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
       }),
