@@ -13,7 +13,7 @@ import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { startTestCloud, type TestCloud } from './cloud.js';
 import type { SambaDC, SeededAd } from './samba.js';
 import { startSlapd, type Slapd } from './slapd.js';
-import { testStoreConfig } from './store.js';
+import { testStoreConfig, type TestStoreKind } from './store.js';
 
 type Doc = Record<string, unknown>;
 
@@ -38,6 +38,8 @@ export interface EngineLabOptions {
   credentials?: Record<string, string> | false;
   /** Keep the engine context open (default true); false closes it once the credentials are stored. */
   keepOpen?: boolean;
+  /** The store, whatever IDSYNC_TEST_STORE says (default: what it says; test/helpers/store.ts). */
+  store?: TestStoreKind;
 }
 
 export interface EngineLab {
@@ -68,7 +70,7 @@ export async function startEngineLab(options: EngineLabOptions): Promise<EngineL
   const cloud = options.cloud ?? (await startTestCloud());
   const dir = mkdtempSync(path.join(tmpdir(), options.prefix ?? 'idsync-engine-'));
   const configFile = path.join(dir, 'idsync.yaml');
-  const store = await testStoreConfig();
+  const store = await testStoreConfig(options.store);
   let ctx: EngineContext | undefined;
   const lab: EngineLab = {
     cloud,
