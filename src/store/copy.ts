@@ -113,14 +113,15 @@ export function copyStore(src: Database, dst: PgDatabase, opts: CopyOptions = {}
         }
         flush();
         // Identity columns: the next id continues after the copied ones (SQLite's AUTOINCREMENT did).
-        dst.script(
-          `SELECT setval(pg_get_serial_sequence(c.table_name, c.column_name), GREATEST(COALESCE((SELECT max(${'"id"'}) FROM ${quoteIdent(table)}), 0), 1), (SELECT count(*) > 0 FROM ${quoteIdent(table)}))
-             FROM information_schema.columns AS c WHERE c.table_name = '${table.replaceAll("'", "''")}' AND c.table_schema = current_schema() AND c.is_identity = 'YES' AND c.column_name = 'id'`,
-        );
-        dst.script(
-          `SELECT setval(pg_get_serial_sequence(c.table_name, c.column_name), GREATEST(COALESCE((SELECT max("seq") FROM ${quoteIdent(table)}), 0), 1), (SELECT count(*) > 0 FROM ${quoteIdent(table)}))
-             FROM information_schema.columns AS c WHERE c.table_name = '${table.replaceAll("'", "''")}' AND c.table_schema = current_schema() AND c.is_identity = 'YES' AND c.column_name = 'seq'`,
-        );
+        const identity = dst
+          .prepare("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND is_identity = 'YES'")
+          .pluck()
+          .all(table) as string[];
+        for (const col of identity) {
+          dst
+            .prepare(`SELECT setval(pg_get_serial_sequence(?, ?), GREATEST(COALESCE(max(${quoteIdent(col)}), 0), 1), count(*) > 0) FROM ${quoteIdent(table)}`)
+            .get(quoteIdent(table), col);
+        }
         opts.onTable?.(table, n);
       }
     })();

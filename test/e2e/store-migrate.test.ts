@@ -68,7 +68,7 @@ describe('e2e: idsync store migrate (SQLite → PostgreSQL) with work pending', 
     assert.doesNotMatch(bad.stdout + bad.stderr, /in-the-url/);
 
     const migrated = await runCli(['-c', lab.config, 'store', 'migrate', '--to', store.url, '--json'], { env });
-    assert.equal(migrated.code, 0, migrated.stderr);
+    assert.equal(migrated.code, 0, migrated.stdout + migrated.stderr);
     const report = JSON.parse(migrated.stdout) as { verified: boolean; rows: number; tables: { table: string; rows: number }[]; config: string };
     assert.equal(report.verified, true);
     const rowsOf = (t: string) => report.tables.find((x) => x.table === t)?.rows;

@@ -9,8 +9,10 @@
  * The database password goes where an operator puts it, $IDSYNC_STORE_PASSWORD, set in this
  * process's environment, which the CLI and service processes a test starts inherit.
  */
-import { STORE_PASSWORD_ENV } from '../../src/config/store.js';
-import type { Database } from '../../src/store/database.js';
+import { loadConfig } from '../../src/config/load.js';
+import { STORE_PASSWORD_ENV, storeLocation } from '../../src/config/store.js';
+import { openStore, type Database } from '../../src/store/database.js';
+import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { sharedPostgres } from './postgres.js';
 
 export type TestStoreKind = 'sqlite' | 'postgres';
@@ -76,4 +78,14 @@ export function diffStores(a: Database, b: Database, names = ['sqlite', 'postgre
     if (rowsA.length !== (y.get(table) ?? []).length) out.push(`${table}: ${rowsA.length} rows in ${names[0]}, ${(y.get(table) ?? []).length} in ${names[1]}`);
   }
   return out;
+}
+
+/**
+ * The store a configuration names, to look into from a test: SQLite opened read-only (as a second
+ * process would, e.g. after the service was killed), or the PostgreSQL database. Caller closes it.
+ */
+export function openConfiguredStore(configFile: string, opts: { write?: boolean } = {}): Database {
+  const loaded = loadConfig(configFile);
+  const where = storeLocation(loaded);
+  return where.type === 'sqlite' ? new Sqlite(where.file, { readonly: opts.write !== true }) : openStore(where);
 }
