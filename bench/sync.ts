@@ -84,10 +84,19 @@ function procCpuSeconds(pid: number | undefined): number {
   }
 }
 
-/** CPU seconds of a process and its children (PostgreSQL's backends are the postmaster's children). */
+/**
+ * CPU seconds of a process and its children (PostgreSQL's backends are the postmaster's children):
+ * its own, its reaped children's (cutime, cstime: a backend whose connection closed), and the live ones'.
+ */
 function treeCpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return 0;
-  let sum = procCpuSeconds(pid);
+  let sum = 0;
+  try {
+    const own = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    sum = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) / 100;
+  } catch {
+    return 0;
+  }
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -108,6 +117,7 @@ function report(label: string, objects: number, r: WorkerResult, cloudCpu: numbe
       `peak RSS ${Math.round(r.peakRssMb).toString().padStart(5)} MB  CPU sync ${r.cpuSeconds.toFixed(1)} s, cloud ${cloudCpu.toFixed(1)} s${dbCpu !== undefined ? `, PostgreSQL ${dbCpu.toFixed(1)} s` : ''}  import ${imp?.profile ?? '?'}  exported +${exp?.adds ?? 0} ~${exp?.updates ?? 0} -${exp?.deletes ?? 0}  ${r.status}`,
   );
   console.log(`${''.padEnd(22)} ${Object.entries(r.steps).map(([k, s]) => `${k} ${s.seconds?.toFixed(2)} s`).join(', ')}`);
+  if (r.status !== 'success') console.log(`${''.padEnd(22)} ${r.status}: ${JSON.stringify(r.error)}`);
 }
 
 /** Each stage of the initial cycle against its floor, measured in the same run. */
