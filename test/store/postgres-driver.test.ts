@@ -119,6 +119,17 @@ describe('store/postgres driver', { skip: skipUnlessPostgres() }, () => {
     const ign = db.prepare('INSERT OR IGNORE INTO engine_state (key, value) VALUES (?, ?)');
     assert.equal(ign.run('k1', 'other').changes, 0);
     assert.throws(() => ins.run('k1', 'dup'), (e: Error & { code?: string }) => e.code === '23505');
+    // UPDATE OR IGNORE: the rows that would collide stay, the others change (SQLite's answer).
+    const upd = "UPDATE OR IGNORE cs_members INDEXED BY cs_members_member SET member_dn = ? WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL";
+    const sqlite = openDatabase(':memory:', allMigrations);
+    for (const d of [sqlite, db]) {
+      const add = d.prepare('INSERT INTO cs_members (connector, group_anchor, member_dn) VALUES (?, ?, ?)');
+      for (const [g, m] of [['g1', 'old'], ['g2', 'old'], ['g2', 'new'], ['g3', 'old']]) add.run('c', g, m);
+      const changed = d.transaction(() => d.prepare(upd).run('new', 'c', 'old').changes)();
+      assert.equal(changed, 2, d.name);
+      assert.deepEqual(d.prepare("SELECT group_anchor || ':' || member_dn FROM cs_members WHERE connector = 'c' ORDER BY 1").pluck().all(), ['g1:new', 'g2:new', 'g2:old', 'g3:new']);
+    }
+    sqlite.close();
     db.exec('CREATE TEMP TABLE IF NOT EXISTS seen (a TEXT NOT NULL, PRIMARY KEY (a)) WITHOUT ROWID');
     db.prepare('INSERT OR IGNORE INTO temp.seen (a) VALUES (?)').run('x');
     db.prepare('INSERT OR IGNORE INTO temp.seen (a) VALUES (?)').run('x');
