@@ -106,5 +106,29 @@ CREATE TABLE console_attr_index_state (
   sweep_id  INTEGER NOT NULL
 );
 `,
+    // PostgreSQL: console/001's triggers there run one function; the tables as translateDdl makes them.
+    postgres: `
+DROP TRIGGER IF EXISTS mv_attr_index_insert ON mv_objects;
+DROP TRIGGER IF EXISTS mv_attr_index_update ON mv_objects;
+DROP TRIGGER IF EXISTS mv_attr_index_delete ON mv_objects;
+DROP FUNCTION IF EXISTS mv_attr_index_sync();
+DROP FUNCTION IF EXISTS mv_attr_pairs(text);
+DROP TABLE IF EXISTS mv_attr_index;
+CREATE TABLE console_attr_index (
+  attr  TEXT COLLATE "C" NOT NULL,
+  value TEXT COLLATE "C" NOT NULL,
+  mv_id BIGINT NOT NULL,
+  PRIMARY KEY (attr, value, mv_id)
+);
+CREATE INDEX console_attr_index_mv ON console_attr_index (mv_id);
+CREATE TABLE console_attr_index_state (
+  id        BIGINT PRIMARY KEY CHECK (id = 1),
+  attrs     TEXT COLLATE "C" NOT NULL,
+  pos_at    TEXT COLLATE "C" NOT NULL,
+  pos_id    BIGINT NOT NULL,
+  watermark TEXT COLLATE "C" NOT NULL,
+  sweep_id  BIGINT NOT NULL
+);
+`,
   },
 ];
