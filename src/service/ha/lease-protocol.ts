@@ -1,0 +1,44 @@
+/** What the lease's main-thread side (lease.ts) and its worker (lease-worker.ts) say to each other. */
+
+/** Where the lease lives; the password is kept apart from the URL and never printed. */
+export interface LeaseConnection {
+  url: string;
+  password?: string;
+  /** node-postgres TLS options (ca, cert, key as PEM text; rejectUnauthorized). */
+  ssl?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean; servername?: string };
+}
+
+export interface LeaseWorkerData {
+  connection: LeaseConnection;
+  /** Unique per process: node name and a random instance id (a restarted node starts a new term). */
+  holder: string;
+  node: string;
+  ttlMs: number;
+  renewMs: number;
+  /** Float64Array(2): [token held (0: none), local deadline of the term (monotonic ms)]. */
+  state: SharedArrayBuffer;
+}
+
+export interface ObservedLeader {
+  holder: string;
+  node: string;
+  token: number;
+  expiresAt: string;
+  /** False when the lease has expired and nobody took it yet. */
+  live: boolean;
+}
+
+export type LeaseWorkerMessage =
+  | { kind: 'acquired'; token: number; previousHolder: string | null; expiresAt: string }
+  | { kind: 'lost'; token: number; reason: string }
+  | { kind: 'observed'; leader: ObservedLeader | null }
+  | { kind: 'unreachable'; error: string }
+  | { kind: 'reachable' }
+  | { kind: 'stopped' };
+
+export type ToLeaseWorker = { kind: 'describe'; url: string | null } | { kind: 'drop'; token: number; reason: string } | { kind: 'stop'; release: boolean };
+
+/** The monotonic clock, in ms; one clock for every thread of the process (CLOCK_MONOTONIC). */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1000n) / 1000;
+}
