@@ -183,10 +183,54 @@ export const syncSchema = z
   .strict()
   .default({});
 
+/**
+ * Where the sync service keeps its state (docs/store.md): SQLite in the data directory (the default),
+ * or PostgreSQL. The database password is never in this file: it comes from $IDSYNC_STORE_PASSWORD
+ * or from `passwordFile` (owner-only, e.g. a systemd credential), because the credential store
+ * itself lives in the database it would unlock.
+ */
+export const storeSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('sqlite') }).strict(),
+    z
+      .object({
+        type: z.literal('postgres'),
+        /** postgres://USER@HOST:5432/DATABASE (no password: see passwordFile / $IDSYNC_STORE_PASSWORD). */
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'a postgres://USER@HOST:5432/DATABASE URL')
+          .refine((u) => {
+            try {
+              return new URL(u).password === '';
+            } catch {
+              return false;
+            }
+          }, 'a valid postgres:// URL without a password: give the password in $IDSYNC_STORE_PASSWORD or store.passwordFile'),
+        /** A file holding the password on its first line, readable by its owner only (relative to the config file). */
+        passwordFile: z.string().optional(),
+        /** TLS to the server; the files are PEM, relative to the configuration file. */
+        tls: z
+          .object({
+            caFile: z.string().optional(),
+            certFile: z.string().optional(),
+            keyFile: z.string().optional(),
+            servername: z.string().optional(),
+            /** Verify the server's certificate and name (default true). */
+            verify: z.boolean().default(true),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
+  ])
+  .default({ type: 'sqlite' });
+
 export const configSchema = z
   .object({
     /** Where idsync keeps its state (SQLite database, keys, pid files). Relative to the config file. */
     dataDir: z.string().default('./idsync-data'),
+    /** The database: SQLite in dataDir (default) or PostgreSQL (docs/store.md). */
+    store: storeSchema,
     connectors: z.array(sourceConnectorSchema).min(1, 'configure at least one source connector'),
     cloud: cloudSchema,
     sync: syncSchema,
@@ -226,3 +270,4 @@ export type AdConnectorConfig = z.infer<typeof adConnectorSchema>;
 export type DrsPasswordSourceConfig = z.infer<typeof drsPasswordSourceSchema>;
 export type LdifConnectorConfig = z.infer<typeof ldifConnectorSchema>;
 export type CloudConfig = z.infer<typeof cloudSchema>;
+export type StoreConfig = z.infer<typeof storeSchema>;

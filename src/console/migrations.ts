@@ -55,5 +55,33 @@ CREATE TRIGGER mv_attr_index_delete AFTER DELETE ON mv_objects BEGIN
   ${unindex}
 END;
 `,
+    // PostgreSQL: the same index kept by one PL/pgSQL trigger function (JSON numbers are SQLite's
+    // 'integer' and 'real'). The triggers keep SQLite's names, so a later migration can drop them.
+    postgres: `
+CREATE TABLE mv_attr_index (
+  attr  TEXT COLLATE "C" NOT NULL,
+  value TEXT COLLATE "C" NOT NULL,
+  mv_id BIGINT NOT NULL,
+  PRIMARY KEY (attr, value, mv_id)
+);
+CREATE FUNCTION mv_attr_pairs(doc text) RETURNS TABLE (k text, v text) LANGUAGE sql IMMUTABLE AS $f$
+  SELECT lower(a.key), substr(lower(a.value #>> '{}'), 1, ${INDEXED_VALUE_CHARS}) FROM jsonb_each(doc::jsonb) AS a
+    WHERE jsonb_typeof(a.value) IN ('string', 'number') AND lower(a.key) IN ${ATTRS}
+  UNION ALL
+  SELECT lower(a.key), substr(lower(e #>> '{}'), 1, ${INDEXED_VALUE_CHARS}) FROM jsonb_each(doc::jsonb) AS a, jsonb_array_elements(a.value) AS e
+    WHERE jsonb_typeof(a.value) = 'array' AND lower(a.key) IN ${ATTRS} AND jsonb_typeof(e) IN ('string', 'number')
+$f$;
+INSERT INTO mv_attr_index (attr, value, mv_id) SELECT p.k, p.v, m.id FROM mv_objects AS m, mv_attr_pairs(m.attrs) AS p ON CONFLICT DO NOTHING;
+CREATE FUNCTION mv_attr_index_sync() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF TG_OP <> 'INSERT' THEN DELETE FROM mv_attr_index WHERE mv_id = OLD.id; END IF;
+  IF TG_OP <> 'DELETE' THEN INSERT INTO mv_attr_index (attr, value, mv_id) SELECT k, v, NEW.id FROM mv_attr_pairs(NEW.attrs) ON CONFLICT DO NOTHING; END IF;
+  RETURN NULL;
+END
+$f$;
+CREATE TRIGGER mv_attr_index_insert AFTER INSERT ON mv_objects FOR EACH ROW EXECUTE FUNCTION mv_attr_index_sync();
+CREATE TRIGGER mv_attr_index_update AFTER UPDATE OF attrs ON mv_objects FOR EACH ROW WHEN (OLD.attrs IS DISTINCT FROM NEW.attrs) EXECUTE FUNCTION mv_attr_index_sync();
+CREATE TRIGGER mv_attr_index_delete AFTER DELETE ON mv_objects FOR EACH ROW EXECUTE FUNCTION mv_attr_index_sync();
+`,
   },
 ];

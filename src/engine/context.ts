@@ -4,7 +4,8 @@ import type { LoadedConfig } from '../config/load.js';
 import { openCredentialStore, type CredentialStore } from '../credentials/store.js';
 import { EventLog } from '../events/log.js';
 import { createEventSinks } from '../events/sinks.js';
-import { DATABASE_FILE, openDatabase, type Database } from '../store/database.js';
+import { DATABASE_FILE, openStore, type Database } from '../store/database.js';
+import { storeLocation } from '../config/store.js';
 import { allMigrations } from '../app/migrations.js';
 
 /** What every command and the service share: the configuration, the database, the credential store. */
@@ -25,9 +26,11 @@ export interface OpenContextOptions {
 }
 
 export function openContext(loaded: LoadedConfig, opts: OpenContextOptions = {}): EngineContext {
+  // The driver is the configuration's (store.type); a look at an installation that has no SQLite
+  // file yet sees an empty store in memory. A PostgreSQL store always exists once configured.
   const file = path.join(loaded.dataDir, DATABASE_FILE);
-  const nothingYet = opts.readOnly === true && !existsSync(file);
-  const db = openDatabase(nothingYet ? ':memory:' : file, allMigrations);
+  const nothingYet = loaded.config.store.type === 'sqlite' && opts.readOnly === true && !existsSync(file);
+  const db = openStore(storeLocation(loaded, nothingYet ? { sqliteFile: ':memory:' } : {}), allMigrations);
   const credentials = openCredentialStore(db, loaded.dataDir, process.env, { create: opts.readOnly !== true });
   const sinks = loaded.config.events;
   const events = new EventLog(db, {

@@ -8,6 +8,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Sqlite } from './sqlite-driver.js';
+import { migratePostgres, openPostgresDatabase, PgDatabase, type PostgresStoreOptions } from './postgres/open.js';
 import { IdsyncError } from '../core/errors.js';
 
 export type Database = BetterSqlite3.Database;
@@ -15,10 +16,32 @@ export type Database = BetterSqlite3.Database;
 export interface Migration {
   /** Unique, ordered within its module: e.g. "engine/001". Never edit one that has shipped. */
   id: string;
+  /** SQLite's DDL; on PostgreSQL it is translated (store/postgres/dialect.ts) unless `postgres` is given. */
   sql: string;
+  /** PostgreSQL's text, where no translation of `sql` can do (triggers, SQLite-only functions). */
+  postgres?: string;
 }
 
 export const DATABASE_FILE = 'idsync.db';
+
+/** Which database a store is on. The modules' SQL is SQLite's; the PostgreSQL driver translates it. */
+export type StoreDialect = 'sqlite' | 'postgres';
+
+export function dialectOf(db: Database): StoreDialect {
+  return db instanceof PgDatabase ? 'postgres' : 'sqlite';
+}
+
+/**
+ * Where the sync service's store is: the SQLite file in the data directory (the default), or a
+ * PostgreSQL database, reached through the synchronous bridge (store/postgres/bridge.ts), so every
+ * module runs unchanged on both.
+ */
+export type StoreLocation = { type: 'sqlite'; file: string } | ({ type: 'postgres' } & PostgresStoreOptions);
+
+export function openStore(location: StoreLocation, migrations: Migration[] = []): Database {
+  if (location.type === 'sqlite') return openDatabase(location.file, migrations);
+  return openPostgresDatabase(location, migrations);
+}
 
 /**
  * The database holds directory data (and sealed hashes): owner-only. The directory is made 0700
@@ -59,6 +82,7 @@ export function openDatabase(file: string, migrations: Migration[] = []): Databa
 }
 
 export function migrate(db: Database, migrations: Migration[]): void {
+  if (db instanceof PgDatabase) return migratePostgres(db, migrations);
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
   const applied = new Set(db.prepare('SELECT id FROM schema_migrations').pluck().all() as string[]);
   const apply = db.transaction((m: Migration) => {

@@ -4,7 +4,6 @@
  * saved; once saved, every component of a running service uses it on its next call.
  */
 import { AGENT_TOKEN_CREDENTIAL } from '../../passwords/handlers.js';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { configPathFrom, loadConfig, type LoadedConfig } from '../../config/load.js';
@@ -12,7 +11,8 @@ import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import { CredentialStore, credentialMigrations, openCredentialStore } from '../../credentials/store.js';
 import { updateCredential } from '../../credentials/update.js';
 import { openContext, type EngineContext } from '../../engine/context.js';
-import { DATABASE_FILE, openDatabase, type Database } from '../../store/database.js';
+import { openStore, type Database } from '../../store/database.js';
+import { storeLocation } from '../../config/store.js';
 import { exitCodeFor, EXIT } from '../exit-codes.js';
 import { printJson, println, table } from '../output.js';
 import { readLines } from '../../passwords/input.js';
@@ -60,7 +60,7 @@ function loadFor(cmd: Command): LoadedConfig {
 }
 
 async function withStore<T>(loaded: LoadedConfig, fn: (ctx: Context) => Promise<T>): Promise<T> {
-  const db = openDatabase(path.join(loaded.dataDir, DATABASE_FILE), [...credentialMigrations]);
+  const db = openStore(storeLocation(loaded), [...credentialMigrations]);
   try {
     const store = openCredentialStore(db, loaded.dataDir);
     return await fn({ loaded, db, store });

@@ -1,0 +1,115 @@
+/**
+ * The worker thread of the synchronous PostgreSQL bridge: it owns one node-postgres client (one
+ * session, so BEGIN … COMMIT and temp tables mean what they mean), runs each request the main thread
+ * sends, posts the answer and wakes the main thread through the shared flag (bridge.ts says why).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
+import pg from 'pg';
+import type { PgFailure, PgRequest, PgResponse, PgWorkerData } from './protocol.js';
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+const BOOL_OID = 16;
+
+/** Values as SQLite gives them: 64-bit integers and numerics as numbers, booleans as 1/0. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === INT8_OID || oid === NUMERIC_OID) return (v: string) => Number(v);
+    if (oid === BOOL_OID) return (v: string) => (v === 't' ? 1 : 0);
+    return pg.types.getTypeParser(oid, format);
+  }) as typeof pg.types.getTypeParser,
+};
+
+const data = workerData as PgWorkerData;
+const flag = new Int32Array(data.flag);
+const port: MessagePort = data.port;
+
+let client: pg.Client | undefined;
+let broken = false;
+/** Statement text → the name it is prepared under on this session (parsed and planned once). */
+const prepared = new Map<string, string>();
+
+async function connected(): Promise<pg.Client> {
+  if (client && !broken) return client;
+  if (client) await client.end().catch(() => undefined);
+  prepared.clear();
+  broken = false;
+  const c = new pg.Client({ ...data.connect, application_name: data.connect.applicationName, types });
+  // A lost connection surfaces on the next query; the one after reconnects (outside a transaction).
+  c.on('error', () => {
+    broken = true;
+  });
+  await c.connect();
+  client = c;
+  return c;
+}
+
+function failure(err: unknown): PgFailure {
+  const e = err as { message?: string; code?: string; table?: string; constraint?: string };
+  // The message only: PostgreSQL's `detail` may quote row values (personal data, hashes).
+  return {
+    message: e.message ?? String(err),
+    ...(e.code !== undefined ? { code: e.code } : {}),
+    ...(e.table !== undefined ? { table: e.table } : {}),
+    ...(e.constraint !== undefined ? { constraint: e.constraint } : {}),
+  };
+}
+
+/** Parameters as node-postgres binds them (typed arrays crossed the thread boundary as Uint8Array). */
+function param(v: unknown): unknown {
+  if (v instanceof Uint8Array && !Buffer.isBuffer(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map(param);
+  return v;
+}
+
+async function handle(req: PgRequest): Promise<PgResponse> {
+  if (req.op === 'close') {
+    await client?.end().catch(() => undefined);
+    client = undefined;
+    return { ok: true, rows: [], rowCount: 0, fields: [] };
+  }
+  const c = await connected();
+  if (req.op === 'script') {
+    await c.query(req.sql);
+    return { ok: true, rows: [], rowCount: 0, fields: [] };
+  }
+  const config: pg.QueryConfig & { rowMode?: 'array' } = { text: req.text, values: req.values.map(param) };
+  if (req.rowMode === 'array') config.rowMode = 'array';
+  if (req.name !== undefined) {
+    let name = prepared.get(req.text);
+    if (!name) prepared.set(req.text, (name = `idsync_${prepared.size + 1}`));
+    config.name = name;
+  }
+  const run = async (): Promise<PgResponse> => {
+    const r = await c.query(config);
+    return { ok: true, rows: r.rows as unknown[], rowCount: r.rowCount ?? 0, fields: r.fields.map((f) => f.name) };
+  };
+  if (!req.ignoreConflicts) return run();
+  // UPDATE OR IGNORE: a unique violation skips the statement; inside a transaction a savepoint
+  // keeps the transaction usable (PostgreSQL aborts it on any error).
+  if (req.inTransaction) await c.query('SAVEPOINT idsync_or_ignore');
+  try {
+    const out = await run();
+    if (req.inTransaction) await c.query('RELEASE SAVEPOINT idsync_or_ignore');
+    return out;
+  } catch (err) {
+    if (req.inTransaction) await c.query('ROLLBACK TO SAVEPOINT idsync_or_ignore; RELEASE SAVEPOINT idsync_or_ignore');
+    if ((err as { code?: string }).code === '23505') return { ok: true, rows: [], rowCount: 0, fields: [] };
+    throw err;
+  }
+}
+
+function reply(res: PgResponse): void {
+  port.postMessage(res);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+}
+
+port.on('message', (req: PgRequest) => {
+  handle(req).then(reply, (err: unknown) => reply({ ok: false, error: failure(err) }));
+});
+
+// Whatever goes wrong in this thread, the main thread, blocked on the flag, must wake up.
+process.on('uncaughtException', (err) => reply({ ok: false, error: failure(err) }));
