@@ -566,7 +566,9 @@ export const EVENTS = defineCatalog({
     source: 'idsync Service',
     level: 'Warning',
     message: 'A write of node {node} with fencing token {token} was refused ({by}): a newer leader holds token {highest}. Nothing was written.',
-    resolution: 'No action needed: this is the fence doing its job after a takeover. The node stops leading and serves as a standby.',
+    resolution:
+      'This is the fence doing its job after a takeover: the node stops leading and serves as a standby. Check why it lost the lease ' +
+      '(event 6551 just before, its log: a pause, a stall, a network cut to PostgreSQL); `idsync service status` names the leader.',
   },
   HA_STORE_UNREACHABLE: {
     id: 6553,

@@ -1,15 +1,10 @@
+import type { PgConnectOptions } from '../../store/postgres/protocol.js';
+
 /** What the lease's main-thread side (lease.ts) and its worker (lease-worker.ts) say to each other. */
 
-/** Where the lease lives; the password is kept apart from the URL and never printed. */
-export interface LeaseConnection {
-  url: string;
-  password?: string;
-  /** node-postgres TLS options (ca, cert, key as PEM text; rejectUnauthorized). */
-  ssl?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean; servername?: string };
-}
-
 export interface LeaseWorkerData {
-  connection: LeaseConnection;
+  /** The store's connection (store/postgres/open.ts connectOptions): the password never printed. */
+  connection: PgConnectOptions;
   /** Unique per process: node name and a random instance id (a restarted node starts a new term). */
   holder: string;
   node: string;
@@ -28,10 +23,24 @@ export interface ObservedLeader {
   live: boolean;
 }
 
+/** A node as it last said in ha_nodes. */
+export interface HaNode {
+  node: string;
+  holder: string;
+  url: string | null;
+  pid: number;
+  role: 'leader' | 'standby';
+  token: number | null;
+  startedAt: string;
+  seenAt: string;
+  /** Seconds since it last said so, by the database's clock. */
+  silentSeconds: number;
+}
+
 export type LeaseWorkerMessage =
   | { kind: 'acquired'; token: number; previousHolder: string | null; expiresAt: string }
   | { kind: 'lost'; token: number; reason: string }
-  | { kind: 'observed'; leader: ObservedLeader | null }
+  | { kind: 'observed'; leader: ObservedLeader | null; nodes: HaNode[] }
   | { kind: 'unreachable'; error: string }
   | { kind: 'reachable' }
   | { kind: 'stopped' };

@@ -11,8 +11,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { ACQUIRE_SQL, LEASE_DDL, LEASE_ROW_SQL, NODE_GONE_SQL, NODE_HEARTBEAT_SQL, NODES_PRUNE_SQL, RELEASE_SQL } from './lease-sql.js';
-import { monotonicMs, type LeaseWorkerData, type LeaseWorkerMessage, type ToLeaseWorker } from './lease-protocol.js';
+import { ACQUIRE_SQL, LEASE_DDL, LEASE_ROW_SQL, NODE_GONE_SQL, NODE_HEARTBEAT_SQL, NODES_PRUNE_SQL, NODES_SQL, RELEASE_SQL } from './lease-sql.js';
+import { monotonicMs, type HaNode, type LeaseWorkerData, type LeaseWorkerMessage, type ToLeaseWorker } from './lease-protocol.js';
 
 const data = workerData as LeaseWorkerData;
 const port = parentPort!;
@@ -32,10 +32,9 @@ const send = (m: LeaseWorkerMessage): void => port.postMessage(m);
 
 async function connect(): Promise<pg.Client> {
   if (client) return client;
+  const { applicationName: _name, ...connection } = data.connection;
   const c = new pg.Client({
-    connectionString: data.connection.url,
-    ...(data.connection.password !== undefined ? { password: data.connection.password } : {}),
-    ...(data.connection.ssl !== undefined ? { ssl: data.connection.ssl } : {}),
+    ...connection,
     application_name: `idsync-lease ${data.node}`,
     connectionTimeoutMillis: data.ttlMs,
     // A query that hangs (a network cut) must not hold the loop past the lease.
@@ -81,13 +80,19 @@ async function tick(): Promise<void> {
     } else {
       if (held !== 0) drop(held, 'another node holds the lease');
     }
+    const role = state[0] !== 0 ? 'leader' : 'standby';
+    await c.query(NODE_HEARTBEAT_SQL, [data.holder, data.node, url, process.pid, role, state[0] !== 0 ? state[0] : null]);
     const lease = (await c.query<{ holder: string; node: string; token: number; expires_at: Date; live: boolean }>(LEASE_ROW_SQL)).rows[0];
+    const nodes = (
+      await c.query<{ holder: string; node: string; url: string | null; pid: number; role: 'leader' | 'standby'; token: number | null; started_at: Date; seen_at: Date; silent_seconds: number }>(NODES_SQL)
+    ).rows.map(
+      (n): HaNode => ({ node: n.node, holder: n.holder, url: n.url, pid: n.pid, role: n.role, token: n.token, startedAt: n.started_at.toISOString(), seenAt: n.seen_at.toISOString(), silentSeconds: Math.max(0, Math.round(n.silent_seconds)) }),
+    );
     send({
       kind: 'observed',
       leader: lease ? { holder: lease.holder, node: lease.node, token: lease.token, expiresAt: lease.expires_at.toISOString(), live: lease.live } : null,
+      nodes,
     });
-    const role = state[0] !== 0 ? 'leader' : 'standby';
-    await c.query(NODE_HEARTBEAT_SQL, [data.holder, data.node, url, process.pid, role, state[0] !== 0 ? state[0] : null]);
     if (Date.now() - lastPrune > 3600_000) {
       lastPrune = Date.now();
       await c.query(NODES_PRUNE_SQL);

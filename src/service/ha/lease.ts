@@ -17,15 +17,17 @@ import { Worker } from 'node:worker_threads';
 import { IdsyncError } from '../../core/errors.js';
 import type { WriteFence } from '../../store/fence.js';
 import { FENCE_CHECK_SQL } from './lease-sql.js';
-import { monotonicMs, type LeaseConnection, type LeaseWorkerData, type LeaseWorkerMessage, type ObservedLeader, type ToLeaseWorker } from './lease-protocol.js';
+import type { PgConnectOptions } from '../../store/postgres/protocol.js';
+import { monotonicMs, type HaNode, type LeaseWorkerData, type LeaseWorkerMessage, type ObservedLeader, type ToLeaseWorker } from './lease-protocol.js';
 
-export type { LeaseConnection, ObservedLeader } from './lease-protocol.js';
+export type { HaNode, ObservedLeader } from './lease-protocol.js';
 
 export const DEFAULT_LEASE_TTL_MS = 5000;
 export const DEFAULT_LEASE_RENEW_MS = 1000;
 
 export interface LeaseOptions {
-  connection: LeaseConnection;
+  /** Where the store is (store/postgres/open.ts connectOptions). */
+  connection: PgConnectOptions;
   /** This node's name (default: the host name). Shown in status and events. */
   node?: string;
   /** How long a lease lasts without renewal (default 5 s). A standby takes over within ttl + renew. */
@@ -49,6 +51,7 @@ export class LeaderLease {
   private readonly state = new Float64Array(new SharedArrayBuffer(16));
   private worker: Worker | undefined;
   private observed: ObservedLeader | null = null;
+  private nodeList: HaNode[] = [];
   private listeners: ((c: LeaseChange) => void)[] = [];
   private stopped: Promise<void> | undefined;
   private acquiredAt: string | null = null;
@@ -96,6 +99,7 @@ export class LeaderLease {
     switch (m.kind) {
       case 'observed':
         this.observed = m.leader;
+        this.nodeList = m.nodes;
         return;
       case 'acquired':
         this.acquiredAt = new Date().toISOString();
@@ -131,6 +135,11 @@ export class LeaderLease {
   /** The holder of the lease as the worker last read it (any node). */
   get leader(): ObservedLeader | null {
     return this.observed;
+  }
+
+  /** Every node heard of lately (ha_nodes), as the worker last read them. */
+  get nodes(): HaNode[] {
+    return this.nodeList;
   }
 
   /** The time this node last became the leader (ISO), while it is. */

@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
 import { LeaderLease, type LeaseChange } from '../../../src/service/ha/lease.js';
+import { connectOptions } from '../../../src/store/postgres/open.js';
 import { skipUnlessPostgres, startPostgres, type TestPostgres } from '../../helpers/postgres.js';
 import { ROOT, until } from '../../helpers/processes.js';
 
@@ -31,11 +32,11 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
 
   test('one leader; a release hands the lease on with the next token; the old token fails the fence', async () => {
     const url = await pgc.createDatabase();
-    const a = new LeaderLease({ connection: { url }, node: 'a' });
+    const a = new LeaderLease({ connection: connectOptions({ url }), node: 'a' });
     const seenA = changes(a);
     a.start();
     await until('a to lead', () => a.isLeader, 30_000);
-    const b = new LeaderLease({ connection: { url }, node: 'b' });
+    const b = new LeaderLease({ connection: connectOptions({ url }), node: 'b' });
     const seenB = changes(b);
     b.start();
     try {
@@ -73,10 +74,10 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
 
   test('a lapsed lease (the holder stops renewing) is taken within lease time + one renewal', async () => {
     const url = await pgc.createDatabase();
-    const a = new LeaderLease({ connection: { url }, node: 'a' });
+    const a = new LeaderLease({ connection: connectOptions({ url }), node: 'a' });
     a.start();
     await until('a to lead', () => a.isLeader, 30_000);
-    const b = new LeaderLease({ connection: { url }, node: 'b' });
+    const b = new LeaderLease({ connection: connectOptions({ url }), node: 'b' });
     b.start();
     await until('b to see a', () => b.leader?.node === 'a', 30_000);
     // a stops without releasing: as if it died.
@@ -95,10 +96,12 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
     await setup.query('CREATE TABLE fenced_writes (token BIGINT NOT NULL, node TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())');
     // The child leads, and every 50 ms writes a row in a fenced transaction (the check first, FOR SHARE).
     const leaseModule = pathToFileURL(path.join(ROOT, 'src/service/ha/lease.ts')).href;
+    const openModule = pathToFileURL(path.join(ROOT, 'src/store/postgres/open.ts')).href;
     const code = `
       import pg from 'pg';
       const { LeaderLease } = await import(${JSON.stringify(leaseModule)});
-      const lease = new LeaderLease({ connection: { url: process.env.URL }, node: 'paused' });
+      const { connectOptions } = await import(${JSON.stringify(openModule)});
+      const lease = new LeaderLease({ connection: connectOptions({ url: process.env.URL }), node: 'paused' });
       lease.onChange((c) => console.log(JSON.stringify({ change: c.kind, token: c.token ?? null })));
       lease.start();
       const db = new pg.Client({ connectionString: process.env.URL });
@@ -121,7 +124,7 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const standby = new LeaderLease({ connection: { url }, node: 'standby' });
+    const standby = new LeaderLease({ connection: connectOptions({ url }), node: 'standby' });
     try {
       await until('the child to lead', () => /"token":[1-9]/.test(out), 60_000);
       standby.start();
