@@ -126,6 +126,11 @@ export class SyncService {
         ttlMs: parseDuration(ha.leaseTtl),
         renewMs: parseDuration(ha.renewInterval),
       });
+      // A leader paused (SIGSTOP, a frozen VM) inside a write transaction holds the lease row's
+      // fence lock, and a takeover waits for it: PostgreSQL ends such a transaction after one lease
+      // time, so the pause cannot block the takeover for longer. The engine's transactions never
+      // sit idle that long on their own (their statements follow one another synchronously).
+      ctx.db.exec(`SET idle_in_transaction_session_timeout = ${Math.ceil(lease.ttlMs)}`);
       this.leadership = new Leadership(lease, ctx.events, {
         announce: (fence) => this.announceFence(fence),
         start: () => this.startDuties(),

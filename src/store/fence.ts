@@ -27,8 +27,9 @@ export interface WriteFence {
   assertHeld(): void;
   /**
    * The statement a write transaction runs first: one row while the lease row holds this token,
-   * none once another node took it. It locks the row (FOR SHARE) until the transaction ends, so a
-   * takeover waits for a write already checked, and a deposed leader's write finds no row.
+   * none once another node took it. It locks the row (FOR KEY SHARE) until the transaction ends, so
+   * a takeover (which locks it FOR UPDATE) waits for a write already checked, and a deposed
+   * leader's write finds no row.
    */
   readonly check: { readonly sql: string; readonly params: readonly unknown[] };
 }

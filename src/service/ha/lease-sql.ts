@@ -46,6 +46,23 @@ WHERE (l.holder = $1 AND l.token = $4 AND l.expires_at > now()) OR l.expires_at 
 RETURNING token::float8 AS token, previous_holder, expires_at, acquired_at,
   (extract(epoch FROM expires_at - now()) * 1000)::float8 AS remaining_ms`;
 
+/**
+ * The holder renews its term ($1 holder, $2 token, $3 lease time in ms): only while unexpired. It
+ * changes no key column, so it takes a lock that the fence of the holder's own write transactions
+ * (FOR KEY SHARE) does not block: a long transaction of the leader does not stop its renewals.
+ */
+export const RENEW_SQL = `
+UPDATE ha_lease SET expires_at = now() + make_interval(secs => $3::float8 / 1000), renewed_at = now()
+WHERE name = '${LEADER_LEASE}' AND holder = $1 AND token = $2 AND expires_at > now()
+RETURNING token::float8 AS token, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS remaining_ms`;
+
+/**
+ * A takeover locks the row FOR UPDATE first, in the transaction of the upsert: that waits for every
+ * write transaction of the old holder that already passed its fence (FOR KEY SHARE), so none of
+ * them can commit after the new term began.
+ */
+export const TAKEOVER_LOCK_SQL = `SELECT 1 FROM ha_lease WHERE name = '${LEADER_LEASE}' FOR UPDATE`;
+
 /** Who holds the lease now (expired or not). */
 export const LEASE_ROW_SQL = `
 SELECT holder, node, token::float8 AS token, expires_at, acquired_at, renewed_at, expires_at > now() AS live
@@ -55,7 +72,7 @@ FROM ha_lease WHERE name = '${LEADER_LEASE}'`;
 export const RELEASE_SQL = `UPDATE ha_lease SET expires_at = now() WHERE name = '${LEADER_LEASE}' AND holder = $1 AND token = $2`;
 
 /** The fence of a write transaction ($1 holder, $2 token): see WriteFence.check in store/fence.ts. */
-export const FENCE_CHECK_SQL = `SELECT 1 AS held FROM ha_lease WHERE name = '${LEADER_LEASE}' AND holder = $1 AND token = $2 FOR SHARE`;
+export const FENCE_CHECK_SQL = `SELECT 1 AS held FROM ha_lease WHERE name = '${LEADER_LEASE}' AND holder = $1 AND token = $2 FOR KEY SHARE`;
 
 /** A node says it is alive and what it is: $1 holder, $2 node, $3 url, $4 pid, $5 role, $6 token. */
 export const NODE_HEARTBEAT_SQL = `

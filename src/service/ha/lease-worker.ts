@@ -11,7 +11,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { ACQUIRE_SQL, LEASE_DDL, LEASE_ROW_SQL, NODE_GONE_SQL, NODE_HEARTBEAT_SQL, NODES_PRUNE_SQL, NODES_SQL, RELEASE_SQL } from './lease-sql.js';
+import { ACQUIRE_SQL, LEASE_DDL, LEASE_ROW_SQL, NODE_GONE_SQL, NODE_HEARTBEAT_SQL, NODES_PRUNE_SQL, NODES_SQL, RELEASE_SQL, RENEW_SQL, TAKEOVER_LOCK_SQL } from './lease-sql.js';
 import { monotonicMs, type HaNode, type LeaseWorkerData, type LeaseWorkerMessage, type ToLeaseWorker } from './lease-protocol.js';
 
 const data = workerData as LeaseWorkerData;
@@ -66,19 +66,18 @@ async function tick(): Promise<void> {
   let c: pg.Client;
   try {
     c = await connect();
-    const r = await c.query<{ token: number; previous_holder: string | null; expires_at: Date; remaining_ms: number }>(ACQUIRE_SQL, [data.holder, data.node, data.ttlMs, held]);
-    const row = r.rows[0];
+    const row = held !== 0 ? await renew(c, held) : await takeOver(c);
     if (row) {
       if (state[0] !== held) return; // dropped by the main thread meanwhile: the next tick starts a new term
       if (row.token !== held) {
         if (held !== 0) drop(held, 'the lease expired before it was renewed');
         state[0] = row.token;
-        send({ kind: 'acquired', token: row.token, previousHolder: row.previous_holder, expiresAt: row.expires_at.toISOString() });
+        send({ kind: 'acquired', token: row.token, previousHolder: row.previous_holder ?? null, expiresAt: (row.expires_at ?? new Date()).toISOString() });
       }
       state[1] = sentAt + Math.min(data.ttlMs, row.remaining_ms) - DRIFT_MARGIN_MS;
       armWatchdog(row.token);
-    } else {
-      if (held !== 0) drop(held, 'another node holds the lease');
+    } else if (held !== 0) {
+      drop(held, 'the lease expired before it was renewed, or another node holds it');
     }
     const role = state[0] !== 0 ? 'leader' : 'standby';
     await c.query(NODE_HEARTBEAT_SQL, [data.holder, data.node, url, process.pid, role, state[0] !== 0 ? state[0] : null]);
@@ -110,6 +109,33 @@ async function tick(): Promise<void> {
       send({ kind: 'unreachable', error: describe(err) });
     }
     // The watchdog ends the term at its deadline; nothing else to do until the next tick.
+  }
+}
+
+interface TermRow {
+  token: number;
+  previous_holder?: string | null;
+  expires_at?: Date;
+  remaining_ms: number;
+}
+
+async function renew(c: pg.Client, held: number): Promise<TermRow | undefined> {
+  return (await c.query<TermRow>(RENEW_SQL, [data.holder, held, data.ttlMs])).rows[0];
+}
+
+/** Tries to start a term: only when the lease is free (expired, or never held); see TAKEOVER_LOCK_SQL. */
+async function takeOver(c: pg.Client): Promise<TermRow | undefined> {
+  const current = (await c.query<{ live: boolean }>(LEASE_ROW_SQL)).rows[0];
+  if (current?.live) return undefined;
+  await c.query('BEGIN');
+  try {
+    await c.query(TAKEOVER_LOCK_SQL);
+    const row = (await c.query<TermRow>(ACQUIRE_SQL, [data.holder, data.node, data.ttlMs, 0])).rows[0];
+    await c.query('COMMIT');
+    return row;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
   }
 }
 

@@ -106,6 +106,8 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
       lease.start();
       const db = new pg.Client({ connectionString: process.env.URL });
       await db.connect();
+      // As the service sets it: a transaction paused mid-way is ended after one lease time.
+      await db.query('SET idle_in_transaction_session_timeout = 5000');
       let last = -1;
       for (;;) {
         const token = lease.token;
