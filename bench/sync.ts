@@ -12,7 +12,7 @@
  * 1M ≤ 1 s; 1 % delta at 1M ≤ 10 s. The incumbent: ~10 minutes per 10,000 objects.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -20,10 +20,18 @@ import { stringify } from 'yaml';
 import { createSyncClient } from '../src/cloud/admin-api-client.js';
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
+import { startPostgres } from '../test/helpers/postgres.js';
 import { startSlapd } from '../test/helpers/slapd.js';
 import { benchUser, bulkFloor, ldapFloor, sqliteFloor, type Floor } from './floors.js';
 
-const sizes = (process.argv[2] ?? '100000').split(',').map(Number);
+// `-- 100000,1000000 [--store sqlite|postgres|both]`: PostgreSQL (a private PostgreSQL 15 started
+// here, test/helpers/postgres.ts) runs the same cycles into a cloud of its own, printed beside SQLite.
+const args = process.argv.slice(2);
+const storeArg = args.includes('--store') ? args[args.indexOf('--store') + 1] : 'sqlite';
+if (storeArg !== 'sqlite' && storeArg !== 'postgres' && storeArg !== 'both') throw new Error('--store must be sqlite, postgres or both');
+const stores: ('sqlite' | 'postgres')[] = storeArg === 'both' ? ['sqlite', 'postgres'] : [storeArg];
+const sizes = (args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--store') ?? '100000').split(',').map(Number);
+const pgCluster = stores.includes('postgres') ? await startPostgres() : undefined;
 const root = path.resolve(import.meta.dirname, '..');
 
 interface WorkerResult {
@@ -76,14 +84,40 @@ function procCpuSeconds(pid: number | undefined): number {
   }
 }
 
-function report(label: string, objects: number, r: WorkerResult, cloudCpu: number): void {
+/**
+ * CPU seconds of a process and its children (PostgreSQL's backends are the postmaster's children):
+ * its own, its reaped children's (cutime, cstime: a backend whose connection closed), and the live ones'.
+ */
+function treeCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  let sum = 0;
+  try {
+    const own = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    sum = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) / 100;
+  } catch {
+    return 0;
+  }
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const fields = readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === pid) sum += (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sum;
+}
+
+function report(label: string, objects: number, r: WorkerResult, cloudCpu: number, dbCpu?: number): void {
   const exp = r.steps['cloud/export'];
   const imp = Object.entries(r.steps).find(([k]) => k.endsWith('/import'))?.[1];
   console.log(
     `${label.padEnd(22)} ${r.seconds.toFixed(2).padStart(7)} s  ${Math.round(objects / r.seconds).toLocaleString('en-US').padStart(9)} objects/s  ` +
-      `peak RSS ${Math.round(r.peakRssMb).toString().padStart(5)} MB  CPU sync ${r.cpuSeconds.toFixed(1)} s, cloud ${cloudCpu.toFixed(1)} s  import ${imp?.profile ?? '?'}  exported +${exp?.adds ?? 0} ~${exp?.updates ?? 0} -${exp?.deletes ?? 0}  ${r.status}`,
+      `peak RSS ${Math.round(r.peakRssMb).toString().padStart(5)} MB  CPU sync ${r.cpuSeconds.toFixed(1)} s, cloud ${cloudCpu.toFixed(1)} s${dbCpu !== undefined ? `, PostgreSQL ${dbCpu.toFixed(1)} s` : ''}  import ${imp?.profile ?? '?'}  exported +${exp?.adds ?? 0} ~${exp?.updates ?? 0} -${exp?.deletes ?? 0}  ${r.status}`,
   );
   console.log(`${''.padEnd(22)} ${Object.entries(r.steps).map(([k, s]) => `${k} ${s.seconds?.toFixed(2)} s`).join(', ')}`);
+  if (r.status !== 'success') console.log(`${''.padEnd(22)} ${r.status}: ${JSON.stringify(r.error)}`);
 }
 
 /** Each stage of the initial cycle against its floor, measured in the same run. */
@@ -133,7 +167,6 @@ for (const n of sizes) {
 
   const adminPassword = 'Bench-admin-password-1';
   const cloud = await startCloud(path.join(dir, 'cloud'), adminPassword);
-  const url = cloud.url;
   try {
     // The floors first, each on its own (a fresh cloud process for the raw Bulk, so both start empty).
     const ldap = await ldapFloor({ url: slapd.url, bindDn: slapd.adminDn, password: slapd.adminPassword, baseDn: slapd.baseDn });
@@ -148,45 +181,87 @@ for (const n of sizes) {
     }
     console.log(`floors: ldapts read ${ldap.seconds.toFixed(2)} s, SQLite upsert ${sqlite.seconds.toFixed(2)} s, SCIM Bulk ${bulk.seconds.toFixed(2)} s`);
 
-    const secret = await createSyncClient(url, { username: 'admin', password: adminPassword }, 'bench');
-    const config = path.join(dir, 'idsync.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        dataDir: './data',
-        connectors: [{ name: 'bench', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn }],
-        cloud: { url, auth: { type: 'client_credentials', clientId: 'bench' } },
-        sync: { deletionThreshold: n },
-      }),
-    );
-    const ctx = openContext(loadConfig(config));
-    ctx.credentials.set('cloud', secret);
-    ctx.credentials.set('bench', slapd.adminPassword);
-    ctx.close();
+    const results: Record<string, Record<string, WorkerResult & { dbCpu?: number }>> = {};
+    for (const store of stores) {
+      // Each store exports into a fresh cloud of its own; the first uses the one started above.
+      const own = store === stores[0] ? cloud : await startCloud(path.join(dir, `cloud-${store}`), adminPassword);
+      try {
+        await runStore(store, own.url, own.child, results);
+      } finally {
+        if (own !== cloud) own.child.kill('SIGTERM');
+      }
+    }
+    if (stores.length > 1) {
+      console.log(`\n${''.padEnd(22)} ${'SQLite'.padStart(22)} ${'PostgreSQL'.padStart(34)}   ratio (wall, sync CPU)`);
+      for (const label of Object.keys(results.sqlite ?? {})) {
+        const a = results.sqlite![label]!;
+        const b = results.postgres?.[label];
+        if (!b) continue;
+        console.log(
+          `${label.padEnd(22)} ${a.seconds.toFixed(2).padStart(8)} s  CPU ${a.cpuSeconds.toFixed(1).padStart(6)} s ${b.seconds.toFixed(2).padStart(8)} s  CPU ${b.cpuSeconds.toFixed(1).padStart(6)} s + server ${(b.dbCpu ?? 0).toFixed(1).padStart(5)} s   ${(b.seconds / a.seconds).toFixed(1)}x, ${(b.cpuSeconds / a.cpuSeconds).toFixed(1)}x`,
+        );
+      }
+    }
 
-    // IDSYNC_BENCH_PROFILE=DIR writes a CPU profile of each cycle there (bench/profile-top.ts summarises it per stage).
-    const prof = process.env.IDSYNC_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.IDSYNC_BENCH_PROFILE}`] : [];
-    const cycle = async (label: string): Promise<WorkerResult> => {
-      const cpu0 = procCpuSeconds(cloud.child.pid);
-      const out = (await node([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config]).done).trim().split('\n').pop()!;
-      if (process.env.IDSYNC_BENCH_PROFILE) writeFileSync(path.join(process.env.IDSYNC_BENCH_PROFILE, `${n}-${label.replace(/\W+/g, '-')}.json`), out);
-      const r = JSON.parse(out) as WorkerResult;
-      report(label, n + groups, r, procCpuSeconds(cloud.child.pid) - cpu0);
-      return r;
-    };
-    reportFloors(await cycle('initial full cycle'), { ldap, sqlite, bulk });
-    await cycle('no-change delta');
+    async function runStore(store: 'sqlite' | 'postgres', url: string, cloudChild: ReturnType<typeof spawn>, into: typeof results): Promise<void> {
+      console.log(`\nstore: ${store}`);
+      const secret = await createSyncClient(url, { username: 'admin', password: adminPassword }, 'bench');
+      const config = path.join(dir, `idsync-${store}.yaml`);
+      let env: NodeJS.ProcessEnv = {};
+      let storeBlock: Record<string, unknown> | undefined;
+      if (store === 'postgres') {
+        const u = new URL(await pgCluster!.createDatabase());
+        env = { IDSYNC_STORE_PASSWORD: decodeURIComponent(u.password) };
+        process.env.IDSYNC_STORE_PASSWORD = env.IDSYNC_STORE_PASSWORD;
+        u.password = '';
+        storeBlock = { type: 'postgres', url: u.toString() };
+      }
+      writeFileSync(
+        config,
+        stringify({
+          dataDir: `./data-${store}`,
+          ...(storeBlock ? { store: storeBlock } : {}),
+          connectors: [{ name: 'bench', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn }],
+          cloud: { url, auth: { type: 'client_credentials', clientId: 'bench' } },
+          sync: { deletionThreshold: n },
+        }),
+      );
+      const ctx = openContext(loadConfig(config));
+      ctx.credentials.set('cloud', secret);
+      ctx.credentials.set('bench', slapd.adminPassword);
+      ctx.close();
 
-    t = performance.now();
-    const changed = Math.max(1, Math.floor(n / 100));
-    let ldif = '';
-    for (let i = 0; i < changed; i++) ldif += `dn: uid=u${i * 100},ou=people,dc=lab,dc=test\nchangetype: modify\nreplace: title\ntitle: Changed\n\n`;
-    await slapd.modify(ldif);
-    console.log(`changed ${changed.toLocaleString('en-US')} users over LDAP in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    await cycle('1 % change delta');
+      // IDSYNC_BENCH_PROFILE=DIR writes a CPU profile of each cycle there (bench/profile-top.ts summarises it per stage).
+      const prof = process.env.IDSYNC_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.IDSYNC_BENCH_PROFILE}`] : [];
+      const pgPid = store === 'postgres' ? pgCluster!.pid : undefined;
+      const cycle = async (label: string): Promise<WorkerResult> => {
+        const cpu0 = procCpuSeconds(cloudChild.pid);
+        const db0 = treeCpuSeconds(pgPid);
+        const out = (await node([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config], env).done).trim().split('\n').pop()!;
+        if (process.env.IDSYNC_BENCH_PROFILE) writeFileSync(path.join(process.env.IDSYNC_BENCH_PROFILE, `${n}-${store}-${label.replace(/\W+/g, '-')}.json`), out);
+        const r = JSON.parse(out) as WorkerResult;
+        const dbCpu = pgPid !== undefined ? treeCpuSeconds(pgPid) - db0 : undefined;
+        report(label, n + groups, r, procCpuSeconds(cloudChild.pid) - cpu0, dbCpu);
+        (into[store] ??= {})[label] = { ...r, ...(dbCpu !== undefined ? { dbCpu } : {}) };
+        return r;
+      };
+      reportFloors(await cycle('initial full cycle'), { ldap, sqlite, bulk });
+      await cycle('no-change delta');
+
+      // The same 1 % of users changed for each store: titles set to a value per store, so the
+      // second store's delta sees a change as the first did.
+      t = performance.now();
+      const changed = Math.max(1, Math.floor(n / 100));
+      let ldif = '';
+      for (let i = 0; i < changed; i++) ldif += `dn: uid=u${i * 100},ou=people,dc=lab,dc=test\nchangetype: modify\nreplace: title\ntitle: Changed ${store}\n\n`;
+      await slapd.modify(ldif);
+      console.log(`changed ${changed.toLocaleString('en-US')} users over LDAP in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      await cycle('1 % change delta');
+    }
   } finally {
     cloud.child.kill('SIGTERM');
     await slapd.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
+await pgCluster?.stop();

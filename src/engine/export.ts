@@ -205,7 +205,7 @@ export class Exporter {
   private pendingUpserts(type: ObjectType, afterId: number): PendingRow[] {
     return this.db
       .prepare<[string, number, number | null, number | null, number], PendingRow>(
-        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash, json_extract(e.exported_doc, '$.active') AS was_active
+        `SELECT m.id, m.object_type, m.attrs, m.deleted, e.cloud_id, e.exported_hash, CAST(json_extract(e.exported_doc, '$.active') AS INTEGER) AS was_active
          FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
          WHERE m.pending_export = 1 AND m.deleted = 0 AND m.object_type = ? AND m.id > ? AND (? IS NULL OR m.id = ?)
          ORDER BY m.id LIMIT ?`,

@@ -13,10 +13,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Sqlite } from '../../src/store/sqlite-driver.js';
+import { openConfiguredStore } from '../helpers/store.js';
 import { request } from 'undici';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
 import { ntHash } from '../../src/passwords/hash.js';
@@ -116,7 +115,7 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
     const code = await serve!.exited;
     assert.equal(serve!.child.signalCode, 'SIGKILL', `exit ${code}`);
 
-    const db = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const db = openConfiguredStore(config);
     try {
       outboxAtKill = (db.prepare('SELECT count(*) AS n FROM phs_outbox').get() as { n: number }).n;
       const done = (db.prepare("SELECT count(DISTINCT anchor) AS n FROM phs_status WHERE status = 'Success'").get() as { n: number }).n;
@@ -153,7 +152,7 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
   test('no password, NT hash or OrgId hash in any output, event, run record or status', async () => {
     const nts = new Set<string>();
     for (let i = 0; i < USERS; i++) for (let v = 1; v <= versionsOf(i); v++) nts.add((await ntHash(passwordOf(i, v))).toString('hex'));
-    const db = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const db = openConfiguredStore(config);
     const dumps = [...captured];
     try {
       for (const t of ['events', 'runs', 'run_errors', 'phs_status']) dumps.push({ what: `table ${t}`, text: JSON.stringify(db.prepare(`SELECT * FROM ${t}`).all()) });

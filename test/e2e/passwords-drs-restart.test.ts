@@ -17,8 +17,9 @@ import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { Attribute, Change, Client } from 'ldapts';
-import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { openConfiguredStore } from '../helpers/store.js';
+import type { Database } from '../../src/store/database.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
 import { idsync, setCredentials, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
@@ -39,8 +40,8 @@ describe('e2e: source drs against a DC that restarts, rolls back and loses its s
   let serve: Proc | undefined;
   const anchors = new Map<string, string>(); // UPN → anchor (objectGUID, base64)
 
-  const db = <T>(fn: (d: InstanceType<typeof Sqlite>) => T): T => {
-    const d = new Sqlite(path.join(lab.dir, 'data', 'idsync.db'), { readonly: true });
+  const db = <T>(fn: (d: Database) => T): T => {
+    const d = openConfiguredStore(lab.configFile);
     try {
       return fn(d);
     } finally {
@@ -194,7 +195,7 @@ describe('e2e: source drs against a DC that restarts, rolls back and loses its s
   test('an unreadable saved state: event 6403, a full pass; the change made meanwhile arrives, nothing else is sent again', async () => {
     assert.equal(await stopProc(serve), 0, serve?.out.text);
     serve = undefined;
-    const rw = new Sqlite(path.join(lab.dir, 'data', 'idsync.db'));
+    const rw = openConfiguredStore(lab.configFile, { write: true });
     try {
       rw.prepare("UPDATE phs_drs_state SET state = '{\"hwm\":[\"12\",\"0\"' WHERE connector = ?").run(CONNECTOR);
     } finally {

@@ -11,12 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { RIGHT_GET_CHANGES, RIGHT_GET_CHANGES_ALL } from '../../src/drsuapi/errors.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { openConfiguredStore } from '../helpers/store.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { findBinary, skipUnless } from '../helpers/integration.js';
 import { idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
@@ -42,7 +41,7 @@ describe('e2e: DRS password sync without the replication rights, then with them'
   let serve: Proc | undefined;
 
   const events = (id: number): { message: string }[] => {
-    const db = new Sqlite(path.join(lab.dir, 'data', 'idsync.db'), { readonly: true });
+    const db = openConfiguredStore(lab.configFile);
     try {
       return db.prepare('SELECT message FROM events WHERE id = ?').all(id) as { message: string }[];
     } finally {

@@ -17,16 +17,16 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { lookupTcpPort } from '../../src/rpc/epm.js';
 import { DRSUAPI_SYNTAX } from '../../src/drsuapi/messages.js';
 import { Client } from 'ldapts';
-import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { ntHash } from '../../src/passwords/hash.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
+import { openConfiguredStore } from '../helpers/store.js';
+import type { Database } from '../../src/store/database.js';
 import { adConnectorConfig, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
 import { captured, idsync, setCredentials, signIn, signsInWithin, spawnIdsync, stopProc, until, type Proc } from '../helpers/processes.js';
@@ -75,7 +75,6 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
   let seeded: SeededAd;
   let cloud: TestCloud;
   let lab: EngineLab;
-  let dir: string;
   let config: string;
   let serve: Proc | undefined;
   let relay: Awaited<ReturnType<typeof startRelay>>;
@@ -115,7 +114,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
     relay = await startRelay(await lookupTcpPort('127.0.0.1', DRSUAPI_SYNTAX));
     const connector = adConnectorConfig(dc, seeded, { name: CONNECTOR, passwords: { source: 'drs', host: '127.0.0.1', rpcPort: relay.port, pollInterval: '1s' } });
     lab = await startEngineLab({ prefix: 'idsync-e2e-drs-', connectors: [connector], cloud, credentials: false });
-    ({ dir, configFile: config } = lab);
+    config = lab.configFile;
     await setCredentials(config, [
       [CONNECTOR, dc.adminPassword],
       ['cloud', cloud.syncSecret],
@@ -143,7 +142,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
   test('the full DRS pass lets every user sign in (non-ASCII and 256-character passwords included)', async () => {
     const t0 = Date.now();
     serve = await startServe();
-    const db = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const db = openConfiguredStore(config);
     try {
       await until(
         'every user delivered',
@@ -210,7 +209,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
   });
 
   test('kill -9 of serve, a change while it is down, a restart: the change arrives, no second full pass', async () => {
-    const db = (): InstanceType<typeof Sqlite> => new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const db = (): Database => openConfiguredStore(config);
     const fullPasses = (): number => {
       const d = db();
       try {
@@ -234,7 +233,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
 
   test('the DC goes away and comes back: event 611, then the change made meanwhile arrives (6402)', async () => {
     const count = (id: number): number => {
-      const d = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+      const d = openConfiguredStore(config);
       try {
         return (d.prepare('SELECT count(*) AS n FROM events WHERE id = ?').get(id) as { n: number }).n;
       } finally {
@@ -258,7 +257,7 @@ describe('e2e: Samba DC (DRSUAPI) → idsync serve source drs → cloud sign-in'
     assert.equal(await stopProc(serve), 0, serve?.out.text);
     const secrets: string[] = [dc.adminPassword];
     for (const p of used) secrets.push(p, (await ntHash(p)).toString('hex'));
-    const d = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const d = openConfiguredStore(config);
     const dumps: { what: string; text: string }[] = [...captured];
     try {
       for (const t of ['events', 'runs', 'run_errors', 'phs_status', 'phs_drs_state']) dumps.push({ what: `table ${t}`, text: JSON.stringify(d.prepare(`SELECT * FROM ${t}`).all()) });

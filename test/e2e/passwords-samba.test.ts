@@ -18,7 +18,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { Sqlite } from '../../src/store/sqlite-driver.js';
+import { openConfiguredStore } from '../helpers/store.js';
 import { Attribute, Change, Client } from 'ldapts';
 import { request } from 'undici';
 import { PCN_PATH } from '../../src/passwords/handlers.js';
@@ -143,7 +143,7 @@ describe('e2e: Samba DC → agent → idsync serve → cloud sign-in', { skip: s
     assert.equal(await stopProc(serve), 0, serve?.out.text);
     const secrets: string[] = [token];
     for (const p of [INITIAL, CHANGED, PCN_PW]) secrets.push(p, (await ntHash(p)).toString('hex'));
-    const db = new Sqlite(path.join(dir, 'data', 'idsync.db'), { readonly: true });
+    const db = openConfiguredStore(config);
     const dumps: { what: string; text: string }[] = [...captured];
     try {
       for (const t of ['events', 'runs', 'run_errors', 'phs_status']) dumps.push({ what: `table ${t}`, text: JSON.stringify(db.prepare(`SELECT * FROM ${t}`).all()) });

@@ -23,6 +23,7 @@ import { startEngineLab, type EngineLab } from './engine-lab.js';
 import { deleteAdTree, type SambaDC } from './samba.js';
 import type { Slapd } from './slapd.js';
 import { prng } from './prng.js';
+import { diffStores } from './store.js';
 
 export type FuzzKind = 'ad' | 'ldap';
 
@@ -35,6 +36,12 @@ export interface FuzzOptions {
   dc?: SambaDC;
   slapd?: Slapd;
   log?: (line: string) => void;
+  /**
+   * Differential across stores: the delta engine runs on SQLite and a twin engine on PostgreSQL
+   * runs the same delta cycles into a cloud of its own; after every cycle both clouds and both
+   * stores' contents must be equal (instead of the comparison with a fresh full sync).
+   */
+  storeTwin?: boolean;
 }
 
 export interface FuzzResult {
@@ -431,11 +438,18 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
 
   // Random moves of whole OUs out of a small scope are the point here: the percentage part of the
   // default deletion threshold would stop them (the threshold has its own tests); a count stays on.
-  const lab = await startEngineLab({ prefix: 'idsync-fuzz-delta-', connectors: [dir.connector(inRoot)], credentials: { fuzz: dir.secret }, sync: { deletionThreshold: 500 } });
+  const lab = await startEngineLab({ prefix: 'idsync-fuzz-delta-', connectors: [dir.connector(inRoot)], credentials: { fuzz: dir.secret }, sync: { deletionThreshold: 500 }, ...(o.storeTwin ? { store: 'sqlite' as const } : {}) });
+  const twin = o.storeTwin
+    ? await startEngineLab({ prefix: 'idsync-fuzz-twin-', connectors: [dir.connector(inRoot)], credentials: { fuzz: dir.secret }, sync: { deletionThreshold: 500 }, store: 'postgres' })
+    : undefined;
   const result: FuzzResult = { kind: o.kind, seed: o.seed, steps: 0, cycles: 0, refused: 0, differences: [], ops, counts: {} };
   try {
     const first = await runCycle(lab.ctx);
     if (first.status !== 'success') throw new Error(`the first cycle did not succeed: ${JSON.stringify(first.errors)}`);
+    if (twin) {
+      const t = await runCycle(twin.ctx);
+      if (t.status !== 'success') throw new Error(`the twin's first cycle did not succeed: ${JSON.stringify(t.errors)}`);
+    }
     const every = o.cycleEvery ?? 4;
     for (let step = 1; step <= o.steps; step++) {
       const op = nextOp();
@@ -455,7 +469,7 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
       const run = await runCycle(lab.ctx);
       result.cycles++;
       const problems = checkRun(run);
-      const differences = [...problems, ...(await compareWithFullSync(lab, dir.connector(inRoot), dir.secret))];
+      const differences = [...problems, ...(twin ? await compareWithTwin(lab, twin) : await compareWithFullSync(lab, dir.connector(inRoot), dir.secret))];
       if (differences.length) {
         result.differences = differences;
         log(`seed ${o.seed} (${o.kind}): cycle ${result.cycles} after step ${step} differs`);
@@ -467,6 +481,7 @@ export async function runDeltaFuzz(o: FuzzOptions): Promise<FuzzResult> {
     result.refused = refused;
     await client.unbind().catch(() => undefined);
     await lab.close();
+    await twin?.close();
     await dir.cleanup(inRoot, outRoot).catch(() => undefined);
   }
   return result;
@@ -496,6 +511,13 @@ async function compareWithFullSync(delta: EngineLab, connector: Record<string, u
   } finally {
     await fresh.close();
   }
+}
+
+/** The twin (PostgreSQL) runs the same delta cycle; both clouds and both stores must be equal. */
+async function compareWithTwin(lab: EngineLab, twin: EngineLab): Promise<string[]> {
+  const run = await runCycle(twin.ctx);
+  const problems = checkRun(run).map((p) => `postgres twin: ${p}`);
+  return [...problems, ...diffSnapshots(await snapshot(twin.cloud), await snapshot(lab.cloud)).map((d) => `clouds (postgres vs sqlite): ${d}`), ...diffStores(lab.ctx.db, twin.ctx.db)];
 }
 
 type Snapshot = Map<string, string>;

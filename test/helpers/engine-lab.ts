@@ -13,6 +13,7 @@ import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { startTestCloud, type TestCloud } from './cloud.js';
 import type { SambaDC, SeededAd } from './samba.js';
 import { startSlapd, type Slapd } from './slapd.js';
+import { testStoreConfig, type TestStoreKind } from './store.js';
 
 type Doc = Record<string, unknown>;
 
@@ -37,6 +38,8 @@ export interface EngineLabOptions {
   credentials?: Record<string, string> | false;
   /** Keep the engine context open (default true); false closes it once the credentials are stored. */
   keepOpen?: boolean;
+  /** The store, whatever IDSYNC_TEST_STORE says (default: what it says; test/helpers/store.ts). */
+  store?: TestStoreKind;
 }
 
 export interface EngineLab {
@@ -67,6 +70,7 @@ export async function startEngineLab(options: EngineLabOptions): Promise<EngineL
   const cloud = options.cloud ?? (await startTestCloud());
   const dir = mkdtempSync(path.join(tmpdir(), options.prefix ?? 'idsync-engine-'));
   const configFile = path.join(dir, 'idsync.yaml');
+  const store = await testStoreConfig(options.store);
   let ctx: EngineContext | undefined;
   const lab: EngineLab = {
     cloud,
@@ -74,6 +78,7 @@ export async function startEngineLab(options: EngineLabOptions): Promise<EngineL
     configFile,
     config: {
       dataDir: './data',
+      ...(store ? { store } : {}),
       connectors: options.connectors,
       cloud: { url: options.cloudUrl ?? cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId }, ...options.cloudConfig },
       ...(options.sync ? { sync: options.sync } : {}),

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { testStoreConfig, type TestStoreKind } from './store.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { ntHash } from '../../src/passwords/hash.js';
@@ -67,7 +68,7 @@ export interface SambaNtLab {
  * OpenLDAP seeded with the users, a cloud directory, a configuration syncing one to the other and
  * an engine context on it. Whatever started is stopped again by close(), also after a failed start.
  */
-export async function startSambaNtLab(users: SambaNtUsers, dirPrefix: string): Promise<SambaNtLab> {
+export async function startSambaNtLab(users: SambaNtUsers, dirPrefix: string, store?: TestStoreKind): Promise<SambaNtLab> {
   const lab: Partial<SambaNtLab> = {};
   const close = async (): Promise<void> => {
     lab.ctx?.close();
@@ -80,10 +81,12 @@ export async function startSambaNtLab(users: SambaNtUsers, dirPrefix: string): P
     const cloud = (lab.cloud = await startTestCloud());
     const dir = (lab.dir = mkdtempSync(path.join(tmpdir(), dirPrefix)));
     const config = (lab.config = path.join(dir, 'idsync.yaml'));
+    const storeBlock = await testStoreConfig(store);
     writeFileSync(
       config,
       stringify({
         dataDir: './data',
+        ...(storeBlock ? { store: storeBlock } : {}),
         connectors: [{ name: 'ldap', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn }],
         cloud: { url: cloud.url, auth: { type: 'client_credentials', clientId: cloud.syncClientId } },
       }),

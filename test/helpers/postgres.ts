@@ -106,6 +106,8 @@ export interface TestPostgres {
   port: number;
   /** The unix socket directory. */
   socketDir: string;
+  /** The postmaster's process id (benches add up its backends' CPU). */
+  pid: number | undefined;
   role: string;
   password: string;
   /** A new empty database owned by the test role; returns its postgres:// URL (with the password). */
@@ -168,6 +170,7 @@ export async function startPostgres(options: { detached?: boolean } = {}): Promi
       host: '127.0.0.1',
       port,
       socketDir: dir,
+      pid: started.pid,
       role: PG_TEST_ROLE,
       password,
       createDatabase: async () => {

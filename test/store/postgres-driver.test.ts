@@ -26,6 +26,10 @@ describe('store/postgres dialect', () => {
       [false, true],
     );
     assert.equal(translateStatement('UPDATE OR IGNORE t INDEXED BY t_i SET a = ? WHERE b = ?').ignoreConflicts, true);
+    assert.equal(
+      translateStatement('SELECT 1 FROM m CROSS JOIN cs_objects cs INDEXED BY cs_dn ON cs.a = m.a WHERE (? IS NULL OR m.id = ?)').text,
+      'SELECT 1 FROM m JOIN cs_objects cs  ON cs.a = m.a WHERE ($1::text IS NULL OR m.id = $2)',
+    );
   });
 
   test('DDL: 64-bit integers, identity, bytea, byte-order text; triggers are refused', () => {

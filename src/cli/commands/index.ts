@@ -14,6 +14,7 @@ import { registerPasswordsCommands } from './passwords.js';
 import { registerRunsCommands } from './runs.js';
 import { registerServeCommands } from './serve.js';
 import { registerServiceCommands } from './service.js';
+import { registerStoreCommands } from './store.js';
 import { registerSyncCommands } from './sync.js';
 
 export const commands: RegisterCommand[] = [
@@ -26,6 +27,7 @@ export const commands: RegisterCommand[] = [
   registerDoctorCommands,
   registerRunsCommands,
   registerCredentialsCommands,
+  registerStoreCommands,
   registerEventsCommands,
   registerPasswordsCommands,
   registerHashCommands,

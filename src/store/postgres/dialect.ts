@@ -75,7 +75,11 @@ const JSON_MARK = '\uE000'; // a private-use character: never in SQL text
 function rewriteCode(code: string): string {
   return code
     .replace(JSON_LIST, `= ANY(${JSON_MARK})`)
+    // A parameter tested only for NULL has no type PostgreSQL can infer: any type answers the same.
+    .replace(/\?(\s+IS\s+(NOT\s+)?NULL\b)/gi, '?::text$1')
     .replace(/\bINDEXED\s+BY\s+\w+/gi, '')
+    // SQLite's CROSS JOIN … ON is an inner join in a fixed order; PostgreSQL's CROSS JOIN takes no ON.
+    .replace(/\bCROSS\s+JOIN(\s+[\w.]+(?:\s+(?:AS\s+)?(?!ON\b)\w+)?\s+(?:INDEXED\s+BY\s+\w+\s+)?ON\b)/gi, 'JOIN$1')
     .replace(/\bNOT\s+INDEXED\b/gi, '')
     .replace(/\btemp\./gi, 'pg_temp.')
     .replace(/\bWITHOUT\s+ROWID\b/gi, '')
