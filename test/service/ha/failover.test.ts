@@ -167,12 +167,19 @@ describe('sync service HA: two nodes, a leader killed three times and paused onc
   after(async () => {
     // The nodes' own words, when something failed (the assertion says what; these say why).
     if (!passed) {
-      for (const n of [...nodes.values(), ...gone]) console.log(`# --- ${n.name} ---\n${n.proc.out.text.slice(-3000).replace(/^/gm, '# ')}`);
+      for (const n of [...nodes.values(), ...gone]) {
+        const own = n.proc.out.text.split('\n').filter((l) => !/incoming request|request completed/.test(l));
+        console.log(`# --- ${n.name} (pid ${n.proc.child.pid}) ---\n${own.slice(-40).join('\n').replace(/^/gm, '# ')}`);
+        console.log(`# status: ${JSON.stringify(await ha(n))}`);
+      }
       const c = new pg.Client({ connectionString: dbUrl });
       await c.connect().then(
         async () => {
           const runs = await c.query('SELECT id, status, error FROM runs ORDER BY id DESC LIMIT 3');
           const errors = await c.query('SELECT run_id, step, code, message FROM run_errors ORDER BY run_id DESC LIMIT 5');
+          const lease = await c.query('SELECT holder, token, expires_at, now() AS now FROM ha_lease');
+          const activity = await c.query("SELECT pid, application_name, state, wait_event_type, left(query, 120) AS query, now() - xact_start AS xact FROM pg_stat_activity WHERE datname = current_database()");
+          console.log(`# lease: ${JSON.stringify(lease.rows)}\n# activity: ${JSON.stringify(activity.rows)}`);
           console.log(`# runs: ${JSON.stringify(runs.rows)}\n# run errors: ${JSON.stringify(errors.rows)}`);
           await c.end();
         },
