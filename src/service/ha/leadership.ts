@@ -91,7 +91,10 @@ export class Leadership {
     switch (c.kind) {
       case 'acquired': {
         const fence = this.lease.fence();
-        if (!fence || fence.token !== c.token) return; // already over
+        if (!fence || fence.token !== c.token) {
+          this.log('warn', `the term with fencing token ${c.token} ended before this node could start leading`);
+          return;
+        }
         this.takeovers++;
         this.emit(EVENTS.HA_LEADER_ACQUIRED, { node: this.lease.node, token: c.token, previous: c.previousHolder ?? 'none' });
         this.log('warn', `this node (${this.lease.node}) leads now with fencing token ${c.token}`);

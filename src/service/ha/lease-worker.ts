@@ -69,12 +69,16 @@ async function tick(): Promise<void> {
     const row = held !== 0 ? await renew(c, held) : await takeOver(c);
     if (row) {
       if (state[0] !== held) return; // dropped by the main thread meanwhile: the next tick starts a new term
+      const deadline = sentAt + Math.min(data.ttlMs, row.remaining_ms) - DRIFT_MARGIN_MS;
       if (row.token !== held) {
         if (held !== 0) drop(held, 'the lease expired before it was renewed');
+        // The deadline before the token: the main thread may read them the moment the token is set.
+        state[1] = deadline;
         state[0] = row.token;
         send({ kind: 'acquired', token: row.token, previousHolder: row.previous_holder ?? null, expiresAt: (row.expires_at ?? new Date()).toISOString() });
+      } else {
+        state[1] = deadline;
       }
-      state[1] = sentAt + Math.min(data.ttlMs, row.remaining_ms) - DRIFT_MARGIN_MS;
       armWatchdog(row.token);
     } else if (held !== 0) {
       drop(held, 'the lease expired before it was renewed, or another node holds it');

@@ -55,6 +55,7 @@ export class LeaderLease {
   private listeners: ((c: LeaseChange) => void)[] = [];
   private stopped: Promise<void> | undefined;
   private acquiredAt: string | null = null;
+  private url: string | null | undefined;
 
   constructor(private readonly opts: LeaseOptions) {
     this.node = opts.node ?? hostname();
@@ -86,6 +87,7 @@ export class LeaderLease {
     const w = spawnWorker(data);
     w.unref();
     w.on('message', (m: LeaseWorkerMessage) => this.onMessage(m));
+    if (this.url !== undefined) w.postMessage({ kind: 'describe', url: this.url } satisfies ToLeaseWorker);
     w.on('error', (err) => {
       // The worker died: whatever this node held, it cannot renew it any more.
       const token = this.state[0]!;
@@ -149,6 +151,7 @@ export class LeaderLease {
 
   /** Tells the worker where this node's status is served (shown by `service status` on every node). */
   describe(url: string | null): void {
+    this.url = url;
     this.post({ kind: 'describe', url });
   }
 
