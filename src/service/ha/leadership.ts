@@ -93,6 +93,7 @@ export class Leadership {
         const fence = this.lease.fence();
         if (!fence || fence.token !== c.token) {
           this.log('warn', `the term with fencing token ${c.token} ended before this node could start leading`);
+          this.lease.drop(c.token, 'the term ended before this node started leading'); // let another node lead
           return;
         }
         this.takeovers++;

@@ -314,6 +314,13 @@ describe('sync service HA: two nodes, a leader killed three times and paused onc
     console.log(`# cloud fence: highest token ${f.highest}, ${f.refused} write(s) refused for an older token`);
     const finalLeader = await ha(await leader());
     assert.equal(finalLeader?.token, f.highest, 'the cloud fence stands at the current leader token');
+    // Each node's /status names its role, the leader and both nodes.
+    const views = await Promise.all([...nodes.values()].map((n) => ha(n)));
+    assert.deepEqual(views.map((v) => v?.role).sort(), ['leader', 'standby']);
+    for (const v of views) {
+      assert.equal(v?.leader?.node, finalLeader?.leader?.node);
+      assert.deepEqual(v?.nodes.map((n) => n.node).sort(), ['node-a', 'node-b']);
+    }
     passed = true;
   });
 });
