@@ -56,7 +56,7 @@ CREATE TRIGGER mv_attr_index_delete AFTER DELETE ON mv_objects BEGIN
 END;
 `,
     // PostgreSQL: the same index kept by one PL/pgSQL trigger function (JSON numbers are SQLite's
-    // 'integer' and 'real'). The triggers keep SQLite's names, so a later migration can drop them.
+    // 'integer' and 'real'; COLLATE "C": lower() folds ASCII only, as SQLite's). The triggers keep SQLite's names, so a later migration can drop them.
     postgres: `
 CREATE TABLE mv_attr_index (
   attr  TEXT COLLATE "C" NOT NULL,
@@ -65,10 +65,10 @@ CREATE TABLE mv_attr_index (
   PRIMARY KEY (attr, value, mv_id)
 );
 CREATE FUNCTION mv_attr_pairs(doc text) RETURNS TABLE (k text, v text) LANGUAGE sql IMMUTABLE AS $f$
-  SELECT lower(a.key), substr(lower(a.value #>> '{}'), 1, ${INDEXED_VALUE_CHARS}) FROM jsonb_each(doc::jsonb) AS a
+  SELECT lower(a.key COLLATE "C"), substr(lower((a.value #>> '{}') COLLATE "C"), 1, ${INDEXED_VALUE_CHARS}) FROM jsonb_each(doc::jsonb) AS a
     WHERE jsonb_typeof(a.value) IN ('string', 'number') AND lower(a.key) IN ${ATTRS}
   UNION ALL
-  SELECT lower(a.key), substr(lower(e #>> '{}'), 1, ${INDEXED_VALUE_CHARS}) FROM jsonb_each(doc::jsonb) AS a, jsonb_array_elements(a.value) AS e
+  SELECT lower(a.key COLLATE "C"), substr(lower((e #>> '{}') COLLATE "C"), 1, ${INDEXED_VALUE_CHARS}) FROM jsonb_each(doc::jsonb) AS a, jsonb_array_elements(a.value) AS e
     WHERE jsonb_typeof(a.value) = 'array' AND lower(a.key) IN ${ATTRS} AND jsonb_typeof(e) IN ('string', 'number')
 $f$;
 INSERT INTO mv_attr_index (attr, value, mv_id) SELECT p.k, p.v, m.id FROM mv_objects AS m, mv_attr_pairs(m.attrs) AS p ON CONFLICT DO NOTHING;

@@ -48,7 +48,7 @@ describe('e2e: source drs against a DC that restarts, rolls back and loses its s
       d.close();
     }
   };
-  const events = (id: number): { message: string }[] => db((d) => d.prepare('SELECT message FROM events WHERE id = ? ORDER BY rowid').all(id) as { message: string }[]);
+  const events = (id: number): { message: string }[] => db((d) => d.prepare('SELECT message FROM events WHERE id = ? ORDER BY seq').all(id) as { message: string }[]);
   /** Deliveries (Success rows) per anchor. */
   const deliveries = (): Map<string, number> =>
     new Map(db((d) => d.prepare("SELECT anchor, count(*) AS n FROM phs_status WHERE status = 'Success' GROUP BY anchor").all() as { anchor: string; n: number }[]).map((r) => [r.anchor, r.n]));

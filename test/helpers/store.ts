@@ -55,7 +55,9 @@ export function storeContents(db: Database): Map<string, string[]> {
     ['mv_objects', rows('SELECT id, attrs, deleted, pending_export FROM mv_objects', (r) => ({ ...r, id: mv(r.id) }))],
     ['mv_members', rows('SELECT group_id, member_id FROM mv_members', (r) => [mv(r.group_id), mv(r.member_id)])],
     ['mv_join_keys', rows('SELECT object_type, rule, value, mv_id FROM mv_join_keys', (r) => ({ ...r, mv_id: mv(r.mv_id) }))],
-    ['export_objects', rows('SELECT mv_id, object_type, cloud_id IS NOT NULL AS exported, exported_hash, last_error FROM export_objects', (r) => ({ ...r, mv_id: mv(r.mv_id) }))],
+    // A group's exported resource names its members by their cloud ids, which each cloud draws
+    // itself: its hash is compared only through the clouds' contents (by externalId).
+    ['export_objects', rows('SELECT mv_id, object_type, cloud_id IS NOT NULL AS exported, exported_hash, last_error FROM export_objects', (r) => ({ ...r, mv_id: mv(r.mv_id), exported_hash: r.object_type === 'group' ? null : r.exported_hash }))],
     ['mv_attr_index', rows('SELECT attr, value, mv_id FROM mv_attr_index', (r) => ({ ...r, mv_id: mv(r.mv_id) }))],
     ['watermarks', rows('SELECT connector FROM watermarks', (r) => r)],
     ['runs', rows('SELECT r.profile, r.status, s.seq, s.connector, s.step, s.status AS step_status, s.adds, s.updates, s.deletes, s.unchanged, s.errors FROM runs r JOIN run_steps s ON s.run_id = r.id', (r) => r)],

@@ -17,7 +17,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import type BetterSqlite3 from 'better-sqlite3';
 import { IdsyncError } from '../../core/errors.js';
 import { currentFence, type WriteFence } from '../fence.js';
-import { bindParams, COMPAT_SQL, translateDdl, translateStatement, type TranslatedStatement } from './dialect.js';
+import { bindParams, translateDdl, translateStatement, type TranslatedStatement } from './dialect.js';
 import type { PgConnectOptions, PgFailure, PgRequest, PgResponse, PgWorkerData } from './protocol.js';
 
 type Db = BetterSqlite3.Database;
@@ -232,7 +232,7 @@ export class PgDatabase implements Db {
     this.channel = new Channel(connect);
     // The first call connects; a refusal (password, TLS, unreachable) is reported here, at open.
     try {
-      this.script(COMPAT_SQL);
+      this.script('SELECT 1');
     } catch (err) {
       this.channel.close();
       this.open = false;

@@ -230,7 +230,8 @@ export function translateDdl(sql: string): string {
 /**
  * The compatibility schema: SQLite's functions the modules use, with SQLite's results. IMMUTABLE,
  * so the expression indexes of passwords/001 (lower(json_extract(attrs, '$.samaccountname[0]')))
- * are built and used as on SQLite. json_extract answers text, and JSON true/false as '1'/'0' (SQLite
+ * are built and used as on SQLite. json_extract answers text in the "C" collation (so lower() folds
+ASCII only, as SQLite's does, whatever the database's locale), and JSON true/false as '1'/'0' (SQLite
  * answers 1/0): a module that compares a flag casts it (CAST(… AS INTEGER)), which both dialects read.
  */
 export const COMPAT_SQL = `
@@ -239,7 +240,7 @@ CREATE OR REPLACE FUNCTION sqlite_json_path(path text) RETURNS text[] LANGUAGE s
     ELSE string_to_array(regexp_replace(regexp_replace(path, '^\\$\\.?', ''), '\\[(\\d+)\\]', '.\\1', 'g'), '.') END
 $f$;
 CREATE OR REPLACE FUNCTION json_extract(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$
-  SELECT CASE jsonb_typeof(v) WHEN 'null' THEN NULL WHEN 'boolean' THEN (CASE WHEN v = 'true'::jsonb THEN '1' ELSE '0' END) ELSE v #>> '{}' END
+  SELECT CASE jsonb_typeof(v) WHEN 'null' THEN NULL WHEN 'boolean' THEN (CASE WHEN v = 'true'::jsonb THEN '1' ELSE '0' END) ELSE (v #>> '{}') COLLATE "C" END
     FROM (SELECT doc::jsonb #> sqlite_json_path(path) AS v) AS x
 $f$;
 CREATE OR REPLACE FUNCTION julianday(t text) RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$

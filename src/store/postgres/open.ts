@@ -5,7 +5,7 @@
  */
 import { IdsyncError } from '../../core/errors.js';
 import { PgDatabase, PgStatementError } from './bridge.js';
-import { translateDdl } from './dialect.js';
+import { COMPAT_SQL, translateDdl } from './dialect.js';
 import type { PgConnectOptions } from './protocol.js';
 
 export interface PostgresTls {
@@ -87,14 +87,28 @@ interface Migration {
   postgres?: string | undefined;
 }
 
+/**
+ * The functions the translated statements use (dialect.ts COMPAT_SQL), created once, as the first
+ * migration: replacing them at every open would take catalog locks under a running service (a
+ * concurrent CREATE OR REPLACE FUNCTION fails with "tuple concurrently updated").
+ */
+const COMPAT_MIGRATION: Migration = { id: 'store/pg-001-sqlite-compat', sql: '', postgres: COMPAT_SQL };
+
 /** Applies pending migrations once, however many nodes start at the same moment. */
 export function migratePostgres(db: PgDatabase, migrations: readonly Migration[]): void {
+  if (migrations.length === 0) return;
+  const all = [COMPAT_MIGRATION, ...migrations];
+  // Nothing to do (every open of a running installation): no lock, no DDL.
+  if (db.prepare("SELECT to_regclass('schema_migrations') IS NOT NULL").pluck().get() === 1) {
+    const applied = new Set(db.prepare('SELECT id FROM schema_migrations').pluck().all() as string[]);
+    if (all.every((m) => applied.has(m.id))) return;
+  }
   db.transaction(() => {
     db.script("SELECT pg_advisory_xact_lock(hashtext('idsync-sync-migrations'))");
     db.script('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
     const applied = new Set(db.prepare('SELECT id FROM schema_migrations').pluck().all() as string[]);
     const insert = db.prepare('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)');
-    for (const m of migrations) {
+    for (const m of all) {
       if (applied.has(m.id)) continue;
       db.script(m.postgres ?? translateDdl(m.sql));
       insert.run(m.id, new Date().toISOString());

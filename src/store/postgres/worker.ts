@@ -87,18 +87,53 @@ async function handle(req: PgRequest): Promise<PgResponse> {
     return { ok: true, rows: r.rows as unknown[], rowCount: r.rowCount ?? 0, fields: r.fields.map((f) => f.name) };
   };
   if (!req.ignoreConflicts) return run();
-  // UPDATE OR IGNORE: a unique violation skips the statement; inside a transaction a savepoint
-  // keeps the transaction usable (PostgreSQL aborts it on any error).
-  if (req.inTransaction) await c.query('SAVEPOINT idsync_or_ignore');
+  // UPDATE OR IGNORE: inside a savepoint (PostgreSQL aborts a transaction on any error); on a unique
+  // violation the rows are updated one by one and the conflicting ones skipped, as SQLite does.
+  await savepoint(c, req.inTransaction, 'SAVEPOINT idsync_or_ignore');
   try {
     const out = await run();
-    if (req.inTransaction) await c.query('RELEASE SAVEPOINT idsync_or_ignore');
+    await savepoint(c, req.inTransaction, 'RELEASE SAVEPOINT idsync_or_ignore');
     return out;
   } catch (err) {
-    if (req.inTransaction) await c.query('ROLLBACK TO SAVEPOINT idsync_or_ignore; RELEASE SAVEPOINT idsync_or_ignore');
-    if ((err as { code?: string }).code === '23505') return { ok: true, rows: [], rowCount: 0, fields: [] };
-    throw err;
+    await savepoint(c, req.inTransaction, 'ROLLBACK TO SAVEPOINT idsync_or_ignore; RELEASE SAVEPOINT idsync_or_ignore');
+    if ((err as { code?: string }).code !== '23505') throw err;
+    return { ok: true, rows: [], rowCount: await updateRowByRow(c, req.text, config.values as unknown[], req.inTransaction), fields: [] };
   }
+}
+
+async function savepoint(c: pg.Client, inTransaction: boolean, sql: string): Promise<void> {
+  if (inTransaction) await c.query(sql);
+}
+
+/** `UPDATE t SET … WHERE …` applied to each matching row alone; rows that would break a unique key are left. */
+async function updateRowByRow(c: pg.Client, text: string, values: unknown[], inTransaction: boolean): Promise<number> {
+  const m = /^\s*UPDATE\s+([\w."]+)\s+SET\s+([\s\S]+?)\s+WHERE\s+([\s\S]+)$/i.exec(text);
+  if (!m) return 0;
+  const [, table, set, where] = m as unknown as [string, string, string, string];
+  // The WHERE alone, its parameters renumbered (a parameter PostgreSQL cannot type is an error).
+  const used: unknown[] = [];
+  const renumbered = new Map<number, number>();
+  const select = where.replace(/\$(\d+)/g, (_, d: string) => {
+    const n = Number(d);
+    if (!renumbered.has(n)) {
+      used.push(values[n - 1]);
+      renumbered.set(n, used.length);
+    }
+    return `$${renumbered.get(n)}`;
+  });
+  const rows = (await c.query<{ t: string }>({ text: `SELECT ctid::text AS t FROM ${table} WHERE ${select}`, values: used })).rows;
+  let changed = 0;
+  for (const r of rows) {
+    await savepoint(c, inTransaction, 'SAVEPOINT idsync_or_ignore_row');
+    try {
+      changed += (await c.query({ text: `UPDATE ${table} SET ${set} WHERE ctid = $${values.length + 1}::tid AND (${where})`, values: [...values, r.t] })).rowCount ?? 0;
+      await savepoint(c, inTransaction, 'RELEASE SAVEPOINT idsync_or_ignore_row');
+    } catch (err) {
+      await savepoint(c, inTransaction, 'ROLLBACK TO SAVEPOINT idsync_or_ignore_row; RELEASE SAVEPOINT idsync_or_ignore_row');
+      if ((err as { code?: string }).code !== '23505') throw err;
+    }
+  }
+  return changed;
 }
 
 function reply(res: PgResponse): void {
