@@ -84,8 +84,8 @@ export const NODE_GONE_SQL = `DELETE FROM ha_nodes WHERE holder = $1`;
 /** Nodes not heard of for a day are forgotten. */
 export const NODES_PRUNE_SQL = `DELETE FROM ha_nodes WHERE seen_at < now() - interval '1 day'`;
 
-/** Every node heard of, with the seconds since it last said so (by the database's clock). */
+/** Every node heard of in the last ten minutes, with the seconds since it last said so (by the database's clock). */
 export const NODES_SQL = `
 SELECT holder, node, url, pid, role, token::float8 AS token, started_at, seen_at,
   (extract(epoch FROM now() - seen_at))::float8 AS silent_seconds
-FROM ha_nodes ORDER BY node, started_at`;
+FROM ha_nodes WHERE seen_at > now() - interval '10 minutes' ORDER BY node, started_at`;
