@@ -263,7 +263,7 @@ describe('sync service HA: two nodes, a leader killed three times and paused onc
         pausedTakeoverAt = after.raisedAt;
         await sleep(3000); // well past its lease
         old.proc.child.kill('SIGCONT');
-        await until('the resumed node to know it lost the lease', async () => ((await ha(old))?.role === 'standby' ? true : undefined), 20_000, 100);
+        await until('the resumed node to know it lost the lease', async () => ((await ha(old))?.role === 'standby' ? true : undefined), 90_000, 250);
       }
     }
     await stream;
