@@ -75,6 +75,7 @@ idsync events --follow                 # watch new events until Ctrl-C (JSON lin
 | 6100–6199 | idsync Service | Service lifecycle, configuration, health, queues |
 | 6200–6299 | idsync Credentials | Credential changes, validation and tests |
 | 6300–6399 | idsync Sync Engine | Connectors: reachability, bind, TLS, objects refused by the cloud |
+| 6550–6569 | idsync Service | High availability: the leader lease, takeover, fencing ([ha.md](ha.md)) |
 
 In messages and resolutions, \`{name}\` stands for a value filled in from the event's details (a
 connector name, a run ID, an error text).

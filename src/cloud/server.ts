@@ -49,6 +49,7 @@ import type { PostgresTls } from './store/postgres.js';
 import type { CloudStore } from './store/sql.js';
 import { SqliteStore } from './store/sqlite.js';
 import { registerSyncInstallations, syncInstallationMigrations, syncInstallationPgMigrations } from './sync-installations/index.js';
+import { registerSyncFence, syncFenceMigrations, syncFencePgMigrations } from './sync-fence/index.js';
 
 export const CLOUD_DATABASE_FILE = 'cloud.db';
 export const SCIM_BASE_PATH = '/scim/v2';
@@ -189,6 +190,7 @@ const CLOUD_SQLITE_MIGRATIONS: Migration[] = [
   ...auditMigrations,
   ...passwordHashMigrations,
   ...syncInstallationMigrations,
+  ...syncFenceMigrations,
 ];
 const CLOUD_PG_MIGRATIONS: Migration[] = [
   ...scimPgMigrations,
@@ -198,6 +200,7 @@ const CLOUD_PG_MIGRATIONS: Migration[] = [
   ...auditPgMigrations,
   ...passwordHashPgMigrations,
   ...syncInstallationPgMigrations,
+  ...syncFencePgMigrations,
 ];
 
 export async function createCloudServer(options: CloudServerOptions): Promise<CloudServer> {
@@ -278,6 +281,8 @@ export async function createCloudServer(options: CloudServerOptions): Promise<Cl
     registerTokenEndpoint(app, { db: store, accounts, hashes, lockout, audit, tokens });
     registerAdminAccountRoutes(app, { db: store, guard, accounts, audit });
     registerAuditRoutes(app, { guard, audit });
+    // Before the routes it fences (the password hashes here, SCIM below): a hook covers the routes after it.
+    registerSyncFence(app, { db: store, guard, audit, now, isScimPath });
     registerPasswordRoutes(app, { db: store, guard, hashes, audit, now });
     registerSyncInstallations(app, { db: store, guard, now, isScimPath });
     // The admin portal (src/cloud/portal/): its own path, cookie session and CSP.

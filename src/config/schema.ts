@@ -225,6 +225,22 @@ export const storeSchema = z
   ])
   .default({ type: 'sqlite' });
 
+/**
+ * Several `idsync serve` nodes on one PostgreSQL store (docs/ha.md): one leads under a lease, the
+ * others stand by. Ignored with the SQLite store (one node, no lease).
+ */
+export const haSchema = z
+  .object({
+    /** This node's name in status and events (default: the host name). */
+    node: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ".", "_" and "-", at most 64').optional(),
+    /** How long a leader's lease lasts without renewal: a standby takes over within leaseTtl + renewInterval. */
+    leaseTtl: z.string().regex(/^\d+(ms|s)$/, 'a duration such as "5s" or "2500ms"').default('5s'),
+    /** How often the leader renews and a standby tries to take over (at most a third of leaseTtl). */
+    renewInterval: z.string().regex(/^\d+(ms|s)$/, 'a duration such as "1s" or "500ms"').default('1s'),
+  })
+  .strict()
+  .default({});
+
 export const configSchema = z
   .object({
     /** Where idsync keeps its state (SQLite database, keys, pid files). Relative to the config file. */
@@ -234,6 +250,8 @@ export const configSchema = z
     connectors: z.array(sourceConnectorSchema).min(1, 'configure at least one source connector'),
     cloud: cloudSchema,
     sync: syncSchema,
+    /** High availability on the PostgreSQL store: node name and lease timing (docs/ha.md). */
+    ha: haSchema,
     /** Where events go besides the event log in the database (docs/events.md). */
     events: z
       .object({

@@ -248,6 +248,12 @@ export const ERROR_CATALOG: Record<ErrorCode, ErrorInfo> = {
     meaning: 'A saved delta watermark cannot be used (the directory was restored or its change log purged); a full import runs instead.',
     fix: 'Nothing, once; if it repeats, keep the directory\'s change history longer than the sync interval.',
   },
+  LEASE_LOST: {
+    area: 'engine',
+    exit: 'BUSY',
+    meaning: 'This node no longer holds the leader lease (another node took over, or the lease could not be renewed in time); the write was refused so that only the leader writes.',
+    fix: 'Nothing, usually: the node that holds the lease runs the cycles and password delivery (`idsync service status` names it). If no node leads, check that every node reaches PostgreSQL (docs/ha.md).',
+  },
   RPC_UNREACHABLE: {
     area: 'passwords',
     exit: 'UNAVAILABLE',

@@ -57,6 +57,8 @@ export type ErrorCode =
   | 'DELETION_THRESHOLD_EXCEEDED'
   | 'IMPORT_FAILED'
   | 'WATERMARK_INVALID'
+  // high availability (several `idsync serve` nodes on one PostgreSQL)
+  | 'LEASE_LOST'
   | 'INTERNAL';
 
 export interface IdsyncErrorOptions {

@@ -2,6 +2,7 @@
  * Run history: every cycle, its steps with counts, and its errors — what `idsync runs` shows.
  * Kept 7 days by default (the incumbent's retention).
  */
+import { currentFence } from '../store/fence.js';
 import type { Database } from '../store/database.js';
 import { IdsyncError } from '../core/errors.js';
 
@@ -67,7 +68,10 @@ export class RunLog {
     return this.db.transaction(() => {
       const running = this.db.prepare<[], { id: number; pid: number | null }>("SELECT id, pid FROM runs WHERE status = 'running'").all();
       for (const r of running) {
-        if (r.pid && r.pid !== process.pid && pidAlive(r.pid)) {
+        // Under the leader lease (docs/ha.md) the lease says who runs: a run left `running` by an
+        // earlier leader can write nothing more, even if its process lives on (paused, or its pid
+        // is another host's), so it is interrupted rather than waited for.
+        if (r.pid && r.pid !== process.pid && pidAlive(r.pid) && !currentFence()) {
           throw new IdsyncError('RUN_IN_PROGRESS', `run ${r.id} is in progress (process ${r.pid})`, {
             hint: 'Wait for it to finish (`idsync runs`), or stop the service first.',
           });

@@ -13,6 +13,7 @@
  *   6300–6399  idsync Sync Engine   connectors: reachability, bind, TLS, objects refused by a target
  *   6400–6429  idsync Password Sync password hashes replicated from DCs over MS-DRSR (`source: drs`);
  *                                   its failures are the incumbent's 611
+ *   6550–6569  idsync Service       high availability: the leader lease, takeover, fencing (docs/ha.md)
  *
  * `message` and `resolution` are templates: `{name}` is replaced by the event's detail `name`
  * (after secret scrubbing; a missing detail leaves the placeholder as written). Messages say what
@@ -541,6 +542,42 @@ export const EVENTS = defineCatalog({
       'No action is needed for the passwords: the full pass reads every user again and queues the hashes that changed, so nothing ' +
       'changed in between is lost. If the DC was restored from a backup or a VM snapshot, check its own replication health too ' +
       '(Windows: repadmin /showrepl; Samba: samba-tool drs showrepl).',
+  },
+  HA_LEADER_ACQUIRED: {
+    id: 6550,
+    source: 'idsync Service',
+    level: 'Warning',
+    message: 'Node {node} is now the leader (fencing token {token}); previous holder: {previous}. It runs the sync cycles and password delivery from the saved watermarks.',
+    resolution:
+      'No action is needed for the sync: nothing is lost or exported twice. If the previous holder is another node, find out why it stopped renewing ' +
+      '(crash, pause, network cut to PostgreSQL): `idsync service status` on each node, and its log.',
+  },
+  HA_LEASE_LOST: {
+    id: 6551,
+    source: 'idsync Service',
+    level: 'Error',
+    message: 'Node {node} lost the leader lease (token {token}): {reason}. Its sync cycle and password delivery were stopped; it is a standby now.',
+    resolution:
+      'Another node takes over (event 6550 there). If this repeats, check this node\'s connection to PostgreSQL and whether the process is starved or paused ' +
+      '(a lease renewal must reach the database within the lease time, `ha.leaseTtl`).',
+  },
+  HA_FENCED: {
+    id: 6552,
+    source: 'idsync Service',
+    level: 'Warning',
+    message: 'A write of node {node} with fencing token {token} was refused ({by}): a newer leader holds token {highest}. Nothing was written.',
+    resolution:
+      'This is the fence doing its job after a takeover: the node stops leading and serves as a standby. Check why it lost the lease ' +
+      '(event 6551 just before, its log: a pause, a stall, a network cut to PostgreSQL); `idsync service status` names the leader.',
+  },
+  HA_STORE_UNREACHABLE: {
+    id: 6553,
+    source: 'idsync Service',
+    level: 'Warning',
+    message: 'Node {node} cannot reach PostgreSQL to acquire or renew the leader lease: {error}.',
+    resolution:
+      'Check the database (`store.url` in the configuration) and the network path to it. While a leader cannot renew, it stops at the end of its lease ' +
+      'and another node that reaches the database takes over.',
   },
 });
 

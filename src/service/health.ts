@@ -7,6 +7,7 @@ import { CLOUD_CONNECTOR } from '../connectors/registry.js';
 import type { EngineContext } from '../engine/context.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog, EventRecord } from '../events/log.js';
+import type { HaStatus } from './ha/leadership.js';
 import { credentialStatus, lastFinishedRun, outboxStatus, passwordActivity, type CredentialStatus } from '../status/index.js';
 
 /** No password heartbeat (event 654) for this long is a degraded health. */
@@ -14,7 +15,7 @@ export const HEARTBEAT_MAX_AGE_MS = 3 * 3600 * 1000;
 /** A password change waiting longer than this in the outbox is a degraded health. */
 export const OUTBOX_MAX_AGE_MS = 3600 * 1000;
 
-export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox';
+export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox' | 'ha-leader';
 
 export interface DegradedReason {
   check: HealthCheck;
@@ -55,6 +56,8 @@ export interface HealthReport {
   /** Metadata only (names, change and test times, last good use): never a secret. */
   credentials: CredentialStatus[];
   degraded: DegradedReason[];
+  /** On the PostgreSQL store, several nodes (docs/ha.md): this node's role, the leader and every node. */
+  ha?: HaStatus;
 }
 
 /** What the running service knows of itself; everything else is read from the database. */
@@ -68,6 +71,7 @@ export interface ServiceState {
   /** Epoch ms of the next scheduled cycle. */
   nextAt: number | null;
   lastSkipped: { at: string; reason: string } | null;
+  ha?: HaStatus;
 }
 
 /** An ISO time as epoch ms; undefined for none or garbage. */
@@ -163,6 +167,13 @@ export function healthReport(ctx: EngineContext, state: ServiceState, now = Date
     degraded.push({ check: 'password-outbox', reason: `${outbox.depth} password change(s) waiting; the oldest since ${outbox.oldestQueuedAt}` });
   }
 
+  // Several nodes: someone must hold the lease (an expired one means no node runs the cycles).
+  const ha = state.ha;
+  if (ha && state.running) {
+    if (ha.storeUnreachable) degraded.push({ check: 'ha-leader', reason: `this node cannot reach PostgreSQL to take part in the leader lease: ${ha.storeUnreachable}` });
+    else if (ha.leader && !ha.leader.live) degraded.push({ check: 'ha-leader', reason: `no node holds the leader lease (node ${ha.leader.node}'s expired at ${ha.leader.expiresAt})` });
+  }
+
   return {
     status: degraded.length ? 'degraded' : 'ok',
     running: state.running,
@@ -200,6 +211,7 @@ export function healthReport(ctx: EngineContext, state: ServiceState, now = Date
     },
     credentials,
     degraded,
+    ...(ha ? { ha } : {}),
   };
 }
 

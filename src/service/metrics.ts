@@ -9,6 +9,7 @@ import { EVENTS } from '../events/catalog.js';
 import type { EventRecord } from '../events/log.js';
 import { lastFinishedRun, outboxStatus } from '../status/index.js';
 import type { Database } from '../store/database.js';
+import type { HaStatus } from './ha/leadership.js';
 import { ms } from './health.js';
 
 export class ServiceMetrics {
@@ -16,6 +17,7 @@ export class ServiceMetrics {
   private readonly cycles;
   private readonly exported;
   private readonly deliveries;
+  private roleChanges: Counter | undefined;
 
   /** `degraded` answers whether health is degraded now (read at scrape time). */
   constructor(db: Database, degraded: () => boolean) {
@@ -69,6 +71,46 @@ export class ServiceMetrics {
         this.set(degraded() ? 1 : 0);
       },
     });
+  }
+
+  /**
+   * Several nodes (docs/ha.md): this node's role and token, read at scrape time, and its changes of
+   * role. Registered only on the PostgreSQL store, where there is a lease.
+   */
+  watchHa(status: () => HaStatus): void {
+    const registers = [this.registry];
+    this.roleChanges = new Counter({ name: 'idsync_ha_role_changes_total', help: 'Times this node became the leader (to=leader: a takeover) or a standby (to=standby: a lost lease)', labelNames: ['to'], registers });
+    for (const to of ['leader', 'standby']) this.roleChanges.inc({ to }, 0);
+    new Gauge({
+      name: 'idsync_ha_leader',
+      help: '1 while this node holds the leader lease (runs cycles and password delivery), else 0',
+      registers,
+      collect() {
+        this.set(status().role === 'leader' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'idsync_ha_fencing_token',
+      help: 'The fencing token of the leader lease as this node last read it (any holder)',
+      registers,
+      collect() {
+        this.set(status().leader?.token ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'idsync_ha_nodes',
+      help: 'Nodes that said they were alive within three lease times',
+      registers,
+      collect() {
+        const s = status();
+        this.set(s.nodes.filter((n) => n.silentSeconds * 1000 <= 3 * s.leaseTtlMs).length);
+      },
+    });
+  }
+
+  /** This node became the leader or a standby. */
+  role(to: 'leader' | 'standby'): void {
+    this.roleChanges?.inc({ to });
   }
 
   /** A cycle this service ran (a skipped one has no run). */

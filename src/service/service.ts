@@ -6,14 +6,18 @@
  *   password pipeline ──▶ delivers queued password hashes to the cloud (durable outbox)
  *   http.ts ──▶ /healthz /readyz /metrics /status, the DC agent's batches and PCNs, the console
  *   health.ts ──▶ what is degraded and not ready; metrics.ts ──▶ Prometheus
+ *   ha/ ──▶ on the PostgreSQL store, several nodes: the leader (lease holder) runs the cycles,
+ *           delivery and DRS pollers under its fence; a standby serves status and intake (docs/ha.md)
  *
  * The PCN endpoint carries passwords: production listens with TLS. Plain HTTP is refused on any
  * address other than loopback. The service owns the context it is given: stop() closes it.
  */
 import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../config/load.js';
+import { storeLocation } from '../config/store.js';
 import { parseDuration } from '../config/duration.js';
 import { DEFAULT_SYNC_INTERVAL } from '../config/schema.js';
 import type { CloudClient } from '../connectors/cloud/client.js';
@@ -29,6 +33,10 @@ import { PasswordPipeline, type PasswordPipelineOptions } from '../passwords/ind
 import { DrsPasswordSource } from '../passwords/sources/drs.js';
 import { AttrIndex } from '../console/attr-index.js';
 import type { SearchBudget } from '../console/search.js';
+import { runFenced, type WriteFence } from '../store/fence.js';
+import { connectOptions } from '../store/postgres/open.js';
+import { LeaderLease } from './ha/lease.js';
+import { Leadership } from './ha/leadership.js';
 import { healthReport, HealthTransitions, type HealthReport } from './health.js';
 import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './http.js';
 import { ServiceMetrics } from './metrics.js';
@@ -84,6 +92,8 @@ export class SyncService {
   /** The console search's attribute index: a projection of the metaverse, off the cycle's path. */
   readonly attrIndex: AttrIndex;
   private lastSkipped: { at: string; reason: string } | null = null;
+  /** On the PostgreSQL store: this node's role among several (docs/ha.md). Undefined on SQLite: one node. */
+  readonly leadership: Leadership | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -118,6 +128,34 @@ export class SyncService {
       credentialRefused: () => ctx.credentials.refusedNow(CLOUD_CONNECTOR),
       ...(opts.passwords ? { options: opts.passwords } : {}),
     });
+    const store = ctx.loaded.config.store;
+    if (store.type === 'postgres') {
+      const location = storeLocation(ctx.loaded);
+      if (location.type !== 'postgres') throw new IdsyncError('INTERNAL', 'the store location does not match store.type');
+      const ha = ctx.loaded.config.ha;
+      const lease = new LeaderLease({
+        connection: connectOptions(location),
+        node: ha.node ?? hostname(),
+        ttlMs: parseDuration(ha.leaseTtl),
+        renewMs: parseDuration(ha.renewInterval),
+      });
+      // A leader paused (SIGSTOP, a frozen VM) inside a write transaction holds the lease row's
+      // fence lock, and a takeover waits for it: PostgreSQL ends such a transaction after one lease
+      // time, so the pause cannot block the takeover for longer. The engine's transactions never
+      // sit idle that long on their own (their statements follow one another synchronously).
+      ctx.db.exec(`SET idle_in_transaction_session_timeout = ${Math.ceil(lease.ttlMs)}`);
+      this.leadership = new Leadership(lease, ctx.events, {
+        announce: (fence) => this.announceFence(fence),
+        start: () => this.startDuties(),
+        stop: () => this.stopDuties(),
+      }, (level, msg) => this.log(level, msg));
+      const leadership = this.leadership;
+      this.metrics.watchHa(() => leadership.status());
+      this.leadership.onRole((role) => {
+        this.metrics.role(role);
+        setImmediate(() => this.checkHealth());
+      });
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -156,10 +194,8 @@ export class SyncService {
     this.url = `${this.opts.tls ? 'https' : 'http'}://${hostPart}:${port}`;
     this.running = true;
     this.startedAt = Date.now();
-    if (this.ctx.loaded.config.passwordHashSync.enabled) {
-      this.pipeline.start();
-      this.startDrsSources();
-    }
+    // One node (SQLite): it leads. Several (PostgreSQL): the lease decides, and a standby only serves.
+    if (!this.leadership) this.startDuties();
     this.ctx.events.emit(EVENTS.SERVICE_STARTED, { version: process.env.npm_package_version ?? '0.1.0', pid: process.pid, url: this.url });
     try {
       this.configMtime = statSync(this.ctx.loaded.file).mtimeMs;
@@ -170,8 +206,36 @@ export class SyncService {
       void this.reloadConfigurationIfChanged().then(() => this.checkHealth());
     }, HEALTH_CHECK_MS);
     this.attrIndexTimer = setInterval(() => this.catchUpAttrIndex(), ATTR_INDEX_CATCH_UP_MS);
-    this.scheduler.start();
+    if (this.leadership) {
+      this.leadership.lease.describe(this.url);
+      this.leadership.start();
+    }
     return { url: this.url };
+  }
+
+  /** What the leader does: the cycles, password delivery and the DRS pollers. */
+  private startDuties(): void {
+    if (!this.running) return;
+    if (this.ctx.loaded.config.passwordHashSync.enabled) {
+      this.pipeline.start();
+      this.startDrsSources();
+    }
+    this.scheduler.start();
+  }
+
+  /** A leader that lost its lease stops at once; the cycle in flight finds its writes refused. */
+  private async stopDuties(): Promise<void> {
+    this.scheduler.halt();
+    await Promise.all(this.drsSources.splice(0).map((d) => d.stop()));
+    await this.pipeline.stop();
+  }
+
+  /** A new term's first write: the cloud directory learns the token, so an older leader is refused from now on. */
+  private async announceFence(fence: WriteFence): Promise<void> {
+    fence.assertHeld();
+    const res = await this.cloud.api('POST', '/api/v1/syncFence', {});
+    // A cloud directory without the endpoint (404) fences on the token of each write instead.
+    if (res.status >= 400 && res.status !== 404) this.log('warn', `the cloud directory did not take fencing token ${fence.token} (HTTP ${res.status})`);
   }
 
   /**
@@ -195,6 +259,8 @@ export class SyncService {
     if (!(await this.scheduler.settle(timeoutMs))) this.log('warn', `the sync cycle did not finish within ${timeoutMs} ms; it is marked interrupted at the next start`);
     await Promise.all(this.drsSources.map((d) => d.stop()));
     await this.pipeline.stop();
+    // Released last, once nothing of this node writes any more: a standby takes over at once.
+    await this.leadership?.stop();
     await this.cloud.close().catch(() => undefined);
     if (wasRunning) this.ctx.events.emit(EVENTS.SERVICE_STOPPED, {});
     this.pipelineEvents.close();
@@ -264,21 +330,49 @@ export class SyncService {
     const phsNow = next.config.passwordHashSync.enabled;
     // DRS sources restart with the new connector settings (their state is in the database)
     await Promise.all(this.drsSources.splice(0).map((d) => d.stop()));
-    if (!phsBefore && phsNow) this.pipeline.start();
     if (phsBefore && !phsNow) await this.pipeline.stop();
-    if (phsNow && this.running) this.startDrsSources();
+    // Delivery and the pollers are the leader's (a standby starts them when it takes over).
+    this.asLeader(() => {
+      if (!phsBefore && phsNow) this.pipeline.start();
+      if (phsNow && this.running) this.startDrsSources();
+    });
+  }
+
+  /** Runs fn if this node leads: at once with one node, under the term's fence with several. */
+  private asLeader(fn: () => void): void {
+    if (!this.leadership) return fn();
+    const fence = this.leadership.lease.fence();
+    if (fence) runFenced(fence, fn);
   }
 
   private async cycleOnce(request: CycleRequest = {}): Promise<CycleResult | undefined> {
+    // Several nodes: only the leader runs a cycle, and all of it under its term's fence.
+    let fence: WriteFence | undefined;
+    if (this.leadership) {
+      fence = this.leadership.lease.fence();
+      if (!fence) {
+        this.metrics.cycle('skipped');
+        this.lastSkipped = { at: new Date().toISOString(), reason: 'this node is a standby: the leader runs the cycles' };
+        return undefined;
+      }
+    }
     try {
       await this.reloadConfigurationIfChanged();
-      const run = await runCycle(this.ctx, request);
+      const run = fence ? await runFenced(fence, () => runCycle(this.ctx, request)) : await runCycle(this.ctx, request);
+      const lost = run.errors.find((e) => e.code === 'LEASE_LOST');
+      if (fence && lost) this.leadership?.fenced(fence.token, 'the cloud directory or the database');
       this.metrics.cycle(run);
       this.recordCloudCredential(run);
       this.log(run.status === 'success' ? 'info' : 'warn', `sync cycle run ${run.id}: ${run.status}${run.error ? ` (${run.error.code})` : ''}`);
       return run;
     } catch (err) {
       const e = toIdsyncError(err);
+      if (e.code === 'LEASE_LOST') {
+        if (fence) this.leadership?.fenced(fence.token, String(e.details.fencedBy ?? 'this node'), typeof e.details.highest === 'number' ? e.details.highest : undefined);
+        this.metrics.cycle('failed');
+        this.log('warn', `sync cycle stopped: ${e.message}`);
+        return undefined;
+      }
       if (e.code === 'RUN_IN_PROGRESS') {
         this.metrics.cycle('skipped');
         this.lastSkipped = { at: new Date().toISOString(), reason: e.message };
@@ -317,12 +411,14 @@ export class SyncService {
       cycleInProgress: this.scheduler.inProgress,
       nextAt: this.scheduler.nextAt,
       lastSkipped: this.lastSkipped,
+      ...(this.leadership ? { ha: this.leadership.status() } : {}),
     });
   }
 
   /** Brings the console's attribute index up to date, in batches between other work. */
   private catchUpAttrIndex(): void {
-    if (!this.running) return;
+    // Several nodes (PostgreSQL): the leader keeps the shared index, so two nodes never race on its watermark.
+    if (!this.running || (this.leadership && this.leadership.lease.token === 0)) return;
     this.attrIndex.catchUp().catch((err: unknown) => this.log('warn', `the console's attribute index could not catch up: ${toIdsyncError(err).message}`));
   }
 
@@ -343,6 +439,11 @@ export class SyncService {
     // Health follows the cloud's answers at once: degraded when it stops answering or refuses,
     // recovered (6111) as soon as a batch or a ping gets through.
     const delivered = r.id === EVENTS.PHS_BATCH_END.id && Number(r.details.delivered) > 0;
+    // A delivery refused for its fencing token: another node leads (docs/ha.md).
+    if (r.details.code === 'LEASE_LOST' && this.leadership) {
+      const token = this.leadership.lease.token;
+      if (token !== 0) setImmediate(() => this.leadership?.fenced(token, 'the cloud directory'));
+    }
     if (delivered || [EVENTS.PHS_HEARTBEAT.id, EVENTS.CLOUD_UNAVAILABLE.id, EVENTS.CLOUD_ACCESS_DENIED.id, EVENTS.CLOUD_ACCOUNT_LOCKED.id].includes(r.id)) {
       setImmediate(() => this.checkHealth());
     }

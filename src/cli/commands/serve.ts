@@ -50,7 +50,8 @@ Endpoints:
   GET  /healthz   liveness (200 while the process serves)
   GET  /readyz    200 when the last cycle did not fail and the cloud credential works, else 503 with reasons
   GET  /metrics   Prometheus metrics (idsync_*)
-  GET  /status    health as JSON: last run, password outbox, heartbeat, credential state (never secrets)
+  GET  /status    health as JSON: last run, password outbox, heartbeat, credential state (never secrets),
+                  and with several nodes (key "ha") this node's role, the leader and every node
   POST /api/v1/agent/password-hashes            the Samba DC agent's batches   (Authorization: Bearer <agent token>)
   POST /api/v1/password-change-notifications    password change notifications  (Authorization: Bearer <agent token>)
 
@@ -59,6 +60,12 @@ so a new token applies without a restart.
 
 The password change endpoint carries passwords: in production listen with --tls-cert/--tls-key (or on
 127.0.0.1 behind a TLS-terminating proxy). Plain HTTP on a non-loopback address is refused.
+
+Several nodes: with the PostgreSQL store (\`store: { type: postgres, ... }\`) run \`idsync serve\` on two or more
+hosts with the same configuration (and the same data key). One node leads under a lease: it runs the cycles
+and password delivery; the others serve status and accept password changes into the shared outbox, and one
+takes over within \`ha.leaseTtl\` + \`ha.renewInterval\` (6 s by default) when the leader stops. /status and
+\`idsync service status\` show each node's role. See docs/ha.md.
 
 SIGINT/SIGTERM stop the service: it stops accepting requests, lets the running cycle finish (30 s at most),
 keeps undelivered password changes queued, and exits 0.

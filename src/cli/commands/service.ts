@@ -7,6 +7,7 @@ import { DEFAULT_SYNC_INTERVAL } from '../../config/schema.js';
 import { describeCredential, describeOutbox, describePasswordActivity, type CredentialStatus, type OutboxStatus, type PasswordActivity } from '../../status/index.js';
 import { IdsyncError } from '../../core/errors.js';
 import { serviceStatus, startDaemon, stopDaemon, type ServiceStatus, type StartResult, type StopResult } from '../../service/daemon.js';
+import type { HaStatus } from '../../service/ha/leadership.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../service/service.js';
 import { DEFAULT_CLOUD_DATA, DEFAULT_CLOUD_USER, DEFAULT_SERVICE_USER, installRendered, renderCloudUnit, renderSyncUnit, type RenderedUnit } from '../../service/systemd.js';
 import { loadFor } from '../context.js';
@@ -88,6 +89,19 @@ function passwordLine(outbox: OutboxStatus, activity: PasswordActivity): string 
   return `password sync: ${describePasswordActivity(activity, agoText)}; outbox ${describeOutbox(outbox)}`;
 }
 
+/** Several nodes on one PostgreSQL (docs/ha.md): this node's role, the lease, and every node. */
+function printHa(ha: HaStatus): void {
+  const lease = ha.leader;
+  println(
+    `role: ${ha.role} (node ${ha.node}${ha.token !== null ? `, fencing token ${ha.token}` : ''})` +
+      (lease ? `; leader: ${lease.node} (token ${lease.token}, lease ${lease.live ? 'expires' : 'expired'} ${lease.expiresAt})` : '; leader: none yet'),
+  );
+  for (const n of ha.nodes) {
+    const silent = n.silentSeconds * 1000 > 3 * ha.leaseTtlMs;
+    println(`  ${n.node.padEnd(16)} ${n.role.padEnd(8)} pid ${n.pid}${n.url ? ` ${n.url}` : ''}${silent ? ` — silent for ${n.silentSeconds} s` : ''}`);
+  }
+}
+
 export function printStatus(s: ServiceStatus): void {
   if (s.staleRemoved) println('removed a stale pid file (its process was gone)');
   if (!s.running) {
@@ -105,6 +119,7 @@ export function printStatus(s: ServiceStatus): void {
       `last cycle: ${last ? `run ${last.id} (${last.profile}) ${last.status}, ended ${ago(last.endedAt)}${last.error ? ` — ${last.error.code}: ${last.error.message}` : ''}` : 'none yet'}` +
         (h.cycle.inProgress ? ' (a cycle is running now)' : h.cycle.nextAt ? `; next at ${h.cycle.nextAt}` : ''),
     );
+    if (h.ha) printHa(h.ha);
     const pw = h.passwords;
     println(
       passwordLine(

@@ -11,7 +11,7 @@ import { ApiError } from '../auth/errors.js';
 import type { Guard } from '../auth/guard.js';
 import type { AuditLog } from './store.js';
 
-const TYPES = new Set(['signin', 'token', 'admin', 'passwordHashes']);
+const TYPES = new Set(['signin', 'token', 'admin', 'passwordHashes', 'syncFence']);
 
 export function registerAuditRoutes(app: FastifyInstance, deps: { guard: Guard; audit: AuditLog }): void {
   app.get<{ Querystring: { type?: string; since?: string; limit?: string } }>('/admin/v1/audit', async (req) => {

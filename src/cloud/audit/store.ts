@@ -58,7 +58,7 @@ export const AUDIT_RETENTION_DAYS = 30;
  * - passwordHashes: a batch of password hashes received
  * - portal:         an administrator's sign-in to the admin portal, and each portal action
  */
-export type AuditType = 'signin' | 'token' | 'admin' | 'passwordHashes' | 'portal';
+export type AuditType = 'signin' | 'token' | 'admin' | 'passwordHashes' | 'portal' | 'syncFence';
 
 /** Why an attempt ended as it did. The caller of the API sees none of these. */
 export type AuditReason =
@@ -85,7 +85,9 @@ export type AuditReason =
   | 'user_enabled_by_admin'
   | 'user_disabled_by_admin'
   | 'account_unlocked'
-  | 'csrf_refused';
+  | 'csrf_refused'
+  /** A sync service node's write with a fencing token lower than the highest seen (sync-fence/). */
+  | 'fenced_token_refused';
 
 export interface AuditEntry {
   type: AuditType;

@@ -19,6 +19,7 @@ export type ApiErrorCode =
   | 'CLIENT_EXISTS'
   | 'NAME_TAKEN_BY_USER'
   | 'LAST_ADMINISTRATOR'
+  | 'FENCED'
   | 'INTERNAL';
 
 /** Every ApiErrorCode with its HTTP status and meaning: the source of docs/errors.md's cloud section. */
@@ -35,6 +36,7 @@ export const API_ERROR_CATALOG: Record<ApiErrorCode, { status: number; meaning: 
   CLIENT_EXISTS: { status: 409, meaning: 'A client of that id exists.' },
   NAME_TAKEN_BY_USER: { status: 409, meaning: 'A synced directory user holds that name; accounts and users never share a name.' },
   LAST_ADMINISTRATOR: { status: 409, meaning: 'The change would leave no global administrator.' },
+  FENCED: { status: 409, meaning: 'A sync service node wrote with a fencing token lower than the highest seen: another node of its installation leads now (docs/ha.md). Nothing was written.' },
   INTERNAL: { status: 500, meaning: 'A server fault; the cloud directory\'s log has the details.' },
 };
 

@@ -20,6 +20,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { CloudConfig } from '../../config/schema.js';
 import { IdsyncError, isIdsyncError, type ErrorCode } from '../../core/errors.js';
 import type { PresentDecision, RefusalInput, RefusalRecord } from '../../credentials/refusals.js';
+import { currentFence, FENCING_TOKEN_HEADER } from '../../store/fence.js';
 import type { SecretResolver } from '../types.js';
 import { parseRetryAfter, withRetries } from './retry.js';
 
@@ -36,7 +37,12 @@ export interface CloudResponse<T = Record<string, unknown>> {
   etag?: string | undefined;
   /** The wait the cloud asked for (Retry-After), in ms. */
   retryAfterMs?: number | undefined;
+  /** The highest fencing token the cloud has seen, when it refused this request's as lower (docs/ha.md). */
+  fencedBy?: number | undefined;
 }
+
+/** The cloud directory's answer to a write whose fencing token is lower than the highest it has seen. */
+const FENCED_HEADER = 'x-idsync-fenced';
 
 interface CachedToken {
   token: string;
@@ -148,9 +154,26 @@ export class CloudClient {
   }
 
   private async authorized<T>(method: Dispatcher.HttpMethod, path: string, body: unknown, headers: Record<string, string>): Promise<CloudResponse<T>> {
+    // Under a leader's fence (docs/ha.md) every request carries its token, and none is sent once
+    // this node knows it lost the lease; the cloud refuses a token lower than one it has seen.
+    const fence = currentFence();
     for (let reauthenticated = false; ; reauthenticated = true) {
       const token = await this.token();
-      const res = await this.retrying(() => this.send<T>(method, path, body, { ...headers, authorization: `Bearer ${token}`, ...(this.installation ? { 'x-idsync-installation': this.installation } : {}) }));
+      const res = await this.retrying(() => {
+        fence?.assertHeld();
+        return this.send<T>(method, path, body, {
+          ...headers,
+          authorization: `Bearer ${token}`,
+          ...(this.installation ? { 'x-idsync-installation': this.installation } : {}),
+          ...(fence ? { [FENCING_TOKEN_HEADER]: String(fence.token) } : {}),
+        });
+      });
+      if (res.fencedBy !== undefined && fence) {
+        throw new IdsyncError('LEASE_LOST', `the cloud directory refused fencing token ${fence.token}: a newer leader (token ${res.fencedBy}) writes there now; nothing was written`, {
+          hint: 'Another node leads now (`idsync service status`); this node goes on as a standby.',
+          details: { token: fence.token, highest: res.fencedBy, fencedBy: 'cloud', path },
+        });
+      }
       if (res.status === 401 && !reauthenticated) {
         // The credential may have changed since the token was issued: re-read it once.
         this.cached = undefined;
@@ -308,7 +331,14 @@ export class CloudClient {
       }
     }
     const etag = res.headers.etag;
-    return { status: res.statusCode, body: parsed as T, etag: typeof etag === 'string' ? etag : undefined, retryAfterMs: parseRetryAfter(res.headers['retry-after']) };
+    const fenced = res.statusCode === 409 ? Number(res.headers[FENCED_HEADER]) : NaN;
+    return {
+      status: res.statusCode,
+      body: parsed as T,
+      etag: typeof etag === 'string' ? etag : undefined,
+      retryAfterMs: parseRetryAfter(res.headers['retry-after']),
+      ...(Number.isFinite(fenced) ? { fencedBy: fenced } : {}),
+    };
   }
 }
 

@@ -7,6 +7,8 @@
  * schedule the work (the password outbox) rather than hold a worker.
  */
 
+import { isIdsyncError } from '../../core/errors.js';
+
 /** Answers worth retrying: the cloud is busy or briefly down, and said nothing about the request. */
 export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
 
@@ -59,6 +61,8 @@ export async function withRetries<T extends Attempted>(attempt: (n: number) => P
     try {
       res = await attempt(n);
     } catch (err) {
+      // A node that lost the leader lease must not write later either (docs/ha.md).
+      if (isIdsyncError(err, 'LEASE_LOST')) throw err;
       error = err;
     }
     if (res && !RETRYABLE_STATUS.has(res.status)) return res;

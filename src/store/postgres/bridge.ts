@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import { IdsyncError } from '../../core/errors.js';
+import { currentFence, type WriteFence } from '../fence.js';
 import { bindParams, translateDdl, translateStatement, type TranslatedStatement } from './dialect.js';
 import type { PgConnectOptions, PgFailure, PgRequest, PgResponse, PgWorkerData } from './protocol.js';
 
@@ -135,6 +136,10 @@ class PgStatement<P extends unknown[], R> {
   private exec(args: readonly unknown[]): Extract<PgResponse, { ok: true }> {
     const values = bindParams(this.t, this.bound ?? args);
     const array = this.pluckOn || this.rawOn;
+    // A leader's write outside a transaction gets one of its own, so the fence is checked with it.
+    if (!this.readonly && !this.database.inTransaction && currentFence()) {
+      return this.database.transaction(() => this.database.query(this.t, values, array ? 'array' : 'object', true))();
+    }
     return this.database.query(this.t, values, array ? 'array' : 'object', true);
   }
 
@@ -246,6 +251,37 @@ export class PgDatabase implements Db {
     return unwrap(this.channel.call(req));
   }
 
+  /**
+   * A leader's write transaction (docs/ha.md) starts by checking that the lease row still holds its
+   * token; the check locks the row until the transaction ends. No row: another node took over, and
+   * nothing of this transaction is written.
+   */
+  private checkFence(fence: WriteFence): void {
+    let held: boolean;
+    try {
+      held = unwrap(this.channel.call({ op: 'query', text: fence.check.sql, values: [...fence.check.params], rowMode: 'array', ignoreConflicts: false, inTransaction: true })).rows.length > 0;
+    } catch (err) {
+      this.depth--;
+      this.rollbackQuietly();
+      throw err;
+    }
+    if (held) return;
+    this.depth--;
+    this.rollbackQuietly();
+    throw new IdsyncError('LEASE_LOST', `the leader lease no longer holds token ${fence.token} in the database: another node leads; nothing was written`, {
+      hint: 'Another node leads now (`idsync service status`); this node goes on as a standby.',
+      details: { token: fence.token, fencedBy: 'database' },
+    });
+  }
+
+  private rollbackQuietly(): void {
+    try {
+      this.script('ROLLBACK');
+    } catch {
+      // The connection is gone: the server rolled back.
+    }
+  }
+
   /** A script of statements without parameters, in one round trip. */
   script(sql: string): void {
     unwrap(this.channel.call({ op: 'script', sql }));
@@ -272,8 +308,11 @@ export class PgDatabase implements Db {
     const run = (...args: Parameters<F>): ReturnType<F> => {
       const outer = this.depth === 0;
       const sp = `idsync_sp${this.depth}`;
+      const fence = outer ? currentFence() : undefined;
+      fence?.assertHeld();
       this.script(outer ? 'BEGIN' : `SAVEPOINT ${sp}`);
       this.depth++;
+      if (fence) this.checkFence(fence);
       let out: ReturnType<F>;
       try {
         out = fn(...args) as ReturnType<F>;
