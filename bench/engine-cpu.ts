@@ -6,8 +6,7 @@
  * the ordinary export) into a fresh database on disk, against a target that answers every write at
  * once (in process: the cloud's CPU is bench/sync.ts's business). Prints the CPU µs per object of
  * each stage (process.cpuUsage, robust on a busy machine). Asserts nothing.
- * IDSYNC_BENCH_NO_ATTR_INDEX=1 drops the console's metaverse attribute-index triggers first, to
- * show their share.
+ * (The console's attribute index is no longer on the metaverse write path: console/002.)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -64,7 +63,6 @@ class InstantTarget implements TargetConnector {
 
 const dir = mkdtempSync(path.join(tmpdir(), 'idsync-bench-engine-'));
 const db = openDatabase(path.join(dir, 'idsync.db'), allMigrations);
-if (process.env.IDSYNC_BENCH_NO_ATTR_INDEX === '1') for (const t of ['insert', 'update', 'delete']) db.exec(`DROP TRIGGER mv_attr_index_${t}`);
 for (const p of (process.env.IDSYNC_BENCH_PRAGMA ?? '').split(';').filter(Boolean)) db.pragma(p);
 const runs = new RunLog(db);
 const runId = runs.begin('cycle');
@@ -116,7 +114,7 @@ const seconds = (performance.now() - t0) / 1000;
 
 const per = (us: number) => (us / all).toFixed(1).padStart(7);
 const total = cpu.stage + cpu.sync + cpu.export;
-console.log(`engine CPU, ${n.toLocaleString('en-US')} users + ${groups.toLocaleString('en-US')} groups, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}${process.env.IDSYNC_BENCH_NO_ATTR_INDEX === '1' ? ', without the attribute-index triggers' : ''}`);
+console.log(`engine CPU, ${n.toLocaleString('en-US')} users + ${groups.toLocaleString('en-US')} groups, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log(`  stage ${per(cpu.stage)} µs/object   sync ${per(cpu.sync)} µs/object   export ${per(cpu.export)} µs/object   engine ${per(total)} µs/object = ${(total / 1e6).toFixed(2)} s CPU (${seconds.toFixed(2)} s wall; making the objects ${(cpu.make / 1e6).toFixed(2)} s, not counted)`);
 console.log(`  import ${JSON.stringify(importStep.counts)}  sync ${JSON.stringify(syncStep.counts)}  export ${JSON.stringify(exportStep.counts)}  peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
 db.close();

@@ -107,11 +107,6 @@ function state(db: Database): unknown {
       .map((r) => `${mv(r.group_id)} > ${mv(r.member_id)}`)
       .sort(),
     joinKeys: db.prepare('SELECT COUNT(*) AS n FROM mv_join_keys').get(),
-    attrIndex: db
-      .prepare<[], { attr: string; value: string; mv_id: number }>('SELECT attr, value, mv_id FROM mv_attr_index')
-      .all()
-      .map((r) => `${r.attr}=${r.value} ${mv(r.mv_id)}`)
-      .sort(),
   };
 }
 

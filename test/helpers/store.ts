@@ -58,7 +58,7 @@ export function storeContents(db: Database): Map<string, string[]> {
     // A group's exported resource names its members by their cloud ids, which each cloud draws
     // itself: its hash is compared only through the clouds' contents (by externalId).
     ['export_objects', rows('SELECT mv_id, object_type, cloud_id IS NOT NULL AS exported, exported_hash, last_error FROM export_objects', (r) => ({ ...r, mv_id: mv(r.mv_id), exported_hash: r.object_type === 'group' ? null : r.exported_hash }))],
-    ['mv_attr_index', rows('SELECT attr, value, mv_id FROM mv_attr_index', (r) => ({ ...r, mv_id: mv(r.mv_id) }))],
+    ['console_attr_index', rows('SELECT attr, value, mv_id FROM console_attr_index', (r) => ({ ...r, mv_id: mv(r.mv_id) }))],
     ['watermarks', rows('SELECT connector FROM watermarks', (r) => r)],
     ['runs', rows('SELECT r.profile, r.status, s.seq, s.connector, s.step, s.status AS step_status, s.adds, s.updates, s.deletes, s.unchanged, s.errors FROM runs r JOIN run_steps s ON s.run_id = r.id', (r) => r)],
     ['phs_outbox', rows('SELECT anchor, connector, last_error FROM phs_outbox', (r) => r)],
