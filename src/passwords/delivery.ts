@@ -135,7 +135,7 @@ export class Delivery {
     // Rows that cannot be opened (another key, altered): park them; they need a re-read at the source.
     const sendable = items.filter((it) => {
       if (it.hash !== undefined) return true;
-      this.outbox.retry(it.anchor, it.version, this.now() + this.options.maxBackoffMs, 'SECRET_KEY_INVALID');
+      this.outbox.retry(it, this.now() + this.options.maxBackoffMs, 'SECRET_KEY_INVALID');
       this.status.record(it.anchor, it.connector, 'Error', 'SECRET_KEY_INVALID: the queued hash cannot be decrypted with the current key; run `idsync passwords resync`', it.source, it.queuedAt);
       counts.failed++;
       return false;
@@ -174,7 +174,7 @@ export class Delivery {
       const reason = `${e.code}: ${e.message}`;
       this.outbox.transaction(() => {
         for (const it of sendable) {
-          this.outbox.retry(it.anchor, it.version, at(it), e.code);
+          this.outbox.retry(it, at(it), e.code);
           this.status.record(it.anchor, it.connector, 'Error', reason, it.source, it.queuedAt);
         }
       });
@@ -191,19 +191,19 @@ export class Delivery {
       for (const it of sendable) {
         const result = byId.get(it.anchor) ?? 'NoResult';
         if (result === 'Success') {
-          this.outbox.complete(it.anchor, it.version);
+          this.outbox.complete(it);
           this.status.record(it.anchor, it.connector, 'Success', null, it.source, it.queuedAt);
           counts.delivered++;
         } else if (result === 'TargetNotExported') {
-          this.outbox.retry(it.anchor, it.version, this.now() + this.backoff(it.attempts), 'TargetNotExported');
+          this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'TargetNotExported');
           this.status.record(it.anchor, it.connector, 'TargetNotExported', 'the user does not exist in the cloud directory yet; retried after the next export', it.source, it.queuedAt);
           counts.waiting++;
         } else if (result === 'InvalidHash') {
-          this.outbox.retry(it.anchor, it.version, this.now() + this.options.maxBackoffMs, 'InvalidHash');
+          this.outbox.retry(it, this.now() + this.options.maxBackoffMs, 'InvalidHash');
           this.status.record(it.anchor, it.connector, 'Error', 'InvalidHash: the cloud directory refused the hash; run `idsync passwords resync` for the user', it.source, it.queuedAt);
           counts.failed++;
         } else {
-          this.outbox.retry(it.anchor, it.version, this.now() + this.backoff(it.attempts), 'NoResult');
+          this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'NoResult');
           this.status.record(it.anchor, it.connector, 'Error', `the cloud directory returned no result for the user (${result})`, it.source, it.queuedAt);
           counts.failed++;
         }

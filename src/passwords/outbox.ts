@@ -22,9 +22,18 @@ export interface OutboxItem {
   /** When this version was queued (the status records of its outcomes carry it). */
   queuedAt: string;
   version: number;
+  /**
+   * This write of the row: its seal's random IV. With `version` and `queuedAt` it names one write,
+   * so an answer about it never touches a row deleted and queued again meanwhile (whose version
+   * starts at 1 again).
+   */
+  writeId: Buffer;
   attempts: number;
   source: string | null;
 }
+
+/** The write of an outbox row a delivery took (what complete and retry act on). */
+export type OutboxWriteRef = Pick<OutboxItem, 'anchor' | 'version' | 'queuedAt' | 'writeId'>;
 
 interface Row {
   anchor: string;
@@ -95,8 +104,15 @@ export class Outbox {
       `SELECT anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, source
        FROM phs_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, queued_at LIMIT ?`,
     );
-    this.deleteStmt = db.prepare('DELETE FROM phs_outbox WHERE anchor = ? AND version = ?');
-    this.retryStmt = db.prepare('UPDATE phs_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE anchor = ? AND version = ?');
+    // An answer acts on the write it was about, not on whatever row the anchor has now: two
+    // deliveries of one anchor can overlap (two processes, or a late answer), and a row completed by
+    // one and queued again by a newer change starts at version 1 again. Matching the version alone
+    // let the late answer of the first delete the newer change (found by `npm run chaos`, seed
+    // 1308652329: a password that never reached the cloud).
+    this.deleteStmt = db.prepare('DELETE FROM phs_outbox WHERE anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ?');
+    this.retryStmt = db.prepare(
+      'UPDATE phs_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ?',
+    );
     this.fpGet = db.prepare<[string, string], { nt_fp: Buffer | null }>('SELECT nt_fp FROM phs_state WHERE connector = ? AND anchor = ?');
     this.fpMany = db.prepare<[string, string], { anchor: string; nt_fp: Buffer | null }>(
       'SELECT anchor, nt_fp FROM phs_state WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
@@ -154,6 +170,7 @@ export class Outbox {
         changedAt: r.changed_at,
         queuedAt: r.queued_at,
         version: r.version,
+        writeId: r.hash_iv,
         attempts: r.attempts,
         source: r.source,
       });
@@ -162,14 +179,14 @@ export class Outbox {
     return out;
   }
 
-  /** The cloud stored this version: forget it (a newer version queued meanwhile stays). */
-  complete(anchor: string, version: number): void {
-    this.deleteStmt.run(anchor, version);
+  /** The cloud stored this write: forget it (a newer one queued meanwhile stays). */
+  complete(w: OutboxWriteRef): void {
+    this.deleteStmt.run(w.anchor, w.version, w.queuedAt, w.writeId);
   }
 
-  /** Try again at `at` (epoch ms), recording why it did not go through. */
-  retry(anchor: string, version: number, at: number, reason: string): void {
-    this.retryStmt.run(at, reason, anchor, version);
+  /** Try this write again at `at` (epoch ms), recording why it did not go through. */
+  retry(w: OutboxWriteRef, at: number, reason: string): void {
+    this.retryStmt.run(at, reason, w.anchor, w.version, w.queuedAt, w.writeId);
   }
 
   /** Makes every waiting item due at `at` (a new credential deserves an attempt now, not after the backoff). */

@@ -42,19 +42,39 @@ describe('password outbox', () => {
     assert.equal(inFlight!.anchor, 'u2');
     // a newer change arrives while the first is being delivered
     o.enqueue('corp', 'u2', h2, new Date('2026-01-02T11:00:00Z'), 'test');
-    o.complete('u2', inFlight!.version);
+    o.complete(inFlight!);
     const left = o.due(10, new Set(['u1']));
     assert.equal(left.length, 1);
     assert.equal(left[0]!.hash, h2);
-    o.complete('u2', left[0]!.version);
+    o.complete(left[0]!);
     assert.equal(o.due(10, new Set(['u1'])).length, 0);
+  });
+
+  it('a late answer about a write already completed never touches the change queued after it (two deliveries of one user overlapped)', () => {
+    const o = outbox();
+    o.enqueue('corp', 'u9', h1, new Date('2026-01-05T10:00:00Z'), 'test');
+    const pick = () => o.due(10, new Set()).find((i) => i.anchor === 'u9')!;
+    const first = pick(); // one delivery takes it ...
+    const second = pick(); // ... and another one too (another process, or the cycle's own)
+    o.complete(second); // the second is answered first: the row is gone
+    // A newer change arrives: a new row, whose version starts at 1 again.
+    o.enqueue('corp', 'u9', h2, new Date('2026-01-05T11:00:00Z'), 'test');
+    assert.equal(pick().version, first.version, 'the same version number as the write in flight');
+    o.retry(first, Date.now() + 60_000, 'NoResult'); // the first one's late answers
+    o.complete(first);
+    const left = pick();
+    assert.ok(left, 'the newer change is still queued');
+    assert.equal(left.hash, h2);
+    assert.equal(left.attempts, 0, 'and untouched by the late retry');
+    o.complete(left);
+    assert.equal(o.due(10, new Set()).filter((i) => i.anchor === 'u9').length, 0);
   });
 
   it('a change waiting for its user to be exported is not a backlog, and expires after the retention', () => {
     const o = outbox();
     o.enqueue('corp', 'out-of-scope', h1, new Date('2026-01-04T10:00:00Z'), 'agent');
     const [item] = o.due(10, new Set()).filter((i) => i.anchor === 'out-of-scope');
-    o.retry(item!.anchor, item!.version, Date.now() + 60_000, 'TargetNotExported');
+    o.retry(item!, Date.now() + 60_000, 'TargetNotExported');
     const d = o.depth();
     assert.ok(d.waitingForExport >= 1);
     const oldestIsIt = d.oldestQueuedAt !== undefined && d.oldestQueuedAt === env.db.prepare("SELECT queued_at AS q FROM phs_outbox WHERE anchor = 'out-of-scope'").pluck().get();
@@ -94,7 +114,7 @@ describe('password outbox', () => {
   it('re-queues the last known hash for a full resync', () => {
     const o = outbox();
     const [item] = o.due(10, new Set()).filter((i) => i.anchor === 'u3');
-    o.complete('u3', item!.version);
+    o.complete(item!);
     assert.equal(o.due(10, new Set()).filter((i) => i.anchor === 'u3').length, 0);
     const queued = o.requeueKnown(['u3']);
     assert.deepEqual(queued, [{ connector: 'corp', anchor: 'u3' }]);
