@@ -36,6 +36,12 @@ export interface CycleOptions {
   /** Import and sync, then plan the export without writing anything to the cloud. */
   preview?: boolean;
   onProgress?: (p: CycleProgress) => void;
+  /**
+   * The running service's password pipeline. A cycle in `idsync serve` queues and delivers through
+   * it, so one process has one delivery (one set of changes in flight), not two that send the same
+   * user at once; alone (`idsync sync`) a cycle makes its own.
+   */
+  passwords?: PasswordPipeline;
 }
 
 export interface CycleResult extends RunRecord {
@@ -75,7 +81,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
   const cloud = createCloudClient(loaded, credentials);
   cloud.installation = installationId(db);
   let tenantRefused = false;
-  let pipeline: PasswordPipeline | undefined;
+  let pipeline: PasswordPipeline | undefined = options.passwords;
   const passwords = () =>
     (pipeline ??= new PasswordPipeline({ db, cloud, events: ctx.events, key: loadOrCreateKey(loaded.dataDir).key, credentialRefused: () => credentials.refusedNow(CLOUD_CONNECTOR) }));
 

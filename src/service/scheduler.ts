@@ -6,7 +6,7 @@
 import type { CycleOptions, CycleResult } from '../engine/cycle.js';
 
 /** What a caller may ask of one cycle (the console's full sync, preview, approved deletions). */
-export type CycleRequest = Omit<CycleOptions, 'onProgress'>;
+export type CycleRequest = Omit<CycleOptions, 'onProgress' | 'passwords'>;
 
 export class CycleScheduler {
   private running = false;

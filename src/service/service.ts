@@ -358,7 +358,9 @@ export class SyncService {
     }
     try {
       await this.reloadConfigurationIfChanged();
-      const run = fence ? await runFenced(fence, () => runCycle(this.ctx, request)) : await runCycle(this.ctx, request);
+      // The cycle queues and delivers passwords through this service's pipeline: one delivery per process.
+      const options = { ...request, passwords: this.pipeline };
+      const run = fence ? await runFenced(fence, () => runCycle(this.ctx, options)) : await runCycle(this.ctx, options);
       const lost = run.errors.find((e) => e.code === 'LEASE_LOST');
       if (fence && lost) this.leadership?.fenced(fence.token, 'the cloud directory or the database');
       this.metrics.cycle(run);
