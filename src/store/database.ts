@@ -68,7 +68,7 @@ export function openDatabase(file: string, migrations: Migration[] = []): Databa
     // The busy timeout first: switching to WAL takes a lock, and another idsync process (a cycle,
     // `doctor`, the service) may hold it at this moment. Without the timeout that open fails at once.
     db.pragma('busy_timeout = 5000');
-    db.pragma('journal_mode = WAL');
+    switchToWal(db);
   } catch (err) {
     throw new IdsyncError('STORE_FAILED', `cannot open database ${file}: ${(err as Error).message}`, {
       hint: 'Check that the data directory exists, is writable by this user and the disk is not full.',
@@ -81,13 +81,38 @@ export function openDatabase(file: string, migrations: Migration[] = []): Databa
   return db;
 }
 
+/** How long the first openers of a new file keep trying to switch it to WAL (it stays WAL after). */
+const WAL_SWITCH_WAIT_MS = 30_000;
+
+/**
+ * The switch to WAL of a new file needs the database to itself; SQLite may answer SQLITE_BUSY at
+ * once while other processes open the same new file (16 at once under a loaded machine did), so the
+ * switch is tried again for a while. A file already in WAL mode answers at the first try.
+ */
+function switchToWal(db: Database): void {
+  const deadline = Date.now() + WAL_SWITCH_WAIT_MS;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause); // a synchronous pause: the open is synchronous
+    }
+  }
+}
+
 export function migrate(db: Database, migrations: Migration[]): void {
   if (db instanceof PgDatabase) return migratePostgres(db, migrations);
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
   const applied = new Set(db.prepare('SELECT id FROM schema_migrations').pluck().all() as string[]);
+  const isApplied = db.prepare<[string]>('SELECT 1 FROM schema_migrations WHERE id = ?').pluck();
+  // IMMEDIATE: the write lock first, then the check again, so two processes migrating one new
+  // database at once never both apply a migration (the second found "table already exists").
   const apply = db.transaction((m: Migration) => {
+    if (isApplied.get(m.id) !== undefined) return;
     db.exec(m.sql);
     db.prepare('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)').run(m.id, new Date().toISOString());
   });
-  for (const m of migrations) if (!applied.has(m.id)) apply(m);
+  for (const m of migrations) if (!applied.has(m.id)) apply.immediate(m);
 }
