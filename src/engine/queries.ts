@@ -110,14 +110,8 @@ export class EngineQueries {
 
   /** The metaverse by id, after `after`. */
   walkMetaverse(after: number, size: number, like: string | null): Chunk<number, MetaverseRow> {
-    const end = this.db.prepare<[number, number], { id: number }>('SELECT id FROM mv_objects WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?').get(after, size - 1);
-    const filter = like ? ` AND ${LIKE}` : '';
-    if (end) {
-      const rows = this.db.prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id > ? AND id <= ?${filter} ORDER BY id`).all(after, end.id, ...(like ? [like] : []));
-      return { rows, examined: size, last: end.id };
-    }
-    const rows = this.db.prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id > ?${filter} ORDER BY id`).all(after, ...(like ? [like] : []));
-    return { rows, examined: this.db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM mv_objects WHERE id > ?').get(after)!.n, last: null };
+    const c = this.walk<MetaverseRow>('mv_objects', ['id'], MV_COLUMNS, [after], size, like);
+    return { ...c, last: c.last ? (c.last[0] as number) : null };
   }
 
   /** How many metaverse objects a walk examined from after `after` up to and including `upTo`. */
@@ -131,19 +125,8 @@ export class EngineQueries {
    */
   walkMetaverseChanges(since: string, after: MetaverseChangeKey, size: number, like: string | null): Chunk<MetaverseChangeKey, MetaverseRow> {
     const from = after[0] < since ? ([since, -1] as MetaverseChangeKey) : after;
-    const end = this.db
-      .prepare<[string, number, number], { updated_at: string; id: number }>('SELECT updated_at, id FROM mv_objects WHERE (updated_at, id) > (?, ?) ORDER BY updated_at, id LIMIT 1 OFFSET ?')
-      .get(from[0], from[1], size - 1);
-    const filter = like ? ` AND ${LIKE}` : '';
-    if (end) {
-      const rows = this.db
-        .prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE (updated_at, id) > (?, ?) AND (updated_at, id) <= (?, ?)${filter} ORDER BY updated_at, id`)
-        .all(from[0], from[1], end.updated_at, end.id, ...(like ? [like] : []));
-      return { rows, examined: size, last: [end.updated_at, end.id] };
-    }
-    const rows = this.db.prepare<unknown[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE (updated_at, id) > (?, ?)${filter} ORDER BY updated_at, id`).all(from[0], from[1], ...(like ? [like] : []));
-    const examined = this.db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM mv_objects WHERE (updated_at, id) > (?, ?)').get(from[0], from[1])!.n;
-    return { rows, examined, last: null };
+    const c = this.walk<MetaverseRow>('mv_objects', ['updated_at', 'id'], MV_COLUMNS, from, size, like);
+    return { ...c, last: c.last as MetaverseChangeKey | null };
   }
 
   metaverseChangesExamined(since: string, after: MetaverseChangeKey, upTo: MetaverseChangeKey): number {
@@ -153,20 +136,30 @@ export class EngineQueries {
 
   /** Every connector space, by (connector, anchor), after `after`. */
   walkConnectorSpace(after: ConnectorSpaceKey, size: number, like: string | null): Chunk<ConnectorSpaceKey, ConnectorSpaceRow> {
-    const end = this.db
-      .prepare<[string, string, number], { connector: string; anchor: string }>('SELECT connector, anchor FROM cs_objects WHERE (connector, anchor) > (?, ?) ORDER BY connector, anchor LIMIT 1 OFFSET ?')
-      .get(after[0], after[1], size - 1);
+    const c = this.walk<ConnectorSpaceRow>('cs_objects', ['connector', 'anchor'], CS_COLUMNS, after, size, like);
+    return { ...c, last: c.last as ConnectorSpaceKey | null };
+  }
+
+  /**
+   * One chunk of a walk in key order (keys compared as row values, so one walk serves every key):
+   * the key `size` rows on, then the rows up to it that `like` lets through; at the end of the table,
+   * what is left. The count of the last chunk is taken in key order with a limit (see below).
+   */
+  private walk<R>(table: string, keyColumns: readonly string[], columns: string, after: readonly (string | number)[], size: number, like: string | null): Chunk<(string | number)[], R> {
+    const key = keyColumns.join(', ');
+    const marks = keyColumns.map(() => '?').join(', ');
     const filter = like ? ` AND ${LIKE}` : '';
+    const likeArgs = like ? [like] : [];
+    const end = this.db.prepare<unknown[], Record<string, string | number>>(`SELECT ${key} FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT 1 OFFSET ?`).get(...after, size - 1);
     if (end) {
-      const rows = this.db
-        .prepare<unknown[], ConnectorSpaceRow>(`SELECT ${CS_COLUMNS} FROM cs_objects WHERE (connector, anchor) > (?, ?) AND (connector, anchor) <= (?, ?)${filter} ORDER BY connector, anchor`)
-        .all(after[0], after[1], end.connector, end.anchor, ...(like ? [like] : []));
-      return { rows, examined: size, last: [end.connector, end.anchor] };
+      const last = keyColumns.map((k) => end[k]!);
+      const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks}) AND (${key}) <= (${marks})${filter} ORDER BY ${key}`).all(...after, ...last, ...likeArgs);
+      return { rows, examined: size, last };
     }
-    const rows = this.db.prepare<unknown[], ConnectorSpaceRow>(`SELECT ${CS_COLUMNS} FROM cs_objects WHERE (connector, anchor) > (?, ?)${filter} ORDER BY connector, anchor`).all(after[0], after[1], ...(like ? [like] : []));
+    const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks})${filter} ORDER BY ${key}`).all(...after, ...likeArgs);
     const examined = this.db
-      .prepare<[string, string, number], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM cs_objects WHERE (connector, anchor) > (?, ?) ORDER BY connector, anchor LIMIT ?) AS c`)
-      .get(after[0], after[1], size)!.n;
+      .prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT ?) AS c`)
+      .get(...after, size)!.n;
     return { rows, examined, last: null };
   }
 
