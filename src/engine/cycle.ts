@@ -223,8 +223,9 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     }
 
     // Password hashes queued by this or an earlier cycle, now that their users may exist in the
-    // cloud. Failures here are the password sync's own events (611/652/115), not the cycle's.
-    if (!dryRun && !tenantRefused && loaded.config.passwordHashSync.enabled && (pipeline || outboxHasWork(ctx.db))) await passwords().deliverOnce().catch(() => undefined);
+    // cloud; in `serve`, also the ones the service's loop took first (a cycle ends with them
+    // answered). Failures here are the password sync's own events (611/652/115), not the cycle's.
+    if (!dryRun && !tenantRefused && loaded.config.passwordHashSync.enabled && (pipeline || outboxHasWork(ctx.db))) await passwords().deliverSettled().catch(() => undefined);
   } catch (err) {
     failed = true;
     runError ??= toIdsyncError(err);

@@ -84,6 +84,15 @@ export class Delivery {
   }
 
   /**
+   * Resolves once nothing in flight now (a pass another caller runs, e.g. the service's loop) is
+   * still in flight: a caller that must end with its users' passwords answered waits for those.
+   */
+  async settled(): Promise<void> {
+    const pending = new Set(this.inFlight);
+    while ([...pending].some((anchor) => this.inFlight.has(anchor))) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  /**
    * One pass: up to `concurrency` batches in flight, each worker taking the next due batch as soon
    * as its previous one is answered, so a slow batch never holds the others back. While any batch
    * is in flight, an idle worker waits for a newly queued change (notify) instead of ending the

@@ -401,6 +401,17 @@ export class PasswordPipeline {
     return counts;
   }
 
+  /**
+   * A cycle's delivery: what is due now, then what this pipeline's loop already had in flight, so
+   * that a cycle in `idsync serve` (which shares the service's pipeline) ends with its users'
+   * passwords answered rather than skipping the ones the loop took first.
+   */
+  async deliverSettled(): Promise<DeliveryCounts> {
+    const counts = await this.deliverOnce();
+    await this.delivery.settled();
+    return counts;
+  }
+
   /** Starts the background loop: delivers as soon as something is queued, backs off on failure. */
   start(): void {
     if (this.running) return;

@@ -234,6 +234,40 @@ describe('password pipeline (real cloud directory)', () => {
     }
   });
 
+  it("a cycle's delivery on the service's pipeline ends only once what the loop had in flight is answered", async () => {
+    // In `idsync serve` a cycle shares the service's pipeline: its end-of-cycle delivery skips a user
+    // the loop already took, and must still not end before that user's password is answered (the
+    // cycle's end is when an administrator, or a test, expects the sign-in to work).
+    const u = addUser(env.db, { sam: 'loopheld' });
+    await createCloudUser(cloud, u);
+    const proxy = await startSlowProxy(cloud.url);
+    const slowClient = cloudClient(cloud, env.credentials, proxy.url);
+    const p = makePipeline(env, () => slowClient, { pollMs: 50, heartbeatMs: 3_600_000 });
+    const release = proxy.holdNext();
+    p.start();
+    try {
+      await p.acceptPassword('loopheld', 'Loop-Held-Passw0rd-1');
+      secrets.push('Loop-Held-Passw0rd-1');
+      await until(() => proxy.inFlight === 1, 5000); // the loop's batch is held at the cloud's door
+      let ended = false;
+      const cycleDelivery = p.deliverSettled().then((counts) => {
+        ended = true;
+        return counts;
+      });
+      await sleep(300);
+      assert.equal(ended, false, "the cycle's delivery waits for the loop's batch");
+      release();
+      assert.deepEqual(await cycleDelivery, { delivered: 0, waiting: 0, failed: 0 }, 'the user was the loop\'s to deliver');
+      assert.equal(p.status('loopheld')[0]?.status, 'Success', 'answered when the cycle ends');
+      assert.ok(await signIn(cloud, u.upn, 'Loop-Held-Passw0rd-1'));
+    } finally {
+      release();
+      await p.stop();
+      await slowClient.close();
+      await proxy.close();
+    }
+  });
+
   it('sends a heartbeat (653, 654) when idle, and 655 when the ping is refused', async () => {
     const idle = makePipeline(env, () => client, { pollMs: 20, heartbeatMs: 50 });
     const before = env.events.lastSeq();
