@@ -11,6 +11,10 @@
  *   other file in the second lane (the machine has 2 cores, and much of a test's time is waiting on
  *   a server); each line of output carries its lane's tag, and the run ends with one summary line;
  *   IDSYNC_TEST_LANES=1 runs everything in one lane as before;
+ * - runs the end-to-end suites that must hold on both sync stores (STORE_SUITES: directories, delta,
+ *   passwords, the KB 2962509 scenario) a second time on PostgreSQL (IDSYNC_TEST_STORE=postgres),
+ *   after the DC lane and tagged `pg`, when the whole suite runs and PostgreSQL is installed — always
+ *   in CI, where its absence fails the run; IDSYNC_TEST_PG_PASS=0 leaves it out locally;
  * - exits non-zero when any lane fails, and always stops the DC, also on Ctrl-C / SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +23,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { unavailableReason, integrationRequired } from '../test/helpers/integration.js';
+import { postgresUnavailable } from '../test/helpers/postgres.js';
 import { sambaToEnv, startSambaDC, type SambaDC } from '../test/helpers/samba.js';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -40,6 +45,18 @@ function findTests(dir: string): string[] {
   }
   return out;
 }
+
+/**
+ * The end-to-end suites the issue names as the ones that must hold on both stores (docs/store.md):
+ * on the whole suite they run again on PostgreSQL.
+ */
+const STORE_SUITES = [
+  'test/e2e/directories.test.ts',
+  'test/e2e/delta.test.ts',
+  'test/e2e/passwords-ldap.test.ts',
+  'test/e2e/passwords-samba.test.ts',
+  'test/e2e/kb2962509.test.ts',
+];
 
 /** A test needs the DC when it lives where the AD tests live or uses the Samba helper. */
 function needsSamba(file: string): boolean {
@@ -107,13 +124,21 @@ async function main(): Promise<number> {
     }
     if (stopping) return 130;
     const lanes = planLanes(files, process.env.IDSYNC_TEST_LANES === '1' ? 1 : 2);
+    const pgPass = selectors.length === 0 && !unit ? postgresPass(env) : undefined;
+    if (pgPass === null) return 1;
+    const onSpawn = (c: ChildProcess): void => {
+      children.push(c);
+    };
+    // The PostgreSQL pass uses the DC's fixed ports too: it follows the DC lane, never runs beside it.
+    const followed = lanes.find((l) => l.tag === 'dc') ?? lanes[0];
+    const tagged = lanes.length > 1 || pgPass !== undefined;
     const results = await Promise.all(
-      lanes.map((lane) =>
-        runLane(lane, env, lanes.length > 1, (c) => {
-          children.push(c);
-        }),
-      ),
-    );
+      lanes.map(async (lane) => {
+        const first = await runLane(lane, env, tagged, onSpawn);
+        if (!pgPass || lane !== followed || stopping) return [first];
+        return [first, await runLane(pgPass.lane, pgPass.env, tagged, onSpawn)];
+      }),
+    ).then((r) => r.flat());
     const total = results.reduce(
       // A file that fails outside its tests (a hook, an import) is a top-level "not ok" that node's
       // own "# fail" count may leave out: count it too.
@@ -124,12 +149,30 @@ async function main(): Promise<number> {
     if (failed.length) console.log(`run-tests: failed:\n${failed.map((f) => `  ${f}`).join('\n')}`);
     console.log(
       `run-tests: ${total.tests} tests, ${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped` +
-        ` in ${lanes.length} lane${lanes.length > 1 ? 's' : ''}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+        ` in ${results.length} lane${results.length > 1 ? 's' : ''}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
     );
     return results.some((r) => r.code !== 0) ? 1 : 0;
   } finally {
     await cleanup();
   }
+}
+
+/**
+ * The second run of STORE_SUITES on PostgreSQL: undefined when it is left out (not installed
+ * outside CI, or IDSYNC_TEST_PG_PASS=0), null when CI requires it and PostgreSQL is missing.
+ */
+function postgresPass(env: NodeJS.ProcessEnv): { lane: Lane; env: NodeJS.ProcessEnv } | undefined | null {
+  if (process.env.IDSYNC_TEST_PG_PASS === '0' || process.env.IDSYNC_TEST_STORE === 'postgres') return undefined;
+  const reason = postgresUnavailable();
+  if (reason) {
+    if (integrationRequired()) {
+      console.error(`run-tests: IDSYNC_REQUIRE_INTEGRATION=1 but ${reason}: the store suites must also run on PostgreSQL`);
+      return null;
+    }
+    console.error(`run-tests: no PostgreSQL (${reason}); the store suites run on SQLite only`);
+    return undefined;
+  }
+  return { lane: { tag: 'pg', files: STORE_SUITES.map((f) => join(root, f)) }, env: { ...env, IDSYNC_TEST_STORE: 'postgres' } };
 }
 
 interface Lane {
@@ -173,7 +216,7 @@ function runLane(lane: Lane, env: NodeJS.ProcessEnv, tagged: boolean, onSpawn: (
   const child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
   onSpawn(child);
   const result: LaneResult = { code: 0, tests: 0, pass: 0, fail: 0, skipped: 0, failedFiles: [] };
-  const prefix = tagged ? `${lane.tag}| ` : '';
+  const prefix = tagged && lane.tag ? `${lane.tag}| ` : '';
   const count = (line: string): void => {
     const m = /^# (tests|pass|fail|skipped) (\d+)$/.exec(line);
     if (m) result[m[1] as 'tests' | 'pass' | 'fail' | 'skipped'] = Number(m[2]);
