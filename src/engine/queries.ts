@@ -10,7 +10,7 @@
  * against its parsed attributes. The SQL keeps to what SQLite and PostgreSQL share (row values,
  * LIMIT/OFFSET, lower, LIKE ... ESCAPE).
  */
-import type { Database } from '../store/database.js';
+import { dialectOf, type Database } from '../store/database.js';
 
 export interface MetaverseRow {
   id: number;
@@ -62,10 +62,19 @@ export function likePattern(lowerValue: string): string | null {
   return `%${lowerValue.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-const LIKE = "lower(attrs) LIKE ? ESCAPE '\\'";
+/**
+ * The pre-filter on the attributes' JSON text, for a lower-case ASCII pattern (likePattern). SQLite's
+ * LIKE already folds ASCII case, as its lower() does, so lower() there only copied every row's text
+ * (a third of a walk's CPU on 1M objects); PostgreSQL's LIKE is case-sensitive.
+ */
+const likeOf = (db: Database): string => (dialectOf(db) === 'sqlite' ? "attrs LIKE ? ESCAPE '\\'" : "lower(attrs) LIKE ? ESCAPE '\\'");
 
 export class EngineQueries {
-  constructor(private readonly db: Database) {}
+  private readonly like: string;
+
+  constructor(private readonly db: Database) {
+    this.like = likeOf(db);
+  }
 
   // --- one object ----------------------------------------------------------------------------
 
@@ -148,7 +157,7 @@ export class EngineQueries {
   private walk<R>(table: string, keyColumns: readonly string[], columns: string, after: readonly (string | number)[], size: number, like: string | null): Chunk<(string | number)[], R> {
     const key = keyColumns.join(', ');
     const marks = keyColumns.map(() => '?').join(', ');
-    const filter = like ? ` AND ${LIKE}` : '';
+    const filter = like ? ` AND ${this.like}` : '';
     const likeArgs = like ? [like] : [];
     const end = this.db.prepare<unknown[], Record<string, string | number>>(`SELECT ${key} FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT 1 OFFSET ?`).get(...after, size - 1);
     if (end) {
