@@ -38,13 +38,14 @@ export interface SearchBudget {
 export const DEFAULT_SEARCH_BUDGET: SearchBudget = { ms: 200, rows: Number.POSITIVE_INFINITY };
 /**
  * A walk's chunks are sized by time, not count: each is sized from the rate the page's previous
- * chunks ran at to take about CHUNK_MS (never more than the budget left), within these bounds. A
- * page then overruns its budget by a short chunk at most, however busy the machine (a fixed 2,000
- * took 180 ms on a machine at load 20, and a page 383 ms); on a quiet one chunks grow to amortise
- * their statements.
+ * chunk ran at to take about CHUNK_MS, within these bounds, and a page does not start a chunk that
+ * it expects to end after its deadline. A page so ends near its budget however busy the machine
+ * (with a fixed 2,000 a page of the connector space took up to 383 ms at load 20, for a 200 ms
+ * budget); on a quiet machine chunks grow to amortise their statements.
  */
 const FIRST_CHUNK = 1000;
-const MIN_CHUNK = 200;
+/** Smaller chunks would not be faster where each statement costs more than its rows (PostgreSQL). */
+const MIN_CHUNK = 1000;
 const MAX_CHUNK = 20_000;
 const CHUNK_MS = 15;
 const INDEX_CHUNK = 200;
@@ -118,10 +119,16 @@ interface Spend {
   deadline: number;
   rowsLeft: number;
   chunks: number;
+  /** How long the last chunk took: the next one is expected to take about as long. */
+  lastMs: number;
   clock: () => number;
 }
-/** Whether the page may read another chunk: always its first, then while the budget lasts. */
-const mayGoOn = (s: Spend): boolean => s.chunks === 0 || (s.clock() < s.deadline && s.rowsLeft > 0);
+/**
+ * Whether the page may read another chunk: always its first, then while the budget lasts, including
+ * the next chunk's expected time (on PostgreSQL a chunk costs a few statements through the bridge,
+ * tens of ms on a busy machine, whatever its size: a page stops before it, not after).
+ */
+const mayGoOn = (s: Spend): boolean => s.chunks === 0 || (s.clock() + s.lastMs < s.deadline && s.rowsLeft > 0);
 
 interface Found<K> {
   hit: SearchHit;
@@ -159,6 +166,7 @@ function walk<K, R>(
     const t0 = spend.clock();
     const c = chunk(after, Math.max(1, Math.min(size, spend.rowsLeft)));
     const took = spend.clock() - t0;
+    spend.lastMs = took;
     spend.chunks++;
     spend.rowsLeft -= c.examined;
     const perMs = c.examined / Math.max(took, 0.5);
@@ -241,7 +249,7 @@ export interface SearchOptions {
 export function search(engine: EngineQueries, index: AttrIndex | null, q: SearchQuery, options: SearchOptions = {}): SearchResult {
   const budget = options.budget ?? DEFAULT_SEARCH_BUDGET;
   const clock = options.clock ?? (() => performance.now());
-  const spend: Spend = { deadline: clock() + budget.ms, rowsLeft: budget.rows, chunks: 0, clock };
+  const spend: Spend = { deadline: clock() + budget.ms, rowsLeft: budget.rows, chunks: 0, lastMs: 0, clock };
   const cursor = q.after ? decode(q.after) : undefined;
   const like = prefilter(q);
   const want = q.limit + 1;
