@@ -303,7 +303,7 @@ export function search(engine: EngineQueries, index: AttrIndex | null, q: Search
   let resume: Cursor | null = null;
 
   if (!cursor || cursor.p === 'ix') {
-    const r = walk<[string, number], { value: string; mv_id: number }>(
+    const r = walk<[string, number], { value: string; mv_id: number; obj: MetaverseRow | undefined }>(
       cursor?.p === 'ix' ? cursor.k : ['', -1],
       0,
       want,
@@ -311,12 +311,14 @@ export function search(engine: EngineQueries, index: AttrIndex | null, q: Search
       (after) => {
         const rows = index.range(q.attr, q.op, q.value, after, INDEX_CHUNK);
         const last = rows[rows.length - 1];
-        return { rows, examined: 0, last: rows.length === INDEX_CHUNK && last ? [last.value, last.mv_id] : null };
+        // The chunk's objects in one go: what the page checks each index row against.
+        const objects = engine.metaverseObjects(rows.map((x) => x.mv_id));
+        return { rows: rows.map((x) => ({ ...x, obj: objects.get(x.mv_id) })), examined: 0, last: rows.length === INDEX_CHUNK && last ? [last.value, last.mv_id] : null };
       },
       () => 0,
       (row) => [row.value, row.mv_id],
       (row) => {
-        const obj = engine.metaverseObject(row.mv_id);
+        const obj = row.obj;
         if (!obj || obj.updated_at >= w) return null;
         const vs = matching(obj.attrs, q);
         if (!vs.length) return null;

@@ -49,6 +49,7 @@ export interface Chunk<K, R> {
 export type MetaverseChangeKey = [updatedAt: string, id: number];
 export type ConnectorSpaceKey = [connector: string, anchor: string];
 
+const BY_ID = 100;
 const MV_COLUMNS = 'id, object_type, source_anchor, attrs, deleted, pending_export, updated_at';
 const CS_COLUMNS = 'connector, anchor, object_type, dn, attrs, mv_id, pending';
 
@@ -82,6 +83,21 @@ export class EngineQueries {
 
   metaverseObject(id: number): MetaverseRow | undefined {
     return this.db.prepare<[number], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id = ?`).get(id);
+  }
+
+  /**
+   * Several metaverse objects at once, by id (those that exist): one statement per 100 ids, not one
+   * each (on PostgreSQL each statement is a round trip; a page of the index checked 51 objects).
+   * The list is padded with -1 (no such id), so the store prepares one statement.
+   */
+  metaverseObjects(ids: readonly number[]): Map<number, MetaverseRow> {
+    const out = new Map<number, MetaverseRow>();
+    const stmt = this.db.prepare<number[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id IN (${Array.from({ length: BY_ID }, () => '?').join(', ')})`);
+    for (let i = 0; i < ids.length; i += BY_ID) {
+      const some = ids.slice(i, i + BY_ID);
+      for (const r of stmt.all(...some, ...Array.from({ length: BY_ID - some.length }, () => -1))) out.set(r.id, r);
+    }
+    return out;
   }
 
   /** The connector-space objects joined to a metaverse object, by connector. */
