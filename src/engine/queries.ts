@@ -179,29 +179,47 @@ export class EngineQueries {
    */
   private walk<R>(table: string, keyColumns: readonly string[], columns: string, after: readonly (string | number)[], size: number, like: string | null): Chunk<(string | number)[], R> {
     const n = Math.max(1, Math.floor(size));
+    if (this.nested) return this.walkInOne<R>(table, keyColumns, columns, after, n, like);
     const key = keyColumns.join(', ');
     const marks = keyColumns.map(() => '?').join(', ');
     const likeArgs = like ? [like] : [];
-    // PostgreSQL: the range in key order with its limit, then the pre-filter on what it read; so
-    // its generic plan reads the range by the primary key (with the filter beside the range, it
-    // read the whole connector by another index for each chunk). SQLite plans the flat statement
-    // so already, and the nested one would copy every row it reads (+50 % CPU).
-    const range = (bounds: string) => {
-      if (!like) return `SELECT ${columns} FROM ${table} WHERE ${bounds} ORDER BY ${key} LIMIT ${n}`;
-      if (!this.nested) return `SELECT ${columns} FROM ${table} WHERE ${bounds} AND ${this.like} ORDER BY ${key} LIMIT ${n}`;
-      return `SELECT ${columns} FROM (SELECT ${columns} FROM ${table} WHERE ${bounds} ORDER BY ${key} LIMIT ${n}) AS c WHERE ${this.like} ORDER BY ${key}`;
-    };
+    const filter = like ? ` AND ${this.like}` : '';
     const end = this.db.prepare<unknown[], Record<string, string | number>>(`SELECT ${key} FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT 1 OFFSET ${n - 1}`).get(...after);
     if (end) {
       const last = keyColumns.map((k) => end[k]!);
-      const rows = this.db.prepare<unknown[], R>(range(`(${key}) > (${marks}) AND (${key}) <= (${marks})`)).all(...after, ...last, ...likeArgs);
+      const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks}) AND (${key}) <= (${marks})${filter} ORDER BY ${key} LIMIT ${n}`).all(...after, ...last, ...likeArgs);
       return { rows, examined: n, last };
     }
-    const rows = this.db.prepare<unknown[], R>(range(`(${key}) > (${marks})`)).all(...after, ...likeArgs);
+    const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks})${filter} ORDER BY ${key} LIMIT ${n}`).all(...after, ...likeArgs);
     const examined = this.db
       .prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT ${n}) AS c`)
       .get(...after)!.n;
     return { rows, examined, last: null };
+  }
+
+  /**
+   * PostgreSQL's chunk, in one statement: each statement is a round trip through the bridge, tens
+   * of ms on a busy machine whatever its size, so two per chunk doubled a page's overrun. The range
+   * is read in key order with its limit (so the generic plan reads it by the primary key; with the
+   * filter beside the range it read the whole connector by another index), numbered, and what
+   * comes back is the candidates and the range's last row (its key, and how many were read).
+   * SQLite keeps two statements: its windows would copy every row read (+50 % CPU, measured).
+   */
+  private walkInOne<R>(table: string, keyColumns: readonly string[], columns: string, after: readonly (string | number)[], n: number, like: string | null): Chunk<(string | number)[], R> {
+    const key = keyColumns.join(', ');
+    const marks = keyColumns.map(() => '?').join(', ');
+    const hit = like ? this.like : '1 = 1';
+    const rows = this.db
+      .prepare<unknown[], Record<string, unknown>>(
+        `SELECT * FROM (SELECT ${columns}, CASE WHEN ${hit} THEN 1 ELSE 0 END AS walk_hit, row_number() OVER (ORDER BY ${key}) AS walk_pos, count(*) OVER () AS walk_n
+           FROM (SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT ${n}) AS r) AS c
+         WHERE walk_hit = 1 OR walk_pos = walk_n ORDER BY walk_pos`,
+      )
+      .all(...(like ? [like] : []), ...after);
+    const end = rows[rows.length - 1];
+    const examined = end ? Number(end.walk_n) : 0;
+    const candidates = rows.filter((r) => Number(r.walk_hit) === 1).map(({ walk_hit: _h, walk_pos: _p, walk_n: _n, ...r }) => r as R);
+    return { rows: candidates, examined, last: end && examined === n ? keyColumns.map((k) => end[k] as string | number) : null };
   }
 
   /**
