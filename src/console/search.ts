@@ -131,8 +131,8 @@ interface Spend {
 }
 /**
  * Whether the page may read another chunk: always its first, then while the budget lasts, including
- * the next chunk's expected time (on PostgreSQL a chunk costs a few statements through the bridge,
- * tens of ms on a busy machine, whatever its size: a page stops before it, not after).
+ * the next chunk's expected time (on PostgreSQL a chunk's statement goes through the bridge, tens
+ * of ms on a busy machine whatever its size: a page stops before it, not after).
  */
 const mayGoOn = (s: Spend): boolean => s.chunks === 0 || (s.clock() + s.lastMs < s.deadline && s.rowsLeft > 0);
 
