@@ -10,7 +10,7 @@
  * against its parsed attributes. The SQL keeps to what SQLite and PostgreSQL share (row values,
  * LIMIT/OFFSET, lower, LIKE ... ESCAPE).
  */
-import type { Database } from '../store/database.js';
+import { dialectOf, type Database } from '../store/database.js';
 
 export interface MetaverseRow {
   id: number;
@@ -49,6 +49,7 @@ export interface Chunk<K, R> {
 export type MetaverseChangeKey = [updatedAt: string, id: number];
 export type ConnectorSpaceKey = [connector: string, anchor: string];
 
+const BY_ID = 100;
 const MV_COLUMNS = 'id, object_type, source_anchor, attrs, deleted, pending_export, updated_at';
 const CS_COLUMNS = 'connector, anchor, object_type, dn, attrs, mv_id, pending';
 
@@ -62,15 +63,41 @@ export function likePattern(lowerValue: string): string | null {
   return `%${lowerValue.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-const LIKE = "lower(attrs) LIKE ? ESCAPE '\\'";
+/**
+ * The pre-filter on the attributes' JSON text, for a lower-case ASCII pattern (likePattern). SQLite's
+ * LIKE already folds ASCII case, as its lower() does, so lower() there only copied every row's text
+ * (a third of a walk's CPU on 1M objects); PostgreSQL's LIKE is case-sensitive.
+ */
+const likeOf = (db: Database): string => (dialectOf(db) === 'sqlite' ? "attrs LIKE ? ESCAPE '\\'" : "lower(attrs) LIKE ? ESCAPE '\\'");
 
 export class EngineQueries {
-  constructor(private readonly db: Database) {}
+  private readonly like: string;
+  private readonly nested: boolean;
+
+  constructor(private readonly db: Database) {
+    this.like = likeOf(db);
+    this.nested = dialectOf(db) === 'postgres';
+  }
 
   // --- one object ----------------------------------------------------------------------------
 
   metaverseObject(id: number): MetaverseRow | undefined {
     return this.db.prepare<[number], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id = ?`).get(id);
+  }
+
+  /**
+   * Several metaverse objects at once, by id (those that exist): one statement per 100 ids, not one
+   * each (on PostgreSQL each statement is a round trip; a page of the index checked 51 objects).
+   * The list is padded with -1 (no such id), so the store prepares one statement.
+   */
+  metaverseObjects(ids: readonly number[]): Map<number, MetaverseRow> {
+    const out = new Map<number, MetaverseRow>();
+    const stmt = this.db.prepare<number[], MetaverseRow>(`SELECT ${MV_COLUMNS} FROM mv_objects WHERE id IN (${Array.from({ length: BY_ID }, () => '?').join(', ')})`);
+    for (let i = 0; i < ids.length; i += BY_ID) {
+      const some = ids.slice(i, i + BY_ID);
+      for (const r of stmt.all(...some, ...Array.from({ length: BY_ID - some.length }, () => -1))) out.set(r.id, r);
+    }
+    return out;
   }
 
   /** The connector-space objects joined to a metaverse object, by connector. */
@@ -144,23 +171,55 @@ export class EngineQueries {
    * One chunk of a walk in key order (keys compared as row values, so one walk serves every key):
    * the key `size` rows on, then the rows up to it that `like` lets through; at the end of the table,
    * what is left. The count of the last chunk is taken in key order with a limit (see below).
+   *
+   * The size is written into the statement, not bound: PostgreSQL plans a prepared statement once
+   * for any parameters after a few runs, and with the OFFSET and the range unknown that plan was a
+   * scan of the whole table and a sort for every chunk (a 1,000-object chunk cost as much as a
+   * 20,000 one). Callers keep to a few sizes, so the store keeps a few statements.
    */
   private walk<R>(table: string, keyColumns: readonly string[], columns: string, after: readonly (string | number)[], size: number, like: string | null): Chunk<(string | number)[], R> {
+    const n = Math.max(1, Math.floor(size));
+    if (this.nested) return this.walkInOne<R>(table, keyColumns, columns, after, n, like);
     const key = keyColumns.join(', ');
     const marks = keyColumns.map(() => '?').join(', ');
-    const filter = like ? ` AND ${LIKE}` : '';
     const likeArgs = like ? [like] : [];
-    const end = this.db.prepare<unknown[], Record<string, string | number>>(`SELECT ${key} FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT 1 OFFSET ?`).get(...after, size - 1);
+    const filter = like ? ` AND ${this.like}` : '';
+    const end = this.db.prepare<unknown[], Record<string, string | number>>(`SELECT ${key} FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT 1 OFFSET ${n - 1}`).get(...after);
     if (end) {
       const last = keyColumns.map((k) => end[k]!);
-      const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks}) AND (${key}) <= (${marks})${filter} ORDER BY ${key}`).all(...after, ...last, ...likeArgs);
-      return { rows, examined: size, last };
+      const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks}) AND (${key}) <= (${marks})${filter} ORDER BY ${key} LIMIT ${n}`).all(...after, ...last, ...likeArgs);
+      return { rows, examined: n, last };
     }
-    const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks})${filter} ORDER BY ${key}`).all(...after, ...likeArgs);
+    const rows = this.db.prepare<unknown[], R>(`SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks})${filter} ORDER BY ${key} LIMIT ${n}`).all(...after, ...likeArgs);
     const examined = this.db
-      .prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT ?) AS c`)
-      .get(...after, size)!.n;
+      .prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT ${n}) AS c`)
+      .get(...after)!.n;
     return { rows, examined, last: null };
+  }
+
+  /**
+   * PostgreSQL's chunk, in one statement: each statement is a round trip through the bridge, tens
+   * of ms on a busy machine whatever its size, so two per chunk doubled a page's overrun. The range
+   * is read in key order with its limit (so the generic plan reads it by the primary key; with the
+   * filter beside the range it read the whole connector by another index), numbered, and what
+   * comes back is the candidates and the range's last row (its key, and how many were read).
+   * SQLite keeps two statements: its windows would copy every row read (+50 % CPU, measured).
+   */
+  private walkInOne<R>(table: string, keyColumns: readonly string[], columns: string, after: readonly (string | number)[], n: number, like: string | null): Chunk<(string | number)[], R> {
+    const key = keyColumns.join(', ');
+    const marks = keyColumns.map(() => '?').join(', ');
+    const hit = like ? this.like : '1 = 1';
+    const rows = this.db
+      .prepare<unknown[], Record<string, unknown>>(
+        `SELECT * FROM (SELECT ${columns}, CASE WHEN ${hit} THEN 1 ELSE 0 END AS walk_hit, row_number() OVER (ORDER BY ${key}) AS walk_pos, count(*) OVER () AS walk_n
+           FROM (SELECT ${columns} FROM ${table} WHERE (${key}) > (${marks}) ORDER BY ${key} LIMIT ${n}) AS r) AS c
+         WHERE walk_hit = 1 OR walk_pos = walk_n ORDER BY walk_pos`,
+      )
+      .all(...(like ? [like] : []), ...after);
+    const end = rows[rows.length - 1];
+    const examined = end ? Number(end.walk_n) : 0;
+    const candidates = rows.filter((r) => Number(r.walk_hit) === 1).map(({ walk_hit: _h, walk_pos: _p, walk_n: _n, ...r }) => r as R);
+    return { rows: candidates, examined, last: end && examined === n ? keyColumns.map((k) => end[k] as string | number) : null };
   }
 
   /**
@@ -169,9 +228,9 @@ export class EngineQueries {
    */
   connectorSpaceExamined(after: ConnectorSpaceKey, upTo: ConnectorSpaceKey, atMost: number): number {
     return this.db
-      .prepare<[string, string, string, string, number], { n: number }>(
-        'SELECT count(*) AS n FROM (SELECT 1 FROM cs_objects WHERE (connector, anchor) > (?, ?) AND (connector, anchor) <= (?, ?) ORDER BY connector, anchor LIMIT ?) AS c',
+      .prepare<[string, string, string, string], { n: number }>(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM cs_objects WHERE (connector, anchor) > (?, ?) AND (connector, anchor) <= (?, ?) ORDER BY connector, anchor LIMIT ${Math.max(1, Math.floor(atMost))}) AS c`,
       )
-      .get(after[0], after[1], upTo[0], upTo[1], atMost)!.n;
+      .get(after[0], after[1], upTo[0], upTo[1])!.n;
   }
 }
