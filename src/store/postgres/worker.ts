@@ -6,7 +6,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
-import type { PgFailure, PgRequest, PgResponse, PgWorkerData } from './protocol.js';
+import type { PgBatch, PgFailure, PgQuery, PgRequest, PgResponse, PgWorkerData } from './protocol.js';
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -35,7 +35,10 @@ async function connected(): Promise<pg.Client> {
   if (client) await client.end().catch(() => undefined);
   prepared.clear();
   broken = false;
-  const c = new pg.Client({ ...data.connect, application_name: data.connect.applicationName, types });
+  // Pipeline mode: a query is written at once, not after the answer of the one before, so a batch
+  // of deferred writes (bridge.ts) costs one round trip. Answers still come back in order, each
+  // query its own (a Sync per query): a failed one aborts the open transaction, as it would alone.
+  const c = new pg.Client({ ...data.connect, application_name: data.connect.applicationName, types, pipeline: true } as pg.ClientConfig);
   // A lost connection surfaces on the next query; the one after reconnects (outside a transaction).
   c.on('error', () => {
     broken = true;
@@ -64,6 +67,8 @@ function param(v: unknown): unknown {
   return v;
 }
 
+type Answer = Extract<PgResponse, { ok: true }>;
+
 async function handle(req: PgRequest): Promise<PgResponse> {
   if (req.op === 'close') {
     await client?.end().catch(() => undefined);
@@ -71,10 +76,52 @@ async function handle(req: PgRequest): Promise<PgResponse> {
     return { ok: true, rows: [], rowCount: 0, fields: [] };
   }
   const c = await connected();
-  if (req.op === 'script') {
-    await c.query(req.sql);
-    return { ok: true, rows: [], rowCount: 0, fields: [] };
+  if (req.op === 'batch') return batch(c, req.items);
+  if (req.op === 'script') return script(c, req.sql);
+  return query(c, req);
+}
+
+async function script(c: pg.Client, sql: string): Promise<Answer> {
+  await c.query(sql);
+  return { ok: true, rows: [], rowCount: 0, fields: [] };
+}
+
+/**
+ * A batch: its statements are written to the server back to back (the client is in pipeline mode:
+ * each is sent without waiting for the one before), so the batch costs one round trip, not one per
+ * statement. An UPDATE OR IGNORE needs the answer of its first try before the next step, so it
+ * waits for what was sent before it and runs alone.
+ */
+async function batch(c: pg.Client, items: PgBatch['items']): Promise<PgResponse> {
+  const rowCounts: number[] = [];
+  let last: Answer = { ok: true, rows: [], rowCount: 0, fields: [] };
+  for (let i = 0; i < items.length; ) {
+    let j = i;
+    const sent: Promise<Answer>[] = [];
+    for (; j < items.length; j++) {
+      const it = items[j]!;
+      if (it.op === 'query' && it.ignoreConflicts) {
+        if (j === i) {
+          sent.push(query(c, it));
+          j++;
+        }
+        break;
+      }
+      sent.push(it.op === 'script' ? script(c, it.sql) : query(c, it));
+    }
+    const settled = await Promise.allSettled(sent);
+    for (let k = 0; k < settled.length; k++) {
+      const s = settled[k]!;
+      if (s.status === 'rejected') return { ok: false, error: failure(s.reason), index: i + k, rowCounts };
+      rowCounts.push(s.value.rowCount);
+      last = s.value;
+    }
+    i = j;
   }
+  return { ...last, rowCounts };
+}
+
+async function query(c: pg.Client, req: PgQuery): Promise<Answer> {
   const config: pg.QueryConfig & { rowMode?: 'array' } = { text: req.text, values: req.values.map(param) };
   if (req.rowMode === 'array') config.rowMode = 'array';
   if (req.name !== undefined) {
@@ -82,7 +129,7 @@ async function handle(req: PgRequest): Promise<PgResponse> {
     if (!name) prepared.set(req.text, (name = `idsync_${prepared.size + 1}`));
     config.name = name;
   }
-  const run = async (): Promise<PgResponse> => {
+  const run = async (): Promise<Answer> => {
     const r = await c.query(config);
     return { ok: true, rows: r.rows as unknown[], rowCount: r.rowCount ?? 0, fields: r.fields.map((f) => f.name) };
   };
