@@ -11,14 +11,20 @@ import { openContext } from '../src/engine/context.js';
 import { runCycle } from '../src/engine/cycle.js';
 import { bridgeStats } from '../src/store/postgres/bridge.js';
 
+function since(b: ReturnType<typeof bridgeStats>): ReturnType<typeof bridgeStats> {
+  const now = bridgeStats();
+  return { roundTrips: now.roundTrips - b.roundTrips, statements: now.statements - b.statements, waitSeconds: now.waitSeconds - b.waitSeconds };
+}
 const [configFile, flag] = process.argv.slice(2);
 const ctx = openContext(loadConfig(configFile!));
 const clock = { wallMs: Date.now(), monoUs: Number(process.hrtime.bigint() / 1000n) };
 const cpu0 = process.cpuUsage();
+const bridge0 = bridgeStats(); // the cycle's own round trips, not the open's
 const t0 = performance.now();
 const run = await runCycle(ctx, { full: flag === '--full' });
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
+const bridge = since(bridge0);
 ctx.close();
 const steps = Object.fromEntries(
   run.steps.map((s) => [
@@ -26,4 +32,4 @@ const steps = Object.fromEntries(
     { profile: s.profile, startedAt: s.startedAt, endedAt: s.endedAt, seconds: s.endedAt ? (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000 : null, adds: s.adds, updates: s.updates, deletes: s.deletes, unchanged: s.unchanged, errors: s.errors },
   ]),
 );
-process.stdout.write(JSON.stringify({ status: run.status, error: run.error, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, bridge: bridgeStats(), clock, steps }) + '\n');
+process.stdout.write(JSON.stringify({ status: run.status, error: run.error, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, bridge, clock, steps }) + '\n');
