@@ -48,6 +48,8 @@ interface DeferredResult {
 interface Pending {
   item: PgQuery | PgScript;
   result?: DeferredResult;
+  /** The transaction level (1 outer, 2 its first savepoint, …) the write was queued in. */
+  level?: number;
 }
 
 /**
@@ -280,6 +282,14 @@ export class PgDatabase implements Db {
   /** Statements queued to be sent with the next message (deferred writes, BEGIN, SAVEPOINT). */
   private pending: Pending[] = [];
   /**
+   * A queued write that failed, and the transaction level it was written in. Until that level is
+   * rolled back, every further statement fails with this same error, without being sent: the
+   * error can surface inside a nested transaction begun after the write (at its SAVEPOINT), and a
+   * caller that catches the nested transaction and goes on must not go on past it, as it could
+   * not have without deferral (the write would have thrown in its own level).
+   */
+  private failed: { error: PgStatementError; level: number } | undefined;
+  /**
    * Whether writes inside a transaction are queued (defer()). IDSYNC_PG_DEFER=0 sends each at once,
    * as before: a diagnostic switch, and the reference the differential test compares against.
    */
@@ -331,18 +341,21 @@ export class PgDatabase implements Db {
    */
   defer(t: TranslatedStatement, values: unknown[], rowMode: 'array' | 'object'): BetterSqlite3.RunResult {
     const result: DeferredResult = { done: false, rowCount: 0, error: undefined };
-    this.pending.push({ item: this.queryItem(t, values, rowMode, true), result });
+    this.pending.push({ item: this.queryItem(t, values, rowMode, true), result, level: this.depth });
     if (this.pending.length >= MAX_DEFERRED) this.send(undefined);
-    const db = this;
+    const settle = (): void => {
+      if (!result.done) this.send(undefined, this.pending.findIndex((p) => p.result === result) + 1);
+      if (result.error) throw result.error;
+    };
+    const insertId = (): number => this.insertIdOf(result);
     let id: number | undefined;
     return {
       get changes(): number {
-        if (!result.done) db.send(undefined, db.pending.findIndex((p) => p.result === result) + 1);
-        if (result.error) throw result.error;
+        settle();
         return result.rowCount;
       },
       get lastInsertRowid(): number {
-        return (id ??= db.insertIdOf(result));
+        return (id ??= insertId());
       },
     };
   }
@@ -357,6 +370,7 @@ export class PgDatabase implements Db {
       if (result.error) throw result.error;
       return this.lastval();
     }
+    if (this.failed) throw this.failed.error;
     const upTo = this.pending.findIndex((p) => p.result === result) + 1;
     const at = upTo; // the index of the lastval() query in the batch
     try {
@@ -375,6 +389,7 @@ export class PgDatabase implements Db {
    * (or came after the failure) keeps it, so its result's getters throw it too.
    */
   private send(item: PgQuery | PgScript | undefined, upTo = this.pending.length): Answer {
+    if (this.failed) throw this.failed.error;
     const queued = upTo > 0 ? this.pending.splice(0, upTo) : [];
     if (queued.length === 0) return item ? unwrap(this.channel.call(item)) : EMPTY_ANSWER;
     const items = queued.map((p) => p.item);
@@ -389,7 +404,11 @@ export class PgDatabase implements Db {
       if (i < counts.length) r.rowCount = counts[i]!;
       else r.error = error;
     }
-    if (error) throw error;
+    if (error) {
+      const failedWrite = !res.ok && res.index !== undefined ? queued[res.index] : undefined;
+      if (failedWrite?.result && failedWrite.level !== undefined) this.failed = { error, level: failedWrite.level };
+      throw error;
+    }
     return res as Answer;
   }
 
@@ -427,6 +446,20 @@ export class PgDatabase implements Db {
    * queued statements are forgotten and the rollback sent.
    */
   private abandon(begin: Pending, outer: boolean, sp: string): void {
+    // This level's rollback ends a failure of a write queued in it (or inside it); a failure of an
+    // outer level's write stays until that level is rolled back.
+    const level = this.depth + 1;
+    if (this.failed && this.failed.level >= level) this.failed = undefined;
+    const keep = this.failed;
+    this.failed = undefined;
+    try {
+      this.rollbackTo(begin, outer, sp);
+    } finally {
+      this.failed = keep;
+    }
+  }
+
+  private rollbackTo(begin: Pending, outer: boolean, sp: string): void {
     const at = this.pending.indexOf(begin);
     if (at >= 0) {
       this.discard(at);

@@ -29,10 +29,9 @@ export interface PgScript {
 }
 
 /**
- * Statements sent in one message and pipelined to the server (bridge.ts, deferred writes): the
- * answer carries each one's row count, the last one's rows, and on failure the index of the first
- * statement that failed (the server skips nothing: a statement after it in the same transaction
- * fails as the transaction is aborted, and the first error is the one reported).
+ * Statements sent to the worker in one message (bridge.ts, deferred writes), run in order: the
+ * answer carries each one's row count, the last one's rows, and on failure the index of the
+ * statement that failed (the ones after it are not run: the transaction is aborted).
  */
 export interface PgBatch {
   op: 'batch';
