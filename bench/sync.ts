@@ -40,6 +40,7 @@ interface WorkerResult {
   seconds: number;
   cpuSeconds: number;
   peakRssMb: number;
+  bridge: { roundTrips: number; statements: number; waitSeconds: number };
   steps: Record<string, { profile: string | null; seconds: number | null; adds: number; updates: number; deletes: number; unchanged: number; errors: number }>;
 }
 
@@ -117,6 +118,13 @@ function report(label: string, objects: number, r: WorkerResult, cloudCpu: numbe
       `peak RSS ${Math.round(r.peakRssMb).toString().padStart(5)} MB  CPU sync ${r.cpuSeconds.toFixed(1)} s, cloud ${cloudCpu.toFixed(1)} s${dbCpu !== undefined ? `, PostgreSQL ${dbCpu.toFixed(1)} s` : ''}  import ${imp?.profile ?? '?'}  exported +${exp?.adds ?? 0} ~${exp?.updates ?? 0} -${exp?.deletes ?? 0}  ${r.status}`,
   );
   console.log(`${''.padEnd(22)} ${Object.entries(r.steps).map(([k, s]) => `${k} ${s.seconds?.toFixed(2)} s`).join(', ')}`);
+  if (r.bridge.roundTrips > 0) {
+    const b = r.bridge;
+    console.log(
+      `${''.padEnd(22)} PostgreSQL bridge: ${b.roundTrips.toLocaleString('en-US')} round trips for ${b.statements.toLocaleString('en-US')} statements (${(b.statements / b.roundTrips).toFixed(1)} per trip), ` +
+        `${b.waitSeconds.toFixed(1)} s waiting in them (${((b.waitSeconds / r.seconds) * 100).toFixed(0)} % of the cycle, ${((b.waitSeconds / b.roundTrips) * 1e6).toFixed(0)} µs per trip)`,
+    );
+  }
   if (r.status !== 'success') console.log(`${''.padEnd(22)} ${r.status}: ${JSON.stringify(r.error)}`);
 }
 

@@ -8,6 +8,7 @@ import { engineMigrations } from '../engine/migrations.js';
 import { eventMigrations } from '../events/log.js';
 import { passwordMigrations } from '../passwords/migrations.js';
 import { consoleMigrations } from '../console/migrations.js';
+import { haMigrations } from '../service/ha/lease-sql.js';
 import type { Migration } from '../store/database.js';
 
-export const allMigrations: Migration[] = [...engineMigrations, ...passwordMigrations, ...credentialMigrations, ...eventMigrations, ...consoleMigrations];
+export const allMigrations: Migration[] = [...engineMigrations, ...passwordMigrations, ...credentialMigrations, ...eventMigrations, ...consoleMigrations, ...haMigrations];

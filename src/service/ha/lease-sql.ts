@@ -4,9 +4,12 @@
  *   ha_nodes  one row per running node: its role as it last said, for `service status` and /status
  * The row of a lease is never deleted: its token only grows, so a token is never reused.
  */
+import type { Migration } from '../../store/database.js';
+
 export const LEADER_LEASE = 'sync-leader';
 
-export const LEASE_DDL = `
+/** IF NOT EXISTS: installations that ran a version creating these tables at the lease's start keep them. */
+const LEASE_DDL = `
 CREATE TABLE IF NOT EXISTS ha_lease (
   name            TEXT PRIMARY KEY,
   holder          TEXT NOT NULL,
@@ -27,6 +30,13 @@ CREATE TABLE IF NOT EXISTS ha_nodes (
   started_at TIMESTAMPTZ NOT NULL,
   seen_at    TIMESTAMPTZ NOT NULL
 );`;
+
+/**
+ * The lease's tables, as a migration of the store (applied with the others, once, under the
+ * migration lock). PostgreSQL only: on SQLite there is one node and no lease, so its SQLite text is
+ * empty (the id is recorded, nothing is created).
+ */
+export const haMigrations: Migration[] = [{ id: 'ha/001-lease', sql: '', postgres: LEASE_DDL }];
 
 /**
  * Acquire or renew, in one statement. $1 holder, $2 node name, $3 lease time (ms), $4 the token

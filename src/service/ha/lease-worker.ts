@@ -11,7 +11,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { ACQUIRE_SQL, LEASE_DDL, LEASE_ROW_SQL, NODE_GONE_SQL, NODE_HEARTBEAT_SQL, NODES_PRUNE_SQL, NODES_SQL, RELEASE_SQL, RENEW_SQL, TAKEOVER_LOCK_SQL } from './lease-sql.js';
+import { ACQUIRE_SQL, LEASE_ROW_SQL, NODE_GONE_SQL, NODE_HEARTBEAT_SQL, NODES_PRUNE_SQL, NODES_SQL, RELEASE_SQL, RENEW_SQL, TAKEOVER_LOCK_SQL } from './lease-sql.js';
 import { monotonicMs, type HaNode, type LeaseWorkerData, type LeaseWorkerMessage, type ToLeaseWorker } from './lease-protocol.js';
 
 const data = workerData as LeaseWorkerData;
@@ -42,9 +42,9 @@ async function connect(): Promise<pg.Client> {
     statement_timeout: Math.max(1000, data.ttlMs - data.renewMs),
   });
   c.on('error', () => undefined); // a dropped connection is seen by the next query
+  // The tables are the store's migration ha/001-lease: the service opens (and migrates) the store first.
   try {
     await c.connect();
-    await c.query(LEASE_DDL);
   } catch (err) {
     await c.end().catch(() => undefined);
     throw err;

@@ -18,7 +18,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { IdsyncError } from '../../core/errors.js';
 import { currentFence, type WriteFence } from '../fence.js';
 import { bindParams, translateDdl, translateStatement, type TranslatedStatement } from './dialect.js';
-import type { PgConnectOptions, PgFailure, PgRequest, PgResponse, PgWorkerData } from './protocol.js';
+import type { PgConnectOptions, PgFailure, PgQuery, PgRequest, PgResponse, PgScript, PgWorkerData } from './protocol.js';
 
 type Db = BetterSqlite3.Database;
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- better-sqlite3's own constraint
@@ -28,12 +28,38 @@ type TxFn = Parameters<Db['transaction']>[0];
 /** A statement that fails on the server: its SQLSTATE as `code` (23505: unique violation). */
 export class PgStatementError extends Error {
   readonly code: string | undefined;
-  constructor(f: PgFailure) {
+  /** @internal in a batch: the index of the statement that failed. */
+  readonly index: number | undefined;
+  constructor(f: PgFailure, index?: number) {
     super(f.message);
     this.name = 'PgStatementError';
     this.code = f.code;
+    this.index = index;
   }
 }
+
+/** A queued write's outcome, filled in when its batch is answered (PgDatabase.defer). */
+interface DeferredResult {
+  done: boolean;
+  rowCount: number;
+  error: PgStatementError | undefined;
+}
+
+interface Pending {
+  item: PgQuery | PgScript;
+  result?: DeferredResult;
+  /** The transaction level (1 outer, 2 its first savepoint, …) the write was queued in. */
+  level?: number;
+}
+
+/**
+ * At most this many statements wait in the queue, so a batch stays a bounded message (a page of
+ * the engine's writes is a few thousand statements).
+ */
+const MAX_DEFERRED = 1000;
+
+const EMPTY_ANSWER: Extract<PgResponse, { ok: true }> = { ok: true, rows: [], rowCount: 0, fields: [] };
+const LASTVAL = translateStatement('SELECT lastval() AS id');
 
 /** How long the main thread waits for one answer before it calls the worker lost. */
 const ANSWER_TIMEOUT_MS = 15 * 60_000;
@@ -48,6 +74,22 @@ function spawnWorker(data: PgWorkerData): Worker {
     return new Worker(boot, { eval: true, workerData: data, transferList });
   }
   return new Worker(new URL('./worker.js', import.meta.url), { workerData: data, transferList });
+}
+
+/**
+ * Round trips of this process's bridges (main thread → worker → PostgreSQL → back) and the time the
+ * main thread spent blocked in them; statements counts each statement sent, batched or not.
+ * bench/sync.ts prints them per cycle.
+ */
+export interface BridgeStats {
+  roundTrips: number;
+  statements: number;
+  waitSeconds: number;
+}
+const stats: BridgeStats = { roundTrips: 0, statements: 0, waitSeconds: 0 };
+
+export function bridgeStats(): BridgeStats {
+  return { ...stats };
 }
 
 class Channel {
@@ -67,13 +109,19 @@ class Channel {
 
   call(req: PgRequest): PgResponse {
     if (this.closed) throw new IdsyncError('STORE_FAILED', 'the database connection is closed');
+    const t0 = performance.now();
+    stats.roundTrips++;
+    stats.statements += req.op === 'batch' ? req.items.length : 1;
     Atomics.store(this.flag, 0, 0);
     this.port.postMessage(req);
     const deadline = Date.now() + ANSWER_TIMEOUT_MS;
     for (;;) {
       Atomics.wait(this.flag, 0, 0, SLICE_MS);
       const msg = receiveMessageOnPort(this.port);
-      if (msg) return msg.message as PgResponse;
+      if (msg) {
+        stats.waitSeconds += (performance.now() - t0) / 1000;
+        return msg.message as PgResponse;
+      }
       if (Date.now() > deadline) {
         this.closed = true;
         void this.worker.terminate();
@@ -94,7 +142,9 @@ class Channel {
   }
 }
 
-function unwrap(res: PgResponse): Extract<PgResponse, { ok: true }> {
+type Answer = Extract<PgResponse, { ok: true }>;
+
+function unwrap(res: PgResponse): Answer {
   if (!res.ok) throw new PgStatementError(res.error);
   return res;
 }
@@ -133,7 +183,7 @@ class PgStatement<P extends unknown[], R> {
     this.readonly = /^\s*(SELECT|VALUES|WITH\s[\s\S]*\bSELECT)\b/i.test(source) && !/\b(INSERT|UPDATE|DELETE)\b/i.test(source);
   }
 
-  private exec(args: readonly unknown[]): Extract<PgResponse, { ok: true }> {
+  private exec(args: readonly unknown[]): Answer {
     const values = bindParams(this.t, this.bound ?? args);
     const array = this.pluckOn || this.rawOn;
     // A leader's write outside a transaction gets one of its own, so the fence is checked with it.
@@ -144,8 +194,11 @@ class PgStatement<P extends unknown[], R> {
   }
 
   run(...params: P): BetterSqlite3.RunResult {
-    const res = this.exec(params);
     const db = this.database;
+    // A write inside a transaction is queued, not sent: see PgDatabase.defer. UPDATE OR IGNORE is
+    // not (the worker needs its first answer to decide the next step).
+    if (db.inTransaction && db.deferWrites && !this.t.ignoreConflicts) return db.defer(this.t, bindParams(this.t, this.bound ?? params), this.pluckOn || this.rawOn ? 'array' : 'object');
+    const res = this.exec(params);
     let id: number | undefined;
     return {
       changes: res.rowCount,
@@ -226,6 +279,21 @@ export class PgDatabase implements Db {
   open = true;
   private depth = 0;
   private readonly channel: Channel;
+  /** Statements queued to be sent with the next message (deferred writes, BEGIN, SAVEPOINT). */
+  private pending: Pending[] = [];
+  /**
+   * A queued write that failed, and the transaction level it was written in. Until that level is
+   * rolled back, every further statement fails with this same error, without being sent: the
+   * error can surface inside a nested transaction begun after the write (at its SAVEPOINT), and a
+   * caller that catches the nested transaction and goes on must not go on past it, as it could
+   * not have without deferral (the write would have thrown in its own level).
+   */
+  private failed: { error: PgStatementError; level: number } | undefined;
+  /**
+   * Whether writes inside a transaction are queued (defer()). IDSYNC_PG_DEFER=0 sends each at once,
+   * as before: a diagnostic switch, and the reference the differential test compares against.
+   */
+  deferWrites = process.env.IDSYNC_PG_DEFER !== '0';
 
   constructor(connect: PgConnectOptions, location: string) {
     this.name = location;
@@ -245,10 +313,108 @@ export class PgDatabase implements Db {
   }
 
   /** @internal one translated statement (statements from prepare() are prepared on the session once). */
-  query(t: TranslatedStatement, values: unknown[], rowMode: 'array' | 'object', named: boolean): Extract<PgResponse, { ok: true }> {
-    const req: PgRequest = { op: 'query', text: t.text, values, rowMode, ignoreConflicts: t.ignoreConflicts, inTransaction: this.depth > 0 };
+  query(t: TranslatedStatement, values: unknown[], rowMode: 'array' | 'object', named: boolean): Answer {
+    return this.send(this.queryItem(t, values, rowMode, named));
+  }
+
+  private queryItem(t: TranslatedStatement, values: unknown[], rowMode: 'array' | 'object', named: boolean): PgQuery {
+    const req: PgQuery = { op: 'query', text: t.text, values, rowMode, ignoreConflicts: t.ignoreConflicts, inTransaction: this.depth > 0 };
     if (named) req.name = t.text;
-    return unwrap(this.channel.call(req));
+    return req;
+  }
+
+  /**
+   * A write inside a transaction whose answer nobody waits for is queued and sent with the next
+   * statement that needs an answer (a read, a non-deferred write), at the transaction's end, or when
+   * MAX_DEFERRED are queued: a page of the engine's staging and sync writes is then one round trip,
+   * not one per statement, which on PostgreSQL was the cost (docs/store.md, figures).
+   *
+   * What stays as it was: the order of the statements (one session, sent in order); the result,
+   * whose getters send what is queued first (`changes`, `lastInsertRowid` of this very statement);
+   * and a failure: the transaction fails with the statement's own error (PgStatementError, its
+   * SQLSTATE) and is rolled back, raised by the next call that sends — at the latest by the
+   * transaction's end, inside it, so `transaction(fn)` throws as before. What moves: the point in
+   * `fn` where the error is raised (after the statement, not at it). No module catches a single
+   * statement's error inside a transaction to go on (on PostgreSQL a failed statement aborts the
+   * transaction, so that could not work before either); a nested transaction's writes are sent
+   * before it ends, so a caller catching a nested transaction sees its errors as before.
+   */
+  defer(t: TranslatedStatement, values: unknown[], rowMode: 'array' | 'object'): BetterSqlite3.RunResult {
+    const result: DeferredResult = { done: false, rowCount: 0, error: undefined };
+    this.pending.push({ item: this.queryItem(t, values, rowMode, true), result, level: this.depth });
+    if (this.pending.length >= MAX_DEFERRED) this.send(undefined);
+    const settle = (): void => {
+      if (!result.done) this.send(undefined, this.pending.findIndex((p) => p.result === result) + 1);
+      if (result.error) throw result.error;
+    };
+    const insertId = (): number => this.insertIdOf(result);
+    let id: number | undefined;
+    return {
+      get changes(): number {
+        settle();
+        return result.rowCount;
+      },
+      get lastInsertRowid(): number {
+        return (id ??= insertId());
+      },
+    };
+  }
+
+  /**
+   * The id an INSERT drew from its identity column: the session's lastval() right after it (SQLite's
+   * rowid of the inserted row). A queued insert is sent with the lastval() query behind it, so a
+   * later statement cannot have moved it.
+   */
+  private insertIdOf(result: DeferredResult): number {
+    if (result.done) {
+      if (result.error) throw result.error;
+      return this.lastval();
+    }
+    if (this.failed) throw this.failed.error;
+    const upTo = this.pending.findIndex((p) => p.result === result) + 1;
+    const at = upTo; // the index of the lastval() query in the batch
+    try {
+      const r = this.send(this.queryItem(LASTVAL, [], 'object', false), upTo);
+      return Number((r.rows[0] as { id: number }).id);
+    } catch (err) {
+      if (result.error) throw result.error;
+      if (err instanceof PgStatementError && err.index === at) return 0; // no sequence drawn on this session
+      throw err;
+    }
+  }
+
+  /**
+   * Sends the queued statements up to `upTo` and then `item` (if any) in one message, and answers
+   * item's result. A failure throws the first failed statement's error; a queued write that failed
+   * (or came after the failure) keeps it, so its result's getters throw it too.
+   */
+  private send(item: PgQuery | PgScript | undefined, upTo = this.pending.length): Answer {
+    if (this.failed) throw this.failed.error;
+    const queued = upTo > 0 ? this.pending.splice(0, upTo) : [];
+    if (queued.length === 0) return item ? unwrap(this.channel.call(item)) : EMPTY_ANSWER;
+    const items = queued.map((p) => p.item);
+    if (item) items.push(item);
+    const res = this.channel.call({ op: 'batch', items });
+    const counts = res.rowCounts ?? [];
+    const error = res.ok ? undefined : new PgStatementError(res.error, res.index);
+    for (let i = 0; i < queued.length; i++) {
+      const r = queued[i]!.result;
+      if (!r) continue;
+      r.done = true;
+      if (i < counts.length) r.rowCount = counts[i]!;
+      else r.error = error;
+    }
+    if (error) {
+      const failedWrite = !res.ok && res.index !== undefined ? queued[res.index] : undefined;
+      if (failedWrite?.result && failedWrite.level !== undefined) this.failed = { error, level: failedWrite.level };
+      throw error;
+    }
+    return res as Answer;
+  }
+
+  /** Forgets queued statements from index `from` on: their transaction (or savepoint) is rolled back. */
+  private discard(from: number): void {
+    for (const p of this.pending.splice(from)) if (p.result) p.result.done = true;
   }
 
   /**
@@ -256,41 +422,67 @@ export class PgDatabase implements Db {
    * token; the check locks the row until the transaction ends. No row: another node took over, and
    * nothing of this transaction is written.
    */
-  private checkFence(fence: WriteFence): void {
+  private checkFence(fence: WriteFence, begin: Pending): void {
     let held: boolean;
     try {
-      held = unwrap(this.channel.call({ op: 'query', text: fence.check.sql, values: [...fence.check.params], rowMode: 'array', ignoreConflicts: false, inTransaction: true })).rows.length > 0;
+      held = this.send({ op: 'query', text: fence.check.sql, values: [...fence.check.params], rowMode: 'array', ignoreConflicts: false, inTransaction: true }).rows.length > 0;
     } catch (err) {
       this.depth--;
-      this.rollbackQuietly();
+      this.abandon(begin, true, '');
       throw err;
     }
     if (held) return;
     this.depth--;
-    this.rollbackQuietly();
+    this.abandon(begin, true, '');
     throw new IdsyncError('LEASE_LOST', `the leader lease no longer holds token ${fence.token} in the database: another node leads; nothing was written`, {
       hint: 'Another node leads now (`idsync service status`); this node goes on as a standby.',
       details: { token: fence.token, fencedBy: 'database' },
     });
   }
 
-  private rollbackQuietly(): void {
+  /**
+   * Undoes a transaction (outer) or savepoint that failed: a BEGIN/SAVEPOINT still queued never
+   * reached the server, so forgetting it and what followed it is the whole rollback; else the
+   * queued statements are forgotten and the rollback sent.
+   */
+  private abandon(begin: Pending, outer: boolean, sp: string): void {
+    // This level's rollback ends a failure of a write queued in it (or inside it); a failure of an
+    // outer level's write stays until that level is rolled back.
+    const level = this.depth + 1;
+    if (this.failed && this.failed.level >= level) this.failed = undefined;
+    const keep = this.failed;
+    this.failed = undefined;
     try {
-      this.script('ROLLBACK');
-    } catch {
-      // The connection is gone: the server rolled back.
+      this.rollbackTo(begin, outer, sp);
+    } finally {
+      this.failed = keep;
     }
   }
 
-  /** A script of statements without parameters, in one round trip. */
+  private rollbackTo(begin: Pending, outer: boolean, sp: string): void {
+    const at = this.pending.indexOf(begin);
+    if (at >= 0) {
+      this.discard(at);
+      return;
+    }
+    this.discard(0);
+    try {
+      this.send({ op: 'script', sql: outer ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}` });
+    } catch {
+      // The connection is gone: the server rolled back. The first error is the one to report.
+    }
+  }
+
+  /** A script of statements without parameters, in one round trip (with what is queued before it). */
   script(sql: string): void {
-    unwrap(this.channel.call({ op: 'script', sql }));
+    this.send({ op: 'script', sql });
   }
 
   /** @internal the id the last INSERT drew from a sequence on this session (0 if none). */
   lastval(): number {
+    this.send(undefined); // a queued write's error is its own, not "no id"
     try {
-      const r = this.query(translateStatement('SELECT lastval() AS id'), [], 'object', false);
+      const r = this.query(LASTVAL, [], 'object', false);
       return Number((r.rows[0] as { id: number }).id);
     } catch {
       return 0;
@@ -310,24 +502,30 @@ export class PgDatabase implements Db {
       const sp = `idsync_sp${this.depth}`;
       const fence = outer ? currentFence() : undefined;
       fence?.assertHeld();
-      this.script(outer ? 'BEGIN' : `SAVEPOINT ${sp}`);
+      // BEGIN (and a SAVEPOINT with nothing queued before it) is queued: it goes with the first
+      // statement that is sent, and a transaction that fails before any is sent costs nothing.
+      // Writes queued before a SAVEPOINT are sent first, so their errors are raised out here, not
+      // inside the nested transaction (where a caller catching it would take them for its own).
+      const begin: Pending = { item: { op: 'script', sql: outer ? 'BEGIN' : `SAVEPOINT ${sp}` } };
+      if (this.pending.length > 0) this.send(begin.item);
+      else this.pending.push(begin);
       this.depth++;
-      if (fence) this.checkFence(fence);
+      if (fence) this.checkFence(fence, begin);
       let out: ReturnType<F>;
       try {
         out = fn(...args) as ReturnType<F>;
         if ((out as unknown) instanceof Promise) throw new TypeError('Transaction function cannot return a promise');
+        // The queued writes go with the COMMIT (RELEASE): a failure among them fails the
+        // transaction here, inside, as it would have at the statement (and COMMIT of a failed
+        // transaction commits nothing).
+        if (this.pending.length === 1 && this.pending[0] === begin) this.pending.length = 0;
+        else this.send({ op: 'script', sql: outer ? 'COMMIT' : `RELEASE SAVEPOINT ${sp}` });
       } catch (err) {
         this.depth--;
-        try {
-          this.script(outer ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}`);
-        } catch {
-          // The connection is gone: the server rolled back. The first error is the one to report.
-        }
+        this.abandon(begin, outer, sp);
         throw err;
       }
       this.depth--;
-      this.script(outer ? 'COMMIT' : `RELEASE SAVEPOINT ${sp}`);
       return out;
     };
     return Object.assign(run, { default: run, deferred: run, immediate: run, exclusive: run }) as unknown as BetterSqlite3.Transaction<F>;

@@ -13,10 +13,32 @@ export interface PgConnectOptions {
   applicationName: string;
 }
 
-export type PgRequest =
-  | { op: 'query'; text: string; values: unknown[]; name?: string; rowMode: 'array' | 'object'; ignoreConflicts: boolean; inTransaction: boolean }
-  | { op: 'script'; sql: string }
-  | { op: 'close' };
+export interface PgQuery {
+  op: 'query';
+  text: string;
+  values: unknown[];
+  name?: string;
+  rowMode: 'array' | 'object';
+  ignoreConflicts: boolean;
+  inTransaction: boolean;
+}
+
+export interface PgScript {
+  op: 'script';
+  sql: string;
+}
+
+/**
+ * Statements sent to the worker in one message (bridge.ts, deferred writes), run in order: the
+ * answer carries each one's row count, the last one's rows, and on failure the index of the
+ * statement that failed (the ones after it are not run: the transaction is aborted).
+ */
+export interface PgBatch {
+  op: 'batch';
+  items: (PgQuery | PgScript)[];
+}
+
+export type PgRequest = PgQuery | PgScript | PgBatch | { op: 'close' };
 
 export interface PgFailure {
   message: string;
@@ -27,8 +49,8 @@ export interface PgFailure {
 }
 
 export type PgResponse =
-  | { ok: true; rows: unknown[]; rowCount: number; fields: string[] }
-  | { ok: false; error: PgFailure };
+  | { ok: true; rows: unknown[]; rowCount: number; fields: string[]; rowCounts?: number[] }
+  | { ok: false; error: PgFailure; index?: number; rowCounts?: number[] };
 
 /** Handed to the worker at start: where to connect and the shared flag it signals on. */
 export interface PgWorkerData {

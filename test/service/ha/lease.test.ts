@@ -12,8 +12,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
+import { allMigrations } from '../../../src/app/migrations.js';
 import { LeaderLease, type LeaseChange } from '../../../src/service/ha/lease.js';
-import { connectOptions } from '../../../src/store/postgres/open.js';
+import { haMigrations } from '../../../src/service/ha/lease-sql.js';
+import { connectOptions, openPostgresDatabase } from '../../../src/store/postgres/open.js';
 import { skipUnlessPostgres, startPostgres, type TestPostgres } from '../../helpers/postgres.js';
 import { ROOT, until } from '../../helpers/processes.js';
 
@@ -30,8 +32,48 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
   });
   after(() => pgc?.stop());
 
-  test('one leader; a release hands the lease on with the next token; the old token fails the fence', async () => {
+  /** A fresh database with the lease's tables, made as the service makes them: by the store's migration. */
+  async function leaseDatabase(): Promise<string> {
     const url = await pgc.createDatabase();
+    openPostgresDatabase({ url }, haMigrations).close();
+    return url;
+  }
+
+  test('the lease tables are the store migration ha/001-lease: made once by the migrations, also over tables an older version made at the lease start', async () => {
+    const url = await pgc.createDatabase();
+    const sql = new pg.Client({ connectionString: url });
+    await sql.connect();
+    try {
+      const tables = async () => (await sql.query<{ t: string }>("SELECT table_name AS t FROM information_schema.tables WHERE table_name IN ('ha_lease', 'ha_nodes') ORDER BY 1")).rows.map((r) => r.t);
+      assert.deepEqual(await tables(), []);
+      // The lease worker creates nothing now: without the migration it cannot take the lease.
+      openPostgresDatabase({ url }, allMigrations).close();
+      assert.deepEqual(await tables(), ['ha_lease', 'ha_nodes']);
+      assert.equal((await sql.query("SELECT count(*)::int AS n FROM schema_migrations WHERE id = 'ha/001-lease'")).rows[0].n, 1);
+      // An installation whose tables the lease worker of an older version made (no migration recorded).
+      const old = await pgc.createDatabase();
+      const oldSql = new pg.Client({ connectionString: old });
+      await oldSql.connect();
+      await oldSql.query("CREATE TABLE ha_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, node TEXT NOT NULL, token BIGINT NOT NULL, previous_holder TEXT, expires_at TIMESTAMPTZ NOT NULL, acquired_at TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL)");
+      await oldSql.query("INSERT INTO ha_lease VALUES ('sync-leader', 'x', 'x', 41, NULL, now(), now(), now())");
+      openPostgresDatabase({ url: old }, allMigrations).close();
+      assert.equal((await oldSql.query("SELECT token::int AS t FROM ha_lease")).rows[0].t, 41, 'the token of the old table is kept: a token is never reused');
+      await oldSql.end();
+      const a = new LeaderLease({ connection: connectOptions({ url: old }), node: 'a' });
+      a.start();
+      try {
+        await until('a to lead over the old table', () => a.isLeader, 30_000);
+        assert.equal(a.token, 42);
+      } finally {
+        await a.stop();
+      }
+    } finally {
+      await sql.end();
+    }
+  });
+
+  test('one leader; a release hands the lease on with the next token; the old token fails the fence', async () => {
+    const url = await leaseDatabase();
     const a = new LeaderLease({ connection: connectOptions({ url }), node: 'a' });
     const seenA = changes(a);
     a.start();
@@ -73,7 +115,7 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
   });
 
   test('a lapsed lease (the holder stops renewing) is taken within lease time + one renewal', async () => {
-    const url = await pgc.createDatabase();
+    const url = await leaseDatabase();
     const a = new LeaderLease({ connection: connectOptions({ url }), node: 'a' });
     a.start();
     await until('a to lead', () => a.isLeader, 30_000);
@@ -90,7 +132,7 @@ describe('leader lease on PostgreSQL', { skip: skipUnlessPostgres() }, () => {
   });
 
   test('a holder paused with SIGSTOP past its lease: taken over, and on resume it writes nothing under its old token', async () => {
-    const url = await pgc.createDatabase();
+    const url = await leaseDatabase();
     const setup = new pg.Client({ connectionString: url });
     await setup.connect();
     await setup.query('CREATE TABLE fenced_writes (token BIGINT NOT NULL, node TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())');
