@@ -73,6 +73,26 @@ interface PreparedWrite {
 
 const CHUNK = 2000;
 const MAX_GROUP_ROUNDS = 3;
+/** Objects per multi-row statement of flush(): 7 parameters each, far below SQLite's limit. */
+const SETTLE_ROWS = 100;
+
+/** The export state of `n` exported objects, one statement (common SQLite/PostgreSQL SQL). */
+function upsertExportState(n: number): string {
+  return `INSERT INTO export_objects (mv_id, object_type, cloud_id, exported_hash, exported_doc, last_error, updated_at)
+    VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}
+    ON CONFLICT (mv_id) DO UPDATE SET cloud_id = excluded.cloud_id, exported_hash = excluded.exported_hash,
+      exported_doc = COALESCE(excluded.exported_doc, export_objects.exported_doc),
+      last_error = excluded.last_error, updated_at = excluded.updated_at`;
+}
+
+/**
+ * Clears the pending flag of `n` exported objects, each only in the version that was exported
+ * (settle() says why). The id is cast: PostgreSQL reads an untyped VALUES parameter as text.
+ */
+function clearExported(n: number): string {
+  return `UPDATE mv_objects SET pending_export = 0 WHERE deleted = 0
+    AND (id, attrs) IN (VALUES ${Array.from({ length: n }, () => '(CAST(? AS BIGINT), ?)').join(', ')})`;
+}
 
 
 export class Exporter {
@@ -89,6 +109,8 @@ export class Exporter {
   /** Objects refused with a uniqueness conflict, tried once more at the end (retryConflicts). */
   private readonly conflicts = new Set<number>();
   private retrying = false;
+  /** Bulk answers not recorded yet (flush()). */
+  private answered: { w: PreparedWrite; cloudId: string }[] = [];
 
   constructor(
     private readonly db: Database,
@@ -297,7 +319,12 @@ export class Exporter {
     if (this.bulk) {
       const batches: PreparedWrite[][] = [];
       for (let i = 0; i < writes.length; i += this.options.bulkSize) batches.push(writes.slice(i, i + this.options.bulkSize));
-      await this.parallel(batches, (batch) => this.writeBulk(batch, step));
+      try {
+        await this.parallel(batches, (batch) => this.writeBulk(batch, step));
+      } finally {
+        // Also when a batch failed: what the others got answered is recorded.
+        this.flush();
+      }
       if (this.bulk) return;
       // The cloud has no Bulk endpoint after all: write what is left one by one.
       writes = writes.filter((w) => !this.written.has(w.row.id));
@@ -325,26 +352,56 @@ export class Exporter {
         step.error('CLOUD_REJECTED', message, w.label);
       }
     });
-    const fresh: string[] = [];
-    this.db.transaction(() => {
-      const created: number[] = [];
-      for (const { w, cloudId } of done) {
-        this.succeeded(w, cloudId, step);
-        if (!w.row.cloud_id) created.push(w.row.id);
-        if (isNewCloudObject(w, cloudId)) fresh.push(String(w.resource.externalId));
-      }
-      this.flagContainingGroups(created);
-    })();
-    if (fresh.length > 0) this.options.onNewCloudObjects?.(fresh);
+    // Recorded by flush() at the end of the chunk, with the other batches answered meanwhile.
+    for (const { w, cloudId } of done) this.succeeded(w, cloudId, step, true);
     this.options.onProgress?.((this.done += batch.length));
     for (const w of retry) await this.writeOne(w, step);
   }
 
-  private succeeded(w: PreparedWrite, cloudId: string, step: StepHandle): void {
+  /**
+   * A write the cloud answered ok. `later`: recorded by flush() (the Bulk path), so a chunk's
+   * batches share one transaction and multi-row statements; otherwise recorded now.
+   */
+  private succeeded(w: PreparedWrite, cloudId: string, step: StepHandle, later = false): void {
     this.written.add(w.row.id);
-    this.settle(w.row, { cloudId, hash: w.hash, doc: w.doc });
+    if (later) this.answered.push({ w, cloudId });
+    else this.settle(w.row, { cloudId, hash: w.hash, doc: w.doc });
     if (w.row.cloud_id) step.counts.updates++;
     else step.counts.adds++;
+  }
+
+  /**
+   * Records the Bulk answers of the chunk in one transaction: the export state in multi-row
+   * statements of up to SETTLE_ROWS objects, the pending flags of what was exported, the groups
+   * that can now list new members. Until then an answered object is still pending in the store:
+   * after a crash the next cycle sends it again (a create comes back 409 and is adopted by
+   * externalId, an update is the same PUT), as with a crash between an answer and its commit.
+   * The next chunk's query runs only after this, so nothing answered is selected (and sent) twice.
+   */
+  private flush(): void {
+    const answered = this.answered;
+    if (answered.length === 0) return;
+    this.answered = [];
+    const fresh: string[] = [];
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      const created: number[] = [];
+      for (let from = 0; from < answered.length; from += SETTLE_ROWS) {
+        const part = answered.slice(from, from + SETTLE_ROWS);
+        const state: unknown[] = [];
+        const exported: unknown[] = [];
+        for (const { w, cloudId } of part) {
+          state.push(w.row.id, w.row.object_type, cloudId, w.hash, w.doc, null, now);
+          exported.push(w.row.id, w.row.attrs);
+          if (!w.row.cloud_id) created.push(w.row.id);
+          if (isNewCloudObject(w, cloudId)) fresh.push(String(w.resource.externalId));
+        }
+        this.sql(upsertExportState(part.length)).run(...state);
+        this.sql(clearExported(part.length)).run(...exported);
+      }
+      this.flagContainingGroups(created);
+    })();
+    if (fresh.length > 0) this.options.onNewCloudObjects?.(fresh);
   }
 
   private async writeOne(w: PreparedWrite, step: StepHandle): Promise<void> {
