@@ -73,6 +73,29 @@ interface PreparedWrite {
 
 const CHUNK = 2000;
 const MAX_GROUP_ROUNDS = 3;
+
+/**
+ * Metaverse attributes the overlapped cycle's sync projected, handed to the early export as
+ * objects (pipeline.ts), so an object is not parsed again from the text just written. Taken once;
+ * used only while the stored text is still the one they were made into. Bounded: when the export
+ * lags behind the import, the objects beyond the bound are parsed from the store as before.
+ */
+export class ParsedAttrs {
+  private readonly held = new Map<number, { text: string; attrs: MvAttrs }>();
+  constructor(private readonly max = 10_000) {}
+
+  put(mvId: number, text: string, attrs: MvAttrs): void {
+    if (this.held.size < this.max) this.held.set(mvId, { text, attrs });
+  }
+
+  take(mvId: number, text: string): MvAttrs | undefined {
+    const e = this.held.get(mvId);
+    if (e === undefined) return undefined;
+    this.held.delete(mvId);
+    return e.text === text ? e.attrs : undefined;
+  }
+}
+
 /** Objects per multi-row statement of flush(): 7 parameters each, far below SQLite's limit. */
 const SETTLE_ROWS = 100;
 
@@ -109,6 +132,8 @@ export class Exporter {
   /** Objects refused with a uniqueness conflict, tried once more at the end (retryConflicts). */
   private readonly conflicts = new Set<number>();
   private retrying = false;
+  /** What the overlapped cycle's sync hands over (ParsedAttrs). */
+  readonly parsed = new ParsedAttrs();
   /** Bulk answers not recorded yet (flush()). */
   private answered: { w: PreparedWrite; cloudId: string }[] = [];
 
@@ -271,7 +296,7 @@ export class Exporter {
   /** Decides what one pending object needs; returns the write to make, or undefined when none. */
   private prepare(row: PendingRow, step: StepHandle, deferIncomplete: boolean): PreparedWrite | undefined {
     if (this.failed.has(row.id) || (this.conflicts.has(row.id) && !this.retrying)) return undefined;
-    const attrs = JSON.parse(row.attrs) as MvAttrs;
+    const attrs = this.parsed.take(row.id, row.attrs) ?? (JSON.parse(row.attrs) as MvAttrs);
     const label = (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`;
     const { members, complete } = row.object_type === 'group' ? this.members(row.id) : { members: [], complete: true };
     if (!complete && deferIncomplete) {
