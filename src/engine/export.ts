@@ -65,10 +65,16 @@ export interface PlannedExport {
 interface PreparedWrite {
   row: PendingRow;
   label: string;
-  resource: Record<string, unknown>;
-  /** The resource as stable JSON: hashed once, stored as the exported document as it is. */
+  /**
+   * The resource as stable JSON: hashed once, sent and stored as the exported document as it is.
+   * The resource object itself is not kept: writes wait for the cloud in thousands, and what
+   * outlives a young-generation collection is what the collector copies.
+   */
   doc: string;
   hash: string;
+  /** The resource's externalId and whether it is active (isNewCloudObject). */
+  externalId: string | undefined;
+  active: boolean;
 }
 
 const CHUNK = 2000;
@@ -335,7 +341,8 @@ export class Exporter {
       else step.counts.adds++;
       return undefined;
     }
-    return { row, label, resource: flow.resource, doc, hash };
+    const { externalId, active } = flow.resource;
+    return { row, label, doc, hash, externalId: typeof externalId === 'string' ? externalId : undefined, active: active !== false };
   }
 
   /** Writes prepared objects: SCIM Bulk when the cloud offers it, one request each otherwise. */
@@ -419,7 +426,7 @@ export class Exporter {
           state.push(w.row.id, w.row.object_type, cloudId, w.hash, w.doc, null, now);
           exported.push(w.row.id, w.row.attrs);
           if (!w.row.cloud_id) created.push(w.row.id);
-          if (isNewCloudObject(w, cloudId)) fresh.push(String(w.resource.externalId));
+          if (isNewCloudObject(w, cloudId)) fresh.push(w.externalId!);
         }
         this.sql(upsertExportState(part.length)).run(...state);
         this.sql(clearExported(part.length)).run(...exported);
@@ -430,7 +437,7 @@ export class Exporter {
   }
 
   private async writeOne(w: PreparedWrite, step: StepHandle): Promise<void> {
-    const { row, label, resource } = w;
+    const { row, label } = w;
     try {
       let cloudId = row.cloud_id;
       let created = false;
@@ -450,7 +457,7 @@ export class Exporter {
       }
       this.succeeded(w, cloudId, step);
       if (created || !row.cloud_id) this.flagContainingGroups([row.id]);
-      if (isNewCloudObject(w, cloudId)) this.options.onNewCloudObjects?.([String(resource.externalId)]);
+      if (isNewCloudObject(w, cloudId)) this.options.onNewCloudObjects?.([w.externalId!]);
     } catch (err) {
       const e = toIdsyncError(err, 'EXPORT_FAILED');
       if (e.code === 'CLOUD_CONFLICT' && !this.retrying) {
@@ -474,7 +481,8 @@ export class Exporter {
    * adopt it), or a different cloud object holds the userName (a conflict to report).
    */
   private async adopt(w: PreparedWrite): Promise<string> {
-    const { row, resource, label } = w;
+    const { row, label } = w;
+    const resource = JSON.parse(w.doc) as Record<string, unknown>; // the rare path: parsed again
     const type = row.object_type;
     let id = (await this.target.find(type, 'externalId', String(resource.externalId ?? '')))?.targetId;
     // The incumbent's soft match: a cloud-only user (no externalId) with the same userName or
@@ -615,8 +623,8 @@ export function deletionThresholdCount(t: number | string, exported: number): nu
  * cloud object, not the source object): a new or different cloud id, or active false → true.
  */
 function isNewCloudObject(w: PreparedWrite, cloudId: string): boolean {
-  if (w.row.object_type !== 'user' || typeof w.resource.externalId !== 'string') return false;
-  return w.row.cloud_id !== cloudId || (w.row.was_active === 0 && w.resource.active !== false);
+  if (w.row.object_type !== 'user' || w.externalId === undefined) return false;
+  return w.row.cloud_id !== cloudId || (w.row.was_active === 0 && w.active);
 }
 
 /** Attribute-level differences between two SCIM resources (top-level and extension attributes; key order does not count). */
@@ -652,5 +660,5 @@ function expectOk(o: TargetOutcome, what: string, label: string): string {
 }
 
 function targetWrite(w: PreparedWrite): TargetWrite {
-  return { objectType: w.row.object_type, targetId: w.row.cloud_id, resource: w.resource, json: w.doc };
+  return { objectType: w.row.object_type, targetId: w.row.cloud_id, json: w.doc };
 }
