@@ -89,9 +89,11 @@ export interface TargetWrite {
   objectType: ObjectType;
   /** The target's id when the object was exported before (a replace); null: an add. */
   targetId: string | null;
-  resource: Record<string, unknown>;
-  /** `resource` as JSON when the engine has it already: sent as it is, not serialised again. */
-  json?: string;
+  /**
+   * The resource as JSON text (the engine made it once, for its hash): sent as it is. Text, not
+   * an object, so a write in flight holds one string rather than the resource's objects.
+   */
+  json: string;
 }
 
 /** What became of one write. `conflict` and `not-found` are the engine's to resolve (adopt, re-create). */

@@ -16,6 +16,11 @@ export function stripControlCharacters(value: string): string {
   return HAS_CONTROL.test(value) ? value.replace(CONTROL, '') : value;
 }
 
+function hasControl(list: string[]): boolean {
+  for (let i = 0; i < list.length; i++) if (HAS_CONTROL.test(list[i]!)) return true;
+  return false;
+}
+
 /**
  * Applies the rule to every value of an object's attributes, in place: a value left empty is
  * dropped, and an attribute left without values too. Returns how many values changed and the
@@ -24,8 +29,9 @@ export function stripControlCharacters(value: string): string {
 export function cleanAttributeValues(attributes: Record<string, string[]>): { values: number; first?: string } {
   let values = 0;
   let first: string | undefined;
-  for (const [key, list] of Object.entries(attributes)) {
-    if (!list.some((v) => HAS_CONTROL.test(v))) continue;
+  for (const key in attributes) {
+    const list = attributes[key]!;
+    if (!hasControl(list)) continue;
     const cleaned: string[] = [];
     for (const v of list) {
       if (!HAS_CONTROL.test(v)) {

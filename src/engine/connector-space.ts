@@ -273,6 +273,10 @@ export class ImportStager {
 
 function sortedAttributes(a: Record<string, string[]>): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const k of Object.keys(a).sort()) out[k] = [...a[k]!].sort();
+  // A single value is sorted already: only lists are copied (the object's own arrays stay as the source gave them).
+  for (const k of Object.keys(a).sort()) {
+    const v = a[k]!;
+    out[k] = v.length < 2 ? v : [...v].sort();
+  }
   return out;
 }

@@ -65,14 +65,63 @@ export interface PlannedExport {
 interface PreparedWrite {
   row: PendingRow;
   label: string;
-  resource: Record<string, unknown>;
-  /** The resource as stable JSON: hashed once, stored as the exported document as it is. */
+  /**
+   * The resource as stable JSON: hashed once, sent and stored as the exported document as it is.
+   * The resource object itself is not kept: writes wait for the cloud in thousands, and what
+   * outlives a young-generation collection is what the collector copies.
+   */
   doc: string;
   hash: string;
+  /** The resource's externalId and whether it is active (isNewCloudObject). */
+  externalId: string | undefined;
+  active: boolean;
 }
 
 const CHUNK = 2000;
 const MAX_GROUP_ROUNDS = 3;
+
+/**
+ * Metaverse attributes the overlapped cycle's sync projected, handed to the early export as
+ * objects (pipeline.ts), so an object is not parsed again from the text just written. Taken once;
+ * used only while the stored text is still the one they were made into. Bounded: when the export
+ * lags behind the import, the objects beyond the bound are parsed from the store as before.
+ */
+export class ParsedAttrs {
+  private readonly held = new Map<number, { text: string; attrs: MvAttrs }>();
+  constructor(private readonly max = 10_000) {}
+
+  put(mvId: number, text: string, attrs: MvAttrs): void {
+    if (this.held.size < this.max) this.held.set(mvId, { text, attrs });
+  }
+
+  take(mvId: number, text: string): MvAttrs | undefined {
+    const e = this.held.get(mvId);
+    if (e === undefined) return undefined;
+    this.held.delete(mvId);
+    return e.text === text ? e.attrs : undefined;
+  }
+}
+
+/** Objects per multi-row statement of flush(): 7 parameters each, far below SQLite's limit. */
+const SETTLE_ROWS = 100;
+
+/** The export state of `n` exported objects, one statement (common SQLite/PostgreSQL SQL). */
+function upsertExportState(n: number): string {
+  return `INSERT INTO export_objects (mv_id, object_type, cloud_id, exported_hash, exported_doc, last_error, updated_at)
+    VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}
+    ON CONFLICT (mv_id) DO UPDATE SET cloud_id = excluded.cloud_id, exported_hash = excluded.exported_hash,
+      exported_doc = COALESCE(excluded.exported_doc, export_objects.exported_doc),
+      last_error = excluded.last_error, updated_at = excluded.updated_at`;
+}
+
+/**
+ * Clears the pending flag of `n` exported objects, each only in the version that was exported
+ * (settle() says why). The id is cast: PostgreSQL reads an untyped VALUES parameter as text.
+ */
+function clearExported(n: number): string {
+  return `UPDATE mv_objects SET pending_export = 0 WHERE deleted = 0
+    AND (id, attrs) IN (VALUES ${Array.from({ length: n }, () => '(CAST(? AS BIGINT), ?)').join(', ')})`;
+}
 
 
 export class Exporter {
@@ -89,6 +138,10 @@ export class Exporter {
   /** Objects refused with a uniqueness conflict, tried once more at the end (retryConflicts). */
   private readonly conflicts = new Set<number>();
   private retrying = false;
+  /** What the overlapped cycle's sync hands over (ParsedAttrs). */
+  readonly parsed = new ParsedAttrs();
+  /** Bulk answers not recorded yet (flush()). */
+  private answered: { w: PreparedWrite; cloudId: string }[] = [];
 
   constructor(
     private readonly db: Database,
@@ -249,7 +302,7 @@ export class Exporter {
   /** Decides what one pending object needs; returns the write to make, or undefined when none. */
   private prepare(row: PendingRow, step: StepHandle, deferIncomplete: boolean): PreparedWrite | undefined {
     if (this.failed.has(row.id) || (this.conflicts.has(row.id) && !this.retrying)) return undefined;
-    const attrs = JSON.parse(row.attrs) as MvAttrs;
+    const attrs = this.parsed.take(row.id, row.attrs) ?? (JSON.parse(row.attrs) as MvAttrs);
     const label = (attrs.distinguishedName as string | null) ?? `metaverse object ${row.id}`;
     const { members, complete } = row.object_type === 'group' ? this.members(row.id) : { members: [], complete: true };
     if (!complete && deferIncomplete) {
@@ -288,7 +341,8 @@ export class Exporter {
       else step.counts.adds++;
       return undefined;
     }
-    return { row, label, resource: flow.resource, doc, hash };
+    const { externalId, active } = flow.resource;
+    return { row, label, doc, hash, externalId: typeof externalId === 'string' ? externalId : undefined, active: active !== false };
   }
 
   /** Writes prepared objects: SCIM Bulk when the cloud offers it, one request each otherwise. */
@@ -297,7 +351,12 @@ export class Exporter {
     if (this.bulk) {
       const batches: PreparedWrite[][] = [];
       for (let i = 0; i < writes.length; i += this.options.bulkSize) batches.push(writes.slice(i, i + this.options.bulkSize));
-      await this.parallel(batches, (batch) => this.writeBulk(batch, step));
+      try {
+        await this.parallel(batches, (batch) => this.writeBulk(batch, step));
+      } finally {
+        // Also when a batch failed: what the others got answered is recorded.
+        this.flush();
+      }
       if (this.bulk) return;
       // The cloud has no Bulk endpoint after all: write what is left one by one.
       writes = writes.filter((w) => !this.written.has(w.row.id));
@@ -325,30 +384,60 @@ export class Exporter {
         step.error('CLOUD_REJECTED', message, w.label);
       }
     });
-    const fresh: string[] = [];
-    this.db.transaction(() => {
-      const created: number[] = [];
-      for (const { w, cloudId } of done) {
-        this.succeeded(w, cloudId, step);
-        if (!w.row.cloud_id) created.push(w.row.id);
-        if (isNewCloudObject(w, cloudId)) fresh.push(String(w.resource.externalId));
-      }
-      this.flagContainingGroups(created);
-    })();
-    if (fresh.length > 0) this.options.onNewCloudObjects?.(fresh);
+    // Recorded by flush() at the end of the chunk, with the other batches answered meanwhile.
+    for (const { w, cloudId } of done) this.succeeded(w, cloudId, step, true);
     this.options.onProgress?.((this.done += batch.length));
     for (const w of retry) await this.writeOne(w, step);
   }
 
-  private succeeded(w: PreparedWrite, cloudId: string, step: StepHandle): void {
+  /**
+   * A write the cloud answered ok. `later`: recorded by flush() (the Bulk path), so a chunk's
+   * batches share one transaction and multi-row statements; otherwise recorded now.
+   */
+  private succeeded(w: PreparedWrite, cloudId: string, step: StepHandle, later = false): void {
     this.written.add(w.row.id);
-    this.settle(w.row, { cloudId, hash: w.hash, doc: w.doc });
+    if (later) this.answered.push({ w, cloudId });
+    else this.settle(w.row, { cloudId, hash: w.hash, doc: w.doc });
     if (w.row.cloud_id) step.counts.updates++;
     else step.counts.adds++;
   }
 
+  /**
+   * Records the Bulk answers of the chunk in one transaction: the export state in multi-row
+   * statements of up to SETTLE_ROWS objects, the pending flags of what was exported, the groups
+   * that can now list new members. Until then an answered object is still pending in the store:
+   * after a crash the next cycle sends it again (a create comes back 409 and is adopted by
+   * externalId, an update is the same PUT), as with a crash between an answer and its commit.
+   * The next chunk's query runs only after this, so nothing answered is selected (and sent) twice.
+   */
+  private flush(): void {
+    const answered = this.answered;
+    if (answered.length === 0) return;
+    this.answered = [];
+    const fresh: string[] = [];
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      const created: number[] = [];
+      for (let from = 0; from < answered.length; from += SETTLE_ROWS) {
+        const part = answered.slice(from, from + SETTLE_ROWS);
+        const state: unknown[] = [];
+        const exported: unknown[] = [];
+        for (const { w, cloudId } of part) {
+          state.push(w.row.id, w.row.object_type, cloudId, w.hash, w.doc, null, now);
+          exported.push(w.row.id, w.row.attrs);
+          if (!w.row.cloud_id) created.push(w.row.id);
+          if (isNewCloudObject(w, cloudId)) fresh.push(w.externalId!);
+        }
+        this.sql(upsertExportState(part.length)).run(...state);
+        this.sql(clearExported(part.length)).run(...exported);
+      }
+      this.flagContainingGroups(created);
+    })();
+    if (fresh.length > 0) this.options.onNewCloudObjects?.(fresh);
+  }
+
   private async writeOne(w: PreparedWrite, step: StepHandle): Promise<void> {
-    const { row, label, resource } = w;
+    const { row, label } = w;
     try {
       let cloudId = row.cloud_id;
       let created = false;
@@ -368,7 +457,7 @@ export class Exporter {
       }
       this.succeeded(w, cloudId, step);
       if (created || !row.cloud_id) this.flagContainingGroups([row.id]);
-      if (isNewCloudObject(w, cloudId)) this.options.onNewCloudObjects?.([String(resource.externalId)]);
+      if (isNewCloudObject(w, cloudId)) this.options.onNewCloudObjects?.([w.externalId!]);
     } catch (err) {
       const e = toIdsyncError(err, 'EXPORT_FAILED');
       if (e.code === 'CLOUD_CONFLICT' && !this.retrying) {
@@ -392,7 +481,8 @@ export class Exporter {
    * adopt it), or a different cloud object holds the userName (a conflict to report).
    */
   private async adopt(w: PreparedWrite): Promise<string> {
-    const { row, resource, label } = w;
+    const { row, label } = w;
+    const resource = JSON.parse(w.doc) as Record<string, unknown>; // the rare path: parsed again
     const type = row.object_type;
     let id = (await this.target.find(type, 'externalId', String(resource.externalId ?? '')))?.targetId;
     // The incumbent's soft match: a cloud-only user (no externalId) with the same userName or
@@ -533,8 +623,8 @@ export function deletionThresholdCount(t: number | string, exported: number): nu
  * cloud object, not the source object): a new or different cloud id, or active false → true.
  */
 function isNewCloudObject(w: PreparedWrite, cloudId: string): boolean {
-  if (w.row.object_type !== 'user' || typeof w.resource.externalId !== 'string') return false;
-  return w.row.cloud_id !== cloudId || (w.row.was_active === 0 && w.resource.active !== false);
+  if (w.row.object_type !== 'user' || w.externalId === undefined) return false;
+  return w.row.cloud_id !== cloudId || (w.row.was_active === 0 && w.active);
 }
 
 /** Attribute-level differences between two SCIM resources (top-level and extension attributes; key order does not count). */
@@ -570,5 +660,5 @@ function expectOk(o: TargetOutcome, what: string, label: string): string {
 }
 
 function targetWrite(w: PreparedWrite): TargetWrite {
-  return { objectType: w.row.object_type, targetId: w.row.cloud_id, resource: w.resource, json: w.doc };
+  return { objectType: w.row.object_type, targetId: w.row.cloud_id, json: w.doc };
 }

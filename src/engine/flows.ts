@@ -143,37 +143,61 @@ function compact<T extends Record<string, unknown>>(o: T): T {
   return out as T;
 }
 
+/**
+ * The default SCIM user. Written out without a generic compaction pass (it built each part, then
+ * copied it without the empty ones: a visible cost of every exported user): what is empty is never
+ * set, and the text is the one the compacted object gave (test/engine/flows.test.ts holds it to
+ * that on random input).
+ */
 export function userToScim(mv: MvAttrs): OutboundResult {
   const userName = str(mv.userPrincipalName);
   if (!userName) return { ok: false, reason: 'the user has no userPrincipalName (AD) or mail/uid (LDAP) to use as the cloud userName' };
-  const phones = [
-    str(mv.telephoneNumber) && { type: 'work', value: str(mv.telephoneNumber) },
-    str(mv.mobile) && { type: 'mobile', value: str(mv.mobile) },
-  ].filter(Boolean);
   // Keys in sorted order (see inboundFlow); SCHEMA_ONPREM_USER ("urn:idsync:…") sorts before SCHEMA_ENTERPRISE ("urn:ietf:…").
-  const resource = compact({
-    active: mv.accountEnabled !== false,
-    displayName: str(mv.displayName),
-    emails: str(mv.mail) ? [{ primary: true, type: 'work', value: str(mv.mail) }] : undefined,
-    externalId: str(mv.sourceAnchor),
-    name: { familyName: str(mv.sn), givenName: str(mv.givenName) },
-    phoneNumbers: phones,
-    schemas: [SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ONPREM_USER],
-    title: str(mv.title),
-    [SCHEMA_ONPREM_USER]: {
-      onPremisesDistinguishedName: str(mv.distinguishedName),
-      onPremisesDomainName: str(mv.domainName),
-      onPremisesImmutableId: str(mv.sourceAnchor),
-      onPremisesSamAccountName: str(mv.accountName),
-    },
-    [SCHEMA_ENTERPRISE]: {
-      department: str(mv.department),
-      employeeNumber: str(mv.employeeId),
-      organization: str(mv.company),
-    },
-    userName,
-  });
+  const resource: Record<string, unknown> = { active: mv.accountEnabled !== false };
+  set(resource, 'displayName', str(mv.displayName));
+  const mail = str(mv.mail);
+  if (mail !== undefined) resource.emails = [{ primary: true, type: 'work', value: mail }];
+  set(resource, 'externalId', str(mv.sourceAnchor));
+  const name = {};
+  set(name, 'familyName', str(mv.sn));
+  set(name, 'givenName', str(mv.givenName));
+  setPart(resource, 'name', name);
+  const work = str(mv.telephoneNumber);
+  const mobile = str(mv.mobile);
+  if (work !== undefined || mobile !== undefined) {
+    const phones: { type: string; value: string }[] = [];
+    if (work !== undefined) phones.push({ type: 'work', value: work });
+    if (mobile !== undefined) phones.push({ type: 'mobile', value: mobile });
+    resource.phoneNumbers = phones;
+  }
+  resource.schemas = [SCHEMA_USER, SCHEMA_ENTERPRISE, SCHEMA_ONPREM_USER];
+  set(resource, 'title', str(mv.title));
+  const onPrem = {};
+  set(onPrem, 'onPremisesDistinguishedName', str(mv.distinguishedName));
+  set(onPrem, 'onPremisesDomainName', str(mv.domainName));
+  set(onPrem, 'onPremisesImmutableId', str(mv.sourceAnchor));
+  set(onPrem, 'onPremisesSamAccountName', str(mv.accountName));
+  setPart(resource, SCHEMA_ONPREM_USER, onPrem);
+  const enterprise = {};
+  set(enterprise, 'department', str(mv.department));
+  set(enterprise, 'employeeNumber', str(mv.employeeId));
+  set(enterprise, 'organization', str(mv.company));
+  setPart(resource, SCHEMA_ENTERPRISE, enterprise);
+  resource.userName = userName;
   return { ok: true, resource };
+}
+
+/** Sets a value that is there (userToScim: an absent value is no key). */
+function set(o: Record<string, unknown>, key: string, v: string | undefined): void {
+  if (v !== undefined) o[key] = v;
+}
+
+/** Sets a part that has something in it. */
+function setPart(o: Record<string, unknown>, key: string, part: object): void {
+  for (const _ in part) {
+    o[key] = part;
+    return;
+  }
 }
 
 export function groupToScim(mv: MvAttrs, members: ScimMember[]): OutboundResult {

@@ -63,7 +63,7 @@ export class EarlyExport {
    */
   projection(connector: string): StagedProjection {
     return {
-      project: (o) => (this.syncError === undefined ? this.sync.projectStaged(connector, o) : undefined),
+      project: (o) => (this.syncError === undefined ? this.sync.projectStaged(connector, o, this.exporter.parsed) : undefined),
       linked: (o, dnNorm) => this.sync.stagedLinked(connector, o, dnNorm, this.syncStep),
     };
   }

@@ -13,6 +13,7 @@ import type { ObjectType, SourceObject } from '../connectors/types.js';
 import { isIdsyncError } from '../core/errors.js';
 import type { CompiledRules } from '../rules/index.js';
 import type { Database } from '../store/database.js';
+import type { ParsedAttrs } from './export.js';
 import type { MvAttrs } from './flows.js';
 import type { StepHandle } from './runs.js';
 import { stableStringify } from './stable-hash.js';
@@ -258,7 +259,7 @@ export class Synchronizer {
    * projectNew's, which the sync pass would give it: a tombstone to revive or a flow that fails
    * leaves it to the pass. Runs inside the page's transaction.
    */
-  projectStaged(connector: string, o: SourceObject): number | undefined {
+  projectStaged(connector: string, o: SourceObject, handoff?: ParsedAttrs): number | undefined {
     const { rules, kinds, joinRules, scopeRules } = this.settings;
     if (o.objectType !== 'user' || joinRules || scopeRules) return undefined;
     if (this.st.tombstoned.get(o.anchor, o.objectType)) return undefined;
@@ -269,7 +270,12 @@ export class Synchronizer {
       return undefined;
     }
     attrs.sourceAnchor = o.anchor;
-    return Number(this.st.insertMvWith.run(o.objectType, o.anchor, stableStringify(attrs), new Date().toISOString()).lastInsertRowid);
+    const text = stableStringify(attrs);
+    const mvId = Number(this.st.insertMvWith.run(o.objectType, o.anchor, text, new Date().toISOString()).lastInsertRowid);
+    // The early export takes the object as it is (no parse of the text back): only when the text
+    // holds every key of it (an undefined value is left out of the text).
+    if (handoff && Object.values(attrs).every((v) => v !== undefined)) handoff.put(mvId, text, attrs);
+    return mvId;
   }
 
   /** After projectStaged, once the connector-space row is written linked: its groups, its count. */

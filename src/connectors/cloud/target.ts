@@ -32,7 +32,7 @@ export class ScimTarget implements TargetConnector {
     let ops = '';
     for (let i = 0; i < writes.length; i++) {
       const w = writes[i]!;
-      const data = w.json ?? JSON.stringify(w.resource);
+      const data = w.json;
       if (i > 0) ops += ',';
       ops += w.targetId
         ? `{"method":"PUT","path":${JSON.stringify(`${endpoint(w.objectType)}/${w.targetId}`)},"data":${data}}`
@@ -54,7 +54,7 @@ export class ScimTarget implements TargetConnector {
   }
 
   async write(w: TargetWrite): Promise<TargetOutcome> {
-    const body = w.json ?? w.resource;
+    const body = w.json;
     if (w.targetId) {
       const res = await this.cloud.scim('PUT', `${endpoint(w.objectType)}/${encodeURIComponent(w.targetId)}`, body);
       return outcome(res.status, res.body, w.targetId);

@@ -45,19 +45,34 @@ export function stripUniqueMemberUid(value: string): string {
   return slashes % 2 === 0 ? value.slice(0, m.index) : value;
 }
 
+/**
+ * The key an attribute description (as the server spells it) is staged under: lower-cased; a
+ * secret attribute only when it is an NT hash (under its bare type, for the import step's password
+ * extraction), else null (dropped). Remembered per spelling: a directory uses a few dozen, and the
+ * mapping ran for every attribute of every entry.
+ */
+const stagedKeys = new Map<string, string | null>();
+function stagedKey(description: string): string | null {
+  let k = stagedKeys.get(description);
+  if (k !== undefined) return k;
+  k = description.toLowerCase();
+  if (isSecretAttribute(k)) k = NT_HASH_ATTRIBUTE_TYPES.includes(attributeType(k)) ? attributeType(k) : null;
+  if (stagedKeys.size < 4096) stagedKeys.set(description, k); // bounded: a hostile server may invent names
+  return k;
+}
+
 /** Converts one ldapts entry into a SourceObject (lower-case keys, string values, no empties). */
 export function ldapEntryToObject(entry: Entry, objectType: ObjectType, connectorName: string): SourceObject {
   const attributes: Record<string, string[]> = {};
-  for (const [key, raw] of Object.entries(entry)) {
+  for (const key in entry) {
     if (key === 'dn') continue;
-    const values = valuesOf(raw);
+    const raw = entry[key]!;
+    // ldapts gives one value as a string, several as an array (of strings, or of Buffers when
+    // binary): an array of strings is taken as it is, not copied.
+    const values = typeof raw === 'string' ? [raw] : Array.isArray(raw) && raw.every((v) => typeof v === 'string') ? (raw as string[]) : valuesOf(raw);
     if (!values.length) continue;
-    let k = key.toLowerCase();
-    if (isSecretAttribute(k)) {
-      // Only an NT hash goes on (under its bare type), to the import step's password extraction.
-      if (!NT_HASH_ATTRIBUTE_TYPES.includes(attributeType(k))) continue;
-      k = attributeType(k);
-    }
+    const k = stagedKey(key);
+    if (k === null) continue;
     attributes[k] = k === 'uniquemember' ? values.map(stripUniqueMemberUid) : values;
   }
   const anchor = ldapAnchorOf(entry);

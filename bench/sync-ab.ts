@@ -1,0 +1,110 @@
+/**
+ * `node --import tsx bench/sync-ab.ts [N] [ROUNDS] [TREE,TREE...]`: the initial full cycle of N
+ * users (+ N/100 groups) run by each source tree's `bench/sync-worker.ts` in turn, ROUNDS times,
+ * against one OpenLDAP and a fresh cloud each time (the cloud of this tree's dist/). Prints the CPU
+ * of the sync process (the figure that survives a busy machine), its peak RSS and the cloud's CPU:
+ * two versions of the engine compared side by side in the same minutes. No floors, no deltas
+ * (npm run bench:sync has those). `AB_FLAGS='--max-semi-space-size=64'` passes node flags to the
+ * worker, `AB_PROFILE=DIR` writes a CPU profile of each run. Trees default to this one.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { stringify } from 'yaml';
+import { createSyncClient } from '../src/cloud/admin-api-client.js';
+import { loadConfig } from '../src/config/load.js';
+import { openContext } from '../src/engine/context.js';
+import { startSlapd } from '../test/helpers/slapd.js';
+import { benchUser } from './floors.js';
+
+const n = Number(process.argv[2] ?? 100000);
+const rounds = Number(process.argv[3] ?? 2);
+const trees = (process.argv[4] ?? '.').split(',').map((t) => path.resolve(t));
+const root = path.resolve(import.meta.dirname, '..');
+
+function node(args: string[], cwd = root, env: NodeJS.ProcessEnv = {}): { done: Promise<string>; child: ReturnType<typeof spawn> } {
+  const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+  const done = new Promise<string>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}: ${err}`)))));
+  return { done, child };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+// The directory: N users and N/100 groups of 100 members, as bench/sync.ts writes them.
+const dir = mkdtempSync(path.join(tmpdir(), 'idsync-ab-'));
+const seed = createWriteStream(path.join(dir, 'seed.ldif'));
+const write = async (text: string) => {
+  if (!seed.write(text)) await once(seed, 'drain');
+};
+for (let i = 0; i < n; i++) {
+  let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n`;
+  for (const [k, v] of Object.entries(benchUser(i))) entry += `${k}: ${v}\n`;
+  await write(`${entry}\n`);
+}
+for (let g = 0; g < Math.floor(n / 100); g++) {
+  let members = '';
+  for (let i = g * 100; i < g * 100 + 100; i++) members += `member: uid=u${i},ou=people,dc=lab,dc=test\n`;
+  await write(`dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${members}\n`);
+}
+seed.end();
+await once(seed, 'finish');
+const slapd = await startSlapd({ seedLdifFile: path.join(dir, 'seed.ldif') });
+const adminPassword = 'Bench-admin-password-1';
+let run = 0;
+try {
+  for (let r = 0; r < rounds; r++) {
+    for (const tree of trees) {
+      run++;
+      const cloud = node(['bin/idsync.js', 'cloud', 'serve', '--data', path.join(dir, `cloud${run}`), '--port', '0'], root, { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
+      const url = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        cloud.child.stdout!.on('data', (d: string) => {
+          buf += d;
+          const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
+          if (m) resolve(m[1]!);
+        });
+        cloud.done.then(() => reject(new Error('the cloud directory exited before it listened')), reject);
+      });
+      const secret = await createSyncClient(url, { username: 'admin', password: adminPassword }, 'bench');
+      const config = path.join(dir, `idsync${run}.yaml`);
+      writeFileSync(
+        config,
+        stringify({
+          dataDir: `./data${run}`,
+          connectors: [{ name: 'bench', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn }],
+          cloud: { url, auth: { type: 'client_credentials', clientId: 'bench' } },
+          sync: { deletionThreshold: n },
+        }),
+      );
+      const ctx = openContext(loadConfig(config));
+      ctx.credentials.set('cloud', secret);
+      ctx.credentials.set('bench', slapd.adminPassword);
+      ctx.close();
+      const cloudCpu0 = cpuOf(cloud.child.pid!);
+      const flags = [
+        ...(process.env.AB_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.AB_PROFILE, String(run))}`] : []),
+        ...(process.env.AB_FLAGS ? process.env.AB_FLAGS.split(' ') : []),
+      ];
+      const line = (await node([...flags, '--import', 'tsx', 'bench/sync-worker.ts', config], tree).done).trim().split('\n').pop()!;
+      const res = JSON.parse(line) as { seconds: number; cpuSeconds: number; peakRssMb: number; status: string; steps: Record<string, { adds: number }> };
+      console.log(
+        `${path.basename(tree).padEnd(12)} ${res.seconds.toFixed(2)} s  CPU sync ${res.cpuSeconds.toFixed(2)} s  cloud ${(cpuOf(cloud.child.pid!) - cloudCpu0).toFixed(1)} s  ` +
+          `peak RSS ${Math.round(res.peakRssMb)} MB  ${res.status} +${res.steps['cloud/export']?.adds ?? 0}  load ${loadavg()[0]!.toFixed(1)}`,
+      );
+      cloud.child.kill('SIGTERM');
+    }
+  }
+} finally {
+  await slapd.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
