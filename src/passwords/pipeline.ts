@@ -252,13 +252,12 @@ export class PasswordPipeline {
    * observeNtHash for a page of users at once (the import path). The OrgId hashes are computed
    * `concurrency` at a time on the thread pool (default twice the pool's threads; measured on 2
    * cores, 16 or 32 in flight were slower than 8, and 256 slower still, even for raw PBKDF2), each
-   * user's fingerprint computed as its hash is started, and written in small transactions (twice
-   * the hashes in flight: 16 by default) while the next hashes are computed: a write holds the main
-   * thread (≈ 20 µs a row), and the pool only has the hashes already in flight to work on meanwhile,
-   * so writes of 256 left it idle for ≈ 3 ms each (2 cores: 74–77 % of raw PBKDF2 at 256 rows a
-   * transaction, 86–92 % at 16; the extra commits cost ≈ 4 µs of CPU a row). Once every hash of the
-   * page is started, what is ready is written as soon as it is at least as much as what is still
-   * hashing, so the page ends with a write of a few rows. A user listed twice counts
+   * user's fingerprint computed as its hash is started, and written in transactions of up to
+   * INTAKE_BATCH while the next hashes are computed (measured: transactions of 16 rows kept the
+   * pool busier during a write but cost ≈ 4 µs more CPU a row in commits and WAL pages, and were
+   * no faster in the bench). Once every hash of the page is started, what is
+   * ready is written as soon as it is at least as much as what is still hashing, so the page ends
+   * with a write of a few rows, not of up to 256 with the pool idle. A user listed twice counts
    * once, with the later entry. No per-user "Queued" status here: the outbox row is the user's
    * "Queued" (status.ts), and the delivery records Success or Error. Returns how many changed.
    */
@@ -271,8 +270,6 @@ export class PasswordPipeline {
     });
     const known = this.outboxStore.fingerprints(connector, [...last.keys()]);
     const at = new Date(this.now());
-    const inFlight = Math.max(1, Math.min(concurrency, items.length));
-    const writeAt = Math.min(INTAKE_BATCH, 2 * inFlight);
     let ready: OutboxWrite[] = [];
     const flush = (): void => {
       const batch = ready;
@@ -297,7 +294,7 @@ export class PasswordPipeline {
       return undefined;
     };
     await Promise.all(
-      Array.from({ length: inFlight }, async () => {
+      Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, async () => {
         for (let c = nextChanged(); c !== undefined && failed === undefined; c = nextChanged()) {
           changed++;
           hashing++;
@@ -312,7 +309,7 @@ export class PasswordPipeline {
           }
           // Only the OrgId hash is kept; the NT hash of this item is no longer needed.
           ready.push({ connector, anchor: c.anchor, hash, changedAt: at, source, fp: c.fp });
-          if (ready.length >= writeAt || (next >= items.length && ready.length >= hashing)) flush();
+          if (ready.length >= INTAKE_BATCH || (next >= items.length && ready.length >= hashing)) flush();
         }
       }),
     );
