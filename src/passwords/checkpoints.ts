@@ -32,6 +32,8 @@ import { SQLITE_DRIVER_PATH } from '../store/sqlite-driver.js';
 export const FIRST_CHECKPOINT_ROWS = 256;
 const MIN_CHECKPOINT_ROWS = 32;
 const MAX_CHECKPOINT_ROWS = 16_384;
+/** The worker exits after this long without a request (the next request starts another). */
+const IDLE_MS = 60_000;
 
 // CommonJS run by the worker (eval: no separate file to find under tsx or in dist/). One request at
 // a time; requests that arrive while a checkpoint runs are answered by the next one.
@@ -59,6 +61,7 @@ export class IntakeCheckpoints {
   private inFlight = false;
   private again = false;
   private checkpoints = 0;
+  private idle: NodeJS.Timeout | undefined;
   private readonly autoOff;
   private readonly autoOn;
 
@@ -85,10 +88,12 @@ export class IntakeCheckpoints {
 
   /**
    * Runs `write` (one transaction of `rows` intake rows) with the connection's automatic checkpoint
-   * off, and asks the worker for a checkpoint once enough was written.
+   * off, and asks the worker for a checkpoint once enough was written. (Until then the WAL holds
+   * at most those rows' pages beyond SQLite's threshold, and any other writer's commit still
+   * checkpoints as before.)
    */
   write<T>(rows: number, write: () => T): T {
-    if (this.failed || !this.start()) return write();
+    if (this.failed) return write();
     this.autoOff.get();
     try {
       return write();
@@ -104,6 +109,8 @@ export class IntakeCheckpoints {
 
   /** Stops the worker (its last checkpoint, if one runs, completes first); a later write starts another. */
   async close(): Promise<void> {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
     const w = this.worker;
     this.worker = undefined;
     this.inFlight = false;
@@ -133,6 +140,9 @@ export class IntakeCheckpoints {
         if (this.again) {
           this.again = false;
           this.request();
+        } else {
+          this.idle = setTimeout(() => void this.close(), IDLE_MS);
+          this.idle.unref();
         }
       });
       // Gone (cannot open the file, or an error): back to SQLite's own checkpoints on commit.
@@ -155,12 +165,17 @@ export class IntakeCheckpoints {
   }
 
   private request(): void {
-    if (!this.worker) return;
+    // Started at the first request, not the first write: a pipeline that writes a few rows (a CLI
+    // command, most tests) never costs a thread; and stopped again when idle (IDLE_MS).
+    const w = this.start() ? this.worker : undefined;
+    if (!w) return;
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
     if (this.inFlight) {
       this.again = true;
       return;
     }
     this.inFlight = true;
-    this.worker.postMessage('checkpoint');
+    w.postMessage('checkpoint');
   }
 }
