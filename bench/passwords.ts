@@ -141,6 +141,7 @@ for (let r = 0; r < ROUNDS; r++) {
     perRound[line].push((to - from) / (t / 1000));
   }
 }
+const intake = pipeline.intakeStats();
 await pipeline.stop();
 await cloud.close();
 db.close();
@@ -177,6 +178,10 @@ if (hasMain) {
   const allows = (line: Line): string => `${extra(line).toFixed(1)} µs → ${pct(pool / (pool + Math.max(0, extra(line))))}`;
   console.log(`main thread beyond raw, per hash (PBKDF2 on the pool: ${pool.toFixed(0)} µs): import ${allows('import')}   notification ${allows('notification')} (given the NT hash ${allows('ntHash')})`);
 }
+// The notification path's coalescing (both single-change lines) and the intake's WAL checkpoints on its worker.
+console.log(
+  `single changes: ${(intake.changes / Math.max(1, intake.transactions)).toFixed(1)} a transaction (${intake.transactions.toLocaleString('en-US')} transactions); WAL checkpoints on the worker: ${intake.checkpoints}`,
+);
 
 
 // -------------------------------------------------------------------------------------------------

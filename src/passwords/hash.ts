@@ -14,6 +14,12 @@ import { md4 } from './md4.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 
+/** Threads of libuv's pool, where crypto.pbkdf2 runs (UV_THREADPOOL_SIZE, default 4, at most 1024). */
+export function hashPoolThreads(): number {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(pool) && pool > 0 ? Math.min(pool, 1024) : 4;
+}
+
 export const ORGID_ITERATIONS = 1000;
 export const ORGID_SALT_BYTES = 10;
 export const ORGID_KEY_BYTES = 32;

@@ -12,4 +12,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 const require = createRequire(import.meta.url);
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 
-export const Sqlite: typeof BetterSqlite3 = nodeMajor >= 22 ? require('better-sqlite3-node22') : require('better-sqlite3');
+/** The resolved path of the driver module (for worker threads that open their own connection). */
+export const SQLITE_DRIVER_PATH: string = require.resolve(nodeMajor >= 22 ? 'better-sqlite3-node22' : 'better-sqlite3');
+
+export const Sqlite: typeof BetterSqlite3 = require(SQLITE_DRIVER_PATH);

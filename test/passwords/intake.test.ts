@@ -9,7 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { EventLog } from '../../src/events/log.js';
-import { ntHash, orgIdHash, verifyOrgIdHash } from '../../src/passwords/hash.js';
+import { hashPoolThreads, ntHash, orgIdHash, verifyOrgIdHash } from '../../src/passwords/hash.js';
+import { IntakeWriter } from '../../src/passwords/intake.js';
+import type { OutboxWrite } from '../../src/passwords/outbox.js';
 import { PasswordKeys } from '../../src/passwords/keys.js';
 import { Outbox } from '../../src/passwords/outbox.js';
 import { PasswordPipeline } from '../../src/passwords/pipeline.js';
@@ -94,6 +96,34 @@ describe('password intake: coalescing', () => {
       assert.ok(s.changes >= 80, `seed ${seed}: the single changes went through the coalescing writer (${s.changes})`);
       assert.ok(s.transactions < s.changes, `seed ${seed}: ${s.changes} changes in ${s.transactions} transactions`);
     }
+  });
+
+  it('a window closes once no hash waits for a pool thread, not only when the pool has run dry', async () => {
+    // The writer alone, with its write recorded: which changes each transaction holds.
+    const written: number[] = [];
+    const w = new IntakeWriter((changes) => {
+      written.push(changes.length);
+      return changes.map(() => 'queued');
+    }, { windowMs: 60_000 });
+    const pool = hashPoolThreads();
+    const change = (i: number): OutboxWrite => ({ connector: 'corp', anchor: `pool-${i}`, hash: 'h', changedAt: new Date(), source: 'pcn' });
+    // Twice the pool's threads in flight (the import path's and the bench's default): the first
+    // group ends while the second is still being computed.
+    for (let i = 0; i < 2 * pool; i++) w.hashStarted();
+    const answers: Promise<unknown>[] = [];
+    for (let i = 0; i < pool; i++) {
+      w.hashEnded();
+      answers.push(w.submit(change(i)));
+    }
+    // The flush runs on the next turn of the event loop (not on the 60 s window).
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Before: held until fewer hashes than cores were left, i.e. until the second group had ended
+    // as well, with the pool idle meanwhile.
+    assert.deepEqual(written, [pool], 'the first group is written while the second is computed');
+    await Promise.all(answers);
+    for (let i = 0; i < pool; i++) w.hashEnded();
+    w.flush();
   });
 
   it('an acknowledged change is already on disk: another connection sees it at once', async () => {

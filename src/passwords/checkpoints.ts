@@ -1,0 +1,181 @@
+/**
+ * WAL checkpoints of the password intake's writes, off the event loop.
+ *
+ * SQLite checkpoints automatically inside the COMMIT that pushes the WAL past 1,000 pages: it copies
+ * the WAL into the database file and fsyncs both, ≈ 10 ms of wall time on this project's test VM,
+ * most of it waiting for the disk. On the intake paths that wait sits on the main thread at the
+ * worst moment: the notification path's callers are waiting for that very commit (so no new hash
+ * reaches the pool), and the import path cannot hand the pool its next hashes. Measured on 2 cores,
+ * the checkpoints cost the notification path ≈ 10 points of its ratio to raw PBKDF2, the import
+ * path ≈ 4.
+ *
+ * So the intake's transactions commit with the automatic checkpoint off (the connection's setting,
+ * restored right after each commit, so every other writer of the process keeps it), and a worker
+ * thread with its own connection to the same file runs PASSIVE checkpoints (which never block a
+ * writer) as often as SQLite would: about every `wal_autocheckpoint` pages (1,000). The pages a
+ * row costs vary (1 for the import path's large transactions, 2–5 for single changes), so the rows
+ * between two checkpoints follow the WAL size each checkpoint reports. (A fixed 256 rows
+ * checkpointed the import path 4 times as often as SQLite did, and its fsyncs slowed the writes:
+ * 73–74 % of raw instead of 79 %.) Durability is unchanged: a change is
+ * durable once its COMMIT is in the WAL, as before (synchronous = NORMAL); a checkpoint only moves
+ * committed pages into the main file, and SQLite recovers from a crash in the middle of one.
+ *
+ * Only for an SQLite file: in memory there is nothing to checkpoint, and PostgreSQL has its own
+ * (the store is `dialectOf(db)`). When the worker cannot start or fails, the intake commits with
+ * the automatic checkpoint on, as before.
+ */
+import { Worker } from 'node:worker_threads';
+import { dialectOf, type Database } from '../store/database.js';
+import { SQLITE_DRIVER_PATH } from '../store/sqlite-driver.js';
+
+/** Rows the intake writes before its first checkpoint request (then: as the WAL sizes say). */
+export const FIRST_CHECKPOINT_ROWS = 256;
+const MIN_CHECKPOINT_ROWS = 32;
+const MAX_CHECKPOINT_ROWS = 16_384;
+/** The worker exits after this long without a request (the next request starts another). */
+const IDLE_MS = 60_000;
+
+// CommonJS run by the worker (eval: no separate file to find under tsx or in dist/). One request at
+// a time; requests that arrive while a checkpoint runs are answered by the next one.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Sqlite = require(workerData.driver);
+const db = new Sqlite(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+parentPort.on('message', (msg) => {
+  if (msg === 'close') { db.close(); parentPort.close(); return; }
+  const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
+  parentPort.postMessage(r);
+});
+`;
+
+export class IntakeCheckpoints {
+  private worker: Worker | undefined;
+  private failed = false;
+  private rows = 0;
+  /** Rows between two checkpoint requests, and the WAL pages aimed at between two checkpoints. */
+  private every = FIRST_CHECKPOINT_ROWS;
+  private readonly pages: number;
+  private lastLog = 0;
+  /** A request is with the worker; another was asked for meanwhile. */
+  private inFlight = false;
+  private again = false;
+  private checkpoints = 0;
+  private idle: NodeJS.Timeout | undefined;
+  private readonly autoOff;
+  private readonly autoOn;
+
+  private constructor(
+    private readonly db: Database,
+    private readonly file: string,
+  ) {
+    const pages = Number(db.pragma('wal_autocheckpoint', { simple: true }));
+    this.pages = Number.isInteger(pages) && pages > 0 ? pages : 1000;
+    this.autoOff = db.prepare('PRAGMA wal_autocheckpoint = 0');
+    this.autoOn = db.prepare(`PRAGMA wal_autocheckpoint = ${Number.isInteger(pages) && pages >= 0 ? pages : 1000}`);
+  }
+
+  /** For an SQLite database file; undefined otherwise (in memory, PostgreSQL). */
+  static for(db: Database): IntakeCheckpoints | undefined {
+    if (dialectOf(db) !== 'sqlite' || db.memory || !db.name || db.readonly) return undefined;
+    return new IntakeCheckpoints(db, db.name);
+  }
+
+  /** Checkpoints the worker ran so far (tests, diagnostics). */
+  get done(): number {
+    return this.checkpoints;
+  }
+
+  /**
+   * Runs `write` (one transaction of `rows` intake rows) with the connection's automatic checkpoint
+   * off, and asks the worker for a checkpoint once enough was written. (Until then the WAL holds
+   * at most those rows' pages beyond SQLite's threshold, and any other writer's commit still
+   * checkpoints as before.)
+   */
+  write<T>(rows: number, write: () => T): T {
+    if (this.failed) return write();
+    this.autoOff.get();
+    try {
+      return write();
+    } finally {
+      this.autoOn.get();
+      this.rows += rows;
+      if (this.rows >= this.every) {
+        this.rows = 0;
+        this.request();
+      }
+    }
+  }
+
+  /** Stops the worker (its last checkpoint, if one runs, completes first); a later write starts another. */
+  async close(): Promise<void> {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
+    const w = this.worker;
+    this.worker = undefined;
+    this.inFlight = false;
+    this.again = false;
+    if (!w) return;
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.ref(); // until it has exited: the caller awaits that
+    w.postMessage('close');
+    await exited;
+  }
+
+  private start(): boolean {
+    if (this.worker) return true;
+    try {
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { file: this.file, driver: SQLITE_DRIVER_PATH } });
+      w.on('message', (r: { log?: unknown }) => {
+        if (this.worker !== w) return;
+        this.checkpoints++;
+        // `log`: the WAL's frames when the checkpoint ran, counted from its last restart (a writer
+        // restarts it after a complete checkpoint). What was written since the previous request
+        // (by every writer of the file) scales the rows per checkpoint towards `pages` pages.
+        const log = Number(r.log);
+        const written = log >= this.lastLog ? log - this.lastLog : log;
+        this.lastLog = Number.isFinite(log) ? log : 0;
+        if (written > 0 && !this.again) this.every = Math.round(Math.min(MAX_CHECKPOINT_ROWS, Math.max(MIN_CHECKPOINT_ROWS, (this.every * this.pages) / written)));
+        this.inFlight = false;
+        if (this.again) {
+          this.again = false;
+          this.request();
+        } else {
+          this.idle = setTimeout(() => void this.close(), IDLE_MS);
+          this.idle.unref();
+        }
+      });
+      // Gone (cannot open the file, or an error): back to SQLite's own checkpoints on commit.
+      const fail = (): void => {
+        if (this.worker !== w) return; // closed on purpose
+        this.failed = true;
+        this.worker = undefined;
+      };
+      w.on('error', fail);
+      w.on('exit', fail);
+      // A pipeline that is never stopped must not keep its process alive for the worker's sake
+      // (after the listeners: adding a 'message' listener refs the worker again).
+      w.unref();
+      this.worker = w;
+      return true;
+    } catch {
+      this.failed = true;
+      return false;
+    }
+  }
+
+  private request(): void {
+    // Started at the first request, not the first write: a pipeline that writes a few rows (a CLI
+    // command, most tests) never costs a thread; and stopped again when idle (IDLE_MS).
+    const w = this.start() ? this.worker : undefined;
+    if (!w) return;
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    this.inFlight = true;
+    w.postMessage('checkpoint');
+  }
+}
