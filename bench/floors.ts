@@ -9,7 +9,8 @@
  *             of the same users, then the same groups with their members, to a fresh cloud process.
  * Each figure carries its wall seconds and this process's CPU seconds.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'ldapts';
@@ -24,6 +25,26 @@ export interface Floor {
   objects: number;
   seconds: number;
   cpuSeconds: number;
+}
+
+/** The bench directory as LDIF for slapadd: N users (benchUser) and N/100 groups of 100 members. */
+export async function writeBenchLdif(file: string, n: number): Promise<void> {
+  const out = createWriteStream(file);
+  const write = async (s: string) => {
+    if (!out.write(s)) await once(out, 'drain');
+  };
+  for (let i = 0; i < n; i++) {
+    let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n`;
+    for (const [k, v] of Object.entries(benchUser(i))) entry += `${k}: ${v}\n`;
+    await write(`${entry}\n`);
+  }
+  for (let g = 0; g < Math.floor(n / 100); g++) {
+    let members = '';
+    for (let i = g * 100; i < g * 100 + 100; i++) members += `member: uid=u${i},ou=people,dc=lab,dc=test\n`;
+    await write(`dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${members}\n`);
+  }
+  out.end();
+  await once(out, 'finish');
 }
 
 /** The attributes of bench user i, as written to the directory (bench/sync.ts's LDIF uses this too). */

@@ -8,16 +8,15 @@
  * worker, `AB_PROFILE=DIR` writes a CPU profile of each run. Trees default to this one.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
 import { stringify } from 'yaml';
 import { createSyncClient } from '../src/cloud/admin-api-client.js';
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
 import { startSlapd } from '../test/helpers/slapd.js';
-import { benchUser } from './floors.js';
+import { writeBenchLdif } from './floors.js';
 
 const n = Number(process.argv[2] ?? 100000);
 const rounds = Number(process.argv[3] ?? 2);
@@ -42,22 +41,7 @@ function cpuOf(pid: number): number {
 
 // The directory: N users and N/100 groups of 100 members, as bench/sync.ts writes them.
 const dir = mkdtempSync(path.join(tmpdir(), 'idsync-ab-'));
-const seed = createWriteStream(path.join(dir, 'seed.ldif'));
-const write = async (text: string) => {
-  if (!seed.write(text)) await once(seed, 'drain');
-};
-for (let i = 0; i < n; i++) {
-  let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n`;
-  for (const [k, v] of Object.entries(benchUser(i))) entry += `${k}: ${v}\n`;
-  await write(`${entry}\n`);
-}
-for (let g = 0; g < Math.floor(n / 100); g++) {
-  let members = '';
-  for (let i = g * 100; i < g * 100 + 100; i++) members += `member: uid=u${i},ou=people,dc=lab,dc=test\n`;
-  await write(`dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${members}\n`);
-}
-seed.end();
-await once(seed, 'finish');
+await writeBenchLdif(path.join(dir, 'seed.ldif'), n);
 const slapd = await startSlapd({ seedLdifFile: path.join(dir, 'seed.ldif') });
 const adminPassword = 'Bench-admin-password-1';
 let run = 0;

@@ -12,17 +12,16 @@
  * 1M ≤ 1 s; 1 % delta at 1M ≤ 10 s. The incumbent: ~10 minutes per 10,000 objects.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
 import { stringify } from 'yaml';
 import { createSyncClient } from '../src/cloud/admin-api-client.js';
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { startSlapd } from '../test/helpers/slapd.js';
-import { benchUser, bulkFloor, ldapFloor, sqliteFloor, type Floor } from './floors.js';
+import { bulkFloor, ldapFloor, sqliteFloor, writeBenchLdif, type Floor } from './floors.js';
 
 // `-- 100000,1000000 [--store sqlite|postgres|both]`: PostgreSQL (a private PostgreSQL 15 started
 // here, test/helpers/postgres.ts) runs the same cycles into a cloud of its own, printed beside SQLite.
@@ -54,25 +53,6 @@ function node(args: string[], env: NodeJS.ProcessEnv = {}): { done: Promise<stri
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}: ${err}`)))),
   );
   return { done, child };
-}
-
-async function writeLdif(file: string, n: number): Promise<void> {
-  const out = createWriteStream(file);
-  const write = async (s: string) => {
-    if (!out.write(s)) await once(out, 'drain');
-  };
-  for (let i = 0; i < n; i++) {
-    let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n`;
-    for (const [k, v] of Object.entries(benchUser(i))) entry += `${k}: ${v}\n`;
-    await write(`${entry}\n`);
-  }
-  for (let g = 0; g < Math.floor(n / 100); g++) {
-    let members = '';
-    for (let i = g * 100; i < g * 100 + 100; i++) members += `member: uid=u${i},ou=people,dc=lab,dc=test\n`;
-    await write(`dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${members}\n`);
-  }
-  out.end();
-  await once(out, 'finish');
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (0 where there is none). */
@@ -169,7 +149,7 @@ for (const n of sizes) {
   const dir = mkdtempSync(path.join(tmpdir(), `idsync-bench-sync-${n}-`));
   console.log(`\nN = ${n.toLocaleString('en-US')} users + ${groups.toLocaleString('en-US')} groups (${dir}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   let t = performance.now();
-  await writeLdif(path.join(dir, 'seed.ldif'), n);
+  await writeBenchLdif(path.join(dir, 'seed.ldif'), n);
   const slapd = await startSlapd({ seedLdifFile: path.join(dir, 'seed.ldif') });
   console.log(`generated and slapadd-loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 

@@ -127,7 +127,7 @@ function str(v: MvValue | undefined): string | undefined {
 }
 
 /** Drops undefined values and empty objects/arrays so equal content hashes equally. */
-function compact<T extends Record<string, unknown>>(o: T): T {
+export function compact<T extends Record<string, unknown>>(o: T): T {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined) continue;

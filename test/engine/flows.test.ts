@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SourceObject } from '../../src/connectors/types.js';
 import fc from 'fast-check';
-import { groupToScim, inboundFlow, SCHEMA_ENTERPRISE, SCHEMA_ONPREM_USER, SCHEMA_USER, userToScim, type MvAttrs } from '../../src/engine/flows.js';
+import { compact, groupToScim, inboundFlow, SCHEMA_ENTERPRISE, SCHEMA_ONPREM_USER, SCHEMA_USER, userToScim, type MvAttrs } from '../../src/engine/flows.js';
 import { stableStringify } from '../../src/engine/stable-hash.js';
 
 function unsortedPaths(v: unknown, at = '$'): string[] {
@@ -58,21 +58,6 @@ test('the default outbound flow writes SCIM resources with sorted keys', () => {
 /** userToScim as first written: every part built, then a generic compaction dropped the empty ones. */
 function compactingUserToScim(mv: MvAttrs): Record<string, unknown> | undefined {
   const str = (v: MvAttrs[string] | undefined) => (typeof v === 'string' && v !== '' ? v : undefined);
-  const compact = (o: Record<string, unknown>): Record<string, unknown> => {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(o)) {
-      if (v === undefined) continue;
-      if (Array.isArray(v) && v.length === 0) continue;
-      if (v && typeof v === 'object' && !Array.isArray(v)) {
-        const c = compact(v as Record<string, unknown>);
-        if (Object.keys(c).length === 0) continue;
-        out[k] = c;
-        continue;
-      }
-      out[k] = v;
-    }
-    return out;
-  };
   const userName = str(mv.userPrincipalName);
   if (!userName) return undefined;
   const phones = [str(mv.telephoneNumber) && { type: 'work', value: str(mv.telephoneNumber) }, str(mv.mobile) && { type: 'mobile', value: str(mv.mobile) }].filter(Boolean);
