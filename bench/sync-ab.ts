@@ -7,7 +7,6 @@
  * (npm run bench:sync has those). `AB_FLAGS='--max-semi-space-size=64'` passes node flags to the
  * worker, `AB_PROFILE=DIR` writes a CPU profile of each run. Trees default to this one.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,21 +16,11 @@ import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
 import { startSlapd } from '../test/helpers/slapd.js';
 import { writeBenchLdif } from './floors.js';
+import { runNode, startBenchCloud } from './processes.js';
 
 const n = Number(process.argv[2] ?? 100000);
 const rounds = Number(process.argv[3] ?? 2);
 const trees = (process.argv[4] ?? '.').split(',').map((t) => path.resolve(t));
-const root = path.resolve(import.meta.dirname, '..');
-
-function node(args: string[], cwd = root, env: NodeJS.ProcessEnv = {}): { done: Promise<string>; child: ReturnType<typeof spawn> } {
-  const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
-  const done = new Promise<string>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}: ${err}`)))));
-  return { done, child };
-}
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 function cpuOf(pid: number): number {
@@ -49,16 +38,8 @@ try {
   for (let r = 0; r < rounds; r++) {
     for (const tree of trees) {
       run++;
-      const cloud = node(['bin/idsync.js', 'cloud', 'serve', '--data', path.join(dir, `cloud${run}`), '--port', '0'], root, { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
-      const url = await new Promise<string>((resolve, reject) => {
-        let buf = '';
-        cloud.child.stdout!.on('data', (d: string) => {
-          buf += d;
-          const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
-          if (m) resolve(m[1]!);
-        });
-        cloud.done.then(() => reject(new Error('the cloud directory exited before it listened')), reject);
-      });
+      const cloud = await startBenchCloud(path.join(dir, `cloud${run}`), adminPassword);
+      const url = cloud.url;
       const secret = await createSyncClient(url, { username: 'admin', password: adminPassword }, 'bench');
       const config = path.join(dir, `idsync${run}.yaml`);
       writeFileSync(
@@ -79,7 +60,7 @@ try {
         ...(process.env.AB_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.AB_PROFILE, String(run))}`] : []),
         ...(process.env.AB_FLAGS ? process.env.AB_FLAGS.split(' ') : []),
       ];
-      const line = (await node([...flags, '--import', 'tsx', 'bench/sync-worker.ts', config], tree).done).trim().split('\n').pop()!;
+      const line = (await runNode([...flags, '--import', 'tsx', 'bench/sync-worker.ts', config], {}, tree).done).trim().split('\n').pop()!;
       const res = JSON.parse(line) as { seconds: number; cpuSeconds: number; peakRssMb: number; status: string; steps: Record<string, { adds: number }> };
       console.log(
         `${path.basename(tree).padEnd(12)} ${res.seconds.toFixed(2)} s  CPU sync ${res.cpuSeconds.toFixed(2)} s  cloud ${(cpuOf(cloud.child.pid!) - cloudCpu0).toFixed(1)} s  ` +

@@ -21,6 +21,7 @@ import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { startSlapd } from '../test/helpers/slapd.js';
+import { runNode, startBenchCloud } from './processes.js';
 import { bulkFloor, ldapFloor, sqliteFloor, writeBenchLdif, type Floor } from './floors.js';
 
 // `-- 100000,1000000 [--store sqlite|postgres|both]`: PostgreSQL (a private PostgreSQL 15 started
@@ -31,7 +32,6 @@ if (storeArg !== 'sqlite' && storeArg !== 'postgres' && storeArg !== 'both') thr
 const stores: ('sqlite' | 'postgres')[] = storeArg === 'both' ? ['sqlite', 'postgres'] : [storeArg];
 const sizes = (args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--store') ?? '100000').split(',').map(Number);
 const pgCluster = stores.includes('postgres') ? await startPostgres() : undefined;
-const root = path.resolve(import.meta.dirname, '..');
 
 interface WorkerResult {
   status: string;
@@ -41,18 +41,6 @@ interface WorkerResult {
   peakRssMb: number;
   bridge: { roundTrips: number; statements: number; waitSeconds: number };
   steps: Record<string, { profile: string | null; seconds: number | null; adds: number; updates: number; deletes: number; unchanged: number; errors: number }>;
-}
-
-function node(args: string[], env: NodeJS.ProcessEnv = {}): { done: Promise<string>; child: ReturnType<typeof spawn> } {
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
-  const done = new Promise<string>((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}: ${err}`)))),
-  );
-  return { done, child };
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (0 where there is none). */
@@ -129,21 +117,6 @@ function reportFloors(r: WorkerResult, floors: { ldap: Floor; sqlite: Floor; bul
   );
 }
 
-async function startCloud(dataDir: string, adminPassword: string): Promise<{ url: string; child: ReturnType<typeof spawn> }> {
-  const cloud = node(['bin/idsync.js', 'cloud', 'serve', '--data', dataDir, '--port', '0'], { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    cloud.child.stdout!.on('data', (d: string) => {
-      buf += d;
-      const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
-      if (m) resolve(m[1]!);
-    });
-    // A cloud that dies before it listens is an error, not a wait (killed at the end otherwise).
-    cloud.done.then(() => reject(new Error('the cloud directory exited before it listened')), reject);
-  });
-  return { url, child: cloud.child };
-}
-
 for (const n of sizes) {
   const groups = Math.floor(n / 100);
   const dir = mkdtempSync(path.join(tmpdir(), `idsync-bench-sync-${n}-`));
@@ -154,12 +127,12 @@ for (const n of sizes) {
   console.log(`generated and slapadd-loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   const adminPassword = 'Bench-admin-password-1';
-  const cloud = await startCloud(path.join(dir, 'cloud'), adminPassword);
+  const cloud = await startBenchCloud(path.join(dir, 'cloud'), adminPassword);
   try {
     // The floors first, each on its own (a fresh cloud process for the raw Bulk, so both start empty).
     const ldap = await ldapFloor({ url: slapd.url, bindDn: slapd.adminDn, password: slapd.adminPassword, baseDn: slapd.baseDn });
     const sqlite = await sqliteFloor(n + groups);
-    const floorCloud = await startCloud(path.join(dir, 'floor-cloud'), adminPassword);
+    const floorCloud = await startBenchCloud(path.join(dir, 'floor-cloud'), adminPassword);
     let bulk: Floor;
     try {
       const floorSecret = await createSyncClient(floorCloud.url, { username: 'admin', password: adminPassword }, 'floor');
@@ -172,7 +145,7 @@ for (const n of sizes) {
     const results: Record<string, Record<string, WorkerResult & { dbCpu?: number }>> = {};
     for (const store of stores) {
       // Each store exports into a fresh cloud of its own; the first uses the one started above.
-      const own = store === stores[0] ? cloud : await startCloud(path.join(dir, `cloud-${store}`), adminPassword);
+      const own = store === stores[0] ? cloud : await startBenchCloud(path.join(dir, `cloud-${store}`), adminPassword);
       try {
         await runStore(store, own.url, own.child, results);
       } finally {
@@ -227,7 +200,7 @@ for (const n of sizes) {
       const cycle = async (label: string): Promise<WorkerResult> => {
         const cpu0 = procCpuSeconds(cloudChild.pid);
         const db0 = treeCpuSeconds(pgPid);
-        const out = (await node([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config], env).done).trim().split('\n').pop()!;
+        const out = (await runNode([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config], env).done).trim().split('\n').pop()!;
         if (process.env.IDSYNC_BENCH_PROFILE) writeFileSync(path.join(process.env.IDSYNC_BENCH_PROFILE, `${n}-${store}-${label.replace(/\W+/g, '-')}.json`), out);
         const r = JSON.parse(out) as WorkerResult;
         const dbCpu = pgPid !== undefined ? treeCpuSeconds(pgPid) - db0 : undefined;

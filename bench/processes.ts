@@ -1,0 +1,41 @@
+/**
+ * Child processes of the sync benches (bench/sync.ts, bench/sync-ab.ts): a node process whose
+ * output is kept, and the cloud directory started as its own process, ready once it listens.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+export interface NodeProcess {
+  /** Resolves with stdout on exit 0; rejects with the stderr's tail otherwise. */
+  done: Promise<string>;
+  child: ReturnType<typeof spawn>;
+}
+
+/** `node ARGS` in `cwd` (default: the checkout), stdout kept, the last 4,000 characters of stderr for the error. */
+export function runNode(args: string[], env: NodeJS.ProcessEnv = {}, cwd = root): NodeProcess {
+  const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+  const done = new Promise<string>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}: ${err}`)))));
+  return { done, child };
+}
+
+/** `idsync cloud serve` on DATA_DIR and a free port, from the built CLI; resolves once it listens. */
+export async function startBenchCloud(dataDir: string, adminPassword: string): Promise<{ url: string; child: ReturnType<typeof spawn> }> {
+  const cloud = runNode(['bin/idsync.js', 'cloud', 'serve', '--data', dataDir, '--port', '0'], { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    cloud.child.stdout!.on('data', (d: string) => {
+      buf += d;
+      const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
+      if (m) resolve(m[1]!);
+    });
+    // A cloud that dies before it listens is an error, not a wait (killed at the end otherwise).
+    cloud.done.then(() => reject(new Error('the cloud directory exited before it listened')), reject);
+  });
+  return { url, child: cloud.child };
+}
