@@ -155,6 +155,9 @@ async function main(): Promise<number> {
       { tests: 0, pass: 0, fail: 0, skipped: 0 },
     );
     const failed = results.flatMap((r) => r.failedFiles);
+    // CI shows only the end of the output: each failure's own message goes last, beside the summary.
+    const failures = results.flatMap((r) => r.failures);
+    if (failures.length) console.log(`run-tests: what failed, in detail:\n${failures.join('\n')}`);
     if (failed.length) console.log(`run-tests: failed:\n${failed.map((f) => `  ${f}`).join('\n')}`);
     console.log(
       `run-tests: ${total.tests} tests, ${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped` +
@@ -201,6 +204,8 @@ interface LaneResult {
   fail: number;
   skipped: number;
   failedFiles: string[];
+  /** Each failed test's name and TAP diagnostic (error, location, stack), for the closing report. */
+  failures: string[];
 }
 
 /** The Samba-bound files stay together in one lane, in order; the rest fill the other lane. */
@@ -229,9 +234,11 @@ function runLane(lane: Lane, env: NodeJS.ProcessEnv, tagged: boolean, onSpawn: (
   ];
   const child = spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
   onSpawn(child);
-  const result: LaneResult = { code: 0, tests: 0, pass: 0, fail: 0, skipped: 0, failedFiles: [] };
+  const result: LaneResult = { code: 0, tests: 0, pass: 0, fail: 0, skipped: 0, failedFiles: [], failures: [] };
   const prefix = tagged && lane.tag ? `${lane.tag}| ` : '';
+  const collect = failureCollector(prefix, (f) => result.failures.push(f));
   const count = (line: string): void => {
+    collect(line);
     const m = /^# (tests|pass|fail|skipped) (\d+)$/.exec(line);
     if (m) result[m[1] as 'tests' | 'pass' | 'fail' | 'skipped'] = Number(m[2]);
     // A failed top-level test is one file (or a suite at the top of one).
@@ -249,6 +256,45 @@ function runLane(lane: Lane, env: NodeJS.ProcessEnv, tagged: boolean, onSpawn: (
       res(result);
     });
   });
+}
+
+/** Diagnostic lines kept per failure: the message and the top of the stack are what matter. */
+const MAX_FAILURE_LINES = 40;
+
+/**
+ * Reads TAP line by line and hands over each failed test that failed by itself (not a suite that
+ * failed because a subtest did) with its YAML block, under its parents' names.
+ */
+function failureCollector(prefix: string, report: (failure: string) => void): (line: string) => void {
+  const names: string[] = [];
+  let open: { indent: string; name: string; lines: string[]; parentOnly: boolean } | undefined;
+  return (line) => {
+    if (open) {
+      if (line === `${open.indent}  ...`) {
+        if (!open.parentOnly) {
+          const kept = open.lines.length > MAX_FAILURE_LINES ? [...open.lines.slice(0, MAX_FAILURE_LINES), `${open.indent}  (${open.lines.length - MAX_FAILURE_LINES} more lines)`] : open.lines;
+          report([`${prefix}not ok - ${open.name}`, ...kept.map((l) => `${prefix}${l}`)].join('\n'));
+        }
+        open = undefined;
+      } else if (line !== `${open.indent}  ---` && !/\(node:(internal|async_hooks)|duration_ms:/.test(line)) {
+        // The test runner's own stack frames and the timing say nothing about the failure.
+        open.lines.push(line);
+        if (/failureType: 'subtestsFailed'/.test(line)) open.parentOnly = true;
+      }
+      return;
+    }
+    const sub = /^(\s*)# Subtest: (.*)$/.exec(line);
+    if (sub) {
+      names.length = sub[1]!.length / 4;
+      names.push(sub[2]!);
+      return;
+    }
+    const f = /^(\s*)not ok \d+ - (.*)$/.exec(line);
+    if (f) {
+      const depth = f[1]!.length / 4;
+      open = { indent: f[1]!, name: [...names.slice(0, depth), f[2]!].join(' > '), lines: [], parentOnly: false };
+    }
+  };
 }
 
 main().then(
