@@ -187,12 +187,15 @@ export async function start(app) {
     const route = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
     if (!route.length) route.push(app.nav[0]?.[0] ?? '');
     for (const a of header.querySelectorAll('nav a')) a.toggleAttribute('aria-current', a.getAttribute('href') === '#/' + route[0]);
-    main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+    // Each page renders into its own element: a page still loading when the user moves on (or a
+    // second render of the same hash) fills an element no longer shown, never the page in view.
+    const view = h('div', { class: 'view' }, h('p', { class: 'muted' }, 'Loading…'));
+    main.replaceChildren(view);
     try {
-      await app.render(route, main);
+      await app.render(route, view);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) location.reload();
-      else main.replaceChildren(errorBox(e));
+      else if (view.isConnected) view.replaceChildren(errorBox(e));
     }
   };
   window.addEventListener('hashchange', () => void show());

@@ -154,7 +154,10 @@ describe('acceptance: both consoles in Chromium against slapd, `idsync serve` an
     // pw2 signs in once: the record the portal shows later, and a password sync status here.
     assert.equal(await signIn(cloudUrl, 'pw2@lab.test', passwordOf(2)), 200);
     await page.getByRole('link', { name: 'Search' }).click();
-    await page.getByLabel('In').selectOption('mv');
+    // The click returns before the hash change has rendered the page, and 'In' alone also matches
+    // a label of the overview's charts ("Change to sign-in"): wait for the page, match exactly.
+    await page.getByRole('heading', { name: 'Search' }).waitFor();
+    await page.getByLabel('In', { exact: true }).selectOption('mv');
     await page.getByLabel('Attribute').fill('mail');
     await page.getByLabel('Operator').selectOption('eq');
     await page.getByLabel('Value').fill('PW2@lab.test');
@@ -185,7 +188,8 @@ describe('acceptance: both consoles in Chromium against slapd, `idsync serve` an
 
     // The connector space, attribute present: every user's entry.
     await page.getByRole('link', { name: 'Search' }).click();
-    await page.getByLabel('In').selectOption('cs');
+    await page.getByRole('heading', { name: 'Search' }).waitFor();
+    await page.getByLabel('In', { exact: true }).selectOption('cs');
     await page.getByLabel('Attribute').fill('uid');
     await page.getByLabel('Operator').selectOption('pr');
     await page.getByLabel('Value').fill('');

@@ -156,6 +156,37 @@ describe('sync console in Chromium', { skip: skipUnless('chromium') }, () => {
     assert.deepEqual(indexed.objects.map((o: { display: string }) => o.display), ['User 3']);
   });
 
+  test('a page that answers after the user moved on does not replace the page in view', async () => {
+    const { page } = b;
+    // The overview's answer is held in the browser (Chromium's own request interception, the server
+    // is real) until the user has opened Search: the late overview must not cover the search form.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let seen = false;
+    await page.route('**/console/api/overview', async (route) => {
+      seen = true;
+      await held;
+      await route.continue();
+    });
+    try {
+      await page.goto(`${url}/console/#/overview`);
+      await page.reload();
+      for (const deadline = Date.now() + 30_000; !seen; await new Promise((r) => setTimeout(r, 20))) assert.ok(Date.now() < deadline, 'the overview asked for its data');
+      await page.getByRole('link', { name: 'Search' }).click();
+      await page.getByRole('heading', { name: 'Search' }).waitFor();
+      const answered = page.waitForResponse('**/console/api/overview');
+      release();
+      await answered;
+      // The late overview has had its turn to render; give the page's scripts a few frames.
+      // (a string: the test is compiled without the DOM's types)
+      await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
+      assert.equal(await page.getByRole('heading', { name: 'Overview' }).count(), 0, 'the late overview stayed out of view');
+      assert.equal(await page.getByLabel('Attribute', { exact: true }).count(), 1, 'the search form is shown');
+    } finally {
+      await page.unroute('**/console/api/overview');
+    }
+  });
+
   test('"Run a sync cycle now" starts a cycle, audited with the user (event 6153); Operations lists it', async () => {
     const { page } = b;
     const before = (await raw('GET', '/status')).text;
