@@ -34,6 +34,11 @@ export interface IntakeWriterOptions {
   maxBatch?: number;
   /** Flush early when fewer hashes than this are being computed (default: libuv's pool threads + 1). */
   busyHashes?: number;
+  /**
+   * Write the intake's transactions on a thread with its own connection (writer.ts; default true;
+   * SQLite files only). false: on the main connection, as before (tests compare the two).
+   */
+  thread?: boolean;
 }
 
 interface Waiting {
@@ -55,8 +60,12 @@ export class IntakeWriter {
   private readonly maxBatch: number;
   private readonly busyHashes: number;
 
+  /** Transactions handed to the writer and not committed yet. */
+  private readonly writing = new Set<Promise<void>>();
+
   constructor(
-    private readonly write: (changes: readonly OutboxWrite[]) => EnqueueResult[],
+    /** Writes one transaction: at once (the main connection) or later (writer.ts's thread). */
+    private readonly write: (changes: readonly OutboxWrite[]) => EnqueueResult[] | Promise<EnqueueResult[]>,
     options: IntakeWriterOptions = {},
   ) {
     this.windowMs = Math.max(0, options.windowMs ?? DEFAULT_WINDOW_MS);
@@ -90,7 +99,7 @@ export class IntakeWriter {
     });
   }
 
-  /** Writes what waits now (also used on stop). */
+  /** Writes what waits now (also used on stop); the callers are answered when it has committed. */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
@@ -99,17 +108,31 @@ export class IntakeWriter {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    let results: EnqueueResult[];
+    let written: Promise<EnqueueResult[]>;
     try {
-      results = this.write(batch.map((w) => w.change));
+      written = Promise.resolve(this.write(batch.map((w) => w.change)));
     } catch (err) {
-      // The transaction rolled back: nothing of this batch was written, and every caller hears so.
-      for (const w of batch) w.reject(err);
-      return;
+      written = Promise.reject(err);
     }
-    this.transactions++;
-    this.changes += batch.length;
-    batch.forEach((w, i) => w.resolve(results[i]!));
+    const done = written.then(
+      (results) => {
+        this.transactions++;
+        this.changes += batch.length;
+        batch.forEach((w, i) => w.resolve(results[i]!));
+      },
+      // The transaction rolled back: nothing of this batch was written, and every caller hears so.
+      (err: unknown) => {
+        for (const w of batch) w.reject(err);
+      },
+    );
+    this.writing.add(done);
+    void done.finally(() => this.writing.delete(done));
+  }
+
+  /** Writes what waits and resolves once every transaction started so far has committed (stop). */
+  async drain(): Promise<void> {
+    this.flush();
+    while (this.writing.size > 0) await Promise.all(this.writing);
   }
 
   private flushSoon(): void {
