@@ -99,19 +99,11 @@ export class IntakeCheckpoints {
       return write();
     } finally {
       this.autoOn.get();
-      this.wrote(rows);
-    }
-  }
-
-  /**
-   * Counts `rows` intake rows committed with the automatic checkpoint off (here, or by the intake's
-   * writer thread on its own connection: writer.ts) and asks for a checkpoint once enough were.
-   */
-  wrote(rows: number): void {
-    this.rows += rows;
-    if (this.rows >= this.every) {
-      this.rows = 0;
-      this.request();
+      this.rows += rows;
+      if (this.rows >= this.every) {
+        this.rows = 0;
+        this.request();
+      }
     }
   }
 

@@ -120,7 +120,7 @@ export async function handleAgentBatch(pipeline: PasswordPipeline, body: unknown
   try {
     // One transaction for the batch: the agent's answer means every item is on disk.
     const items = parsed.items.map((it) => ({ ...it, connector: parsed.connector ?? pipeline.connectorOf(it.anchor) ?? 'agent' }));
-    await pipeline.acceptOrgIdHashes(items, 'samba-agent');
+    pipeline.acceptOrgIdHashes(items, 'samba-agent');
     accepted = items.length;
   } catch (err) {
     const e = toIdsyncError(err);

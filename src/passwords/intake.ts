@@ -34,11 +34,6 @@ export interface IntakeWriterOptions {
   maxBatch?: number;
   /** Flush early when fewer hashes than this are being computed (default: libuv's pool threads + 1). */
   busyHashes?: number;
-  /**
-   * Write the intake's transactions on a thread with its own connection (writer.ts; default true;
-   * SQLite files only). false: on the main connection, as before (tests compare the two).
-   */
-  thread?: boolean;
 }
 
 interface Waiting {
@@ -60,12 +55,8 @@ export class IntakeWriter {
   private readonly maxBatch: number;
   private readonly busyHashes: number;
 
-  /** Transactions handed to the writer and not committed yet. */
-  private readonly writing = new Set<Promise<void>>();
-
   constructor(
-    /** Writes one transaction: at once (the main connection) or later (writer.ts's thread). */
-    private readonly write: (changes: readonly OutboxWrite[]) => EnqueueResult[] | Promise<EnqueueResult[]>,
+    private readonly write: (changes: readonly OutboxWrite[]) => EnqueueResult[],
     options: IntakeWriterOptions = {},
   ) {
     this.windowMs = Math.max(0, options.windowMs ?? DEFAULT_WINDOW_MS);
@@ -99,7 +90,7 @@ export class IntakeWriter {
     });
   }
 
-  /** Writes what waits now (also used on stop); the callers are answered when it has committed. */
+  /** Writes what waits now (also used on stop). */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
@@ -108,31 +99,17 @@ export class IntakeWriter {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    let written: Promise<EnqueueResult[]>;
+    let results: EnqueueResult[];
     try {
-      written = Promise.resolve(this.write(batch.map((w) => w.change)));
+      results = this.write(batch.map((w) => w.change));
     } catch (err) {
-      written = Promise.reject(err);
-    }
-    const done = written.then(
-      (results) => {
-        this.transactions++;
-        this.changes += batch.length;
-        batch.forEach((w, i) => w.resolve(results[i]!));
-      },
       // The transaction rolled back: nothing of this batch was written, and every caller hears so.
-      (err: unknown) => {
-        for (const w of batch) w.reject(err);
-      },
-    );
-    this.writing.add(done);
-    void done.finally(() => this.writing.delete(done));
-  }
-
-  /** Writes what waits and resolves once every transaction started so far has committed (stop). */
-  async drain(): Promise<void> {
-    this.flush();
-    while (this.writing.size > 0) await Promise.all(this.writing);
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    this.transactions++;
+    this.changes += batch.length;
+    batch.forEach((w, i) => w.resolve(results[i]!));
   }
 
   private flushSoon(): void {

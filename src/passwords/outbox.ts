@@ -64,48 +64,6 @@ export interface OutboxWrite {
   fp?: Buffer;
 }
 
-/**
- * The intake's two writes per change, shared by this module and the intake's writer thread
- * (writer.ts), which runs them on its own connection. phs_state: one statement decides "newer than
- * what we know" and writes the last known state (and the NT fingerprint, when the source gave one).
- * Parameters: connector, anchor, nt_fp, ct, iv, tag, keyId, changedAt, updatedAt.
- */
-export const STATE_UPSERT_SQL = `INSERT INTO phs_state (connector, anchor, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = coalesce(excluded.nt_fp, phs_state.nt_fp), hash_ct = excluded.hash_ct,
-         hash_iv = excluded.hash_iv, hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at,
-         updated_at = excluded.updated_at
-       WHERE phs_state.changed_at IS NULL OR phs_state.changed_at <= excluded.changed_at`;
-
-/** phs_outbox: anchor, connector, ct, iv, tag, keyId, changedAt, queuedAt, nextAttemptAt, source. */
-export const OUTBOX_UPSERT_SQL = `INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, next_attempt_at, last_error, source)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, NULL, ?)
-       ON CONFLICT (anchor) DO UPDATE SET connector = excluded.connector, hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
-         hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, queued_at = excluded.queued_at,
-         version = phs_outbox.version + 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
-       WHERE excluded.changed_at >= phs_outbox.changed_at`;
-
-/** One change sealed and ready for the two upserts (what the writer thread receives: no clear hash). */
-export interface SealedWrite {
-  connector: string;
-  anchor: string;
-  fp: Buffer | null;
-  ct: Buffer;
-  iv: Buffer;
-  tag: Buffer;
-  keyId: string;
-  changedAt: string;
-  source: string | null;
-}
-
-/** A transaction's worth of sealed changes, with the time it is written at. */
-export interface SealedBatch {
-  rows: SealedWrite[];
-  /** ISO time (updated_at, queued_at) and the same in epoch ms (next_attempt_at). */
-  now: string;
-  nowMs: number;
-}
-
 export class Outbox {
   private readonly stateUpsert;
   private readonly outboxUpsert;
@@ -125,8 +83,23 @@ export class Outbox {
   ) {
     // One statement decides "newer than what we know" and writes the last known state (and the NT
     // fingerprint, when the source gave one): no read-then-write per change.
-    this.stateUpsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string]>(STATE_UPSERT_SQL);
-    this.outboxUpsert = db.prepare<[string, string, Buffer, Buffer, Buffer, string, string, string, number, string | null]>(OUTBOX_UPSERT_SQL);
+    this.stateUpsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string]>(
+      `INSERT INTO phs_state (connector, anchor, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = coalesce(excluded.nt_fp, phs_state.nt_fp), hash_ct = excluded.hash_ct,
+         hash_iv = excluded.hash_iv, hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at,
+         updated_at = excluded.updated_at
+       WHERE phs_state.changed_at IS NULL OR phs_state.changed_at <= excluded.changed_at`,
+    );
+    // (anchor, connector, ct, iv, tag, keyId, changedAt, queuedAt, nextAttemptAt, source)
+    this.outboxUpsert = db.prepare<[string, string, Buffer, Buffer, Buffer, string, string, string, number, string | null]>(
+      `INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, next_attempt_at, last_error, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, NULL, ?)
+       ON CONFLICT (anchor) DO UPDATE SET connector = excluded.connector, hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
+         hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, queued_at = excluded.queued_at,
+         version = phs_outbox.version + 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
+       WHERE excluded.changed_at >= phs_outbox.changed_at`,
+    );
     this.dueStmt = db.prepare<[number, number], Row>(
       `SELECT anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, source
        FROM phs_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, queued_at LIMIT ?`,
@@ -164,32 +137,20 @@ export class Outbox {
    * `fp` (the NT hash's keyed fingerprint) is remembered with a change that is queued.
    */
   enqueueMany(changes: readonly OutboxWrite[]): EnqueueResult[] {
-    return this.writeSealed(this.seal(changes));
-  }
-
-  /** Seals changes for writeSealed (here or on the intake's writer thread). */
-  seal(changes: readonly OutboxWrite[]): SealedBatch {
     const nowMs = this.now();
-    const rows = changes.map((c): SealedWrite => {
-      const s = this.keys.seal(c.hash, c.anchor);
-      return { connector: c.connector, anchor: c.anchor, fp: c.fp ?? null, ct: s.ct, iv: s.iv, tag: s.tag, keyId: s.keyId, changedAt: c.changedAt.toISOString(), source: c.source };
-    });
-    return { rows, now: new Date(nowMs).toISOString(), nowMs };
-  }
-
-  /** Writes sealed changes in ONE transaction on this connection (writer.ts runs the same on its own). */
-  writeSealed(batch: SealedBatch): EnqueueResult[] {
-    const { rows, now, nowMs } = batch;
+    const now = new Date(nowMs).toISOString();
     return this.db.transaction((): EnqueueResult[] => {
       const out: EnqueueResult[] = [];
-      for (const r of rows) {
+      for (const c of changes) {
+        const sealed = this.keys.seal(c.hash, c.anchor);
+        const changedAt = c.changedAt.toISOString();
         // Positional parameters: binding an object of named ones costs a µs or two per row.
         // A newer change of this user is known: nothing changes for this one.
-        if (this.stateUpsert.run(r.connector, r.anchor, r.fp, r.ct, r.iv, r.tag, r.keyId, r.changedAt, now).changes === 0) {
+        if (this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes === 0) {
           out.push('stale');
           continue;
         }
-        const res = this.outboxUpsert.run(r.anchor, r.connector, r.ct, r.iv, r.tag, r.keyId, r.changedAt, now, nowMs, r.source);
+        const res = this.outboxUpsert.run(c.anchor, c.connector, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, nowMs, c.source);
         out.push(res.changes > 0 ? 'queued' : 'stale');
       }
       return out;

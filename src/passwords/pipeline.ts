@@ -21,8 +21,7 @@ import { PasswordKeys } from './keys.js';
 import { passwordMigrations } from './migrations.js';
 import { IntakeCheckpoints } from './checkpoints.js';
 import { IntakeWriter, type IntakeWriterOptions } from './intake.js';
-import { Outbox, type EnqueueResult, type OutboxWrite, type SealedBatch } from './outbox.js';
-import { IntakeWriterThread } from './writer.js';
+import { Outbox, type EnqueueResult, type OutboxWrite } from './outbox.js';
 import { StatusLog, type PasswordStatusRecord } from './status.js';
 
 export { passwordMigrations } from './migrations.js';
@@ -99,8 +98,6 @@ export class PasswordPipeline {
   private readonly intake: IntakeWriter;
   /** The intake's WAL checkpoints, on a worker thread (SQLite files only). */
   private readonly checkpoints: IntakeCheckpoints | undefined;
-  /** The intake's transactions, on a thread with its own connection (SQLite files only; writer.ts). */
-  private readonly writer: IntakeWriterThread | undefined;
   /** Per user, the hand-over to the writer of the change that arrived last (inOrder). */
   private readonly submitted = new Map<string, Promise<void>>();
   private readonly now: () => number;
@@ -139,7 +136,6 @@ export class PasswordPipeline {
     this.users = new UserDirectory(this.db);
     this.intake = new IntakeWriter((changes) => this.write(changes), o.intake);
     this.checkpoints = IntakeCheckpoints.for(this.db);
-    this.writer = o.intake?.thread === false ? undefined : IntakeWriterThread.for(this.db, (batch) => this.writeHere(batch), (rows) => this.checkpoints?.wrote(rows));
     const cloud = deps.cloud;
     this.cloud = typeof cloud === 'function' ? cloud : () => cloud;
     this.delivery = new Delivery(
@@ -226,17 +222,16 @@ export class PasswordPipeline {
   /**
    * Many OrgId hashes computed elsewhere (a batch from the DC agent), in ONE transaction: all are
    * queued or, when the store fails, none. Every item is checked before anything is written.
-   * Resolves, once on disk, to how many were queued (the others were older than what is known).
+   * Returns how many were queued (the others were older than what is known).
    */
-  async acceptOrgIdHashes(items: readonly { connector: string; anchor: string; orgIdHash: string; changedAt?: Date }[], source = 'agent'): Promise<number> {
+  acceptOrgIdHashes(items: readonly { connector: string; anchor: string; orgIdHash: string; changedAt?: Date }[], source = 'agent'): number {
     const changes: OutboxWrite[] = items.map((it) => {
       this.assertOrgIdHash(it.anchor, it.orgIdHash);
       return { connector: it.connector, anchor: it.anchor, hash: it.orgIdHash, changedAt: this.changeTime(it.anchor, it.changedAt), source };
     });
-    // What waits in the window goes first (and the writer keeps the order of its transactions),
-    // so this batch cannot be overtaken by an older change.
+    // What waits in the window goes first, so this batch cannot be overtaken by an older change.
     this.intake.flush();
-    const queued = (await this.write(changes)).filter((r) => r === 'queued').length;
+    const queued = this.write(changes).filter((r) => r === 'queued').length;
     if (queued > 0) this.kick();
     return queued;
   }
@@ -276,27 +271,15 @@ export class PasswordPipeline {
     const known = this.outboxStore.fingerprints(connector, [...last.keys()]);
     const at = new Date(this.now());
     let ready: OutboxWrite[] = [];
+    const flush = (): void => {
+      const batch = ready;
+      ready = [];
+      if (this.write(batch).includes('queued')) this.kick();
+    };
     let next = 0;
     let hashing = 0;
     let changed = 0;
     let failed: unknown;
-    // Transactions posted to the writer: the hashing goes on while they commit (writer.ts), and
-    // the page is answered once all of them have.
-    const writes: Promise<void>[] = [];
-    const flush = (): void => {
-      const batch = ready;
-      ready = [];
-      writes.push(
-        this.write(batch).then(
-          (results) => {
-            if (results.includes('queued')) this.kick();
-          },
-          (err: unknown) => {
-            failed ??= err;
-          },
-        ),
-      );
-    };
     /** The next user whose hash changed (its fingerprint computed here, as the hashes go). */
     const nextChanged = (): OutboxWrite & { nt: Buffer } | undefined => {
       while (next < items.length) {
@@ -330,8 +313,7 @@ export class PasswordPipeline {
         }
       }),
     );
-    if (ready.length > 0 && failed === undefined) flush();
-    await Promise.all(writes);
+    if (ready.length > 0) flush();
     if (failed !== undefined) throw failed;
     return changed;
   }
@@ -411,21 +393,9 @@ export class PasswordPipeline {
    * Writes changes in ONE transaction. No status row per change: the outbox row is the change's
    * "Queued" until the delivery records its outcome (status.ts).
    */
-  private write(changes: readonly OutboxWrite[]): Promise<EnqueueResult[]> {
-    // Sealed here: the writer thread never sees a clear hash.
-    const batch = this.outboxStore.seal(changes);
-    if (this.writer) return this.writer.write(batch);
-    try {
-      return Promise.resolve(this.writeHere(batch));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  /** One transaction on the main connection (no writer thread: PostgreSQL, in memory, or it failed). */
-  private writeHere(batch: SealedBatch): EnqueueResult[] {
-    if (!this.checkpoints) return this.outboxStore.writeSealed(batch);
-    return this.checkpoints.write(batch.rows.length, () => this.outboxStore.writeSealed(batch));
+  private write(changes: readonly OutboxWrite[]): EnqueueResult[] {
+    if (!this.checkpoints) return this.outboxStore.enqueueMany(changes);
+    return this.checkpoints.write(changes.length, () => this.outboxStore.enqueueMany(changes));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -461,8 +431,7 @@ export class PasswordPipeline {
 
   /** Stops the loop after the pass in flight; queued items stay in the outbox. */
   async stop(): Promise<void> {
-    await this.intake.drain();
-    await this.writer?.close();
+    this.intake.flush();
     await this.checkpoints?.close();
     if (!this.running) return;
     this.running = false;
