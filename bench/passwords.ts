@@ -7,7 +7,9 @@
  *    one change per call; and acceptNtHash, the same without the user look-up and MD4). The lines
  *    run in IDSYNC_BENCH_ROUNDS (default 10) interleaved rounds, so load changes weigh on all alike;
  *    each prints its ratio to raw, and the CPU time per hash (which other processes do not inflate).
- *    IDSYNC_BENCH_IN_FLIGHT sets the number in flight (default 2 × UV_THREADPOOL_SIZE).
+ *    IDSYNC_BENCH_IN_FLIGHT sets the single changes' callers (default 2 × UV_THREADPOOL_SIZE); the
+ *    import path keeps its own default (defaultHashConcurrency, 64), and each path is compared with
+ *    raw PBKDF2 at its own number in flight. IDSYNC_BENCH_TRACE=1 adds the pool's utilisation.
  * 2. Latency: from a password change on a Samba AD DC (unicodePwd over LDAPS) to the first successful
  *    cloud sign-in with the new password, through the real processes — `idsync agent samba` and
  *    `idsync serve` as child processes (bin/idsync.js, so `npm run build` first), the cloud directory
@@ -25,6 +27,7 @@
  *    change → cloud sign-in p50/p99 through `idsync serve` polling every second, over
  *    IDSYNC_BENCH_CHANGES changes. IDSYNC_BENCH_SKIP_DRS=1 skips it.
  */
+import { createHook } from 'node:async_hooks';
 import { pbkdf2, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -132,6 +135,40 @@ const paths: Record<Line, (from: number, to: number) => Promise<number>> = {
 // Side by side: each round runs the three lines one after another, in a rotating order, so that a
 // change of the machine's load weighs on all of them alike.
 const order: Line[] = ['raw', 'import', 'rawImport', 'notification', 'ntHash'];
+
+/**
+ * IDSYNC_BENCH_TRACE=1: the pool's utilisation per line, as the share of wall time with 0, 1, 2–3,
+ * 4–7 and 8 or more PBKDF2 requests dispatched and not yet answered (async_hooks on
+ * PBKDF2REQUEST: counted from the dispatch to the callback on the main thread). With 4 pool threads
+ * on 2 cores, fewer than 2 in flight leaves a core idle. The hooks slow every promise down, so a
+ * traced run's rates are not the figures to quote; its shares say where the pool waits.
+ */
+const TRACE = process.env.IDSYNC_BENCH_TRACE === '1';
+const traceHist: Record<Line, Float64Array> = { raw: new Float64Array(5), rawImport: new Float64Array(5), import: new Float64Array(5), notification: new Float64Array(5), ntHash: new Float64Array(5) };
+let traced: Float64Array | undefined;
+let inFlightNow = 0;
+let lastTick = 0;
+const tick = (): void => {
+  const t = performance.now();
+  if (traced) traced[inFlightNow === 0 ? 0 : inFlightNow === 1 ? 1 : inFlightNow < 4 ? 2 : inFlightNow < 8 ? 3 : 4]! += t - lastTick;
+  lastTick = t;
+};
+if (TRACE) {
+  const requests = new Set<number>();
+  createHook({
+    init(id, type) {
+      if (type !== 'PBKDF2REQUEST') return;
+      tick();
+      inFlightNow++;
+      requests.add(id);
+    },
+    before(id) {
+      if (!requests.delete(id)) return;
+      tick();
+      inFlightNow--;
+    },
+  }).enable();
+}
 for (let r = 0; r < ROUNDS; r++) {
   const from = Math.floor((r * N) / ROUNDS);
   const to = Math.floor(((r + 1) * N) / ROUNDS);
@@ -139,7 +176,11 @@ for (let r = 0; r < ROUNDS; r++) {
     const line = order[(r + k) % order.length]!;
     const m0 = mainThreadNs();
     const c0 = process.cpuUsage();
+    traced = TRACE ? traceHist[line] : undefined;
+    lastTick = performance.now();
     const t = await paths[line](from, to);
+    tick();
+    traced = undefined;
     const c = process.cpuUsage(c0);
     const m1 = mainThreadNs();
     if (m0 !== undefined && m1 !== undefined) mainNs[line] += m1 - m0;
@@ -184,6 +225,15 @@ if (hasMain) {
   const extra = (line: Line): number => (mainNs[line] - mainNs[floorOf(line)]) / 1000 / N;
   const allows = (line: Line): string => `${extra(line).toFixed(1)} µs → ${pct(pool / (pool + Math.max(0, extra(line))))}`;
   console.log(`main thread beyond raw, per hash (PBKDF2 on the pool: ${pool.toFixed(0)} µs): import ${allows('import')}   notification ${allows('notification')} (given the NT hash ${allows('ntHash')})`);
+}
+if (TRACE) {
+  console.log('pool utilisation (IDSYNC_BENCH_TRACE: share of wall time with this many PBKDF2 requests in flight; traced rates are slower):');
+  for (const line of order) {
+    const h = traceHist[line];
+    const total = h.reduce((a, b) => a + b, 0) || 1;
+    const share = (i: number): string => `${((h[i]! / total) * 100).toFixed(1).padStart(5)}%`;
+    console.log(`  ${line.padEnd(13)} 0: ${share(0)}   1: ${share(1)}   2–3: ${share(2)}   4–7: ${share(3)}   8+: ${share(4)}`);
+  }
 }
 // The notification path's coalescing (both single-change lines) and the intake's WAL checkpoints on its worker.
 console.log(
