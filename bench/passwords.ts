@@ -132,7 +132,7 @@ const paths: Record<Line, (from: number, to: number) => Promise<number>> = {
   // The same path after the sender resolved the user and computed the NT hash (PCN minus look-up and MD4).
   ntHash: (from, to) => closedLoop(from, to, (i) => pipeline.acceptNtHash('ad', `anchor-${i}`, nts[i % nts.length]!)),
 };
-// Side by side: each round runs the three lines one after another, in a rotating order, so that a
+// Side by side: each round runs the lines one after another, in a rotating order, so that a
 // change of the machine's load weighs on all of them alike.
 const order: Line[] = ['raw', 'import', 'rawImport', 'notification', 'ntHash'];
 
