@@ -210,7 +210,11 @@ const cpu = (line: Line): string =>
 const row = (label: string, line: Line, tail = ''): void => console.log(`${label.padEnd(62)} ${fmt(rate(line))} /s   ${cpu(line)}${tail}`);
 row(`raw crypto.pbkdf2 (1000 iterations, 32 bytes), ${inFlight} in flight`, 'raw');
 row(`raw crypto.pbkdf2, ${importInFlight} in flight`, 'rawImport');
-row(`import path (observeNtHashes, pages of 1,000)`, 'import', `   ${pct(ratio('import'))} of raw at ${importInFlight} (goal ≥ 90%; ${spread('import')})`);
+row(
+  `import path (observeNtHashes, pages of 1,000)`,
+  'import',
+  `   ${pct(ratio('import'))} of raw at ${importInFlight} (goal ≥ 90%; ${spread('import')}; ${pct(rate('import') / rate('raw'))} of raw at ${inFlight})`,
+);
 row(`notification path (acceptPassword, one per call)`, 'notification', `   ${pct(ratio('notification'))} of raw at ${inFlight} (goal ≥ 80%; ${spread('notification')})`);
 row(`  the same, given the NT hash (acceptNtHash)`, 'ntHash', `   ${pct(ratio('ntHash'))} of raw at ${inFlight} (${spread('ntHash')})`);
 // On a busy machine wall-clock rates swing with other processes; the CPU each hash costs does not.
