@@ -7,7 +7,9 @@
  *    one change per call; and acceptNtHash, the same without the user look-up and MD4). The lines
  *    run in IDSYNC_BENCH_ROUNDS (default 10) interleaved rounds, so load changes weigh on all alike;
  *    each prints its ratio to raw, and the CPU time per hash (which other processes do not inflate).
- *    IDSYNC_BENCH_IN_FLIGHT sets the number in flight (default 2 × UV_THREADPOOL_SIZE).
+ *    IDSYNC_BENCH_IN_FLIGHT sets the single changes' callers (default 2 × UV_THREADPOOL_SIZE); the
+ *    import path keeps its own default (defaultHashConcurrency, 64), and each path is compared with
+ *    raw PBKDF2 at its own number in flight. IDSYNC_BENCH_TRACE=1 adds the pool's utilisation.
  * 2. Latency: from a password change on a Samba AD DC (unicodePwd over LDAPS) to the first successful
  *    cloud sign-in with the new password, through the real processes — `idsync agent samba` and
  *    `idsync serve` as child processes (bin/idsync.js, so `npm run build` first), the cloud directory
@@ -25,6 +27,7 @@
  *    change → cloud sign-in p50/p99 through `idsync serve` polling every second, over
  *    IDSYNC_BENCH_CHANGES changes. IDSYNC_BENCH_SKIP_DRS=1 skips it.
  */
+import { createHook } from 'node:async_hooks';
 import { pbkdf2, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -36,7 +39,7 @@ import { Client } from 'ldapts';
 import { stringify } from 'yaml';
 import { CloudClient } from '../src/connectors/cloud/client.js';
 import { EventLog } from '../src/events/log.js';
-import { ntHash } from '../src/passwords/hash.js';
+import { hashPoolThreads, ntHash } from '../src/passwords/hash.js';
 import { PasswordPipeline } from '../src/passwords/index.js';
 import { defaultHashConcurrency } from '../src/passwords/pipeline.js';
 import { openDatabase } from '../src/store/database.js';
@@ -51,18 +54,20 @@ import { mustIdsync, firstSignIn, percentile, timePasswordChanges } from './comm
 const N = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Math.max(1, Number(process.env.IDSYNC_BENCH_ROUNDS ?? 10));
 const pbkdf2Async = promisify(pbkdf2);
-// The same concurrency for raw PBKDF2 and both intake paths: what the import path uses by default
-// (twice libuv's pool, so a pool thread that finishes finds the next hash waiting).
-// IDSYNC_BENCH_IN_FLIGHT raises it for all three lines alike (a burst of notifications from many senders).
-const inFlight = Number(process.env.IDSYNC_BENCH_IN_FLIGHT ?? defaultHashConcurrency());
+// Each path is compared with raw PBKDF2 at the same number of hashes in flight (raw's own rate
+// rises with it: the pool waits less for the main thread). The single changes: `inFlight` callers,
+// each waiting for its answer (twice libuv's pool; IDSYNC_BENCH_IN_FLIGHT: a burst from more
+// senders). The import path: its own dispatch, defaultHashConcurrency() in flight, as in production.
+const inFlight = Number(process.env.IDSYNC_BENCH_IN_FLIGHT ?? 2 * hashPoolThreads());
+const importInFlight = defaultHashConcurrency();
 const poolSize = process.env.UV_THREADPOOL_SIZE ?? '4 (default)';
 
-/** Runs fn(i) for i in [from, to) with `inFlight` callers, each waiting for its call to finish. */
-async function closedLoop(from: number, to: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+/** Runs fn(i) for i in [from, to) with `callers` callers, each waiting for its call to finish. */
+async function closedLoop(from: number, to: number, fn: (i: number) => Promise<unknown>, callers = inFlight): Promise<number> {
   let next = from;
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: inFlight }, async () => {
+    Array.from({ length: callers }, async () => {
       while (next < to) await fn(next++);
     }),
   );
@@ -72,7 +77,8 @@ async function closedLoop(from: number, to: number, fn: (i: number) => Promise<u
 const nts = await Promise.all(Array.from({ length: 256 }, (_, i) => ntHash(`Passw0rd-${i}`)));
 const material = Buffer.from(nts[0]!.toString('hex').toUpperCase(), 'utf16le');
 console.log(
-  `${N.toLocaleString('en-US')} hashes per line in ${ROUNDS} interleaved rounds, ${availableParallelism()} cores, UV_THREADPOOL_SIZE ${poolSize}, ${inFlight} in flight, ` +
+  `${N.toLocaleString('en-US')} hashes per line in ${ROUNDS} interleaved rounds, ${availableParallelism()} cores, UV_THREADPOOL_SIZE ${poolSize}, ` +
+    `${inFlight} in flight (single changes), ${importInFlight} (import path), ` +
     `Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`,
 );
 
@@ -99,15 +105,19 @@ function mainThreadNs(): number | undefined {
   }
 }
 
-type Line = 'raw' | 'import' | 'notification' | 'ntHash';
-const ms: Record<Line, number> = { raw: 0, import: 0, notification: 0, ntHash: 0 };
+type Line = 'raw' | 'rawImport' | 'import' | 'notification' | 'ntHash';
+const zero = (): Record<Line, number> => ({ raw: 0, rawImport: 0, import: 0, notification: 0, ntHash: 0 });
+const ms = zero();
 // CPU time of the whole process (main thread + pool), which other processes' load does not inflate.
-const cpuUs: Record<Line, number> = { raw: 0, import: 0, notification: 0, ntHash: 0 };
-const mainNs: Record<Line, number> = { raw: 0, import: 0, notification: 0, ntHash: 0 };
-const perRound: Record<Line, number[]> = { raw: [], import: [], notification: [], ntHash: [] };
+const cpuUs = zero();
+const mainNs = zero();
+const perRound: Record<Line, number[]> = { raw: [], rawImport: [], import: [], notification: [], ntHash: [] };
+/** The raw line each path is measured against (the same number in flight). */
+const floorOf = (line: Line): Line => (line === 'import' || line === 'rawImport' ? 'rawImport' : 'raw');
 const PAGE = 1000;
 const paths: Record<Line, (from: number, to: number) => Promise<number>> = {
   raw: (from, to) => closedLoop(from, to, () => pbkdf2Async(material, randomBytes(10), 1000, 32, 'sha256')),
+  rawImport: (from, to) => closedLoop(from, to, () => pbkdf2Async(material, randomBytes(10), 1000, 32, 'sha256'), importInFlight),
   // The import path: an initial password sync hands pages of users to observeNtHashes.
   import: async (from, to) => {
     const t0 = performance.now();
@@ -122,9 +132,43 @@ const paths: Record<Line, (from: number, to: number) => Promise<number>> = {
   // The same path after the sender resolved the user and computed the NT hash (PCN minus look-up and MD4).
   ntHash: (from, to) => closedLoop(from, to, (i) => pipeline.acceptNtHash('ad', `anchor-${i}`, nts[i % nts.length]!)),
 };
-// Side by side: each round runs the three lines one after another, in a rotating order, so that a
+// Side by side: each round runs the lines one after another, in a rotating order, so that a
 // change of the machine's load weighs on all of them alike.
-const order: Line[] = ['raw', 'import', 'notification', 'ntHash'];
+const order: Line[] = ['raw', 'import', 'rawImport', 'notification', 'ntHash'];
+
+/**
+ * IDSYNC_BENCH_TRACE=1: the pool's utilisation per line, as the share of wall time with 0, 1, 2–3,
+ * 4–7 and 8 or more PBKDF2 requests dispatched and not yet answered (async_hooks on
+ * PBKDF2REQUEST: counted from the dispatch to the callback on the main thread). With 4 pool threads
+ * on 2 cores, fewer than 2 in flight leaves a core idle. The hooks slow every promise down, so a
+ * traced run's rates are not the figures to quote; its shares say where the pool waits.
+ */
+const TRACE = process.env.IDSYNC_BENCH_TRACE === '1';
+const traceHist: Record<Line, Float64Array> = { raw: new Float64Array(5), rawImport: new Float64Array(5), import: new Float64Array(5), notification: new Float64Array(5), ntHash: new Float64Array(5) };
+let traced: Float64Array | undefined;
+let inFlightNow = 0;
+let lastTick = 0;
+const tick = (): void => {
+  const t = performance.now();
+  if (traced) traced[inFlightNow === 0 ? 0 : inFlightNow === 1 ? 1 : inFlightNow < 4 ? 2 : inFlightNow < 8 ? 3 : 4]! += t - lastTick;
+  lastTick = t;
+};
+if (TRACE) {
+  const requests = new Set<number>();
+  createHook({
+    init(id, type) {
+      if (type !== 'PBKDF2REQUEST') return;
+      tick();
+      inFlightNow++;
+      requests.add(id);
+    },
+    before(id) {
+      if (!requests.delete(id)) return;
+      tick();
+      inFlightNow--;
+    },
+  }).enable();
+}
 for (let r = 0; r < ROUNDS; r++) {
   const from = Math.floor((r * N) / ROUNDS);
   const to = Math.floor(((r + 1) * N) / ROUNDS);
@@ -132,7 +176,11 @@ for (let r = 0; r < ROUNDS; r++) {
     const line = order[(r + k) % order.length]!;
     const m0 = mainThreadNs();
     const c0 = process.cpuUsage();
+    traced = TRACE ? traceHist[line] : undefined;
+    lastTick = performance.now();
     const t = await paths[line](from, to);
+    tick();
+    traced = undefined;
     const c = process.cpuUsage(c0);
     const m1 = mainThreadNs();
     if (m0 !== undefined && m1 !== undefined) mainNs[line] += m1 - m0;
@@ -148,35 +196,48 @@ db.close();
 rmSync(dir, { recursive: true, force: true });
 
 const rate = (line: Line): number => N / (ms[line] / 1000);
-const raw = rate('raw');
 const fmt = (v: number): string => Math.round(v).toLocaleString('en-US').padStart(8);
 const pct = (v: number): string => `${(v * 100).toFixed(0)}%`;
+/** A path's rate over the rate of raw at the same number in flight. */
+const ratio = (line: Line): number => rate(line) / rate(floorOf(line));
 const spread = (line: Line): string => {
-  const ratios = perRound[line].map((v, i) => v / perRound.raw[i]!).sort((a, b) => a - b);
+  const ratios = perRound[line].map((v, i) => v / perRound[floorOf(line)][i]!).sort((a, b) => a - b);
   return `rounds ${pct(ratios[0]!)}–${pct(ratios[ratios.length - 1]!)}`;
 };
 const hasMain = mainThreadNs() !== undefined;
 const cpu = (line: Line): string =>
   `${(cpuUs[line] / N).toFixed(0).padStart(4)} µs CPU/hash${hasMain ? ` (main thread ${(mainNs[line] / 1000 / N).toFixed(1).padStart(5)})` : ''}`;
-console.log(`${'raw crypto.pbkdf2 (1000 iterations, 32 bytes)'.padEnd(50)} ${fmt(raw)} /s   ${cpu('raw')}`);
-console.log(`${'import path (observeNtHashes, pages of 1,000)'.padEnd(50)} ${fmt(rate('import'))} /s   ${cpu('import')}   ${pct(rate('import') / raw)} of raw (goal ≥ 90%; ${spread('import')})`);
-console.log(
-  `${'notification path (acceptPassword, one per call)'.padEnd(50)} ${fmt(rate('notification'))} /s   ${cpu('notification')}   ${pct(rate('notification') / raw)} of raw (goal ≥ 80%; ${spread('notification')})`,
+const row = (label: string, line: Line, tail = ''): void => console.log(`${label.padEnd(62)} ${fmt(rate(line))} /s   ${cpu(line)}${tail}`);
+row(`raw crypto.pbkdf2 (1000 iterations, 32 bytes), ${inFlight} in flight`, 'raw');
+row(`raw crypto.pbkdf2, ${importInFlight} in flight`, 'rawImport');
+row(
+  `import path (observeNtHashes, pages of 1,000)`,
+  'import',
+  `   ${pct(ratio('import'))} of raw at ${importInFlight} (goal ≥ 90%; ${spread('import')}; ${pct(rate('import') / rate('raw'))} of raw at ${inFlight})`,
 );
-console.log(`${'  the same, given the NT hash (acceptNtHash)'.padEnd(50)} ${fmt(rate('ntHash'))} /s   ${cpu('ntHash')}   ${pct(rate('ntHash') / raw)} of raw (${spread('ntHash')})`);
+row(`notification path (acceptPassword, one per call)`, 'notification', `   ${pct(ratio('notification'))} of raw at ${inFlight} (goal ≥ 80%; ${spread('notification')})`);
+row(`  the same, given the NT hash (acceptNtHash)`, 'ntHash', `   ${pct(ratio('ntHash'))} of raw at ${inFlight} (${spread('ntHash')})`);
 // On a busy machine wall-clock rates swing with other processes; the CPU each hash costs does not.
 // When the hashing saturates the cores, throughput ratio ≈ this ratio.
-console.log(
-  `CPU per hash, raw / path (the load-independent view): import ${pct(cpuUs.raw / cpuUs.import)}   notification ${pct(cpuUs.raw / cpuUs.notification)} (given the NT hash ${pct(cpuUs.raw / cpuUs.ntHash)})`,
-);
+const cpuRatio = (line: Line): string => pct(cpuUs[floorOf(line)] / cpuUs[line]);
+console.log(`CPU per hash, raw / path (the load-independent view): import ${cpuRatio('import')}   notification ${cpuRatio('notification')} (given the NT hash ${cpuRatio('ntHash')})`);
 if (hasMain) {
   // The main thread's CPU beyond raw's (which only dispatches PBKDF2 and resolves its promise) is
   // the intake's own cost per hash; with PBKDF2's pool CPU the same on every line, the ratio it
   // allows is pool / (pool + that cost).
   const pool = (cpuUs.raw - mainNs.raw / 1000) / N;
-  const extra = (line: Line): number => (mainNs[line] - mainNs.raw) / 1000 / N;
+  const extra = (line: Line): number => (mainNs[line] - mainNs[floorOf(line)]) / 1000 / N;
   const allows = (line: Line): string => `${extra(line).toFixed(1)} µs → ${pct(pool / (pool + Math.max(0, extra(line))))}`;
   console.log(`main thread beyond raw, per hash (PBKDF2 on the pool: ${pool.toFixed(0)} µs): import ${allows('import')}   notification ${allows('notification')} (given the NT hash ${allows('ntHash')})`);
+}
+if (TRACE) {
+  console.log('pool utilisation (IDSYNC_BENCH_TRACE: share of wall time with this many PBKDF2 requests in flight; traced rates are slower):');
+  for (const line of order) {
+    const h = traceHist[line];
+    const total = h.reduce((a, b) => a + b, 0) || 1;
+    const share = (i: number): string => `${((h[i]! / total) * 100).toFixed(1).padStart(5)}%`;
+    console.log(`  ${line.padEnd(13)} 0: ${share(0)}   1: ${share(1)}   2–3: ${share(2)}   4–7: ${share(3)}   8+: ${share(4)}`);
+  }
 }
 // The notification path's coalescing (both single-change lines) and the intake's WAL checkpoints on its worker.
 console.log(

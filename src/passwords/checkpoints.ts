@@ -141,6 +141,7 @@ export class IntakeCheckpoints {
           this.again = false;
           this.request();
         } else {
+          w.unref();
           this.idle = setTimeout(() => void this.close(), IDLE_MS);
           this.idle.unref();
         }
@@ -176,6 +177,10 @@ export class IntakeCheckpoints {
       return;
     }
     this.inFlight = true;
+    // Referenced while it checkpoints: a process that ends meanwhile (a CLI command right after an
+    // import) would stop the worker inside SQLite, and better-sqlite3 aborts the whole process
+    // (SIGABRT, "v8::ToLocalChecked Empty MaybeLocal") when it raises an error in a dying thread.
+    w.ref();
     w.postMessage('checkpoint');
   }
 }

@@ -4,6 +4,7 @@
  * and a change acknowledged to its sender survives a SIGKILL in the middle of a window.
  */
 import { strict as assert } from 'node:assert';
+import { createHook } from 'node:async_hooks';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,7 @@ import { IntakeWriter } from '../../src/passwords/intake.js';
 import type { OutboxWrite } from '../../src/passwords/outbox.js';
 import { PasswordKeys } from '../../src/passwords/keys.js';
 import { Outbox } from '../../src/passwords/outbox.js';
-import { PasswordPipeline } from '../../src/passwords/pipeline.js';
+import { INTAKE_BATCH, PasswordPipeline } from '../../src/passwords/pipeline.js';
 import { prng } from '../helpers/prng.js';
 import { addUser, makeEnv, type Env, type TestUser } from './sources/fixtures.js';
 
@@ -216,6 +217,51 @@ describe('password intake: the import path (observeNtHashes)', () => {
       // The fingerprints remembered are the later entries': the same page again changes nothing.
       assert.equal(await p.observeNtHashes('ldap', [...page.slice(40), ...again]), 0);
     } finally {
+      env.cleanup();
+    }
+  });
+
+  it('keeps the pool fed while it writes: dozens of hashes are in flight during each full transaction', async () => {
+    // A transaction of INTAKE_BATCH rows holds the main thread for milliseconds; with only twice the
+    // pool's threads in flight (8, as before) the pool ran dry meanwhile. Counted from the
+    // PBKDF2 requests themselves (async_hooks: dispatched, callback not yet run) at each write.
+    const env = makeEnv();
+    let inFlight = 0;
+    const requests = new Set<number>();
+    const hook = createHook({
+      init(id, type) {
+        if (type !== 'PBKDF2REQUEST') return;
+        inFlight++;
+        requests.add(id);
+      },
+      before(id) {
+        if (requests.delete(id)) inFlight--;
+      },
+    });
+    // A spy on the real write (it calls through): how many rows, and how many hashes were in flight.
+    const writes: Array<{ rows: number; inFlight: number }> = [];
+    const enqueueMany = Outbox.prototype.enqueueMany;
+    try {
+      const p = new PasswordPipeline({ db: env.db, cloud: offline, events: new EventLog(env.db), key: env.key });
+      const nts = await Promise.all(Array.from({ length: 16 }, (_, i) => ntHash(`Fed-${i}-Passw0rd!`)));
+      const page = Array.from({ length: 1200 }, (_, i) => ({ anchor: `fed-${i}`, nt: nts[i % nts.length]! }));
+      Outbox.prototype.enqueueMany = function (this: Outbox, changes: readonly OutboxWrite[]) {
+        writes.push({ rows: changes.length, inFlight });
+        return enqueueMany.call(this, changes);
+      };
+      hook.enable();
+      assert.equal(await p.observeNtHashes('ldap', page), 1200);
+      hook.disable();
+      const full = writes.filter((w) => w.rows === INTAKE_BATCH);
+      assert.ok(full.length >= 3, `full transactions: ${JSON.stringify(writes)}`);
+      for (const w of full) {
+        assert.ok(w.inFlight >= 4 * hashPoolThreads(), `a transaction of ${w.rows} rows was written with only ${w.inFlight} hashes in flight`);
+      }
+      // Every user is queued with its own hash (the writes were not disturbed by the spy).
+      for (const i of [0, 599, 1199]) assert.ok(await verifyOrgIdHash(`Fed-${i % 16}-Passw0rd!`, queuedHash(env, `fed-${i}`)!), `user ${i}`);
+    } finally {
+      hook.disable();
+      Outbox.prototype.enqueueMany = enqueueMany;
       env.cleanup();
     }
   });
