@@ -40,6 +40,7 @@ interface WorkerResult {
   cpuSeconds: number;
   peakRssMb: number;
   bridge: { roundTrips: number; statements: number; waitSeconds: number };
+  trace?: string;
   steps: Record<string, { profile: string | null; seconds: number | null; adds: number; updates: number; deletes: number; unchanged: number; errors: number }>;
 }
 
@@ -205,6 +206,7 @@ for (const n of sizes) {
         const r = JSON.parse(out) as WorkerResult;
         const dbCpu = pgPid !== undefined ? treeCpuSeconds(pgPid) - db0 : undefined;
         report(label, n + groups, r, procCpuSeconds(cloudChild.pid) - cpu0, dbCpu);
+        if (r.trace) process.stdout.write(r.trace); // IDSYNC_PG_TRACE=1: the statements that made the round trips
         (into[store] ??= {})[label] = { ...r, ...(dbCpu !== undefined ? { dbCpu } : {}) };
         return r;
       };

@@ -10,6 +10,7 @@ import { cleanAttributeValues, stripControlCharacters } from '../core/attribute-
 import { dropSecretAttributes } from '../core/secret-attributes.js';
 import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
+import { MultiRow, slices, valuesList } from './page-sql.js';
 import { contentHash } from './stable-hash.js';
 import type { StepCounts } from './runs.js';
 
@@ -50,10 +51,20 @@ export function memberRows(o: SourceObject, unicode: DnUnicode = 'nfc'): { dn: s
 
 /** See ImportStager's `project`. */
 export interface StagedProjection {
-  /** The new object's metaverse id when it was projected now (its metaverse row written); undefined otherwise. */
-  project(o: SourceObject): number | undefined;
-  /** After its row was written linked: what the sync does for a newly connected object (its groups, its count). */
-  linked(o: SourceObject, dnNorm: string): void;
+  /**
+   * A page of new objects (each anchor once): the metaverse id of each one projected now (its
+   * metaverse row written), by index; undefined for the others.
+   */
+  project(objects: readonly SourceObject[]): (number | undefined)[];
+  /** After their rows were written linked: what the sync does for newly connected objects (their groups, their count). */
+  linked(objects: readonly { anchor: string; dnNorm: string }[]): void;
+}
+
+/** An object of a page with what staging derives from it (computed once). */
+interface Prepared {
+  o: SourceObject;
+  members: { dn: string; anchor: string | null }[];
+  hash: string;
 }
 
 /** What the control-character rule removed during one staging (event 6006). */
@@ -78,7 +89,6 @@ export class ImportStager {
   private readonly groupsOfGone;
   private readonly touchByDn;
   private readonly dropGone;
-  private readonly insertNew;
   private readonly unicode: DnUnicode;
   /**
    * The connector space held nothing of this connector when the import began (its first import):
@@ -92,7 +102,7 @@ export class ImportStager {
    */
   private readonly integrity: boolean;
 
-  private readonly insertLinked;
+  private readonly insertRows;
   private readonly dropProjected;
 
   constructor(
@@ -121,13 +131,13 @@ export class ImportStager {
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
     );
-    this.insertNew = db.prepare(
-      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')
-       ON CONFLICT (connector, anchor) DO NOTHING`,
-    );
-    this.insertLinked = db.prepare(
-      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
-       ON CONFLICT (connector, anchor) DO NOTHING`,
+    // A fresh import's rows, a slice of a page per statement: pending 'add' (or NULL and linked,
+    // when projected at once). The anchors it answers are the rows written; one that is missing
+    // came in an earlier page of this import.
+    this.insertRows = new MultiRow(
+      db,
+      (n) => `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES ${valuesList(n, 9)}
+       ON CONFLICT (connector, anchor) DO NOTHING RETURNING anchor`,
     );
     this.dropProjected = db.prepare('DELETE FROM mv_objects WHERE id = ?');
     this.update = db.prepare(
@@ -158,12 +168,66 @@ export class ImportStager {
    */
   stagePage(objects: SourceObject[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
-      for (const o of objects) {
-        if (!this.fresh) this.markSeen.run(this.connector, o.anchor);
-        this.stageObject(o, counts);
-      }
+      if (this.fresh) this.stageFresh(objects, counts);
+      else
+        for (const o of objects) {
+          this.markSeen.run(this.connector, o.anchor);
+          this.stageObject(o, counts);
+        }
       then?.();
     })();
+  }
+
+  /**
+   * A page of a first import (an empty connector space): written per page, not per object — the
+   * page's projections (one read of its tombstones, one insert per slice), its rows (one insert per
+   * slice, which answers the anchors it wrote), its member rows, and one write that touches the
+   * groups listing the linked objects. On PostgreSQL that is a few round trips per page instead of
+   * ~4 per object. An anchor that comes again — later in this page, or already staged by an earlier
+   * page — is an update of the first, staged after the page's new rows in page order, as before.
+   */
+  private stageFresh(objects: SourceObject[], counts: StepCounts): void {
+    const firsts: { at: number; p: Prepared; dnNorm: string; attrs: string }[] = [];
+    const again: { at: number; p: Prepared }[] = [];
+    const inPage = new Set<string>();
+    objects.forEach((o, at) => {
+      const p = this.prepareObject(o);
+      if (inPage.has(o.anchor)) again.push({ at, p });
+      else {
+        inPage.add(o.anchor);
+        firsts.push({ at, p, dnNorm: safeNormalizeDn(o.dn, this.unicode), attrs: JSON.stringify(o.attributes) });
+      }
+    });
+    const projected = this.project?.project(firsts.map((f) => f.p.o)) ?? [];
+    const written = new Set<string>();
+    let at = 0;
+    for (const slice of slices(firsts)) {
+      const params: unknown[] = [];
+      for (const f of slice) {
+        const mvId = projected[at++];
+        params.push(this.connector, f.p.o.anchor, f.p.o.objectType, f.p.o.dn, f.dnNorm, f.attrs, f.p.hash, mvId === undefined ? 'add' : null, mvId ?? null);
+      }
+      for (const r of this.insertRows.statement(slice.length).all(...params) as { anchor: string }[]) written.add(r.anchor);
+    }
+    const linked: { anchor: string; dnNorm: string }[] = [];
+    firsts.forEach((f, i) => {
+      const mvId = projected[i];
+      if (!written.has(f.p.o.anchor)) {
+        // Staged by an earlier page of this import: an update of that row (below), and its
+        // projection is taken back.
+        if (mvId !== undefined) this.dropProjected.run(mvId);
+        again.push({ at: f.at, p: f.p });
+        return;
+      }
+      counts.adds++;
+      if (mvId !== undefined) linked.push({ anchor: f.p.o.anchor, dnNorm: f.dnNorm });
+      for (const m of f.p.members) this.insertMember.run(this.connector, f.p.o.anchor, m.dn, m.anchor);
+    });
+    // This page's groups are pending 'add', so the touch reaches only groups of earlier pages
+    // (already synced), as the same write per object did.
+    this.project?.linked(linked);
+    again.sort((a, b) => a.at - b.at);
+    for (const a of again) this.stageChanged(a.p, counts);
   }
 
   /** Stages one page of a delta import: whole objects that changed, and deletions (`then`: as stagePage). */
@@ -189,6 +253,11 @@ export class ImportStager {
   }
 
   private stageObject(o: SourceObject, counts: StepCounts): void {
+    this.stageChanged(this.prepareObject(o), counts);
+  }
+
+  /** Cleans an object in place (secrets, control characters) and computes its member rows and content hash. */
+  private prepareObject(o: SourceObject): Prepared {
     // The last gate before the connector space: whatever path brought the object here, no secret
     // attribute is staged (the import step took any NT hash out already).
     dropSecretAttributes(o.attributes);
@@ -210,24 +279,11 @@ export class ImportStager {
     // is another member.
     // Keys in sorted order: stableStringify's fast path (the text, and so the hash, is the same).
     const hash = contentHash({ a: sortedAttributes(o.attributes), dn: o.dn, ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}), t: o.objectType });
-    if (this.fresh) {
-      const dnNorm = safeNormalizeDn(o.dn, this.unicode);
-      const attrs = JSON.stringify(o.attributes);
-      const projected = this.project?.project(o);
-      const inserted =
-        projected === undefined
-          ? this.insertNew.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash).changes > 0
-          : this.insertLinked.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash, projected).changes > 0;
-      if (inserted) {
-        counts.adds++;
-        if (projected !== undefined) this.project!.linked(o, dnNorm);
-        for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);
-        return;
-      }
-      // The anchor came twice in this import: the second is an update of the first (below), and
-      // its projection is taken back.
-      if (projected !== undefined) this.dropProjected.run(projected);
-    }
+    return { o, members, hash };
+  }
+
+  /** Stages an object that may have a row already: unchanged, an update of it, or a new row. */
+  private stageChanged({ o, members, hash }: Prepared, counts: StepCounts): void {
     const existing = this.lookup.get(this.connector, o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {
       counts.unchanged++;

@@ -15,6 +15,7 @@ import type { CompiledRules } from '../rules/index.js';
 import type { Database } from '../store/database.js';
 import type { ParsedAttrs } from './export.js';
 import type { MvAttrs } from './flows.js';
+import { MultiRow, slices, valuesList } from './page-sql.js';
 import type { StepHandle } from './runs.js';
 import { stableStringify } from './stable-hash.js';
 
@@ -46,6 +47,8 @@ const toSource = (r: CsRow): SourceObject => ({ anchor: r.anchor, objectType: r.
 
 export class Synchronizer {
   private readonly st;
+  /** New metaverse objects of a page, one statement per slice; their ids come back with their anchors. */
+  private readonly insertMvRows;
 
   constructor(
     private readonly db: Database,
@@ -76,21 +79,33 @@ export class Synchronizer {
       insertMv: db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?)"),
       insertMvWith: db.prepare('INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, ?, 1, ?)'),
       tombstoned: db.prepare<[string, string], { id: number }>('SELECT id FROM mv_objects WHERE source_anchor = ? AND object_type = ? AND deleted = 1 LIMIT 1'),
+      // The anchors of a page that have a tombstone of their type: one read per page, not per object.
+      tombstonedOf: db.prepare<[string, string], { source_anchor: string }>(
+        'SELECT DISTINCT source_anchor FROM mv_objects WHERE object_type = ? AND deleted = 1 AND source_anchor IN (SELECT value FROM json_each(?))',
+      ),
       revive: db.prepare('UPDATE mv_objects SET deleted = 0, pending_export = 1, updated_at = ? WHERE id = ?'),
       // A member row names its object by anchor (AD) or by DN (LDAP, where the DN is the reference).
       // INDEXED BY: with `member_anchor IS NULL` SQLite otherwise walks every member row of the
       // connector for each object (quadratic: 50k users took minutes in bench:sync).
-      memberGroups: db.prepare<[string, string, string, string], { group_anchor: string }>(
-        `SELECT group_anchor FROM cs_members WHERE connector = ? AND member_anchor = ?
-         UNION SELECT group_anchor FROM cs_members INDEXED BY cs_members_member WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL`,
+      // The groups that list any of the members (JSON lists of anchors and of DNs) are marked for
+      // re-evaluation in one write: nothing to read back, so on PostgreSQL it rides with the next
+      // statement that is sent (a read of the groups and a write per group cost a round trip per member).
+      // INDEXED BY: with an IN list SQLite otherwise walks the connector's member rows for the anchors.
+      touchGroups: db.prepare(
+        `UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND pending IS NULL AND anchor IN (
+           SELECT group_anchor FROM cs_members INDEXED BY cs_members_member_anchor WHERE connector = ? AND member_anchor IS NOT NULL AND member_anchor IN (SELECT value FROM json_each(?))
+           UNION SELECT group_anchor FROM cs_members INDEXED BY cs_members_member WHERE connector = ? AND member_dn IN (SELECT value FROM json_each(?)) AND member_anchor IS NULL)`,
       ),
-      markGroup: db.prepare("UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND anchor = ? AND pending IS NULL"),
       memberOf: db.prepare<[string, string, string, string], { x: number }>(
         // CROSS JOIN: find the group by DN first, then look in its own member rows (not all of them).
         `SELECT 1 AS x FROM cs_objects g CROSS JOIN cs_members m ON m.connector = g.connector AND m.group_anchor = g.anchor
          WHERE g.connector = ? AND g.dn_norm = ? AND (m.member_anchor = ? OR (m.member_anchor IS NULL AND m.member_dn = ?)) LIMIT 1`,
       ),
     };
+    this.insertMvRows = new MultiRow(
+      db,
+      (n) => `INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES ${valuesList(n, 5)} RETURNING id, source_anchor`,
+    );
   }
 
   /** Full sync: re-evaluate every connector-space object (after a rule change, or on demand). */
@@ -122,7 +137,11 @@ export class Synchronizer {
 
   /** Marks the groups (of one connector) that list a member (by its anchor or DN) for re-evaluation. */
   private touchGroups(connector: string, member: { anchor: string; dn_norm: string }): void {
-    for (const g of this.st.memberGroups.all(connector, member.anchor, connector, member.dn_norm)) this.st.markGroup.run(connector, g.group_anchor);
+    this.touchGroupsOf(connector, [member.anchor], [member.dn_norm]);
+  }
+
+  private touchGroupsOf(connector: string, anchors: readonly string[], dns: readonly string[]): void {
+    this.st.touchGroups.run(connector, connector, JSON.stringify(anchors), connector, JSON.stringify(dns));
   }
 
   /**
@@ -253,35 +272,64 @@ export class Synchronizer {
   }
 
   /**
-   * The overlapped first cycle (pipeline.ts): a new user, staged into an empty connector space
-   * with no rules configured, is projected as the stager writes it, from the object it holds
-   * (no pending change, no second write of its row, no read and parse of it back). The outcome is
-   * projectNew's, which the sync pass would give it: a tombstone to revive or a flow that fails
-   * leaves it to the pass. Runs inside the page's transaction.
+   * The overlapped first cycle (pipeline.ts): the new users of a page, staged into an empty
+   * connector space with no rules configured, are projected as the stager writes them, from the
+   * objects it holds (no pending change, no second write of their rows, no read and parse of them
+   * back). Returns each object's metaverse id (by index), or undefined where the sync pass is to
+   * decide: not a user, a tombstone to revive, a flow that fails, an anchor already projected
+   * earlier in this page. The outcome is projectNew's. Runs inside the page's transaction; one
+   * read of the page's tombstones and one insert per slice of the page (on PostgreSQL: round trips
+   * per page, not per object).
    */
-  projectStaged(connector: string, o: SourceObject, handoff?: ParsedAttrs): number | undefined {
+  projectStaged(connector: string, objects: readonly SourceObject[], handoff?: ParsedAttrs): (number | undefined)[] {
     const { rules, kinds, joinRules, scopeRules } = this.settings;
-    if (o.objectType !== 'user' || joinRules || scopeRules) return undefined;
-    if (this.st.tombstoned.get(o.anchor, o.objectType)) return undefined;
-    let attrs: MvAttrs;
-    try {
-      attrs = rules.inbound(connector, kinds.get(connector) ?? 'ldap', o);
-    } catch {
-      return undefined;
+    const out = new Array<number | undefined>(objects.length).fill(undefined);
+    if (joinRules || scopeRules) return out;
+    const users: number[] = [];
+    for (let i = 0; i < objects.length; i++) if (objects[i]!.objectType === 'user') users.push(i);
+    if (users.length === 0) return out;
+    const dead = new Set(this.st.tombstonedOf.all('user', JSON.stringify(users.map((i) => objects[i]!.anchor))).map((r) => r.source_anchor));
+    const rows: { i: number; anchor: string; text: string; attrs: MvAttrs }[] = [];
+    const taken = new Set<string>();
+    for (const i of users) {
+      const o = objects[i]!;
+      if (dead.has(o.anchor) || taken.has(o.anchor)) continue;
+      let attrs: MvAttrs;
+      try {
+        attrs = rules.inbound(connector, kinds.get(connector) ?? 'ldap', o);
+      } catch {
+        continue;
+      }
+      attrs.sourceAnchor = o.anchor;
+      taken.add(o.anchor);
+      rows.push({ i, anchor: o.anchor, text: stableStringify(attrs), attrs });
     }
-    attrs.sourceAnchor = o.anchor;
-    const text = stableStringify(attrs);
-    const mvId = Number(this.st.insertMvWith.run(o.objectType, o.anchor, text, new Date().toISOString()).lastInsertRowid);
-    // The early export takes the object as it is (no parse of the text back): only when the text
-    // holds every key of it (an undefined value is left out of the text).
-    if (handoff && Object.values(attrs).every((v) => v !== undefined)) handoff.put(mvId, text, attrs);
-    return mvId;
+    const now = new Date().toISOString();
+    const ids = new Map<string, number>();
+    for (const slice of slices(rows)) {
+      const params: unknown[] = [];
+      for (const r of slice) params.push('user', r.anchor, r.text, 1, now);
+      for (const r of this.insertMvRows.statement(slice.length).all(...params) as { id: number; source_anchor: string }[]) ids.set(r.source_anchor, Number(r.id));
+    }
+    for (const r of rows) {
+      const mvId = ids.get(r.anchor)!;
+      out[r.i] = mvId;
+      // The early export takes the object as it is (no parse of the text back): only when the text
+      // holds every key of it (an undefined value is left out of the text).
+      if (handoff && Object.values(r.attrs).every((v) => v !== undefined)) handoff.put(mvId, r.text, r.attrs);
+    }
+    return out;
   }
 
-  /** After projectStaged, once the connector-space row is written linked: its groups, its count. */
-  stagedLinked(connector: string, o: SourceObject, dnNorm: string, step: StepHandle): void {
-    this.touchGroups(connector, { anchor: o.anchor, dn_norm: dnNorm });
-    step.counts.adds++;
+  /** After projectStaged, once the connector-space rows are written linked: their groups, their count. */
+  stagedLinked(connector: string, objects: readonly { anchor: string; dnNorm: string }[], step: StepHandle): void {
+    if (objects.length === 0) return;
+    this.touchGroupsOf(
+      connector,
+      objects.map((o) => o.anchor),
+      objects.map((o) => o.dnNorm),
+    );
+    step.counts.adds += objects.length;
   }
 
   /**

@@ -78,7 +78,7 @@ function run(dir: string, name: string, kind: 'ldap' | 'ad', pages: SourceObject
     db,
     'src',
     kind,
-    projected ? { project: (o) => sync.projectStaged('src', o), linked: (o, dnNorm) => sync.stagedLinked('src', o, dnNorm, syncStep) } : undefined,
+    projected ? { project: (objects) => sync.projectStaged('src', objects), linked: (objects) => sync.stagedLinked('src', objects, syncStep) } : undefined,
   );
   sync.requeueFailed();
   for (const page of pages) stager.stagePage(structuredClone(page), importStep.counts, () => sync.pass(syncStep));

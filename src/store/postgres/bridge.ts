@@ -92,6 +92,28 @@ export function bridgeStats(): BridgeStats {
   return { ...stats };
 }
 
+/**
+ * IDSYNC_PG_TRACE=1: round trips counted per statement text — the statement that needed the answer
+ * (a batch's last item; what rode along before it is free) — printed to stderr, top 15 by trips,
+ * when the process exits. A diagnostic for finding the reads that cost the round trips.
+ */
+const trace = process.env.IDSYNC_PG_TRACE === '1' ? new Map<string, { trips: number; seconds: number }>() : undefined;
+if (trace) process.on('exit', () => process.stderr.write(traceReport()));
+
+function traceKey(req: PgRequest): string {
+  const last = req.op === 'batch' ? req.items[req.items.length - 1] : req;
+  if (!last || last.op === 'close') return '(close)';
+  return (last.op === 'query' ? last.text : last.sql).replace(/\s+/g, ' ').slice(0, 160);
+}
+
+/** The IDSYNC_PG_TRACE report: statements by round trips, most first (empty without the flag). */
+export function traceReport(top = 15): string {
+  if (!trace || trace.size === 0) return '';
+  const rows = [...trace].sort((a, b) => b[1].trips - a[1].trips).slice(0, top);
+  const lines = rows.map(([text, t]) => `${String(t.trips).padStart(9)} trips ${t.seconds.toFixed(2).padStart(8)} s  ${text}`);
+  return `PostgreSQL bridge round trips by statement (IDSYNC_PG_TRACE, pid ${process.pid}, ${stats.roundTrips} trips in all):\n${lines.join('\n')}\n`;
+}
+
 class Channel {
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private readonly port: MessagePort;
@@ -119,7 +141,15 @@ class Channel {
       Atomics.wait(this.flag, 0, 0, SLICE_MS);
       const msg = receiveMessageOnPort(this.port);
       if (msg) {
-        stats.waitSeconds += (performance.now() - t0) / 1000;
+        const waited = (performance.now() - t0) / 1000;
+        stats.waitSeconds += waited;
+        if (trace) {
+          const key = traceKey(req);
+          const t = trace.get(key) ?? { trips: 0, seconds: 0 };
+          t.trips++;
+          t.seconds += waited;
+          trace.set(key, t);
+        }
         return msg.message as PgResponse;
       }
       if (Date.now() > deadline) {
