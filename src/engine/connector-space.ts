@@ -103,6 +103,14 @@ export class ImportStager {
   private readonly integrity: boolean;
 
   private readonly insertRows;
+  private readonly lookupPage;
+  /**
+   * While a page is staged (not a first import): the rows of its anchors, read in one statement,
+   * kept current by this page's own writes (an anchor twice in a page sees the first one's
+   * outcome, as a read would). null: no row. Dropped before the page's sync runs.
+   */
+  private pageRows: Map<string, { hash: string; pending: string | null; dn_norm: string } | null> | undefined;
+  private readonly insertMemberRows;
   private readonly dropProjected;
 
   constructor(
@@ -125,6 +133,9 @@ export class ImportStager {
     this.lookup = db.prepare<[string, string], { hash: string; pending: string | null; dn_norm: string }>(
       'SELECT hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor = ?',
     );
+    this.lookupPage = db.prepare<[string, string], { anchor: string; hash: string; pending: string | null; dn_norm: string }>(
+      'SELECT anchor, hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
+    );
     // INDEXED BY: with `member_anchor IS NULL` in the filter SQLite otherwise walks every member row
     // of the connector (the primary key prefix) for each object: quadratic in the directory's size.
     this.renameMember = db.prepare('UPDATE OR IGNORE cs_members INDEXED BY cs_members_member SET member_dn = ? WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL');
@@ -139,6 +150,7 @@ export class ImportStager {
       (n) => `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES ${valuesList(n, 9)}
        ON CONFLICT (connector, anchor) DO NOTHING RETURNING anchor`,
     );
+    this.insertMemberRows = new MultiRow(db, (n) => `INSERT OR IGNORE INTO cs_members (connector, group_anchor, member_dn, member_anchor) VALUES ${valuesList(n, 4)}`);
     this.dropProjected = db.prepare('DELETE FROM mv_objects WHERE id = ?');
     this.update = db.prepare(
       `UPDATE cs_objects SET object_type = ?, dn = ?, dn_norm = ?, attrs = ?, hash = ?,
@@ -170,10 +182,15 @@ export class ImportStager {
     this.db.transaction(() => {
       if (this.fresh) this.stageFresh(objects, counts);
       else
-        for (const o of objects) {
-          this.markSeen.run(this.connector, o.anchor);
-          this.stageObject(o, counts);
-        }
+        this.withPageRows(
+          objects.map((o) => o.anchor),
+          () => {
+            for (const o of objects) {
+              this.markSeen.run(this.connector, o.anchor);
+              this.stageObject(o, counts);
+            }
+          },
+        );
       then?.();
     })();
   }
@@ -210,6 +227,7 @@ export class ImportStager {
       for (const r of this.insertRows.statement(slice.length).all(...params) as { anchor: string }[]) written.add(r.anchor);
     }
     const linked: { anchor: string; dnNorm: string }[] = [];
+    const memberRows: [string, string, string, string | null][] = [];
     firsts.forEach((f, i) => {
       const mvId = projected[i];
       if (!written.has(f.p.o.anchor)) {
@@ -221,8 +239,9 @@ export class ImportStager {
       }
       counts.adds++;
       if (mvId !== undefined) linked.push({ anchor: f.p.o.anchor, dnNorm: f.dnNorm });
-      for (const m of f.p.members) this.insertMember.run(this.connector, f.p.o.anchor, m.dn, m.anchor);
+      for (const m of f.p.members) memberRows.push([this.connector, f.p.o.anchor, m.dn, m.anchor]);
     });
+    for (const slice of slices(memberRows)) this.insertMemberRows.statement(slice.length).run(...slice.flat());
     // This page's groups are pending 'add', so the touch reaches only groups of earlier pages
     // (already synced), as the same write per object did.
     this.project?.linked(linked);
@@ -233,23 +252,58 @@ export class ImportStager {
   /** Stages one page of a delta import: whole objects that changed, and deletions (`then`: as stagePage). */
   stageDelta(changes: DeltaChange[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
-      for (const c of changes) {
-        if (c.kind === 'upsert') {
-          this.stageObject(c.object, counts);
-          continue;
-        }
-        const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn, this.unicode))?.anchor : undefined);
-        if (!anchor) continue; // never staged (e.g. out of scope all along)
-        if (c.gone && this.integrity) {
-          // AD dropped the deleted object from its groups without changing them: so do we (a
-          // restored object, which keeps its objectGUID, is no member until a group lists it again).
-          this.groupsOfGone.run(this.connector, this.connector, anchor);
-          this.dropGone.run(this.connector, anchor);
-        }
-        if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
-      }
+      this.withPageRows(
+        changes.flatMap((c) => (c.kind === 'upsert' ? [c.object.anchor] : c.anchor ? [c.anchor] : [])),
+        () => this.stageChanges(changes, counts),
+      );
       then?.();
     })();
+  }
+
+  /** Reads the rows of a page's anchors once (pageRows) while `fn` stages the page. */
+  private withPageRows(anchors: string[], fn: () => void): void {
+    const rows = new Map<string, { hash: string; pending: string | null; dn_norm: string } | null>();
+    for (const a of anchors) rows.set(a, null);
+    if (rows.size > 0) for (const r of this.lookupPage.all(this.connector, JSON.stringify([...rows.keys()]))) rows.set(r.anchor, { hash: r.hash, pending: r.pending, dn_norm: r.dn_norm });
+    this.pageRows = rows;
+    try {
+      fn();
+    } finally {
+      this.pageRows = undefined;
+    }
+  }
+
+  /** The staged row of an anchor: from the page's read when it holds the anchor, else read now. */
+  private existingRow(anchor: string): { hash: string; pending: string | null; dn_norm: string } | undefined {
+    const known = this.pageRows?.get(anchor);
+    if (known !== undefined) return known ?? undefined;
+    return this.lookup.get(this.connector, anchor);
+  }
+
+  private stageChanges(changes: DeltaChange[], counts: StepCounts): void {
+    for (const c of changes) {
+      if (c.kind === 'upsert') {
+        this.stageObject(c.object, counts);
+        continue;
+      }
+      const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn, this.unicode))?.anchor : undefined);
+      if (!anchor) continue; // never staged (e.g. out of scope all along)
+      if (c.gone && this.integrity) {
+        // AD dropped the deleted object from its groups without changing them: so do we (a
+        // restored object, which keeps its objectGUID, is no member until a group lists it again).
+        this.groupsOfGone.run(this.connector, this.connector, anchor);
+        this.dropGone.run(this.connector, anchor);
+      }
+      const row = this.pageRows?.get(anchor);
+      if (row !== undefined) {
+        // Known from the page's read: the write's `changes` need not be waited for.
+        this.markDeleted.run(this.connector, anchor);
+        if (row !== null && row.pending !== 'delete') {
+          counts.deletes++;
+          row.pending = 'delete';
+        }
+      } else if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
+    }
   }
 
   private stageObject(o: SourceObject, counts: StepCounts): void {
@@ -284,7 +338,7 @@ export class ImportStager {
 
   /** Stages an object that may have a row already: unchanged, an update of it, or a new row. */
   private stageChanged({ o, members, hash }: Prepared, counts: StepCounts): void {
-    const existing = this.lookup.get(this.connector, o.anchor);
+    const existing = this.existingRow(o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {
       counts.unchanged++;
       return;
@@ -307,6 +361,8 @@ export class ImportStager {
         this.touchByDn.run(this.connector, this.connector, dnNorm);
       }
     }
+    // What a read of the row would answer now (the same anchor again in this page).
+    this.pageRows?.set(o.anchor, { hash, pending: existing?.pending === 'add' || !existing ? 'add' : 'update', dn_norm: dnNorm });
     // Member rows belong to groups: a new object has none, so only a changed one is cleared first.
     if (existing) this.deleteMembers.run(this.connector, o.anchor);
     for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);

@@ -47,6 +47,12 @@ const toSource = (r: CsRow): SourceObject => ({ anchor: r.anchor, objectType: r.
 
 export class Synchronizer {
   private readonly st;
+  /**
+   * While a chunk is synced without rules: the `type:anchor`s of its unlinked objects that have a
+   * tombstone (read once per chunk). An anchor not in it has none, so no read per object; one in it
+   * is looked up as before (a revive in the chunk may have taken it). Undefined: look up each.
+   */
+  private tombstoneHint: Set<string> | undefined;
   /** New metaverse objects of a page, one statement per slice; their ids come back with their anchors. */
   private readonly insertMvRows;
 
@@ -76,8 +82,12 @@ export class Synchronizer {
          WHERE k.object_type = ? AND k.rule = ? AND k.value = ? AND m.deleted = 0
            AND NOT EXISTS (SELECT 1 FROM cs_objects c WHERE c.mv_id = k.mv_id AND c.connector = ?)`,
       ),
-      insertMv: db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?)"),
-      insertMvWith: db.prepare('INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, ?, 1, ?)'),
+      // RETURNING id: the new id comes with the insert's answer (on PostgreSQL lastInsertRowid is a
+      // second round trip, lastval()).
+      insertMv: db.prepare<[string, string, string], { id: number }>("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, '{}', 1, ?) RETURNING id"),
+      insertMvWith: db.prepare<[string, string, string, string], { id: number }>(
+        'INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES (?, ?, ?, 1, ?) RETURNING id',
+      ),
       tombstoned: db.prepare<[string, string], { id: number }>('SELECT id FROM mv_objects WHERE source_anchor = ? AND object_type = ? AND deleted = 1 LIMIT 1'),
       // The anchors of a page that have a tombstone of their type: one read per page, not per object.
       tombstonedOf: db.prepare<[string, string], { source_anchor: string }>(
@@ -95,6 +105,23 @@ export class Synchronizer {
         `UPDATE cs_objects SET pending = 'update' WHERE connector = ? AND pending IS NULL AND anchor IN (
            SELECT group_anchor FROM cs_members INDEXED BY cs_members_member_anchor WHERE connector = ? AND member_anchor IS NOT NULL AND member_anchor IN (SELECT value FROM json_each(?))
            UNION SELECT group_anchor FROM cs_members INDEXED BY cs_members_member WHERE connector = ? AND member_dn IN (SELECT value FROM json_each(?)) AND member_anchor IS NULL)`,
+      ),
+      // A chunk's reads, one statement per chunk instead of one per object (applyChanges).
+      mvOf: db.prepare<[string], { id: number; attrs: string; deleted: number; source_anchor: string }>(
+        'SELECT id, attrs, deleted, source_anchor FROM mv_objects WHERE id IN (SELECT value FROM json_each(?))',
+      ),
+      membersOf: db.prepare<[string], { group_id: number; member_id: number }>(
+        'SELECT group_id, member_id FROM mv_members WHERE group_id IN (SELECT value FROM json_each(?)) ORDER BY group_id, member_id',
+      ),
+      // The metaverse ids of the members of a connector's groups (as applyChanges' memberIds, for many groups at once).
+      memberIdsOf: db.prepare<[string, string, string, string], { g: string; mv_id: number }>(
+        `SELECT m.group_anchor AS g, cs.mv_id AS mv_id FROM cs_members m
+         CROSS JOIN cs_objects cs ON cs.connector = m.connector AND cs.anchor = m.member_anchor
+         WHERE m.connector = ? AND m.group_anchor IN (SELECT value FROM json_each(?)) AND m.member_anchor IS NOT NULL AND cs.mv_id IS NOT NULL
+         UNION
+         SELECT m.group_anchor AS g, cs.mv_id AS mv_id FROM cs_members m
+         CROSS JOIN cs_objects cs INDEXED BY cs_objects_dn ON cs.connector = m.connector AND cs.dn_norm = m.member_dn
+         WHERE m.connector = ? AND m.group_anchor IN (SELECT value FROM json_each(?)) AND m.member_anchor IS NULL AND cs.mv_id IS NOT NULL`,
       ),
       memberOf: db.prepare<[string, string, string, string], { x: number }>(
         // CROSS JOIN: find the group by DN first, then look in its own member rows (not all of them).
@@ -226,7 +253,9 @@ export class Synchronizer {
     now: string,
   ): void {
     const { rules, joinRules, scopeRules } = this.settings;
-    this.db.transaction(() => {
+    // Without rules nothing in the chunk makes a tombstone (no disconnect), so the hint holds.
+    const hinted = (fn: () => void) => (scopeRules || joinRules ? fn() : this.withTombstoneHint(rows, fn));
+    this.db.transaction(() => hinted(() => {
       for (const narrow of rows) {
         if (scopeRules || joinRules || narrow.mv_id == null) {
           const r: CsRow = scopeRules || joinRules ? full.get(narrow.connector, narrow.anchor)! : { ...narrow, dn: narrow.dn_norm, attrs: '{}' };
@@ -252,16 +281,16 @@ export class Synchronizer {
           this.connect(r, match, now);
         }
       }
-    })();
+    }))();
   }
 
   /** Joins (soft match) or projects an unlinked object, links it, and touches the groups that list it. */
   private connect(r: Pick<CsRow, 'connector' | 'anchor' | 'object_type' | 'dn_norm'>, match: { mvId?: number; keys: { rule: string; value: string }[] } | undefined, now: string): number {
     let mvId = match?.mvId;
     if (mvId === undefined) {
-      const dead = this.st.tombstoned.get(r.anchor, r.object_type);
+      const dead = this.tombstoneOf(r);
       if (dead) this.st.revive.run(now, dead.id);
-      mvId = dead ? dead.id : Number(this.st.insertMv.run(r.object_type, r.anchor, now).lastInsertRowid);
+      mvId = dead ? dead.id : Number(this.st.insertMv.get(r.object_type, r.anchor, now)!.id);
       // Its keys at once, so an object of another source in this same cycle can join it.
       for (const k of match?.keys ?? []) this.st.addJoinKey.run(r.object_type, k.rule, k.value, mvId);
     }
@@ -339,7 +368,7 @@ export class Synchronizer {
    * fails, takes that way. Returns false when it did not apply.
    */
   private projectNew(r: CsRow, step: StepHandle, now: string): boolean {
-    if (this.st.tombstoned.get(r.anchor, r.object_type)) return false;
+    if (this.tombstoneOf(r)) return false;
     let attrs: MvAttrs;
     try {
       attrs = this.settings.rules.inbound(r.connector, this.settings.kinds.get(r.connector) ?? 'ldap', toSource(r));
@@ -347,11 +376,32 @@ export class Synchronizer {
       return false; // the two passes report it
     }
     attrs.sourceAnchor = r.anchor;
-    const mvId = Number(this.st.insertMvWith.run(r.object_type, r.anchor, stableStringify(attrs), now).lastInsertRowid);
+    const mvId = Number(this.st.insertMvWith.get(r.object_type, r.anchor, stableStringify(attrs), now)!.id);
     this.st.linkDone.run(mvId, r.connector, r.anchor);
     this.touchGroups(r.connector, r);
     step.counts.adds++;
     return true;
+  }
+
+  /** A tombstone with the object's anchor and type (the hint saves the read where there is none). */
+  private tombstoneOf(r: Pick<CsRow, 'anchor' | 'object_type'>): { id: number } | undefined {
+    if (this.tombstoneHint && !this.tombstoneHint.has(`${r.object_type}:${r.anchor}`)) return undefined;
+    return this.st.tombstoned.get(r.anchor, r.object_type);
+  }
+
+  /** Runs `fn` with the tombstone hint of these unlinked objects (one read per object type). */
+  private withTombstoneHint<T>(rows: readonly Pick<CsRow, 'anchor' | 'object_type' | 'mv_id'>[], fn: () => T): T {
+    const hint = new Set<string>();
+    for (const type of ['user', 'group'] as const) {
+      const anchors = rows.filter((r) => r.mv_id == null && r.object_type === type).map((r) => r.anchor);
+      if (anchors.length > 0) for (const t of this.st.tombstonedOf.all(type, JSON.stringify(anchors))) hint.add(`${type}:${t.source_anchor}`);
+    }
+    this.tombstoneHint = hint;
+    try {
+      return fn();
+    } finally {
+      this.tombstoneHint = undefined;
+    }
   }
 
   /**
@@ -409,59 +459,89 @@ export class Synchronizer {
       const now = new Date().toISOString();
       this.db.transaction(() => {
         const done = new Set<number>();
-        for (const r of rows) {
-          if (r.mv_id == null && !withRules && type === 'user') {
-            // Not linked yet (scopeAndJoin links only groups without rules): a new user.
-            if (this.projectNew(r, step, now)) continue;
-            r.mv_id = this.connect(r, undefined, now);
-          }
-          this.st.clear.run(r.connector, r.anchor);
-          if (r.mv_id == null || done.has(r.mv_id)) continue;
-          const mvId = r.mv_id;
-          done.add(mvId);
-          // Without join rules a metaverse object has exactly one connector object: this one.
-          const contributors = joinRules ? this.st.csByMv.all(mvId) : [r];
-          const contributions: { connector: string; attrs: MvAttrs }[] = [];
-          for (const c of contributors) {
-            try {
-              contributions.push({ connector: c.connector, attrs: rules.inbound(c.connector, kinds.get(c.connector) ?? 'ldap', toSource(c)) });
-            } catch (err) {
-              step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, c.dn);
-              this.st.retry.run(c.connector, c.anchor);
+        // The chunk's metaverse rows, current memberships and member ids, each read once (on
+        // PostgreSQL a round trip per chunk instead of per object). Nothing in the chunk changes
+        // what they answer for an object before it is processed: each metaverse object is
+        // processed once (done), new ones (connect) are read on their own, and without join rules
+        // no link of a member changes in a chunk of groups.
+        const linkedIds = [...new Set(rows.flatMap((r) => (r.mv_id == null ? [] : [r.mv_id])))];
+        const mvRows = new Map(linkedIds.length > 0 ? this.st.mvOf.all(JSON.stringify(linkedIds)).map((m) => [Number(m.id), m] as const) : []);
+        const readMv = (id: number) => mvRows.get(id) ?? getMv.get(id);
+        let current: Map<number, number[]> | undefined;
+        let memberMvIds: Map<string, number[]> | undefined;
+        if (type === 'group' && !joinRules && linkedIds.length > 0) {
+          current = new Map(linkedIds.map((id) => [id, []]));
+          for (const m of this.st.membersOf.all(JSON.stringify(linkedIds))) current.get(Number(m.group_id))?.push(Number(m.member_id));
+          memberMvIds = new Map();
+          for (const connector of new Set(rows.map((r) => r.connector))) {
+            const anchors = JSON.stringify(rows.filter((r) => r.connector === connector).map((r) => r.anchor));
+            for (const m of this.st.memberIdsOf.all(connector, anchors, connector, anchors)) {
+              const key = `${connector}\u0000${m.g}`;
+              const list = memberMvIds.get(key);
+              if (list) list.push(Number(m.mv_id));
+              else memberMvIds.set(key, [Number(m.mv_id)]);
             }
           }
-          if (contributions.length === 0) continue;
-          const before = getMv.get(mvId);
-          const attrs = contributions.length === 1 ? contributions[0]!.attrs : rules.merge(contributions);
-          // The cloud object's externalId is the anchor that projected it, whoever has precedence.
-          if (before) attrs.sourceAnchor = before.source_anchor;
-          const wasNew = !before || before.attrs === '{}';
-          let changed = false;
-          const serialized = stableStringify(attrs);
-          if (!before || before.attrs !== serialized || before.deleted) {
-            setMv.run(serialized, now, mvId);
-            changed = true;
-            if (joinRules) {
-              this.st.dropJoinKeys.run(mvId);
-              for (const k of rules.joinKeys(type, attrs)) this.st.addJoinKey.run(type, k.rule, k.value, mvId);
-            }
-          }
-          if (type === 'group') {
-            const ids = new Set<number>();
-            for (const c of contributors) for (const m of memberIds.all(c.connector, c.anchor, c.connector, c.anchor)) if (m.mv_id !== mvId) ids.add(m.mv_id);
-            const next = [...ids].sort((a, b) => a - b);
-            const prev = currentMembers.all(mvId).map((m) => m.member_id);
-            if (next.join(',') !== prev.join(',')) {
-              deleteMembers.run(mvId);
-              for (const id of next) addMember.run(mvId, id);
-              flag.run(mvId);
-              changed = true;
-            }
-          }
-          if (wasNew) step.counts.adds++;
-          else if (changed) step.counts.updates++;
-          else step.counts.unchanged++;
         }
+        const hinted = (fn: () => void) => (type === 'user' && !withRules ? this.withTombstoneHint(rows, fn) : fn());
+        hinted(() => {
+          for (const r of rows) {
+            if (r.mv_id == null && !withRules && type === 'user') {
+              // Not linked yet (scopeAndJoin links only groups without rules): a new user.
+              if (this.projectNew(r, step, now)) continue;
+              r.mv_id = this.connect(r, undefined, now);
+            }
+            this.st.clear.run(r.connector, r.anchor);
+            if (r.mv_id == null || done.has(r.mv_id)) continue;
+            const mvId = r.mv_id;
+            done.add(mvId);
+            // Without join rules a metaverse object has exactly one connector object: this one.
+            const contributors = joinRules ? this.st.csByMv.all(mvId) : [r];
+            const contributions: { connector: string; attrs: MvAttrs }[] = [];
+            for (const c of contributors) {
+              try {
+                contributions.push({ connector: c.connector, attrs: rules.inbound(c.connector, kinds.get(c.connector) ?? 'ldap', toSource(c)) });
+              } catch (err) {
+                step.error(isIdsyncError(err) ? err.code : 'OBJECT_INVALID', (err as Error).message, c.dn);
+                this.st.retry.run(c.connector, c.anchor);
+              }
+            }
+            if (contributions.length === 0) continue;
+            const before = readMv(mvId);
+            const attrs = contributions.length === 1 ? contributions[0]!.attrs : rules.merge(contributions);
+            // The cloud object's externalId is the anchor that projected it, whoever has precedence.
+            if (before) attrs.sourceAnchor = before.source_anchor;
+            const wasNew = !before || before.attrs === '{}';
+            let changed = false;
+            const serialized = stableStringify(attrs);
+            if (!before || before.attrs !== serialized || before.deleted) {
+              setMv.run(serialized, now, mvId);
+              changed = true;
+              if (joinRules) {
+                this.st.dropJoinKeys.run(mvId);
+                for (const k of rules.joinKeys(type, attrs)) this.st.addJoinKey.run(type, k.rule, k.value, mvId);
+              }
+            }
+            if (type === 'group') {
+              const ids = new Set<number>();
+              for (const c of contributors) {
+                const known = memberMvIds?.get(`${c.connector}\u0000${c.anchor}`);
+                for (const id of memberMvIds ? (known ?? []) : memberIds.all(c.connector, c.anchor, c.connector, c.anchor).map((m) => m.mv_id)) if (id !== mvId) ids.add(id);
+              }
+              const next = [...ids].sort((a, b) => a - b);
+              const prev = current?.get(mvId) ?? currentMembers.all(mvId).map((m) => m.member_id);
+              if (next.join(',') !== prev.join(',')) {
+                deleteMembers.run(mvId);
+                for (const id of next) addMember.run(mvId, id);
+                flag.run(mvId);
+                changed = true;
+              }
+            }
+            if (wasNew) step.counts.adds++;
+            else if (changed) step.counts.updates++;
+            else step.counts.unchanged++;
+          }
+        });
       })();
     }
   }

@@ -94,24 +94,46 @@ export function bridgeStats(): BridgeStats {
 
 /**
  * IDSYNC_PG_TRACE=1: round trips counted per statement text — the statement that needed the answer
- * (a batch's last item; what rode along before it is free) — printed to stderr, top 15 by trips,
- * when the process exits. A diagnostic for finding the reads that cost the round trips.
+ * (a batch's last item; what rode along before it is free), with the time waited — and statements
+ * sent per text (batched or not: each is still one exchange between the worker and the server).
+ * bench/sync-worker.ts prints traceReport() per cycle; other processes print it to stderr at exit.
+ * A diagnostic for finding the reads that cost the round trips.
  */
-const trace = process.env.IDSYNC_PG_TRACE === '1' ? new Map<string, { trips: number; seconds: number }>() : undefined;
-if (trace) process.on('exit', () => process.stderr.write(traceReport()));
+const trace = process.env.IDSYNC_PG_TRACE === '1' ? new Map<string, { trips: number; statements: number; seconds: number }>() : undefined;
+let traceReported = false;
+if (trace) process.on('exit', () => traceReported || process.stderr.write(traceReport()));
 
-function traceKey(req: PgRequest): string {
-  const last = req.op === 'batch' ? req.items[req.items.length - 1] : req;
-  if (!last || last.op === 'close') return '(close)';
-  return (last.op === 'query' ? last.text : last.sql).replace(/\s+/g, ' ').slice(0, 160);
+function traceText(item: PgQuery | PgScript): string {
+  return (item.op === 'query' ? item.text : item.sql).replace(/\s+/g, ' ').trim().slice(0, 140);
 }
 
-/** The IDSYNC_PG_TRACE report: statements by round trips, most first (empty without the flag). */
-export function traceReport(top = 15): string {
+function traced(text: string): { trips: number; statements: number; seconds: number } {
+  let t = trace!.get(text);
+  if (!t) trace!.set(text, (t = { trips: 0, statements: 0, seconds: 0 }));
+  return t;
+}
+
+function traceCall(req: PgRequest, seconds: number): void {
+  if (req.op === 'close') return;
+  const items = req.op === 'batch' ? req.items : [req];
+  for (const item of items) traced(traceText(item)).statements++;
+  const last = traced(traceText(items[items.length - 1]!));
+  last.trips++;
+  last.seconds += seconds;
+}
+
+/** The IDSYNC_PG_TRACE report: the top statements by round trips, then by statements sent (empty without the flag). */
+export function traceReport(top = 12): string {
   if (!trace || trace.size === 0) return '';
-  const rows = [...trace].sort((a, b) => b[1].trips - a[1].trips).slice(0, top);
-  const lines = rows.map(([text, t]) => `${String(t.trips).padStart(9)} trips ${t.seconds.toFixed(2).padStart(8)} s  ${text}`);
-  return `PostgreSQL bridge round trips by statement (IDSYNC_PG_TRACE, pid ${process.pid}, ${stats.roundTrips} trips in all):\n${lines.join('\n')}\n`;
+  traceReported = true;
+  const line = ([text, t]: [string, { trips: number; statements: number; seconds: number }]) =>
+    `${String(t.trips).padStart(9)} trips ${t.seconds.toFixed(2).padStart(7)} s ${String(t.statements).padStart(9)} sent  ${text}`;
+  const byTrips = [...trace].filter(([, t]) => t.trips > 0).sort((a, b) => b[1].trips - a[1].trips).slice(0, top);
+  const bySent = [...trace].filter(([text]) => !byTrips.some(([x]) => x === text)).sort((a, b) => b[1].statements - a[1].statements).slice(0, 5);
+  return (
+    `PostgreSQL bridge by statement (IDSYNC_PG_TRACE, pid ${process.pid}: ${stats.roundTrips} round trips, ${stats.statements} statements sent):\n` +
+    `${byTrips.map(line).join('\n')}\n  most sent besides:\n${bySent.map(line).join('\n')}\n`
+  );
 }
 
 class Channel {
@@ -143,13 +165,7 @@ class Channel {
       if (msg) {
         const waited = (performance.now() - t0) / 1000;
         stats.waitSeconds += waited;
-        if (trace) {
-          const key = traceKey(req);
-          const t = trace.get(key) ?? { trips: 0, seconds: 0 };
-          t.trips++;
-          t.seconds += waited;
-          trace.set(key, t);
-        }
+        if (trace) traceCall(req, waited);
         return msg.message as PgResponse;
       }
       if (Date.now() > deadline) {
