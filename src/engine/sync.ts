@@ -55,6 +55,8 @@ export class Synchronizer {
   private tombstoneHint: Set<string> | undefined;
   /** New metaverse objects of a page, one statement per slice; their ids come back with their anchors. */
   private readonly insertMvRows;
+  /** A group's metaverse members, one statement per slice (a statement per member was most of a first cycle's statements). */
+  private readonly insertMemberRows;
 
   constructor(
     private readonly db: Database,
@@ -129,6 +131,7 @@ export class Synchronizer {
          WHERE g.connector = ? AND g.dn_norm = ? AND (m.member_anchor = ? OR (m.member_anchor IS NULL AND m.member_dn = ?)) LIMIT 1`,
       ),
     };
+    this.insertMemberRows = new MultiRow(db, (n) => `INSERT OR IGNORE INTO mv_members (group_id, member_id) VALUES ${valuesList(n, 2)}`);
     this.insertMvRows = new MultiRow(
       db,
       (n) => `INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES ${valuesList(n, 5)} RETURNING id, source_anchor`,
@@ -405,6 +408,37 @@ export class Synchronizer {
   }
 
   /**
+   * The metaverse rows of a chunk's new users (no rules), one insert per slice: what projectNew
+   * writes for each. Left out, to take projectNew's way one by one: a tombstone to revive, a flow
+   * that fails, an anchor that comes twice in the chunk (from two connectors). Runs inside the
+   * chunk's tombstone hint.
+   */
+  private projectChunk(rows: readonly CsRow[], now: string): Map<CsRow, number> {
+    const { rules, kinds } = this.settings;
+    const candidates: { r: CsRow; text: string }[] = [];
+    const count = new Map<string, number>();
+    for (const r of rows) if (r.mv_id == null) count.set(r.anchor, (count.get(r.anchor) ?? 0) + 1);
+    for (const r of rows) {
+      if (r.mv_id != null || count.get(r.anchor) !== 1 || this.tombstoneOf(r)) continue;
+      let attrs: MvAttrs;
+      try {
+        attrs = rules.inbound(r.connector, kinds.get(r.connector) ?? 'ldap', toSource(r));
+      } catch {
+        continue;
+      }
+      attrs.sourceAnchor = r.anchor;
+      candidates.push({ r, text: stableStringify(attrs) });
+    }
+    const ids = new Map<string, number>();
+    for (const slice of slices(candidates)) {
+      const params: unknown[] = [];
+      for (const c of slice) params.push(c.r.object_type, c.r.anchor, c.text, 1, now);
+      for (const m of this.insertMvRows.statement(slice.length).all(...params) as { id: number; source_anchor: string }[]) ids.set(m.source_anchor, Number(m.id));
+    }
+    return new Map(candidates.map((c) => [c.r, ids.get(c.r.anchor)!]));
+  }
+
+  /**
    * Soft match: the first join rule whose value matches exactly one metaverse object joins it.
    * Returns the match (if any) and the object's own join keys.
    */
@@ -450,7 +484,6 @@ export class Synchronizer {
     );
     const currentMembers = this.db.prepare<[number], { member_id: number }>('SELECT member_id FROM mv_members WHERE group_id = ? ORDER BY member_id');
     const deleteMembers = this.db.prepare('DELETE FROM mv_members WHERE group_id = ?');
-    const addMember = this.db.prepare('INSERT OR IGNORE INTO mv_members (group_id, member_id) VALUES (?, ?)');
     const flag = this.db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE id = ?');
 
     for (;;) {
@@ -485,9 +518,18 @@ export class Synchronizer {
         }
         const hinted = (fn: () => void) => (type === 'user' && !withRules ? this.withTombstoneHint(rows, fn) : fn());
         hinted(() => {
+          // New users without rules: their metaverse rows written for the whole chunk at once (projectNew's outcome).
+          const projected = type === 'user' && !withRules ? this.projectChunk(rows, now) : undefined;
           for (const r of rows) {
             if (r.mv_id == null && !withRules && type === 'user') {
               // Not linked yet (scopeAndJoin links only groups without rules): a new user.
+              const mvId = projected?.get(r);
+              if (mvId !== undefined) {
+                this.st.linkDone.run(mvId, r.connector, r.anchor);
+                this.touchGroups(r.connector, r);
+                step.counts.adds++;
+                continue;
+              }
               if (this.projectNew(r, step, now)) continue;
               r.mv_id = this.connect(r, undefined, now);
             }
@@ -532,7 +574,7 @@ export class Synchronizer {
               const prev = current?.get(mvId) ?? currentMembers.all(mvId).map((m) => m.member_id);
               if (next.join(',') !== prev.join(',')) {
                 deleteMembers.run(mvId);
-                for (const id of next) addMember.run(mvId, id);
+                for (const slice of slices(next)) this.insertMemberRows.statement(slice.length).run(...slice.flatMap((id) => [mvId, id]));
                 flag.run(mvId);
                 changed = true;
               }
