@@ -155,7 +155,7 @@ function state(db: Database): Record<string, string[]> {
   return {
     cs: rows('SELECT connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id FROM cs_objects', (r) => ({ ...r, mv_id: mv(r.mv_id) })),
     csMembers: rows('SELECT connector, group_anchor, member_dn, member_anchor FROM cs_members'),
-    // Metaverse objects by anchor: a projection taken back leaves no row either way.
+    // Metaverse objects by anchor (each store run numbers them its own way).
     mv: rows('SELECT id, attrs, deleted, pending_export FROM mv_objects', (r) => ({ ...r, id: mv(r.id) })),
     mvMembers: rows('SELECT group_id, member_id FROM mv_members', (r) => [mv(r.group_id), mv(r.member_id)]),
   };
