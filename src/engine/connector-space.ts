@@ -103,7 +103,6 @@ export class ImportStager {
   private readonly integrity: boolean;
 
   private readonly insertRows;
-  private readonly anchorsIn;
   private readonly lookupPage;
   /**
    * While a page is staged (not a first import): the rows of its anchors, read in one statement,
@@ -112,6 +111,7 @@ export class ImportStager {
    */
   private pageRows: Map<string, { hash: string; pending: string | null; dn_norm: string } | null> | undefined;
   private readonly insertMemberRows;
+  private readonly dropProjected;
 
   constructor(
     private readonly db: Database,
@@ -142,14 +142,18 @@ export class ImportStager {
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
     );
-    // A fresh import's new rows, a slice of a page per statement: pending 'add' (or NULL and
-    // linked, when projected at once). Nothing to wait for: stageFresh read which anchors exist.
+    // A fresh import's rows, a slice of a page per statement: pending 'add' (or NULL and linked,
+    // when projected at once). The anchors it answers are the rows written; one that is missing
+    // came in an earlier page of this import. (Not a read of the page's anchors first: on a
+    // PostgreSQL table filled in this very cycle the planner has no statistics yet, and read
+    // `anchor = ANY(…)` through the connector's whole DN index, once per page: quadratic.)
     this.insertRows = new MultiRow(
       db,
-      (n) => `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES ${valuesList(n, 9)}`,
+      (n) => `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES ${valuesList(n, 9)}
+       ON CONFLICT (connector, anchor) DO NOTHING RETURNING anchor`,
     );
-    this.anchorsIn = db.prepare<[string, string], { anchor: string }>('SELECT anchor FROM cs_objects WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))');
     this.insertMemberRows = new MultiRow(db, (n) => `INSERT OR IGNORE INTO cs_members (connector, group_anchor, member_dn, member_anchor) VALUES ${valuesList(n, 4)}`);
+    this.dropProjected = db.prepare('DELETE FROM mv_objects WHERE id = ?');
     this.update = db.prepare(
       `UPDATE cs_objects SET object_type = ?, dn = ?, dn_norm = ?, attrs = ?, hash = ?,
          pending = CASE WHEN pending = 'add' THEN 'add' ELSE 'update' END
@@ -194,27 +198,27 @@ export class ImportStager {
   }
 
   /**
-   * A page of a first import (an empty connector space): written per page, not per object — one
-   * read of which anchors an earlier page of this import staged already, the page's projections
-   * (one read of its tombstones, one insert per slice), its rows and member rows (multi-row
-   * inserts, nothing to wait for), and one write that touches the groups listing the linked
-   * objects. On PostgreSQL that is a few round trips per page instead of ~4 per object. An anchor
-   * that comes again — later in this page, or staged by an earlier page — is an update of the
-   * first, staged after the page's new rows in page order, as before.
+   * A page of a first import (an empty connector space): written per page, not per object — the
+   * page's projections (one read of its tombstones, one insert per slice), its rows (one insert per
+   * slice, which answers the anchors it wrote), its member rows, and one write that touches the
+   * groups listing the linked objects. On PostgreSQL that is a few round trips per page instead of
+   * ~4 per object. An anchor that comes again — later in this page, or already staged by an earlier
+   * page — is an update of the first, staged after the page's new rows in page order, as before.
    */
   private stageFresh(objects: SourceObject[], counts: StepCounts): void {
-    const prepared = objects.map((o) => this.prepareObject(o));
-    const staged = new Set(this.anchorsIn.all(this.connector, JSON.stringify(objects.map((o) => o.anchor))).map((r) => r.anchor));
-    const firsts: { p: Prepared; dnNorm: string; attrs: string }[] = [];
-    const again: Prepared[] = [];
-    for (const p of prepared) {
-      if (staged.has(p.o.anchor)) again.push(p);
+    const firsts: { at: number; p: Prepared; dnNorm: string; attrs: string }[] = [];
+    const again: { at: number; p: Prepared }[] = [];
+    const inPage = new Set<string>();
+    objects.forEach((o, at) => {
+      const p = this.prepareObject(o);
+      if (inPage.has(o.anchor)) again.push({ at, p });
       else {
-        staged.add(p.o.anchor);
-        firsts.push({ p, dnNorm: safeNormalizeDn(p.o.dn, this.unicode), attrs: JSON.stringify(p.o.attributes) });
+        inPage.add(o.anchor);
+        firsts.push({ at, p, dnNorm: safeNormalizeDn(o.dn, this.unicode), attrs: JSON.stringify(o.attributes) });
       }
-    }
+    });
     const projected = this.project?.project(firsts.map((f) => f.p.o)) ?? [];
+    const written = new Set<string>();
     let at = 0;
     for (const slice of slices(firsts)) {
       const params: unknown[] = [];
@@ -222,20 +226,29 @@ export class ImportStager {
         const mvId = projected[at++];
         params.push(this.connector, f.p.o.anchor, f.p.o.objectType, f.p.o.dn, f.dnNorm, f.attrs, f.p.hash, mvId === undefined ? 'add' : null, mvId ?? null);
       }
-      this.insertRows.statement(slice.length).run(...params);
+      for (const r of this.insertRows.statement(slice.length).all(...params) as { anchor: string }[]) written.add(r.anchor);
     }
-    counts.adds += firsts.length;
     const linked: { anchor: string; dnNorm: string }[] = [];
-    const memberRows: (string | null)[][] = [];
+    const memberRows: [string, string, string, string | null][] = [];
     firsts.forEach((f, i) => {
-      if (projected[i] !== undefined) linked.push({ anchor: f.p.o.anchor, dnNorm: f.dnNorm });
+      const mvId = projected[i];
+      if (!written.has(f.p.o.anchor)) {
+        // Staged by an earlier page of this import: an update of that row (below), and its
+        // projection is taken back.
+        if (mvId !== undefined) this.dropProjected.run(mvId);
+        again.push({ at: f.at, p: f.p });
+        return;
+      }
+      counts.adds++;
+      if (mvId !== undefined) linked.push({ anchor: f.p.o.anchor, dnNorm: f.dnNorm });
       for (const m of f.p.members) memberRows.push([this.connector, f.p.o.anchor, m.dn, m.anchor]);
     });
     for (const slice of slices(memberRows)) this.insertMemberRows.statement(slice.length).run(...slice.flat());
     // This page's groups are pending 'add', so the touch reaches only groups of earlier pages
     // (already synced), as the same write per object did.
     this.project?.linked(linked);
-    for (const p of again) this.stageChanged(p, counts);
+    again.sort((a, b) => a.at - b.at);
+    for (const a of again) this.stageChanged(a.p, counts);
   }
 
   /** Stages one page of a delta import: whole objects that changed, and deletions (`then`: as stagePage). */

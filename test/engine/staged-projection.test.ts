@@ -8,7 +8,7 @@
  * ids compared by their anchors (the two ways number them in another order), and the run counts.
  * The directories hold what the shortcut must step aside for: groups listed before and after
  * their members, nested groups, a member DN that names nobody, an anchor twice in one import (the
- * second is staged as an update of the first, not projected), a metaverse tombstone of an earlier
+ * second is staged as an update of the first; a projection made for it is taken back), a metaverse tombstone of an earlier
  * object with a user's anchor (it is revived by the sync pass), and AD-style member anchors.
  */
 import assert from 'node:assert/strict';
