@@ -74,8 +74,8 @@ const exporter = new Exporter(db, new InstantTarget(), { deletionThreshold: n, a
 // As the overlapped cycle does (pipeline.ts EarlyExport.projection): new users projected as they are staged,
 // their parsed attributes handed to the early export.
 const stager = new ImportStager(db, 'bench', 'ldap', {
-  project: (o) => sync.projectStaged('bench', o, exporter.parsed),
-  linked: (o, dnNorm) => sync.stagedLinked('bench', o, dnNorm, syncStep),
+  project: (objects) => sync.projectStaged('bench', objects, exporter.parsed),
+  linked: (objects) => sync.stagedLinked('bench', objects, syncStep),
 });
 
 const cpu = { make: 0, stage: 0, sync: 0, export: 0 };

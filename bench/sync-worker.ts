@@ -9,7 +9,7 @@
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
 import { runCycle } from '../src/engine/cycle.js';
-import { bridgeStats } from '../src/store/postgres/bridge.js';
+import { bridgeStats, traceReport } from '../src/store/postgres/bridge.js';
 
 function since(b: ReturnType<typeof bridgeStats>): ReturnType<typeof bridgeStats> {
   const now = bridgeStats();
@@ -32,4 +32,4 @@ const steps = Object.fromEntries(
     { profile: s.profile, startedAt: s.startedAt, endedAt: s.endedAt, seconds: s.endedAt ? (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000 : null, adds: s.adds, updates: s.updates, deletes: s.deletes, unchanged: s.unchanged, errors: s.errors },
   ]),
 );
-process.stdout.write(JSON.stringify({ status: run.status, error: run.error, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, bridge, clock, steps }) + '\n');
+process.stdout.write(JSON.stringify({ status: run.status, error: run.error, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, bridge, clock, steps, trace: traceReport() }) + '\n');

@@ -10,6 +10,7 @@ import { cleanAttributeValues, stripControlCharacters } from '../core/attribute-
 import { dropSecretAttributes } from '../core/secret-attributes.js';
 import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
+import { MultiRow, slices, valuesList } from './page-sql.js';
 import { contentHash } from './stable-hash.js';
 import type { StepCounts } from './runs.js';
 
@@ -50,10 +51,20 @@ export function memberRows(o: SourceObject, unicode: DnUnicode = 'nfc'): { dn: s
 
 /** See ImportStager's `project`. */
 export interface StagedProjection {
-  /** The new object's metaverse id when it was projected now (its metaverse row written); undefined otherwise. */
-  project(o: SourceObject): number | undefined;
-  /** After its row was written linked: what the sync does for a newly connected object (its groups, its count). */
-  linked(o: SourceObject, dnNorm: string): void;
+  /**
+   * A page of new objects (each anchor once): the metaverse id of each one projected now (its
+   * metaverse row written), by index; undefined for the others.
+   */
+  project(objects: readonly SourceObject[]): (number | undefined)[];
+  /** After their rows were written linked: what the sync does for newly connected objects (their groups, their count). */
+  linked(objects: readonly { anchor: string; dnNorm: string }[]): void;
+}
+
+/** An object of a page with what staging derives from it (computed once). */
+interface Prepared {
+  o: SourceObject;
+  members: { dn: string; anchor: string | null }[];
+  hash: string;
 }
 
 /** What the control-character rule removed during one staging (event 6006). */
@@ -78,7 +89,6 @@ export class ImportStager {
   private readonly groupsOfGone;
   private readonly touchByDn;
   private readonly dropGone;
-  private readonly insertNew;
   private readonly unicode: DnUnicode;
   /**
    * The connector space held nothing of this connector when the import began (its first import):
@@ -92,7 +102,15 @@ export class ImportStager {
    */
   private readonly integrity: boolean;
 
-  private readonly insertLinked;
+  private readonly insertRows;
+  private readonly lookupPage;
+  /**
+   * While a page is staged (not a first import): the rows of its anchors, read in one statement,
+   * kept current by this page's own writes (an anchor twice in a page sees the first one's
+   * outcome, as a read would). null: no row. Dropped before the page's sync runs.
+   */
+  private pageRows: Map<string, { hash: string; pending: string | null; dn_norm: string } | null> | undefined;
+  private readonly insertMemberRows;
   private readonly dropProjected;
 
   constructor(
@@ -115,20 +133,26 @@ export class ImportStager {
     this.lookup = db.prepare<[string, string], { hash: string; pending: string | null; dn_norm: string }>(
       'SELECT hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor = ?',
     );
+    this.lookupPage = db.prepare<[string, string], { anchor: string; hash: string; pending: string | null; dn_norm: string }>(
+      'SELECT anchor, hash, pending, dn_norm FROM cs_objects WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
+    );
     // INDEXED BY: with `member_anchor IS NULL` in the filter SQLite otherwise walks every member row
     // of the connector (the primary key prefix) for each object: quadratic in the directory's size.
     this.renameMember = db.prepare('UPDATE OR IGNORE cs_members INDEXED BY cs_members_member SET member_dn = ? WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL');
     this.insert = db.prepare(
       `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')`,
     );
-    this.insertNew = db.prepare(
-      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending) VALUES (?, ?, ?, ?, ?, ?, ?, 'add')
-       ON CONFLICT (connector, anchor) DO NOTHING`,
+    // A fresh import's rows, a slice of a page per statement: pending 'add' (or NULL and linked,
+    // when projected at once). The anchors it answers are the rows written; one that is missing
+    // came in an earlier page of this import. (Not a read of the page's anchors first: on a
+    // PostgreSQL table filled in this very cycle the planner has no statistics yet, and read
+    // `anchor = ANY(…)` through the connector's whole DN index, once per page: quadratic.)
+    this.insertRows = new MultiRow(
+      db,
+      (n) => `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES ${valuesList(n, 9)}
+       ON CONFLICT (connector, anchor) DO NOTHING RETURNING anchor`,
     );
-    this.insertLinked = db.prepare(
-      `INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash, pending, mv_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
-       ON CONFLICT (connector, anchor) DO NOTHING`,
-    );
+    this.insertMemberRows = new MultiRow(db, (n) => `INSERT OR IGNORE INTO cs_members (connector, group_anchor, member_dn, member_anchor) VALUES ${valuesList(n, 4)}`);
     this.dropProjected = db.prepare('DELETE FROM mv_objects WHERE id = ?');
     this.update = db.prepare(
       `UPDATE cs_objects SET object_type = ?, dn = ?, dn_norm = ?, attrs = ?, hash = ?,
@@ -158,37 +182,138 @@ export class ImportStager {
    */
   stagePage(objects: SourceObject[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
-      for (const o of objects) {
-        if (!this.fresh) this.markSeen.run(this.connector, o.anchor);
-        this.stageObject(o, counts);
-      }
+      if (this.fresh) this.stageFresh(objects, counts);
+      else
+        this.withPageRows(
+          objects.map((o) => o.anchor),
+          () => {
+            for (const o of objects) {
+              this.markSeen.run(this.connector, o.anchor);
+              this.stageObject(o, counts);
+            }
+          },
+        );
       then?.();
     })();
+  }
+
+  /**
+   * A page of a first import (an empty connector space): written per page, not per object — the
+   * page's projections (one read of its tombstones, one insert per slice), its rows (one insert per
+   * slice, which answers the anchors it wrote), its member rows, and one write that touches the
+   * groups listing the linked objects. On PostgreSQL that is a few round trips per page instead of
+   * ~4 per object. An anchor that comes again — later in this page, or already staged by an earlier
+   * page — is an update of the first, staged after the page's new rows in page order, as before.
+   */
+  private stageFresh(objects: SourceObject[], counts: StepCounts): void {
+    const firsts: { at: number; p: Prepared; dnNorm: string; attrs: string }[] = [];
+    const again: { at: number; p: Prepared }[] = [];
+    const inPage = new Set<string>();
+    objects.forEach((o, at) => {
+      const p = this.prepareObject(o);
+      if (inPage.has(o.anchor)) again.push({ at, p });
+      else {
+        inPage.add(o.anchor);
+        firsts.push({ at, p, dnNorm: safeNormalizeDn(o.dn, this.unicode), attrs: JSON.stringify(o.attributes) });
+      }
+    });
+    const projected = this.project?.project(firsts.map((f) => f.p.o)) ?? [];
+    const written = new Set<string>();
+    let at = 0;
+    for (const slice of slices(firsts)) {
+      const params: unknown[] = [];
+      for (const f of slice) {
+        const mvId = projected[at++];
+        params.push(this.connector, f.p.o.anchor, f.p.o.objectType, f.p.o.dn, f.dnNorm, f.attrs, f.p.hash, mvId === undefined ? 'add' : null, mvId ?? null);
+      }
+      for (const r of this.insertRows.statement(slice.length).all(...params) as { anchor: string }[]) written.add(r.anchor);
+    }
+    const linked: { anchor: string; dnNorm: string }[] = [];
+    const memberRows: [string, string, string, string | null][] = [];
+    firsts.forEach((f, i) => {
+      const mvId = projected[i];
+      if (!written.has(f.p.o.anchor)) {
+        // Staged by an earlier page of this import: an update of that row (below), and its
+        // projection is taken back.
+        if (mvId !== undefined) this.dropProjected.run(mvId);
+        again.push({ at: f.at, p: f.p });
+        return;
+      }
+      counts.adds++;
+      if (mvId !== undefined) linked.push({ anchor: f.p.o.anchor, dnNorm: f.dnNorm });
+      for (const m of f.p.members) memberRows.push([this.connector, f.p.o.anchor, m.dn, m.anchor]);
+    });
+    for (const slice of slices(memberRows)) this.insertMemberRows.statement(slice.length).run(...slice.flat());
+    // This page's groups are pending 'add', so the touch reaches only groups of earlier pages
+    // (already synced), as the same write per object did.
+    this.project?.linked(linked);
+    again.sort((a, b) => a.at - b.at);
+    for (const a of again) this.stageChanged(a.p, counts);
   }
 
   /** Stages one page of a delta import: whole objects that changed, and deletions (`then`: as stagePage). */
   stageDelta(changes: DeltaChange[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
-      for (const c of changes) {
-        if (c.kind === 'upsert') {
-          this.stageObject(c.object, counts);
-          continue;
-        }
-        const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn, this.unicode))?.anchor : undefined);
-        if (!anchor) continue; // never staged (e.g. out of scope all along)
-        if (c.gone && this.integrity) {
-          // AD dropped the deleted object from its groups without changing them: so do we (a
-          // restored object, which keeps its objectGUID, is no member until a group lists it again).
-          this.groupsOfGone.run(this.connector, this.connector, anchor);
-          this.dropGone.run(this.connector, anchor);
-        }
-        if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
-      }
+      this.withPageRows(
+        changes.flatMap((c) => (c.kind === 'upsert' ? [c.object.anchor] : c.anchor ? [c.anchor] : [])),
+        () => this.stageChanges(changes, counts),
+      );
       then?.();
     })();
   }
 
+  /** Reads the rows of a page's anchors once (pageRows) while `fn` stages the page. */
+  private withPageRows(anchors: string[], fn: () => void): void {
+    const rows = new Map<string, { hash: string; pending: string | null; dn_norm: string } | null>();
+    for (const a of anchors) rows.set(a, null);
+    if (rows.size > 0) for (const r of this.lookupPage.all(this.connector, JSON.stringify([...rows.keys()]))) rows.set(r.anchor, { hash: r.hash, pending: r.pending, dn_norm: r.dn_norm });
+    this.pageRows = rows;
+    try {
+      fn();
+    } finally {
+      this.pageRows = undefined;
+    }
+  }
+
+  /** The staged row of an anchor: from the page's read when it holds the anchor, else read now. */
+  private existingRow(anchor: string): { hash: string; pending: string | null; dn_norm: string } | undefined {
+    const known = this.pageRows?.get(anchor);
+    if (known !== undefined) return known ?? undefined;
+    return this.lookup.get(this.connector, anchor);
+  }
+
+  private stageChanges(changes: DeltaChange[], counts: StepCounts): void {
+    for (const c of changes) {
+      if (c.kind === 'upsert') {
+        this.stageObject(c.object, counts);
+        continue;
+      }
+      const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn, this.unicode))?.anchor : undefined);
+      if (!anchor) continue; // never staged (e.g. out of scope all along)
+      if (c.gone && this.integrity) {
+        // AD dropped the deleted object from its groups without changing them: so do we (a
+        // restored object, which keeps its objectGUID, is no member until a group lists it again).
+        this.groupsOfGone.run(this.connector, this.connector, anchor);
+        this.dropGone.run(this.connector, anchor);
+      }
+      const row = this.pageRows?.get(anchor);
+      if (row !== undefined) {
+        // Known from the page's read: the write's `changes` need not be waited for.
+        this.markDeleted.run(this.connector, anchor);
+        if (row !== null && row.pending !== 'delete') {
+          counts.deletes++;
+          row.pending = 'delete';
+        }
+      } else if (this.markDeleted.run(this.connector, anchor).changes > 0) counts.deletes++;
+    }
+  }
+
   private stageObject(o: SourceObject, counts: StepCounts): void {
+    this.stageChanged(this.prepareObject(o), counts);
+  }
+
+  /** Cleans an object in place (secrets, control characters) and computes its member rows and content hash. */
+  private prepareObject(o: SourceObject): Prepared {
     // The last gate before the connector space: whatever path brought the object here, no secret
     // attribute is staged (the import step took any NT hash out already).
     dropSecretAttributes(o.attributes);
@@ -210,25 +335,12 @@ export class ImportStager {
     // is another member.
     // Keys in sorted order: stableStringify's fast path (the text, and so the hash, is the same).
     const hash = contentHash({ a: sortedAttributes(o.attributes), dn: o.dn, ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}), t: o.objectType });
-    if (this.fresh) {
-      const dnNorm = safeNormalizeDn(o.dn, this.unicode);
-      const attrs = JSON.stringify(o.attributes);
-      const projected = this.project?.project(o);
-      const inserted =
-        projected === undefined
-          ? this.insertNew.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash).changes > 0
-          : this.insertLinked.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash, projected).changes > 0;
-      if (inserted) {
-        counts.adds++;
-        if (projected !== undefined) this.project!.linked(o, dnNorm);
-        for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);
-        return;
-      }
-      // The anchor came twice in this import: the second is an update of the first (below), and
-      // its projection is taken back.
-      if (projected !== undefined) this.dropProjected.run(projected);
-    }
-    const existing = this.lookup.get(this.connector, o.anchor);
+    return { o, members, hash };
+  }
+
+  /** Stages an object that may have a row already: unchanged, an update of it, or a new row. */
+  private stageChanged({ o, members, hash }: Prepared, counts: StepCounts): void {
+    const existing = this.existingRow(o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {
       counts.unchanged++;
       return;
@@ -251,6 +363,8 @@ export class ImportStager {
         this.touchByDn.run(this.connector, this.connector, dnNorm);
       }
     }
+    // What a read of the row would answer now (the same anchor again in this page).
+    this.pageRows?.set(o.anchor, { hash, pending: existing?.pending === 'add' || !existing ? 'add' : 'update', dn_norm: dnNorm });
     // Member rows belong to groups: a new object has none, so only a changed one is cleared first.
     if (existing) this.deleteMembers.run(this.connector, o.anchor);
     for (const m of members) this.insertMember.run(this.connector, o.anchor, m.dn, m.anchor);

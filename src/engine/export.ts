@@ -140,6 +140,11 @@ export class Exporter {
   private retrying = false;
   /** What the overlapped cycle's sync hands over (ParsedAttrs). */
   readonly parsed = new ParsedAttrs();
+  /**
+   * While a chunk of groups is prepared: their members (cloud id, type) read in one statement
+   * (upserts()); dropped when a settle in the chunk changes what it answers (see settle()).
+   */
+  private chunkMembers: Map<number, { cloud_id: string | null; object_type: ObjectType | null }[]> | undefined;
   /** Bulk answers not recorded yet (flush()). */
   private answered: { w: PreparedWrite; cloudId: string }[] = [];
 
@@ -273,21 +278,41 @@ export class Exporter {
       if (rows.length === 0) return;
       afterId = rows[rows.length - 1]!.id;
       const writes: PreparedWrite[] = [];
-      for (const row of rows) {
-        const w = this.prepare(row, step, deferIncomplete);
-        if (w) writes.push(w);
+      if (type === 'group') this.chunkMembers = this.membersOf(rows.map((r) => r.id));
+      try {
+        for (const row of rows) {
+          const w = this.prepare(row, step, deferIncomplete);
+          if (w) writes.push(w);
+        }
+      } finally {
+        this.chunkMembers = undefined;
       }
       await this.write(writes, step);
     }
   }
 
-  private members(groupId: number): { members: ScimMember[]; complete: boolean } {
+  /** The members of many groups, one statement (on PostgreSQL one round trip per chunk, not per group). */
+  private membersOf(groupIds: number[]): Map<number, { cloud_id: string | null; object_type: ObjectType | null }[]> {
+    const out = new Map<number, { cloud_id: string | null; object_type: ObjectType | null }[]>(groupIds.map((id) => [id, []]));
     const rows = this.sql(
-      `SELECT e.cloud_id, m.object_type FROM mv_members mm
+      `SELECT mm.group_id, e.cloud_id, m.object_type FROM mv_members mm
        JOIN mv_objects m ON m.id = mm.member_id
        LEFT JOIN export_objects e ON e.mv_id = mm.member_id
-       WHERE mm.group_id = ? AND m.deleted = 0`,
-    ).all(groupId) as { cloud_id: string | null; object_type: ObjectType | null }[];
+       WHERE mm.group_id IN (SELECT value FROM json_each(?)) AND m.deleted = 0`,
+    ).all(JSON.stringify(groupIds)) as { group_id: number; cloud_id: string | null; object_type: ObjectType | null }[];
+    for (const r of rows) out.get(Number(r.group_id))?.push({ cloud_id: r.cloud_id, object_type: r.object_type });
+    return out;
+  }
+
+  private members(groupId: number): { members: ScimMember[]; complete: boolean } {
+    const rows =
+      this.chunkMembers?.get(groupId) ??
+      (this.sql(
+        `SELECT e.cloud_id, m.object_type FROM mv_members mm
+         JOIN mv_objects m ON m.id = mm.member_id
+         LEFT JOIN export_objects e ON e.mv_id = mm.member_id
+         WHERE mm.group_id = ? AND m.deleted = 0`,
+      ).all(groupId) as { cloud_id: string | null; object_type: ObjectType | null }[]);
     const members: ScimMember[] = [];
     let complete = true;
     for (const r of rows) {
@@ -518,6 +543,9 @@ export class Exporter {
    */
   private settle(row: PendingRow, r: { cloudId?: string | null; hash?: string | null; error?: string; doc?: string }): void {
     if (r.error !== undefined) this.failed.add(row.id);
+    // The object's cloud id may change here (an error records none): a group of the same chunk that
+    // lists it reads its members afresh.
+    if (r.cloudId !== row.cloud_id) this.chunkMembers = undefined;
     // Inside a batch's transaction (writeBulk) the two statements join it; a savepoint per object
     // was the export's top cost in the profile.
     const write = () => {

@@ -58,13 +58,13 @@ export class EarlyExport {
   }
 
   /**
-   * The sync of a new object as the import stages it into an empty connector space, in the
-   * page's transaction (Synchronizer.projectStaged); after a sync failure, nothing is projected.
+   * The sync of new objects as the import stages them into an empty connector space, a page at a
+   * time in the page's transaction (Synchronizer.projectStaged); after a sync failure, nothing is projected.
    */
   projection(connector: string): StagedProjection {
     return {
-      project: (o) => (this.syncError === undefined ? this.sync.projectStaged(connector, o, this.exporter.parsed) : undefined),
-      linked: (o, dnNorm) => this.sync.stagedLinked(connector, o, dnNorm, this.syncStep),
+      project: (objects) => (this.syncError === undefined ? this.sync.projectStaged(connector, objects, this.exporter.parsed) : []),
+      linked: (objects) => this.sync.stagedLinked(connector, objects, this.syncStep),
     };
   }
 

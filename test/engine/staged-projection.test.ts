@@ -8,8 +8,8 @@
  * ids compared by their anchors (the two ways number them in another order), and the run counts.
  * The directories hold what the shortcut must step aside for: groups listed before and after
  * their members, nested groups, a member DN that names nobody, an anchor twice in one import (the
- * projection is taken back), a metaverse tombstone of an earlier object with a user's anchor (it
- * is revived by the sync pass), and AD-style member anchors.
+ * second is staged as an update of the first; a projection made for it is taken back), a metaverse tombstone of an earlier
+ * object with a user's anchor (it is revived by the sync pass), and AD-style member anchors.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -78,7 +78,7 @@ function run(dir: string, name: string, kind: 'ldap' | 'ad', pages: SourceObject
     db,
     'src',
     kind,
-    projected ? { project: (o) => sync.projectStaged('src', o), linked: (o, dnNorm) => sync.stagedLinked('src', o, dnNorm, syncStep) } : undefined,
+    projected ? { project: (objects) => sync.projectStaged('src', objects), linked: (objects) => sync.stagedLinked('src', objects, syncStep) } : undefined,
   );
   sync.requeueFailed();
   for (const page of pages) stager.stagePage(structuredClone(page), importStep.counts, () => sync.pass(syncStep));

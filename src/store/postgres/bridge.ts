@@ -92,6 +92,50 @@ export function bridgeStats(): BridgeStats {
   return { ...stats };
 }
 
+/**
+ * IDSYNC_PG_TRACE=1: round trips counted per statement text — the statement that needed the answer
+ * (a batch's last item; what rode along before it is free), with the time waited — and statements
+ * sent per text (batched or not: each is still one exchange between the worker and the server).
+ * bench/sync-worker.ts prints traceReport() per cycle; other processes print it to stderr at exit.
+ * A diagnostic for finding the reads that cost the round trips.
+ */
+const trace = process.env.IDSYNC_PG_TRACE === '1' ? new Map<string, { trips: number; statements: number; seconds: number }>() : undefined;
+let traceReported = false;
+if (trace) process.on('exit', () => traceReported || process.stderr.write(traceReport()));
+
+function traceText(item: PgQuery | PgScript): string {
+  return (item.op === 'query' ? item.text : item.sql).replace(/\s+/g, ' ').trim().slice(0, 140);
+}
+
+function traced(text: string): { trips: number; statements: number; seconds: number } {
+  let t = trace!.get(text);
+  if (!t) trace!.set(text, (t = { trips: 0, statements: 0, seconds: 0 }));
+  return t;
+}
+
+function traceCall(req: PgRequest, seconds: number): void {
+  if (req.op === 'close') return;
+  const items = req.op === 'batch' ? req.items : [req];
+  for (const item of items) traced(traceText(item)).statements++;
+  const last = traced(traceText(items[items.length - 1]!));
+  last.trips++;
+  last.seconds += seconds;
+}
+
+/** The IDSYNC_PG_TRACE report: the top statements by round trips, then by statements sent (empty without the flag). */
+export function traceReport(top = 12): string {
+  if (!trace || trace.size === 0) return '';
+  traceReported = true;
+  const line = ([text, t]: [string, { trips: number; statements: number; seconds: number }]) =>
+    `${String(t.trips).padStart(9)} trips ${t.seconds.toFixed(2).padStart(7)} s ${String(t.statements).padStart(9)} sent  ${text}`;
+  const byTrips = [...trace].filter(([, t]) => t.trips > 0).sort((a, b) => b[1].trips - a[1].trips).slice(0, top);
+  const bySent = [...trace].filter(([text]) => !byTrips.some(([x]) => x === text)).sort((a, b) => b[1].statements - a[1].statements).slice(0, 5);
+  return (
+    `PostgreSQL bridge by statement (IDSYNC_PG_TRACE, pid ${process.pid}: ${stats.roundTrips} round trips, ${stats.statements} statements sent):\n` +
+    `${byTrips.map(line).join('\n')}\n  most sent besides:\n${bySent.map(line).join('\n')}\n`
+  );
+}
+
 class Channel {
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private readonly port: MessagePort;
@@ -119,7 +163,9 @@ class Channel {
       Atomics.wait(this.flag, 0, 0, SLICE_MS);
       const msg = receiveMessageOnPort(this.port);
       if (msg) {
-        stats.waitSeconds += (performance.now() - t0) / 1000;
+        const waited = (performance.now() - t0) / 1000;
+        stats.waitSeconds += waited;
+        if (trace) traceCall(req, waited);
         return msg.message as PgResponse;
       }
       if (Date.now() > deadline) {
