@@ -12,11 +12,13 @@
  *            the account locked  → event 6113; items wait for the lock to end
  *            the cloud unavailable (429/5xx/network) → event 6112 once per outage, no credential
  *                                  advice; items wait as long as the cloud asked (Retry-After)
+ *                                  or a backoff, but no longer than until the cloud answers this
+ *                                  process again, or another process (the next `idsync sync`) tries
  *            anything else      → event 652; items stay queued
  * The CloudClient resolves the credential from the store at every request, so a fixed credential is
  * used by the next attempt without a restart (DESIGN.md §1).
  */
-import { classifyFailure, retryAfterOf, type CloudClient, type CloudFailureKind } from '../connectors/cloud/client.js';
+import { classifyFailure, retryAfterOf, UNAVAILABLE_CODES, type CloudClient, type CloudFailureKind } from '../connectors/cloud/client.js';
 import { toIdsyncError, type IdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
@@ -101,6 +103,13 @@ export class Delivery {
   async deliverDue(): Promise<DeliveryCounts> {
     const totals: DeliveryCounts = { delivered: 0, waiting: 0, failed: 0 };
     const { batchSize, concurrency } = this.options;
+    // A change that waits only because the cloud was unavailable goes out as soon as the cloud may
+    // answer again: in a process that has not met the outage (the next `idsync sync` after the
+    // cloud came back), or once the cloud answered this one again (the service). Its wait was a
+    // guess of when that would be, or a Retry-After said to another process or before the cloud
+    // answered again; waiting it out left a user's newest password unused after a successful run
+    // (issue 9: `npm run chaos` seed 778493644). During an outage this process knows of, it waits.
+    if (this.unavailable === undefined) this.outbox.dueAfterOutage(this.now(), UNAVAILABLE_CODES);
     const tried = new Set<string>();
     let authFailed = false;
     let active = 0;
