@@ -71,6 +71,13 @@ describe('e2e: the chaos verification sees what it must', { skip: skipUnless('sl
     assert.ok(v.lost.includes('group g0: 1 member(s) missing'), JSON.stringify(v.lost));
     assert.ok(v.problems.includes('stale user u4@lab.test (deleted in the source, still in the cloud)'), JSON.stringify(v.problems));
     assert.ok(v.problems.includes('u3: a replaced password still works'), JSON.stringify(v.problems));
+    // The refused password explains itself: which password the cloud holds, and that nothing waits
+    // for it in the outbox (it never reached idsync) — without naming a password or a hash.
+    const u3 = world.users.get('u3')!;
+    assert.ok(v.explained.some((l) => /^u3 \(anchor [^)]+\): latest password written at [\d:.]+ in trial 0; 2 password\(s\) in all; sign-in answered HTTP 4\d\d/.test(l)), v.explained.join('\n'));
+    assert.ok(v.explained.some((l) => /^cloud: stored hash is password 1 of 2 \(1 change\(s\) before the latest\), written to the directory at [\d:.]+ in trial 0; its change time/.test(l)), v.explained.join('\n'));
+    assert.ok(v.explained.includes('idsync: outbox holds nothing for the user'), v.explained.join('\n'));
+    for (const c of u3.history) assert.ok(!v.explained.join('\n').includes(c.password), 'no password in the explanation');
     // u4 left its groups too, so g1 may have one more member too many.
     assert.ok(inG1 ? v.problems.some((p) => /^group g1: [12] member\(s\) too many$/.test(p)) : v.lost.includes('group g1: 1 member(s) missing'), JSON.stringify(v));
   });
