@@ -130,7 +130,7 @@ export async function explainRefusedPassword(x: ExplainInput): Promise<string[]>
         at: string;
         queued_at: string | null;
       }[];
-      if (st.length) out.push(`idsync: status (newest first): ${st.map((r) => `${iso(r.at)} ${r.status}${r.reason ? ` (${r.reason.slice(0, 80)})` : ''} from ${r.source ?? '?'} queued ${iso(r.queued_at)}`).join('; ')}`);
+      if (st.length) out.push(`idsync: status (newest first): ${st.map((r) => `${iso(r.at)} ${r.status}${r.reason ? ` (${r.reason.slice(0, 160)})` : ''} from ${r.source ?? '?'} queued ${iso(r.queued_at)}`).join('; ')}`);
       const ev = db
         .prepare("SELECT id, name, time, details FROM events WHERE details LIKE ? ESCAPE '\\' ORDER BY seq DESC LIMIT 10")
         .all(`%${x.anchor.replace(/[%_\\]/g, (c) => `\\${c}`)}%`) as { id: number; name: string; time: string; details: string }[];

@@ -329,6 +329,11 @@ export class ChaosWorld {
     } else await this.memberOp(group, change === 'member-add' ? 'add' : 'delete', uid);
   }
 
+  /** A user's anchor in the source (its entryUUID: the cloud externalId and the outbox key). */
+  async sourceUuid(uid: string): Promise<string | undefined> {
+    return (await this.readSource()).users.get(uid)?.uuid;
+  }
+
   /** The cloud's SCIM API as its global administrator (for tests that damage the cloud on purpose). */
   async adminScim(method: 'POST' | 'DELETE' | 'GET', p: string, body?: unknown): Promise<{ status: number; body: unknown }> {
     if (!this.adminToken) this.adminToken = await fetchToken(this.cloudUrl, { grant_type: 'password', ...ADMIN });
