@@ -17,16 +17,21 @@
  * Then a full verification against slapd and the password model: every source user exactly once in
  * the cloud (by externalId and by userName), nothing the source deleted, attributes and group
  * members equal, meta.version changes whenever a resource changes (and only then is it allowed to),
- * every user signs in with their latest password and not with the one it replaced, and no password,
- * NT hash or token in any data file or captured output (test/helpers/secret-scan.ts).
+ * every user signs in with their latest password and not with the one it replaced, no password
+ * change left in idsync's outbox (but for a user not exported), and no password, NT hash or token
+ * in any data file or captured output (test/helpers/secret-scan.ts).
  *
- * Everything random comes from one seed, so a failing trial can be replayed with --seed.
+ * Everything random comes from one seed, so a failing trial can be replayed with --seed. Timing is
+ * not (the machine's load decides where a kill lands), so a latest password that is refused explains
+ * itself (bench/chaos-explain.ts): which password the cloud holds and since when, the outbox row,
+ * status history, events and the trial's timeline.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { Client } from 'ldapts';
 import { request } from 'undici';
 import { stringify } from 'yaml';
@@ -126,6 +131,20 @@ interface ScimResource {
 }
 
 const dnOf = (uid: string): string => `uid=${uid},${PEOPLE}`;
+
+/** Password changes in idsync's outbox that wait for anything but their user's export. */
+function queuedChanges(file: string): { anchor: string; attempts: number; lastError: string | null; dueInMs: number }[] {
+  if (!existsSync(file)) return [];
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db
+      .prepare("SELECT anchor, attempts, last_error, next_attempt_at FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY anchor")
+      .all() as { anchor: string; attempts: number; last_error: string | null; next_attempt_at: number }[];
+    return rows.map((r) => ({ anchor: r.anchor, attempts: r.attempts, lastError: r.last_error, dueInMs: r.next_attempt_at - Date.now() }));
+  } finally {
+    db.close();
+  }
+}
 
 /** A directory user's sign-in: the status and the OAuth error, if any (never the password). */
 async function signInAnswer(cloudUrl: string, username: string, password: string): Promise<{ status: number; error?: string }> {
@@ -604,6 +623,14 @@ export class ChaosWorld {
     for (const u of this.users.values()) {
       u.replaced = [];
       u.known = true;
+    }
+
+    // A recovery that succeeded leaves no password change waiting for the cloud (only ones waiting
+    // for their user's export, e.g. of a user deleted meanwhile): one that waits is not delivered.
+    const waiting = queuedChanges(path.join(this.dir, 'data', 'idsync.db'));
+    if (waiting.length) {
+      const who = waiting.map((w) => `${uidOfUuid.get(w.anchor) ?? w.anchor}: ${w.attempts} attempt(s), last error ${w.lastError ?? '-'}, due in ${w.dueInMs} ms`);
+      problems.push(`outbox: ${waiting.length} password change(s) still queued after the recovery (${who.join('; ')})`);
     }
 
     // No secret anywhere: the configuration folder (idsync.db, -wal, -shm, logs), the cloud's data, every output.
