@@ -60,6 +60,12 @@ export class Delivery {
   unavailable: { since: number; retryAt: number } | undefined;
   /** The refusal (its time) this service last reported, so that each is said once. */
   private reportedRefusal: string | undefined;
+  /**
+   * The next pass brings forward the changes parked because the cloud was unavailable: the first
+   * pass of this process, and the first after the cloud answered again. Not every pass: in a
+   * shared (HA) store each write is a fenced transaction, and a pass runs every poll.
+   */
+  private resumeParked = true;
 
   constructor(
     private readonly outbox: Outbox,
@@ -76,6 +82,13 @@ export class Delivery {
   backoff(attempts: number): number {
     const base = Math.min(this.options.maxBackoffMs, this.options.baseBackoffMs * 2 ** Math.min(attempts, 30));
     return Math.max(1, Math.round(base / 2 + Math.random() * (base / 2)));
+  }
+
+  /** The cloud answered (a batch or the heartbeat): an outage this process met is over. */
+  cloudAnswered(): void {
+    if (this.unavailable === undefined) return;
+    this.unavailable = undefined;
+    this.resumeParked = true;
   }
 
   /** Wakes idle workers of a pass in progress: a change was just queued. */
@@ -109,7 +122,10 @@ export class Delivery {
     // guess of when that would be, or a Retry-After said to another process or before the cloud
     // answered again; waiting it out left a user's newest password unused after a successful run
     // (issue 9: `npm run chaos` seed 778493644). During an outage this process knows of, it waits.
-    if (this.unavailable === undefined) this.outbox.dueAfterOutage(this.now(), UNAVAILABLE_CODES);
+    if (this.resumeParked && this.unavailable === undefined) {
+      this.resumeParked = false;
+      this.outbox.dueAfterOutage(this.now(), UNAVAILABLE_CODES);
+    }
     const tried = new Set<string>();
     let authFailed = false;
     let active = 0;
@@ -201,7 +217,7 @@ export class Delivery {
       this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: 0, failed: sendable.length, waiting: 0, ms: this.now() - started });
       return counts;
     }
-    this.unavailable = undefined;
+    this.cloudAnswered();
 
     const byId = new Map<string, string>();
     for (const r of results) if (typeof r.externalId === 'string' && typeof r.status === 'string') byId.set(r.externalId, r.status);
