@@ -646,7 +646,8 @@ export class ChaosWorld {
 
   /** Waits up to ms for the process to exit; true when it did. */
   private async exitsWithin(p: Proc, ms: number): Promise<boolean> {
-    return Promise.race([p.exited.then(() => true), sleep(ms).then(() => false)]);
+    // Not ref'd: a 120 s wait that lost the race must not hold the round's exit for 2 minutes.
+    return Promise.race([p.exited.then(() => true), sleep(ms, undefined, { ref: false }).then(() => false)]);
   }
 
   /** Kills p with SIGKILL at a random moment within the estimate; returns when and whether it was still running. */
