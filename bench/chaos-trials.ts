@@ -17,16 +17,21 @@
  * Then a full verification against slapd and the password model: every source user exactly once in
  * the cloud (by externalId and by userName), nothing the source deleted, attributes and group
  * members equal, meta.version changes whenever a resource changes (and only then is it allowed to),
- * every user signs in with their latest password and not with the one it replaced, and no password,
- * NT hash or token in any data file or captured output (test/helpers/secret-scan.ts).
+ * every user signs in with their latest password and not with the one it replaced, no password
+ * change left in idsync's outbox (but for a user not exported), and no password, NT hash or token
+ * in any data file or captured output (test/helpers/secret-scan.ts).
  *
- * Everything random comes from one seed, so a failing trial can be replayed with --seed.
+ * Everything random comes from one seed, so a failing trial can be replayed with --seed. Timing is
+ * not (the machine's load decides where a kill lands), so a latest password that is refused explains
+ * itself (bench/chaos-explain.ts): which password the cloud holds and since when, the outbox row,
+ * status history, events and the trial's timeline.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { Client } from 'ldapts';
 import { request } from 'undici';
 import { stringify } from 'yaml';
@@ -38,6 +43,7 @@ import { captured, idsync, setCredentials, signIn, spawnIdsync, stopProc, until,
 import { describeFindings, scanForSecrets, SecretSet } from '../test/helpers/secret-scan.js';
 import { freePort, startSlapd, type Slapd } from '../test/helpers/slapd.js';
 import { prng } from '../test/helpers/prng.js';
+import { explainRefusedPassword, type PasswordChange } from './chaos-explain.js';
 
 export const KINDS = ['sync', 'serve', 'cloud'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -72,6 +78,11 @@ export interface TrialResult {
   duplicated: string[];
   /** Every other difference found by the verification (stale objects, attributes, members, versions, sign-ins, secrets). */
   problems: string[];
+  /**
+   * Why, for a latest password that did not sign in: what the cloud and idsync held for that user
+   * (bench/chaos-explain.ts), and the trial's timeline. Empty when nothing was refused.
+   */
+  explained: string[];
 }
 
 export interface ChaosReport {
@@ -102,6 +113,8 @@ interface ModelUser {
   /** Imported by idsync already (a password change notification can name it). */
   known: boolean;
   permanent: boolean;
+  /** Every password the user had, oldest first (the last is `password`): a failure names which one the cloud holds. */
+  history: PasswordChange[];
 }
 
 // SCIM JSON read for verification.
@@ -118,6 +131,37 @@ interface ScimResource {
 }
 
 const dnOf = (uid: string): string => `uid=${uid},${PEOPLE}`;
+
+/** Password changes in idsync's outbox that wait for anything but their user's export. */
+function queuedChanges(file: string): { anchor: string; attempts: number; lastError: string | null; dueInMs: number }[] {
+  if (!existsSync(file)) return [];
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db
+      .prepare("SELECT anchor, attempts, last_error, next_attempt_at FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY anchor")
+      .all() as { anchor: string; attempts: number; last_error: string | null; next_attempt_at: number }[];
+    return rows.map((r) => ({ anchor: r.anchor, attempts: r.attempts, lastError: r.last_error, dueInMs: r.next_attempt_at - Date.now() }));
+  } finally {
+    db.close();
+  }
+}
+
+/** A directory user's sign-in: the status and the OAuth error, if any (never the password). */
+async function signInAnswer(cloudUrl: string, username: string, password: string): Promise<{ status: number; error?: string }> {
+  const res = await request(`${cloudUrl}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
+  });
+  const text = await res.body.text();
+  if (res.statusCode === 200) return { status: 200 };
+  try {
+    const body = JSON.parse(text) as { error?: unknown; error_description?: unknown };
+    return { status: res.statusCode, error: [body.error, body.error_description].filter((v) => typeof v === 'string').join(': ').slice(0, 200) };
+  } catch {
+    return { status: res.statusCode, error: text.slice(0, 200) };
+  }
+}
 const sid = (n: number): string => `S-1-5-21-7-7-7-${1000 + n}`;
 
 /** One round's servers, source of truth and password model (exported for the CI test's own checks). */
@@ -138,6 +182,9 @@ export class ChaosWorld {
   private next = 0;
   /** Counts of the trial running. */
   pcns = { accepted: 0, lost: 0 };
+  /** The trial running (0: before the first), and what happened in it when (for a failure's explanation). */
+  trial = 0;
+  timeline: string[] = [];
   private adminToken = '';
   /** id → version and digest of the resource at the last verification. */
   private readonly versions = new Map<string, { version: string; digest: string; body: Record<string, unknown> }>();
@@ -158,6 +205,11 @@ export class ChaosWorld {
   private newPassword(uid: string): string {
     return `Chaos-${uid}-${this.int(0xffffff).toString(16).padStart(6, '0')}!`;
   }
+  /** Notes a moment of the trial (its timeline explains a failure). */
+  mark(what: string): void {
+    this.timeline.push(`${new Date().toISOString().slice(11, 23)} ${what}`);
+  }
+
   private async remember(label: string, password: string): Promise<void> {
     if (this.secretSeen.has(password)) return;
     this.secretSeen.add(password);
@@ -168,7 +220,8 @@ export class ChaosWorld {
     const ldif: string[] = [];
     for (let i = 0; i < userCount; i++) {
       const uid = `u${this.next++}`;
-      const u: ModelUser = { uid, password: this.newPassword(uid), replaced: [], known: false, permanent: i < 2 };
+      const password = this.newPassword(uid);
+      const u: ModelUser = { uid, password, replaced: [], known: false, permanent: i < 2, history: [{ password, trial: 0, at: Date.now() }] };
       this.users.set(uid, u);
       await this.remember(uid, u.password);
       ldif.push(await this.userLdif(u));
@@ -295,6 +348,11 @@ export class ChaosWorld {
     } else await this.memberOp(group, change === 'member-add' ? 'add' : 'delete', uid);
   }
 
+  /** A user's anchor in the source (its entryUUID: the cloud externalId and the outbox key). */
+  async sourceUuid(uid: string): Promise<string | undefined> {
+    return (await this.readSource()).users.get(uid)?.uuid;
+  }
+
   /** The cloud's SCIM API as its global administrator (for tests that damage the cloud on purpose). */
   async adminScim(method: 'POST' | 'DELETE' | 'GET', p: string, body?: unknown): Promise<{ status: number; body: unknown }> {
     if (!this.adminToken) this.adminToken = await fetchToken(this.cloudUrl, { grant_type: 'password', ...ADMIN });
@@ -309,9 +367,12 @@ export class ChaosWorld {
 
   private async addUser(): Promise<void> {
     const uid = `u${this.next++}`;
-    const u: ModelUser = { uid, password: this.newPassword(uid), replaced: [], known: false, permanent: false };
+    const password = this.newPassword(uid);
+    const u: ModelUser = { uid, password, replaced: [], known: false, permanent: false, history: [] };
     await this.remember(uid, u.password);
     await this.slapd.add(await this.userLdif(u));
+    u.history.push({ password, trial: this.trial, at: Date.now() });
+    this.mark(`${uid} added`);
     this.users.set(uid, u);
     const g = this.pick([...this.groups.keys()]);
     if (g && this.rng() < 0.5) await this.memberOp(g, 'add', uid);
@@ -324,6 +385,7 @@ export class ChaosWorld {
     // Gone from the model first: from now on the cloud may no longer have it.
     this.users.delete(u.uid);
     await this.slapd.modify(`dn: ${dnOf(u.uid)}\nchangetype: delete\n`);
+    this.mark(`${u.uid} deleted`);
   }
 
   private async renameUser(u: ModelUser | undefined): Promise<void> {
@@ -340,6 +402,8 @@ export class ChaosWorld {
     await this.slapd.modify(`dn: ${dnOf(u.uid)}\nchangetype: modify\nreplace: sambaNTPassword\nsambaNTPassword: ${await sambaNtPassword(password)}\n`);
     u.replaced.push(u.password);
     u.password = password;
+    u.history.push({ password, trial: this.trial, at: Date.now() });
+    this.mark(`${u.uid} password ${u.history.length}`);
     const url = pcnUrl?.();
     if (url && u.known) {
       // The service may be dead or die meanwhile: a lost notification must be made good by the import.
@@ -352,8 +416,10 @@ export class ChaosWorld {
         const text = await res.body.text();
         if (res.statusCode === 202) this.pcns.accepted++;
         else this.log(`  PCN for ${u.uid}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+        this.mark(`${u.uid} password ${u.history.length}: notification answered ${res.statusCode}`);
       } catch {
         this.pcns.lost++; // connection refused or reset by the kill
+        this.mark(`${u.uid} password ${u.history.length}: notification cut off`);
       }
     }
   }
@@ -426,7 +492,7 @@ export class ChaosWorld {
     }
   }
 
-  async verify(): Promise<Pick<TrialResult, 'lost' | 'duplicated' | 'problems' | 'users' | 'groups'>> {
+  async verify(): Promise<Pick<TrialResult, 'lost' | 'duplicated' | 'problems' | 'users' | 'groups' | 'explained'>> {
     const lost: string[] = [];
     const duplicated: string[] = [];
     const problems: string[] = [];
@@ -524,24 +590,54 @@ export class ChaosWorld {
 
     // Sign-in: the latest password works; the ones it replaced do not.
     const failures: string[] = [];
+    const refused = new Map<string, string>();
     await inParallel([...this.users.values()], 8, async (u) => {
       if (!cloudIdOfUid.has(u.uid)) return; // already counted as lost
-      if ((await signIn(this.cloudUrl, `${u.uid}@lab.test`, u.password)) !== 200) failures.push(`${u.uid}: latest password refused`);
+      const answer = await signInAnswer(this.cloudUrl, `${u.uid}@lab.test`, u.password);
+      if (answer.status !== 200) {
+        failures.push(`${u.uid}: latest password refused`);
+        refused.set(u.uid, `HTTP ${answer.status}${answer.error ? ` ${answer.error}` : ''}`);
+      }
       const old = u.replaced.at(-1);
       if (old !== undefined && (await signIn(this.cloudUrl, `${u.uid}@lab.test`, old)) === 200) failures.push(`${u.uid}: a replaced password still works`);
     });
     lost.push(...failures.filter((f) => f.includes('refused')).map((f) => `password of ${f}`));
     problems.push(...failures.filter((f) => !f.includes('refused')));
+    // A refused latest password explains itself: what each side held for the user, and when things happened.
+    const explained: string[] = [];
+    for (const [uid, answer] of [...refused].sort()) {
+      const u = this.users.get(uid)!;
+      explained.push(
+        ...(await explainRefusedPassword({
+          uid,
+          userName: `${uid}@lab.test`,
+          anchor: src.users.get(uid)!.uuid,
+          history: u.history,
+          idsyncDb: path.join(this.dir, 'data', 'idsync.db'),
+          cloudDb: path.join(this.cloudData, 'cloud.db'),
+          answer,
+        })),
+      );
+    }
+    if (explained.length) explained.push(`timeline of trial ${this.trial}:`, ...this.timeline.map((t) => `  ${t}`));
     for (const u of this.users.values()) {
       u.replaced = [];
       u.known = true;
+    }
+
+    // A recovery that succeeded leaves no password change waiting for the cloud (only ones waiting
+    // for their user's export, e.g. of a user deleted meanwhile): one that waits is not delivered.
+    const waiting = queuedChanges(path.join(this.dir, 'data', 'idsync.db'));
+    if (waiting.length) {
+      const who = waiting.map((w) => `${uidOfUuid.get(w.anchor) ?? w.anchor}: ${w.attempts} attempt(s), last error ${w.lastError ?? '-'}, due in ${w.dueInMs} ms`);
+      problems.push(`outbox: ${waiting.length} password change(s) still queued after the recovery (${who.join('; ')})`);
     }
 
     // No secret anywhere: the configuration folder (idsync.db, -wal, -shm, logs), the cloud's data, every output.
     const scan = scanForSecrets(this.secrets, { dirs: [this.dir], texts: captured });
     if (scan.findings.length) problems.push(`secrets found:\n${describeFindings(scan.findings)}`);
 
-    return { lost, duplicated, problems, users: users.length, groups: groups.length };
+    return { lost, duplicated, problems, users: users.length, groups: groups.length, explained };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -550,7 +646,8 @@ export class ChaosWorld {
 
   /** Waits up to ms for the process to exit; true when it did. */
   private async exitsWithin(p: Proc, ms: number): Promise<boolean> {
-    return Promise.race([p.exited.then(() => true), sleep(ms).then(() => false)]);
+    // Not ref'd: a 120 s wait that lost the race must not hold the round's exit for 2 minutes.
+    return Promise.race([p.exited.then(() => true), sleep(ms, undefined, { ref: false }).then(() => false)]);
   }
 
   /** Kills p with SIGKILL at a random moment within the estimate; returns when and whether it was still running. */
@@ -568,7 +665,9 @@ export class ChaosWorld {
     let last = '';
     for (let attempt = 0; attempt < 3; attempt++) {
       const t0 = Date.now();
+      this.mark(`recovery: idsync sync (run ${attempt + 1})`);
       const r = await idsync(['-c', this.config, 'sync']);
+      this.mark(`recovery: idsync sync exited ${r.code}`);
       if (r.code === 0) {
         this.estimateMs.sync = Math.round((this.estimateMs.sync + (Date.now() - t0)) / 2);
         if (attempt > 0) this.log(`  recovery sync needed ${attempt + 1} runs; before: ${last}`);
@@ -581,29 +680,36 @@ export class ChaosWorld {
 
   async trialSync(): Promise<{ killAtMs: number; killedRunning: boolean }> {
     for (const step of this.planChanges(4 + this.int(8))) await step();
+    this.mark('idsync sync started');
     const p = spawnIdsync(['-c', this.config, 'sync']);
     const k = await this.killAtRandom(p, this.estimateMs.sync);
+    this.mark(k.killedRunning ? `idsync sync killed (SIGKILL) at ${k.killAtMs} ms` : `idsync sync had exited ${p.child.exitCode} before the kill`);
     await this.syncUntilSuccess();
     return k;
   }
 
   async trialCloud(): Promise<{ killAtMs: number; killedRunning: boolean }> {
     for (const step of this.planChanges(8 + this.int(12))) await step();
+    this.mark('idsync sync started');
     const sync = spawnIdsync(['-c', this.config, 'sync']);
     const killAtMs = Math.round(this.rng() * this.estimateMs.cloud * 1.2);
     const syncFinished = await this.exitsWithin(sync, killAtMs);
     if (this.cloud!.child.exitCode !== null) throw new Error(`the cloud exited by itself: ${this.cloud!.out.text.slice(-1000)}`);
     this.cloud!.child.kill('SIGKILL');
     await this.cloud!.exited;
+    this.mark(`cloud killed (SIGKILL) at ${killAtMs} ms${syncFinished ? `, after idsync sync exited ${sync.child.exitCode}` : ', idsync sync running'}`);
     // The sync meets a dead cloud: it may retry, fail, or have finished; it must not hang.
     if (!(await this.exitsWithin(sync, 120_000))) throw new Error('idsync sync hung with the cloud gone');
+    if (!syncFinished) this.mark(`idsync sync exited ${sync.child.exitCode}`);
     const k2 = { killAtMs, killedRunning: !syncFinished };
     await this.startCloud();
+    this.mark('cloud restarted (answers /healthz)');
     await this.syncUntilSuccess();
     return k2;
   }
 
   async trialServe(): Promise<{ killAtMs: number; killedRunning: boolean }> {
+    this.mark('idsync serve started');
     const serve = spawnIdsync(['-c', this.config, 'serve', '--port', '0', '--interval', '1s', '--log-level', 'warn']);
     killOnExit(serve.child);
     const url = await until('serve to listen', () => /listening on (\S+)/.exec(serve.out.text)?.[1], 30_000);
@@ -619,12 +725,14 @@ export class ChaosWorld {
       }
     })();
     const k = await this.killAtRandom(serve, this.estimateMs.serve);
+    this.mark(`idsync serve killed (SIGKILL) at ${k.killAtMs} ms`);
     await changes;
     this.estimateMs.serve = Math.round((this.estimateMs.serve + (Date.now() - t0)) / 2);
     if (!k.killedRunning) throw new Error(`idsync serve exited by itself: ${serve.out.text.slice(-1000)}`);
 
     // Recovery: restart, wait for a cycle that started after the restart to succeed and the outbox to drain.
     const restartedAt = new Date().toISOString();
+    this.mark('idsync serve restarted');
     const again = spawnIdsync(['-c', this.config, 'serve', '--port', '0', '--interval', '1s', '--log-level', 'warn']);
     killOnExit(again.child);
     const url2 = await until('serve to listen again', () => /listening on (\S+)/.exec(again.out.text)?.[1], 30_000);
@@ -638,6 +746,7 @@ export class ChaosWorld {
       120_000,
       200,
     );
+    this.mark('a cycle after the restart succeeded and the outbox is empty');
     const code = await stopProc(again, 'SIGTERM');
     if (code !== 0) throw new Error(`idsync serve did not stop cleanly on SIGTERM (exit ${code}): ${again.out.text.slice(-1000)}`);
     return k;
@@ -662,13 +771,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       let kill = { killAtMs: 0, killedRunning: false };
       let result: TrialResult;
       world.pcns = { accepted: 0, lost: 0 };
+      world.trial = n;
+      world.timeline = [];
       try {
         kill = kind === 'sync' ? await world.trialSync() : kind === 'serve' ? await world.trialServe() : await world.trialCloud();
         const recoveryMs = Date.now() - started;
         const v = await world.verify();
         result = { trial: n, kind, ...kill, recoveryMs, pcns: world.pcns, ...v };
       } catch (err) {
-        result = { trial: n, kind, ...kill, recoveryMs: Date.now() - started, pcns: world.pcns, users: 0, groups: 0, lost: [], duplicated: [], problems: [`trial failed: ${(err as Error).message}`] };
+        result = {
+          trial: n,
+          kind,
+          ...kill,
+          recoveryMs: Date.now() - started,
+          pcns: world.pcns,
+          users: 0,
+          groups: 0,
+          lost: [],
+          duplicated: [],
+          problems: [`trial failed: ${(err as Error).message}`],
+          explained: [],
+        };
         // The next trial needs a cloud to talk to.
         if (world.cloud?.child.exitCode !== null || world.cloud.child.signalCode !== null) await world.startCloud().catch(() => undefined);
       }
@@ -678,7 +801,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         `trial ${String(n).padStart(3)} ${kind.padEnd(5)} kill at ${String(result.killAtMs).padStart(5)} ms${result.killedRunning ? '' : ' (had finished)'}  ` +
           `${result.users} users ${result.groups} groups${kind === 'serve' ? `  PCNs ${result.pcns.accepted} accepted, ${result.pcns.lost} lost to the kill` : ''}  ${ok ? 'ok' : 'FAILED'}  ${((Date.now() - started) / 1000).toFixed(1)} s`,
       );
-      if (!ok) for (const line of [...result.lost.map((l) => `lost: ${l}`), ...result.duplicated.map((d) => `duplicated: ${d}`), ...result.problems]) log(`    ${line}`);
+      if (!ok) {
+        for (const line of [...result.lost.map((l) => `lost: ${l}`), ...result.duplicated.map((d) => `duplicated: ${d}`), ...result.problems]) log(`    ${line}`);
+        for (const line of result.explained) log(`      ${line}`);
+      }
     }
   } finally {
     await world.close();

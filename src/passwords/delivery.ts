@@ -12,11 +12,13 @@
  *            the account locked  → event 6113; items wait for the lock to end
  *            the cloud unavailable (429/5xx/network) → event 6112 once per outage, no credential
  *                                  advice; items wait as long as the cloud asked (Retry-After)
+ *                                  or a backoff, but no longer than until the cloud answers this
+ *                                  process again, or another process (the next `idsync sync`) tries
  *            anything else      → event 652; items stay queued
  * The CloudClient resolves the credential from the store at every request, so a fixed credential is
  * used by the next attempt without a restart (DESIGN.md §1).
  */
-import { classifyFailure, retryAfterOf, type CloudClient, type CloudFailureKind } from '../connectors/cloud/client.js';
+import { classifyFailure, retryAfterOf, UNAVAILABLE_CODES, type CloudClient, type CloudFailureKind } from '../connectors/cloud/client.js';
 import { toIdsyncError, type IdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
@@ -58,6 +60,12 @@ export class Delivery {
   unavailable: { since: number; retryAt: number } | undefined;
   /** The refusal (its time) this service last reported, so that each is said once. */
   private reportedRefusal: string | undefined;
+  /**
+   * The next pass brings forward the changes parked because the cloud was unavailable: the first
+   * pass of this process, and the first after the cloud answered again. Not every pass: in a
+   * shared (HA) store each write is a fenced transaction, and a pass runs every poll.
+   */
+  private resumeParked = true;
 
   constructor(
     private readonly outbox: Outbox,
@@ -74,6 +82,13 @@ export class Delivery {
   backoff(attempts: number): number {
     const base = Math.min(this.options.maxBackoffMs, this.options.baseBackoffMs * 2 ** Math.min(attempts, 30));
     return Math.max(1, Math.round(base / 2 + Math.random() * (base / 2)));
+  }
+
+  /** The cloud answered (a batch or the heartbeat): an outage this process met is over. */
+  cloudAnswered(): void {
+    if (this.unavailable === undefined) return;
+    this.unavailable = undefined;
+    this.resumeParked = true;
   }
 
   /** Wakes idle workers of a pass in progress: a change was just queued. */
@@ -101,6 +116,16 @@ export class Delivery {
   async deliverDue(): Promise<DeliveryCounts> {
     const totals: DeliveryCounts = { delivered: 0, waiting: 0, failed: 0 };
     const { batchSize, concurrency } = this.options;
+    // A change that waits only because the cloud was unavailable goes out as soon as the cloud may
+    // answer again: in a process that has not met the outage (the next `idsync sync` after the
+    // cloud came back), or once the cloud answered this one again (the service). Its wait was a
+    // guess of when that would be, or a Retry-After said to another process or before the cloud
+    // answered again; waiting it out left a user's newest password unused after a successful run
+    // (issue 9: `npm run chaos` seed 778493644). During an outage this process knows of, it waits.
+    if (this.resumeParked && this.unavailable === undefined) {
+      this.resumeParked = false;
+      this.outbox.dueAfterOutage(this.now(), UNAVAILABLE_CODES);
+    }
     const tried = new Set<string>();
     let authFailed = false;
     let active = 0;
@@ -192,7 +217,7 @@ export class Delivery {
       this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: 0, failed: sendable.length, waiting: 0, ms: this.now() - started });
       return counts;
     }
-    this.unavailable = undefined;
+    this.cloudAnswered();
 
     const byId = new Map<string, string>();
     for (const r of results) if (typeof r.externalId === 'string' && typeof r.status === 'string') byId.set(r.externalId, r.status);

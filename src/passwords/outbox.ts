@@ -70,6 +70,7 @@ export class Outbox {
   private readonly dueStmt;
   private readonly deleteStmt;
   private readonly retryStmt;
+  private readonly dueAfterOutageStmt;
   private readonly fpGet;
   private readonly fpMany;
   private readonly fpSet;
@@ -112,6 +113,9 @@ export class Outbox {
     this.deleteStmt = db.prepare('DELETE FROM phs_outbox WHERE anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ?');
     this.retryStmt = db.prepare(
       'UPDATE phs_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ?',
+    );
+    this.dueAfterOutageStmt = db.prepare<[number, number, string]>(
+      'UPDATE phs_outbox SET next_attempt_at = ? WHERE next_attempt_at > ? AND last_error IN (SELECT value FROM json_each(?))',
     );
     this.fpGet = db.prepare<[string, string], { nt_fp: Buffer | null }>('SELECT nt_fp FROM phs_state WHERE connector = ? AND anchor = ?');
     this.fpMany = db.prepare<[string, string], { anchor: string; nt_fp: Buffer | null }>(
@@ -187,6 +191,14 @@ export class Outbox {
   /** Try this write again at `at` (epoch ms), recording why it did not go through. */
   retry(w: OutboxWriteRef, at: number, reason: string): void {
     this.retryStmt.run(at, reason, w.anchor, w.version, w.queuedAt, w.writeId);
+  }
+
+  /**
+   * Makes due at `at` the items that wait only because the cloud was unavailable (their last error
+   * is one of `codes`): the cloud may answer again. Returns how many.
+   */
+  dueAfterOutage(at: number, codes: Iterable<string>): number {
+    return this.dueAfterOutageStmt.run(at, at, JSON.stringify([...codes])).changes;
   }
 
   /** Makes every waiting item due at `at` (a new credential deserves an attempt now, not after the backoff). */

@@ -512,7 +512,7 @@ export class PasswordPipeline {
     this.events.emit(EVENTS.PHS_PING_START, {});
     try {
       await this.cloud().test();
-      this.delivery.unavailable = undefined;
+      this.delivery.cloudAnswered();
       this.events.emit(EVENTS.PHS_HEARTBEAT, { depth: this.outboxStore.depth().depth });
       return true;
     } catch (err) {

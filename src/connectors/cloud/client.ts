@@ -79,7 +79,8 @@ interface TokenBody {
 /** How a failure of the cloud is to be reported: see the module comment. */
 export type CloudFailureKind = 'refused' | 'refused-recorded' | 'locked' | 'unavailable' | 'other';
 
-const UNAVAILABLE_CODES: ReadonlySet<ErrorCode> = new Set(['CLOUD_UNREACHABLE', 'CLOUD_UNAVAILABLE', 'CLOUD_SERVER_ERROR']);
+/** The error codes of an unavailable cloud (classifyFailure's 'unavailable'). */
+export const UNAVAILABLE_CODES: ReadonlySet<ErrorCode> = new Set(['CLOUD_UNREACHABLE', 'CLOUD_UNAVAILABLE', 'CLOUD_SERVER_ERROR']);
 
 export function classifyFailure(err: unknown): CloudFailureKind {
   if (!isIdsyncError(err)) return 'other';
