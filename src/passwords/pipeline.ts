@@ -265,8 +265,12 @@ export class PasswordPipeline {
    * with a write of a few rows, not of up to 256 with the pool idle. A user listed twice counts
    * once, with the later entry. No per-user "Queued" status here: the outbox row is the user's
    * "Queued" (status.ts), and the delivery records Success or Error. Returns how many changed.
+   *
+   * `readAt`: when the source began reading these hashes (default now). A change accepted after
+   * it (a notification) is newer than what the read saw, and the outbox keeps the newer one: a
+   * page read before a password change and handed over after its notification must not win.
    */
-  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = defaultHashConcurrency(), source = 'ldap'): Promise<number> {
+  async observeNtHashes(connector: string, items: { anchor: string; nt: Buffer }[], concurrency = defaultHashConcurrency(), source = 'ldap', readAt?: Date): Promise<number> {
     if (items.length === 0) return 0;
     const last = new Map<string, number>();
     items.forEach(({ anchor }, i) => {
@@ -274,7 +278,7 @@ export class PasswordPipeline {
       last.set(anchor, i);
     });
     const known = this.outboxStore.fingerprints(connector, [...last.keys()]);
-    const at = new Date(this.now());
+    const at = readAt ?? new Date(this.now());
     let ready: OutboxWrite[] = [];
     const flush = (): void => {
       const batch = ready;

@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CloudClient } from '../../../src/connectors/cloud/client.js';
-import type { SourceObject } from '../../../src/connectors/types.js';
+import type { SourceConnector, SourceObject } from '../../../src/connectors/types.js';
+import { importConnector } from '../../../src/engine/import.js';
+import { RunLog } from '../../../src/engine/runs.js';
 import { ntHash } from '../../../src/passwords/hash.js';
 import type { PasswordPipeline } from '../../../src/passwords/pipeline.js';
 import { extractPasswordAttributes } from '../../../src/passwords/sources/ldap.js';
@@ -79,5 +82,55 @@ describe('observeNtHash (polled LDAP source)', () => {
     assert.equal(await pipeline.observeNtHashes('openldap', page), 0, 'unchanged hashes are not queued again');
     const changed = [{ ...page[7]!, nt: await ntHash('Changed-Passw0rd') }];
     assert.equal(await pipeline.observeNtHashes('openldap', [...page.slice(0, 7), ...changed]), 1);
+  });
+});
+
+describe('the import path against a notification that arrives while a page is read', () => {
+  let env: Env;
+  let pipeline: PasswordPipeline;
+  before(() => {
+    env = makeEnv();
+    pipeline = makePipeline(env, () => {
+      throw new Error('no delivery in this test') as unknown as CloudClient;
+    });
+  });
+  after(() => env.cleanup());
+
+  it('a page read before a password change, handed over after its notification, does not overwrite the newer hash', async () => {
+    const u = addUser(env.db, { sam: 'racer', dn: 'uid=racer,ou=people,dc=lab,dc=test' }, 'openldap');
+    const oldNt = await ntHash('Before-Change-1');
+    const newNt = await ntHash('After-Change-2');
+    // A source (the SourceConnector interface, implemented here) whose page holds the hash from
+    // before the change, and which hands the page over only once the notification is accepted:
+    // the order an LDAP read ahead of the engine and a password change on the DC can take.
+    let read!: () => void;
+    const pageRead = new Promise<void>((r) => (read = r));
+    let handOver!: () => void;
+    const handedOver = new Promise<void>((r) => (handOver = r));
+    const source: SourceConnector = {
+      name: 'openldap',
+      kind: 'ldap',
+      test: async () => undefined,
+      close: async () => undefined,
+      fullImport: () =>
+        (async function* () {
+          const page: SourceObject[] = [{ anchor: u.anchor, objectType: 'user', dn: u.dn, attributes: { uid: ['racer'], samaccountname: ['racer'], sambantpassword: [oldNt.toString('hex').toUpperCase()] } }];
+          read();
+          await handedOver;
+          yield page;
+        })(),
+    };
+    const runs = new RunLog(env.db);
+    const step = runs.step(runs.begin('cycle'), 'openldap', 'import');
+    const importing = importConnector(env.db, source, step, { full: true, events: env.events, passwords: () => pipeline });
+    await pageRead;
+    await sleep(5); // the stamps have millisecond resolution: the notification comes a few ms later
+    await pipeline.acceptPassword('racer', 'After-Change-2');
+    handOver();
+    await importing;
+    // The state holds the newer hash: observing it again is "unchanged" (on the old code the page's
+    // older hash, stamped when it was handed over, replaced it and this was true).
+    assert.equal(await pipeline.observeNtHash('openldap', u.anchor, newNt), false, 'the notification\'s hash is the one kept');
+    assert.equal(pipeline.outbox().depth, 1);
   });
 });
