@@ -1,9 +1,14 @@
 /**
  * Child processes of the sync benches (bench/sync.ts, bench/sync-ab.ts): a node process whose
- * output is kept, and the cloud directory started as its own process, ready once it listens.
+ * output is kept, the cloud directory started as its own process, ready once it listens, and the
+ * sync configuration those processes run with.
  */
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { stringify } from 'yaml';
+import { loadConfig } from '../src/config/load.js';
+import { openContext } from '../src/engine/context.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -38,4 +43,29 @@ export async function startBenchCloud(dataDir: string, adminPassword: string): P
     cloud.done.then(() => reject(new Error('the cloud directory exited before it listened')), reject);
   });
   return { url, child: cloud.child };
+}
+
+/**
+ * The bench's idsync.yaml at CONFIG: the slapd as connector `bench`, the cloud by client
+ * credentials, a deletion threshold of N (the bench deletes nothing), and both secrets stored.
+ * The connector keeps its default timeoutMs on both stores.
+ */
+export function writeBenchConfig(
+  config: string,
+  o: { dataDir: string; store?: Record<string, unknown>; slapd: { url: string; adminDn: string; baseDn: string; adminPassword: string }; cloudUrl: string; cloudSecret: string; n: number },
+): void {
+  writeFileSync(
+    config,
+    stringify({
+      dataDir: o.dataDir,
+      ...(o.store ? { store: o.store } : {}),
+      connectors: [{ name: 'bench', type: 'ldap', url: o.slapd.url, bindDn: o.slapd.adminDn, baseDn: o.slapd.baseDn }],
+      cloud: { url: o.cloudUrl, auth: { type: 'client_credentials', clientId: 'bench' } },
+      sync: { deletionThreshold: o.n },
+    }),
+  );
+  const ctx = openContext(loadConfig(config));
+  ctx.credentials.set('cloud', o.cloudSecret);
+  ctx.credentials.set('bench', o.slapd.adminPassword);
+  ctx.close();
 }

@@ -7,16 +7,13 @@
  * (npm run bench:sync has those). `AB_FLAGS='--max-semi-space-size=64'` passes node flags to the
  * worker, `AB_PROFILE=DIR` writes a CPU profile of each run. Trees default to this one.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import { createSyncClient } from '../src/cloud/admin-api-client.js';
-import { loadConfig } from '../src/config/load.js';
-import { openContext } from '../src/engine/context.js';
 import { startSlapd } from '../test/helpers/slapd.js';
 import { writeBenchLdif } from './floors.js';
-import { runNode, startBenchCloud } from './processes.js';
+import { runNode, startBenchCloud, writeBenchConfig } from './processes.js';
 
 const n = Number(process.argv[2] ?? 100000);
 const rounds = Number(process.argv[3] ?? 2);
@@ -42,19 +39,7 @@ try {
       const url = cloud.url;
       const secret = await createSyncClient(url, { username: 'admin', password: adminPassword }, 'bench');
       const config = path.join(dir, `idsync${run}.yaml`);
-      writeFileSync(
-        config,
-        stringify({
-          dataDir: `./data${run}`,
-          connectors: [{ name: 'bench', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn }],
-          cloud: { url, auth: { type: 'client_credentials', clientId: 'bench' } },
-          sync: { deletionThreshold: n },
-        }),
-      );
-      const ctx = openContext(loadConfig(config));
-      ctx.credentials.set('cloud', secret);
-      ctx.credentials.set('bench', slapd.adminPassword);
-      ctx.close();
+      writeBenchConfig(config, { dataDir: `./data${run}`, slapd, cloudUrl: url, cloudSecret: secret, n });
       const cloudCpu0 = cpuOf(cloud.child.pid!);
       const flags = [
         ...(process.env.AB_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.AB_PROFILE, String(run))}`] : []),

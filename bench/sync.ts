@@ -15,13 +15,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import { createSyncClient } from '../src/cloud/admin-api-client.js';
-import { loadConfig } from '../src/config/load.js';
-import { openContext } from '../src/engine/context.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { startSlapd } from '../test/helpers/slapd.js';
-import { runNode, startBenchCloud } from './processes.js';
+import { runNode, startBenchCloud, writeBenchConfig } from './processes.js';
 import { bulkFloor, ldapFloor, sqliteFloor, writeBenchLdif, type Floor } from './floors.js';
 
 // `-- 100000,1000000 [--store sqlite|postgres|both]`: PostgreSQL (a private PostgreSQL 15 started
@@ -178,22 +175,7 @@ for (const n of sizes) {
         u.password = '';
         storeBlock = { type: 'postgres', url: u.toString() };
       }
-      writeFileSync(
-        config,
-        stringify({
-          dataDir: `./data-${store}`,
-          ...(storeBlock ? { store: storeBlock } : {}),
-          // The connector's default timeoutMs on both stores: a page of the initial cycle on PostgreSQL
-          // is a few round trips (engine reads per page), no longer seconds of them (docs/store.md).
-          connectors: [{ name: 'bench', type: 'ldap', url: slapd.url, bindDn: slapd.adminDn, baseDn: slapd.baseDn }],
-          cloud: { url, auth: { type: 'client_credentials', clientId: 'bench' } },
-          sync: { deletionThreshold: n },
-        }),
-      );
-      const ctx = openContext(loadConfig(config));
-      ctx.credentials.set('cloud', secret);
-      ctx.credentials.set('bench', slapd.adminPassword);
-      ctx.close();
+      writeBenchConfig(config, { dataDir: `./data-${store}`, store: storeBlock, slapd, cloudUrl: url, cloudSecret: secret, n });
 
       // IDSYNC_BENCH_PROFILE=DIR writes a CPU profile of each cycle there (bench/profile-top.ts summarises it per stage).
       const prof = process.env.IDSYNC_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.IDSYNC_BENCH_PROFILE}`] : [];
