@@ -118,12 +118,11 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
     }
     return hashes;
   };
-  // The hashes are stamped with when this import began reading, not when a page is handed over:
-  // a page can be read (and prefetched) before a password change whose notification is accepted
-  // meanwhile; that newer change must win (the outbox keeps the later stamp). A change committed
-  // before the read began is in the page itself.
-  let readAt = new Date();
-  const queue = async (hashes: { anchor: string; nt: Buffer }[]) => {
+  // The hashes are stamped with when this import began reading (`readAt`), not when a page is
+  // handed over: a page can be read (and prefetched) before a password change whose notification
+  // is accepted meanwhile; that newer change must win (the outbox keeps the later stamp). A change
+  // committed before the read began is in the page itself.
+  const queue = async (hashes: { anchor: string; nt: Buffer }[], readAt: Date) => {
     if (hashes.length > 0 && options.passwords) await options.passwords().observeNtHashes(connector.name, hashes, undefined, 'ldap', readAt);
   };
 
@@ -145,12 +144,12 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   }
   if (!options.full && !scheduledFull && saved !== undefined && connector.deltaImport) {
     try {
-      readAt = new Date();
+      const readAt = new Date();
       const delta = connector.deltaImport(saved);
       for await (const changes of readAhead(delta.pages)) {
         const hashes = stagedPasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
         stager.stageDelta(changes, step.counts, options.onStaged);
-        await queue(hashes);
+        await queue(hashes, readAt);
         done += changes.length;
         options.onProgress?.(done);
       }
@@ -165,11 +164,11 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   // Full import. NT hashes leave the objects before they are staged (extractPasswordAttributes
   // removes them in place), so the connector space never holds one.
   const watermark = connector.currentWatermark ? await connector.currentWatermark() : undefined;
-  readAt = new Date();
+  const readAt = new Date();
   for await (const page of readAhead(connector.fullImport())) {
     const hashes = stagedPasswords(page);
     stager.stagePage(page, step.counts, options.onStaged);
-    await queue(hashes);
+    await queue(hashes, readAt);
     done += page.length;
     options.onProgress?.(done);
   }

@@ -40,15 +40,19 @@ describe('extractPasswordAttributes', () => {
   });
 });
 
+/** A database and a pipeline that only queues: these tests never deliver. */
+function undeliveredPipeline(): { env: Env; pipeline: PasswordPipeline } {
+  const env = makeEnv();
+  const pipeline = makePipeline(env, () => {
+    throw new Error('no delivery in this test') as unknown as CloudClient;
+  });
+  return { env, pipeline };
+}
+
 describe('observeNtHash (polled LDAP source)', () => {
   let env: Env;
   let pipeline: PasswordPipeline;
-  before(() => {
-    env = makeEnv();
-    pipeline = makePipeline(env, () => {
-      throw new Error('no delivery in this test') as unknown as CloudClient;
-    });
-  });
+  before(() => ({ env, pipeline } = undeliveredPipeline()));
   after(() => env.cleanup());
 
   it('queues a hash only when it changed since the last import (keyed fingerprint)', async () => {
@@ -88,12 +92,7 @@ describe('observeNtHash (polled LDAP source)', () => {
 describe('the import path against a notification that arrives while a page is read', () => {
   let env: Env;
   let pipeline: PasswordPipeline;
-  before(() => {
-    env = makeEnv();
-    pipeline = makePipeline(env, () => {
-      throw new Error('no delivery in this test') as unknown as CloudClient;
-    });
-  });
+  before(() => ({ env, pipeline } = undeliveredPipeline()));
   after(() => env.cleanup());
 
   it('a page read before a password change, handed over after its notification, does not overwrite the newer hash', async () => {
