@@ -10,6 +10,12 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+      // better-sqlite3 12 aborts on Node 24 and 13 crashes on Node 20: only src/store/sqlite-driver.ts
+      // picks the one made for the running Node. Types may still come from 'better-sqlite3'.
+      '@typescript-eslint/no-restricted-imports': ['error', { paths: [
+        { name: 'better-sqlite3', message: "Load SQLite with { Sqlite } from src/store/sqlite-driver.ts (it picks the driver made for this Node).", allowTypeImports: true },
+        { name: 'better-sqlite3-node22', message: 'Load SQLite with { Sqlite } from src/store/sqlite-driver.ts.', allowTypeImports: true },
+      ] }],
     },
   },
   {

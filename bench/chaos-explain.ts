@@ -14,7 +14,8 @@
  * history and the time it was written to the directory) and times.
  */
 import { existsSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { Sqlite } from '../src/store/sqlite-driver.js';
 import { verifyOrgIdHash } from '../src/passwords/hash.js';
 
 export interface PasswordChange {
@@ -44,7 +45,7 @@ const iso = (s: string | null | undefined): string => (s ? s.slice(11, 23) : '-'
 function open(file: string): Database.Database | undefined {
   if (!existsSync(file)) return undefined;
   try {
-    return new Database(file, { readonly: true, fileMustExist: true });
+    return new Sqlite(file, { readonly: true, fileMustExist: true });
   } catch {
     return undefined;
   }

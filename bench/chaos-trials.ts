@@ -31,7 +31,7 @@ import { loadavg, tmpdir, cpus } from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
+import { Sqlite } from '../src/store/sqlite-driver.js';
 import { Client } from 'ldapts';
 import { request } from 'undici';
 import { stringify } from 'yaml';
@@ -135,7 +135,7 @@ const dnOf = (uid: string): string => `uid=${uid},${PEOPLE}`;
 /** Password changes in idsync's outbox that wait for anything but their user's export. */
 function queuedChanges(file: string): { anchor: string; attempts: number; lastError: string | null; dueInMs: number }[] {
   if (!existsSync(file)) return [];
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = new Sqlite(file, { readonly: true, fileMustExist: true });
   try {
     const rows = db
       .prepare("SELECT anchor, attempts, last_error, next_attempt_at FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY anchor")

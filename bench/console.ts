@@ -20,7 +20,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { Sqlite } from '../src/store/sqlite-driver.js';
 import Fastify from 'fastify';
 import { stringify } from 'yaml';
 import { consoleMigrations } from '../src/console/migrations.js';
@@ -235,7 +235,7 @@ function indexWriteCost(): void {
     { label: "engine + console/001's triggers (before)", migrations: [...engineMigrations.filter((m) => m.id !== 'engine/007-mv-changed-since'), consoleMigrations[0]!] },
   ];
   for (const v of variants) {
-    const db = new Database(':memory:');
+    const db = new Sqlite(':memory:');
     for (const m of v.migrations) db.exec(m.sql);
     const insert = db.prepare("INSERT INTO mv_objects (object_type, source_anchor, attrs, pending_export, updated_at) VALUES ('user', ?, '{}', 1, ?)");
     const set = db.prepare('UPDATE mv_objects SET attrs = ?, updated_at = ? WHERE id = ?');

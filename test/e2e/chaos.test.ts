@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
+import { Sqlite } from '../../src/store/sqlite-driver.js';
 import { ChaosWorld, KINDS, prng, runChaos } from '../../bench/chaos-trials.js';
 import { skipUnless } from '../helpers/integration.js';
 import { idsync } from '../helpers/processes.js';
@@ -136,7 +136,7 @@ describe('e2e: the run after a cloud restart delivers the password change that w
     assert.notEqual(failed.code, 0, 'the sync meets the dead cloud');
     const anchor = (await world.sourceUuid('u5'))!;
     const parked = () => {
-      const db = new Database(path.join(world.dir, 'data', 'idsync.db'), { readonly: true, fileMustExist: true });
+      const db = new Sqlite(path.join(world.dir, 'data', 'idsync.db'), { readonly: true, fileMustExist: true });
       try {
         return db.prepare('SELECT attempts, next_attempt_at, last_error FROM phs_outbox WHERE anchor = ?').get(anchor) as { attempts: number; next_attempt_at: number; last_error: string } | undefined;
       } finally {

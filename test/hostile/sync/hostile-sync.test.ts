@@ -19,7 +19,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { Sqlite } from '../../../src/store/sqlite-driver.js';
 import { startTestCloud, type TestCloud } from '../../helpers/cloud.js';
 import { inParallel } from '../../helpers/passwords.js';
 import { BIN } from '../../helpers/processes.js';
@@ -57,7 +57,7 @@ function run(args: string[], cwd: string): Promise<{ exit: number | null; out: s
 function stateDigest(dataDir: string): string {
   const file = path.join(dataDir, 'idsync.db');
   if (!existsSync(file)) return 'no database';
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = new Sqlite(file, { readonly: true, fileMustExist: true });
   try {
     const h = createHash('sha256');
     for (const t of ['cs_objects', 'cs_members', 'mv_objects', 'mv_members', 'export_objects', 'phs_outbox', 'phs_state', 'watermarks']) {
