@@ -28,20 +28,36 @@ export interface Floor {
 }
 
 /** The bench directory as LDIF for slapadd: N users (benchUser) and N/100 groups of 100 members. */
-export async function writeBenchLdif(file: string, n: number): Promise<void> {
+/**
+ * The bench directory: n users and n/100 groups of 100 members. `order`: 'members-first' (every
+ * user, then every group: what slapd returns to an import in that order) or 'groups-first' (each
+ * group right before its members, as in a directory whose objects were created over time: an
+ * import meets groups that list users it has not staged yet).
+ */
+export async function writeBenchLdif(file: string, n: number, order: 'members-first' | 'groups-first' = 'members-first'): Promise<void> {
   const out = createWriteStream(file);
   const write = async (s: string) => {
     if (!out.write(s)) await once(out, 'drain');
   };
-  for (let i = 0; i < n; i++) {
+  const user = (i: number): string => {
     let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n`;
     for (const [k, v] of Object.entries(benchUser(i))) entry += `${k}: ${v}\n`;
-    await write(`${entry}\n`);
-  }
-  for (let g = 0; g < Math.floor(n / 100); g++) {
+    return `${entry}\n`;
+  };
+  const group = (g: number): string => {
     let members = '';
     for (let i = g * 100; i < g * 100 + 100; i++) members += `member: uid=u${i},ou=people,dc=lab,dc=test\n`;
-    await write(`dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${members}\n`);
+    return `dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${members}\n`;
+  };
+  const groups = Math.floor(n / 100);
+  if (order === 'groups-first') {
+    for (let i = 0; i < n; i++) {
+      if (i % 100 === 0 && i / 100 < groups) await write(group(i / 100));
+      await write(user(i));
+    }
+  } else {
+    for (let i = 0; i < n; i++) await write(user(i));
+    for (let g = 0; g < groups; g++) await write(group(g));
   }
   out.end();
   await once(out, 'finish');

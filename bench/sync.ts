@@ -28,6 +28,9 @@ const storeArg = args.includes('--store') ? args[args.indexOf('--store') + 1] : 
 if (storeArg !== 'sqlite' && storeArg !== 'postgres' && storeArg !== 'both') throw new Error('--store must be sqlite, postgres or both');
 const stores: ('sqlite' | 'postgres')[] = storeArg === 'both' ? ['sqlite', 'postgres'] : [storeArg];
 const sizes = (args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--store') ?? '100000').split(',').map(Number);
+// `--groups-first`: each group is written right before its members (floors.ts), so the first import
+// stages groups that list users it has not seen yet.
+const order = args.includes('--groups-first') ? 'groups-first' : 'members-first';
 const pgCluster = stores.includes('postgres') ? await startPostgres() : undefined;
 
 interface WorkerResult {
@@ -120,7 +123,7 @@ for (const n of sizes) {
   const dir = mkdtempSync(path.join(tmpdir(), `idsync-bench-sync-${n}-`));
   console.log(`\nN = ${n.toLocaleString('en-US')} users + ${groups.toLocaleString('en-US')} groups (${dir}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   let t = performance.now();
-  await writeBenchLdif(path.join(dir, 'seed.ldif'), n);
+  await writeBenchLdif(path.join(dir, 'seed.ldif'), n, order);
   const slapd = await startSlapd({ seedLdifFile: path.join(dir, 'seed.ldif') });
   console.log(`generated and slapadd-loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
