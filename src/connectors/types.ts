@@ -30,7 +30,12 @@ export interface SourceObject {
   members?: { dn: string; anchor?: string }[];
 }
 
-/** What a full import yields: objects, in pages, streamed (never the whole directory in memory). */
+/**
+ * What a full import yields: objects, in pages, streamed (never the whole directory in memory).
+ * A page is read from the directory when it is asked for (the engine reads one page ahead itself):
+ * the password hashes in it are dated by that moment (engine/import.ts readAhead), so a source
+ * must not hand out entries it read before the page was asked for.
+ */
 export type ImportStream = AsyncIterable<SourceObject[]>;
 
 /** One change seen by a delta import. */

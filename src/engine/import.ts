@@ -35,10 +35,12 @@ export interface ImportOptions {
 /**
  * Iterates `pages` one page ahead: the next page is requested before the current one is handed
  * out, so the directory reads it while the engine stages this one. At most one page waits (the
- * back-pressure: the source is not read further until the engine takes the next page).
+ * back-pressure: the source is not read further until the engine takes the next page). Each page
+ * comes with when it was asked for (`requestedAt`): the source read it no earlier than that.
  */
-export async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<T> {
+export async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<{ page: T; requestedAt: Date }> {
   const it = pages[Symbol.asyncIterator]();
+  let requestedAt = new Date();
   let next = it.next();
   let finished = false;
   try {
@@ -48,9 +50,11 @@ export async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<T> 
         finished = true;
         return;
       }
+      const asked = requestedAt;
+      requestedAt = new Date();
       next = it.next();
       next.catch(() => undefined); // a failure is thrown by the await above, in the next round
-      yield r.value;
+      yield { page: r.value, requestedAt: asked };
     }
   } finally {
     if (!finished) await it.return?.().catch(() => undefined);
@@ -118,10 +122,12 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
     }
     return hashes;
   };
-  // The hashes are stamped with when this import began reading (`readAt`), not when a page is
+  // A page's hashes are stamped with when the page was asked for (`readAt`), not when it is
   // handed over: a page can be read (and prefetched) before a password change whose notification
-  // is accepted meanwhile; that newer change must win (the outbox keeps the later stamp). A change
-  // committed before the read began is in the page itself.
+  // is accepted meanwhile, and that newer change must win (the outbox keeps the later stamp); a
+  // page asked for after the notification holds that change or a newer one (a reset in the
+  // directory) and wins. Not the import's start either: a long import would then drop every
+  // reset made in the directory after a notification, until the next import.
   const queue = async (hashes: { anchor: string; nt: Buffer }[], readAt: Date) => {
     if (hashes.length > 0 && options.passwords) await options.passwords().observeNtHashes(connector.name, hashes, undefined, 'ldap', readAt);
   };
@@ -144,12 +150,11 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   }
   if (!options.full && !scheduledFull && saved !== undefined && connector.deltaImport) {
     try {
-      const readAt = new Date();
       const delta = connector.deltaImport(saved);
-      for await (const changes of readAhead(delta.pages)) {
+      for await (const { page: changes, requestedAt } of readAhead(delta.pages)) {
         const hashes = stagedPasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
         stager.stageDelta(changes, step.counts, options.onStaged);
-        await queue(hashes, readAt);
+        await queue(hashes, requestedAt);
         done += changes.length;
         options.onProgress?.(done);
       }
@@ -164,11 +169,10 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
   // Full import. NT hashes leave the objects before they are staged (extractPasswordAttributes
   // removes them in place), so the connector space never holds one.
   const watermark = connector.currentWatermark ? await connector.currentWatermark() : undefined;
-  const readAt = new Date();
-  for await (const page of readAhead(connector.fullImport())) {
+  for await (const { page, requestedAt } of readAhead(connector.fullImport())) {
     const hashes = stagedPasswords(page);
     stager.stagePage(page, step.counts, options.onStaged);
-    await queue(hashes, readAt);
+    await queue(hashes, requestedAt);
     done += page.length;
     options.onProgress?.(done);
   }

@@ -132,4 +132,48 @@ describe('the import path against a notification that arrives while a page is re
     assert.equal(await pipeline.observeNtHash('openldap', u.anchor, newNt), false, 'the notification\'s hash is the one kept');
     assert.equal(pipeline.outbox().depth, 1);
   });
+
+  it('a page asked for after a notification keeps the newer password it read (a reset in the directory), even in a long import', async () => {
+    const other = addUser(env.db, { sam: 'bystander', dn: 'uid=bystander,ou=people,dc=lab,dc=test' }, 'openldap');
+    const u = addUser(env.db, { sam: 'resetme', dn: 'uid=resetme,ou=people,dc=lab,dc=test' }, 'openldap');
+    const reset = await ntHash('Admin-Reset-P2');
+    const entry = (user: typeof u, uid: string, nt: Buffer): SourceObject => ({
+      anchor: user.anchor,
+      objectType: 'user',
+      dn: user.dn,
+      attributes: { uid: [uid], samaccountname: [uid], sambantpassword: [nt.toString('hex').toUpperCase()] },
+    });
+    // The import's first page is slow to come; meanwhile the user changes the password through a
+    // portal that notifies (P1), then an administrator resets it in the directory (P2, no
+    // notification). The second page is asked for only after both, so it holds P2: the newest.
+    let firstAsked!: () => void;
+    const asked = new Promise<void>((r) => (firstAsked = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const source: SourceConnector = {
+      name: 'openldap',
+      kind: 'ldap',
+      test: async () => undefined,
+      close: async () => undefined,
+      fullImport: () =>
+        (async function* () {
+          firstAsked();
+          await released;
+          yield [entry(other, 'bystander', await ntHash('Bystander-1'))];
+          yield [entry(u, 'resetme', reset)];
+        })(),
+    };
+    const runs = new RunLog(env.db);
+    const step = runs.step(runs.begin('cycle'), 'openldap', 'import');
+    const importing = importConnector(env.db, source, step, { full: true, events: env.events, passwords: () => pipeline });
+    await asked;
+    await sleep(5); // millisecond stamps: the notification comes a few ms after the import began
+    await pipeline.acceptPassword('resetme', 'Portal-Change-P1');
+    await sleep(5);
+    release();
+    await importing;
+    // The reset is kept: observing it again is "unchanged". (Stamped with when the import began,
+    // as before, the page's P2 was older than the notification and dropped as stale.)
+    assert.equal(await pipeline.observeNtHash('openldap', u.anchor, reset), false, 'the reset read after the notification is the one kept');
+  });
 });
