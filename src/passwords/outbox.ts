@@ -62,6 +62,12 @@ export interface OutboxWrite {
   source: string | null;
   /** Keyed fingerprint of the NT hash, when the source gave one (polling sources compare it). */
   fp?: Buffer;
+  /**
+   * Dated by its arrival here (a notification), not by the source: it is the newest change known of
+   * its user, so it is dated no earlier than 1 ms after the last known one. (A clock set back
+   * between two notifications of one user must not make the second one "older" and drop it.)
+   */
+  arrival?: boolean;
 }
 
 export class Outbox {
@@ -74,6 +80,7 @@ export class Outbox {
   private readonly fpGet;
   private readonly fpMany;
   private readonly fpSet;
+  private readonly knownAt;
   /** Who still exists in a connector space (the engine owns cs_objects); made on first use. */
   private csUsers: ConnectorSpaceUsers | undefined;
 
@@ -121,6 +128,7 @@ export class Outbox {
     this.fpMany = db.prepare<[string, string], { anchor: string; nt_fp: Buffer | null }>(
       'SELECT anchor, nt_fp FROM phs_state WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
     );
+    this.knownAt = db.prepare<[string, string], { changed_at: string | null }>('SELECT changed_at FROM phs_state WHERE connector = ? AND anchor = ?');
     this.fpSet = db.prepare(
       `INSERT INTO phs_state (connector, anchor, nt_fp, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = excluded.nt_fp, updated_at = excluded.updated_at`,
@@ -147,7 +155,7 @@ export class Outbox {
       const out: EnqueueResult[] = [];
       for (const c of changes) {
         const sealed = this.keys.seal(c.hash, c.anchor);
-        const changedAt = c.changedAt.toISOString();
+        const changedAt = (c.arrival ? this.afterKnown(c) : c.changedAt).toISOString();
         // Positional parameters: binding an object of named ones costs a µs or two per row.
         // A newer change of this user is known: nothing changes for this one.
         if (this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes === 0) {
@@ -159,6 +167,12 @@ export class Outbox {
       }
       return out;
     })();
+  }
+
+  /** An arriving change's date: its own, or 1 ms after the user's last known change when that is not older. */
+  private afterKnown(c: OutboxWrite): Date {
+    const known = Date.parse(this.knownAt.get(c.connector, c.anchor)?.changed_at ?? '');
+    return Number.isFinite(known) && known >= c.changedAt.getTime() ? new Date(known + 1) : c.changedAt;
   }
 
   /** Items due at `asOf` (default now), oldest first, skipping `exclude` (in flight). */

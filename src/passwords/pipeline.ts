@@ -202,7 +202,7 @@ export class PasswordPipeline {
     // that arrived later is the newer one, whichever hash finishes first.
     const at = new Date(this.now());
     const nt = await ntHash(password);
-    await this.acceptNtHash(u.connector, u.anchor, nt, at, source);
+    await this.queueNtHash(u.connector, u.anchor, nt, this.changeTime(u.anchor, at), true, source);
     return { anchor: u.anchor };
   }
 
@@ -211,9 +211,13 @@ export class PasswordPipeline {
    * arriving within a few milliseconds share one transaction (intake.ts); resolves once on disk.
    */
   async acceptNtHash(connector: string, anchor: string, nt: Buffer, changedAt?: Date, source = 'nt-hash'): Promise<void> {
-    const at = this.changeTime(anchor, changedAt);
+    await this.queueNtHash(connector, anchor, nt, this.changeTime(anchor, changedAt), changedAt === undefined, source);
+  }
+
+  /** `arrival`: dated by its arrival here, so never older than what is known of the user (outbox.ts). */
+  private async queueNtHash(connector: string, anchor: string, nt: Buffer, at: Date, arrival: boolean, source: string): Promise<void> {
     const fp = this.keys.fingerprint(connector, anchor, nt);
-    const res = await this.inOrder(anchor, orgIdHashFromNt(nt), (hash) => ({ connector, anchor, hash, changedAt: at, source, fp }));
+    const res = await this.inOrder(anchor, orgIdHashFromNt(nt), (hash) => ({ connector, anchor, hash, changedAt: at, source, fp, arrival }));
     if (res === 'queued') this.kick();
   }
 
@@ -221,7 +225,8 @@ export class PasswordPipeline {
   async acceptOrgIdHash(connector: string, anchor: string, orgIdHash: string, changedAt?: Date, source = 'agent'): Promise<void> {
     this.assertOrgIdHash(anchor, orgIdHash);
     const at = this.changeTime(anchor, changedAt);
-    const res = await this.inOrder(anchor, Promise.resolve(orgIdHash), (hash) => ({ connector, anchor, hash, changedAt: at, source }));
+    const arrival = changedAt === undefined;
+    const res = await this.inOrder(anchor, Promise.resolve(orgIdHash), (hash) => ({ connector, anchor, hash, changedAt: at, source, arrival }));
     if (res === 'queued') this.kick();
   }
 
@@ -233,7 +238,7 @@ export class PasswordPipeline {
   acceptOrgIdHashes(items: readonly { connector: string; anchor: string; orgIdHash: string; changedAt?: Date }[], source = 'agent'): number {
     const changes: OutboxWrite[] = items.map((it) => {
       this.assertOrgIdHash(it.anchor, it.orgIdHash);
-      return { connector: it.connector, anchor: it.anchor, hash: it.orgIdHash, changedAt: this.changeTime(it.anchor, it.changedAt), source };
+      return { connector: it.connector, anchor: it.anchor, hash: it.orgIdHash, changedAt: this.changeTime(it.anchor, it.changedAt), source, arrival: it.changedAt === undefined };
     });
     // What waits in the window goes first, so this batch cannot be overtaken by an older change.
     this.intake.flush();
@@ -250,7 +255,7 @@ export class PasswordPipeline {
     const fp = this.keys.fingerprint(connector, anchor, nt);
     const prev = this.outboxStore.fingerprint(connector, anchor);
     if (prev && prev.equals(fp)) return false;
-    await this.acceptNtHash(connector, anchor, nt, changedAt, 'ldap');
+    await this.queueNtHash(connector, anchor, nt, this.changeTime(anchor, changedAt), false, 'ldap'); // read, not notified: dated by the read
     return true;
   }
 

@@ -78,6 +78,32 @@ describe('password pipeline (real cloud directory)', () => {
     assert.equal(req.details.dn, u.dn);
   });
 
+  it('a notification after the server clock was set back is still the newest: it reaches the cloud and signs in', async () => {
+    // The pipeline's clock is pinned, then set back a minute (an NTP step) between two changes of
+    // one user, delivered in between so the cloud holds the first one's date.
+    let clock = Date.parse('2026-12-06T12:00:00Z');
+    const stepped = makePipeline(env, () => client, { now: () => clock });
+    const u = addUser(env.db, { sam: 'ntpstep' });
+    await createCloudUser(cloud, u);
+    secrets.push('Before-Step-P1!', 'After-Step-P2!');
+    await stepped.acceptPassword('ntpstep', 'Before-Step-P1!');
+    assert.deepEqual(await stepped.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
+    clock -= 60_000;
+    await stepped.acceptPassword('ntpstep', 'After-Step-P2!');
+    // On the old code the second change was dated a minute before the first and dropped as stale,
+    // while the notification was answered as queued: nothing waited, and P1 kept signing in.
+    assert.equal(stepped.outbox().depth, 1, 'the second change is queued');
+    assert.deepEqual(await stepped.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
+    assert.ok(await signIn(cloud, u.upn, 'After-Step-P2!'), 'the newest password signs in');
+    assert.ok(!(await signIn(cloud, u.upn, 'Before-Step-P1!')));
+    // A third change in the same millisecond-stepped past is newer again.
+    await stepped.acceptPassword('ntpstep', 'After-Step-P3!');
+    secrets.push('After-Step-P3!');
+    assert.deepEqual(await stepped.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });
+    assert.ok(await signIn(cloud, u.upn, 'After-Step-P3!'));
+    await stepped.stop();
+  });
+
   it('an unknown user is an error that does not echo the password', async () => {
     const password = 'Nobody-Secret-42';
     secrets.push(password);
