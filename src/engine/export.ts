@@ -340,13 +340,15 @@ export class Exporter {
         flow.resource = this.options.rules.outbound(row.object_type, attrs, flow.resource);
       } catch (err) {
         const reason = (err as Error).message;
-        this.settle(row, { error: reason });
+        this.settle(row, { cloudId: row.cloud_id, hash: row.exported_hash, error: reason });
         step.error('OBJECT_INVALID', reason, label);
         return undefined;
       }
     }
     if (!flow.ok) {
-      this.settle(row, { error: flow.reason });
+      // What the cloud holds of the object stays known (its id above all): a deletion later must
+      // still find it there.
+      this.settle(row, { cloudId: row.cloud_id, hash: row.exported_hash, error: flow.reason });
       step.error('OBJECT_INVALID', flow.reason, label);
       return undefined;
     }
