@@ -83,7 +83,9 @@ export class ImportStager {
   private readonly markSeen;
   private readonly deleteMembers;
   private readonly insertMember;
-  private readonly anchorByDn;
+  private readonly anchorsByDn;
+  /** Anchors this stager's delta upserted: a delete that names only a DN is not about them. */
+  private readonly upsertedInDelta = new Set<string>();
   private readonly renameMember;
   private readonly markDeleted;
   private readonly groupsOfGone;
@@ -171,7 +173,7 @@ export class ImportStager {
          AND anchor IN (SELECT group_anchor FROM cs_members INDEXED BY cs_members_member WHERE connector = ? AND member_dn = ? AND member_anchor IS NULL)`,
     );
     this.dropGone = db.prepare('DELETE FROM cs_members WHERE connector = ? AND member_anchor = ?');
-    this.anchorByDn = db.prepare<[string, string], { anchor: string }>('SELECT anchor FROM cs_objects WHERE connector = ? AND dn_norm = ?');
+    this.anchorsByDn = db.prepare<[string, string], { anchor: string }>('SELECT anchor FROM cs_objects WHERE connector = ? AND dn_norm = ?');
     this.markDeleted = db.prepare("UPDATE cs_objects SET pending = 'delete' WHERE connector = ? AND anchor = ? AND (pending IS NULL OR pending <> 'delete')");
   }
 
@@ -282,13 +284,25 @@ export class ImportStager {
     return this.lookup.get(this.connector, anchor);
   }
 
+  /**
+   * The object a delete names by its DN alone (an OpenLDAP accesslog entry without reqEntryUUID).
+   * Not one this delta upserted at that DN: an entry deleted and created again at the same DN comes
+   * as the new entry's upsert, then the old one's delete. None when the DN is still ambiguous: a
+   * wrong deletion is worse than one the next full import finds.
+   */
+  private anchorOfDeletedDn(dn: string): string | undefined {
+    const rows = this.anchorsByDn.all(this.connector, safeNormalizeDn(dn, this.unicode)).filter((r) => !this.upsertedInDelta.has(r.anchor));
+    return rows.length === 1 ? rows[0]!.anchor : undefined;
+  }
+
   private stageChanges(changes: DeltaChange[], counts: StepCounts): void {
     for (const c of changes) {
       if (c.kind === 'upsert') {
         this.stageObject(c.object, counts);
+        this.upsertedInDelta.add(c.object.anchor);
         continue;
       }
-      const anchor = c.anchor || (c.dn ? this.anchorByDn.get(this.connector, safeNormalizeDn(c.dn, this.unicode))?.anchor : undefined);
+      const anchor = c.anchor || (c.dn ? this.anchorOfDeletedDn(c.dn) : undefined);
       if (!anchor) continue; // never staged (e.g. out of scope all along)
       if (c.gone && this.integrity) {
         // AD dropped the deleted object from its groups without changing them: so do we (a
