@@ -56,8 +56,17 @@ export function isAuthFailure(code: string): boolean {
 
 export class Delivery {
   private readonly inFlight = new Set<string>();
-  /** Set while the cloud answers "unavailable": since when, and when it asked to be tried again. */
-  unavailable: { since: number; retryAt: number } | undefined;
+  /**
+   * Set while the cloud answers "unavailable": since when, when it asked to be tried again, and the
+   * last request (see `requests`) started before the latest such answer.
+   */
+  unavailable: { since: number; retryAt: number; requestsBefore: number } | undefined;
+  /**
+   * Requests to the cloud started so far (batches and heartbeats). Only an answer to a request
+   * started after the cloud last said "unavailable" says it answers again: a batch sent before a
+   * 429 and answered after it must not override the cloud's Retry-After.
+   */
+  private requests = 0;
   /** The refusal (its time) this service last reported, so that each is said once. */
   private reportedRefusal: string | undefined;
   /**
@@ -84,9 +93,23 @@ export class Delivery {
     return Math.max(1, Math.round(base / 2 + Math.random() * (base / 2)));
   }
 
-  /** The cloud answered (a batch or the heartbeat): an outage this process met is over. */
-  cloudAnswered(): void {
-    if (this.unavailable === undefined) return;
+  /** A request to the cloud starts: its number, for cloudAnswered. */
+  startRequest(): number {
+    return ++this.requests;
+  }
+
+  /**
+   * The cloud answered request `request` (a batch or the heartbeat): an outage this process met is
+   * over, if the request was sent after the cloud last said it was unavailable.
+   */
+  cloudAnswered(request: number): void {
+    if (this.unavailable === undefined || request <= this.unavailable.requestsBefore) return;
+    this.unavailable = undefined;
+    this.resumeParked = true;
+  }
+
+  /** A new term of this process's delivery (started again, e.g. leader again in HA): as a new process. */
+  restart(): void {
     this.unavailable = undefined;
     this.resumeParked = true;
   }
@@ -123,8 +146,8 @@ export class Delivery {
     // answered again; waiting it out left a user's newest password unused after a successful run
     // (issue 9: `npm run chaos` seed 778493644). During an outage this process knows of, it waits.
     if (this.resumeParked && this.unavailable === undefined) {
-      this.resumeParked = false;
       this.outbox.dueAfterOutage(this.now(), UNAVAILABLE_CODES);
+      this.resumeParked = false; // after the write: a failed one is tried again next pass
     }
     const tried = new Set<string>();
     let authFailed = false;
@@ -183,6 +206,7 @@ export class Delivery {
       this.events.emit(EVENTS.PHS_CHANGE_REQUEST, { connector: it.connector, anchor: it.anchor, dn });
     }
     let results: ResultItem[];
+    const request = this.startRequest();
     try {
       const client = this.cloud();
       const res = await client.api<{ results?: ResultItem[] }>('POST', PASSWORD_HASHES_PATH, {
@@ -217,7 +241,7 @@ export class Delivery {
       this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: 0, failed: sendable.length, waiting: 0, ms: this.now() - started });
       return counts;
     }
-    this.cloudAnswered();
+    this.cloudAnswered(request);
 
     const byId = new Map<string, string>();
     for (const r of results) if (typeof r.externalId === 'string' && typeof r.status === 'string') byId.set(r.externalId, r.status);
@@ -267,7 +291,7 @@ export class Delivery {
         const retryAfter = retryAfterOf(e);
         const now = this.now();
         if (!this.unavailable) this.events.emit(EVENTS.CLOUD_UNAVAILABLE, { ...details, ...(retryAfter !== undefined ? { retryAfterSeconds: Math.ceil(retryAfter / 1000) } : {}) });
-        this.unavailable = { since: this.unavailable?.since ?? now, retryAt: now + (retryAfter ?? MAX_UNAVAILABLE_WAIT_MS) };
+        this.unavailable = { since: this.unavailable?.since ?? now, retryAt: now + (retryAfter ?? MAX_UNAVAILABLE_WAIT_MS), requestsBefore: this.requests };
         return;
       }
       case 'refused':

@@ -440,6 +440,7 @@ export class PasswordPipeline {
     if (this.running) return;
     this.running = true;
     this.lastActivity = this.now();
+    this.delivery.restart();
     this.loop = this.run();
   }
 
@@ -519,9 +520,10 @@ export class PasswordPipeline {
   async ping(): Promise<boolean> {
     this.lastActivity = this.now();
     this.events.emit(EVENTS.PHS_PING_START, {});
+    const request = this.delivery.startRequest();
     try {
       await this.cloud().test();
-      this.delivery.cloudAnswered();
+      this.delivery.cloudAnswered(request);
       this.events.emit(EVENTS.PHS_HEARTBEAT, { depth: this.outboxStore.depth().depth });
       return true;
     } catch (err) {
