@@ -286,6 +286,9 @@ export class DrsPasswordSource {
     let objects = 0;
     let queued = 0;
     if (full) this.deps.events.emit(EVENTS.DRS_FULL_PASS_STARTED, { connector: this.name, dc: this.host, reason: fullReason ?? 'no replication state for this connector' });
+    // Each page's hashes are dated by when the page was asked for (as an import's: engine/import.ts),
+    // so a notification accepted while the page was read, before the change reached this DC, wins.
+    let askedAt = new Date();
     for await (const page of client.changes({ ncDn: this.deps.connector.baseDn, maxObjects: this.cfg.maxObjects, ...(from ? { from } : {}) })) {
       if (page.full && !full) {
         full = true;
@@ -309,7 +312,7 @@ export class DrsPasswordSource {
           }
           if (anchor && u.nt) items.push({ anchor, nt: u.nt });
         }
-        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items, undefined, 'drs');
+        if (items.length) queued += await this.deps.pipeline.observeNtHashes(this.name, items, undefined, 'drs', askedAt);
       } finally {
         // the hashes are in the outbox (sealed) or the page is repeated: drop them from memory
         for (const u of page.users) u.nt?.fill(0);
@@ -317,6 +320,7 @@ export class DrsPasswordSource {
       }
       // durable only now that the page's hashes are in the outbox
       this.state.save(this.name, page.state, (full || resumesFull) && !page.more);
+      askedAt = new Date(); // the loop asks for the next page now
     }
     if (full || resumesFull) this.deps.events.emit(EVENTS.DRS_FULL_PASS_COMPLETED, { connector: this.name, dc: this.host, objects, queued });
     return { full, objects, queued };
