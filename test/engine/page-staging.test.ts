@@ -46,7 +46,8 @@ type Import = { kind: 'full'; objects: SourceObject[] } | { kind: 'delta'; chang
 function history(seed: number, kind: 'ldap' | 'ad'): Import[] {
   const rnd = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  const nUsers = 15 + Math.floor(rnd() * 40);
+  // Every fourth seed is large: pages of up to 1,300 cut into the multi-row statements' slices of 500, 256, …
+  const nUsers = seed % 4 === 0 ? 600 + Math.floor(rnd() * 700) : 15 + Math.floor(rnd() * 40);
   const nGroups = 2 + Math.floor(rnd() * 5);
   const dn = (i: number, v: number) => (i < nUsers ? `uid=u${i}${v ? `v${v}` : ''},ou=people,dc=lab,dc=test` : `cn=g${i - nUsers},ou=groups,dc=lab,dc=test`);
   const version = new Map<number, number>(); // DN version per object (a rename bumps it)
@@ -104,11 +105,12 @@ function history(seed: number, kind: 'ldap' | 'ad'): Import[] {
   return out;
 }
 
-/** Cuts a list into pages: random sizes (1–40), or one element each. */
+/** Cuts a list into pages: random sizes (1–40, or 1–1,300 for a large history), or one element each. */
 function paged<T>(xs: T[], rnd: (() => number) | undefined): T[][] {
   const out: T[][] = [];
+  const largest = xs.length > 500 ? 1300 : 40;
   for (let i = 0; i < xs.length; ) {
-    const size = rnd ? 1 + Math.floor(rnd() * 40) : 1;
+    const size = rnd ? 1 + Math.floor(rnd() * largest) : 1;
     out.push(xs.slice(i, i + size));
     i += size;
   }
