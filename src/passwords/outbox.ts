@@ -155,10 +155,17 @@ export class Outbox {
       const out: EnqueueResult[] = [];
       for (const c of changes) {
         const sealed = this.keys.seal(c.hash, c.anchor);
-        const changedAt = (c.arrival ? this.afterKnown(c) : c.changedAt).toISOString();
+        let changedAt = c.changedAt.toISOString();
         // Positional parameters: binding an object of named ones costs a µs or two per row.
+        let written = this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes > 0;
+        if (!written && c.arrival) {
+          // An arriving change older than what is known (the clock was set back) is dated just
+          // after it instead; read only then, so the usual change costs no extra look-up.
+          changedAt = this.afterKnown(c).toISOString();
+          written = this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes > 0;
+        }
         // A newer change of this user is known: nothing changes for this one.
-        if (this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes === 0) {
+        if (!written) {
           out.push('stale');
           continue;
         }
@@ -169,7 +176,7 @@ export class Outbox {
     })();
   }
 
-  /** An arriving change's date: its own, or 1 ms after the user's last known change when that is not older. */
+  /** An arriving change's date when what is known of its user is newer: 1 ms after that. */
   private afterKnown(c: OutboxWrite): Date {
     const known = Date.parse(this.knownAt.get(c.connector, c.anchor)?.changed_at ?? '');
     return Number.isFinite(known) && known >= c.changedAt.getTime() ? new Date(known + 1) : c.changedAt;
