@@ -6,6 +6,9 @@
  * Each account and client carries a `token_version`. Tokens name the version they were issued
  * for and are checked against the current one on every request, so changing a password (or a
  * secret, or deleting the account) revokes every token issued before, at once (KB 2962509).
+ * A new account or client starts at a version no earlier one of its name can have had
+ * (firstTokenVersion): one deleted and created again under the same name does not bring its old
+ * tokens back to life.
  */
 import type { Migration } from '../../store/database.js';
 import type { Sql } from '../store/sql.js';
@@ -58,6 +61,14 @@ export const accountsPgMigrations: Migration[] = [
       );
     `,
   },
+  {
+    // firstTokenVersion's values need 64 bits (SQLite's INTEGER has them already).
+    id: 'cloud-accounts/002-token-version-bigint',
+    sql: `
+      ALTER TABLE cloud_accounts ALTER COLUMN token_version TYPE BIGINT;
+      ALTER TABLE cloud_clients ALTER COLUMN token_version TYPE BIGINT;
+    `,
+  },
 ];
 
 /** What the API shows of an account: never the hash. */
@@ -100,6 +111,16 @@ interface ClientRow {
   created_at: string;
 }
 
+/**
+ * The token version a new account or client starts at: the creation time in milliseconds × 1,000.
+ * An earlier holder of the name reached at most its own start plus one per password change, and it
+ * would have needed more than a change per microsecond of its life to reach this. (Starting at 1,
+ * a deleted account's tokens opened the next account of the same name.) Below 2^53 until 2255.
+ */
+export function firstTokenVersion(nowMs: number): number {
+  return Math.floor(nowMs) * 1000;
+}
+
 export type CredentialCheck = { ok: true; principal: Principal } | { ok: false; reason: 'unknown' | 'bad_secret' };
 
 export class AccountStore {
@@ -139,8 +160,8 @@ export class AccountStore {
     const hash = await hashSecret(password, this.hashParams);
     const at = this.iso();
     const changes = await this.db.run(
-      'INSERT INTO cloud_accounts (username, role, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
-      [username, role, hash, at, at],
+      'INSERT INTO cloud_accounts (username, role, password_hash, token_version, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      [username, role, hash, firstTokenVersion(this.now()), at, at],
     );
     return changes === 1 ? { username, role, createdAt: at, passwordChangedAt: at } : undefined;
   }
@@ -210,7 +231,13 @@ export class AccountStore {
   async createClient(clientId: string, secret: string, role: Role): Promise<ClientInfo | undefined> {
     const hash = await hashSecret(secret, this.hashParams);
     const at = this.iso();
-    const changes = await this.db.run('INSERT INTO cloud_clients (client_id, role, secret_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING', [clientId, role, hash, at]);
+    const changes = await this.db.run('INSERT INTO cloud_clients (client_id, role, secret_hash, token_version, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING', [
+      clientId,
+      role,
+      hash,
+      firstTokenVersion(this.now()),
+      at,
+    ]);
     return changes === 1 ? { clientId, role, createdAt: at } : undefined;
   }
 

@@ -245,6 +245,25 @@ describe('changing a sync account password (KB 2962509)', () => {
     assert.equal((await call(server, 'DELETE', '/admin/v1/accounts/nobody', { token: admin })).status, 404);
   });
 
+  test("a deleted account's or client's token stays refused when one of the same name is created again", async () => {
+    const admin = await accountToken(server);
+    await createAccount(server, admin, 'again', 'again-password-001', 'admin');
+    const old = await accountToken(server, 'again', 'again-password-001');
+    assert.equal((await call(server, 'DELETE', '/admin/v1/accounts/again', { token: admin })).status, 204);
+    // Someone else's account under the same name (its own password): the first one's token must not
+    // open it (on the old code token versions started at 1 again, and the old token had version 1).
+    await createAccount(server, admin, 'again', 'someone-else-0002', 'admin');
+    assert.equal((await call(server, 'GET', '/admin/v1/accounts', { token: old })).status, 401);
+    assert.equal((await call(server, 'GET', '/admin/v1/accounts', { token: await accountToken(server, 'again', 'someone-else-0002') })).status, 200);
+
+    const first = await call(server, 'POST', '/admin/v1/clients', { token: admin, json: { clientId: 'again-client', role: 'DirectorySynchronizationAccounts' } });
+    const oldClient = await tokenRequest(server, { grant_type: 'client_credentials', client_id: 'again-client', client_secret: first.body.clientSecret });
+    assert.equal(oldClient.status, 200);
+    assert.equal((await call(server, 'DELETE', '/admin/v1/clients/again-client', { token: admin })).status, 204);
+    assert.equal((await call(server, 'POST', '/admin/v1/clients', { token: admin, json: { clientId: 'again-client', role: 'GlobalAdministrator' } })).status, 201);
+    assert.equal((await call(server, 'GET', '/scim/v2/ServiceProviderConfig', { token: oldClient.body.access_token })).status, 401);
+  });
+
   test('a role change takes effect on the next request of an existing token', async () => {
     const admin = await accountToken(server);
     await createAccount(server, admin, 'promoted', 'promoted-password', 'sync');
