@@ -51,18 +51,65 @@ function checkShape(text: string, scimType: ScimType): void {
   }
 }
 
+/** A quoted string of a filter, as the parser's tokenizer finds it. */
+const QUOTED = /"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * A filter's string value: a JSON string (RFC 7644 §3.4.2.2), so `\\` is one backslash and `\"` a
+ * quote. A backslash that starts no JSON escape is kept as a backslash: lenient clients send
+ * `"DOM\jdoe"` unescaped, and the parser always read it so.
+ */
+function decodeString(literal: string, scimType: ScimType): string {
+  try {
+    // Escapes are read in pairs (`\\j` is an escaped backslash, then j); an unknown one keeps its backslash.
+    return JSON.parse(literal.replace(/\\([\s\S])/g, (pair, c: string) => ('"\\/bfnrtu'.includes(c) ? pair : `\\\\${c}`))) as string;
+  } catch {
+    throw badRequest(scimType, `invalid filter: ${literal.length > 200 ? literal.slice(0, 200) + '…' : literal} is not a valid string (a \\u escape needs four hex digits)`);
+  }
+}
+
+/**
+ * The filter's quoted strings, decoded here and each replaced by a placeholder the parser reads back
+ * unchanged (its number: every string of the filter is one, so none can pose as another), then put
+ * back into its AST. (scim2-parse-filter doubles every backslash not before a quote before decoding:
+ * `"DOM\\\\jdoe"` looked for `DOM\\\\jdoe`, and `"tail\\\\"` was refused.)
+ */
+function protectStrings(text: string, scimType: ScimType): { text: string; strings: Map<string, string> } {
+  const strings = new Map<string, string>();
+  const replaced = text.replace(QUOTED, (literal) => {
+    const key = String(strings.size);
+    strings.set(key, decodeString(literal, scimType));
+    return `"${key}"`;
+  });
+  return { text: replaced, strings };
+}
+
+function restoreStrings(raw: RawFilter, strings: Map<string, string>): void {
+  if (strings.size === 0) return;
+  const stack: RawFilter[] = [raw];
+  while (stack.length) {
+    const f = stack.pop() as RawFilter & { filters?: RawFilter[]; filter?: RawFilter; valFilter?: RawFilter; compValue?: unknown };
+    if (f.filters) stack.push(...f.filters);
+    else if (f.filter) stack.push(f.filter);
+    else if (f.valFilter) stack.push(f.valFilter);
+    else if (typeof f.compValue === 'string' && strings.has(f.compValue)) f.compValue = strings.get(f.compValue);
+  }
+}
+
 /** Parses filter text into the library's AST; any syntax problem is a 400 with `scimType`. */
 export function parseFilterText(text: string, scimType: ScimType = 'invalidFilter'): RawFilter {
   if (typeof text !== 'string' || text.trim() === '') throw badRequest(scimType, 'filter is empty');
   if (hasLoneSurrogate(text)) throw badRequest(scimType, 'filter contains a lone UTF-16 surrogate, which is not a Unicode character');
   checkShape(text, scimType);
+  const protectedText = protectStrings(text, scimType);
   let raw: RawFilter;
   try {
-    raw = parseRaw(text);
+    raw = parseRaw(protectedText.text);
   } catch (err) {
     const msg = err instanceof RangeError ? 'filter is too complex' : (err as Error).message;
     throw badRequest(scimType, `invalid filter "${text.length > 200 ? text.slice(0, 200) + '…' : text}": ${msg}`);
   }
+  restoreStrings(raw, protectedText.strings);
   checkTerms(raw, scimType);
   return raw;
 }

@@ -222,3 +222,44 @@ describe('scale', () => {
     assert.ok(parsed <= 10, `parsed ${parsed} documents`);
   });
 });
+
+describe('string values are JSON strings (RFC 7644 §3.4.2.2): their escapes are decoded', () => {
+  // Values with a backslash (a down-level logon name) or a quote. scim2-parse-filter alone doubled
+  // every backslash not before a quote: `"DOM\\jdoe"` looked for DOM\\jdoe, and `"tail\\"` was refused.
+  let own: ScimService;
+  let ownDir: string;
+  let ownStore: CloudStore;
+  before(async () => {
+    ownDir = mkdtempSync(path.join(tmpdir(), 'idsync-scim-filter-escapes-'));
+    ({ store: ownStore } = await openTestScimStore(ownDir));
+    own = new ScimService(ownStore);
+    for (const userName of ['DOM\\jdoe', 'tail\\', 'say "hi"', 'DOM\\\\double', 'plain']) await own.create(USERS, { userName, emails: [{ value: `${userName.length}@x.test`, type: userName }] });
+  });
+  after(async () => {
+    await ownStore.close();
+    rmSync(ownDir, { recursive: true, force: true });
+  });
+  const escapes: [string, string[]][] = [
+    ['userName eq "DOM\\\\jdoe"', ['DOM\\jdoe']],
+    ['userName eq "DOM\\u005cjdoe"', ['DOM\\jdoe']],
+    ['userName eq "tail\\\\"', ['tail\\']],
+    ['userName eq "say \\"hi\\""', ['say "hi"']],
+    ['userName eq "DOM\\\\\\\\double"', ['DOM\\\\double']],
+    ['userName sw "DOM\\\\"', ['DOM\\\\double', 'DOM\\jdoe']],
+    ['emails[type eq "DOM\\\\jdoe"]', ['DOM\\jdoe']],
+    // A backslash that starts no JSON escape is kept as one (lenient clients send it unescaped).
+    ['userName eq "DOM\\jdoe"', ['DOM\\jdoe']],
+    ['userName eq "plain" or userName eq "tail\\\\"', ['plain', 'tail\\']],
+  ];
+  for (const [filter, expected] of escapes) {
+    test(filter, async () => {
+      assert.deepEqual(names((await own.list(USERS, { filter })).items), [...expected].sort());
+      const all = await own.renderAll(USERS, (await own.list(USERS, {})).items, 'http://x/scim/v2');
+      const f = compileFilter(filter, { rt: USER_TYPE });
+      assert.deepEqual(all.filter((r) => evalFilter(f, r)).map((r) => r.userName as string).sort(), [...expected].sort(), 'JS evaluator');
+    });
+  }
+  test('a string that is not one (a \\u escape without four hex digits) is 400 invalidFilter', async () => {
+    await assert.rejects(() => own.list(USERS, { filter: 'userName eq "bad\\u12"' }), (e: unknown) => e instanceof ScimError && e.status === 400 && e.scimType === 'invalidFilter');
+  });
+});
