@@ -29,9 +29,30 @@ const scopeSchema = z
   .strict()
   .default({});
 
+/**
+ * Names a connector cannot have: each names a credential of its own in the credential store (a
+ * connector's bind password is stored under the connector's name). A connector named `agent` made
+ * its bind password the agent's bearer token.
+ */
+const RESERVED_CONNECTOR_NAMES: Record<string, string> = {
+  cloud: 'the cloud connector',
+  agent: "the DC agent's token (`idsync credentials set agent`)",
+};
+
+/** A directory URL: no user name or password in it (they would be printed with every error about it). */
+function withoutUserinfo(u: string): boolean {
+  try {
+    const url = new URL(u);
+    return url.username === '' && url.password === '';
+  } catch {
+    return !/^[a-z]+:\/\/[^/]*@/i.test(u);
+  }
+}
+const USERINFO_MESSAGE = 'must not hold a user name or password (they would show in every message about the URL): give the bind DN as bindDn and the password with `idsync credentials set`';
+
 const ldapCommon = {
   name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, starting with a letter'),
-  url: z.string().regex(/^ldaps?:\/\//, 'must start with ldap:// or ldaps://'),
+  url: z.string().regex(/^ldaps?:\/\//, 'must start with ldap:// or ldaps://').refine(withoutUserinfo, USERINFO_MESSAGE),
   bindDn: z.string().min(1),
   baseDn: z.string().min(1),
   tls: tlsSchema,
@@ -125,7 +146,8 @@ export const cloudSchema = z
     url: z
       .string()
       .url()
-      .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://'),
+      .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://')
+      .refine(withoutUserinfo, 'must not hold a user name or password (they would show in every message about the URL): the secret is set with `idsync credentials set cloud`'),
     /** How the sync service authenticates: an account's user name, or an OAuth client id. */
     auth: z
       .discriminatedUnion('type', [
@@ -283,9 +305,8 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();
     cfg.connectors.forEach((c, i) => {
-      if (c.name === 'cloud') {
-        ctx.addIssue({ code: 'custom', path: ['connectors', i, 'name'], message: '"cloud" is reserved for the cloud connector' });
-      }
+      const reserved = RESERVED_CONNECTOR_NAMES[c.name];
+      if (reserved) ctx.addIssue({ code: 'custom', path: ['connectors', i, 'name'], message: `"${c.name}" is reserved for ${reserved}` });
       if (seen.has(c.name)) {
         ctx.addIssue({ code: 'custom', path: ['connectors', i, 'name'], message: `duplicate connector name "${c.name}"` });
       }
