@@ -10,6 +10,7 @@
  * and the key's fingerprint next to each row (so a wrong key is named as such, not as corruption).
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { IdsyncError, isIdsyncError } from '../core/errors.js';
 import type { Database, Migration } from '../store/database.js';
 import { keyId, loadExistingKey, loadOrCreateKey, SECRET_KEY_BYTES, SECRET_KEY_ENV, SECRET_KEY_FILE } from './key.js';
@@ -264,7 +265,18 @@ export class CredentialStore {
  * listing works and reading a secret fails as "encrypted with another key".
  */
 export function openCredentialStore(db: Database, dataDir: string, env: NodeJS.ProcessEnv = process.env, opts: { create?: boolean } = {}): CredentialStore {
-  if (opts.create === false) return new CredentialStore(db, loadExistingKey(dataDir, env)?.key ?? randomBytes(SECRET_KEY_BYTES));
+  const existing = loadExistingKey(dataDir, env);
+  if (opts.create === false) return new CredentialStore(db, existing?.key ?? randomBytes(SECRET_KEY_BYTES));
+  // No key here, but secrets stored with one: this process lacks the key the service has (its
+  // $IDSYNC_SECRET_KEY, or a secret.key elsewhere). A new key would make every stored secret
+  // unreadable, and a secret set with it unreadable to the service.
+  const stored = existing ? undefined : db.prepare<[], { key_id: string }>('SELECT key_id FROM credentials LIMIT 1').get()?.key_id;
+  if (stored !== undefined) {
+    throw new IdsyncError('SECRET_KEY_INVALID', `the credential store holds secrets encrypted with key ${stored}, and this process has no key (neither ${SECRET_KEY_ENV} nor ${path.join(dataDir, SECRET_KEY_FILE)})`, {
+      hint: `Run the command with the key the service uses (${SECRET_KEY_ENV}, e.g. from its environment file, or its ${SECRET_KEY_FILE}). If that key is lost, delete the stored credentials (\`idsync credentials delete NAME\`) and set them again.`,
+      details: { storedKeyId: stored },
+    });
+  }
   return new CredentialStore(db, loadOrCreateKey(dataDir, env).key);
 }
 

@@ -4,7 +4,8 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -85,12 +86,12 @@ function childEnv(fake?: Fake): NodeJS.ProcessEnv {
   return env;
 }
 
-function idsync(args: string[], input = '', fake?: Fake) {
+function idsync(args: string[], input = '', fake?: Fake, extraEnv: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUNNER, '--', ...args], {
     cwd: repoRoot,
     input,
     encoding: 'utf8',
-    env: childEnv(fake),
+    env: { ...childEnv(fake), ...extraEnv },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -103,10 +104,10 @@ function calls(fake: Fake): LogEntry[] {
   }
 }
 
-function storedSecret(dataDir: string, name: string): string | undefined {
+function storedSecret(dataDir: string, name: string, env: NodeJS.ProcessEnv = {}): string | undefined {
   const db = openDatabase(path.join(dataDir, 'idsync.db'), credentialMigrations);
   try {
-    return openCredentialStore(db, dataDir, {}).get(name);
+    return openCredentialStore(db, dataDir, env).get(name);
   } finally {
     db.close();
   }
@@ -174,6 +175,28 @@ describe('idsync credentials (real process)', () => {
     const r = idsync(['-c', '/nonexistent/idsync.yaml', 'credentials', 'list']);
     assert.equal(r.code, EXIT.USAGE);
     assert.match(r.stderr, /CONFIG_NOT_FOUND/);
+  });
+
+  it('without the key the service uses, list and test write no key file, and set refuses instead of making one', () => {
+    const { config, dataDir } = setup();
+    // The service's key comes from its environment ($IDSYNC_SECRET_KEY), not from a file.
+    const serviceKey = randomBytes(32).toString('base64');
+    const withKey = { IDSYNC_SECRET_KEY: serviceKey };
+    assert.equal(idsync(['-c', config, 'credentials', 'set', 'cloud', '--no-validate'], 'Service-Secret-1\n', undefined, withKey).code, EXIT.OK);
+    assert.ok(!existsSync(path.join(dataDir, 'secret.key')));
+
+    // An admin's shell without the variable: reading writes no key (it used to create secret.key) ...
+    const list = idsync(['-c', config, 'credentials', 'list']);
+    assert.equal(list.code, EXIT.OK, list.stderr);
+    idsync(['-c', config, 'credentials', 'test', 'cloud']);
+    assert.ok(!existsSync(path.join(dataDir, 'secret.key')), 'no key file written by list or test');
+    // ... and a new secret is refused, naming the missing key, instead of being encrypted with a new one.
+    const set = idsync(['-c', config, 'credentials', 'set', 'cloud', '--no-validate'], 'Admin-Secret-2\n');
+    assert.notEqual(set.code, EXIT.OK);
+    assert.match(set.stderr, /SECRET_KEY_INVALID/);
+    assert.match(set.stderr, /IDSYNC_SECRET_KEY/);
+    assert.ok(!existsSync(path.join(dataDir, 'secret.key')));
+    assert.equal(storedSecret(dataDir, 'cloud', withKey), 'Service-Secret-1', 'the service still reads its secret');
   });
 
   it('a key file readable by others is refused with SECRET_KEY_INVALID and a chmod hint', async () => {

@@ -59,10 +59,15 @@ function loadFor(cmd: Command): LoadedConfig {
   return loadConfig(configPathFrom(globalConfig(cmd)));
 }
 
+/**
+ * For the commands that only read or delete (test, list, delete): they never write a key file. (A
+ * `credentials list` run without the service's $IDSYNC_SECRET_KEY wrote a new secret.key, and the
+ * next `credentials set` encrypted with it: the service could read no secret any more.)
+ */
 async function withStore<T>(loaded: LoadedConfig, fn: (ctx: Context) => Promise<T>): Promise<T> {
   const db = openStore(storeLocation(loaded), [...credentialMigrations]);
   try {
-    const store = openCredentialStore(db, loaded.dataDir);
+    const store = openCredentialStore(db, loaded.dataDir, process.env, { create: false });
     return await fn({ loaded, db, store });
   } finally {
     db.close();
