@@ -148,8 +148,10 @@ export class ScimService {
     // at that version; if another writer came first, the patch is worked out again on what it wrote
     // (under the lock, so concurrent PATCHes of one group each keep their members), unless If-Match
     // names the old version: then it is a 412. Inside a caller's transaction (Bulk) it is all one.
+    // Members carry their display, so a path filter on it (`members[display eq "x"]`) selects as a
+    // search does; display is readOnly, so the validation of the result drops it again.
     const before = async (repo: ScimRepository, cur: StoredResource): Promise<Doc> =>
-      kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(({ value, type }) => ({ value, type })) } : cur.doc;
+      kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(memberElement) } : cur.doc;
     const work = (doc: Doc): Doc =>
       // The result is validated like a PUT body: required attributes, types, e-mail format.
       normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...applyPatch(kind.type, doc, ops) });
@@ -313,6 +315,11 @@ function checkCurrent(kind: ResourceKind, id: string, cur: StoredResource | unde
     throw new ScimError(412, undefined, `Precondition Failed: the ${kind.type.name} is at version ${etagOf(cur.version)}`);
   }
   return cur;
+}
+
+/** A member as a PATCH sees it: what a GET shows, less the $ref. */
+function memberElement({ value, type, display }: MemberRow): Record<string, unknown> {
+  return display === null ? { value, type } : { value, type, display };
 }
 
 function splitMembers(doc: Doc): { doc: Doc; members: Record<string, unknown>[] } {

@@ -232,6 +232,65 @@ describe('Users: PUT, PATCH, DELETE and ETags', () => {
     assert.equal(after.body.meta.version, 'W/"1"', 'failed PATCHes change nothing');
   });
 
+  test('PATCH making another e-mail primary sets primary to false on the old one (RFC 7644 §3.5.2)', async () => {
+    const emails = [
+      { value: 'w@x.example', type: 'work', primary: true },
+      { value: 'h@x.example', type: 'home' },
+    ];
+    const u = await createUser('primary-switch', { emails });
+    // The sub-attribute path.
+    const sub = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'emails[type eq "home"].primary', value: true }));
+    assert.equal(sub.status, 200, JSON.stringify(sub.body));
+    assert.deepEqual(sub.body.emails, [
+      { ...emails[0], primary: false },
+      { ...emails[1], primary: true },
+    ]);
+    // The whole element, replaced and merged (add) through a filter.
+    const replaced = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'emails[type eq "work"]', value: { value: 'w2@x.example', type: 'work', primary: true } }));
+    assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
+    assert.deepEqual(replaced.body.emails, [
+      { value: 'w2@x.example', type: 'work', primary: true },
+      { ...emails[1], primary: false },
+    ]);
+    const added = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'add', path: 'emails[type eq "home"]', value: { primary: true } }));
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    assert.deepEqual(
+      added.body.emails.map((e: any) => [e.type, e.primary]),
+      [
+        ['work', false],
+        ['home', true],
+      ],
+    );
+    // An element the filter creates (no "other" e-mail yet) is made primary the same way.
+    const seeded = await h.call(
+      'PATCH',
+      `/Users/${u.id}`,
+      patch({ op: 'add', path: 'emails[type eq "other"].value', value: 'o@x.example' }, { op: 'replace', path: 'emails[type eq "other"].primary', value: true }),
+    );
+    assert.equal(seeded.status, 200, JSON.stringify(seeded.body));
+    assert.deepEqual(
+      seeded.body.emails.map((e: any) => [e.type, e.primary]),
+      [
+        ['work', false],
+        ['home', false],
+        ['other', true],
+      ],
+    );
+    const created = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'add', path: 'emails[type eq "pager"].primary', value: true }));
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    assert.deepEqual(
+      created.body.emails.map((e: any) => [e.type, e.primary]),
+      [
+        ['work', false],
+        ['home', false],
+        ['other', false],
+        ['pager', true],
+      ],
+    );
+    // Two values made primary at once stay a 400: which one would win is not the server's guess.
+    assertScimError(await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'emails[type ne "work"].primary', value: true })), 400, 'invalidValue', /primary/);
+  });
+
   test('PATCH userName onto another user’s name → 409 uniqueness', async () => {
     await createUser('taken-name');
     const u = await createUser('other-name');
@@ -311,6 +370,30 @@ describe('Groups and membership', () => {
     const g = (await h.call('POST', '/Groups', { displayName: 'Rename', members: [{ value: u.id }] })).body;
     await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'displayName', value: 'After' }));
     assert.equal((await h.call('GET', `/Groups/${g.id}`)).body.members[0].display, 'After');
+  });
+
+  test('PATCH path filters on members’ display select the members a search on it finds', async () => {
+    const a = await createUser('pd-a', { displayName: 'Display A' });
+    const b = await createUser('pd-b');
+    const inner = (await h.call('POST', '/Groups', { displayName: 'Display Inner' })).body;
+    const g = (await h.call('POST', '/Groups', { displayName: 'DisplayFilter', members: [{ value: a.id }, { value: b.id }, { value: inner.id }] })).body;
+    const search = async (filter: string) => (await h.call('GET', `/Groups?filter=${encodeURIComponent(`members[${filter}]`)}`)).body.Resources.map((r: any) => r.id);
+    assert.deepEqual(await search('display eq "display a"'), [g.id], 'display compares without case, as in a search');
+
+    const removed = await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'remove', path: 'members[display eq "display a"]' }));
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    assert.deepEqual(removed.body.members.map((m: any) => m.value).sort(), [b.id, inner.id].sort());
+    assert.equal(removed.body.meta.version, 'W/"2"');
+    // A user without displayName shows (and is selected by) its userName; a group by its displayName.
+    const both = await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'remove', path: 'members[display eq "pd-b" or display sw "Display I"]' }));
+    assert.equal(both.status, 200, JSON.stringify(both.body));
+    assert.equal(both.body.members, undefined);
+    assert.deepEqual(await search('display eq "display a"'), []);
+    assert.equal((await h.call('GET', `/Users/${a.id}`)).body.groups, undefined);
+    // display is readOnly: it selects, it cannot be written.
+    const again = (await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'add', path: 'members', value: [{ value: a.id, display: 'Ignored' }] }))).body;
+    assert.deepEqual(again.members.map((m: any) => m.display), ['Display A']);
+    assertScimError(await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'replace', path: `members[value eq "${a.id}"].display`, value: 'X' })), 400, 'mutability');
   });
 
   test('excludedAttributes=members leaves members out; filter on members.value finds the group', async () => {
