@@ -226,7 +226,10 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
 /** A path to the Users endpoint or to one user (as `target` reads it). */
 const USERS_PATH = /^\/?Users(\/[^/]+)?$/i;
 
-/** POST, PUT or PATCH of a User: its one write is a single INSERT or UPDATE of its row. */
+/**
+ * POST, PUT or PATCH of a User: its one write that can fail is a single INSERT or UPDATE of its row
+ * (after a rename, the version bump of its groups follows it and has no constraint to break).
+ */
 const writesOneRow = (op: BulkOp): boolean => op.method !== 'DELETE' && /^\/?Users(\/|$)/i.test(op.path);
 
 /** The open SQLite transaction `tx`, where a nested transaction runs inline instead of in a savepoint. */

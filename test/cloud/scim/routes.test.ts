@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { ENTERPRISE, ERROR, GROUP, ONPREM_GROUP, ONPREM_USER, patch, startScim, USER, user, type Harness } from './helpers.js';
+import { BULK, ENTERPRISE, ERROR, GROUP, ONPREM_GROUP, ONPREM_USER, patch, startScim, USER, user, type Harness } from './helpers.js';
 
 let h: Harness;
 before(async () => {
@@ -394,6 +394,65 @@ describe('Groups and membership', () => {
     const again = (await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'add', path: 'members', value: [{ value: a.id, display: 'Ignored' }] }))).body;
     assert.deepEqual(again.members.map((m: any) => m.display), ['Display A']);
     assertScimError(await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'replace', path: `members[value eq "${a.id}"].display`, value: 'X' })), 400, 'mutability');
+  });
+
+  test('derived attributes move the version: no If-None-Match answers a stale 304 (User.groups, members.display)', async () => {
+    const fresh = async (p: string, etag: string) => {
+      const res = await h.call('GET', p, undefined, { 'if-none-match': etag });
+      assert.equal(res.status, 200, `${p} changed since ${etag}: expected 200, got ${res.status}`);
+      assert.notEqual(res.body.meta.version, etag);
+      assert.equal(res.headers.etag, res.body.meta.version);
+      return res.body;
+    };
+    const unchanged = async (p: string, etag: string) => assert.equal((await h.call('GET', p, undefined, { 'if-none-match': etag })).status, 304, `${p} is still ${etag}`);
+    const u = await createUser('derived-u', { displayName: 'Derived' });
+    const other = await createUser('derived-other');
+    // Joining a group (created with the member) changes the user's groups[].
+    const g = (await h.call('POST', '/Groups', { displayName: 'Derived G', members: [{ value: u.id }] })).body;
+    let user = await fresh(`/Users/${u.id}`, u.meta.version);
+    assert.deepEqual(user.groups.map((x: any) => x.display), ['Derived G']);
+    // A user's rename changes its groups' members[].display; a change elsewhere does not move them.
+    let group = (await h.call('GET', `/Groups/${g.id}`)).body;
+    await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'add', path: 'title', value: 'No display change' }));
+    await unchanged(`/Groups/${g.id}`, group.meta.version);
+    await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'displayName', value: 'Derived Renamed' }));
+    group = await fresh(`/Groups/${g.id}`, group.meta.version);
+    assert.deepEqual(group.members.map((m: any) => m.display), ['Derived Renamed']);
+    // A group's rename changes its users' groups[] and its parents' members[].display.
+    const parent = (await h.call('POST', '/Groups', { displayName: 'Derived Parent', members: [{ value: g.id }] })).body;
+    user = (await h.call('GET', `/Users/${u.id}`)).body;
+    await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'replace', path: 'displayName', value: 'Derived G2' }));
+    user = await fresh(`/Users/${u.id}`, user.meta.version);
+    assert.deepEqual(user.groups.map((x: any) => x.display), ['Derived G2']);
+    assert.deepEqual((await fresh(`/Groups/${parent.id}`, parent.meta.version)).members.map((m: any) => m.display), ['Derived G2']);
+    // Leaving (and joining through PATCH) changes groups[] of exactly the users concerned.
+    const bystander = (await h.call('GET', `/Users/${other.id}`)).body;
+    await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'remove', path: `members[value eq "${u.id}"]` }));
+    user = await fresh(`/Users/${u.id}`, user.meta.version);
+    assert.equal(user.groups, undefined);
+    await unchanged(`/Users/${other.id}`, bystander.meta.version);
+    await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'add', path: 'members', value: [{ value: other.id }] }));
+    const joined = await fresh(`/Users/${other.id}`, bystander.meta.version);
+    // Deleting the group takes it out of its users' groups[].
+    assert.equal((await h.call('DELETE', `/Groups/${g.id}`)).status, 204);
+    assert.equal((await fresh(`/Users/${other.id}`, joined.meta.version)).groups, undefined);
+  });
+
+  test('derived attributes move the version through Bulk too (the fast path of a User PUT, a Group POST)', async () => {
+    const u = await createUser('derived-bulk');
+    const res = await h.call('POST', '/Bulk', {
+      schemas: [BULK],
+      Operations: [{ method: 'POST', path: '/Groups', bulkId: 'g', data: { displayName: 'Derived Bulk', members: [{ value: u.id }] } }],
+    });
+    assert.equal(res.body.Operations[0].status, '201');
+    const member = (await h.call('GET', `/Users/${u.id}`, undefined, { 'if-none-match': u.meta.version })).body;
+    assert.equal(member?.groups?.[0]?.display, 'Derived Bulk', 'a 200 with the new groups[], not a 304');
+    const g = (await h.call('GET', res.body.Operations[0].location)).body;
+    const put = await h.call('POST', '/Bulk', { schemas: [BULK], Operations: [{ method: 'PUT', path: `/Users/${u.id}`, data: user('derived-bulk', { displayName: 'Bulk Renamed' }) }] });
+    assert.equal(put.body.Operations[0].status, '200');
+    const after = await h.call('GET', `/Groups/${g.id}`, undefined, { 'if-none-match': g.meta.version });
+    assert.equal(after.status, 200);
+    assert.deepEqual(after.body.members.map((m: any) => m.display), ['Bulk Renamed']);
   });
 
   test('excludedAttributes=members leaves members out; filter on members.value finds the group', async () => {
