@@ -48,8 +48,9 @@ type RefFn = (s: string) => string;
 
 /**
  * Applies `fn` to the strings where a "bulkId:x" reference may stand (RFC 7644 §3.7.2): the value
- * of a group member or of a user's manager, and the last segment of the path. A "bulkId:x" anywhere
- * else (a displayName, a title) is plain data. Returns a copy of `data`.
+ * of a group member or of a user's manager, a member value compared in a PATCH path's filter
+ * (`members[value eq "bulkId:x"]`), and the last segment of the path. A "bulkId:x" anywhere else
+ * (a displayName, a title) is plain data. Returns a copy of `data`.
  */
 function mapRefs(method: Method, data: unknown, fn: RefFn): unknown {
   if (!isPlainObject(data)) return data;
@@ -65,9 +66,46 @@ function mapRefs(method: Method, data: unknown, fn: RefFn): unknown {
     else if (/^members(\[.*\])?\.value$/.test(path) || /(^|:)manager\.value$/.test(path)) value = typeof value === 'string' ? fn(value) : value;
     else if (/(^|:)manager$/.test(path)) value = mapElement(value, fn);
     else if (path === ENTERPRISE_LC) value = isPlainObject(value) ? mapKeys(value, fn) : value;
-    return { ...op, value };
+    const out: Record<string, unknown> = { ...op, value };
+    if (path?.startsWith('members[')) out.path = mapFilterValues(op.path as string, fn);
+    return out;
   });
   return { ...data, [data.Operations !== undefined ? 'Operations' : 'operations']: mapped };
+}
+
+/** A string literal of a filter, with its escapes; and what may stand before one compared to `value`. */
+const FILTER_STRING = /"(?:[^"\\]|\\.)*"/g;
+const VALUE_COMPARED = /(?:^|[\s[(])value\s+(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s*$/i;
+
+/**
+ * `fn` applied to the string literals compared to `value` in a PATCH path's filter
+ * (`members[value eq "bulkId:x" or value eq "bulkId:y"]`); the rest of the path is kept as written.
+ * The text between two literals holds no quote, so the comparison before a literal is matched
+ * without being fooled by a quoted "value eq".
+ */
+function mapFilterValues(path: string, fn: RefFn): string {
+  let out = '';
+  let last = 0;
+  for (const m of path.matchAll(FILTER_STRING)) {
+    const at = m.index;
+    const between = path.slice(last, at);
+    let literal = m[0];
+    if (VALUE_COMPARED.test(between)) {
+      let s: unknown;
+      try {
+        s = JSON.parse(literal);
+      } catch {
+        s = undefined; // not a JSON string: the filter parser reports it
+      }
+      if (typeof s === 'string' && s.startsWith('bulkId:')) {
+        const mapped = fn(s);
+        if (mapped !== s) literal = JSON.stringify(mapped);
+      }
+    }
+    out += between + literal;
+    last = at + m[0].length;
+  }
+  return out + path.slice(last);
 }
 
 function mapElement(v: unknown, fn: RefFn): unknown {
@@ -188,7 +226,10 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
 /** A path to the Users endpoint or to one user (as `target` reads it). */
 const USERS_PATH = /^\/?Users(\/[^/]+)?$/i;
 
-/** POST, PUT or PATCH of a User: its one write is a single INSERT or UPDATE of its row. */
+/**
+ * POST, PUT or PATCH of a User: its one write that can fail is a single INSERT or UPDATE of its row
+ * (after a rename, the version bump of its groups follows it and has no constraint to break).
+ */
 const writesOneRow = (op: BulkOp): boolean => op.method !== 'DELETE' && /^\/?Users(\/|$)/i.test(op.path);
 
 /** The open SQLite transaction `tx`, where a nested transaction runs inline instead of in a savepoint. */
@@ -229,7 +270,9 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
 
   const fail = (op: BulkOp, e: ScimError): void => {
     errors++;
-    if (op.bulkId !== undefined && op.method === 'POST') failed.add(op.bulkId);
+    // Only the POST that defines the bulkId: a second POST with the same bulkId fails alone (400),
+    // and references to the first, successful one keep working.
+    if (op.bulkId !== undefined && definedBy.get(op.bulkId) === op.index) failed.add(op.bulkId);
     const r: BulkResult = { method: op.method, status: String(e.status), response: e.toBody() };
     if (op.bulkId !== undefined) r.bulkId = op.bulkId;
     results[op.index] = r;

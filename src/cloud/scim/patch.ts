@@ -432,6 +432,7 @@ function applyFiltered(container: Obj, op: PatchOpName, p: PatchPath, value: unk
       const seed = seedFromFilter(filter);
       if (!seed) throw badRequest('noTarget', `no value of "${attr.name}" matches the filter in "${p.text}"`);
       list.push(v === undefined ? seed : { ...seed, [p.sub.name]: v });
+      hits.push(true);
     } else {
       list.forEach((el, i) => {
         if (!hits[i]) return;
@@ -439,15 +440,27 @@ function applyFiltered(container: Obj, op: PatchOpName, p: PatchPath, value: unk
         else el[(p.sub as AttributeDef).name] = v;
       });
     }
+    if (p.sub.name === 'primary' && v === true) demoteOthers(list, hits);
     container[attr.name] = list;
     return;
   }
 
   if (!any) throw badRequest('noTarget', `no value of "${attr.name}" matches the filter in "${p.text}"`);
   const v = normalizeValue({ ...attr, multiValued: false }, value, describe(p)) as Obj | undefined;
+  if (v?.primary === true) demoteOthers(list, hits);
   container[attr.name] = list
     .map((el, i) => (!hits[i] ? el : op === 'replace' ? v : { ...el, ...(v ?? {}) }))
     .filter((el): el is Obj => el !== undefined);
+}
+
+/**
+ * RFC 7644 §3.5.2: when a value is made primary, the server sets primary to false on the others
+ * (the elements not `selected`), as a plain "add" of a primary value does (Adder).
+ */
+function demoteOthers(list: Obj[], selected: boolean[]): void {
+  list.forEach((el, i) => {
+    if (!selected[i] && el.primary === true) el.primary = false;
+  });
 }
 
 /** `{type: "work"}` from `type eq "work"` (and conjunctions of eq); undefined when not that simple. */

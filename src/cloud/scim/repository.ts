@@ -230,6 +230,13 @@ export function updateNow(store: SqliteStore, kind: ResourceKind, current: Store
   return { ...current, version: current.version + 1, lastModified: now, doc, json };
 }
 
+const TOUCH_GROUPS_OF = 'UPDATE scim_groups SET version = version + 1, last_modified = ? WHERE id IN (SELECT group_id FROM scim_group_members WHERE member_id = ?)';
+
+/** ScimRepository.touchGroupsOf, synchronously (SQLite, inside the caller's transaction). */
+export function touchGroupsOfNow(store: SqliteStore, memberId: string, now: string): void {
+  store.runNow(TOUCH_GROUPS_OF, [now, memberId]);
+}
+
 /** The SCIM tables, through one connection or transaction (`q`). */
 export class ScimRepository {
   constructor(readonly q: Sql) {}
@@ -255,9 +262,27 @@ export class ScimRepository {
     return { ...current, version: current.version + 1, lastModified: now, doc, json };
   }
 
-  /** Bumps version and lastModified (a group whose membership changed). */
+  /**
+   * Bumps version and lastModified of resources whose derived attributes changed (a group whose
+   * member left or was renamed, a user who joined or left a group), so their ETag changes too.
+   */
   async touch(kind: ResourceKind, ids: Iterable<string>, now: string): Promise<void> {
-    for (const id of ids) await this.q.run(`UPDATE ${kind.table} SET version = version + 1, last_modified = ? WHERE id = ?`, [now, id]);
+    for (const part of chunks([...ids])) {
+      await this.q.run(`UPDATE ${kind.table} SET version = version + 1, last_modified = ? WHERE id IN (${part.map(() => '?').join(',')})`, [now, ...part]);
+    }
+  }
+
+  /** touch() of the groups `memberId` is a member of (their members[].display shows it). */
+  async touchGroupsOf(memberId: string, now: string): Promise<void> {
+    await this.q.run(TOUCH_GROUPS_OF, [now, memberId]);
+  }
+
+  /** touch() of the users who are members of `groupId` (their groups[] shows it). */
+  async touchUserMembers(groupId: string, now: string): Promise<void> {
+    await this.q.run(
+      "UPDATE scim_users SET version = version + 1, last_modified = ? WHERE id IN (SELECT member_id FROM scim_group_members WHERE group_id = ? AND member_type = 'User')",
+      [now, groupId],
+    );
   }
 
   async delete(kind: ResourceKind, id: string): Promise<boolean> {

@@ -14,7 +14,7 @@ import { DEFAULT_LIMITS, type ScimLimits } from './limits.js';
 import { applyPatch, parsePatchRequest } from './patch.js';
 import { newResourceId } from './ids.js';
 import { parseProjection, project, returnsAttribute, type Projection } from './projection.js';
-import { getNow, insertNow, ScimRepository, updateNow, type MemberRow, type MemberType, type StoredResource } from './repository.js';
+import { getNow, insertNow, ScimRepository, touchGroupsOfNow, updateNow, type MemberRow, type MemberType, type StoredResource } from './repository.js';
 import { GROUPS } from './resources/groups.js';
 import type { ResourceKind } from './resources/kind.js';
 import { USERS } from './resources/users.js';
@@ -100,6 +100,7 @@ export class ScimService {
       const resolved = await this.resolveMembers(repo, id, members, new Map());
       const stored = await repo.insert(kind, id, rest, now);
       await repo.addMembers(id, resolved);
+      if (resolved.size) await repo.touchUserMembers(id, now); // their groups[] shows it now
       return { ...stored, members: await repo.members(id) };
     }, q);
   }
@@ -133,7 +134,11 @@ export class ScimService {
 
   private writeUserNow(store: SqliteStore, current: StoredResource, doc: Doc): Loaded {
     const json = JSON.stringify(doc);
-    return json === (current.json ?? JSON.stringify(current.doc)) ? current : updateNow(store, USERS, current, doc, this.now(), json);
+    if (json === (current.json ?? JSON.stringify(current.doc))) return current;
+    const now = this.now();
+    const stored = updateNow(store, USERS, current, doc, now, json);
+    if (memberDisplay(doc) !== memberDisplay(current.doc)) touchGroupsOfNow(store, current.id, now);
+    return stored;
   }
 
   async replace(kind: ResourceKind, id: string, body: unknown, ifMatch?: string, q?: Sql): Promise<Loaded> {
@@ -148,8 +153,10 @@ export class ScimService {
     // at that version; if another writer came first, the patch is worked out again on what it wrote
     // (under the lock, so concurrent PATCHes of one group each keep their members), unless If-Match
     // names the old version: then it is a 412. Inside a caller's transaction (Bulk) it is all one.
+    // Members carry their display, so a path filter on it (`members[display eq "x"]`) selects as a
+    // search does; display is readOnly, so the validation of the result drops it again.
     const before = async (repo: ScimRepository, cur: StoredResource): Promise<Doc> =>
-      kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(({ value, type }) => ({ value, type })) } : cur.doc;
+      kind === GROUPS ? { ...cur.doc, members: (await repo.members(id)).map(memberElement) } : cur.doc;
     const work = (doc: Doc): Doc =>
       // The result is validated like a PUT body: required attributes, types, e-mail format.
       normalizeResource(kind.type, { schemas: [kind.type.schema.id], ...applyPatch(kind.type, doc, ops) });
@@ -176,9 +183,11 @@ export class ScimService {
   async delete(kind: ResourceKind, id: string, ifMatch?: string, q?: Sql): Promise<void> {
     await this.transaction(async (repo) => {
       await this.current(repo, kind, id, ifMatch);
-      // A deleted user or group leaves every group it was a member of.
+      const now = this.now();
+      // A deleted user or group leaves every group it was a member of; a deleted group's users lose it from groups[].
       const groups = await repo.removeFromAllGroups(id);
-      await repo.touch(GROUPS, groups, this.now());
+      await repo.touch(GROUPS, groups, now);
+      if (kind === GROUPS) await repo.touchUserMembers(id, now);
       await repo.delete(kind, id);
     }, q);
   }
@@ -193,7 +202,10 @@ export class ScimService {
     const now = this.now();
     if (kind !== GROUPS) {
       const json = JSON.stringify(doc);
-      return json === (current.json ?? JSON.stringify(current.doc)) ? current : repo.update(kind, current, doc, now, json);
+      if (json === (current.json ?? JSON.stringify(current.doc))) return current;
+      const stored = await repo.update(kind, current, doc, now, json);
+      if (memberDisplay(doc) !== memberDisplay(current.doc)) await repo.touchGroupsOf(current.id, now);
+      return stored;
     }
     const { doc: rest, members } = splitMembers(doc);
     const existing = await repo.memberMap(current.id);
@@ -206,6 +218,17 @@ export class ScimService {
     await repo.removeMembers(current.id, removed);
     await repo.addMembers(current.id, added);
     const stored = await repo.update(kind, current, rest, now, json);
+    // Others' derived attributes changed with it: the groups[] of users who joined or left (of
+    // every member, when the group was renamed) and, on a rename, the members[].display of the
+    // groups it is a member of. Their versions move too, so no If-None-Match answers a stale 304.
+    const left = removed.filter((id) => existing.get(id) === 'User');
+    if (rest.displayName !== current.doc.displayName) {
+      await repo.touch(USERS, left, now);
+      await repo.touchUserMembers(current.id, now);
+      await repo.touchGroupsOf(current.id, now);
+    } else {
+      await repo.touch(USERS, [...left, ...added.filter(([, type]) => type === 'User').map(([id]) => id)], now);
+    }
     return { ...stored, members: await repo.members(current.id) };
   }
 
@@ -313,6 +336,14 @@ function checkCurrent(kind: ResourceKind, id: string, cur: StoredResource | unde
     throw new ScimError(412, undefined, `Precondition Failed: the ${kind.type.name} is at version ${etagOf(cur.version)}`);
   }
   return cur;
+}
+
+/** What a group's members[].display shows for a user (MEMBER_DISPLAY_SQL): a change moves its groups' versions. */
+const memberDisplay = (doc: Doc): unknown => doc.displayName ?? doc.userName;
+
+/** A member as a PATCH sees it: what a GET shows, less the $ref. */
+function memberElement({ value, type, display }: MemberRow): Record<string, unknown> {
+  return display === null ? { value, type } : { value, type, display };
 }
 
 function splitMembers(doc: Doc): { doc: Doc; members: Record<string, unknown>[] } {

@@ -43,7 +43,9 @@ describe('Bulk', () => {
     );
     const u1 = await h.call('GET', ops[1].location);
     assert.equal(u1.body.title, 'Patched');
-    assert.equal(ops[3].version, u1.body.meta.version);
+    // Created (1), patched (2), then it joined the deferred group, which changed its groups[] (3).
+    assert.equal(ops[3].version, 'W/"2"');
+    assert.equal(u1.body.meta.version, 'W/"3"');
     const g = await h.call('GET', ops[0].location);
     assert.deepEqual(g.body.members.map((m: any) => m.display).sort(), ['Put', 'bulk-1']);
 
@@ -109,6 +111,76 @@ describe('Bulk', () => {
     assert.equal(byId.x.status, '409');
     assert.equal(byId.y.status, '409');
     assert.match(byId.x.response.detail, /circular/);
+  });
+
+  test('a second POST with the same bulkId fails alone (400); references go to the first, which succeeded', async () => {
+    const res = await h.call(
+      'POST',
+      '/Bulk',
+      bulk([
+        { method: 'POST', path: '/Users', bulkId: 'twice', data: user('dup-bulkid-first') },
+        { method: 'POST', path: '/Users', bulkId: 'twice', data: user('dup-bulkid-second') },
+        { method: 'POST', path: '/Groups', bulkId: 'dup-g', data: { displayName: 'Dup refs', members: [{ value: 'bulkId:twice' }] } },
+        { method: 'PATCH', path: '/Users/bulkId:twice', data: { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'title', value: 'Patched' }] } },
+      ]),
+    );
+    const ops = res.body.Operations;
+    assert.deepEqual(
+      ops.map((o: any) => [o.bulkId, o.status, o.response?.scimType]),
+      [
+        ['twice', '201', undefined],
+        ['twice', '400', 'invalidValue'],
+        ['dup-g', '201', undefined],
+        [undefined, '200', undefined],
+      ],
+    );
+    assert.match(ops[1].response.detail, /more than one POST/);
+    const first = await h.call('GET', ops[0].location);
+    assert.equal(first.body.title, 'Patched');
+    assert.deepEqual((await h.call('GET', ops[2].location)).body.members.map((m: any) => m.value), [first.body.id]);
+    assert.equal((await h.call('GET', `/Users?filter=${encodeURIComponent('userName eq "dup-bulkid-second"')}`)).body.totalResults, 0);
+  });
+
+  test('a bulkId compared to a member value in a PATCH path filter is replaced, and orders the operations', async () => {
+    const existing = (await h.call('POST', '/Groups', { displayName: 'Filter refs (existing)' })).body;
+    const res = await h.call(
+      'POST',
+      '/Bulk',
+      bulk([
+        { method: 'POST', path: '/Users', bulkId: 'f1', data: user('filter-ref-1') },
+        { method: 'POST', path: '/Users', bulkId: 'f2', data: user('filter-ref-2') },
+        { method: 'POST', path: '/Users', bulkId: 'f3', data: user('filter-ref-3', { displayName: 'bulkId:f3' }) },
+        { method: 'POST', path: '/Groups', bulkId: 'fg', data: { displayName: 'Filter refs', members: [{ value: 'bulkId:f1' }, { value: 'bulkId:f2' }, { value: 'bulkId:f3' }] } },
+        {
+          method: 'PATCH',
+          path: '/Groups/bulkId:fg',
+          data: {
+            schemas: [PATCH_OP],
+            Operations: [
+              { op: 'remove', path: 'members[value eq "bulkId:f1" or (type eq "User" and value eq "bulkId:f2")]' },
+              // display is data: "bulkId:f3" there is the user's displayName, not a reference.
+              { op: 'remove', path: 'members[display eq "bulkId:f3"]' },
+            ],
+          },
+        },
+        // Refers to f4 only in its filter: it waits for f4's POST further down (and then finds it a member).
+        { method: 'PATCH', path: `/Groups/${existing.id}`, data: { schemas: [PATCH_OP], Operations: [{ op: 'remove', path: 'members[value eq "bulkId:f4"]' }] } },
+        { method: 'POST', path: '/Users', bulkId: 'f4', data: user('filter-ref-4') },
+        { method: 'PATCH', path: `/Groups/${existing.id}`, data: { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: 'bulkId:f4' }] }] } },
+        // An undefined bulkId in a filter is a 409, as anywhere else, not a remove of nothing.
+        { method: 'PATCH', path: `/Groups/${existing.id}`, data: { schemas: [PATCH_OP], Operations: [{ op: 'remove', path: 'members[value eq "bulkId:nowhere"]' }] } },
+      ]),
+    );
+    const ops = res.body.Operations;
+    assert.deepEqual(
+      ops.map((o: any) => o.status),
+      ['201', '201', '201', '201', '200', '200', '201', '200', '409'],
+      JSON.stringify(ops),
+    );
+    assert.match(ops[8].response.detail, /"nowhere" is not defined/);
+    const g = await h.call('GET', ops[3].location);
+    assert.deepEqual(g.body.members, undefined, 'f1 and f2 by reference, f3 by its display');
+    assert.equal((await h.call('GET', `/Groups/${existing.id}`)).body.members, undefined, 'the remove ran after f4 was added');
   });
 
   test('a version (If-Match) mismatch in an operation → 412 for that operation', async () => {

@@ -97,9 +97,11 @@ const cases: [string, string[]][] = [
   [`${ENTERPRISE}:employeeNumber gt "150"`, ['bob@example.com']],
   [`${ENTERPRISE.toUpperCase()}:EMPLOYEENUMBER le "100"`, ['Alice@Example.com']],
   [`${ONPREM_USER}:onPremisesSamAccountName eq "BOB"`, ['bob@example.com']],
-  ['meta.lastModified gt "2024-02-15T00:00:00Z"', ['carol', 'dave%_']],
+  // Alice's lastModified is the group's (2024-05-01): joining Admins changed her groups[].
+  ['meta.lastModified gt "2024-02-15T00:00:00Z"', ['Alice@Example.com', 'carol', 'dave%_']],
   ['meta.created le "2024-02-01T00:00:00Z"', ['Alice@Example.com', 'bob@example.com']],
-  ['meta.lastModified ge "2024-02-01T01:00:00+01:00"', ['bob@example.com', 'carol', 'dave%_']],
+  ['meta.lastModified ge "2024-02-01T01:00:00+01:00"', ['Alice@Example.com', 'bob@example.com', 'carol', 'dave%_']],
+  ['meta.lastModified lt "2024-03-01T00:00:00Z"', ['bob@example.com']],
   ['meta.resourceType eq "User"', ['Alice@Example.com', 'bob@example.com', 'carol', 'dave%_']],
   ['(userName sw "a" or userName sw "b") and active eq true', ['Alice@Example.com']],
   ['userName sw "c" or userName sw "b" and active eq true', ['carol']],

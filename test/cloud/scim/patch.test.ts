@@ -93,6 +93,23 @@ const ok: Case[] = [
     ops: [{ op: 'replace', path: 'addresses[type eq "work"].locality', value: 'Paris' }],
     expect: (b) => ({ ...b, addresses: [{ type: 'work', locality: 'Paris' }] }),
   },
+  {
+    name: 'a filtered replace making another element primary sets primary to false on the old one',
+    ops: [{ op: 'replace', path: 'emails[type eq "home"].primary', value: true }],
+    expect: (b) => ({ ...b, emails: [{ ...b.emails[0], primary: false }, { ...b.emails[1], primary: true }] }),
+  },
+  {
+    name: 'a filtered add merging primary into an element sets primary to false on the others',
+    ops: [{ op: 'add', path: 'emails[type eq "home"]', value: { primary: true } }],
+    expect: (b) => ({ ...b, emails: [{ ...b.emails[0], primary: false }, { ...b.emails[1], primary: true }] }),
+  },
+  {
+    name: 'group: remove members[display eq "..."] (display as the service supplies it)',
+    rt: GROUP_TYPE,
+    base: { displayName: 'Admins', members: [{ value: 'u1', type: 'User', display: 'One' }, { value: 'u2', type: 'User', display: 'Two' }] },
+    ops: [{ op: 'remove', path: 'members[display eq "one"]' }],
+    expect: () => ({ displayName: 'Admins', members: [{ value: 'u2', type: 'User', display: 'Two' }] }),
+  },
   { name: 'replace a multi-valued attribute replaces all values', ops: [{ op: 'replace', path: 'emails', value: [{ value: 'only@x.example' }] }], expect: (b) => ({ ...b, emails: [{ value: 'only@x.example' }] }) },
   { name: 'op names are case-insensitive (Replace)', ops: [{ op: 'Replace' as 'replace', path: 'title', value: 'T' }], expect: (b) => ({ ...b, title: 'T' }) },
   {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { ENTERPRISE, ERROR, GROUP, ONPREM_GROUP, ONPREM_USER, patch, startScim, USER, user, type Harness } from './helpers.js';
+import { BULK, ENTERPRISE, ERROR, GROUP, ONPREM_GROUP, ONPREM_USER, patch, startScim, USER, user, type Harness } from './helpers.js';
 
 let h: Harness;
 before(async () => {
@@ -232,6 +232,65 @@ describe('Users: PUT, PATCH, DELETE and ETags', () => {
     assert.equal(after.body.meta.version, 'W/"1"', 'failed PATCHes change nothing');
   });
 
+  test('PATCH making another e-mail primary sets primary to false on the old one (RFC 7644 §3.5.2)', async () => {
+    const emails = [
+      { value: 'w@x.example', type: 'work', primary: true },
+      { value: 'h@x.example', type: 'home' },
+    ];
+    const u = await createUser('primary-switch', { emails });
+    // The sub-attribute path.
+    const sub = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'emails[type eq "home"].primary', value: true }));
+    assert.equal(sub.status, 200, JSON.stringify(sub.body));
+    assert.deepEqual(sub.body.emails, [
+      { ...emails[0], primary: false },
+      { ...emails[1], primary: true },
+    ]);
+    // The whole element, replaced and merged (add) through a filter.
+    const replaced = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'emails[type eq "work"]', value: { value: 'w2@x.example', type: 'work', primary: true } }));
+    assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
+    assert.deepEqual(replaced.body.emails, [
+      { value: 'w2@x.example', type: 'work', primary: true },
+      { ...emails[1], primary: false },
+    ]);
+    const added = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'add', path: 'emails[type eq "home"]', value: { primary: true } }));
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    assert.deepEqual(
+      added.body.emails.map((e: any) => [e.type, e.primary]),
+      [
+        ['work', false],
+        ['home', true],
+      ],
+    );
+    // An element the filter creates (no "other" e-mail yet) is made primary the same way.
+    const seeded = await h.call(
+      'PATCH',
+      `/Users/${u.id}`,
+      patch({ op: 'add', path: 'emails[type eq "other"].value', value: 'o@x.example' }, { op: 'replace', path: 'emails[type eq "other"].primary', value: true }),
+    );
+    assert.equal(seeded.status, 200, JSON.stringify(seeded.body));
+    assert.deepEqual(
+      seeded.body.emails.map((e: any) => [e.type, e.primary]),
+      [
+        ['work', false],
+        ['home', false],
+        ['other', true],
+      ],
+    );
+    const created = await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'add', path: 'emails[type eq "pager"].primary', value: true }));
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    assert.deepEqual(
+      created.body.emails.map((e: any) => [e.type, e.primary]),
+      [
+        ['work', false],
+        ['home', false],
+        ['other', false],
+        ['pager', true],
+      ],
+    );
+    // Two values made primary at once stay a 400: which one would win is not the server's guess.
+    assertScimError(await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'emails[type ne "work"].primary', value: true })), 400, 'invalidValue', /primary/);
+  });
+
   test('PATCH userName onto another user’s name → 409 uniqueness', async () => {
     await createUser('taken-name');
     const u = await createUser('other-name');
@@ -311,6 +370,89 @@ describe('Groups and membership', () => {
     const g = (await h.call('POST', '/Groups', { displayName: 'Rename', members: [{ value: u.id }] })).body;
     await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'displayName', value: 'After' }));
     assert.equal((await h.call('GET', `/Groups/${g.id}`)).body.members[0].display, 'After');
+  });
+
+  test('PATCH path filters on members’ display select the members a search on it finds', async () => {
+    const a = await createUser('pd-a', { displayName: 'Display A' });
+    const b = await createUser('pd-b');
+    const inner = (await h.call('POST', '/Groups', { displayName: 'Display Inner' })).body;
+    const g = (await h.call('POST', '/Groups', { displayName: 'DisplayFilter', members: [{ value: a.id }, { value: b.id }, { value: inner.id }] })).body;
+    const search = async (filter: string) => (await h.call('GET', `/Groups?filter=${encodeURIComponent(`members[${filter}]`)}`)).body.Resources.map((r: any) => r.id);
+    assert.deepEqual(await search('display eq "display a"'), [g.id], 'display compares without case, as in a search');
+
+    const removed = await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'remove', path: 'members[display eq "display a"]' }));
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    assert.deepEqual(removed.body.members.map((m: any) => m.value).sort(), [b.id, inner.id].sort());
+    assert.equal(removed.body.meta.version, 'W/"2"');
+    // A user without displayName shows (and is selected by) its userName; a group by its displayName.
+    const both = await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'remove', path: 'members[display eq "pd-b" or display sw "Display I"]' }));
+    assert.equal(both.status, 200, JSON.stringify(both.body));
+    assert.equal(both.body.members, undefined);
+    assert.deepEqual(await search('display eq "display a"'), []);
+    assert.equal((await h.call('GET', `/Users/${a.id}`)).body.groups, undefined);
+    // display is readOnly: it selects, it cannot be written.
+    const again = (await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'add', path: 'members', value: [{ value: a.id, display: 'Ignored' }] }))).body;
+    assert.deepEqual(again.members.map((m: any) => m.display), ['Display A']);
+    assertScimError(await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'replace', path: `members[value eq "${a.id}"].display`, value: 'X' })), 400, 'mutability');
+  });
+
+  test('derived attributes move the version: no If-None-Match answers a stale 304 (User.groups, members.display)', async () => {
+    const fresh = async (p: string, etag: string) => {
+      const res = await h.call('GET', p, undefined, { 'if-none-match': etag });
+      assert.equal(res.status, 200, `${p} changed since ${etag}: expected 200, got ${res.status}`);
+      assert.notEqual(res.body.meta.version, etag);
+      assert.equal(res.headers.etag, res.body.meta.version);
+      return res.body;
+    };
+    const unchanged = async (p: string, etag: string) => assert.equal((await h.call('GET', p, undefined, { 'if-none-match': etag })).status, 304, `${p} is still ${etag}`);
+    const u = await createUser('derived-u', { displayName: 'Derived' });
+    const other = await createUser('derived-other');
+    // Joining a group (created with the member) changes the user's groups[].
+    const g = (await h.call('POST', '/Groups', { displayName: 'Derived G', members: [{ value: u.id }] })).body;
+    let user = await fresh(`/Users/${u.id}`, u.meta.version);
+    assert.deepEqual(user.groups.map((x: any) => x.display), ['Derived G']);
+    // A user's rename changes its groups' members[].display; a change elsewhere does not move them.
+    let group = (await h.call('GET', `/Groups/${g.id}`)).body;
+    await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'add', path: 'title', value: 'No display change' }));
+    await unchanged(`/Groups/${g.id}`, group.meta.version);
+    await h.call('PATCH', `/Users/${u.id}`, patch({ op: 'replace', path: 'displayName', value: 'Derived Renamed' }));
+    group = await fresh(`/Groups/${g.id}`, group.meta.version);
+    assert.deepEqual(group.members.map((m: any) => m.display), ['Derived Renamed']);
+    // A group's rename changes its users' groups[] and its parents' members[].display.
+    const parent = (await h.call('POST', '/Groups', { displayName: 'Derived Parent', members: [{ value: g.id }] })).body;
+    user = (await h.call('GET', `/Users/${u.id}`)).body;
+    await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'replace', path: 'displayName', value: 'Derived G2' }));
+    user = await fresh(`/Users/${u.id}`, user.meta.version);
+    assert.deepEqual(user.groups.map((x: any) => x.display), ['Derived G2']);
+    assert.deepEqual((await fresh(`/Groups/${parent.id}`, parent.meta.version)).members.map((m: any) => m.display), ['Derived G2']);
+    // Leaving (and joining through PATCH) changes groups[] of exactly the users concerned.
+    const bystander = (await h.call('GET', `/Users/${other.id}`)).body;
+    await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'remove', path: `members[value eq "${u.id}"]` }));
+    user = await fresh(`/Users/${u.id}`, user.meta.version);
+    assert.equal(user.groups, undefined);
+    await unchanged(`/Users/${other.id}`, bystander.meta.version);
+    await h.call('PATCH', `/Groups/${g.id}`, patch({ op: 'add', path: 'members', value: [{ value: other.id }] }));
+    const joined = await fresh(`/Users/${other.id}`, bystander.meta.version);
+    // Deleting the group takes it out of its users' groups[].
+    assert.equal((await h.call('DELETE', `/Groups/${g.id}`)).status, 204);
+    assert.equal((await fresh(`/Users/${other.id}`, joined.meta.version)).groups, undefined);
+  });
+
+  test('derived attributes move the version through Bulk too (the fast path of a User PUT, a Group POST)', async () => {
+    const u = await createUser('derived-bulk');
+    const res = await h.call('POST', '/Bulk', {
+      schemas: [BULK],
+      Operations: [{ method: 'POST', path: '/Groups', bulkId: 'g', data: { displayName: 'Derived Bulk', members: [{ value: u.id }] } }],
+    });
+    assert.equal(res.body.Operations[0].status, '201');
+    const member = (await h.call('GET', `/Users/${u.id}`, undefined, { 'if-none-match': u.meta.version })).body;
+    assert.equal(member?.groups?.[0]?.display, 'Derived Bulk', 'a 200 with the new groups[], not a 304');
+    const g = (await h.call('GET', res.body.Operations[0].location)).body;
+    const put = await h.call('POST', '/Bulk', { schemas: [BULK], Operations: [{ method: 'PUT', path: `/Users/${u.id}`, data: user('derived-bulk', { displayName: 'Bulk Renamed' }) }] });
+    assert.equal(put.body.Operations[0].status, '200');
+    const after = await h.call('GET', `/Groups/${g.id}`, undefined, { 'if-none-match': g.meta.version });
+    assert.equal(after.status, 200);
+    assert.deepEqual(after.body.members.map((m: any) => m.display), ['Bulk Renamed']);
   });
 
   test('excludedAttributes=members leaves members out; filter on members.value finds the group', async () => {
