@@ -12,6 +12,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { IdsyncError, isIdsyncError } from '../core/errors.js';
+import { withoutSecret } from '../core/secret-text.js';
 import type { Database, Migration } from '../store/database.js';
 import { keyId, loadExistingKey, loadOrCreateKey, SECRET_KEY_BYTES, SECRET_KEY_ENV, SECRET_KEY_FILE } from './key.js';
 import { RefusedSecrets, refusalMigrations, type PresentDecision, type RefusalInput, type RefusalRecord } from './refusals.js';
@@ -126,10 +127,10 @@ export class CredentialStore {
     } catch (err) {
       const cause = err instanceof Error ? err : new Error(String(err));
       const causeCode = isIdsyncError(err) ? err.code : undefined;
-      const reason = redact(cause.message, secret);
+      const reason = withoutSecret(cause.message, secret);
       const kept = this.has(name) ? 'the saved credential is kept' : 'nothing was saved';
       throw new IdsyncError('CREDENTIAL_INVALID', `the new credential for connector "${name}" was not accepted: ${reason} (${kept})`, {
-        hint: (isIdsyncError(err) && err.hint ? redact(err.hint, secret) + ' ' : '') + 'Check the secret and try again; it is saved only once its directory accepts it.',
+        hint: (isIdsyncError(err) && err.hint ? withoutSecret(err.hint, secret) + ' ' : '') + 'Check the secret and try again; it is saved only once its directory accepts it.',
         details: { connector: name, ...(causeCode ? { causeCode } : {}) },
         cause: err,
       });
@@ -297,9 +298,4 @@ function checkSecret(secret: string): void {
       hint: 'Check that the input is the secret alone (one line).',
     });
   }
-}
-
-/** Removes any occurrence of the secret from a message coming from elsewhere. */
-function redact(text: string, secret: string): string {
-  return secret.length > 0 ? text.split(secret).join('[redacted]') : text;
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { LoadedConfig } from '../config/load.js';
 import { IdsyncError, isIdsyncError, toIdsyncError } from '../core/errors.js';
+import { withoutSecret } from '../core/secret-text.js';
 import { openContext, type EngineContext } from '../engine/context.js';
 import { EVENTS } from '../events/catalog.js';
 import { isDnUnder, tryNormalizeDn } from '../ldap/dn.js';
@@ -81,7 +82,7 @@ function cloudAccountFix(loaded: LoadedConfig | undefined): { who: string; hint:
 export function refusal(name: string, err: unknown, secret: string, saved: boolean, loaded?: LoadedConfig): IdsyncError {
   const cause = rootCause(err);
   const e = toIdsyncError(cause);
-  const scrub = (t: string) => (secret ? t.split(secret).join('[redacted]') : t);
+  const scrub = (t: string) => withoutSecret(t, secret);
   const kept = saved ? 'the saved credential is kept' : 'nothing was saved';
   if (e.code === 'LDAP_TLS_FAILED') {
     return new IdsyncError('LDAP_TLS_FAILED', `TLS to the directory of connector "${name}" failed, so its password was not tried: ${scrub(e.message)} (${kept})`, {

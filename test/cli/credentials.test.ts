@@ -227,6 +227,15 @@ describe('idsync credentials (validation and tests, with fake directories)', () 
     assert.equal(rows.find((c) => c.connector === 'corp-ldap')!.lastTestOk, true);
   });
 
+  it('a short secret found in the reason withholds the reason, never showing where it matched', () => {
+    const { dir, config } = setup();
+    const fake: Fake = { log: path.join(dir, 'calls.log'), secret: { cloud: { code: 'CLOUD_UNREACHABLE', message: 'cannot reach https://cloud.example.com ($SECRET)' } } };
+    const r = idsync(['-c', config, 'credentials', 'set', 'cloud'], 'x\n', fake);
+    assert.notEqual(r.code, EXIT.OK);
+    assert.match(r.stderr, /withheld/);
+    assert.ok(!r.stderr.includes('[redacted]') && !r.stderr.includes('e[') && !r.stderr.includes('example.com'), r.stderr);
+  });
+
   it('--no-validate does not contact the directory', () => {
     const { dir, config } = setup();
     const fake: Fake = { log: path.join(dir, 'calls.log') };

@@ -7,6 +7,7 @@ import { IdsyncError } from '../../core/errors.js';
 import { PgDatabase, PgStatementError } from './bridge.js';
 import { COMPAT_SQL, translateDdl } from './dialect.js';
 import type { PgConnectOptions } from './protocol.js';
+import { withoutSecret } from '../../core/secret-text.js';
 
 export interface PostgresTls {
   /** PEM of the CA(s) the server's certificate must chain to (default: the system's). */
@@ -141,8 +142,6 @@ export function openPostgresDatabase(opts: PostgresStoreOptions, migrations: rea
   return db;
 }
 
-function scrub(message: string, secret: string | undefined): string {
-  return secret ? message.replaceAll(secret, '***') : message;
-}
+const scrub = withoutSecret;
 
 export { PgDatabase, PgStatementError };
