@@ -2,7 +2,7 @@
  * Loads and validates the YAML configuration. Every error names the file, the line, the key and
  * what is expected, so an administrator can fix it without reading code.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument, isAlias, isNode, visit, type Document } from 'yaml';
 import type { ZodIssue } from 'zod';
@@ -42,8 +42,23 @@ export function loadConfig(file: string): LoadedConfig {
   const abs = path.resolve(file);
   let text: string;
   try {
+    // What it is before reading it: a FIFO blocked for ever, /dev/zero or a huge file filled memory.
+    const st = statSync(abs);
+    if (!st.isFile()) {
+      throw new IdsyncError('CONFIG_INVALID', `${abs} is not a regular file (${st.isDirectory() ? 'a directory' : 'a device, FIFO or socket'})`, {
+        hint: 'Point --config (or IDSYNC_CONFIG) at the idsync.yaml file itself.',
+        details: { file: abs },
+      });
+    }
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new IdsyncError('CONFIG_INVALID', `${abs}: the configuration file is larger than ${MAX_CONFIG_BYTES / 1024} KiB`, {
+        hint: 'Point --config at the idsync.yaml written by `idsync init`; data (LDIF, CA files) belongs in files the configuration names.',
+        details: { file: abs },
+      });
+    }
     text = readFileSync(abs, 'utf8');
   } catch (err) {
+    if (err instanceof IdsyncError) throw err;
     throw new IdsyncError('CONFIG_NOT_FOUND', `cannot read configuration file ${abs}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
       hint: `Create one with \`idsync init\`, or point at it with --config FILE or IDSYNC_CONFIG (looked for: --config, $IDSYNC_CONFIG, ./${DEFAULT_CONFIG_FILE}, ${SYSTEM_CONFIG_FILE}).`,
       details: { file: abs },

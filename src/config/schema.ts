@@ -200,7 +200,11 @@ export const syncSchema = z
     /** How long run history is kept. */
     runRetentionDays: z.number().int().min(1).max(3650).default(7),
     /** How often `idsync serve` runs a (delta) cycle, e.g. "2m", "30s", "1h". */
-    interval: z.string().regex(/^\d+(s|m|h)$/, 'a duration such as "30s", "2m" or "1h"').default(DEFAULT_SYNC_INTERVAL),
+    interval: z
+      .string()
+      .regex(/^\d+(s|m|h)$/, 'a duration such as "30s", "2m" or "1h"')
+      .refine((d) => !/^0+[smh]$/.test(d), 'must be more than 0 (a cycle would follow a cycle with no pause)')
+      .default(DEFAULT_SYNC_INTERVAL),
   })
   .strict()
   .default({});

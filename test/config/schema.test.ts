@@ -34,4 +34,9 @@ describe('config: names and URLs that would expose a secret', () => {
   test('a cloud URL with a user name or password is refused, without echoing it', () => {
     refused(ldap('corp') + 'cloud: { url: "https://svc:CloudSecr3t@cloud.example.com", auth: { type: client_credentials, clientId: x } }\n', /must not hold a user name or password/, 'CloudSecr3t');
   });
+
+  test('sync.interval must be more than 0', () => {
+    refused(ldap('corp') + cloud + 'sync: { interval: 0s }\n', /must be more than 0/);
+    assert.equal(parseConfigText(ldap('corp') + cloud + 'sync: { interval: 30s }\n', file).config.sync.interval, '30s');
+  });
 });
