@@ -236,6 +236,19 @@ describe('idsync credentials (validation and tests, with fake directories)', () 
     assert.ok(!r.stderr.includes('[redacted]') && !r.stderr.includes('e[') && !r.stderr.includes('example.com'), r.stderr);
   });
 
+  it('the agent token: a short one is refused, and a saved one is not called verified (nothing tested it)', () => {
+    const { config, dataDir } = setup();
+    const short = idsync(['-c', config, 'credentials', 'set', 'agent'], 'a\n');
+    assert.notEqual(short.code, EXIT.OK);
+    assert.match(short.stderr, /CREDENTIAL_INVALID[\s\S]*shorter than 24/);
+    assert.equal(storedSecret(dataDir, 'agent'), undefined);
+    const token = randomBytes(32).toString('base64');
+    const set = idsync(['-c', config, 'credentials', 'set', 'agent', '--json'], `${token}\n`);
+    assert.equal(set.code, EXIT.OK, set.stderr);
+    assert.equal((JSON.parse(set.stdout) as { validated: boolean }).validated, false);
+    assert.equal(storedSecret(dataDir, 'agent'), token);
+  });
+
   it('--no-validate does not contact the directory', () => {
     const { dir, config } = setup();
     const fake: Fake = { log: path.join(dir, 'calls.log') };

@@ -51,6 +51,9 @@ interface Context {
   store: CredentialStore;
 }
 
+/** The shortest agent token accepted (`openssl rand -base64 32` gives 44 characters). */
+const MIN_AGENT_TOKEN_CHARS = 24;
+
 function globalConfig(cmd: Command): string | undefined {
   return (cmd.optsWithGlobals() as { config?: string }).config;
 }
@@ -155,19 +158,28 @@ export function registerCredentialsCommands(program: Command, overrides: Partial
       const loaded = loadFor(cmd);
       assertKnownConnector(loaded, name);
       const secret = await readSecret(name, deps.stdin ?? process.stdin);
+      // The agent token is the whole of the agent's authentication, and nothing tests it here.
+      if (name === AGENT_TOKEN_CREDENTIAL && secret.length < MIN_AGENT_TOKEN_CHARS) {
+        throw new IdsyncError('CREDENTIAL_INVALID', `the agent token is shorter than ${MIN_AGENT_TOKEN_CHARS} characters`, {
+          hint: 'Use a random token, e.g. `openssl rand -base64 32`, and give the agent the same one (--token-file).',
+        });
+      }
+      const validated = opts.validate && name !== AGENT_TOKEN_CREDENTIAL;
       await withContext(loaded, async (ctx) => {
         const store = ctx.credentials;
         // The agent token is a shared secret the service checks itself: there is no directory to ask.
         // The same function as the console's form (credentials/update.ts): events 6201 / 6202.
-        await updateCredential(store, ctx.events, name, secret, { validate: opts.validate && name !== AGENT_TOKEN_CREDENTIAL, test: (s) => deps.testConnectorSecret(loaded, name, s, store) });
+        await updateCredential(store, ctx.events, name, secret, { validate: validated, test: (s) => deps.testConnectorSecret(loaded, name, s, store) });
         const info = store.info(name);
         if (opts.json) {
-          printJson({ connector: name, saved: true, validated: opts.validate, changedAt: info?.changedAt ?? null });
+          printJson({ connector: name, saved: true, validated, changedAt: info?.changedAt ?? null });
         } else {
           println(
-            opts.validate
+            validated
               ? `Credential for "${name}" verified against its directory and saved.`
-              : `Credential for "${name}" saved (not tested; run \`idsync credentials test ${name}\`).`,
+              : name === AGENT_TOKEN_CREDENTIAL
+                ? 'Agent token saved (the service checks each agent request against it).'
+                : `Credential for "${name}" saved (not tested; run \`idsync credentials test ${name}\`).`,
           );
           println('Every component uses it from its next call; no restart is needed.');
         }
