@@ -1,7 +1,8 @@
 /**
  * File-system failures (a folder idsync creates, a file it writes) as errors with a stable code, the
  * path and a hint that names the fix, instead of a bare `ENOTDIR: not a directory, mkdir ...`
- * reported as INTERNAL. The hint depends on the errno: each one has a different fix.
+ * reported as INTERNAL; likewise SQLite's "database or disk is full". The hint depends on the errno
+ * or SQLite result code: each one has a different fix.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -73,4 +74,39 @@ function mkdirFailure(dir: string, err: unknown): unknown {
     return again;
   }
   return err;
+}
+
+/**
+ * What to do about a failed SQLite call, per its result code (better-sqlite3 puts it in `code`).
+ * `file` is the database file, when known.
+ */
+export function sqliteHint(code: string | undefined, file?: string): string {
+  const dir = file === undefined ? 'the data directory' : path.dirname(file);
+  const df = file === undefined ? '`df -h`' : `\`df -h ${dir}\``;
+  if (code === 'SQLITE_FULL') return `Free space on the file system of ${dir} (${df}), then run the command again; nothing that was committed is lost.`;
+  if (code?.startsWith('SQLITE_READONLY') || code === 'SQLITE_PERM') {
+    return `Make ${dir} and the idsync.db* files in it writable by the user idsync runs as (and the file system read-write), then run the command again.`;
+  }
+  if (code?.startsWith('SQLITE_CANTOPEN')) return `Check that ${dir} exists, is readable and writable by the user idsync runs as, and is on a file system mounted read-write.`;
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') return `Restore ${file ?? 'the database'} from its backup, or check that dataDir points at the right folder.`;
+  // A full disk shows as an I/O error too when SQLite grows its shared-memory file (SQLITE_IOERR_SHMSIZE).
+  if (code?.startsWith('SQLITE_IOERR')) return `Check free space (${df}) and the disk of ${dir} (dmesg); then run the command again.`;
+  return 'Check that the data directory exists, is writable by this user and the disk is not full.';
+}
+
+/**
+ * For the command line's last resort (an error nobody mapped): a SQLite failure becomes
+ * STORE_FAILED and a file-system call that names its path PATH_UNUSABLE, each with its hint, instead
+ * of INTERNAL. Anything else: undefined.
+ */
+export function fromFileSystemFailure(err: unknown): IdsyncError | undefined {
+  if (err instanceof IdsyncError || !(err instanceof Error)) return undefined;
+  const { code, syscall, path: file } = err as NodeJS.ErrnoException;
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
+    return new IdsyncError('STORE_FAILED', `the database failed: ${err.message}`, { hint: sqliteHint(code), details: { sqliteCode: code }, cause: err });
+  }
+  if (typeof code === 'string' && typeof syscall === 'string' && typeof file === 'string' && code !== 'ENOENT') {
+    return fileSystemError(err, `cannot ${syscall}`, file);
+  }
+  return undefined;
 }

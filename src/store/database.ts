@@ -10,7 +10,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { Sqlite } from './sqlite-driver.js';
 import { migratePostgres, openPostgresDatabase, PgDatabase, type PostgresStoreOptions } from './postgres/open.js';
 import { IdsyncError } from '../core/errors.js';
-import { fileSystemError, makeDirectory } from '../core/fs-errors.js';
+import { fileSystemError, makeDirectory, sqliteHint } from '../core/fs-errors.js';
 
 export type Database = BetterSqlite3.Database;
 
@@ -98,31 +98,12 @@ function warnIfShared(dir: string, warn: (message: string) => void): void {
   );
 }
 
-/** What to do about a failed SQLite call, per its result code (better-sqlite3 puts it in `code`). */
-export function sqliteHint(code: string | undefined, file: string): { why: string; hint: string } {
-  const dir = path.dirname(file);
-  if (code === 'SQLITE_FULL') return { why: 'the disk is full', hint: `Free space on the file system of ${dir} (\`df -h ${dir}\`), then run the command again; nothing was lost.` };
-  if (code?.startsWith('SQLITE_READONLY') || code === 'SQLITE_PERM') {
-    return { why: 'the database is read-only', hint: `Make ${dir} and the idsync.db* files in it writable by the user idsync runs as (and the file system read-write), then run the command again.` };
-  }
-  if (code?.startsWith('SQLITE_CANTOPEN')) {
-    return { why: 'the file cannot be opened', hint: `Check that ${dir} exists, is readable and writable by the user idsync runs as, and is on a file system mounted read-write.` };
-  }
-  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') return { why: 'the file is damaged or not an idsync database', hint: `Restore ${file} from its backup, or check that dataDir points at the right folder.` };
-  if (code?.startsWith('SQLITE_IOERR')) {
-    // A full disk shows as an I/O error too when SQLite grows its shared-memory file (SQLITE_IOERR_SHMSIZE).
-    return { why: 'the disk reported an input/output error', hint: `Check free space (\`df -h ${dir}\`) and the disk of ${dir} (dmesg); then run the command again.` };
-  }
-  return { why: code ?? 'error', hint: 'Check that the data directory exists, is writable by this user and the disk is not full.' };
-}
-
 /** A SQLite failure on `file` as STORE_FAILED, naming the file, the cause and the fix. */
 export function storeError(err: unknown, what: string, file: string): IdsyncError {
   if (err instanceof IdsyncError) return err;
   const code = (err as { code?: unknown }).code;
-  const { hint } = sqliteHint(typeof code === 'string' ? code : undefined, file);
   return new IdsyncError('STORE_FAILED', `${what} ${file}: ${(err as Error).message}`, {
-    hint,
+    hint: sqliteHint(typeof code === 'string' ? code : undefined, file),
     details: { file, ...(typeof code === 'string' ? { sqliteCode: code } : {}) },
     cause: err,
   });
