@@ -111,16 +111,18 @@ export function storeError(err: unknown, what: string, file: string): IdsyncErro
 
 export function openDatabase(file: string, migrations: Migration[] = [], options: OpenDatabaseOptions = {}): Database {
   if (file !== ':memory:') makePrivate(file, options.warn ?? warnOnStderr);
-  let db: Database;
+  let opened: Database | undefined;
   try {
-    db = new Sqlite(file);
+    opened = new Sqlite(file);
     // The busy timeout first: switching to WAL takes a lock, and another idsync process (a cycle,
     // `doctor`, the service) may hold it at this moment. Without the timeout that open fails at once.
-    db.pragma('busy_timeout = 5000');
-    switchToWal(db);
+    opened.pragma('busy_timeout = 5000');
+    switchToWal(opened);
   } catch (err) {
+    opened?.close();
     throw storeError(err, 'cannot open database', file);
   }
+  const db = opened;
   try {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
