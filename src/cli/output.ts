@@ -1,5 +1,6 @@
 /** Printing for commands: human text on a TTY, `--json` for machines, errors with their fix. */
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
+import { fromFileSystemFailure } from '../core/fs-errors.js';
 import { exitCodeFor } from './exit-codes.js';
 
 export function printJson(value: unknown): void {
@@ -79,7 +80,7 @@ export function endProgress(): void {
 
 /** Prints an error (as JSON when asked) and returns the exit code to use. */
 export function reportError(err: unknown, json = false): number {
-  const e: IdsyncError = toIdsyncError(err);
+  const e: IdsyncError = fromFileSystemFailure(err) ?? toIdsyncError(err);
   if (json) {
     process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
   } else {

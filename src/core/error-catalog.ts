@@ -215,8 +215,14 @@ export const ERROR_CATALOG: Record<ErrorCode, ErrorInfo> = {
   STORE_FAILED: {
     area: 'engine',
     exit: 'FAILED',
-    meaning: 'The SQLite database could not be opened or written.',
-    fix: 'Check the data directory\'s permissions and free disk space.',
+    meaning: 'The SQLite database could not be opened, migrated or written (the disk is full, the file or its folder is read-only, the file is damaged).',
+    fix: 'The hint names the cause: free disk space, make the data directory and its files writable by the user idsync runs as, or restore a damaged file from its backup.',
+  },
+  PATH_UNUSABLE: {
+    area: 'engine',
+    exit: 'FAILED',
+    meaning: 'A folder or file idsync must create or write (the data directory, the folder of `events.jsonFile`) cannot be: a part of the path is a regular file, the file system is read-only or full, or this user may not write there. The message names the path and the reason.',
+    fix: 'Fix the path in the configuration, make the folder writable by the user idsync runs as, or free space, as the hint says.',
   },
   RUN_IN_PROGRESS: {
     area: 'engine',

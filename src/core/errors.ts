@@ -51,6 +51,7 @@ export type ErrorCode =
   | 'DRS_SECRET_INVALID'
   // engine and store
   | 'STORE_FAILED'
+  | 'PATH_UNUSABLE'
   | 'RUN_IN_PROGRESS'
   | 'EXPORT_FAILED'
   | 'EXPORT_PENDING'

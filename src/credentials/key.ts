@@ -5,9 +5,10 @@
  * decrypt every connector's credential.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { IdsyncError } from '../core/errors.js';
+import { fileSystemError, makeDirectory } from '../core/fs-errors.js';
 
 export const SECRET_KEY_FILE = 'secret.key';
 export const SECRET_KEY_ENV = 'IDSYNC_SECRET_KEY';
@@ -115,14 +116,19 @@ export function readKeyFile(file: string): Buffer | undefined {
  * Returns false when the file already existed.
  */
 export function createKeyFile(file: string, key: Buffer): boolean {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  makeDirectory(path.dirname(file), 'cannot create the data directory');
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, encodeKey(key));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, encodeKey(key));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw fileSystemError(err, 'cannot write the key file', file);
   }
   try {
     linkSync(tmp, file);

@@ -31,11 +31,18 @@ export function openContext(loaded: LoadedConfig, opts: OpenContextOptions = {})
   const file = path.join(loaded.dataDir, DATABASE_FILE);
   const nothingYet = loaded.config.store.type === 'sqlite' && opts.readOnly === true && !existsSync(file);
   const db = openStore(storeLocation(loaded, nothingYet ? { sqliteFile: ':memory:' } : {}), allMigrations);
-  const credentials = openCredentialStore(db, loaded.dataDir, process.env, { create: opts.readOnly !== true });
-  const sinks = loaded.config.events;
-  const events = new EventLog(db, {
-    sinks: nothingYet ? [] : createEventSinks({ jsonFile: sinks.jsonFile ? loaded.resolvePath(sinks.jsonFile) : undefined, systemLog: sinks.systemLog }),
-  });
+  let credentials: CredentialStore;
+  let events: EventLog;
+  try {
+    credentials = openCredentialStore(db, loaded.dataDir, process.env, { create: opts.readOnly !== true });
+    const sinks = loaded.config.events;
+    events = new EventLog(db, {
+      sinks: nothingYet ? [] : createEventSinks({ jsonFile: sinks.jsonFile ? loaded.resolvePath(sinks.jsonFile) : undefined, systemLog: sinks.systemLog }),
+    });
+  } catch (err) {
+    db.close(); // a key file or an events.jsonFile folder that cannot be made: no handle left open
+    throw err;
+  }
   return {
     loaded,
     db,

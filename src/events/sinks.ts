@@ -16,8 +16,9 @@
  *   writes nothing otherwise: an interactive `idsync` command must not spam the terminal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import path from 'node:path';
+import { makeDirectory } from '../core/fs-errors.js';
 import type { EventLevel } from './catalog.js';
 import type { EventRecord, EventSink } from './log.js';
 
@@ -42,7 +43,7 @@ export class JsonLinesFileSink implements EventSink {
 
   constructor(file: string) {
     this.file = path.resolve(file);
-    mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    makeDirectory(path.dirname(this.file), 'cannot create the folder of events.jsonFile');
   }
 
   write(record: EventRecord): void {

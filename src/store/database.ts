@@ -4,12 +4,13 @@
  * assembled above the modules (src/app/migrations.ts), so store/ imports no feature and
  * the schema of a feature lives with the feature.
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Sqlite } from './sqlite-driver.js';
 import { migratePostgres, openPostgresDatabase, PgDatabase, type PostgresStoreOptions } from './postgres/open.js';
 import { IdsyncError } from '../core/errors.js';
+import { fileSystemError, makeDirectory, sqliteHint } from '../core/fs-errors.js';
 
 export type Database = BetterSqlite3.Database;
 
@@ -43,41 +44,93 @@ export function openStore(location: StoreLocation, migrations: Migration[] = [])
   return openPostgresDatabase(location, migrations);
 }
 
+/** How the store reports what is worth knowing but does not stop it (default: a line on stderr). */
+export interface OpenDatabaseOptions {
+  warn?: (message: string) => void;
+}
+
+const warnOnStderr = (message: string): void => void process.stderr.write(`warning: ${message}\n`);
+/** Folders already warned about in this process: a service opens its store more than once. */
+const warnedDirs = new Set<string>();
+
 /**
- * The database holds directory data (and sealed hashes): owner-only. The directory is made 0700
- * and the file created 0600 before SQLite opens it, so the -wal and -shm files SQLite creates
- * next to it take the same mode; files left by an older version are tightened here too.
+ * The database holds directory data (and sealed hashes): owner-only. A data directory idsync
+ * creates is made 0700, and the file is created 0600 before SQLite opens it, so the -wal and -shm
+ * files SQLite creates next to it take the same mode; files left by an older version are tightened
+ * here too. A folder that already existed is never chmodded: it may be shared (dataDir: /var/lib or
+ * /tmp), and making it 0700 would break everything else in it. If others can read or write it, a
+ * warning says so (the files in it stay 0600; the key file is refused when others can read it).
  */
-function makePrivate(file: string): void {
-  const dir = path.dirname(file);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+function makePrivate(file: string, warn: (message: string) => void): void {
+  const dir = path.resolve(path.dirname(file));
+  const created = makeDirectory(dir, 'cannot create the data directory');
+  if (created === undefined) warnIfShared(dir, warn);
+  if (!existsSync(file)) {
+    try {
+      closeSync(openSync(file, 'a', 0o600));
+    } catch (err) {
+      throw fileSystemError(err, 'cannot create the database file in the data directory', dir, 'STORE_FAILED');
+    }
+  }
   try {
-    chmodSync(dir, 0o700);
-    if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
     for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   } catch {
     // Not the owner (a shared or read-only mount): SQLite reports what matters when it opens.
   }
 }
 
-export function openDatabase(file: string, migrations: Migration[] = []): Database {
-  if (file !== ':memory:') makePrivate(file);
-  let db: Database;
+function warnIfShared(dir: string, warn: (message: string) => void): void {
+  let mode: number;
   try {
-    db = new Sqlite(file);
+    mode = statSync(dir).mode;
+  } catch {
+    return; // SQLite's open reports a folder that cannot be read
+  }
+  if ((mode & 0o077) === 0 || warnedDirs.has(dir)) return;
+  warnedDirs.add(dir);
+  const octal = (mode & 0o7777).toString(8).padStart(3, '0');
+  const writable = (mode & 0o022) !== 0;
+  warn(
+    `the data directory ${dir} (mode ${octal}) is ${writable ? 'writable' : 'readable'} by other users. ` +
+      'idsync keeps its files in it owner-only, but ' +
+      (writable ? 'another user could create or replace files in it (the database, the key file) before idsync does. ' : 'others can list the names of its files. ') +
+      `Give idsync a folder of its own (\`mkdir -m 700 ${path.join(dir, 'idsync')}\` and point dataDir at it), or \`chmod 700 ${dir}\` if nothing else uses it.`,
+  );
+}
+
+/** A SQLite failure on `file` as STORE_FAILED, naming the file, the cause and the fix. */
+export function storeError(err: unknown, what: string, file: string): IdsyncError {
+  if (err instanceof IdsyncError) return err;
+  const code = (err as { code?: unknown }).code;
+  return new IdsyncError('STORE_FAILED', `${what} ${file}: ${(err as Error).message}`, {
+    hint: sqliteHint(typeof code === 'string' ? code : undefined, file),
+    details: { file, ...(typeof code === 'string' ? { sqliteCode: code } : {}) },
+    cause: err,
+  });
+}
+
+export function openDatabase(file: string, migrations: Migration[] = [], options: OpenDatabaseOptions = {}): Database {
+  if (file !== ':memory:') makePrivate(file, options.warn ?? warnOnStderr);
+  let opened: Database | undefined;
+  try {
+    opened = new Sqlite(file);
     // The busy timeout first: switching to WAL takes a lock, and another idsync process (a cycle,
     // `doctor`, the service) may hold it at this moment. Without the timeout that open fails at once.
-    db.pragma('busy_timeout = 5000');
-    switchToWal(db);
+    opened.pragma('busy_timeout = 5000');
+    switchToWal(opened);
   } catch (err) {
-    throw new IdsyncError('STORE_FAILED', `cannot open database ${file}: ${(err as Error).message}`, {
-      hint: 'Check that the data directory exists, is writable by this user and the disk is not full.',
-      cause: err,
-    });
+    opened?.close();
+    throw storeError(err, 'cannot open database', file);
   }
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  migrate(db, migrations);
+  const db = opened;
+  try {
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db, migrations);
+  } catch (err) {
+    db.close();
+    throw storeError(err, 'cannot update the schema of database', file);
+  }
   return db;
 }
 

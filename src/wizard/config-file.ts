@@ -3,7 +3,7 @@
  * secret), edits an existing one in place (comments kept), validates the result with the real
  * schema before anything is written, and writes atomically (temp file in the same folder + rename).
  */
-import { existsSync, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fchownSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseDocument, stringify, type Document } from 'yaml';
@@ -85,18 +85,32 @@ export function validateConfigText(text: string, file: string): LoadedConfig {
   return parseConfigText(text, path.resolve(file));
 }
 
-/** Writes `text` to `file` atomically: a temp file in the same folder, then rename over it. */
-export function writeFileAtomic(file: string, text: string): void {
-  const abs = path.resolve(file);
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let mode = 0o644;
+/**
+ * Writes `text` to `file` atomically: a temp file in the same folder, then rename over it. A file
+ * that existed keeps its mode, owner and group (the temp file gets them with fchmod/fchown before
+ * the rename: the process umask, 077 in the CLI, would otherwise narrow the mode, and a new inode
+ * belongs to whoever runs the command), and a symbolic link stays one (its target is replaced).
+ * When the owner cannot be kept (not root), `warn` says so; the mode is kept all the same.
+ */
+export function writeFileAtomic(file: string, text: string, warn: (message: string) => void = warnOnStderr): void {
+  let abs = path.resolve(file);
+  let original: Stats | undefined;
   try {
-    mode = statSync(abs).mode & 0o777;
+    abs = realpathSync(abs);
+    original = statSync(abs);
   } catch {
-    /* new file */
+    /* new file: the process umask decides its mode */
   }
+  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    writeFileSync(tmp, text, { mode, flag: 'wx' });
+    const fd = openSync(tmp, 'wx', original ? original.mode & 0o777 : 0o644);
+    try {
+      writeSync(fd, text);
+      if (original) keepModeAndOwner(fd, original, abs, warn);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, abs);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -105,6 +119,24 @@ export function writeFileAtomic(file: string, text: string): void {
       cause: err,
     });
   }
+}
+
+function warnOnStderr(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
+}
+
+function keepModeAndOwner(fd: number, original: Stats, file: string, warn: (message: string) => void): void {
+  fchmodSync(fd, original.mode & 0o7777);
+  if (original.uid === process.geteuid?.() && original.gid === process.getegid?.()) return;
+  try {
+    fchownSync(fd, original.uid, original.gid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'EINVAL') throw err;
+    warn(`${file} was owned by uid ${original.uid} gid ${original.gid}; only root can keep that owner, so it now belongs to this user (\`chown ${original.uid}:${original.gid} ${file}\` restores it).`);
+  }
+  // chown clears the set-id bits: the mode once more, now that the owner is right.
+  fchmodSync(fd, original.mode & 0o7777);
 }
 
 export function assertCanCreate(file: string, force: boolean): void {

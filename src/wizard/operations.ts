@@ -215,7 +215,7 @@ export interface InitResult {
   nextSteps: string[];
 }
 
-/** Validates the configuration and every secret, then writes the YAML and saves the secrets. */
+/** Validates the configuration and every secret, then saves the secrets and writes the YAML. */
 export async function runInit(input: InitInput, tester: SecretTester = liveTest): Promise<InitResult> {
   const text = renderConfigYaml(input.config);
   const loaded = validateConfigText(text, input.file);
@@ -227,7 +227,9 @@ export async function runInit(input: InitInput, tester: SecretTester = liveTest)
   }
   // Every secret is tested before anything is written: a refusal leaves no file and no store.
   for (const name of needing) await testSecret(loaded, name, input.secrets[name]!, tester);
-  writeFileAtomic(loaded.file, text);
+  // The store (data directory, database, key) and the secrets first, the file last: a data
+  // directory that cannot be made, a full disk... leaves no configuration file behind (the next
+  // `init` would say "already exists"), and `init --force` leaves the old file as it was.
   const ctx = openContext(loaded);
   try {
     for (const name of needing) {
@@ -238,6 +240,7 @@ export async function runInit(input: InitInput, tester: SecretTester = liveTest)
   } finally {
     ctx.close();
   }
+  writeFileAtomic(loaded.file, text);
   return {
     file: loaded.file,
     dataDir: loaded.dataDir,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import { isIdsyncError } from '../../src/core/errors.js';
 import { EVENTS } from '../../src/events/catalog.js';
 import { EventLog, eventMigrations } from '../../src/events/log.js';
 import { createEventSinks, formatSyslogLine, JournaldSink, JsonLinesFileSink, LoggerSink, underSystemd } from '../../src/events/sinks.js';
@@ -114,4 +115,16 @@ test('events.jsonFile in the configuration: every event of a context also goes t
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('JSON lines file whose folder cannot be made (under a regular file): PATH_UNUSABLE naming the folder', () => {
+  const blocker = path.join(dir, 'not-a-folder');
+  writeFileSync(blocker, 'x');
+  const folder = path.join(blocker, 'logs');
+  assert.throws(() => new JsonLinesFileSink(path.join(folder, 'events.jsonl')), (err: unknown) => {
+    assert.ok(isIdsyncError(err, 'PATH_UNUSABLE'), String(err));
+    assert.equal(err.message, `cannot create the folder of events.jsonFile ${folder}: a part of the path is a regular file, not a folder (ENOTDIR)`);
+    assert.match(err.hint ?? '', /Fix the path in the configuration/);
+    return true;
+  });
 });
