@@ -40,6 +40,11 @@ describe('extractPasswordAttributes', () => {
   });
 });
 
+/** A source (the SourceConnector interface, implemented here) whose full import is `pages`. */
+function ldapSource(pages: () => AsyncGenerator<SourceObject[]>): SourceConnector {
+  return { name: 'openldap', kind: 'ldap', test: async () => undefined, close: async () => undefined, fullImport: pages };
+}
+
 /** A database and a pipeline that only queues: these tests never deliver. */
 function undeliveredPipeline(): { env: Env; pipeline: PasswordPipeline } {
   const env = makeEnv();
@@ -99,26 +104,19 @@ describe('the import path against a notification that arrives while a page is re
     const u = addUser(env.db, { sam: 'racer', dn: 'uid=racer,ou=people,dc=lab,dc=test' }, 'openldap');
     const oldNt = await ntHash('Before-Change-1');
     const newNt = await ntHash('After-Change-2');
-    // A source (the SourceConnector interface, implemented here) whose page holds the hash from
+    // A source whose page holds the hash from
     // before the change, and which hands the page over only once the notification is accepted:
     // the order an LDAP read ahead of the engine and a password change on the DC can take.
     let read!: () => void;
     const pageRead = new Promise<void>((r) => (read = r));
     let handOver!: () => void;
     const handedOver = new Promise<void>((r) => (handOver = r));
-    const source: SourceConnector = {
-      name: 'openldap',
-      kind: 'ldap',
-      test: async () => undefined,
-      close: async () => undefined,
-      fullImport: () =>
-        (async function* () {
-          const page: SourceObject[] = [{ anchor: u.anchor, objectType: 'user', dn: u.dn, attributes: { uid: ['racer'], samaccountname: ['racer'], sambantpassword: [oldNt.toString('hex').toUpperCase()] } }];
-          read();
-          await handedOver;
-          yield page;
-        })(),
-    };
+    const source = ldapSource(async function* () {
+      const page: SourceObject[] = [{ anchor: u.anchor, objectType: 'user', dn: u.dn, attributes: { uid: ['racer'], samaccountname: ['racer'], sambantpassword: [oldNt.toString('hex').toUpperCase()] } }];
+      read();
+      await handedOver;
+      yield page;
+    });
     const runs = new RunLog(env.db);
     const step = runs.step(runs.begin('cycle'), 'openldap', 'import');
     const importing = importConnector(env.db, source, step, { full: true, events: env.events, passwords: () => pipeline });
@@ -150,19 +148,12 @@ describe('the import path against a notification that arrives while a page is re
     const asked = new Promise<void>((r) => (firstAsked = r));
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
-    const source: SourceConnector = {
-      name: 'openldap',
-      kind: 'ldap',
-      test: async () => undefined,
-      close: async () => undefined,
-      fullImport: () =>
-        (async function* () {
-          firstAsked();
-          await released;
-          yield [entry(other, 'bystander', await ntHash('Bystander-1'))];
-          yield [entry(u, 'resetme', reset)];
-        })(),
-    };
+    const source = ldapSource(async function* () {
+      firstAsked();
+      await released;
+      yield [entry(other, 'bystander', await ntHash('Bystander-1'))];
+      yield [entry(u, 'resetme', reset)];
+    });
     const runs = new RunLog(env.db);
     const step = runs.step(runs.begin('cycle'), 'openldap', 'import');
     const importing = importConnector(env.db, source, step, { full: true, events: env.events, passwords: () => pipeline });
