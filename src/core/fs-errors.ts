@@ -94,6 +94,23 @@ export function sqliteHint(code: string | undefined, file?: string): string {
   return 'Check that the data directory exists, is writable by this user and the disk is not full.';
 }
 
+/** A SQLite failure (on `file`, when known) as STORE_FAILED, naming the cause and the fix. */
+export function sqliteError(err: unknown, what: string, file?: string): IdsyncError {
+  if (err instanceof IdsyncError) return err;
+  const code = (err as { code?: unknown }).code;
+  const sqliteCode = typeof code === 'string' ? code : undefined;
+  return new IdsyncError('STORE_FAILED', `${what}${file === undefined ? '' : ` ${file}`}: ${(err as Error).message}`, {
+    hint: sqliteHint(sqliteCode, file),
+    details: { ...(file === undefined ? {} : { file }), ...(sqliteCode ? { sqliteCode } : {}) },
+    cause: err,
+  });
+}
+
+/** How the command line and the store warn about what does not stop them: a line on stderr. */
+export function warnOnStderr(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
+}
+
 /**
  * For the command line's last resort (an error nobody mapped): a SQLite failure becomes
  * STORE_FAILED and a file-system call that names its path PATH_UNUSABLE, each with its hint, instead
@@ -102,9 +119,7 @@ export function sqliteHint(code: string | undefined, file?: string): string {
 export function fromFileSystemFailure(err: unknown): IdsyncError | undefined {
   if (err instanceof IdsyncError || !(err instanceof Error)) return undefined;
   const { code, syscall, path: file } = err as NodeJS.ErrnoException;
-  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
-    return new IdsyncError('STORE_FAILED', `the database failed: ${err.message}`, { hint: sqliteHint(code), details: { sqliteCode: code }, cause: err });
-  }
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) return sqliteError(err, 'the database failed');
   if (typeof code === 'string' && typeof syscall === 'string' && typeof file === 'string' && code !== 'ENOENT') {
     return fileSystemError(err, `cannot ${syscall}`, file);
   }

@@ -9,8 +9,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Sqlite } from './sqlite-driver.js';
 import { migratePostgres, openPostgresDatabase, PgDatabase, type PostgresStoreOptions } from './postgres/open.js';
-import { IdsyncError } from '../core/errors.js';
-import { fileSystemError, makeDirectory, sqliteHint } from '../core/fs-errors.js';
+import { fileSystemError, makeDirectory, sqliteError, warnOnStderr } from '../core/fs-errors.js';
 
 export type Database = BetterSqlite3.Database;
 
@@ -49,7 +48,6 @@ export interface OpenDatabaseOptions {
   warn?: (message: string) => void;
 }
 
-const warnOnStderr = (message: string): void => void process.stderr.write(`warning: ${message}\n`);
 /** Folders already warned about in this process: a service opens its store more than once. */
 const warnedDirs = new Set<string>();
 
@@ -98,17 +96,6 @@ function warnIfShared(dir: string, warn: (message: string) => void): void {
   );
 }
 
-/** A SQLite failure on `file` as STORE_FAILED, naming the file, the cause and the fix. */
-export function storeError(err: unknown, what: string, file: string): IdsyncError {
-  if (err instanceof IdsyncError) return err;
-  const code = (err as { code?: unknown }).code;
-  return new IdsyncError('STORE_FAILED', `${what} ${file}: ${(err as Error).message}`, {
-    hint: sqliteHint(typeof code === 'string' ? code : undefined, file),
-    details: { file, ...(typeof code === 'string' ? { sqliteCode: code } : {}) },
-    cause: err,
-  });
-}
-
 export function openDatabase(file: string, migrations: Migration[] = [], options: OpenDatabaseOptions = {}): Database {
   if (file !== ':memory:') makePrivate(file, options.warn ?? warnOnStderr);
   let opened: Database | undefined;
@@ -120,7 +107,7 @@ export function openDatabase(file: string, migrations: Migration[] = [], options
     switchToWal(opened);
   } catch (err) {
     opened?.close();
-    throw storeError(err, 'cannot open database', file);
+    throw sqliteError(err, 'cannot open database', file);
   }
   const db = opened;
   try {
@@ -129,7 +116,7 @@ export function openDatabase(file: string, migrations: Migration[] = [], options
     migrate(db, migrations);
   } catch (err) {
     db.close();
-    throw storeError(err, 'cannot update the schema of database', file);
+    throw sqliteError(err, 'cannot update the schema of database', file);
   }
   return db;
 }

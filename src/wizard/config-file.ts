@@ -7,6 +7,7 @@ import { closeSync, existsSync, fchmodSync, fchownSync, fsyncSync, openSync, rea
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseDocument, stringify, type Document } from 'yaml';
+import { warnOnStderr } from '../core/fs-errors.js';
 import { parseConfigText, type LoadedConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
 import { IdsyncError } from '../core/errors.js';
@@ -119,10 +120,6 @@ export function writeFileAtomic(file: string, text: string, warn: (message: stri
       cause: err,
     });
   }
-}
-
-function warnOnStderr(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
 }
 
 function keepModeAndOwner(fd: number, original: Stats, file: string, warn: (message: string) => void): void {

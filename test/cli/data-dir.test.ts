@@ -65,6 +65,8 @@ describe('the data directory through the CLI', () => {
   });
 });
 
+// Skipped only where the OS forbids a mount namespace (not root, an unprivileged container): a
+// capability of the machine, not a server the suite could start. CI runs as root, where it runs.
 describe('the data directory on a read-only or full file system (private mount namespace)', { skip: mountNamespaceUnavailable() }, () => {
   const cli = (setup: string, file: string, args: string[]) => runInMountNamespace(setup, [process.execPath, '--import', 'tsx', RUNNER, '--config', file, ...args], { cwd: repoRoot });
 

@@ -131,6 +131,8 @@ describe('file-system failures of the store: a stable code, the path and the fix
  * nothing), so the child opens the store in a mount namespace of its own, on a read-only bind mount
  * or on a small tmpfs. SQLite's "database or disk is full" needs no fake this way.
  */
+// Skipped only where the OS forbids a mount namespace (not root, an unprivileged container): a
+// capability of the machine, not a server the suite could start. CI runs as root, where it runs.
 describe('the store on a read-only or full file system (private mount namespace)', { skip: mountNamespaceUnavailable() }, () => {
   /** Opens `file` with `migrations` in the namespace; prints the error as JSON. */
   function openIn(setup: string, file: string, migrations: { id: string; sql: string }[]) {

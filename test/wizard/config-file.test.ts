@@ -18,6 +18,7 @@ import { repoRoot, runCli } from '../helpers/run-cli.js';
 const NOBODY = 65534;
 const configFileModule = fileURLToPath(new URL('../../src/wizard/config-file.ts', import.meta.url));
 
+/** Why the cases that hand a file to nobody cannot run here (they need root, as CI has), or false. */
 function nobodySkip(): string | false {
   if (process.getuid?.() !== 0) return 'runs a child as nobody: needs root';
   if (!existsSync('/dev/shm')) return 'no /dev/shm for a folder nobody can reach';

@@ -9,6 +9,7 @@
  * are deferred until it has run; references that can never be resolved fail with 409.
  */
 import { badRequest, ScimError } from './errors.js';
+import { FILTER_STRING } from './filter.js';
 import { GROUPS } from './resources/groups.js';
 import type { ResourceKind } from './resources/kind.js';
 import { USERS } from './resources/users.js';
@@ -73,8 +74,7 @@ function mapRefs(method: Method, data: unknown, fn: RefFn): unknown {
   return { ...data, [data.Operations !== undefined ? 'Operations' : 'operations']: mapped };
 }
 
-/** A string literal of a filter, with its escapes; and what may stand before one compared to `value`. */
-const FILTER_STRING = /"(?:[^"\\]|\\.)*"/g;
+/** What may stand before a filter string compared to `value`. */
 const VALUE_COMPARED = /(?:^|[\s[(])value\s+(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s*$/i;
 
 /**

@@ -51,8 +51,8 @@ function checkShape(text: string, scimType: ScimType): void {
   }
 }
 
-/** A quoted string of a filter, as the parser's tokenizer finds it. */
-const QUOTED = /"(?:[^"\\]|\\.)*"/g;
+/** A quoted string of a filter, as the parser's tokenizer finds it (with its escapes). */
+export const FILTER_STRING = /"(?:[^"\\]|\\.)*"/g;
 
 /**
  * A filter's string value: a JSON string (RFC 7644 §3.4.2.2), so `\\` is one backslash and `\"` a
@@ -76,7 +76,7 @@ function decodeString(literal: string, scimType: ScimType): string {
  */
 function protectStrings(text: string, scimType: ScimType): { text: string; strings: Map<string, string> } {
   const strings = new Map<string, string>();
-  const replaced = text.replace(QUOTED, (literal) => {
+  const replaced = text.replace(FILTER_STRING, (literal) => {
     const key = String(strings.size);
     strings.set(key, decodeString(literal, scimType));
     return `"${key}"`;
