@@ -4,6 +4,7 @@
  * namespace (`unshare -m`) of one child process, so nothing outside that child sees the mount.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { childResult } from './run-cli.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,13 +36,6 @@ export const smallTmpfs = (dir: string, kib: number, fillKib = 0): string =>
 
 /** Runs `argv` in a new mount namespace after the shell commands of `setup`. */
 export function runInMountNamespace(setup: string, argv: string[], opts: { cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['-m', 'sh', '-c', `${setup} && exec "$@"`, 'sh', ...argv], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  const child = spawn('unshare', ['-m', 'sh', '-c', `${setup} && exec "$@"`, 'sh', ...argv], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  return childResult(child);
 }

@@ -3,7 +3,7 @@
  * test/helpers/idsync-main.ts), spawned asynchronously so that servers in the test process keep
  * answering while it runs.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,18 +17,23 @@ export interface CliRun {
 }
 
 export function runCli(args: string[], opts: { env?: Record<string, string | undefined>; stdin?: string; cwd?: string } = {}): Promise<CliRun> {
+  const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], {
+    cwd: opts.cwd ?? repoRoot,
+    env: { ...process.env, ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  return childResult(child, opts.stdin ?? '');
+}
+
+/** A child's exit code (-1 when killed) and all it printed; `stdin` is written to it and closed. */
+export function childResult(child: ChildProcess, stdin?: string): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], {
-      cwd: opts.cwd ?? repoRoot,
-      env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(opts.stdin ?? '');
+    if (stdin !== undefined) child.stdin?.end(stdin);
   });
 }

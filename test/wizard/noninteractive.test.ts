@@ -4,11 +4,9 @@
  * asynchronously so that the in-process cloud keeps answering.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createSyncClient } from '../../src/cloud/admin-api-client.js';
 import { checkConsolePassword, consoleAccountPath, readConsoleAccount } from '../../src/console/account.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -16,33 +14,7 @@ import { openContext } from '../../src/engine/context.js';
 import { passwordHashSyncSupported } from '../../src/wizard/config-file.js';
 import { skipUnless } from '../helpers/integration.js';
 import { useSlapdAndCloud } from '../helpers/engine-lab.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-// The real CLI entry point, from the sources (no build needed).
-const RUNNER = path.join(repoRoot, 'test/helpers/idsync-main.ts');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(opts.stdin ?? '');
-  });
-}
+import { runCli as run } from '../helpers/run-cli.js';
 
 function storeOf(file: string): { secrets: Record<string, string | undefined>; events: { name: string; details: Record<string, unknown>; message: string }[] } {
   const ctx = openContext(loadConfig(file));
