@@ -107,7 +107,7 @@ export async function explainRefusedPassword(x: ExplainInput): Promise<string[]>
   else {
     try {
       const o = db
-        .prepare('SELECT changed_at, queued_at, version, attempts, next_attempt_at, last_error, source FROM phs_outbox WHERE anchor = ?')
+        .prepare('SELECT changed_at, queued_at, version, attempts, next_attempt_at, last_error, source FROM phs_users WHERE anchor = ? AND next_attempt_at IS NOT NULL')
         .get(x.anchor) as { changed_at: string; queued_at: string; version: number; attempts: number; next_attempt_at: number; last_error: string | null; source: string | null } | undefined;
       if (!o) out.push('idsync: outbox holds nothing for the user');
       else {
@@ -117,7 +117,7 @@ export async function explainRefusedPassword(x: ExplainInput): Promise<string[]>
             `${o.attempts} attempt(s), ${due > 0 ? `due in ${due} ms (at ${time(o.next_attempt_at)})` : `due since ${-due} ms`}, last error ${o.last_error ?? '-'}`,
         );
       }
-      const s = db.prepare('SELECT connector, changed_at, updated_at, nt_fp IS NOT NULL AS fp FROM phs_state WHERE anchor = ?').all(x.anchor) as {
+      const s = db.prepare('SELECT connector, changed_at, updated_at, nt_fp IS NOT NULL AS fp FROM phs_users WHERE anchor = ?').all(x.anchor) as {
         connector: string;
         changed_at: string | null;
         updated_at: string;

@@ -138,7 +138,7 @@ function queuedChanges(file: string): { anchor: string; attempts: number; lastEr
   const db = new Sqlite(file, { readonly: true, fileMustExist: true });
   try {
     const rows = db
-      .prepare("SELECT anchor, attempts, last_error, next_attempt_at FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY anchor")
+      .prepare("SELECT anchor, attempts, last_error, next_attempt_at FROM phs_users WHERE next_attempt_at IS NOT NULL AND (last_error IS NULL OR last_error <> 'TargetNotExported') ORDER BY anchor")
       .all() as { anchor: string; attempts: number; last_error: string | null; next_attempt_at: number }[];
     return rows.map((r) => ({ anchor: r.anchor, attempts: r.attempts, lastError: r.last_error, dueInMs: r.next_attempt_at - Date.now() }));
   } finally {

@@ -28,7 +28,7 @@
  *    IDSYNC_BENCH_CHANGES changes. IDSYNC_BENCH_SKIP_DRS=1 skips it.
  */
 import { createHook } from 'node:async_hooks';
-import { pbkdf2, randomBytes } from 'node:crypto';
+import { createHash, pbkdf2, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -82,13 +82,23 @@ console.log(
     `Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`,
 );
 
+/**
+ * Anchors as directories give them: an AD objectGUID as idsync's immutableId (base64 of 16 bytes),
+ * in no particular order — an OpenLDAP entryUUID sorts no better. Sequential anchors (`anchor-1`,
+ * `anchor-2`, … as this bench used before 2026-12-06 22:00) put every change of a transaction on the
+ * same few pages and overstated both paths by several points (bench/README.md).
+ */
+const anchorOf = (kind: string, i: number): string => createHash('sha256').update(`${kind}-${i}`).digest().subarray(0, 16).toString('base64');
+const userAnchors = Array.from({ length: N }, (_, i) => anchorOf('user', i));
+const pageAnchors = Array.from({ length: N }, (_, i) => anchorOf('page', i));
+
 const dir = mkdtempSync(path.join(tmpdir(), 'idsync-bench-pw-'));
 const db = openDatabase(path.join(dir, 'idsync.db'), allMigrations);
 // Users the notification path names by sAMAccountName (resolved through the connector space, as a
 // real notification is); the import path uses other anchors, so every hash it sees is a change.
 const insert = db.prepare("INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash) VALUES ('ad', ?, 'user', ?, ?, ?, 'x')");
 db.transaction(() => {
-  for (let i = 0; i < N; i++) insert.run(`anchor-${i}`, `CN=u${i},DC=x`, `cn=u${i},dc=x`, JSON.stringify({ samaccountname: [`u${i}`] }));
+  for (let i = 0; i < N; i++) insert.run(userAnchors[i]!, `CN=u${i},DC=x`, `cn=u${i},dc=x`, JSON.stringify({ samaccountname: [`u${i}`] }));
 })();
 const cloud = new CloudClient({ url: 'http://127.0.0.1:9', auth: { type: 'client_credentials', clientId: 'bench' }, timeoutMs: 1000, concurrency: 1, retries: 0, bulkSize: 200, refusedCredentialRecheck: '15m' }, async () => undefined);
 const pipeline = new PasswordPipeline({ db, cloud, events: new EventLog(db), key: randomBytes(32) });
@@ -122,7 +132,7 @@ const paths: Record<Line, (from: number, to: number) => Promise<number>> = {
   import: async (from, to) => {
     const t0 = performance.now();
     for (let start = from; start < to; start += PAGE) {
-      const page = Array.from({ length: Math.min(PAGE, to - start) }, (_, k) => ({ anchor: `page-${start + k}`, nt: nts[(start + k) % nts.length]! }));
+      const page = Array.from({ length: Math.min(PAGE, to - start) }, (_, k) => ({ anchor: pageAnchors[start + k]!, nt: nts[(start + k) % nts.length]! }));
       await pipeline.observeNtHashes('ldap', page); // its own dispatch (defaultHashConcurrency), as in production
     }
     return performance.now() - t0;
@@ -130,7 +140,7 @@ const paths: Record<Line, (from: number, to: number) => Promise<number>> = {
   // The notification path: one change per call (user name + new password), `inFlight` callers.
   notification: (from, to) => closedLoop(from, to, (i) => pipeline.acceptPassword(`u${i}`, `Bench-${i}-Passw0rd!`)),
   // The same path after the sender resolved the user and computed the NT hash (PCN minus look-up and MD4).
-  ntHash: (from, to) => closedLoop(from, to, (i) => pipeline.acceptNtHash('ad', `anchor-${i}`, nts[i % nts.length]!)),
+  ntHash: (from, to) => closedLoop(from, to, (i) => pipeline.acceptNtHash('ad', userAnchors[i]!, nts[i % nts.length]!)),
 };
 // Side by side: each round runs the lines one after another, in a rotating order, so that a
 // change of the machine's load weighs on all of them alike.

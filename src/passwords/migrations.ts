@@ -82,4 +82,51 @@ CREATE TABLE phs_drs_state (
     id: 'passwords/intake-002-status-queued-at',
     sql: `ALTER TABLE phs_status ADD COLUMN queued_at TEXT;`,
   },
+  {
+    // One row per user instead of two (issue 13): phs_state and phs_outbox held the same sealed
+    // hash, so every change wrote four B-trees (two tables, two indexes): with anchors in random
+    // order (objectGUIDs) that is four random pages a change. phs_users holds what is known of the
+    // user and, while a change waits for the cloud, its delivery (next_attempt_at not NULL); the
+    // partial index lists only those. Keyed (anchor, connector): the anchor is the cloud
+    // externalId, and look-ups by it alone need no second index.
+    id: 'passwords/intake-003-one-row-per-user',
+    sql: `
+CREATE TABLE phs_users (
+  anchor          TEXT NOT NULL,
+  connector       TEXT NOT NULL,
+  nt_fp           BLOB,               -- keyed fingerprint of the last NT hash (polling sources)
+  hash_ct         BLOB,               -- the last known OrgId hash, sealed (keys.ts)
+  hash_iv         BLOB,
+  hash_tag        BLOB,
+  key_id          TEXT,
+  changed_at      TEXT,               -- ISO time of that change at the source
+  updated_at      TEXT NOT NULL,
+  -- The delivery of that hash, while it waits (next_attempt_at NOT NULL); kept as it was after.
+  queued_at       TEXT,
+  version         INTEGER NOT NULL DEFAULT 0,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,            -- epoch ms; NULL: nothing waits
+  last_error      TEXT,
+  source          TEXT,
+  PRIMARY KEY (anchor, connector)
+) WITHOUT ROWID;
+INSERT INTO phs_users (anchor, connector, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
+  SELECT anchor, connector, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at FROM phs_state;
+-- What waits: its hash is the newest known (both tables were written together), unless the state is newer.
+INSERT INTO phs_users (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, version, attempts, next_attempt_at, last_error, source)
+  SELECT anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, queued_at, version, attempts, next_attempt_at, last_error, source
+  FROM phs_outbox WHERE true
+  ON CONFLICT (anchor, connector) DO UPDATE SET
+    hash_ct    = CASE WHEN phs_users.changed_at IS NULL OR excluded.changed_at >= phs_users.changed_at THEN excluded.hash_ct ELSE phs_users.hash_ct END,
+    hash_iv    = CASE WHEN phs_users.changed_at IS NULL OR excluded.changed_at >= phs_users.changed_at THEN excluded.hash_iv ELSE phs_users.hash_iv END,
+    hash_tag   = CASE WHEN phs_users.changed_at IS NULL OR excluded.changed_at >= phs_users.changed_at THEN excluded.hash_tag ELSE phs_users.hash_tag END,
+    key_id     = CASE WHEN phs_users.changed_at IS NULL OR excluded.changed_at >= phs_users.changed_at THEN excluded.key_id ELSE phs_users.key_id END,
+    changed_at = CASE WHEN phs_users.changed_at IS NULL OR excluded.changed_at >= phs_users.changed_at THEN excluded.changed_at ELSE phs_users.changed_at END,
+    queued_at = excluded.queued_at, version = excluded.version, attempts = excluded.attempts,
+    next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, source = excluded.source;
+DROP TABLE phs_outbox;
+DROP TABLE phs_state;
+CREATE INDEX phs_users_due ON phs_users (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+`,
+  },
 ];

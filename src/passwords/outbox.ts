@@ -1,6 +1,9 @@
 /**
- * The durable password outbox (DESIGN.md §1 point 5): one row per user in idsync.db, holding the
- * user's latest OrgId hash sealed with the data key. Guarantees:
+ * The durable password outbox (DESIGN.md §1 point 5): one row per user in idsync.db (phs_users),
+ * holding what is known of the user — the latest OrgId hash sealed with the data key, the NT hash's
+ * keyed fingerprint — and, while that hash waits for the cloud, its delivery (next_attempt_at set:
+ * "in the outbox"). One row, so a change writes one B-tree and a small index, not four (issue 13).
+ * Guarantees:
  *  - latest change wins: a newer changedAt replaces a queued older one; an older one never
  *    replaces a newer one (neither in the outbox nor in the last-known state);
  *  - a row leaves the outbox only when the cloud answered Success for that very version (a change
@@ -71,10 +74,10 @@ export interface OutboxWrite {
 }
 
 export class Outbox {
-  private readonly stateUpsert;
-  private readonly outboxUpsert;
+  private readonly upsert;
+  private readonly requeueStmt;
   private readonly dueStmt;
-  private readonly deleteStmt;
+  private readonly completeStmt;
   private readonly retryStmt;
   private readonly dueAfterOutageStmt;
   private readonly fpGet;
@@ -89,49 +92,49 @@ export class Outbox {
     private readonly keys: PasswordKeys,
     private readonly now: () => number = Date.now,
   ) {
-    // One statement decides "newer than what we know" and writes the last known state (and the NT
-    // fingerprint, when the source gave one): no read-then-write per change.
-    this.stateUpsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string]>(
-      `INSERT INTO phs_state (connector, anchor, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = coalesce(excluded.nt_fp, phs_state.nt_fp), hash_ct = excluded.hash_ct,
+    // One statement decides "newer than what we know", writes the last known state (and the NT
+    // fingerprint, when the source gave one) and queues the change: no read-then-write per change.
+    // A change queued while an older one waits takes its place with the next version; after a
+    // delivery the row's versions start at 1 again (queued_at and the seal's IV tell them apart).
+    this.upsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string, string, number, string | null]>(
+      `INSERT INTO phs_users (anchor, connector, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, version, attempts, next_attempt_at, last_error, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, NULL, ?)
+       ON CONFLICT (anchor, connector) DO UPDATE SET nt_fp = coalesce(excluded.nt_fp, phs_users.nt_fp), hash_ct = excluded.hash_ct,
          hash_iv = excluded.hash_iv, hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at,
-         updated_at = excluded.updated_at
-       WHERE phs_state.changed_at IS NULL OR phs_state.changed_at <= excluded.changed_at`,
+         updated_at = excluded.updated_at, queued_at = excluded.queued_at,
+         version = CASE WHEN phs_users.next_attempt_at IS NULL THEN 1 ELSE phs_users.version + 1 END,
+         attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
+       WHERE phs_users.changed_at IS NULL OR phs_users.changed_at <= excluded.changed_at`,
     );
-    // (anchor, connector, ct, iv, tag, keyId, changedAt, queuedAt, nextAttemptAt, source)
-    this.outboxUpsert = db.prepare<[string, string, Buffer, Buffer, Buffer, string, string, string, number, string | null]>(
-      `INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, next_attempt_at, last_error, source)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, NULL, ?)
-       ON CONFLICT (anchor) DO UPDATE SET connector = excluded.connector, hash_ct = excluded.hash_ct, hash_iv = excluded.hash_iv,
-         hash_tag = excluded.hash_tag, key_id = excluded.key_id, changed_at = excluded.changed_at, queued_at = excluded.queued_at,
-         version = phs_outbox.version + 1, attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
-       WHERE excluded.changed_at >= phs_outbox.changed_at`,
+    // The last known hash queued again as it is (a resync, a new cloud object): same seal, new queue time.
+    this.requeueStmt = db.prepare<[string, number, string | null, string, string]>(
+      `UPDATE phs_users SET queued_at = ?, version = CASE WHEN next_attempt_at IS NULL THEN 1 ELSE version + 1 END,
+         attempts = 0, next_attempt_at = ?, last_error = NULL, source = ?
+       WHERE anchor = ? AND connector = ? AND hash_ct IS NOT NULL AND changed_at IS NOT NULL`,
     );
     this.dueStmt = db.prepare<[number, number], Row>(
       `SELECT anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, source
-       FROM phs_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, queued_at LIMIT ?`,
+       FROM phs_users WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, queued_at LIMIT ?`,
     );
-    // An answer acts on the write it was about, not on whatever row the anchor has now: two
+    // An answer acts on the write it was about, not on whatever the row holds now: two
     // deliveries of one anchor can overlap (two processes, or a late answer), and a row completed by
     // one and queued again by a newer change starts at version 1 again. Matching the version alone
-    // let the late answer of the first delete the newer change (found by `npm run chaos`, seed
+    // let the late answer of the first complete the newer change (found by `npm run chaos`, seed
     // 1308652329: a password that never reached the cloud).
-    this.deleteStmt = db.prepare('DELETE FROM phs_outbox WHERE anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ?');
-    this.retryStmt = db.prepare(
-      'UPDATE phs_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ?',
-    );
+    const thisWrite = 'anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ? AND next_attempt_at IS NOT NULL';
+    this.completeStmt = db.prepare(`UPDATE phs_users SET next_attempt_at = NULL, attempts = 0, last_error = NULL WHERE ${thisWrite}`);
+    this.retryStmt = db.prepare(`UPDATE phs_users SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${thisWrite}`);
     this.dueAfterOutageStmt = db.prepare<[number, number, string]>(
-      'UPDATE phs_outbox SET next_attempt_at = ? WHERE next_attempt_at > ? AND last_error IN (SELECT value FROM json_each(?))',
+      'UPDATE phs_users SET next_attempt_at = ? WHERE next_attempt_at > ? AND last_error IN (SELECT value FROM json_each(?))',
     );
-    this.fpGet = db.prepare<[string, string], { nt_fp: Buffer | null }>('SELECT nt_fp FROM phs_state WHERE connector = ? AND anchor = ?');
+    this.fpGet = db.prepare<[string, string], { nt_fp: Buffer | null }>('SELECT nt_fp FROM phs_users WHERE connector = ? AND anchor = ?');
     this.fpMany = db.prepare<[string, string], { anchor: string; nt_fp: Buffer | null }>(
-      'SELECT anchor, nt_fp FROM phs_state WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
+      'SELECT anchor, nt_fp FROM phs_users WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
     );
-    this.knownAt = db.prepare<[string, string], { changed_at: string | null }>('SELECT changed_at FROM phs_state WHERE connector = ? AND anchor = ?');
+    this.knownAt = db.prepare<[string, string], { changed_at: string | null }>('SELECT changed_at FROM phs_users WHERE connector = ? AND anchor = ?');
     this.fpSet = db.prepare(
-      `INSERT INTO phs_state (connector, anchor, nt_fp, updated_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (connector, anchor) DO UPDATE SET nt_fp = excluded.nt_fp, updated_at = excluded.updated_at`,
+      `INSERT INTO phs_users (connector, anchor, nt_fp, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (anchor, connector) DO UPDATE SET nt_fp = excluded.nt_fp, updated_at = excluded.updated_at`,
     );
   }
 
@@ -157,20 +160,15 @@ export class Outbox {
         const sealed = this.keys.seal(c.hash, c.anchor);
         let changedAt = c.changedAt.toISOString();
         // Positional parameters: binding an object of named ones costs a µs or two per row.
-        let written = this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes > 0;
+        let written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source).changes > 0;
         if (!written && c.arrival) {
           // An arriving change older than what is known (the clock was set back) is dated just
           // after it instead; read only then, so the usual change costs no extra look-up.
           changedAt = this.afterKnown(c).toISOString();
-          written = this.stateUpsert.run(c.connector, c.anchor, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now).changes > 0;
+          written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source).changes > 0;
         }
         // A newer change of this user is known: nothing changes for this one.
-        if (!written) {
-          out.push('stale');
-          continue;
-        }
-        const res = this.outboxUpsert.run(c.anchor, c.connector, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, nowMs, c.source);
-        out.push(res.changes > 0 ? 'queued' : 'stale');
+        out.push(written ? 'queued' : 'stale');
       }
       return out;
     })();
@@ -186,8 +184,12 @@ export class Outbox {
   due(limit: number, exclude: ReadonlySet<string>, asOf: number = this.now()): OutboxItem[] {
     const rows = this.dueStmt.all(asOf, limit + exclude.size);
     const out: OutboxItem[] = [];
+    const taken = new Set<string>();
     for (const r of rows) {
-      if (exclude.has(r.anchor)) continue;
+      // One delivery per cloud user at a time: two connectors that both know an anchor (the same
+      // directory configured twice) each have a row; the other one goes in a later batch.
+      if (exclude.has(r.anchor) || taken.has(r.anchor)) continue;
+      taken.add(r.anchor);
       out.push({
         anchor: r.anchor,
         connector: r.connector,
@@ -206,7 +208,7 @@ export class Outbox {
 
   /** The cloud stored this write: forget it (a newer one queued meanwhile stays). */
   complete(w: OutboxWriteRef): void {
-    this.deleteStmt.run(w.anchor, w.version, w.queuedAt, w.writeId);
+    this.completeStmt.run(w.anchor, w.version, w.queuedAt, w.writeId);
   }
 
   /** Try this write again at `at` (epoch ms), recording why it did not go through. */
@@ -224,7 +226,7 @@ export class Outbox {
 
   /** Makes every waiting item due at `at` (a new credential deserves an attempt now, not after the backoff). */
   dueNow(at: number): number {
-    return this.db.prepare('UPDATE phs_outbox SET next_attempt_at = ? WHERE next_attempt_at > ?').run(at, at).changes;
+    return this.db.prepare('UPDATE phs_users SET next_attempt_at = ? WHERE next_attempt_at > ?').run(at, at).changes;
   }
 
   /** Runs fn in one transaction (a batch's outcome is written at once). */
@@ -251,7 +253,10 @@ export class Outbox {
   expireUnexported(olderThan: string): { anchor: string; connector: string; queuedAt: string }[] {
     return (
       this.db
-        .prepare("DELETE FROM phs_outbox WHERE last_error = 'TargetNotExported' AND queued_at < ? RETURNING anchor, connector, queued_at")
+        .prepare(
+          `UPDATE phs_users SET next_attempt_at = NULL, attempts = 0, last_error = NULL
+           WHERE next_attempt_at IS NOT NULL AND last_error = 'TargetNotExported' AND queued_at < ? RETURNING anchor, connector, queued_at`,
+        )
         .all(olderThan) as { anchor: string; connector: string; queued_at: string }[]
     ).map((r) => ({ anchor: r.anchor, connector: r.connector, queuedAt: r.queued_at }));
   }
@@ -286,40 +291,36 @@ export class Outbox {
     const list = JSON.stringify([...new Set(anchors)]);
     return this.db.transaction(() => {
       this.db
-        .prepare('UPDATE phs_outbox SET next_attempt_at = ?, attempts = 0 WHERE next_attempt_at > ? AND anchor IN (SELECT value FROM json_each(?))')
+        .prepare('UPDATE phs_users SET next_attempt_at = ?, attempts = 0 WHERE next_attempt_at > ? AND anchor IN (SELECT value FROM json_each(?))')
         .run(nowMs, nowMs, list);
       // The newest known hash per anchor (several connectors may know one), where nothing waits.
       const rows = this.db
         .prepare(
-          `SELECT s.* FROM phs_state s
+          `SELECT s.connector, s.anchor FROM phs_users s
            WHERE s.anchor IN (SELECT value FROM json_each(?)) AND s.hash_ct IS NOT NULL AND s.changed_at IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM phs_outbox o WHERE o.anchor = s.anchor)
+             AND NOT EXISTS (SELECT 1 FROM phs_users o WHERE o.anchor = s.anchor AND o.next_attempt_at IS NOT NULL)
            ORDER BY s.anchor, s.changed_at DESC`,
         )
-        .all(list) as Array<{ connector: string; anchor: string; hash_ct: Buffer; hash_iv: Buffer; hash_tag: Buffer; key_id: string; changed_at: string }>;
+        .all(list) as Array<{ connector: string; anchor: string }>;
       const queued: Array<{ connector: string; anchor: string }> = [];
       for (const r of rows) {
         if (queued.some((q) => q.anchor === r.anchor)) continue;
-        if (this.queueKnownHash({ ...r, source: 'cloud-object' }, nowMs)) queued.push({ connector: r.connector, anchor: r.anchor });
+        if (this.queueKnownHash(r.connector, r.anchor, 'cloud-object', nowMs)) queued.push({ connector: r.connector, anchor: r.anchor });
       }
       return queued;
     })();
   }
 
-  /** Queues a user's last known (sealed) hash from phs_state again; true when the outbox changed. */
-  private queueKnownHash(
-    r: { connector: string; anchor: string; hash_ct: Buffer; hash_iv: Buffer; hash_tag: Buffer; key_id: string; changed_at: string; source: string },
-    nowMs: number,
-  ): boolean {
-    const res = this.outboxUpsert.run(r.anchor, r.connector, r.hash_ct, r.hash_iv, r.hash_tag, r.key_id, r.changed_at, new Date(nowMs).toISOString(), nowMs, r.source);
-    return res.changes > 0;
+  /** Queues a user's last known (sealed) hash again; true when there was one. */
+  private queueKnownHash(connector: string, anchor: string, source: string, nowMs: number): boolean {
+    return this.requeueStmt.run(new Date(nowMs).toISOString(), nowMs, source, anchor, connector).changes > 0;
   }
 
-  /** The password state of every user that still exists in a connector space. */
-  private existingStates(): unknown[] {
+  /** The users with a password state that still exist in a connector space. */
+  private existingUsers(): Array<{ connector: string; anchor: string }> {
     this.csUsers ??= new ConnectorSpaceUsers(this.db);
     const users = this.csUsers;
-    return (this.db.prepare('SELECT * FROM phs_state').all() as Array<{ connector: string; anchor: string }>).filter((r) => users.exists(r.connector, r.anchor));
+    return (this.db.prepare('SELECT connector, anchor FROM phs_users').all() as Array<{ connector: string; anchor: string }>).filter((r) => users.exists(r.connector, r.anchor));
   }
 
   /**
@@ -331,27 +332,15 @@ export class Outbox {
     const nowMs = this.now();
     return this.db.transaction(() => {
       // Everyone means the users that still exist in a connector space: a deleted user's last hash
-      // is kept in phs_state, but a resync must not queue it (issue 11: --all queued 4 where 3
+      // is kept in phs_users, but a resync must not queue it (issue 11: --all queued 4 where 3
       // exist). Named anchors were resolved from the connector spaces by the caller.
-      const rows = (anchors
-        ? anchors.flatMap((a) => this.db.prepare('SELECT * FROM phs_state WHERE anchor = ?').all(a))
-        : this.existingStates()) as Array<{
-        connector: string;
-        anchor: string;
-        hash_ct: Buffer | null;
-        hash_iv: Buffer | null;
-        hash_tag: Buffer | null;
-        key_id: string | null;
-        changed_at: string | null;
-      }>;
+      const byAnchor = this.db.prepare<[string], { connector: string; anchor: string }>('SELECT connector, anchor FROM phs_users WHERE anchor = ?');
+      const rows = anchors ? anchors.flatMap((a) => byAnchor.all(a)) : this.existingUsers();
       const queued: Array<{ connector: string; anchor: string }> = [];
-      const clearFp = this.db.prepare('UPDATE phs_state SET nt_fp = NULL WHERE connector = ? AND anchor = ?');
+      const clearFp = this.db.prepare('UPDATE phs_users SET nt_fp = NULL WHERE connector = ? AND anchor = ?');
       for (const r of rows) {
         clearFp.run(r.connector, r.anchor);
-        if (!r.hash_ct || !r.hash_iv || !r.hash_tag || !r.key_id || !r.changed_at) continue;
-        if (this.queueKnownHash({ connector: r.connector, anchor: r.anchor, hash_ct: r.hash_ct, hash_iv: r.hash_iv, hash_tag: r.hash_tag, key_id: r.key_id, changed_at: r.changed_at, source: 'resync' }, nowMs)) {
-          queued.push({ connector: r.connector, anchor: r.anchor });
-        }
+        if (this.queueKnownHash(r.connector, r.anchor, 'resync', nowMs)) queued.push({ connector: r.connector, anchor: r.anchor });
       }
       return queued;
     })();
@@ -359,8 +348,8 @@ export class Outbox {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Questions about phs_outbox and phs_state from outside: this module owns both tables, so status,
-// doctor, the service and the cycle ask here instead of writing their own SQL.
+// Questions about phs_users from outside: this module owns the table, so status, doctor, the
+// service and the cycle ask here instead of writing their own SQL.
 // ---------------------------------------------------------------------------------------------
 
 export interface OutboxDepth {
@@ -389,7 +378,7 @@ export function outboxDepth(db: Database): OutboxDepth {
               min(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN queued_at END) AS oldest,
               max(CASE WHEN last_error IS NULL OR last_error <> 'TargetNotExported' THEN attempts END) AS attempts,
               min(next_attempt_at) AS next
-       FROM phs_outbox`,
+       FROM phs_users WHERE next_attempt_at IS NOT NULL`,
     )
     .get() ?? { n: 0, unexported: 0, oldest: null, attempts: null, next: null };
   return { depth: r.n, waitingForExport: r.unexported ?? 0, oldestQueuedAt: r.oldest, attempts: r.attempts, nextAttemptAt: r.next };
@@ -397,21 +386,31 @@ export function outboxDepth(db: Database): OutboxDepth {
 
 /** The last delivery error of the oldest change not waiting for its export (raw: the caller redacts what it shows). */
 export function oldestOutboxError(db: Database): string | null {
-  return db.prepare<[], { last_error: string | null }>("SELECT last_error FROM phs_outbox WHERE last_error IS NULL OR last_error <> 'TargetNotExported' ORDER BY queued_at LIMIT 1").get()?.last_error ?? null;
+  return (
+    db
+      .prepare<[], { last_error: string | null }>(
+        "SELECT last_error FROM phs_users WHERE next_attempt_at IS NOT NULL AND (last_error IS NULL OR last_error <> 'TargetNotExported') ORDER BY queued_at LIMIT 1",
+      )
+      .get()?.last_error ?? null
+  );
 }
 
 /** The change of a user waiting in the outbox now: when it was queued, and from where. */
 export function waitingChange(db: Database, anchor: string): { connector: string; source: string | null; queuedAt: string } | undefined {
-  const r = db.prepare<[string], { connector: string; source: string | null; queued_at: string }>('SELECT connector, source, queued_at FROM phs_outbox WHERE anchor = ?').get(anchor);
+  const r = db
+    .prepare<[string], { connector: string; source: string | null; queued_at: string }>(
+      'SELECT connector, source, queued_at FROM phs_users WHERE anchor = ? AND next_attempt_at IS NOT NULL ORDER BY queued_at DESC LIMIT 1',
+    )
+    .get(anchor);
   return r && { connector: r.connector, source: r.source, queuedAt: r.queued_at };
 }
 
 /** True when at least one password change waits (cheaper than a count). */
 export function outboxHasWork(db: Database): boolean {
-  return db.prepare('SELECT 1 FROM phs_outbox LIMIT 1').get() !== undefined;
+  return db.prepare('SELECT 1 FROM phs_users WHERE next_attempt_at IS NOT NULL LIMIT 1').get() !== undefined;
 }
 
 /** How many users have a known password state (a hash or an NT fingerprint). */
 export function knownPasswordCount(db: Database): number {
-  return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM phs_state').get()?.n ?? 0;
+  return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM phs_users').get()?.n ?? 0;
 }

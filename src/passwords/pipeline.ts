@@ -2,8 +2,8 @@
  * Password hash synchronization (PHS): intake → durable outbox → delivery → per-user status.
  *
  *   password change notification ─┐
- *   LDAP sambaNTPassword (import) ─┼─▶ OrgId hash ─▶ phs_outbox (sealed, latest wins) ─▶ POST /api/v1/passwordHashes
- *   Samba DC agent (DirSync)      ─┘                                                      (≤ 50 users per batch)
+ *   LDAP sambaNTPassword (import) ─┼─▶ OrgId hash ─▶ phs_users (sealed, latest wins) ─▶ POST /api/v1/passwordHashes
+ *   Samba DC agent (DirSync)      ─┘                                                     (≤ 50 users per batch)
  *
  * A plaintext password lives only for the time it takes to hash it (acceptPassword); NT hashes
  * only as keyed fingerprints; OrgId hashes only sealed with the data key. See docs/password-hash-sync.md.

@@ -210,7 +210,7 @@ describe('idsync doctor', { skip: skipUnless('slapd') }, () => {
     const s2 = setup(slapd);
     const ctx2 = openContext(s2.loaded);
     try {
-      ctx2.db.prepare('INSERT INTO phs_state (connector, anchor, updated_at) VALUES (?, ?, ?)').run('corp', 'a-1', new Date().toISOString());
+      ctx2.db.prepare('INSERT INTO phs_users (connector, anchor, updated_at) VALUES (?, ?, ?)').run('corp', 'a-1', new Date().toISOString());
     } finally {
       ctx2.close();
     }
@@ -234,10 +234,10 @@ describe('idsync doctor', { skip: skipUnless('slapd') }, () => {
     try {
       ctx.db
         .prepare(
-          `INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, version, attempts, next_attempt_at, last_error, source)
-           VALUES ('a-1', 'corp', x'00', x'00', x'00', 'k', ?, ?, 1, 3, 0, 'CLOUD_AUTH_FAILED', 'test')`,
+          `INSERT INTO phs_users (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, version, attempts, next_attempt_at, last_error, source)
+           VALUES ('a-1', 'corp', x'00', x'00', x'00', 'k', ?, ?, ?, 1, 3, 0, 'CLOUD_AUTH_FAILED', 'test')`,
         )
-        .run(queued, queued);
+        .run(queued, queued, queued);
     } finally {
       ctx.close();
     }

@@ -138,7 +138,7 @@ describe('e2e: the run after a cloud restart delivers the password change that w
     const parked = () => {
       const db = new Sqlite(path.join(world.dir, 'data', 'idsync.db'), { readonly: true, fileMustExist: true });
       try {
-        return db.prepare('SELECT attempts, next_attempt_at, last_error FROM phs_outbox WHERE anchor = ?').get(anchor) as { attempts: number; next_attempt_at: number; last_error: string } | undefined;
+        return db.prepare('SELECT attempts, next_attempt_at, last_error FROM phs_users WHERE anchor = ? AND next_attempt_at IS NOT NULL').get(anchor) as { attempts: number; next_attempt_at: number; last_error: string } | undefined;
       } finally {
         db.close();
       }

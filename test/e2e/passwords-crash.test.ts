@@ -117,7 +117,7 @@ describe('e2e: idsync serve killed with SIGKILL while password batches are in fl
 
     const db = openConfiguredStore(config);
     try {
-      outboxAtKill = (db.prepare('SELECT count(*) AS n FROM phs_outbox').get() as { n: number }).n;
+      outboxAtKill = (db.prepare('SELECT count(*) AS n FROM phs_users WHERE next_attempt_at IS NOT NULL').get() as { n: number }).n;
       const done = (db.prepare("SELECT count(DISTINCT anchor) AS n FROM phs_status WHERE status = 'Success'").get() as { n: number }).n;
       console.log(`# 600 PCNs accepted in ${postMs} ms; at the kill: /status outboxDepth ${depth}, ${inFlight} batches in flight (${proxy.held} sent in all), ${done} users delivered; outbox rows after the kill: ${outboxAtKill}`);
     } finally {

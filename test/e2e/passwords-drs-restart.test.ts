@@ -236,7 +236,7 @@ describe('e2e: source drs against a DC that restarts, rolls back and loses its s
     await ldaps((c) => c.modify(dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'userAccountControl', values: ['512'] }) })));
     await twoPolls(); // the password change: only unicodePwd (and pwdLastSet) of an object not in the connector space
     const anchor = await guidOf(dn);
-    const queued = db((d) => (d.prepare('SELECT count(*) AS n FROM phs_outbox WHERE anchor = ?').get(anchor) as { n: number }).n);
+    const queued = db((d) => (d.prepare('SELECT count(*) AS n FROM phs_users WHERE anchor = ? AND next_attempt_at IS NOT NULL').get(anchor) as { n: number }).n);
     assert.equal(queued, 1, 'the hash waits in the outbox for the user');
     await syncCycle(); // exports the new user; its waiting hash follows
     await until('the new user holds its password', () => holds(upn, 'New-User-Pass-6!'), 120_000, 250);

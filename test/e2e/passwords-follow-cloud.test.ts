@@ -142,6 +142,6 @@ describe('e2e: password state follows the cloud object (sambaNTPassword → clou
     assert.equal(await signIn(lab.cloud.url, 'fw4@lab.test', pw(4)), 200);
     const run = await runCycle(ctx);
     assert.equal(run.status, 'success');
-    assert.equal((ctx.db.prepare('SELECT COUNT(*) AS n FROM phs_outbox').get() as { n: number }).n, 0);
+    assert.equal((ctx.db.prepare('SELECT COUNT(*) AS n FROM phs_users WHERE next_attempt_at IS NOT NULL').get() as { n: number }).n, 0);
   });
 });

@@ -72,7 +72,7 @@ describe('e2e: idsync store migrate (SQLite → PostgreSQL) with work pending', 
     const report = JSON.parse(migrated.stdout) as { verified: boolean; rows: number; tables: { table: string; rows: number }[]; config: string };
     assert.equal(report.verified, true);
     const rowsOf = (t: string) => report.tables.find((x) => x.table === t)?.rows;
-    assert.equal(rowsOf('phs_outbox'), CHANGED);
+    assert.equal(rowsOf('phs_users'), CHANGED);
     assert.equal(rowsOf('runs'), before.runs);
     assert.equal(rowsOf('credentials'), 2);
     assert.ok((rowsOf('cs_objects') ?? 0) >= USERS);

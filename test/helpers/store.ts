@@ -61,7 +61,7 @@ export function storeContents(db: Database): Map<string, string[]> {
     ['console_attr_index', rows('SELECT attr, value, mv_id FROM console_attr_index', (r) => ({ ...r, mv_id: mv(r.mv_id) }))],
     ['watermarks', rows('SELECT connector FROM watermarks', (r) => r)],
     ['runs', rows('SELECT r.profile, r.status, s.seq, s.connector, s.step, s.status AS step_status, s.adds, s.updates, s.deletes, s.unchanged, s.errors FROM runs r JOIN run_steps s ON s.run_id = r.id', (r) => r)],
-    ['phs_outbox', rows('SELECT anchor, connector, last_error FROM phs_outbox', (r) => r)],
+    ['phs_users', rows('SELECT anchor, connector, last_error, CASE WHEN next_attempt_at IS NULL THEN 0 ELSE 1 END AS waiting FROM phs_users', (r) => r)],
   ]);
 }
 

@@ -57,7 +57,7 @@ describe('a password change parked while the cloud was unreachable goes out as s
   });
 
   const nextAttemptIn = (anchor: string): number | undefined => {
-    const r = env.db.prepare<[string], { next_attempt_at: number }>('SELECT next_attempt_at FROM phs_outbox WHERE anchor = ?').get(anchor);
+    const r = env.db.prepare<[string], { next_attempt_at: number }>('SELECT next_attempt_at FROM phs_users WHERE anchor = ? AND next_attempt_at IS NOT NULL').get(anchor);
     return r && r.next_attempt_at - clock;
   };
 

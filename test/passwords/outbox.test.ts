@@ -77,11 +77,12 @@ describe('password outbox', () => {
     o.retry(item!, Date.now() + 60_000, 'TargetNotExported');
     const d = o.depth();
     assert.ok(d.waitingForExport >= 1);
-    const oldestIsIt = d.oldestQueuedAt !== undefined && d.oldestQueuedAt === env.db.prepare("SELECT queued_at AS q FROM phs_outbox WHERE anchor = 'out-of-scope'").pluck().get();
+    const oldestIsIt = d.oldestQueuedAt !== undefined && d.oldestQueuedAt === env.db.prepare("SELECT queued_at AS q FROM phs_users WHERE anchor = 'out-of-scope'").pluck().get();
     assert.equal(oldestIsIt, false, 'the unexported change does not count as the oldest waiting delivery');
     assert.deepEqual(o.expireUnexported(new Date(Date.now() - 7 * 86_400_000).toISOString()), [], 'not expired before the retention');
     assert.deepEqual(o.expireUnexported(new Date(Date.now() + 1000).toISOString()).map((x) => x.anchor), ['out-of-scope']);
-    assert.equal(env.db.prepare("SELECT count(*) FROM phs_outbox WHERE anchor = 'out-of-scope'").pluck().get(), 0);
+    assert.equal(env.db.prepare("SELECT count(*) FROM phs_users WHERE anchor = 'out-of-scope' AND next_attempt_at IS NOT NULL").pluck().get(), 0, 'nothing waits for it any more');
+    assert.equal(env.db.prepare("SELECT count(*) FROM phs_users WHERE anchor = 'out-of-scope' AND hash_ct IS NOT NULL").pluck().get(), 1, 'its hash is still known (queued again once the user is exported)');
   });
 
   it('survives a crash: reopened without shutdown, the item is still there and readable', () => {
@@ -94,7 +95,7 @@ describe('password outbox', () => {
   });
 
   it('stores the hashes encrypted, bound to the user', () => {
-    const raw = env.db.prepare('SELECT hash_ct FROM phs_outbox').pluck().all() as Buffer[];
+    const raw = env.db.prepare('SELECT hash_ct FROM phs_users').pluck().all() as Buffer[];
     assert.ok(raw.length > 0);
     for (const ct of raw) {
       assert.ok(!ct.toString('latin1').includes('PPH1'));
@@ -103,7 +104,7 @@ describe('password outbox', () => {
     const file = readFileSync(env.dbFile).toString('latin1');
     assert.ok(!file.includes(h1) && !file.includes(h2) && !file.includes('v1;PPH1'));
     // a ciphertext copied to another user's row does not open
-    env.db.prepare("UPDATE phs_outbox SET hash_ct = (SELECT hash_ct FROM phs_outbox WHERE anchor = 'u3'), hash_iv = (SELECT hash_iv FROM phs_outbox WHERE anchor = 'u3'), hash_tag = (SELECT hash_tag FROM phs_outbox WHERE anchor = 'u3') WHERE anchor = 'u1'").run();
+    env.db.prepare("UPDATE phs_users SET hash_ct = (SELECT hash_ct FROM phs_users WHERE anchor = 'u3'), hash_iv = (SELECT hash_iv FROM phs_users WHERE anchor = 'u3'), hash_tag = (SELECT hash_tag FROM phs_users WHERE anchor = 'u3') WHERE anchor = 'u1'").run();
     const u1 = outbox().due(10, new Set()).find((i) => i.anchor === 'u1');
     assert.equal(u1!.hash, undefined);
     // and another key opens nothing

@@ -152,7 +152,7 @@ describe('password pipeline (real cloud directory)', () => {
     const rows = (): { status: string; queued_at: string | null }[] => env.db.prepare('SELECT status, queued_at FROM phs_status WHERE anchor = ? ORDER BY id').all(u.anchor) as { status: string; queued_at: string | null }[];
     await pipeline.acceptPassword('hilda', 'Hilda-Passw0rd-1');
     assert.deepEqual(rows(), [], 'the notification path writes no status row');
-    const queuedAt = env.db.prepare('SELECT queued_at FROM phs_outbox WHERE anchor = ?').pluck().get(u.anchor) as string;
+    const queuedAt = env.db.prepare('SELECT queued_at FROM phs_users WHERE anchor = ? AND next_attempt_at IS NOT NULL').pluck().get(u.anchor) as string;
     assert.deepEqual(pipeline.status('hilda'), [{ anchor: u.anchor, connector: u.connector, status: 'Queued', reason: null, source: 'pcn', at: queuedAt }]);
     const since = new Date(Date.now() - 1000).toISOString();
     assert.deepEqual(await pipeline.deliverOnce(), { delivered: 1, waiting: 0, failed: 0 });

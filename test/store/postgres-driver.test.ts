@@ -77,12 +77,12 @@ describe('store/postgres driver', { skip: skipUnlessPostgres() }, () => {
       ]);
       assert.deepEqual([...d.prepare<[], { profile: string }>('SELECT profile FROM runs ORDER BY id DESC').iterate()].map((r) => r.profile), ['full', 'delta']);
       const ct = Buffer.from([0, 1, 2, 255]);
-      d.prepare("INSERT INTO phs_outbox (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, queued_at, next_attempt_at) VALUES (?, 'c', ?, ?, ?, 'k', 'x', 'y', ?)").run('a1', ct, ct, ct, 1_790_000_000_000);
-      const row = d.prepare<[string], { hash_ct: Buffer; next_attempt_at: number }>('SELECT hash_ct, next_attempt_at FROM phs_outbox WHERE anchor = ?').get('a1')!;
+      d.prepare("INSERT INTO phs_users (anchor, connector, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, next_attempt_at) VALUES (?, 'c', ?, ?, ?, 'k', 'x', 'y', 'y', ?)").run('a1', ct, ct, ct, 1_790_000_000_000);
+      const row = d.prepare<[string], { hash_ct: Buffer; next_attempt_at: number }>('SELECT hash_ct, next_attempt_at FROM phs_users WHERE anchor = ?').get('a1')!;
       assert.ok(Buffer.isBuffer(row.hash_ct), 'bytea comes back as a Buffer');
       assert.deepEqual(row.hash_ct, ct);
       assert.equal(row.next_attempt_at, 1_790_000_000_000);
-      assert.deepEqual(d.prepare('SELECT anchor FROM phs_outbox WHERE anchor IN (SELECT value FROM json_each(?))').pluck().all(JSON.stringify(['a1', 'zz'])), ['a1']);
+      assert.deepEqual(d.prepare('SELECT anchor FROM phs_users WHERE anchor IN (SELECT value FROM json_each(?))').pluck().all(JSON.stringify(['a1', 'zz'])), ['a1']);
       d.prepare("INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash) VALUES ('c', 'u1', 'user', 'CN=A', 'cn=a', ?, 'h')").run(
         JSON.stringify({ samaccountname: ['ÉAnn'], useraccountcontrol: [512], active: true }),
       );

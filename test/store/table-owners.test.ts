@@ -73,7 +73,7 @@ describe('one owner per table', () => {
   const tableOwners = owners();
 
   test('the source declares the tables this test guards', () => {
-    for (const [table, owner] of [['runs', 'src/engine/'], ['phs_outbox', 'src/passwords/'], ['cs_objects', 'src/engine/'], ['credentials', 'src/credentials/'], ['events', 'src/events/']]) {
+    for (const [table, owner] of [['runs', 'src/engine/'], ['phs_users', 'src/passwords/'], ['cs_objects', 'src/engine/'], ['credentials', 'src/credentials/'], ['events', 'src/events/']]) {
       assert.equal(tableOwners.get(table as string), owner, `owner of ${table}`);
     }
   });

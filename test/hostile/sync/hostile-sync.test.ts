@@ -60,7 +60,7 @@ function stateDigest(dataDir: string): string {
   const db = new Sqlite(file, { readonly: true, fileMustExist: true });
   try {
     const h = createHash('sha256');
-    for (const t of ['cs_objects', 'cs_members', 'mv_objects', 'mv_members', 'export_objects', 'phs_outbox', 'phs_state', 'watermarks']) {
+    for (const t of ['cs_objects', 'cs_members', 'mv_objects', 'mv_members', 'export_objects', 'phs_users', 'watermarks']) {
       h.update(t);
       h.update(JSON.stringify(db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).raw().all()));
     }

@@ -118,7 +118,7 @@ export async function signIn(cloud: TestCloud, upn: string, password: string): P
 export function readableState(db: Database): string {
   const events = db.prepare('SELECT * FROM events').all();
   const status = db.prepare('SELECT * FROM phs_status').all();
-  const outbox = db.prepare('SELECT anchor, connector, changed_at, queued_at, version, attempts, last_error, source FROM phs_outbox').all();
+  const outbox = db.prepare('SELECT anchor, connector, changed_at, queued_at, version, attempts, last_error, source FROM phs_users WHERE next_attempt_at IS NOT NULL').all();
   return JSON.stringify({ events, status, outbox });
 }
 

@@ -71,7 +71,7 @@ describe('observeNtHash (polled LDAP source)', () => {
     assert.equal(await pipeline.observeNtHash('openldap', u.anchor, nt2), false);
     assert.equal(pipeline.outbox().depth, 1);
     // the fingerprint is keyed: it is not the NT hash nor a plain digest of it
-    const fp = env.db.prepare('SELECT nt_fp FROM phs_state WHERE anchor = ?').pluck().get(u.anchor) as Buffer;
+    const fp = env.db.prepare('SELECT nt_fp FROM phs_users WHERE anchor = ?').pluck().get(u.anchor) as Buffer;
     assert.equal(fp.length, 32);
     assert.ok(!fp.includes(nt2));
     const state = readableState(env.db);
