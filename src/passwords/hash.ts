@@ -20,6 +20,14 @@ export function hashPoolThreads(): number {
   return Number.isInteger(pool) && pool > 0 ? Math.min(pool, 1024) : 4;
 }
 
+/**
+ * How far ahead of the receiver's clock a password change may be dated (AD's Kerberos tolerance,
+ * 5 min). Both the sync side (outbox.ts) and the cloud (cloud/passwords) date a later change by its
+ * arrival, and never let a stored date beyond it block a real change: kept as it came, one change
+ * from a DC whose clock ran ahead would make every real change of its user "older" until that date.
+ */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
 export const ORGID_ITERATIONS = 1000;
 export const ORGID_SALT_BYTES = 10;
 export const ORGID_KEY_BYTES = 32;

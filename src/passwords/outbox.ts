@@ -14,6 +14,7 @@
  */
 import { ConnectorSpaceUsers } from '../engine/connector-space-users.js';
 import type { Database } from '../store/database.js';
+import { MAX_CLOCK_SKEW_MS } from './hash.js';
 import type { PasswordKeys } from './keys.js';
 
 export interface OutboxItem {
@@ -36,7 +37,7 @@ export interface OutboxItem {
 }
 
 /** The write of an outbox row a delivery took (what complete and retry act on). */
-export type OutboxWriteRef = Pick<OutboxItem, 'anchor' | 'version' | 'queuedAt' | 'writeId'>;
+export type OutboxWriteRef = Pick<OutboxItem, 'anchor' | 'connector' | 'changedAt' | 'version' | 'queuedAt' | 'writeId'>;
 
 interface Row {
   anchor: string;
@@ -94,9 +95,13 @@ export class Outbox {
   ) {
     // One statement decides "newer than what we know", writes the last known state (and the NT
     // fingerprint, when the source gave one) and queues the change: no read-then-write per change.
+    // A stored date beyond the allowed clock skew (written before dates were bounded, from a DC
+    // whose clock ran ahead) never blocks a real change.
     // A change queued while an older one waits takes its place with the next version; after a
     // delivery the row's versions start at 1 again (queued_at and the seal's IV tell them apart).
-    this.upsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string, string, number, string | null]>(
+    // Two connectors that know one anchor (the same directory configured twice) each keep their
+    // row; the cloud keeps the newest of their changes, and complete() ends the older ones.
+    this.upsert = db.prepare<[string, string, Buffer | null, Buffer, Buffer, Buffer, string, string, string, string, number, string | null, string]>(
       `INSERT INTO phs_users (anchor, connector, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, version, attempts, next_attempt_at, last_error, source)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, NULL, ?)
        ON CONFLICT (anchor, connector) DO UPDATE SET nt_fp = coalesce(excluded.nt_fp, phs_users.nt_fp), hash_ct = excluded.hash_ct,
@@ -104,7 +109,7 @@ export class Outbox {
          updated_at = excluded.updated_at, queued_at = excluded.queued_at,
          version = CASE WHEN phs_users.next_attempt_at IS NULL THEN 1 ELSE phs_users.version + 1 END,
          attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, source = excluded.source
-       WHERE phs_users.changed_at IS NULL OR phs_users.changed_at <= excluded.changed_at`,
+       WHERE phs_users.changed_at IS NULL OR phs_users.changed_at <= excluded.changed_at OR phs_users.changed_at > ?`,
     );
     // The last known hash queued again as it is (a resync, a new cloud object): same seal, new queue time.
     this.requeueStmt = db.prepare<[string, number, string | null, string, string]>(
@@ -122,7 +127,12 @@ export class Outbox {
     // let the late answer of the first complete the newer change (found by `npm run chaos`, seed
     // 1308652329: a password that never reached the cloud).
     const thisWrite = 'anchor = ? AND version = ? AND queued_at = ? AND hash_iv = ? AND next_attempt_at IS NOT NULL';
-    this.completeStmt = db.prepare(`UPDATE phs_users SET next_attempt_at = NULL, attempts = 0, last_error = NULL WHERE ${thisWrite}`);
+    // Stored: this write is done, and so is an older change of the same user that another
+    // connector queued (the cloud keeps the newest; sending the older one after it changes nothing).
+    this.completeStmt = db.prepare(
+      `UPDATE phs_users SET next_attempt_at = NULL, attempts = 0, last_error = NULL
+       WHERE (${thisWrite}) OR (anchor = ? AND connector <> ? AND changed_at <= ? AND next_attempt_at IS NOT NULL)`,
+    );
     this.retryStmt = db.prepare(`UPDATE phs_users SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${thisWrite}`);
     this.dueAfterOutageStmt = db.prepare<[number, number, string]>(
       'UPDATE phs_users SET next_attempt_at = ? WHERE next_attempt_at > ? AND last_error IN (SELECT value FROM json_each(?))',
@@ -131,7 +141,7 @@ export class Outbox {
     this.fpMany = db.prepare<[string, string], { anchor: string; nt_fp: Buffer | null }>(
       'SELECT anchor, nt_fp FROM phs_users WHERE connector = ? AND anchor IN (SELECT value FROM json_each(?))',
     );
-    this.knownAt = db.prepare<[string, string], { changed_at: string | null }>('SELECT changed_at FROM phs_users WHERE connector = ? AND anchor = ?');
+    this.knownAt = db.prepare<[string], { changed_at: string | null }>('SELECT changed_at FROM phs_users WHERE anchor = ?');
     this.fpSet = db.prepare(
       `INSERT INTO phs_users (connector, anchor, nt_fp, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (anchor, connector) DO UPDATE SET nt_fp = excluded.nt_fp, updated_at = excluded.updated_at`,
@@ -154,18 +164,23 @@ export class Outbox {
   enqueueMany(changes: readonly OutboxWrite[]): EnqueueResult[] {
     const nowMs = this.now();
     const now = new Date(nowMs).toISOString();
+    const latest = new Date(nowMs + MAX_CLOCK_SKEW_MS).toISOString();
     return this.db.transaction((): EnqueueResult[] => {
       const out: EnqueueResult[] = [];
       for (const c of changes) {
         const sealed = this.keys.seal(c.hash, c.anchor);
-        let changedAt = c.changedAt.toISOString();
+        // A change dated beyond the allowed skew (a DC clock ahead) is dated now: kept as it came, it
+        // would make every real change of its user "older" until that date.
+        let changedAt = c.changedAt.getTime() > nowMs + MAX_CLOCK_SKEW_MS ? now : c.changedAt.toISOString();
         // Positional parameters: binding an object of named ones costs a µs or two per row.
-        let written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source).changes > 0;
+        const write = (at: string): boolean =>
+          this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, at, now, now, nowMs, c.source, latest).changes > 0;
+        let written = write(changedAt);
         if (!written && c.arrival) {
           // An arriving change older than what is known (the clock was set back) is dated just
           // after it instead; read only then, so the usual change costs no extra look-up.
-          changedAt = this.afterKnown(c).toISOString();
-          written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source).changes > 0;
+          changedAt = this.afterKnown(c, nowMs).toISOString();
+          written = write(changedAt);
         }
         // A newer change of this user is known: nothing changes for this one.
         out.push(written ? 'queued' : 'stale');
@@ -174,9 +189,14 @@ export class Outbox {
     })();
   }
 
-  /** An arriving change's date when what is known of its user is newer: 1 ms after that. */
-  private afterKnown(c: OutboxWrite): Date {
-    const known = Date.parse(this.knownAt.get(c.connector, c.anchor)?.changed_at ?? '');
+  /** An arriving change's date when what is known of its user (any connector) is newer: 1 ms after that. */
+  private afterKnown(c: OutboxWrite, nowMs: number): Date {
+    let known = Number.NaN;
+    for (const r of this.knownAt.all(c.anchor)) {
+      const t = Date.parse(r.changed_at ?? '');
+      // A stored date beyond the allowed skew does not count (the upsert replaces it anyway).
+      if (Number.isFinite(t) && t <= nowMs + MAX_CLOCK_SKEW_MS && !(t <= known)) known = t;
+    }
     return Number.isFinite(known) && known >= c.changedAt.getTime() ? new Date(known + 1) : c.changedAt;
   }
 
@@ -184,12 +204,16 @@ export class Outbox {
   due(limit: number, exclude: ReadonlySet<string>, asOf: number = this.now()): OutboxItem[] {
     const rows = this.dueStmt.all(asOf, limit + exclude.size);
     const out: OutboxItem[] = [];
-    const taken = new Set<string>();
+    // One delivery per cloud user at a time: two connectors that both know an anchor (the same
+    // directory configured twice) may each have a change waiting; the newest goes (its completion
+    // ends the older one).
+    const newest = new Map<string, Row>();
     for (const r of rows) {
-      // One delivery per cloud user at a time: two connectors that both know an anchor (the same
-      // directory configured twice) each have a row; the other one goes in a later batch.
-      if (exclude.has(r.anchor) || taken.has(r.anchor)) continue;
-      taken.add(r.anchor);
+      const seen = newest.get(r.anchor);
+      if (!seen || r.changed_at > seen.changed_at) newest.set(r.anchor, r);
+    }
+    for (const r of newest.values()) {
+      if (exclude.has(r.anchor)) continue;
       out.push({
         anchor: r.anchor,
         connector: r.connector,
@@ -208,7 +232,7 @@ export class Outbox {
 
   /** The cloud stored this write: forget it (a newer one queued meanwhile stays). */
   complete(w: OutboxWriteRef): void {
-    this.completeStmt.run(w.anchor, w.version, w.queuedAt, w.writeId);
+    this.completeStmt.run(w.anchor, w.version, w.queuedAt, w.writeId, w.anchor, w.connector, w.changedAt);
   }
 
   /** Try this write again at `at` (epoch ms), recording why it did not go through. */
@@ -290,9 +314,15 @@ export class Outbox {
     const nowMs = this.now();
     const list = JSON.stringify([...new Set(anchors)]);
     return this.db.transaction(() => {
+      // A change already waiting is a new write for the new object: due now, a new version and
+      // queue time (an answer still in flight was about the old object and must not complete it,
+      // and a change that waited for the export no longer counts as waiting for it).
       this.db
-        .prepare('UPDATE phs_users SET next_attempt_at = ?, attempts = 0 WHERE next_attempt_at > ? AND anchor IN (SELECT value FROM json_each(?))')
-        .run(nowMs, nowMs, list);
+        .prepare(
+          `UPDATE phs_users SET next_attempt_at = ?, attempts = 0, version = version + 1, queued_at = ?, last_error = NULL
+           WHERE next_attempt_at IS NOT NULL AND anchor IN (SELECT value FROM json_each(?))`,
+        )
+        .run(nowMs, new Date(nowMs).toISOString(), list);
       // The newest known hash per anchor (several connectors may know one), where nothing waits.
       const rows = this.db
         .prepare(
@@ -317,10 +347,12 @@ export class Outbox {
   }
 
   /** The users with a password state that still exist in a connector space. */
-  private existingUsers(): Array<{ connector: string; anchor: string }> {
+  private existingUsers(): Array<{ connector: string; anchor: string; changed_at: string | null }> {
     this.csUsers ??= new ConnectorSpaceUsers(this.db);
     const users = this.csUsers;
-    return (this.db.prepare('SELECT connector, anchor FROM phs_users').all() as Array<{ connector: string; anchor: string }>).filter((r) => users.exists(r.connector, r.anchor));
+    return (this.db.prepare('SELECT connector, anchor, changed_at FROM phs_users').all() as Array<{ connector: string; anchor: string; changed_at: string | null }>).filter((r) =>
+      users.exists(r.connector, r.anchor),
+    );
   }
 
   /**
@@ -334,12 +366,15 @@ export class Outbox {
       // Everyone means the users that still exist in a connector space: a deleted user's last hash
       // is kept in phs_users, but a resync must not queue it (issue 11: --all queued 4 where 3
       // exist). Named anchors were resolved from the connector spaces by the caller.
-      const byAnchor = this.db.prepare<[string], { connector: string; anchor: string }>('SELECT connector, anchor FROM phs_users WHERE anchor = ?');
+      const byAnchor = this.db.prepare<[string], { connector: string; anchor: string; changed_at: string | null }>('SELECT connector, anchor, changed_at FROM phs_users WHERE anchor = ?');
       const rows = anchors ? anchors.flatMap((a) => byAnchor.all(a)) : this.existingUsers();
+      // Of the connectors that know one user, the newest change is the one to send again.
+      rows.sort((a, b) => (a.anchor < b.anchor ? -1 : a.anchor > b.anchor ? 1 : (b.changed_at ?? '').localeCompare(a.changed_at ?? '')));
       const queued: Array<{ connector: string; anchor: string }> = [];
       const clearFp = this.db.prepare('UPDATE phs_users SET nt_fp = NULL WHERE connector = ? AND anchor = ?');
       for (const r of rows) {
         clearFp.run(r.connector, r.anchor);
+        if (queued.at(-1)?.anchor === r.anchor) continue;
         if (this.queueKnownHash(r.connector, r.anchor, 'resync', nowMs)) queued.push({ connector: r.connector, anchor: r.anchor });
       }
       return queued;

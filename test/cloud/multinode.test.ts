@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { prng } from '../helpers/prng.js';
+import { orgIdHash } from '../../src/passwords/hash.js';
 import { skipUnlessPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { captured, spawnIdsync, type Proc } from '../helpers/processes.js';
 
@@ -159,6 +160,23 @@ describe('the cloud directory on two nodes sharing PostgreSQL', { skip: skipUnle
     // The audit log (shared) recorded the lockout, whichever node is asked.
     const audit = await call(b.url, 'GET', '/admin/v1/audit?type=token', { token: adminToken });
     assert.ok((audit.body.records as Json[]).some((r) => r.subject === 'sync-lock' && r.reason === 'locked_out'));
+  });
+
+  test('password hashes on PostgreSQL: a new externalId drops the hash (the trigger), a far-future changedAt does not block a real change', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const user = await call(a.url, 'POST', '/scim/v2/Users', { token: adminToken, body: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'pg-grace@example.com', externalId: 'pg-ext-1', active: true } });
+    assert.equal(user.status, 201, JSON.stringify(user.body));
+    const send = (url: string, item: Record<string, string>) => call(url, 'POST', '/api/v1/passwordHashes', { token: adminToken, body: { items: [item] } });
+    const signIn = (url: string, password: string) => call(url, 'POST', '/oauth2/token', { form: { grant_type: 'password', username: 'pg-grace@example.com', password } });
+    assert.equal((await send(a.url, { externalId: 'pg-ext-1', hash: await orgIdHash('Grace future'), changedAt: '2036-01-01T00:00:00Z' })).status, 200);
+    assert.equal((await signIn(b.url, 'Grace future')).status, 200);
+    await send(b.url, { externalId: 'pg-ext-1', hash: await orgIdHash('Grace real') });
+    assert.equal((await signIn(a.url, 'Grace real')).status, 200, 'the real change is not blocked by the one dated 2036');
+    const patched = await call(b.url, 'PATCH', `/scim/v2/Users/${user.body.id}`, { token: adminToken, body: { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'externalId', value: 'pg-ext-2' }] } });
+    assert.ok([200, 204].includes(patched.status), JSON.stringify(patched.body));
+    assert.equal((await signIn(a.url, 'Grace real')).status, 400, "the old identity's password no longer signs in");
+    await send(a.url, { externalId: 'pg-ext-2', hash: await orgIdHash('Grace second'), changedAt: '2026-01-01T00:00:00Z' });
+    assert.equal((await signIn(b.url, 'Grace second')).status, 200);
   });
 
   test('8 concurrent writers through both nodes: the same userNames are created once, every other try is 409 uniqueness', async () => {

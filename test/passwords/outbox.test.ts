@@ -124,6 +124,88 @@ describe('password outbox', () => {
   });
 });
 
+describe('password outbox: one user known to two connectors, dates from clocks ahead, new cloud objects', () => {
+  let env: Env;
+  const hashes: Record<string, string> = {};
+  before(async () => {
+    env = makeEnv();
+    for (const p of ['Older', 'Newer', 'Oldest', 'Future', 'Real', 'Again']) hashes[p] = await orgIdHash(`${p}-Passw0rd`);
+  });
+  after(() => env.cleanup());
+  const outbox = (now?: () => number) => new Outbox(env.db, new PasswordKeys(env.key), now);
+  const waitingFor = (o: Outbox, anchor: string) => o.due(100, new Set()).filter((i) => i.anchor === anchor);
+
+  it('two connectors knowing one anchor: the newest change of either is delivered, and its delivery ends the older one', () => {
+    const o = outbox();
+    assert.equal(o.enqueue('corp', 'shared', hashes.Older!, new Date('2026-05-01T10:00:00Z'), 'test'), 'queued');
+    assert.equal(o.enqueue('corp2', 'shared', hashes.Newer!, new Date('2026-05-02T10:00:00Z'), 'test'), 'queued');
+    let waiting = waitingFor(o, 'shared');
+    assert.equal(waiting.length, 1, 'one delivery at a time for the user');
+    assert.equal(waiting[0]!.hash, hashes.Newer, 'the newest change goes');
+    o.complete(waiting[0]!);
+    assert.equal(waitingFor(o, 'shared').length, 0, "the cloud stored the newer change: the other connector's older one is done too");
+    assert.equal(o.enqueue('corp', 'shared', hashes.Oldest!, new Date('2026-04-01T10:00:00Z'), 'test'), 'stale');
+    // A full resync sends the newest known hash once.
+    assert.deepEqual(o.requeueKnown(['shared']), [{ connector: 'corp2', anchor: 'shared' }]);
+    waiting = waitingFor(o, 'shared');
+    assert.equal(waiting.length, 1);
+    assert.equal(waiting[0]!.hash, hashes.Newer);
+    // An arriving change (a notification) older than what is known (the clock was set back) is
+    // dated after what either connector knows: the cloud keeps the newest, so it must be newest.
+    o.complete(waiting[0]!);
+    assert.equal(o.enqueueMany([{ connector: 'corp', anchor: 'shared', hash: hashes.Again!, changedAt: new Date('2026-04-15T12:00:00Z'), source: 'pcn', arrival: true }])[0], 'queued');
+    waiting = waitingFor(o, 'shared');
+    assert.equal(waiting[0]!.hash, hashes.Again);
+    assert.ok(waiting[0]!.changedAt > '2026-05-02T10:00:00.000Z', `dated after the newest known change: ${waiting[0]!.changedAt}`);
+  });
+
+  it('a change dated beyond the allowed clock skew is dated by its arrival, and a stored future date never blocks a real change', () => {
+    let clock = Date.parse('2026-06-01T10:00:00Z');
+    const o = outbox(() => clock);
+    assert.equal(o.enqueue('corp', 'clock-ahead', hashes.Future!, new Date('2036-01-01T00:00:00Z'), 'agent'), 'queued');
+    assert.equal(waitingFor(o, 'clock-ahead')[0]!.changedAt, '2026-06-01T10:00:00.000Z', 'dated by its arrival');
+    clock += 1000;
+    assert.equal(o.enqueue('corp', 'clock-ahead', hashes.Real!, new Date(clock), 'agent'), 'queued', 'a real change a second later wins');
+    // Within the allowed skew a date is kept as it came.
+    const soon = new Date(clock + 60_000);
+    assert.equal(o.enqueue('corp', 'clock-ahead', hashes.Again!, soon, 'agent'), 'queued');
+    assert.equal(waitingFor(o, 'clock-ahead')[0]!.changedAt, soon.toISOString());
+    // A future date stored before dates were bounded (written here directly) does not block either.
+    env.db.prepare("UPDATE phs_users SET changed_at = '2036-01-01T00:00:00.000Z' WHERE anchor = 'clock-ahead'").run();
+    clock += 1000;
+    assert.equal(o.enqueue('corp', 'clock-ahead', hashes.Real!, new Date(clock), 'agent'), 'queued');
+    assert.equal(waitingFor(o, 'clock-ahead')[0]!.hash, hashes.Real);
+    // ... nor an arriving change, which is dated after the known change only when that is believable.
+    env.db.prepare("UPDATE phs_users SET changed_at = '2036-01-01T00:00:00.000Z' WHERE anchor = 'clock-ahead'").run();
+    assert.equal(o.enqueueMany([{ connector: 'corp', anchor: 'clock-ahead', hash: hashes.Again!, changedAt: new Date(clock), source: 'pcn', arrival: true }])[0], 'queued');
+    assert.equal(waitingFor(o, 'clock-ahead')[0]!.changedAt, new Date(clock).toISOString(), 'not 2036 + 1 ms');
+  });
+
+  it('a new cloud object makes a waiting change a new write: an answer in flight about the old object does not complete it', () => {
+    const o = outbox();
+    o.enqueue('corp', 'recreated', hashes.Real!, new Date('2026-07-01T10:00:00Z'), 'test');
+    const inFlight = waitingFor(o, 'recreated')[0]!;
+    o.requeueForCloudObjects(['recreated']); // the export re-created the user's cloud object meanwhile
+    o.complete(inFlight); // Success, but from the old object
+    const left = waitingFor(o, 'recreated');
+    assert.equal(left.length, 1, 'still waits for the new object');
+    assert.equal(left[0]!.hash, hashes.Real);
+  });
+
+  it('a change that waited for its export is due at once when the user is exported, and no longer counts as waiting for it', () => {
+    const o = outbox();
+    o.enqueue('corp', 'late-export', hashes.Real!, new Date('2026-07-02T10:00:00Z'), 'agent');
+    const [item] = waitingFor(o, 'late-export');
+    o.retry(item!, Date.now() + 3_600_000, 'TargetNotExported');
+    o.requeueForCloudObjects(['late-export']);
+    const [now] = waitingFor(o, 'late-export');
+    assert.ok(now, 'due now');
+    // The hourly expiry of changes waiting for their export must not drop it before it is delivered.
+    assert.deepEqual(o.expireUnexported(new Date(Date.now() + 1000).toISOString()), []);
+    assert.equal(waitingFor(o, 'late-export').length, 1);
+  });
+});
+
 describe('password outbox after SIGKILL', () => {
   it('keeps every accepted change when the process is killed right after accepting it', async () => {
     const { spawnSync } = await import('node:child_process');

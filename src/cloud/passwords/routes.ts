@@ -6,10 +6,11 @@
  *
  * Results come in request order. TargetNotExported: no SCIM user has that externalId (yet):
  * the sender keeps the hash and retries after the next export. An item older than the stored
- * hash is answered Success: the cloud already holds a newer password for that user.
+ * hash is answered Success: the cloud already holds a newer password for that user. A changedAt
+ * more than MAX_CLOCK_SKEW_MS ahead of this server's clock is taken as the time the item arrived.
  */
 import type { FastifyInstance } from 'fastify';
-import { isOrgIdHash } from '../../passwords/hash.js';
+import { isOrgIdHash, MAX_CLOCK_SKEW_MS } from '../../passwords/hash.js';
 import { PASSWORD_HASH_ROLES } from '../accounts/roles.js';
 import type { AuditLog } from '../audit/store.js';
 import { ApiError } from '../auth/errors.js';
@@ -66,7 +67,8 @@ export function registerPasswordRoutes(app: FastifyInstance, deps: PasswordRoute
       deps.db,
       [...new Set(items.map((i) => i.externalId))],
     );
-    const received = new Date(deps.now()).toISOString();
+    const receivedMs = deps.now();
+    const received = new Date(receivedMs).toISOString();
     const toStore: StoredHashInput[] = [];
     const results = items.map((it): { externalId: string; status: HashStatus } => {
       const changedAt = changedAtOf(it.changedAt);
@@ -75,7 +77,10 @@ export function registerPasswordRoutes(app: FastifyInstance, deps: PasswordRoute
       }
       const userId = ids.get(it.externalId);
       if (userId === undefined) return { externalId: it.externalId, status: 'TargetNotExported' };
-      toStore.push({ userId, hash: it.hash, changedAt: changedAt ?? received });
+      // A date ahead of this clock beyond the allowed skew (the sender's DC clock ran ahead) is the
+      // arrival: kept, it would make every real change of this user "older" until that date.
+      const at = changedAt === undefined || Date.parse(changedAt) > receivedMs + MAX_CLOCK_SKEW_MS ? received : changedAt;
+      toStore.push({ userId, hash: it.hash, changedAt: at });
       return { externalId: it.externalId, status: 'Success' };
     });
     await deps.hashes.putMany(toStore);

@@ -125,6 +125,42 @@ describe('password hash intake and directory sign-in', () => {
     assert.equal((await signIn('dave@example.com', 'Older password')).status, 200);
   });
 
+  test('a new externalId drops the hash: the password of the identity it named no longer signs the user in', async () => {
+    const id = await createScimUser(server, admin, { userName: 'grace@example.com', externalId: 'ext-grace-1' });
+    await sendHashes(server, admin, [{ externalId: 'ext-grace-1', hash: await orgIdHash('Grace first'), changedAt: '2026-06-01T10:00:00Z' }]);
+    assert.equal((await signIn('grace@example.com', 'Grace first')).status, 200);
+    const patch = (externalId: string) =>
+      call(server, 'PATCH', `/scim/v2/Users/${id}`, { token: admin, scim: { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'externalId', value: externalId }] } });
+    // The same externalId written again keeps the hash.
+    assert.ok([200, 204].includes((await patch('ext-grace-1')).status));
+    assert.equal((await signIn('grace@example.com', 'Grace first')).status, 200);
+    // Joined to another source object: the old identity's password stops working at once ...
+    assert.ok([200, 204].includes((await patch('ext-grace-2')).status));
+    assert.equal((await signIn('grace@example.com', 'Grace first')).status, 400);
+    // ... and the new identity's hash is stored, even dated before the old one.
+    const res = await sendHashes(server, admin, [{ externalId: 'ext-grace-2', hash: await orgIdHash('Grace second'), changedAt: '2026-01-01T10:00:00Z' }]);
+    assert.equal(res.body.results[0].status, 'Success');
+    assert.equal((await signIn('grace@example.com', 'Grace second')).status, 200);
+  });
+
+  test('a changedAt far ahead of the server clock counts as the arrival; a stored future date does not block a real change', async () => {
+    const id = await createScimUser(server, admin, { userName: 'henry@example.com', externalId: 'ext-henry' });
+    await sendHashes(server, admin, [{ externalId: 'ext-henry', hash: await orgIdHash('Henry future'), changedAt: '2036-01-01T00:00:00Z' }]);
+    assert.equal((await signIn('henry@example.com', 'Henry future')).status, 200);
+    // A real change a little later (dated by its arrival) wins over the change from a clock 10 years ahead.
+    await sendHashes(server, admin, [{ externalId: 'ext-henry', hash: await orgIdHash('Henry real') }]);
+    assert.equal((await signIn('henry@example.com', 'Henry real')).status, 200, 'the real change is stored');
+    // A date within the allowed skew is kept as it came (a late retry of an older change still loses to it).
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    await sendHashes(server, admin, [{ externalId: 'ext-henry', hash: await orgIdHash('Henry soon'), changedAt: soon }]);
+    await sendHashes(server, admin, [{ externalId: 'ext-henry', hash: await orgIdHash('Henry late retry'), changedAt: new Date(Date.now() - 1000).toISOString() }]);
+    assert.equal((await signIn('henry@example.com', 'Henry soon')).status, 200);
+    // A future date stored before dates were bounded (written here directly) does not block either.
+    server.db!.prepare("UPDATE user_password_hashes SET changed_at = '2036-01-01T00:00:00.000Z' WHERE user_id = ?").run(id);
+    await sendHashes(server, admin, [{ externalId: 'ext-henry', hash: await orgIdHash('Henry after upgrade') }]);
+    assert.equal((await signIn('henry@example.com', 'Henry after upgrade')).status, 200);
+  });
+
   test('no API ever returns a hash', async () => {
     const hash = await orgIdHash('Visible?');
     await sendHashes(server, admin, [{ externalId: 'ext-erin', hash }]);
