@@ -173,14 +173,12 @@ export class Outbox {
         // would make every real change of its user "older" until that date.
         let changedAt = c.changedAt.getTime() > nowMs + MAX_CLOCK_SKEW_MS ? now : c.changedAt.toISOString();
         // Positional parameters: binding an object of named ones costs a µs or two per row.
-        const write = (at: string): boolean =>
-          this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, at, now, now, nowMs, c.source, latest).changes > 0;
-        let written = write(changedAt);
+        let written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source, latest).changes > 0;
         if (!written && c.arrival) {
           // An arriving change older than what is known (the clock was set back) is dated just
           // after it instead; read only then, so the usual change costs no extra look-up.
           changedAt = this.afterKnown(c, nowMs).toISOString();
-          written = write(changedAt);
+          written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source, latest).changes > 0;
         }
         // A newer change of this user is known: nothing changes for this one.
         out.push(written ? 'queued' : 'stale');
