@@ -6,6 +6,8 @@
  * Per item:  Success            → removed from the outbox (that version only), status Success
  *            TargetNotExported  → stays, retried with backoff until the export created the user
  *            InvalidHash        → stays parked at the longest backoff (a newer change replaces it)
+ *            HTTP 500 to its batch, alone too, while other users' items go through
+ *                               → ServerErrorForUser: retried with its own backoff (isolate)
  * Per batch: the credential refused → events 115, 0 and 655 once (the refusal is recorded against
  *                                  the secret); items wait until it changes or its re-probe is due
  *            a refusal already recorded → no event, no sign-in: items wait likewise
@@ -41,6 +43,9 @@ export interface DeliveryCounts {
   failed: number;
 }
 
+/** A request's outcome, and whether it says to end the pass (the credential refused, the cloud unavailable). */
+type BatchCounts = DeliveryCounts & { authFailed: boolean; unavailable: boolean };
+
 interface ResultItem {
   externalId?: unknown;
   status?: unknown;
@@ -49,6 +54,8 @@ interface ResultItem {
 const AUTH_CODES = new Set(['CLOUD_AUTH_FAILED', 'CREDENTIAL_MISSING', 'CREDENTIAL_INVALID', 'SECRET_KEY_INVALID']);
 /** Longest wait between attempts while the cloud is unavailable and gave no Retry-After. */
 const MAX_UNAVAILABLE_WAIT_MS = 30_000;
+/** Items of a failed batch tried alone before "every request fails" is the likelier story (isolate). */
+const ISOLATION_PROBES = 3;
 
 export function isAuthFailure(code: string): boolean {
   return AUTH_CODES.has(code);
@@ -185,8 +192,8 @@ export class Delivery {
     return totals;
   }
 
-  private async deliverBatch(items: OutboxItem[]): Promise<DeliveryCounts & { authFailed: boolean; unavailable: boolean }> {
-    const counts = { delivered: 0, waiting: 0, failed: 0, authFailed: false, unavailable: false };
+  private async deliverBatch(items: OutboxItem[]): Promise<BatchCounts> {
+    const counts: BatchCounts = { delivered: 0, waiting: 0, failed: 0, authFailed: false, unavailable: false };
     const connector = [...new Set(items.map((i) => i.connector))].join(', ');
     const started = this.now();
     // Rows that cannot be opened (another key, altered): park them; they need a re-read at the source.
@@ -208,68 +215,135 @@ export class Delivery {
     let results: ResultItem[];
     const request = this.startRequest();
     try {
-      const client = this.cloud();
-      const res = await client.api<{ results?: ResultItem[] }>('POST', PASSWORD_HASHES_PATH, {
-        items: sendable.map((it) => ({ externalId: it.anchor, hash: it.hash, changedAt: it.changedAt })),
-      });
-      if (res.status !== 200 || !Array.isArray(res.body.results)) {
-        const detail = (res.body as { detail?: unknown; error?: unknown }).detail ?? (res.body as { error?: unknown }).error;
-        throw toIdsyncError(new Error(`the cloud directory answered HTTP ${res.status} to ${PASSWORD_HASHES_PATH}${typeof detail === 'string' ? `: ${detail}` : ''}`), 'CLOUD_REJECTED');
-      }
-      results = res.body.results;
+      results = await this.post(sendable);
     } catch (err) {
       const e = toIdsyncError(err);
-      const kind = classifyFailure(e);
-      counts.authFailed = isAuthFailure(e.code);
-      counts.unavailable = kind === 'unavailable';
-      const now = this.now();
-      // When to try again: an unavailable cloud when it asked to be (or soon: its recovery should
-      // be noticed); otherwise with backoff. A refused secret is not presented again meanwhile (the
-      // store's record, which costs no sign-in), and a changed one brings everything forward.
-      const retryAfter = retryAfterOf(e);
-      const at = (it: OutboxItem): number =>
-        counts.unavailable ? now + (retryAfter ?? Math.min(MAX_UNAVAILABLE_WAIT_MS, this.backoff(it.attempts))) : now + this.backoff(it.attempts);
-      const reason = `${e.code}: ${e.message}`;
-      this.outbox.transaction(() => {
-        for (const it of sendable) {
-          this.outbox.retry(it, at(it), e.code);
-          this.status.record(it.anchor, it.connector, 'Error', reason, it.source, it.queuedAt);
+      // HTTP 500 to a batch: the cloud may be failing on one user's item, not on every request.
+      if (e.code === 'CLOUD_SERVER_ERROR' && sendable.length > 1) {
+        const isolated = await this.isolate(sendable, dns);
+        if (isolated) {
+          this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: isolated.delivered, failed: isolated.failed, waiting: isolated.waiting, ms: this.now() - started });
+          return { ...isolated, failed: isolated.failed + counts.failed };
         }
-      });
-      counts.failed += sendable.length;
-      this.reportFailure(e, kind, connector, sendable.length);
+      }
+      this.batchFailed(sendable, e, counts);
       this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: 0, failed: sendable.length, waiting: 0, ms: this.now() - started });
       return counts;
     }
     this.cloudAnswered(request);
-
-    const byId = new Map<string, string>();
-    for (const r of results) if (typeof r.externalId === 'string' && typeof r.status === 'string') byId.set(r.externalId, r.status);
-    this.outbox.transaction(() => {
-      for (const it of sendable) {
-        const result = byId.get(it.anchor) ?? 'NoResult';
-        if (result === 'Success') {
-          this.outbox.complete(it);
-          this.status.record(it.anchor, it.connector, 'Success', null, it.source, it.queuedAt);
-          counts.delivered++;
-        } else if (result === 'TargetNotExported') {
-          this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'TargetNotExported');
-          this.status.record(it.anchor, it.connector, 'TargetNotExported', 'the user does not exist in the cloud directory yet; retried after the next export', it.source, it.queuedAt);
-          counts.waiting++;
-        } else if (result === 'InvalidHash') {
-          this.outbox.retry(it, this.now() + this.options.maxBackoffMs, 'InvalidHash');
-          this.status.record(it.anchor, it.connector, 'Error', 'InvalidHash: the cloud directory refused the hash; run `idsync passwords resync` for the user', it.source, it.queuedAt);
-          counts.failed++;
-        } else {
-          this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'NoResult');
-          this.status.record(it.anchor, it.connector, 'Error', `the cloud directory returned no result for the user (${result})`, it.source, it.queuedAt);
-          counts.failed++;
-        }
-        this.events.emit(EVENTS.PHS_CHANGE_RESULT, { connector: it.connector, anchor: it.anchor, dn: dns.get(it.anchor) ?? '', result });
-      }
-    });
+    this.outbox.transaction(() => this.recordResults(sendable, results, counts, dns));
     this.events.emit(EVENTS.PHS_BATCH_END, { connector, delivered: counts.delivered, failed: counts.failed, waiting: counts.waiting, ms: this.now() - started });
     return counts;
+  }
+
+  /** One request with these items; the per-item results, or the failure. */
+  private async post(items: readonly OutboxItem[]): Promise<ResultItem[]> {
+    const client = this.cloud();
+    const res = await client.api<{ results?: ResultItem[] }>('POST', PASSWORD_HASHES_PATH, {
+      items: items.map((it) => ({ externalId: it.anchor, hash: it.hash, changedAt: it.changedAt })),
+    });
+    if (res.status !== 200 || !Array.isArray(res.body.results)) {
+      const detail = (res.body as { detail?: unknown; error?: unknown }).detail ?? (res.body as { error?: unknown }).error;
+      throw toIdsyncError(new Error(`the cloud directory answered HTTP ${res.status} to ${PASSWORD_HASHES_PATH}${typeof detail === 'string' ? `: ${detail}` : ''}`), 'CLOUD_REJECTED');
+    }
+    return res.body.results;
+  }
+
+  /**
+   * A batch the cloud failed on (HTTP 500): each item again on its own, so that one user the cloud
+   * cannot store (a "poison" item) does not hold back the others, pass after pass. An item that
+   * fails alone while others go through waits with its own backoff (`ServerErrorForUser`: not an
+   * outage, so the cloud answering again does not bring it forward). When the first
+   * ISOLATION_PROBES items all fail too, the cloud is failing every request: undefined, and the
+   * batch counts as failed as a whole (an outage costs a few requests, not one per item).
+   */
+  private async isolate(items: OutboxItem[], dns: Map<string, string>): Promise<BatchCounts | undefined> {
+    const counts: BatchCounts = { delivered: 0, waiting: 0, failed: 0, authFailed: false, unavailable: false };
+    const poisoned: OutboxItem[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const request = this.startRequest();
+      let results: ResultItem[];
+      try {
+        results = await this.post([it]);
+      } catch (err) {
+        const e = toIdsyncError(err);
+        if (e.code === 'CLOUD_SERVER_ERROR') {
+          poisoned.push(it);
+          if (counts.delivered + counts.waiting + counts.failed === 0 && poisoned.length >= ISOLATION_PROBES) {
+            // Nothing went through: not one user's item. Undo nothing (nothing was recorded).
+            return undefined;
+          }
+          continue;
+        }
+        // Another kind of failure (the credential, the network, 429): the rest as a failed batch.
+        const rest = items.slice(i).filter((x) => !poisoned.includes(x));
+        this.batchFailed([...poisoned, ...rest], e, counts);
+        return counts;
+      }
+      this.cloudAnswered(request);
+      this.outbox.transaction(() => this.recordResults([it], results, counts, dns));
+    }
+    if (counts.delivered + counts.waiting + counts.failed === 0) return undefined; // every item failed
+    this.outbox.transaction(() => {
+      for (const it of poisoned) {
+        this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'ServerErrorForUser');
+        this.status.record(it.anchor, it.connector, 'Error', 'ServerErrorForUser: the cloud directory failed (HTTP 500) on this user\'s hash while it stored the others; retried with backoff', it.source, it.queuedAt);
+        this.events.emit(EVENTS.PHS_CHANGE_RESULT, { connector: it.connector, anchor: it.anchor, dn: dns.get(it.anchor) ?? '', result: 'ServerErrorForUser' });
+      }
+    });
+    counts.failed += poisoned.length;
+    return counts;
+  }
+
+  /** Every item of a request that failed as a whole: when to try again, the status, the events. */
+  private batchFailed(items: readonly OutboxItem[], e: IdsyncError, counts: BatchCounts): void {
+    const kind = classifyFailure(e);
+    counts.authFailed = isAuthFailure(e.code);
+    counts.unavailable = kind === 'unavailable';
+    const now = this.now();
+    // When to try again: an unavailable cloud when it asked to be (or soon: its recovery should
+    // be noticed); otherwise with backoff. A refused secret is not presented again meanwhile (the
+    // store's record, which costs no sign-in), and a changed one brings everything forward.
+    const retryAfter = retryAfterOf(e);
+    const at = (it: OutboxItem): number =>
+      counts.unavailable ? now + (retryAfter ?? Math.min(MAX_UNAVAILABLE_WAIT_MS, this.backoff(it.attempts))) : now + this.backoff(it.attempts);
+    const reason = `${e.code}: ${e.message}`;
+    this.outbox.transaction(() => {
+      for (const it of items) {
+        this.outbox.retry(it, at(it), e.code);
+        this.status.record(it.anchor, it.connector, 'Error', reason, it.source, it.queuedAt);
+      }
+    });
+    counts.failed += items.length;
+    this.reportFailure(e, kind, [...new Set(items.map((i) => i.connector))].join(', '), items.length);
+  }
+
+  /** The cloud's answer per item (in the caller's transaction). */
+  private recordResults(items: readonly OutboxItem[], results: ResultItem[], counts: DeliveryCounts, dns: Map<string, string>): void {
+    const byId = new Map<string, string>();
+    for (const r of results) if (typeof r.externalId === 'string' && typeof r.status === 'string') byId.set(r.externalId, r.status);
+    for (const it of items) {
+      const result = byId.get(it.anchor) ?? 'NoResult';
+      if (result === 'Success') {
+        this.outbox.complete(it);
+        this.status.record(it.anchor, it.connector, 'Success', null, it.source, it.queuedAt);
+        counts.delivered++;
+      } else if (result === 'TargetNotExported') {
+        this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'TargetNotExported');
+        this.status.record(it.anchor, it.connector, 'TargetNotExported', 'the user does not exist in the cloud directory yet; retried after the next export', it.source, it.queuedAt);
+        counts.waiting++;
+      } else if (result === 'InvalidHash') {
+        this.outbox.retry(it, this.now() + this.options.maxBackoffMs, 'InvalidHash');
+        this.status.record(it.anchor, it.connector, 'Error', 'InvalidHash: the cloud directory refused the hash; run `idsync passwords resync` for the user', it.source, it.queuedAt);
+        counts.failed++;
+      } else {
+        this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'NoResult');
+        this.status.record(it.anchor, it.connector, 'Error', `the cloud directory returned no result for the user (${result})`, it.source, it.queuedAt);
+        counts.failed++;
+      }
+      this.events.emit(EVENTS.PHS_CHANGE_RESULT, { connector: it.connector, anchor: it.anchor, dn: dns.get(it.anchor) ?? '', result });
+    }
   }
 
   /** The events of a failed batch: each cause its own, said once (see the module comment). */
