@@ -3,7 +3,7 @@
  * of at most 50 users (the incumbent's), several batches at once (bounded), and records the outcome
  * of every item. Nothing in a request body, an event or a status record is logged with a hash.
  *
- * Per item:  Success            → removed from the outbox (that version only), status Success
+ * Per item:  Success            → leaves the outbox (that version only), status Success
  *            TargetNotExported  → stays, retried with backoff until the export created the user
  *            InvalidHash        → stays parked at the longest backoff (a newer change replaces it)
  *            HTTP 500 to its batch, alone too, while other users' items go through
