@@ -139,6 +139,8 @@ export interface RenameResult {
   from: string;
   to: string;
   moved: StoredConnector;
+  /** The credential: moved (re-sealed) to the new name, the one already set for the new name kept, or none. */
+  credential: 'moved' | 'kept-new' | 'none';
 }
 
 export interface RenameOptions {
@@ -175,8 +177,10 @@ export function renameConnector(ctx: EngineContext, from: string, to: string, op
         });
       }
       const taken = describe(ctx, to);
-      if (holdsState(taken)) {
-        const what = [taken.objects > 0 ? `${taken.objects} objects` : '', taken.watermark ? 'a watermark' : '', taken.passwordState > 0 ? 'password state' : '', taken.credential ? 'a credential' : '']
+      // A credential alone under the new name does not block: the admin set it for that name
+      // (`idsync credentials set NEW` after editing the file) and it is kept.
+      if (taken.objects > 0 || taken.watermark || taken.passwordState > 0) {
+        const what = [taken.objects > 0 ? `${taken.objects} objects` : '', taken.watermark ? 'a watermark' : '', taken.passwordState > 0 ? 'password state' : '']
           .filter(Boolean)
           .join(', ');
         throw new IdsyncError('CONNECTOR_NAME_IN_USE', `the store already holds ${what} under "${to}"; nothing was changed`, {
@@ -186,8 +190,12 @@ export function renameConnector(ctx: EngineContext, from: string, to: string, op
       }
       renameEngineRows(db, from, to, options.config);
       renamePasswordConnector(db, from, to);
-      ctx.credentials.rename(from, to);
-      result = { from, to, moved: old };
+      let credential: RenameResult['credential'] = 'none';
+      if (taken.credential) {
+        ctx.credentials.forget(from);
+        credential = 'kept-new';
+      } else if (ctx.credentials.rename(from, to)) credential = 'moved';
+      result = { from, to, moved: old, credential };
     })();
   } catch (err) {
     if (isIdsyncError(err)) throw err;

@@ -208,6 +208,50 @@ const person = (uid: string, n: number, mail = `${uid}@corp.test`) =>
   `dn: uid=${uid},ou=people,dc=x,dc=test\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${mail}\nentryUUID: ${n.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000\n`;
 const ldif = (entries: string[]) => `version: 1\n\n${entries.join('\n')}`;
 
+describe('regression: an LDIF source renamed in the YAML (no credential in the way, no join rules)', () => {
+  let lab: EngineLab;
+  const big = Array.from({ length: 10 }, (_, i) => person(`b${i}`, 2001 + i));
+  before(async () => {
+    lab = await startEngineLab({ prefix: 'idsync-rename-ldif-', connectors: [ldifConnector({ name: 'big', path: './big.ldif' })], files: { 'big.ldif': ldif(big) }, keepOpen: false });
+    const r = await cli(lab.configFile, 'sync');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+  });
+  after(() => lab?.close());
+
+  test('a rename in the YAML made the next sync fail on UNIQUE export_objects.cloud_id; now it is refused, and `connectors rename` makes it a no-op for the cloud', async () => {
+    const ctx = lab.reopen();
+    const beforeStore = storeSnapshot(ctx.db);
+    lab.closeContext();
+    const beforeCloud = await cloudUsers(lab);
+    lab.writeConfig({ connectors: [ldifConnector({ name: 'big-two', path: './big.ldif' })] });
+    const r = await cli(lab.configFile, 'sync', '--json');
+    assert.equal(r.code, 2, r.stderr + r.stdout);
+    assert.match(r.stdout + r.stderr, /CONNECTOR_NOT_CONFIGURED[\s\S]*\\?"big\\?" \(10 objects\)[\s\S]*idsync connectors rename big big-two/);
+    assert.doesNotMatch(r.stderr + r.stdout, /UNIQUE/i);
+    assert.deepEqual(storeSnapshot(lab.reopen().db), beforeStore);
+    lab.closeContext();
+    assert.deepEqual(await cloudUsers(lab), beforeCloud);
+
+    // The admin also set a credential for the new name first: it does not block the rename, and is kept.
+    lab.reopen().credentials.set('big-two', 'set-for-the-new-name');
+    lab.closeContext();
+    const renamed = await cli(lab.configFile, 'connectors', 'rename', 'big', 'big-two');
+    assert.equal(renamed.code, 0, renamed.stderr);
+    assert.equal(lab.reopen().credentials.get('big-two'), 'set-for-the-new-name');
+    lab.closeContext();
+    const s = await cli(lab.configFile, 'sync', '--json');
+    assert.equal(s.code, 0, s.stderr + s.stdout);
+    assert.deepEqual(exportCounts(s), { adds: 0, updates: 0, deletes: 0 });
+    assert.deepEqual(await cloudUsers(lab), beforeCloud);
+    // And back, through the file this time (it names big-two: rewritten to big).
+    const back = await cli(lab.configFile, 'connectors', 'rename', 'big-two', 'big');
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(readFileSync(lab.configFile, 'utf8'), /name: big\n/);
+    assert.equal((await cli(lab.configFile, 'sync')).code, 0);
+  });
+
+});
+
 describe('rename refusals and atomicity, and forget under the deletion threshold (LDIF sources, cloud over HTTP)', () => {
   // hr: 30 people; extra: 2 of its own and one (u0) joined to hr's by mail; big: 10 of its own.
   let lab: EngineLab;

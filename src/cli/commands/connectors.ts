@@ -121,12 +121,13 @@ Examples:
       }
       const expressions = /connector\s*[=!]=/.test(edited?.text ?? '');
       if (opts.json) {
-        printJson({ from, to, configRewritten: edited !== undefined, moved: result.moved });
+        printJson({ from, to, configRewritten: edited !== undefined, moved: result.moved, credential: result.credential });
         return;
       }
       const m = result.moved;
       println(`renamed source connector "${from}" to "${to}"`);
-      println(`  store: ${m.objects} objects (${m.users} users, ${m.groups} groups), ${m.passwordState} users' password state${m.watermark ? ', the watermark' : ''}${m.credential ? ', the credential' : ''} and the run history moved`);
+      println(`  store: ${m.objects} objects (${m.users} users, ${m.groups} groups), ${m.passwordState} users' password state${m.watermark ? ', the watermark' : ''}${result.credential === 'moved' ? ', the credential' : ''} and the run history moved`);
+      if (result.credential === 'kept-new') println(`  credential: the one already set for "${to}" is kept; the one of "${from}" was removed`);
       println(edited ? `  ${loaded.file}: name and rules now say "${to}" (comments kept)` : `  ${loaded.file} already named "${to}": left as it is`);
       if (expressions) println(`  note: a CEL expression in the rules compares \`connector\` to a name: check that it says "${to}"`);
       println('The next cycle adds and deletes nothing in the cloud for this connector.');
