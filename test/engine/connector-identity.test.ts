@@ -23,7 +23,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { isIdsyncError } from '../../src/core/errors.js';
 import { connectorSpaceNames, renameConnector } from '../../src/engine/connector-identity.js';
 import { openContext, type EngineContext } from '../../src/engine/context.js';
-import type { Database } from '../../src/store/database.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { allMigrations } from '../../src/app/migrations.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
 import { sambaNtPassword, startSambaNtLab, type SambaNtLab } from '../helpers/passwords.js';
@@ -393,4 +394,23 @@ describe('rename refusals and atomicity, and forget under the deletion threshold
       ['hr'],
     );
   });
+});
+
+test('the check before every cycle reads one index entry per connector, never every object (SQLite plan; bench/connector-guard.ts measures 1M objects)', () => {
+  const db = openDatabase(':memory:', allMigrations);
+  const texts: string[] = [];
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    texts.push(sql);
+    return prepare(sql);
+  }) as typeof db.prepare;
+  const insert = prepare("INSERT INTO cs_objects (connector, anchor, object_type, dn, dn_norm, attrs, hash) VALUES (?, ?, 'user', 'x', 'x', '{}', '')");
+  for (const c of ['b', 'a', 'c']) for (let i = 0; i < 50; i++) insert.run(c, `${i}`);
+  assert.deepEqual(connectorSpaceNames(db), ['a', 'b', 'c']);
+  db.prepare = prepare;
+  assert.equal(texts.length, 1);
+  const plan = (prepare(`EXPLAIN QUERY PLAN ${texts[0]!}`).all() as { detail: string }[]).map((r) => r.detail);
+  assert.ok(plan.some((d) => /^SEARCH cs_objects USING (COVERING )?INDEX/.test(d)), plan.join(' / '));
+  assert.ok(!plan.some((d) => /^SCAN cs_objects\b/.test(d)), `no scan of cs_objects: ${plan.join(' / ')}`);
+  db.close();
 });
