@@ -19,7 +19,8 @@ export const registerConnectorsCommands: RegisterCommand = (program) => {
 A source connector's identity is its name in idsync.yaml: its connector space, watermarks, password
 state, credential and run history are kept under that name. A cycle refuses to run
 (CONNECTOR_NOT_CONFIGURED, exit 2) while the store holds objects of a connector the configuration
-no longer names: rename it or forget it with the commands below. docs/operations.md explains both.`,
+no longer names: rename it or forget it with the commands below. docs/sync-rules.md ("Renaming or
+removing a connector") explains both.`,
     );
 
   group
