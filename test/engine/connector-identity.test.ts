@@ -16,7 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
@@ -24,6 +24,8 @@ import { isIdsyncError } from '../../src/core/errors.js';
 import { connectorSpaceNames, renameConnector } from '../../src/engine/connector-identity.js';
 import { openContext, type EngineContext } from '../../src/engine/context.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
+import { EVENTS } from '../../src/events/catalog.js';
+import { SyncService } from '../../src/service/service.js';
 import { allMigrations } from '../../src/app/migrations.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnless } from '../helpers/integration.js';
@@ -413,4 +415,46 @@ test('the check before every cycle reads one index entry per connector, never ev
   assert.ok(plan.some((d) => /^SEARCH cs_objects USING (COVERING )?INDEX/.test(d)), plan.join(' / '));
   assert.ok(!plan.some((d) => /^SCAN cs_objects\b/.test(d)), `no scan of cs_objects: ${plan.join(' / ')}`);
   db.close();
+});
+
+describe("the service's cycles refuse too (idsync serve, configuration reloaded at the cycle's start)", () => {
+  let lab: EngineLab;
+  let service: SyncService | undefined;
+  let serviceCtx: EngineContext;
+  const people = Array.from({ length: 5 }, (_, i) => person(`s${i}`, 3001 + i));
+  before(async () => {
+    lab = await startEngineLab({ prefix: 'idsync-rename-serve-', connectors: [ldifConnector({ name: 'hr', path: './hr.ldif' })], files: { 'hr.ldif': ldif(people) } });
+    serviceCtx = lab.detachContext(); // the service closes it
+    service = new SyncService(serviceCtx, { port: 0, intervalMs: 3_600_000, logger: false });
+    await service.start();
+  });
+  after(async () => {
+    await service?.stop(5000).catch(() => undefined);
+    await lab?.close();
+  });
+
+  test('a rename in the file reaches the running service: its next cycle is refused with event 6580 and the cloud is untouched; after `connectors rename` it runs clean', async () => {
+    const first = await service!.runNow();
+    assert.equal(first?.status, 'success');
+    const beforeCloud = await cloudUsers(lab);
+    lab.writeConfig({ connectors: [ldifConnector({ name: 'people', path: './hr.ldif' })] });
+    utimesSync(lab.configFile, new Date(), new Date(Date.now() + 5000)); // a new mtime even within the same millisecond
+    const refused = await service!.runNow();
+    assert.equal(refused, undefined, 'no run was started');
+    const ev = serviceCtx.events.latest(EVENTS.CONNECTOR_NOT_CONFIGURED);
+    assert.ok(ev, 'event 6580 written');
+    assert.match(ev.message, /"hr" \(5 objects\)/);
+    assert.deepEqual(await cloudUsers(lab), beforeCloud);
+
+    // The rename of the store (the service is not a daemon with a pid file here; its cycles are
+    // between runs, and the rename takes the run lock's check in the same transaction).
+    const ctx = lab.reopen();
+    renameConnector(ctx, 'hr', 'people');
+    lab.closeContext();
+    const after = await service!.runNow();
+    assert.equal(after?.status, 'success');
+    const exp = after!.steps.find((st) => st.step === 'export')!;
+    assert.deepEqual([exp.adds, exp.updates, exp.deletes], [0, 0, 0]);
+    assert.deepEqual(await cloudUsers(lab), beforeCloud);
+  });
 });
