@@ -434,8 +434,12 @@ describe("the service's cycles refuse too (idsync serve, configuration reloaded 
   });
 
   test('a rename in the file reaches the running service: its next cycle is refused with event 6580 and the cloud is untouched; after `connectors rename` it runs clean', async () => {
-    const first = await service!.runNow();
-    assert.equal(first?.status, 'success');
+    // The service runs a cycle as it starts (on PostgreSQL once it holds the leader lease): wait for it.
+    for (let waited = 0; (await lab.cloud.all('Users')).length < 5; waited += 100) {
+      assert.ok(waited < 60_000, 'the first cycle exported the five people');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await service!.idle();
     const beforeCloud = await cloudUsers(lab);
     lab.writeConfig({ connectors: [ldifConnector({ name: 'people', path: './hr.ldif' })] });
     utimesSync(lab.configFile, new Date(), new Date(Date.now() + 5000)); // a new mtime even within the same millisecond
