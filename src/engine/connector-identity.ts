@@ -65,9 +65,9 @@ export interface UnconfiguredConnector {
 }
 
 /** Connectors whose connector space is in the store although the configuration does not name them. */
-export function unconfiguredConnectors(ctx: EngineContext): UnconfiguredConnector[] {
+export function unconfiguredConnectors(ctx: EngineContext, inStore: readonly string[] = connectorSpaceNames(ctx.db)): UnconfiguredConnector[] {
   const configured = new Set(ctx.loaded.config.connectors.map((c) => c.name));
-  return connectorSpaceNames(ctx.db)
+  return inStore
     .filter((n) => !configured.has(n))
     .map((name) => ({ name, objects: connectorSpaceCounts(ctx.db, name).objects }));
 }
@@ -77,12 +77,14 @@ export function unconfiguredConnectors(ctx: EngineContext): UnconfiguredConnecto
  * anything is written, when the store holds a connector space the configuration does not name.
  */
 export function assertConnectorsConfigured(ctx: EngineContext): void {
-  const unknown = unconfiguredConnectors(ctx);
+  const inStore = connectorSpaceNames(ctx.db);
+  const unknown = unconfiguredConnectors(ctx, inStore);
   if (unknown.length === 0) return;
   const listed = unknown.map((u) => `"${u.name}" (${u.objects} object${u.objects === 1 ? '' : 's'})`).join(', ');
   const first = unknown[0]!.name;
   const configured = ctx.loaded.config.connectors.map((c) => c.name);
-  const newName = configured.find((n) => !connectorSpaceNames(ctx.db).includes(n)) ?? 'NEW';
+  // The hint names a configured connector with no connector space yet: most likely the new name.
+  const newName = configured.find((n) => !inStore.includes(n)) ?? 'NEW';
   ctx.events.emit(EVENTS.CONNECTOR_NOT_CONFIGURED, { connectors: listed, names: unknown.map((u) => u.name) });
   throw new IdsyncError('CONNECTOR_NOT_CONFIGURED', `the store holds the connector space of source connector${unknown.length === 1 ? '' : 's'} ${listed}, which ${ctx.loaded.file} does not name; the cycle was refused and nothing was changed`, {
     hint: `If you renamed it, run \`idsync connectors rename ${first} ${newName}\`; if you removed it on purpose, run \`idsync connectors forget ${first}\` (what only it contributed is deleted from the cloud at the next cycle, under the deletion threshold).`,
@@ -105,7 +107,7 @@ function watermarkOf(db: Database, connector: string): boolean {
   return db.prepare<[string], { x: number }>('SELECT 1 AS x FROM watermarks WHERE connector = ?').get(connector) !== undefined;
 }
 
-function describe(ctx: EngineContext, name: string): StoredConnector {
+function storedState(ctx: EngineContext, name: string): StoredConnector {
   const cfg = ctx.loaded.config.connectors.find((c) => c.name === name);
   return {
     name,
@@ -127,7 +129,7 @@ export function listConnectors(ctx: EngineContext): StoredConnector[] {
   for (const r of ctx.db.prepare<[], { connector: string }>('SELECT connector FROM watermarks').all()) storeOnly.add(r.connector);
   for (const c of ctx.credentials.list()) if (!NOT_SOURCE_CONNECTORS.has(c.name)) storeOnly.add(c.name);
   for (const n of names) storeOnly.delete(n);
-  return [...names, ...[...storeOnly].sort()].map((n) => describe(ctx, n));
+  return [...names, ...[...storeOnly].sort()].map((n) => storedState(ctx, n));
 }
 
 /** Refuses while a run of another live process holds the engine (a cycle of the service, say). */
@@ -169,14 +171,14 @@ export function renameConnector(ctx: EngineContext, from: string, to: string, op
   try {
     db.transaction(() => {
       assertNoRunInProgress(db);
-      const old = describe(ctx, from);
+      const old = storedState(ctx, from);
       if (!holdsState(old)) {
         throw new IdsyncError('CONNECTOR_UNKNOWN', `the store holds nothing for connector "${from}": there is nothing to rename`, {
           hint: 'List what the store knows with `idsync connectors list`.',
           details: { connector: from },
         });
       }
-      const taken = describe(ctx, to);
+      const taken = storedState(ctx, to);
       // A credential alone under the new name does not block: the admin set it for that name
       // (`idsync credentials set NEW` after editing the file) and it is kept.
       if (taken.objects > 0 || taken.watermark || taken.passwordState > 0) {
@@ -239,7 +241,7 @@ export interface ForgetPlan extends StoredConnector {
 /** What `forget` would do (nothing is changed). */
 export function planForget(ctx: EngineContext, name: string): ForgetPlan {
   assertForgettable(ctx, name);
-  const d = describe(ctx, name);
+  const d = storedState(ctx, name);
   if (!holdsState(d)) {
     throw new IdsyncError('CONNECTOR_UNKNOWN', `the store holds nothing for connector "${name}": there is nothing to forget`, {
       hint: 'List what the store knows with `idsync connectors list`.',
