@@ -254,6 +254,24 @@ export const ERROR_CATALOG: Record<ErrorCode, ErrorInfo> = {
     meaning: 'A saved delta watermark cannot be used (the directory was restored or its change log purged); a full import runs instead.',
     fix: 'Nothing, once; if it repeats, keep the directory\'s change history longer than the sync interval.',
   },
+  CONNECTOR_NOT_CONFIGURED: {
+    area: 'engine',
+    exit: 'USAGE',
+    meaning: 'The store holds the connector space of a source connector that is not in the configuration (it was renamed or removed there); the cycle was refused before it changed anything.',
+    fix: 'If you renamed it, `idsync connectors rename OLD NEW`; if you removed it on purpose, `idsync connectors forget OLD` (its objects are deleted from the cloud at the next cycle, under the deletion threshold).',
+  },
+  CONNECTOR_UNKNOWN: {
+    area: 'engine',
+    exit: 'USAGE',
+    meaning: 'The store holds nothing for the connector named: there is nothing to rename or forget.',
+    fix: 'List what the configuration and the store know with `idsync connectors list`.',
+  },
+  CONNECTOR_NAME_IN_USE: {
+    area: 'engine',
+    exit: 'USAGE',
+    meaning: 'The name is taken: the store already holds state for the new name of a rename, or the connector to forget is still in the configuration. Nothing was changed.',
+    fix: 'Pick another name, forget the other connector first (`idsync connectors forget`), or remove the connector from idsync.yaml before forgetting it.',
+  },
   LEASE_LOST: {
     area: 'engine',
     exit: 'BUSY',

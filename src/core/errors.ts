@@ -58,6 +58,10 @@ export type ErrorCode =
   | 'DELETION_THRESHOLD_EXCEEDED'
   | 'IMPORT_FAILED'
   | 'WATERMARK_INVALID'
+  // connector identity (a connector is its name: renaming or removing one is explicit)
+  | 'CONNECTOR_NOT_CONFIGURED'
+  | 'CONNECTOR_UNKNOWN'
+  | 'CONNECTOR_NAME_IN_USE'
   // high availability (several `idsync serve` nodes on one PostgreSQL)
   | 'LEASE_LOST'
   | 'INTERNAL';

@@ -146,6 +146,20 @@ export class RefusedSecrets {
     return row ? toRecord(row) : undefined;
   }
 
+  /**
+   * A connector renamed: the refusal of its stored secret (fingerprint `fromFp`) moves to the new
+   * name under `toFp`; its other refusals (secrets no longer stored) are dropped.
+   */
+  move(from: string, fromFp: string, to: string, toFp: string): void {
+    this.db.prepare('UPDATE credential_refusals SET connector = ?, fingerprint = ? WHERE connector = ? AND fingerprint = ?').run(to, toFp, from, fromFp);
+    this.forget(from);
+  }
+
+  /** Drops every refusal recorded for a connector. */
+  forget(connector: string): void {
+    this.db.prepare('DELETE FROM credential_refusals WHERE connector = ?').run(connector);
+  }
+
   private row(connector: string, fp: string): Row | undefined {
     try {
       return this.db.prepare('SELECT * FROM credential_refusals WHERE connector = ? AND fingerprint = ?').get(connector, fp) as Row | undefined;

@@ -143,6 +143,44 @@ export class CredentialStore {
     return this.#db.prepare('DELETE FROM credentials WHERE connector = ?').run(name).changes > 0;
   }
 
+  /**
+   * Moves a connector's credential to a new name (`idsync connectors rename`). The name is the
+   * cipher's associated data, so the secret is re-sealed under the new one (in memory only, never
+   * printed); its change time and last test result are kept. The refusal of the stored secret moves
+   * with it (re-fingerprinted under the new name); refusals of secrets no longer stored are dropped,
+   * since only the stored secret is ever presented. Run it inside the caller's transaction.
+   * Returns whether there was a credential to move.
+   */
+  rename(from: string, to: string): boolean {
+    checkName(to);
+    const row = this.#db.prepare('SELECT * FROM credentials WHERE connector = ?').get(from) as Row | undefined;
+    if (!row) {
+      this.refusals.forget(from);
+      return false;
+    }
+    const secret = this.#decrypt(row);
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv(ALGORITHM, this.#key, iv);
+    cipher.setAAD(Buffer.from(to, 'utf8'));
+    const ciphertext = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()]);
+    // A plain INSERT: a credential already stored under the new name is a clash, not overwritten.
+    this.#db
+      .prepare(
+        `INSERT INTO credentials (connector, ciphertext, iv, tag, key_id, changed_at, last_test_at, last_test_ok, last_error_code)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(to, ciphertext, iv, cipher.getAuthTag(), this.#keyId, row.changed_at, row.last_test_at, row.last_test_ok, row.last_error_code);
+    this.#db.prepare('DELETE FROM credentials WHERE connector = ?').run(from);
+    this.refusals.move(from, this.fingerprint(from, secret), to, this.fingerprint(to, secret));
+    return true;
+  }
+
+  /** Forgets a connector's credential and the refusals recorded against it (`idsync connectors forget`). */
+  forget(name: string): boolean {
+    this.refusals.forget(name);
+    return this.delete(name);
+  }
+
   /** Every stored credential's metadata, by name. Never the secrets. */
   list(): CredentialInfo[] {
     const rows = this.#db

@@ -13,6 +13,7 @@ import { IdsyncError, toIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
 import { outboxHasWork, PasswordPipeline } from '../passwords/index.js';
+import { assertConnectorsConfigured } from './connector-identity.js';
 import type { EngineContext } from './context.js';
 import { Exporter, type PlannedExport } from './export.js';
 import { EarlyExport } from './pipeline.js';
@@ -51,6 +52,9 @@ export interface CycleResult extends RunRecord {
 
 export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): Promise<CycleResult> {
   const { loaded, db, credentials } = ctx;
+  // Before anything is written: a connector renamed or removed in the configuration is the
+  // admin's to resolve (connector-identity.ts), never a second import under the new name.
+  assertConnectorsConfigured(ctx);
   const state = new EngineState(db);
   const staging = loaded.config.sync.stagingMode;
   const profile = options.preview ? 'preview' : options.full ? 'full' : 'cycle';

@@ -93,6 +93,10 @@ export class EngineState {
     if (this.get(key) === value) return;
     this.db.prepare('INSERT INTO engine_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
+
+  delete(key: string): void {
+    this.db.prepare('DELETE FROM engine_state WHERE key = ?').run(key);
+  }
 }
 
 /** Event 6006 when the stager removed control characters from values (one event per import). */

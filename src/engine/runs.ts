@@ -63,6 +63,21 @@ function pidAlive(pid: number): boolean {
 export class RunLog {
   constructor(private readonly db: Database) {}
 
+  /**
+   * Refuses (RUN_IN_PROGRESS) while another live process holds a run; changes nothing. For work
+   * that must not overlap a cycle but is no run itself (`idsync connectors rename`).
+   */
+  assertIdle(): void {
+    const running = this.db.prepare<[], { id: number; pid: number | null }>("SELECT id, pid FROM runs WHERE status = 'running'").all();
+    for (const r of running) {
+      if (r.pid && r.pid !== process.pid && pidAlive(r.pid) && !currentFence()) {
+        throw new IdsyncError('RUN_IN_PROGRESS', `run ${r.id} is in progress (process ${r.pid})`, {
+          hint: 'Wait for it to finish (`idsync runs`), or stop the service first.',
+        });
+      }
+    }
+  }
+
   /** Starts a run; refuses when another live process holds one, and marks dead runs interrupted. */
   begin(profile: string, retentionDays = RUN_RETENTION_DAYS): number {
     return this.db.transaction(() => {

@@ -17,6 +17,7 @@ import { isDnUnder, normalizeDn, type DnUnicode } from '../ldap/dn.js';
 import { loadOrCreateKey } from '../credentials/key.js';
 import { extractPasswordAttributes, PasswordPipeline } from '../passwords/index.js';
 import { ImportStager } from './connector-space.js';
+import { assertConnectorsConfigured } from './connector-identity.js';
 import type { EngineContext } from './context.js';
 import { diffResources, Exporter } from './export.js';
 import { reportCleanedValues } from './import.js';
@@ -55,6 +56,7 @@ interface CsState {
 
 export async function syncOneObject(ctx: EngineContext, dn: string, options: { allowDeletes?: boolean } = {}): Promise<ObjectTrace> {
   const { db, loaded, credentials } = ctx;
+  assertConnectorsConfigured(ctx);
   let dnNorm: string;
   try {
     dnNorm = normalizeDn(dn);

@@ -192,8 +192,27 @@ export class Synchronizer {
     step.counts.deletes++;
   }
 
-  private applyDeletes(step: StepHandle): void {
-    const rows = this.db.prepare<[], CsRow>("SELECT * FROM cs_objects WHERE pending IS NOT NULL AND pending = 'delete'").all();
+  /**
+   * `idsync connectors forget`: every object of a connector that left the configuration leaves the
+   * metaverse as if its source had deleted it (a metaverse object only it contributed becomes a
+   * tombstone the next export deletes, under the deletion threshold; one other connectors share is
+   * recomputed from them). Its connector space is empty afterwards. Returns how many objects it held.
+   */
+  forgetConnector(connector: string, step: StepHandle): number {
+    return this.db.transaction(() => {
+      const marked = this.db.prepare("UPDATE cs_objects SET pending = 'delete' WHERE connector = ?").run(connector).changes;
+      this.applyDeletes(step, connector);
+      // Member rows of groups that are gone with it, in case a row outlived its group.
+      this.db.prepare('DELETE FROM cs_members WHERE connector = ?').run(connector);
+      return marked;
+    })();
+  }
+
+  private applyDeletes(step: StepHandle, connector?: string): void {
+    const rows =
+      connector === undefined
+        ? this.db.prepare<[], CsRow>("SELECT * FROM cs_objects WHERE pending IS NOT NULL AND pending = 'delete'").all()
+        : this.db.prepare<[string], CsRow>("SELECT * FROM cs_objects WHERE connector = ? AND pending IS NOT NULL AND pending = 'delete'").all(connector);
     const now = new Date().toISOString();
     this.db.transaction(() => {
       for (const r of rows) {

@@ -14,6 +14,8 @@
  *   6400–6429  idsync Password Sync password hashes replicated from DCs over MS-DRSR (`source: drs`);
  *                                   its failures are the incumbent's 611
  *   6550–6569  idsync Service       high availability: the leader lease, takeover, fencing (docs/ha.md)
+ *   6580–6589  idsync Sync Engine   connector identity: a connector the configuration no longer names,
+ *                                   `idsync connectors rename` and `forget`
  *
  * `message` and `resolution` are templates: `{name}` is replaced by the event's detail `name`
  * (after secret scrubbing; a missing detail leaves the placeholder as written). Messages say what
@@ -578,6 +580,34 @@ export const EVENTS = defineCatalog({
     resolution:
       'Check the database (`store.url` in the configuration) and the network path to it. While a leader cannot renew, it stops at the end of its lease ' +
       'and another node that reaches the database takes over.',
+  },
+
+  // ---------------------------------------------------------------------------------------------
+  // Connector identity (6580–6589): a source connector is its name in idsync.yaml.
+  // ---------------------------------------------------------------------------------------------
+  CONNECTOR_NOT_CONFIGURED: {
+    id: 6580,
+    source: 'idsync Sync Engine',
+    level: 'Error',
+    message: 'The sync cycle was refused: the store holds objects of source connector(s) that the configuration does not name: {connectors}. Nothing was changed.',
+    resolution:
+      'If a connector was renamed in idsync.yaml, run `idsync connectors rename OLD NEW`; if it was removed on purpose, run `idsync connectors forget OLD` ' +
+      '(the objects only it contributed are deleted from the cloud at the next cycle). `idsync connectors list` shows both sides.',
+  },
+  CONNECTOR_RENAMED: {
+    id: 6581,
+    source: 'idsync Sync Engine',
+    level: 'Information',
+    message: 'Source connector {from} was renamed to {to}: its {objects} connector-space objects, watermarks, password state, credential and run history moved with it.',
+    resolution: NO_ACTION,
+  },
+  CONNECTOR_FORGOTTEN: {
+    id: 6582,
+    source: 'idsync Sync Engine',
+    level: 'Warning',
+    message:
+      'Source connector {connector} was forgotten: its {objects} connector-space objects were removed, and {deletes} metaverse objects that only it contributed are deleted from the cloud by the next cycle.',
+    resolution: 'Check the deletions with `idsync sync --preview`; the deletion threshold applies to them as to any deletion (`idsync sync --allow-deletes` lets a large one through).',
   },
 });
 

@@ -6,7 +6,7 @@
 import { closeSync, existsSync, fchmodSync, fchownSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseDocument, stringify, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument, stringify, type Document } from 'yaml';
 import { warnOnStderr } from '../core/fs-errors.js';
 import { parseConfigText, type LoadedConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
@@ -178,4 +178,32 @@ export function connectorIndex(loaded: LoadedConfig, name: string, allowLdif = t
 /** Sets a value deep in the document, creating YAML nodes (so it stringifies as block YAML). */
 export function setIn(doc: Document, keyPath: (string | number)[], value: unknown): void {
   doc.setIn(keyPath, doc.createNode(value));
+}
+
+/**
+ * `idsync connectors rename`: the connector's `name:` and every rule that names it (`rules.scope`
+ * and `rules.inbound` connector keys, `rules.precedence` lists) now say `to`; comments and order
+ * are kept. The new name is checked by the real schema (CONFIG_INVALID naming file:line when it is
+ * not a valid connector name). Nothing is written. CEL expressions that compare `connector` to a
+ * name are text the rename does not rewrite: the caller says so.
+ */
+export function renameConnectorInConfig(loaded: LoadedConfig, currentText: string, from: string, to: string): { text: string; loaded: LoadedConfig } {
+  const i = connectorIndex(loaded, from);
+  return editConfig(loaded, currentText, (doc) => {
+    doc.setIn(['connectors', i, 'name'], to);
+    const renameIn = (node: unknown) => {
+      if (!isSeq(node)) return;
+      node.items.forEach((item, k) => {
+        if (isScalar(item) && item.value === from) node.set(k, doc.createNode(to));
+      });
+    };
+    for (const section of ['scope', 'inbound']) {
+      const list = doc.getIn(['rules', section]);
+      if (!isSeq(list)) continue;
+      for (const rule of list.items) if (isMap(rule) && rule.get('connector') === from) rule.set('connector', to);
+    }
+    renameIn(doc.getIn(['rules', 'precedence', 'default']));
+    const attrs = doc.getIn(['rules', 'precedence', 'attributes']);
+    if (isMap(attrs)) for (const pair of attrs.items) renameIn(pair.value);
+  });
 }

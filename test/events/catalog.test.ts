@@ -80,7 +80,7 @@ test("the incumbent's IDs keep their meanings", () => {
 
 test('own IDs sit in their documented ranges', () => {
   const ranges: Record<string, [number, number][]> = {
-    'idsync Sync Engine': [[6001, 6099], [6300, 6399]],
+    'idsync Sync Engine': [[6001, 6099], [6300, 6399], [6580, 6589]],
     'idsync Service': [[6100, 6199], [6550, 6569]],
     'idsync Credentials': [[6200, 6299]],
     'idsync Password Sync': [[6400, 6429]],

@@ -3,6 +3,7 @@ import type { RegisterCommand } from '../context.js';
 import { registerAgentCommands } from './agent.js';
 import { registerCloudCommands } from './cloud.js';
 import { registerConfigureCommands } from './configure.js';
+import { registerConnectorsCommands } from './connectors.js';
 import { registerConsoleCommands } from './console.js';
 import { registerCredentialsCommands } from './credentials.js';
 import { registerDemoCommands } from './demo.js';
@@ -26,6 +27,7 @@ export const commands: RegisterCommand[] = [
   registerConsoleCommands,
   registerDoctorCommands,
   registerRunsCommands,
+  registerConnectorsCommands,
   registerCredentialsCommands,
   registerStoreCommands,
   registerEventsCommands,

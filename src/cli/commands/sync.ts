@@ -22,9 +22,10 @@ export const registerSyncCommands: RegisterCommand = (program) => {
       `
 Exit codes: 0 success, 1 the run had errors or failed (also: the deletion threshold stopped the
 export), 2 bad usage, configuration or input data (a malformed LDIF file, checked whole before
-anything is staged, or an invalid --object DN), 3 a directory or the cloud could not be reached or
-refused the credential, 4 another run is in progress. Every error code and its exit code:
-docs/errors.md. Control characters in DNs and values are printed escaped (\\x1b).
+anything is staged, or an invalid --object DN; also CONNECTOR_NOT_CONFIGURED: the store holds a
+connector the configuration no longer names, see \`idsync connectors --help\`), 3 a directory or
+the cloud could not be reached or refused the credential, 4 another run is in progress. Every
+error code and its exit code: docs/errors.md. Control characters in DNs and values are printed escaped (\\x1b).
 
 Examples:
   idsync sync                  # one cycle with the configuration in ./idsync.yaml
