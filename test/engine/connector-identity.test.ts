@@ -44,8 +44,7 @@ function storeSnapshot(db: Database): Record<string, string[]> {
     engine_state: 'SELECT key, value FROM engine_state',
     runs: 'SELECT id, profile, status FROM runs',
     run_steps: 'SELECT run_id, seq, connector, step, status FROM run_steps',
-    phs_state: 'SELECT connector, anchor, nt_fp FROM phs_state',
-    phs_outbox: 'SELECT anchor, connector FROM phs_outbox',
+    phs_users: 'SELECT connector, anchor, nt_fp, next_attempt_at IS NOT NULL AS waiting FROM phs_users',
     phs_drs_state: 'SELECT connector, state FROM phs_drs_state',
     credentials: 'SELECT connector, ciphertext, changed_at FROM credentials',
     credential_refusals: 'SELECT connector, fingerprint FROM credential_refusals',
@@ -169,7 +168,7 @@ describe('a connector renamed in idsync.yaml (OpenLDAP with NT hashes, cloud ove
     assert.match(r.stdout, /already named "corp"/);
     reopen();
     assert.deepEqual(connectorSpaceNames(ctx.db), ['corp']);
-    assert.equal(ctx.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM phs_state WHERE connector = 'corp'").get()!.n, USERS, 'password state moved');
+    assert.equal(ctx.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM phs_users WHERE connector = 'corp'").get()!.n, USERS, 'password state moved');
     assert.equal(ctx.db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM run_steps WHERE connector = 'ldap'").get()!.n, 0, 'run history moved');
     assert.equal(ctx.credentials.has('ldap'), false);
     assert.equal(ctx.credentials.get('corp'), lab.slapd.adminPassword, 'the bind password re-sealed under the new name');
