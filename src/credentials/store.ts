@@ -159,17 +159,14 @@ export class CredentialStore {
       return false;
     }
     const secret = this.#decrypt(row);
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv(ALGORITHM, this.#key, iv);
-    cipher.setAAD(Buffer.from(to, 'utf8'));
-    const ciphertext = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()]);
+    const sealed = this.#seal(to, secret);
     // A plain INSERT: a credential already stored under the new name is a clash, not overwritten.
     this.#db
       .prepare(
         `INSERT INTO credentials (connector, ciphertext, iv, tag, key_id, changed_at, last_test_at, last_test_ok, last_error_code)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(to, ciphertext, iv, cipher.getAuthTag(), this.#keyId, row.changed_at, row.last_test_at, row.last_test_ok, row.last_error_code);
+      .run(to, sealed.ciphertext, sealed.iv, sealed.tag, this.#keyId, row.changed_at, row.last_test_at, row.last_test_ok, row.last_error_code);
     this.#db.prepare('DELETE FROM credentials WHERE connector = ?').run(from);
     this.refusals.move(from, this.fingerprint(from, secret), to, this.fingerprint(to, secret));
     return true;
@@ -244,11 +241,7 @@ export class CredentialStore {
   #write(name: string, secret: string, test: { at: string; ok: boolean; errorCode: string | null } | null): void {
     checkName(name);
     checkSecret(secret);
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv(ALGORITHM, this.#key, iv);
-    cipher.setAAD(Buffer.from(name, 'utf8'));
-    const ciphertext = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()]);
-    const tag = cipher.getAuthTag();
+    const { ciphertext, iv, tag } = this.#seal(name, secret);
     this.#db
       .prepare(
         `INSERT INTO credentials (connector, ciphertext, iv, tag, key_id, changed_at, last_test_at, last_test_ok, last_error_code)
@@ -269,6 +262,15 @@ export class CredentialStore {
         last_test_ok: test ? (test.ok ? 1 : 0) : null,
         last_error_code: test?.errorCode ?? null,
       });
+  }
+
+  /** The secret sealed with the data key, bound to the connector's name (its associated data). */
+  #seal(name: string, secret: string): { ciphertext: Buffer; iv: Buffer; tag: Buffer } {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv(ALGORITHM, this.#key, iv);
+    cipher.setAAD(Buffer.from(name, 'utf8'));
+    const ciphertext = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()]);
+    return { ciphertext, iv, tag: cipher.getAuthTag() };
   }
 
   #decrypt(row: Row): string {

@@ -18,7 +18,7 @@ import { EVENTS } from '../events/catalog.js';
 import { forgetPasswordConnector, passwordStateCount, renamePasswordConnector } from '../passwords/connector-rows.js';
 import type { Database } from '../store/database.js';
 import type { EngineContext } from './context.js';
-import { EngineState } from './import.js';
+import { EngineState, lastFullImportKey, sourceHashKey } from './import.js';
 import { RunLog } from './runs.js';
 import { contentHash } from './stable-hash.js';
 import { Synchronizer } from './sync.js';
@@ -132,11 +132,6 @@ export function listConnectors(ctx: EngineContext): StoredConnector[] {
   return [...names, ...[...storeOnly].sort()].map((n) => storedState(ctx, n));
 }
 
-/** Refuses while a run of another live process holds the engine (a cycle of the service, say). */
-function assertNoRunInProgress(db: Database): void {
-  new RunLog(db).assertIdle();
-}
-
 export interface RenameResult {
   from: string;
   to: string;
@@ -170,7 +165,8 @@ export function renameConnector(ctx: EngineContext, from: string, to: string, op
   let result: RenameResult | undefined;
   try {
     db.transaction(() => {
-      assertNoRunInProgress(db);
+      // Refused while a run of another live process holds the engine (a cycle of the service, say).
+      new RunLog(db).assertIdle();
       const old = storedState(ctx, from);
       if (!holdsState(old)) {
         throw new IdsyncError('CONNECTOR_UNKNOWN', `the store holds nothing for connector "${from}": there is nothing to rename`, {
@@ -218,17 +214,15 @@ function renameEngineRows(db: Database, from: string, to: string, config: Source
   db.prepare('UPDATE run_steps SET connector = ? WHERE connector = ?').run(to, from);
   db.prepare('UPDATE run_errors SET connector = ? WHERE connector = ?').run(to, from);
   const state = new EngineState(db);
-  for (const key of ['last_full_import']) {
-    const v = state.get(`${key}:${from}`);
-    if (v !== undefined) state.set(`${key}:${to}`, v);
-    state.delete(`${key}:${from}`);
-  }
+  const lastFull = state.get(lastFullImportKey(from));
+  if (lastFull !== undefined) state.set(lastFullImportKey(to), lastFull);
+  state.delete(lastFullImportKey(from));
   // The source hash includes the name: carried over only when it says the source is unchanged,
   // else the next cycle reads the source in full (as after any change of the connector).
-  const saved = state.get(`source_hash:${from}`);
-  state.delete(`source_hash:${from}`);
-  if (config && saved !== undefined && saved === contentHash({ ...config, name: from })) state.set(`source_hash:${to}`, contentHash({ ...config, name: to }));
-  else state.delete(`source_hash:${to}`);
+  const saved = state.get(sourceHashKey(from));
+  state.delete(sourceHashKey(from));
+  if (config && saved !== undefined && saved === contentHash({ ...config, name: from })) state.set(sourceHashKey(to), contentHash({ ...config, name: to }));
+  else state.delete(sourceHashKey(to));
 }
 
 export interface ForgetPlan extends StoredConnector {
@@ -305,7 +299,8 @@ export function forgetConnector(ctx: EngineContext, name: string): ForgetResult 
       const objects = sync.forgetConnector(name, step);
       db.prepare('DELETE FROM watermarks WHERE connector = ?').run(name);
       const state = new EngineState(db);
-      for (const key of ['source_hash', 'last_full_import']) state.delete(`${key}:${name}`);
+      state.delete(sourceHashKey(name));
+      state.delete(lastFullImportKey(name));
       const pw = forgetPasswordConnector(db, name);
       const credential = ctx.credentials.forget(name);
       return { runId, objects, deletes: step.counts.deletes, updates: step.counts.updates, passwordState: pw.state, credential };

@@ -17,7 +17,7 @@ import { assertConnectorsConfigured } from './connector-identity.js';
 import type { EngineContext } from './context.js';
 import { Exporter, type PlannedExport } from './export.js';
 import { EarlyExport } from './pipeline.js';
-import { EngineState, importConnector, Watermarks } from './import.js';
+import { EngineState, importConnector, sourceHashKey, Watermarks } from './import.js';
 import { contentHash } from './stable-hash.js';
 import { assertTenantIsOurs, installationId } from './tenant.js';
 import { RunLog, type RunRecord, type RunStatus, type StepHandle } from './runs.js';
@@ -96,9 +96,9 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       kinds.set(cfg.name, cfg.type);
       // A changed source (URL, base, scope, filters) makes the saved watermark meaningless.
       const sourceHash = contentHash(cfg);
-      if (state.get(`source_hash:${cfg.name}`) !== sourceHash) {
+      if (state.get(sourceHashKey(cfg.name)) !== sourceHash) {
         new Watermarks(db).clear(cfg.name);
-        state.set(`source_hash:${cfg.name}`, sourceHash);
+        state.set(sourceHashKey(cfg.name), sourceHash);
       }
     }
     // Sync is full when asked, or when the rules changed since the last sync: every object must

@@ -81,6 +81,14 @@ export class Watermarks {
   }
 }
 
+/**
+ * The engine_state keys kept per source connector: the hash of its configuration the watermark
+ * belongs to, and when its last full import ran. `idsync connectors rename`/`forget` move or drop
+ * them with the connector (connector-identity.ts).
+ */
+export const sourceHashKey = (connector: string): string => `source_hash:${connector}`;
+export const lastFullImportKey = (connector: string): string => `last_full_import:${connector}`;
+
 /** Small durable facts of the engine (hashes of the configuration it last ran with). */
 export class EngineState {
   constructor(private readonly db: Database) {}
@@ -138,7 +146,7 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
 
   const saved = watermarks.get(connector.name);
   const state = new EngineState(db);
-  const lastFullKey = `last_full_import:${connector.name}`;
+  const lastFullKey = lastFullImportKey(connector.name);
   // A source whose delta cannot see deletions gets a full import on a schedule, which finds them.
   let scheduledFull = false;
   if (!options.full && saved !== undefined && connector.deltaImport && connector.deltaSeesDeletions === false) {

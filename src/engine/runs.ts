@@ -68,31 +68,32 @@ export class RunLog {
    * that must not overlap a cycle but is no run itself (`idsync connectors rename`).
    */
   assertIdle(): void {
+    this.staleRuns();
+  }
+
+  /**
+   * The runs left `running` by processes that no longer hold them (dead, or an earlier leader);
+   * throws RUN_IN_PROGRESS when another live process holds one.
+   */
+  private staleRuns(): number[] {
     const running = this.db.prepare<[], { id: number; pid: number | null }>("SELECT id, pid FROM runs WHERE status = 'running'").all();
     for (const r of running) {
+      // Under the leader lease (docs/ha.md) the lease says who runs: a run left `running` by an
+      // earlier leader can write nothing more, even if its process lives on (paused, or its pid
+      // is another host's), so it is interrupted rather than waited for.
       if (r.pid && r.pid !== process.pid && pidAlive(r.pid) && !currentFence()) {
         throw new IdsyncError('RUN_IN_PROGRESS', `run ${r.id} is in progress (process ${r.pid})`, {
           hint: 'Wait for it to finish (`idsync runs`), or stop the service first.',
         });
       }
     }
+    return running.map((r) => r.id);
   }
 
   /** Starts a run; refuses when another live process holds one, and marks dead runs interrupted. */
   begin(profile: string, retentionDays = RUN_RETENTION_DAYS): number {
     return this.db.transaction(() => {
-      const running = this.db.prepare<[], { id: number; pid: number | null }>("SELECT id, pid FROM runs WHERE status = 'running'").all();
-      for (const r of running) {
-        // Under the leader lease (docs/ha.md) the lease says who runs: a run left `running` by an
-        // earlier leader can write nothing more, even if its process lives on (paused, or its pid
-        // is another host's), so it is interrupted rather than waited for.
-        if (r.pid && r.pid !== process.pid && pidAlive(r.pid) && !currentFence()) {
-          throw new IdsyncError('RUN_IN_PROGRESS', `run ${r.id} is in progress (process ${r.pid})`, {
-            hint: 'Wait for it to finish (`idsync runs`), or stop the service first.',
-          });
-        }
-        this.db.prepare("UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?").run(new Date().toISOString(), r.id);
-      }
+      for (const id of this.staleRuns()) this.db.prepare("UPDATE runs SET status = 'interrupted', ended_at = ? WHERE id = ?").run(new Date().toISOString(), id);
       const cutoff = new Date(Date.now() - retentionDays * 86_400_000).toISOString();
       this.db.prepare("DELETE FROM runs WHERE started_at < ? AND status <> 'running'").run(cutoff);
       const info = this.db

@@ -260,6 +260,7 @@ export class Delivery {
   private async isolate(items: OutboxItem[], dns: Map<string, string>): Promise<BatchCounts | undefined> {
     const counts: BatchCounts = { delivered: 0, waiting: 0, failed: 0, authFailed: false, unavailable: false };
     const poisoned: OutboxItem[] = [];
+    let answered = 0;
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       const request = this.startRequest();
@@ -270,21 +271,18 @@ export class Delivery {
         const e = toIdsyncError(err);
         if (e.code === 'CLOUD_SERVER_ERROR') {
           poisoned.push(it);
-          if (counts.delivered + counts.waiting + counts.failed === 0 && poisoned.length >= ISOLATION_PROBES) {
-            // Nothing went through: not one user's item. Undo nothing (nothing was recorded).
-            return undefined;
-          }
+          if (answered === 0 && poisoned.length >= ISOLATION_PROBES) return undefined; // nothing recorded yet
           continue;
         }
         // Another kind of failure (the credential, the network, 429): the rest as a failed batch.
-        const rest = items.slice(i).filter((x) => !poisoned.includes(x));
-        this.batchFailed([...poisoned, ...rest], e, counts);
+        this.batchFailed([...poisoned, ...items.slice(i)], e, counts);
         return counts;
       }
+      answered++;
       this.cloudAnswered(request);
       this.outbox.transaction(() => this.recordResults([it], results, counts, dns));
     }
-    if (counts.delivered + counts.waiting + counts.failed === 0) return undefined; // every item failed
+    if (answered === 0) return undefined; // every item failed
     this.outbox.transaction(() => {
       for (const it of poisoned) {
         this.outbox.retry(it, this.now() + this.backoff(it.attempts), 'ServerErrorForUser');

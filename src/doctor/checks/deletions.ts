@@ -5,7 +5,7 @@
  * when the next one is due, and how to see deletions at every cycle.
  */
 import { DEFAULT_FULL_IMPORT_INTERVAL } from '../../connectors/ldap/delta.js';
-import { EngineState } from '../../engine/import.js';
+import { EngineState, lastFullImportKey } from '../../engine/import.js';
 import { EVENTS } from '../../events/catalog.js';
 import type { DoctorCheck, Finding } from '../types.js';
 
@@ -21,7 +21,7 @@ export const deletionsCheck: DoctorCheck = {
         continue;
       }
       const every = c.delta?.fullImportInterval ?? DEFAULT_FULL_IMPORT_INTERVAL;
-      const last = state.get(`last_full_import:${c.name}`);
+      const last = state.get(lastFullImportKey(c.name));
       out.push({
         check: 'deletions',
         target: c.name,
