@@ -20,6 +20,11 @@
  * durable once its COMMIT is in the WAL, as before (synchronous = NORMAL); a checkpoint only moves
  * committed pages into the main file, and SQLite recovers from a crash in the middle of one.
  *
+ * Copying is not enough to keep the WAL small: SQLite starts it over only from a write that began
+ * with every frame copied, and while the intake commits every few milliseconds, each checkpoint
+ * leaves the frames committed during it. So once the WAL is past WAL_RESTART_FACTOR × the target,
+ * the intake's next write copies that remainder itself and starts the WAL over (write()).
+ *
  * Only for an SQLite file: in memory there is nothing to checkpoint, and PostgreSQL has its own
  * (the store is `dialectOf(db)`). When the worker cannot start or fails, the intake commits with
  * the automatic checkpoint on, as before.
@@ -32,6 +37,11 @@ import { SQLITE_DRIVER_PATH } from '../store/sqlite-driver.js';
 export const FIRST_CHECKPOINT_ROWS = 256;
 const MIN_CHECKPOINT_ROWS = 32;
 const MAX_CHECKPOINT_ROWS = 16_384;
+/**
+ * A WAL of this many times the checkpoint target (`wal_autocheckpoint` pages: 4,000 pages, 16 MB by
+ * default) is started over by the intake's next write (see write()).
+ */
+export const WAL_RESTART_FACTOR = 4;
 /** The worker exits after this long without a request (the next request starts another). */
 const IDLE_MS = 60_000;
 
@@ -57,6 +67,8 @@ export class IntakeCheckpoints {
   private every = FIRST_CHECKPOINT_ROWS;
   private readonly pages: number;
   private lastLog = 0;
+  /** The last checkpoint copied every frame: the next writer restarts the WAL. */
+  private lastComplete = false;
   /** A request is with the worker; another was asked for meanwhile. */
   private inFlight = false;
   private again = false;
@@ -64,6 +76,9 @@ export class IntakeCheckpoints {
   private idle: NodeJS.Timeout | undefined;
   private readonly autoOff;
   private readonly autoOn;
+  private readonly checkpointHere;
+  /** The WAL has grown past WAL_RESTART_FACTOR × pages: the next write starts it over. */
+  private restartDue = false;
 
   private constructor(
     private readonly db: Database,
@@ -73,6 +88,7 @@ export class IntakeCheckpoints {
     this.pages = Number.isInteger(pages) && pages > 0 ? pages : 1000;
     this.autoOff = db.prepare('PRAGMA wal_autocheckpoint = 0');
     this.autoOn = db.prepare(`PRAGMA wal_autocheckpoint = ${Number.isInteger(pages) && pages >= 0 ? pages : 1000}`);
+    this.checkpointHere = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
   }
 
   /** For an SQLite database file; undefined otherwise (in memory, PostgreSQL). */
@@ -94,6 +110,21 @@ export class IntakeCheckpoints {
    */
   write<T>(rows: number, write: () => T): T {
     if (this.failed) return write();
+    if (this.restartDue && !this.inFlight) {
+      // SQLite starts the WAL over from its beginning only in a write transaction that began
+      // reading with every frame already copied, and the worker's checkpoints never get there
+      // while the intake commits every few milliseconds: the frames committed while one runs are
+      // left for the next, and the WAL grows by everything written (an initial password sync of
+      // a million users: gigabytes). So, once it is past the limit, the rest (the frames committed
+      // during the worker's last checkpoint: a few hundred at most, a millisecond or two here) is
+      // copied on this connection, and the write below starts the WAL over.
+      this.restartDue = false;
+      try {
+        this.checkpointHere.get();
+      } catch {
+        // busy (another process checkpoints): the WAL is started over by a later write
+      }
+    }
     this.autoOff.get();
     try {
       return write();
@@ -126,15 +157,22 @@ export class IntakeCheckpoints {
     if (this.worker) return true;
     try {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { file: this.file, driver: SQLITE_DRIVER_PATH } });
-      w.on('message', (r: { log?: unknown }) => {
+      w.on('message', (r: { log?: unknown; checkpointed?: unknown }) => {
         if (this.worker !== w) return;
         this.checkpoints++;
-        // `log`: the WAL's frames when the checkpoint ran, counted from its last restart (a writer
-        // restarts it after a complete checkpoint). What was written since the previous request
-        // (by every writer of the file) scales the rows per checkpoint towards `pages` pages.
+        // `log`: the WAL's frames when the checkpoint ran, counted from its last restart. The first
+        // writer after a complete checkpoint (every frame copied) restarts the WAL from its start,
+        // so after one the frames written since are all of `log`; after an incomplete one (a
+        // commit came in while it ran) they are what `log` grew by. (Telling the two apart by
+        // "log is smaller than last time" missed every restart followed by more frames than
+        // before, took the new log for a small growth and checkpointed 15 times too seldom: the
+        // WAL of an import grew to every frame it wrote.) What was written (by every writer of
+        // the file) scales the rows per checkpoint towards `pages` pages.
         const log = Number(r.log);
-        const written = log >= this.lastLog ? log - this.lastLog : log;
+        const written = this.lastComplete || log < this.lastLog ? log : log - this.lastLog;
         this.lastLog = Number.isFinite(log) ? log : 0;
+        this.lastComplete = Number.isFinite(log) && Number(r.checkpointed) === log;
+        if (log >= WAL_RESTART_FACTOR * this.pages) this.restartDue = true;
         if (written > 0 && !this.again) this.every = Math.round(Math.min(MAX_CHECKPOINT_ROWS, Math.max(MIN_CHECKPOINT_ROWS, (this.every * this.pages) / written)));
         this.inFlight = false;
         if (this.again) {

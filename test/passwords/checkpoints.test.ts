@@ -4,16 +4,37 @@
  * check what is in the file.
  */
 import { strict as assert } from 'node:assert';
-import { statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventLog } from '../../src/events/log.js';
 import { ntHash, verifyOrgIdHash } from '../../src/passwords/hash.js';
 import { PasswordKeys } from '../../src/passwords/keys.js';
 import { Outbox } from '../../src/passwords/outbox.js';
+import { WAL_RESTART_FACTOR } from '../../src/passwords/checkpoints.js';
 import { PasswordPipeline } from '../../src/passwords/pipeline.js';
 import { openDatabase } from '../../src/store/database.js';
 import { addUser, makeEnv, MIGRATIONS, type Env } from './sources/fixtures.js';
+
+/**
+ * Frames of the current WAL generation, read from the file (a checkpoint call to ask would itself
+ * checkpoint): the frames after the 32-byte header whose salts match the header's (frames of an
+ * earlier generation, left behind a restart, carry other salts). Page size 4096.
+ */
+function walFrames(file: string): number {
+  let wal: Buffer;
+  try {
+    wal = readFileSync(file);
+  } catch {
+    return 0;
+  }
+  if (wal.length < 32) return 0;
+  const salt = wal.subarray(16, 24);
+  let n = 0;
+  for (let at = 32; at + 24 + 4096 <= wal.length; at += 24 + 4096, n++) if (!wal.subarray(at + 8, at + 16).equals(salt)) break;
+  return n;
+}
 
 const offline = (): never => {
   throw new Error('offline: these tests never deliver');
@@ -59,16 +80,26 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     const p = new PasswordPipeline({ db: env.db, cloud: offline, events: new EventLog(env.db), key: env.key });
     const nts = await Promise.all(Array.from({ length: 16 }, (_, i) => ntHash(`Bound-${i}-Passw0rd!`)));
     let peak = 0;
-    for (let round = 0; round < 8; round++) {
-      // New users each round (each a change): ~5,000 rows in all, tens of MB of WAL frames unchecked.
-      const page = Array.from({ length: 600 }, (_, i) => ({ anchor: `bound-${round}-${i}`, nt: nts[i % nts.length]! }));
+    let frames = 0;
+    for (let round = 0; round < 64; round++) {
+      // New users each round (each a change), with anchors in random order as directories give
+      // them (objectGUIDs): 16,000 rows in all, one transaction a round.
+      const page = Array.from({ length: 250 }, (_, i) => ({ anchor: createHash('sha256').update(`bound-${round}-${i}`).digest('base64').slice(0, 22), nt: nts[i % nts.length]! }));
+      const before = walFrames(`${env.dbFile}-wal`);
       await p.observeNtHashes('ldap', page);
+      const after = walFrames(`${env.dbFile}-wal`);
+      // Frames written this round (the WAL restarts from its beginning after a full checkpoint).
+      frames += after >= before ? after - before : after;
       peak = Math.max(peak, statSync(`${env.dbFile}-wal`).size);
     }
     await p.stop();
     assert.ok(p.intakeStats().checkpoints >= 2, `checkpoints: ${p.intakeStats().checkpoints}`);
-    // Without checkpoints the WAL would hold every frame written: ≈ 2–5 pages of 4 KiB per row.
-    assert.ok(peak < 4800 * 2 * 4096, `the WAL peaked at ${peak} bytes`);
+    // Without checkpoints the WAL would hold every frame written (≈ 11,000 here); the worker's
+    // checkpoints alone never let it start over while the intake commits, and it did grow to all
+    // of them. Now it starts over past WAL_RESTART_FACTOR × 1,000 pages.
+    assert.ok(frames > 8000, `frames written: ${frames}`);
+    const bound = (WAL_RESTART_FACTOR + 1) * 1000 * (4096 + 24);
+    assert.ok(peak < bound && peak < (frames * 4096) / 2, `the WAL peaked at ${peak} bytes, for ${frames} frames written`);
   });
 
   it('a pipeline on a database in memory writes without a worker (nothing to checkpoint)', async () => {
