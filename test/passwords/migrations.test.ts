@@ -5,6 +5,10 @@
  * (its write identity kept, so a delivery in flight before the upgrade is still recognised), a
  * fingerprint without a hash, a waiting change without a state row (older versions), and a state
  * newer than what waits (the newest hash is the one delivered).
+ *
+ * passwords/intake-004-rows-in-arrival-order: phs_users rebuilt as a table in arrival order with
+ * its key in a unique index (SQLite; nothing to do on PostgreSQL): every row and column kept, the
+ * key still enforced, and the outbox working on the result.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +25,8 @@ import { skipUnlessPostgres, startPostgres, type TestPostgres } from '../helpers
 
 const ONE_TABLE = 'passwords/intake-003-one-row-per-user';
 const before003 = allMigrations.slice(0, allMigrations.findIndex((m) => m.id === ONE_TABLE));
+const BY_ARRIVAL = 'passwords/intake-004-rows-in-arrival-order';
+const before004 = allMigrations.slice(0, allMigrations.findIndex((m) => m.id === BY_ARRIVAL));
 
 const T0 = '2026-03-01T10:00:00.000Z';
 const T1 = '2026-03-02T10:00:00.000Z';
@@ -133,5 +139,67 @@ describe('password store migration to one row per user (passwords/intake-003)', 
       db = openPostgresDatabase({ url }, allMigrations);
       db.close();
     });
+  });
+});
+
+describe('phs_users in arrival order (passwords/intake-004)', () => {
+  const columns = 'anchor, connector, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, version, attempts, next_attempt_at, last_error, source';
+  const all = (db: Database) => db.prepare(`SELECT ${columns} FROM phs_users ORDER BY anchor, connector`).all();
+
+  test('SQLite: every row and column kept, the key enforced by an index, the outbox works on it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idsync-pw-migrate-'));
+    try {
+      const keys = new PasswordKeys(randomBytes(32));
+      const file = path.join(dir, 'idsync.db');
+      let db = openDatabase(file, before004);
+      let clock = 1_900_000_000_000;
+      const outbox003 = new Outbox(db, keys, () => clock);
+      // Rows of every state the outbox leaves: waiting, delivered, retried with an error, two
+      // connectors for one anchor, a fingerprint without a hash.
+      for (let i = 0; i < 50; i++) {
+        outbox003.enqueueMany([{ connector: i % 2 ? 'corp' : 'lab', anchor: `user-${(i * 7919) % 50}`, hash: `HASH-${i}`, changedAt: new Date(clock - 1000), source: 'pcn', fp: randomBytes(32) }]);
+        clock += 10;
+      }
+      outbox003.enqueueMany([{ connector: 'corp', anchor: 'user-1', hash: 'HASH-other-connector', changedAt: new Date(clock - 5000), source: 'ldap' }]);
+      outbox003.setFingerprint('corp', 'fp-only', randomBytes(32));
+      const [first, second] = outbox003.due(2, new Set(), clock + 1);
+      outbox003.complete(first!);
+      outbox003.retry(second!, clock + 60_000, 'CLOUD_UNAVAILABLE');
+      const beforeRows = all(db);
+      assert.ok(beforeRows.length >= 51);
+      db.close();
+
+      db = openDatabase(file, allMigrations);
+      try {
+        assert.deepEqual(all(db), beforeRows, 'every row and column as it was');
+        assert.equal(db.prepare("SELECT sql FROM sqlite_master WHERE name = 'phs_users'").pluck().get()?.toString().includes('WITHOUT ROWID'), false);
+        assert.deepEqual(
+          db.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'phs_users' AND type = 'index' ORDER BY name").pluck().all(),
+          ['phs_users_due', 'phs_users_key'],
+        );
+        assert.throws(
+          () => db.prepare("INSERT INTO phs_users (anchor, connector, updated_at) VALUES ('user-1', 'corp', 'x')").run(),
+          /UNIQUE constraint failed/,
+          'one row per (anchor, connector), as before',
+        );
+        assert.equal(db.prepare('PRAGMA integrity_check').pluck().get(), 'ok');
+        // The outbox on the migrated table: a newer change of a known user replaces its row; the
+        // retried one is still waiting with its error; the completed one is not.
+        const outbox = new Outbox(db, keys, () => clock + 120_000);
+        const rows = (): number => Number(db.prepare('SELECT count(*) FROM phs_users').pluck().get());
+        const n = rows();
+        assert.deepEqual(outbox.enqueueMany([{ connector: 'corp', anchor: 'user-1', hash: 'HASH-new', changedAt: new Date(clock + 100_000), source: 'pcn' }]), ['queued']);
+        assert.equal(rows(), n, 'the same row, not a second one');
+        const due = outbox.due(100, new Set(), clock + 200_000);
+        assert.equal(due.find((i) => i.anchor === 'user-1' && i.connector === 'corp')?.hash, 'HASH-new');
+        assert.equal(due.some((i) => i.anchor === first!.anchor && i.connector === first!.connector), false, 'the completed change stays completed');
+        assert.equal(due.some((i) => i.anchor === second!.anchor && i.connector === second!.connector), true, 'the retried change still waits');
+        assert.equal(outboxDepth(db).depth, due.length);
+      } finally {
+        db.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
