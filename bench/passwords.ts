@@ -30,7 +30,7 @@
 import { createHook } from 'node:async_hooks';
 import { createHash, pbkdf2, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, getPriority, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,6 +42,7 @@ import { EventLog } from '../src/events/log.js';
 import { hashPoolThreads, ntHash } from '../src/passwords/hash.js';
 import { PasswordPipeline } from '../src/passwords/index.js';
 import { defaultHashConcurrency } from '../src/passwords/pipeline.js';
+import { lowerHashPoolPriority } from '../src/passwords/pool-priority.js';
 import { openDatabase } from '../src/store/database.js';
 import { allMigrations } from '../src/app/migrations.js';
 import { startTestCloud, type TestCloud } from '../test/helpers/cloud.js';
@@ -102,6 +103,14 @@ db.transaction(() => {
 })();
 const cloud = new CloudClient({ url: 'http://127.0.0.1:9', auth: { type: 'client_credentials', clientId: 'bench' }, timeoutMs: 1000, concurrency: 1, retries: 0, bulkSize: 200, refusedCredentialRecheck: '15m' }, async () => undefined);
 const pipeline = new PasswordPipeline({ db, cloud, events: new EventLog(db), key: randomBytes(32) });
+// The pipeline lowers the pool threads' priority (src/passwords/pool-priority.ts); every line,
+// raw included, runs on the same threads after that.
+const priority = await lowerHashPoolPriority();
+console.log(
+  priority.nice === undefined
+    ? 'pool threads: priority unchanged (IDSYNC_HASH_POOL_NICE=0, or not Linux)'
+    : `pool threads: ${priority.threads.length} found, at nice ${priority.nice} (the event loop at ${getPriority()}; IDSYNC_HASH_POOL_NICE=0 leaves them as they are)\n`,
+);
 
 /**
  * CPU time of the main thread alone (ns), from Linux's per-thread schedstat: the intake's own work

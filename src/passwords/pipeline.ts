@@ -19,6 +19,7 @@ import { passwordError } from './errors.js';
 import { hashPoolThreads, isOrgIdHash, ntHash, orgIdHashFromNt } from './hash.js';
 import { PasswordKeys } from './keys.js';
 import { passwordMigrations } from './migrations.js';
+import { lowerHashPoolPriority } from './pool-priority.js';
 import { IntakeCheckpoints } from './checkpoints.js';
 import { IntakeWriter, type IntakeWriterOptions } from './intake.js';
 import { Outbox, type EnqueueResult, type OutboxWrite } from './outbox.js';
@@ -142,6 +143,8 @@ export class PasswordPipeline {
     this.users = new UserDirectory(this.db);
     this.intake = new IntakeWriter((changes) => this.write(changes), o.intake);
     this.checkpoints = IntakeCheckpoints.for(this.db);
+    // The event loop comes before the hashing threads (pool-priority.ts); once per process.
+    void lowerHashPoolPriority();
     const cloud = deps.cloud;
     this.cloud = typeof cloud === 'function' ? cloud : () => cloud;
     this.delivery = new Delivery(
