@@ -12,7 +12,7 @@ import { EventLog } from '../../src/events/log.js';
 import { ntHash, verifyOrgIdHash } from '../../src/passwords/hash.js';
 import { PasswordKeys } from '../../src/passwords/keys.js';
 import { Outbox } from '../../src/passwords/outbox.js';
-import { WAL_RESTART_FACTOR } from '../../src/passwords/checkpoints.js';
+import { CHECKPOINT_TARGET_FACTOR, WAL_RESTART_FACTOR } from '../../src/passwords/checkpoints.js';
 import { PasswordPipeline } from '../../src/passwords/pipeline.js';
 import { openDatabase } from '../../src/store/database.js';
 import { addUser, makeEnv, MIGRATIONS, type Env } from './sources/fixtures.js';
@@ -77,6 +77,11 @@ describe('password intake: WAL checkpoints off the event loop', () => {
   });
 
   it('while the worker checkpoints, the WAL stays bounded (it is reused, not grown without end)', async () => {
+    // A quarter of SQLite's default 1,000 pages, so that a few seconds of writes take the WAL
+    // several times past the point where it starts over (the worker's target follows the setting).
+    const autoBefore = env.db.pragma('wal_autocheckpoint', { simple: true });
+    env.db.pragma('wal_autocheckpoint = 250');
+    const target = CHECKPOINT_TARGET_FACTOR * 250;
     const p = new PasswordPipeline({ db: env.db, cloud: offline, events: new EventLog(env.db), key: env.key });
     const nts = await Promise.all(Array.from({ length: 16 }, (_, i) => ntHash(`Bound-${i}-Passw0rd!`)));
     let peak = 0;
@@ -96,9 +101,10 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     assert.ok(p.intakeStats().checkpoints >= 2, `checkpoints: ${p.intakeStats().checkpoints}`);
     // Without checkpoints the WAL would hold every frame written (≈ 11,000 here); the worker's
     // checkpoints alone never let it start over while the intake commits, and it did grow to all
-    // of them. Now it starts over past WAL_RESTART_FACTOR × 1,000 pages.
-    assert.ok(frames > 8000, `frames written: ${frames}`);
-    const bound = (WAL_RESTART_FACTOR + 1) * 1000 * (4096 + 24);
+    // of them. Now it starts over past WAL_RESTART_FACTOR × the target.
+    env.db.pragma(`wal_autocheckpoint = ${autoBefore}`);
+    const bound = (WAL_RESTART_FACTOR + 1) * target * (4096 + 24);
+    assert.ok(frames * 4096 > 2 * bound, `frames written: ${frames}`);
     assert.ok(peak < bound && peak < (frames * 4096) / 2, `the WAL peaked at ${peak} bytes, for ${frames} frames written`);
   });
 
