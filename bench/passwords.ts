@@ -103,9 +103,14 @@ db.transaction(() => {
 })();
 const cloud = new CloudClient({ url: 'http://127.0.0.1:9', auth: { type: 'client_credentials', clientId: 'bench' }, timeoutMs: 1000, concurrency: 1, retries: 0, bulkSize: 200, refusedCredentialRecheck: '15m' }, async () => undefined);
 const pipeline = new PasswordPipeline({ db, cloud, events: new EventLog(db), key: randomBytes(32) });
-// The pipeline lowers the pool threads' priority (src/passwords/pool-priority.ts); every line,
-// raw included, runs on the same threads after that.
+// The pipeline lowers the pool threads' priority at its first hash (src/passwords/pool-priority.ts);
+// done here first, so that every line, raw included, runs on the same threads at the same priority.
 const priority = await lowerHashPoolPriority();
+console.log(
+  priority.nice === undefined
+    ? `pool threads: priority unchanged (${priority.threads.length} found; IDSYNC_HASH_POOL_NICE=0, a process at nice 19, or not Linux)\n`
+    : `pool threads: ${priority.lowered} of ${priority.threads.length} found lowered to nice ${priority.nice} (the event loop at ${getPriority()}; IDSYNC_HASH_POOL_NICE=0 leaves them as they are)\n`,
+);
 console.log(
   priority.nice === undefined
     ? 'pool threads: priority unchanged (IDSYNC_HASH_POOL_NICE=0, or not Linux)'

@@ -81,6 +81,7 @@ export class IntakeCheckpoints {
   private idle: NodeJS.Timeout | undefined;
   private readonly autoOff;
   private readonly autoOn;
+  private readonly autoIdle;
   private readonly checkpointHere;
   /** The WAL has grown past WAL_RESTART_FACTOR × pages: the next write starts it over. */
   private restartDue = false;
@@ -92,8 +93,13 @@ export class IntakeCheckpoints {
     const pages = Number(db.pragma('wal_autocheckpoint', { simple: true }));
     this.pages = CHECKPOINT_TARGET_FACTOR * (Number.isInteger(pages) && pages > 0 ? pages : 1000);
     this.autoOff = db.prepare('PRAGMA wal_autocheckpoint = 0');
-    this.autoOn = db.prepare(`PRAGMA wal_autocheckpoint = ${Number.isInteger(pages) && pages >= 0 ? pages : 1000}`);
-    this.checkpointHere = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+    // The connection's own setting, for when the worker is gone; while it runs, the connection's
+    // other writers (delivery results, events) checkpoint only beyond where the intake starts the
+    // WAL over: at SQLite's 1,000 pages each of their commits would copy the WAL on the event loop
+    // nearly all the time, since the WAL now cycles up to WAL_RESTART_FACTOR × pages.
+    this.autoIdle = db.prepare(`PRAGMA wal_autocheckpoint = ${Number.isInteger(pages) && pages >= 0 ? pages : 1000}`);
+    this.autoOn = db.prepare(`PRAGMA wal_autocheckpoint = ${(WAL_RESTART_FACTOR + 1) * this.pages}`);
+    this.checkpointHere = db.prepare<[], { busy: number; log: number; checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
   }
 
   /** For an SQLite database file; undefined otherwise (in memory, PostgreSQL). */
@@ -109,9 +115,9 @@ export class IntakeCheckpoints {
 
   /**
    * Runs `write` (one transaction of `rows` intake rows) with the connection's automatic checkpoint
-   * off, and asks the worker for a checkpoint once enough was written. (Until then the WAL holds
-   * at most those rows' pages beyond SQLite's threshold, and any other writer's commit still
-   * checkpoints as before.)
+   * off, and asks the worker for a checkpoint once enough was written. Between two, the WAL grows
+   * by about `pages` pages; other writers of the connection checkpoint only past
+   * (WAL_RESTART_FACTOR + 1) × `pages` while the worker runs, and as before once it has stopped.
    */
   write<T>(rows: number, write: () => T): T {
     if (this.failed) return write();
@@ -121,20 +127,26 @@ export class IntakeCheckpoints {
       // while the intake commits every few milliseconds: the frames committed while one runs are
       // left for the next, and the WAL grows by everything written (an initial password sync of
       // a million users: gigabytes). So, once it is past the limit, the rest (the frames committed
-      // during the worker's last checkpoint: a few hundred at most, a millisecond or two here) is
-      // copied on this connection, and the write below starts the WAL over.
-      this.restartDue = false;
+      // during the worker's last checkpoint) is copied on this connection, and the write below
+      // starts the WAL over. (The message handler holds back further requests meanwhile, so
+      // this is never put off by a worker that is always busy.)
       try {
-        this.checkpointHere.get();
+        const r = this.checkpointHere.get();
+        if (r && r.busy === 0 && r.log >= 0) {
+          this.restartDue = false;
+          this.lastLog = r.log;
+          this.lastComplete = r.checkpointed === r.log;
+        }
+        // busy (another connection checkpoints now): tried again at the next write
       } catch {
-        // busy (another process checkpoints): the WAL is started over by a later write
+        // inside a transaction of the caller's (SQLITE_LOCKED) or an I/O error: not now
       }
     }
     this.autoOff.get();
     try {
       return write();
     } finally {
-      this.autoOn.get();
+      (this.worker ? this.autoOn : this.autoIdle).get();
       this.rows += rows;
       if (this.rows >= this.every) {
         this.rows = 0;
@@ -152,19 +164,32 @@ export class IntakeCheckpoints {
     this.inFlight = false;
     this.again = false;
     if (!w) return;
+    this.restoreAuto();
     const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
     w.ref(); // until it has exited: the caller awaits that
     w.postMessage('close');
     await exited;
   }
 
+  /** The connection's own automatic checkpoint again (not when the connection is closed already). */
+  private restoreAuto(): void {
+    try {
+      if (this.db.open) this.autoIdle.get();
+    } catch {
+      // closing with the process: nothing to restore
+    }
+  }
+
   private start(): boolean {
     if (this.worker) return true;
     try {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { file: this.file, driver: SQLITE_DRIVER_PATH } });
-      w.on('message', (r: { log?: unknown; checkpointed?: unknown }) => {
+      w.on('message', (r: { busy?: unknown; log?: unknown; checkpointed?: unknown }) => {
         if (this.worker !== w) return;
         this.checkpoints++;
+        this.inFlight = false;
+        // Busy (another connection was checkpointing: PASSIVE does not wait) says nothing of the WAL.
+        const busy = Number(r.busy) !== 0 || !(Number(r.log) >= 0);
         // `log`: the WAL's frames when the checkpoint ran, counted from its last restart. The first
         // writer after a complete checkpoint (every frame copied) restarts the WAL from its start,
         // so after one the frames written since are all of `log`; after an incomplete one (a
@@ -173,13 +198,16 @@ export class IntakeCheckpoints {
         // before, took the new log for a small growth and checkpointed 15 times too seldom: the
         // WAL of an import grew to every frame it wrote.) What was written (by every writer of
         // the file) scales the rows per checkpoint towards `pages` pages.
-        const log = Number(r.log);
-        const written = this.lastComplete || log < this.lastLog ? log : log - this.lastLog;
-        this.lastLog = Number.isFinite(log) ? log : 0;
-        this.lastComplete = Number.isFinite(log) && Number(r.checkpointed) === log;
-        if (log >= WAL_RESTART_FACTOR * this.pages) this.restartDue = true;
-        if (written > 0 && !this.again) this.every = Math.round(Math.min(MAX_CHECKPOINT_ROWS, Math.max(MIN_CHECKPOINT_ROWS, (this.every * this.pages) / written)));
-        this.inFlight = false;
+        if (!busy) {
+          const log = Number(r.log);
+          const written = this.lastComplete || log < this.lastLog ? log : log - this.lastLog;
+          this.lastLog = log;
+          this.lastComplete = Number(r.checkpointed) === log;
+          if (log >= WAL_RESTART_FACTOR * this.pages) this.restartDue = true;
+          if (written > 0 && !this.again) this.every = Math.round(Math.min(MAX_CHECKPOINT_ROWS, Math.max(MIN_CHECKPOINT_ROWS, (this.every * this.pages) / written)));
+        }
+        // A restart is due: the next write does it, with no checkpoint of the worker's in the way.
+        if (this.restartDue) this.again = false;
         if (this.again) {
           this.again = false;
           this.request();
@@ -194,6 +222,7 @@ export class IntakeCheckpoints {
         if (this.worker !== w) return; // closed on purpose
         this.failed = true;
         this.worker = undefined;
+        this.restoreAuto();
       };
       w.on('error', fail);
       w.on('exit', fail);

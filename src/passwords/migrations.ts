@@ -159,7 +159,7 @@ CREATE TABLE phs_users_by_arrival (
 );
 INSERT INTO phs_users_by_arrival (anchor, connector, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, version, attempts, next_attempt_at, last_error, source)
   SELECT anchor, connector, nt_fp, hash_ct, hash_iv, hash_tag, key_id, changed_at, updated_at, queued_at, version, attempts, next_attempt_at, last_error, source
-  FROM phs_users ORDER BY queued_at, anchor, connector;
+  FROM phs_users;
 DROP TABLE phs_users;
 ALTER TABLE phs_users_by_arrival RENAME TO phs_users;
 CREATE UNIQUE INDEX phs_users_key ON phs_users (anchor, connector);

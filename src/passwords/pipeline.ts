@@ -111,6 +111,7 @@ export class PasswordPipeline {
   private readonly cloud: () => CloudClient;
 
   private running = false;
+  private poolLowered = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private woken = false;
@@ -143,8 +144,6 @@ export class PasswordPipeline {
     this.users = new UserDirectory(this.db);
     this.intake = new IntakeWriter((changes) => this.write(changes), o.intake);
     this.checkpoints = IntakeCheckpoints.for(this.db);
-    // The event loop comes before the hashing threads (pool-priority.ts); once per process.
-    void lowerHashPoolPriority();
     const cloud = deps.cloud;
     this.cloud = typeof cloud === 'function' ? cloud : () => cloud;
     this.delivery = new Delivery(
@@ -219,6 +218,7 @@ export class PasswordPipeline {
 
   /** `arrival`: dated by its arrival here, so never older than what is known of the user (outbox.ts). */
   private async queueNtHash(connector: string, anchor: string, nt: Buffer, at: Date, arrival: boolean, source: string): Promise<void> {
+    this.hashingStarts();
     const fp = this.keys.fingerprint(connector, anchor, nt);
     const res = await this.inOrder(anchor, orgIdHashFromNt(nt), (hash) => ({ connector, anchor, hash, changedAt: at, source, fp, arrival }));
     if (res === 'queued') this.kick();
@@ -286,6 +286,7 @@ export class PasswordPipeline {
       last.set(anchor, i);
     });
     const known = this.outboxStore.fingerprints(connector, [...last.keys()]);
+    this.hashingStarts();
     const at = readAt ?? new Date(this.now());
     let ready: OutboxWrite[] = [];
     const flush = (): void => {
@@ -344,6 +345,17 @@ export class PasswordPipeline {
     for (const q of queued) this.statusLog.record(q.anchor, q.connector, 'Queued', 'the user has a new or re-enabled cloud object', 'cloud-object');
     if (anchors.length > 0) this.kick();
     return queued.length;
+  }
+
+  /**
+   * From the first hash on, the event loop comes before libuv's hashing threads (pool-priority.ts;
+   * once per process): not at construction, so a service without password sync traffic leaves
+   * its pool as it is.
+   */
+  private hashingStarts(): void {
+    if (this.poolLowered) return;
+    this.poolLowered = true;
+    void lowerHashPoolPriority();
   }
 
   /** Which connector space holds an anchor (for senders that do not say). */

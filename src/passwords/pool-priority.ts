@@ -10,11 +10,14 @@
  * delays every other answer of the process (a DC's notification, /healthz, the console) while a
  * large initial password sync runs.
  *
- * So the pool's threads run at a lower priority (nice +10 from the process's own, by default): the
- * event loop gets a core as soon as it has work, and the pool uses all the rest. On an otherwise
- * idle machine the hashing loses nothing (a nice value only weighs against other runnable threads);
- * on a busy one, other processes at the same nice value come before idsync's hashing, which is the
- * trade a background job should make. `IDSYNC_HASH_POOL_NICE=0` leaves the pool as it is.
+ * So the pool's threads run at a lower priority (nice +10 from the process's own, by default),
+ * from the first hash a password pipeline computes on: the event loop gets a core as soon as it
+ * has work, and the pool uses all the rest. On an otherwise idle machine the hashing loses nothing
+ * (a nice value only weighs against other runnable threads); on a busy one, other processes at the
+ * same nice value come before idsync's hashing, which is the trade a background job should make.
+ * The pool also serves the process's file, DNS and compression work, which runs at the same lower
+ * priority from then on (a nice value cannot be raised again without privilege).
+ * `IDSYNC_HASH_POOL_NICE=0` leaves the pool as it is.
  *
  * Finding the pool's threads: libuv does not name them on Node 20 and Node has no API for them, so
  * each pool thread is asked who it is: `readlink('/proc/thread-self')` runs on the thread that
@@ -43,20 +46,22 @@ export function hashPoolNice(env: NodeJS.ProcessEnv = process.env): number {
 export interface PoolPriority {
   /** The pool threads found (thread ids). */
   threads: number[];
-  /** Their nice value now (undefined when nothing was changed). */
+  /** How many of them this call lowered (none: already that low, e.g. a process at nice 19, or not permitted). */
+  lowered: number;
+  /** The nice value they were set to (undefined when none was changed). */
   nice: number | undefined;
 }
 
-let lowered: Promise<PoolPriority> | undefined;
+let done: Promise<PoolPriority> | undefined;
 
 /**
  * Lowers the priority of libuv's pool threads once per process (later calls return the first
  * call's result). Never rejects: a thread that cannot be found or changed is left as it is.
  */
 export function lowerHashPoolPriority(increment = hashPoolNice()): Promise<PoolPriority> {
-  if (process.platform !== 'linux' || increment <= 0) return Promise.resolve({ threads: [], nice: undefined });
-  lowered ??= lower(increment).catch(() => ({ threads: [], nice: undefined }));
-  return lowered;
+  if (process.platform !== 'linux' || increment <= 0) return Promise.resolve({ threads: [], lowered: 0, nice: undefined });
+  done ??= lower(increment).catch(() => ({ threads: [], lowered: 0, nice: undefined }));
+  return done;
 }
 
 const tidOf = (link: string): number | undefined => {
@@ -78,12 +83,16 @@ async function lower(increment: number): Promise<PoolPriority> {
       if (tid !== undefined && tid !== self) threads.add(tid);
     }
   }
+  let lowered = 0;
   for (const tid of threads) {
     try {
-      if (getPriority(tid) < want) setPriority(tid, want);
+      if (getPriority(tid) < want) {
+        setPriority(tid, want);
+        lowered++;
+      }
     } catch {
       // gone, or not ours to change: it keeps its priority
     }
   }
-  return { threads: [...threads], nice: threads.size > 0 ? want : undefined };
+  return { threads: [...threads], lowered, nice: lowered > 0 ? want : undefined };
 }

@@ -88,7 +88,7 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     let frames = 0;
     for (let round = 0; round < 64; round++) {
       // New users each round (each a change), with anchors in random order as directories give
-      // them (objectGUIDs): 16,000 rows in all, one transaction a round.
+      // them (objectGUIDs): 16,000 rows in all.
       const page = Array.from({ length: 250 }, (_, i) => ({ anchor: createHash('sha256').update(`bound-${round}-${i}`).digest('base64').slice(0, 22), nt: nts[i % nts.length]! }));
       const before = walFrames(`${env.dbFile}-wal`);
       await p.observeNtHashes('ldap', page);

@@ -167,11 +167,14 @@ describe('phs_users in arrival order (passwords/intake-004)', () => {
       outbox003.retry(second!, clock + 60_000, 'CLOUD_UNAVAILABLE');
       const beforeRows = all(db);
       assert.ok(beforeRows.length >= 51);
+      const columns = (d: Database) => d.prepare("SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info('phs_users') ORDER BY cid").all();
+      const beforeColumns = columns(db);
       db.close();
 
       db = openDatabase(file, allMigrations);
       try {
         assert.deepEqual(all(db), beforeRows, 'every row and column as it was');
+        assert.deepEqual(columns(db), beforeColumns, 'the same columns, types, NOT NULLs and defaults');
         assert.equal(db.prepare("SELECT sql FROM sqlite_master WHERE name = 'phs_users'").pluck().get()?.toString().includes('WITHOUT ROWID'), false);
         assert.deepEqual(
           db.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'phs_users' AND type = 'index' ORDER BY name").pluck().all(),
@@ -195,6 +198,14 @@ describe('phs_users in arrival order (passwords/intake-004)', () => {
         assert.equal(due.some((i) => i.anchor === first!.anchor && i.connector === first!.connector), false, 'the completed change stays completed');
         assert.equal(due.some((i) => i.anchor === second!.anchor && i.connector === second!.connector), true, 'the retried change still waits');
         assert.equal(outboxDepth(db).depth, due.length);
+        // The one write that relies on the columns' defaults: a fingerprint of a user not known yet.
+        const fp = randomBytes(32);
+        outbox.setFingerprint('corp', 'new-after-upgrade', fp);
+        assert.deepEqual(Buffer.from(outbox.fingerprint('corp', 'new-after-upgrade')!), fp);
+        assert.deepEqual(
+          db.prepare("SELECT version, attempts, next_attempt_at FROM phs_users WHERE anchor = 'new-after-upgrade'").get(),
+          { version: 0, attempts: 0, next_attempt_at: null },
+        );
       } finally {
         db.close();
       }
