@@ -11,6 +11,7 @@ import { parseDuration } from '../config/duration.js';
 import { certificatesCheck } from './checks/certificates.js';
 import { clockCheck } from './checks/clock.js';
 import { connectivityCheck } from './checks/connectivity.js';
+import { connectorSpacesCheck } from './checks/connector-spaces.js';
 import { cycleCheck } from './checks/cycle.js';
 import { deletionsCheck } from './checks/deletions.js';
 import { diskCheck } from './checks/disk.js';
@@ -23,7 +24,7 @@ export type { DoctorCheck, DoctorContext, Finding, FindingStatus } from './types
 export { formatFindings } from './format.js';
 
 /** In output order. To add a check: a module in checks/ and one line here (and docs/doctor.md). */
-export const CHECKS: DoctorCheck[] = [connectivityCheck, certificatesCheck, clockCheck, cycleCheck, deletionsCheck, heartbeatCheck, outboxCheck, drsCheck, diskCheck];
+export const CHECKS: DoctorCheck[] = [connectivityCheck, certificatesCheck, clockCheck, cycleCheck, connectorSpacesCheck, deletionsCheck, heartbeatCheck, outboxCheck, drsCheck, diskCheck];
 
 export interface DoctorOptions {
   /** Cycle interval for the "last cycle too old" rule (default: the running service's, else sync.interval). */

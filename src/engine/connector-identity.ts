@@ -15,7 +15,7 @@
 import type { SourceConnectorConfig } from '../config/schema.js';
 import { IdsyncError, isIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
-import { forgetPasswordConnector, passwordStateCount, renamePasswordConnector } from '../passwords/connector-rows.js';
+import { forgetPasswordConnector, passwordConnectorNames, passwordStateCount, renamePasswordConnector } from '../passwords/connector-rows.js';
 import type { Database } from '../store/database.js';
 import type { EngineContext } from './context.js';
 import { EngineState, lastFullImportKey, sourceHashKey } from './import.js';
@@ -72,22 +72,41 @@ export function unconfiguredConnectors(ctx: EngineContext, inStore: readonly str
     .map((name) => ({ name, objects: connectorSpaceCounts(ctx.db, name).objects }));
 }
 
+/** `"hr" (5 objects), "old" (1 object)`: how the refusal, health and doctor name them. */
+export function describeUnconfigured(unknown: readonly UnconfiguredConnector[]): string {
+  return unknown.map((u) => `"${u.name}" (${u.objects} object${u.objects === 1 ? '' : 's'})`).join(', ');
+}
+
+/** The two commands that resolve an unconfigured connector, as the refusal's hint words them. */
+export interface UnconfiguredFix {
+  rename: string;
+  forget: string;
+}
+
+/**
+ * The fix for connector `name`: the rename names a configured connector that has no state under
+ * its name yet (`inStore`: the names the store holds state under) — most likely the new name.
+ */
+export function unconfiguredFix(ctx: EngineContext, name: string, inStore: readonly string[] = connectorSpaceNames(ctx.db)): UnconfiguredFix {
+  const newName = ctx.loaded.config.connectors.map((c) => c.name).find((n) => !inStore.includes(n)) ?? 'NEW';
+  return { rename: `idsync connectors rename ${name} ${newName}`, forget: `idsync connectors forget ${name}` };
+}
+
 /**
  * The check at the start of every cycle (sync, serve, preview, `sync --object`): refuses, before
  * anything is written, when the store holds a connector space the configuration does not name.
+ * The service's health (service/health.ts) and `idsync doctor` (doctor/checks/connector-spaces.ts)
+ * ask `unconfiguredConnectors` the same question, so they say so while the cycles are refused.
  */
 export function assertConnectorsConfigured(ctx: EngineContext): void {
   const inStore = connectorSpaceNames(ctx.db);
   const unknown = unconfiguredConnectors(ctx, inStore);
   if (unknown.length === 0) return;
-  const listed = unknown.map((u) => `"${u.name}" (${u.objects} object${u.objects === 1 ? '' : 's'})`).join(', ');
-  const first = unknown[0]!.name;
-  const configured = ctx.loaded.config.connectors.map((c) => c.name);
-  // The hint names a configured connector with no connector space yet: most likely the new name.
-  const newName = configured.find((n) => !inStore.includes(n)) ?? 'NEW';
+  const listed = describeUnconfigured(unknown);
+  const fix = unconfiguredFix(ctx, unknown[0]!.name, inStore);
   ctx.events.emit(EVENTS.CONNECTOR_NOT_CONFIGURED, { connectors: listed, names: unknown.map((u) => u.name) });
   throw new IdsyncError('CONNECTOR_NOT_CONFIGURED', `the store holds the connector space of source connector${unknown.length === 1 ? '' : 's'} ${listed}, which ${ctx.loaded.file} does not name; the cycle was refused and nothing was changed`, {
-    hint: `If you renamed it, run \`idsync connectors rename ${first} ${newName}\`; if you removed it on purpose, run \`idsync connectors forget ${first}\` (what only it contributed is deleted from the cloud at the next cycle, under the deletion threshold).`,
+    hint: `If you renamed it, run \`${fix.rename}\`; if you removed it on purpose, run \`${fix.forget}\` (what only it contributed is deleted from the cloud at the next cycle, under the deletion threshold).`,
     details: { connectors: unknown, file: ctx.loaded.file },
   });
 }
@@ -130,6 +149,22 @@ export function listConnectors(ctx: EngineContext): StoredConnector[] {
   for (const c of ctx.credentials.list()) if (!NOT_SOURCE_CONNECTORS.has(c.name)) storeOnly.add(c.name);
   for (const n of names) storeOnly.delete(n);
   return [...names, ...[...storeOnly].sort()].map((n) => storedState(ctx, n));
+}
+
+/**
+ * `idsync doctor`'s question, wider than the cycle's: every connector the configuration does not
+ * name whose objects (connector space) or password rows (phs_users: fingerprints, queued changes)
+ * the store holds — both are what `rename` moves and `forget` removes. The password rows are read
+ * once in full (phs_users has no index by connector), so the cycle's check does not ask this.
+ */
+export function unconfiguredStoredConnectors(ctx: EngineContext): { connectors: StoredConnector[]; inStore: string[] } {
+  const configured = new Set(ctx.loaded.config.connectors.map((c) => c.name));
+  const inStore = [...new Set([...connectorSpaceNames(ctx.db), ...passwordConnectorNames(ctx.db)])].sort();
+  const connectors = inStore
+    .filter((n) => !configured.has(n) && !NOT_SOURCE_CONNECTORS.has(n))
+    .map((n) => storedState(ctx, n))
+    .filter((c) => c.objects > 0 || c.passwordState > 0);
+  return { connectors, inStore };
 }
 
 export interface RenameResult {

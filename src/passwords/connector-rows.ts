@@ -13,6 +13,14 @@ export function passwordStateCount(db: Database, connector: string): number {
   return db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM phs_users WHERE connector = ?').get(connector)?.n ?? 0;
 }
 
+/** The connectors that hold password rows (phs_users): one read of the table (`idsync doctor`). */
+export function passwordConnectorNames(db: Database): string[] {
+  return db
+    .prepare<[], { connector: string }>('SELECT DISTINCT connector FROM phs_users')
+    .all()
+    .map((r) => r.connector);
+}
+
 /** Moves every password row of `from` to `to`. A clash (rows of `to` left over) throws: the caller's transaction undoes it all. */
 export function renamePasswordConnector(db: Database, from: string, to: string): void {
   db.prepare('UPDATE phs_users SET connector = ? WHERE connector = ?').run(to, from);

@@ -4,6 +4,7 @@
  * `service status`; this file decides which of them make the service degraded or not ready.
  */
 import { CLOUD_CONNECTOR } from '../connectors/registry.js';
+import { describeUnconfigured, unconfiguredConnectors, unconfiguredFix } from '../engine/connector-identity.js';
 import type { EngineContext } from '../engine/context.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog, EventRecord } from '../events/log.js';
@@ -99,9 +100,19 @@ export function healthReport(ctx: EngineContext, state: ServiceState, now = Date
   const degraded: DegradedReason[] = [];
   const notReady: string[] = [];
 
+  // A cycle refused for a connector space the configuration does not name leaves no run (it is
+  // refused before anything is written): the same question as the refusal, asked of the
+  // configuration the service has loaded, says so for as long as it holds — and no longer.
+  const unconfigured = unconfiguredConnectors(ctx);
+  if (unconfigured.length > 0) {
+    const fix = unconfiguredFix(ctx, unconfigured[0]!.name);
+    const reason = `every sync cycle is refused: the store holds the connector space of ${describeUnconfigured(unconfigured)}, which the configuration does not name (event 6580) — \`${fix.rename}\` if it was renamed, \`${fix.forget}\` if it was removed`;
+    degraded.push({ check: 'sync-cycle', reason, code: 'CONNECTOR_NOT_CONFIGURED' });
+    notReady.push(reason);
+  }
   if (!last) {
     notReady.push('no sync cycle has finished yet');
-  } else if (last.status === 'failed') {
+  } else if (last.status === 'failed' && unconfigured.length === 0) {
     const code = last.error?.code ?? 'INTERNAL';
     const reason = `the last sync cycle (run ${last.id}) failed: ${code}${last.error?.message ? ` — ${last.error.message}` : ''}`;
     degraded.push({ check: 'sync-cycle', reason, code });

@@ -1,5 +1,6 @@
 /**
- * `idsync doctor`: checks connectivity, TLS, credentials, the last cycle, password sync, the clock,
+ * `idsync doctor`: checks connectivity, TLS, credentials, the last cycle, connector state the
+ * configuration no longer names, password sync, the clock,
  * certificates and disk space, and names the fix for each problem. See docs/doctor.md.
  */
 import type { Command } from 'commander';
@@ -13,7 +14,7 @@ import { parseDuration } from './serve.js';
 export const registerDoctorCommands: RegisterCommand = (program) => {
   program
     .command('doctor')
-    .description('Troubleshoot: connectivity, TLS and certificates, credentials, last cycle, password sync heartbeat and outbox, clock, disk')
+    .description('Troubleshoot: connectivity, TLS and certificates, credentials, last cycle, connectors the configuration no longer names, password sync heartbeat and outbox, clock, disk')
     .option('--json', 'machine-readable output: {ok, findings: [{check, target, status, eventId, message, cause, fix}]}')
     .option('--interval <duration>', 'the cycle interval to judge the last cycle\'s age by (default: the running service\'s, else sync.interval in the configuration)')
     .option('--cert-warn-days <n>', 'warn about certificates expiring within this many days', '30')

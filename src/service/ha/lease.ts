@@ -209,7 +209,8 @@ export class LeaderLease {
 function spawnWorker(workerData: LeaseWorkerData): Worker {
   const ts = new URL('./lease-worker.ts', import.meta.url);
   if (import.meta.url.endsWith('.ts') && existsSync(ts)) {
-    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(ts.href)}); })`;
+    // tsx resolved here: the eval'd code would resolve it from the working directory (store/postgres/bridge.ts).
+    const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ts.href)}); })`;
     return new Worker(boot, { eval: true, workerData });
   }
   return new Worker(new URL('./lease-worker.js', import.meta.url), { workerData });

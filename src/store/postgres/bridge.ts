@@ -70,7 +70,9 @@ function spawnWorker(data: PgWorkerData): Worker {
   const ts = new URL('./worker.ts', import.meta.url);
   const transferList = [data.port];
   if (import.meta.url.endsWith('.ts') && existsSync(ts)) {
-    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(ts.href)}); })`;
+    // tsx resolved here, not by the eval'd code: that resolves from the process's working
+    // directory, and a service started by `idsync service start` runs in the configuration's.
+    const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ts.href)}); })`;
     return new Worker(boot, { eval: true, workerData: data, transferList });
   }
   return new Worker(new URL('./worker.js', import.meta.url), { workerData: data, transferList });
