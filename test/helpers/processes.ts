@@ -13,6 +13,19 @@ import { request } from 'undici';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = path.join(ROOT, 'bin/idsync.js');
+/**
+ * Node arguments that run the CLI from source through tsx (`node <these> -c <config> serve ...`):
+ * for a service started by startDaemon({ nodeArgs }) without a build.
+ */
+export const CLI_FROM_SOURCE_ARGS = [
+  '--import',
+  import.meta.resolve('tsx'),
+  '--input-type=module',
+  '-e',
+  `import { main } from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'src/cli/main.ts')).href)};
+   main(['node', 'idsync', ...process.argv.slice(1)]).then((c) => { process.exitCode = c; });`,
+  '--',
+];
 
 export interface Proc {
   child: ChildProcess;

@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { LoadedConfig } from '../../src/config/load.js';
@@ -16,20 +15,10 @@ import { daemonState, isServiceProcess, pidFilePath, readPidFile, serviceStatus,
 import { installUnit, renderUnit } from '../../src/service/systemd.js';
 import type { TestCloud } from '../helpers/cloud.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
-import { commandGroupCode, portOpen, runTsxCode } from '../helpers/processes.js';
+import { CLI_FROM_SOURCE_ARGS, commandGroupCode, portOpen, runTsxCode } from '../helpers/processes.js';
 import { freePort } from '../helpers/slapd.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-/** `node <these> -c <config> serve ...` runs src/cli/main.ts through tsx. */
-const nodeArgs = [
-  '--import',
-  import.meta.resolve('tsx'),
-  '--input-type=module',
-  '-e',
-  `import { main } from ${JSON.stringify(pathToFileURL(path.join(root, 'src/cli/main.ts')).href)};
-   main(['node', 'idsync', ...process.argv.slice(1)]).then((c) => { process.exitCode = c; });`,
-  '--',
-];
+const nodeArgs = CLI_FROM_SOURCE_ARGS;
 
 const BASE = 'dc=example,dc=test';
 function ldif(n: number): string {

@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { loadConfig } from '../../src/config/load.js';
@@ -24,21 +23,11 @@ import { serviceStatus, startDaemon, stopDaemon } from '../../src/service/daemon
 import type { HealthReport } from '../../src/service/health.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
 import { skipUnlessPostgres } from '../helpers/postgres.js';
-import { commandGroupCode, runTsxCode, until } from '../helpers/processes.js';
+import { CLI_FROM_SOURCE_ARGS, commandGroupCode, runTsxCode, until } from '../helpers/processes.js';
 import { freePort } from '../helpers/slapd.js';
 import type { TestStoreKind } from '../helpers/store.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-/** `node <these> -c <config> serve ...` runs src/cli/main.ts through tsx. */
-const nodeArgs = [
-  '--import',
-  import.meta.resolve('tsx'),
-  '--input-type=module',
-  '-e',
-  `import { main } from ${JSON.stringify(pathToFileURL(path.join(root, 'src/cli/main.ts')).href)};
-   main(['node', 'idsync', ...process.argv.slice(1)]).then((c) => { process.exitCode = c; });`,
-  '--',
-];
+const nodeArgs = CLI_FROM_SOURCE_ARGS;
 
 const person = (uid: string, n: number) =>
   `dn: uid=${uid},ou=people,dc=x,dc=test\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${uid}@corp.test\nentryUUID: ${n.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000\n`;
