@@ -38,7 +38,10 @@ describe('e2e: chaos round (SIGKILL trials with full verification)', { skip: ski
       assert.deepEqual(t.lost, [], `trial ${t.kind}: nothing lost`);
       assert.deepEqual(t.duplicated, [], `trial ${t.kind}: nothing duplicated`);
       assert.deepEqual(t.problems, [], `trial ${t.kind}: no other difference`);
-      assert.ok(t.users >= 20, `trial ${t.kind} verified ${t.users} users`);
+      // The verification covered a real directory: the trials delete random users but never take
+      // the world below 9 (bench/chaos-trials.ts deleteUser). (It said 20: seed 624261576 ends a
+      // clean trial with 19 users, and failed with nothing lost.)
+      assert.ok(t.users >= 9, `trial ${t.kind} verified ${t.users} users`);
     }
   });
 });
