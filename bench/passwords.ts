@@ -111,11 +111,6 @@ console.log(
     ? `pool threads: priority unchanged (${priority.threads.length} found; IDSYNC_HASH_POOL_NICE=0, a process at nice 19, or not Linux)\n`
     : `pool threads: ${priority.lowered} of ${priority.threads.length} found lowered to nice ${priority.nice} (the event loop at ${getPriority()}; IDSYNC_HASH_POOL_NICE=0 leaves them as they are)\n`,
 );
-console.log(
-  priority.nice === undefined
-    ? 'pool threads: priority unchanged (IDSYNC_HASH_POOL_NICE=0, or not Linux)'
-    : `pool threads: ${priority.threads.length} found, at nice ${priority.nice} (the event loop at ${getPriority()}; IDSYNC_HASH_POOL_NICE=0 leaves them as they are)\n`,
-);
 
 /**
  * CPU time of the main thread alone (ns), from Linux's per-thread schedstat: the intake's own work
