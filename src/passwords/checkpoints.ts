@@ -16,8 +16,9 @@
  * every 1,000 as SQLite would: every intake transaction rewrites the same few hot pages (page 1,
  * the tail of the table and of the due index, the index's upper levels), and each checkpoint copies
  * them again; a quarter as many checkpoints took the worker's CPU from 7 to 3 µs a notified change
- * (bench/README.md). The pages a row costs vary (1 for the import path's large transactions, 2–5 for single changes), so the rows
- * between two checkpoints follow the WAL size each checkpoint reports. (A fixed 256 rows
+ * (bench/README.md). The pages a row costs vary (1 for the import path's large transactions, 2–5
+ * for single changes), so the rows between two checkpoints follow the WAL size each checkpoint
+ * reports. (A fixed 256 rows
  * checkpointed the import path 4 times as often as SQLite did, and its fsyncs slowed the writes:
  * 73–74 % of raw instead of 79 %.) Durability is unchanged: a change is
  * durable once its COMMIT is in the WAL, as before (synchronous = NORMAL); a checkpoint only moves

@@ -111,7 +111,6 @@ export class PasswordPipeline {
   private readonly cloud: () => CloudClient;
 
   private running = false;
-  private poolLowered = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private woken = false;
@@ -353,8 +352,6 @@ export class PasswordPipeline {
    * its pool as it is.
    */
   private hashingStarts(): void {
-    if (this.poolLowered) return;
-    this.poolLowered = true;
     void lowerHashPoolPriority();
   }
 

@@ -52,15 +52,15 @@ export interface PoolPriority {
   nice: number | undefined;
 }
 
+const unchanged: PoolPriority = Object.freeze({ threads: [], lowered: 0, nice: undefined });
 let done: Promise<PoolPriority> | undefined;
 
 /**
  * Lowers the priority of libuv's pool threads once per process (later calls return the first
  * call's result). Never rejects: a thread that cannot be found or changed is left as it is.
  */
-export function lowerHashPoolPriority(increment = hashPoolNice()): Promise<PoolPriority> {
-  if (process.platform !== 'linux' || increment <= 0) return Promise.resolve({ threads: [], lowered: 0, nice: undefined });
-  done ??= lower(increment).catch(() => ({ threads: [], lowered: 0, nice: undefined }));
+export function lowerHashPoolPriority(): Promise<PoolPriority> {
+  done ??= lower(hashPoolNice()).catch(() => unchanged);
   return done;
 }
 
@@ -70,6 +70,7 @@ const tidOf = (link: string): number | undefined => {
 };
 
 async function lower(increment: number): Promise<PoolPriority> {
+  if (process.platform !== 'linux' || increment <= 0) return unchanged;
   const self = tidOf(readlinkSync('/proc/thread-self'));
   const want = Math.min(MAX_NICE, getPriority() + increment);
   const threads = new Set<number>();
