@@ -227,10 +227,10 @@ export class CredentialStore {
     return secret === undefined ? undefined : this.refusals.refusalOf(name, secret);
   }
 
-  /** True while the stored secret is recorded as refused and not due for a re-probe. */
-  refusedNow(name: string): boolean {
+  /** The refusal of the stored secret while it is recorded and not due for a re-probe, else undefined. */
+  refusedNow(name: string): RefusalRecord | undefined {
     const r = this.refusal(name);
-    return r !== undefined && Date.parse(r.nextAttemptAt) > Date.now();
+    return r !== undefined && Date.parse(r.nextAttemptAt) > Date.now() ? r : undefined;
   }
 
   /** What connectors hold: reads the store at every call (DESIGN.md §1). */

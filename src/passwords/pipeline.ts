@@ -10,6 +10,7 @@
  */
 import { classifyFailure, type CloudClient } from '../connectors/cloud/client.js';
 import { toIdsyncError } from '../core/errors.js';
+import type { RefusalRecord } from '../credentials/refusals.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
 import { migrate, type Database } from '../store/database.js';
@@ -82,11 +83,11 @@ export interface PasswordPipelineDeps {
    */
   credentialVersion?: () => string | undefined;
   /**
-   * True while the cloud credential in use is recorded as refused and not due for a re-probe
+   * The refusal of the cloud credential in use while it is recorded and not due for a re-probe
    * (credentials/refusals.ts): the loop then leaves the outbox alone instead of trying batches that
    * would only meet the refusal again (and fill the event log with 650/656/651).
    */
-  credentialRefused?: () => boolean;
+  credentialRefused?: () => RefusalRecord | undefined;
   options?: PasswordPipelineOptions;
 }
 
@@ -117,7 +118,7 @@ export class PasswordPipeline {
   private lastActivity = 0;
   private lastPrune = 0;
   private credentialVersion: (() => string | undefined) | undefined;
-  private readonly credentialRefused: (() => boolean) | undefined;
+  private readonly credentialRefused: (() => RefusalRecord | undefined) | undefined;
   private lastCredentialVersion: string | undefined;
 
   constructor(deps: PasswordPipelineDeps) {
@@ -430,7 +431,18 @@ export class PasswordPipeline {
 
   /** Delivers everything due now (one pass). */
   async deliverOnce(): Promise<DeliveryCounts> {
-    if (this.credentialRefused?.()) return { delivered: 0, waiting: 0, failed: 0 };
+    const refusal = this.credentialRefused?.();
+    if (refusal) {
+      // Changes wait, and the administrator hears why once, from this process too: the refusal may
+      // have been met by another one (`idsync doctor`, `credentials test`), whose output the people
+      // watching this service's events for 115/655 never see. Nothing is presented to the cloud.
+      const { depth, nextAttemptAt } = this.outboxStore.depth();
+      if (depth > 0 && nextAttemptAt !== undefined && nextAttemptAt <= this.now()) {
+        const e = this.cloud().recordedRefusal(refusal);
+        this.delivery.reportFailure(e, classifyFailure(e), 'cloud', 0);
+      }
+      return { delivered: 0, waiting: 0, failed: 0 };
+    }
     const counts = await this.delivery.deliverDue();
     if (counts.delivered + counts.waiting + counts.failed > 0) this.lastActivity = this.now();
     return counts;

@@ -12,7 +12,7 @@ import { openContext } from '../../src/engine/context.js';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { addUser, createCloudUser, MIGRATIONS } from './sources/fixtures.js';
 import { migrate } from '../../src/store/database.js';
-import { openPipeline } from '../../src/cli/commands/passwords.js';
+import { openPipeline, WAITS_FOR_CLOUD_CREDENTIAL } from '../../src/cli/commands/passwords.js';
 
 async function run(args: string[]): Promise<string> {
   const program = new Command('idsync').option('-c, --config <file>').exitOverride();
@@ -90,5 +90,38 @@ cloud:
     const resync = JSON.parse(await run(['-c', configFile, 'passwords', 'resync', '--all', '--json']));
     assert.equal(resync.queued, 1);
     await assert.rejects(run(['-c', configFile, 'passwords', 'resync']), /name one user or pass --all/);
+  });
+
+  it('a change that waits because the cloud refused the stored credential says so, and the fix', async () => {
+    const withContext = async (fn: (ctx: ReturnType<typeof openContext>) => Promise<void>) => {
+      const ctx = openContext(loadConfig(configFile));
+      try {
+        await fn(ctx);
+      } finally {
+        ctx.close();
+      }
+    };
+    // The cloud's secret changed under us (KB 2962509): the stored one is refused once, and recorded.
+    await withContext(async (ctx) => ctx.credentials.set('cloud', 'not-the-cloud-secret'));
+    process.exitCode = undefined;
+    await run(['-c', configFile, 'passwords', 'deliver', '--json']).catch(() => undefined);
+    process.exitCode = undefined;
+    let status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina', '--json']));
+    assert.equal(status.records[0].status, 'Error', 'the queued resync met the refusal');
+    // A newer change is not tried with the refused secret: it waits, and says why.
+    await withContext(async (ctx) => {
+      const { pipeline, cloud: client } = openPipeline(ctx);
+      await pipeline.acceptPassword('gina', 'Gina-Passw0rd-2');
+      await client.close();
+    });
+    status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina', '--json']));
+    assert.equal(status.records[0].status, 'Queued');
+    assert.equal(status.records[0].reason, WAITS_FOR_CLOUD_CREDENTIAL);
+    assert.match(await run(['-c', configFile, 'passwords', 'status', 'gina']), /refused the stored credential; run `idsync credentials set cloud`/);
+    // Fixed: the wait is an ordinary one again.
+    await withContext(async (ctx) => ctx.credentials.set('cloud', cloud.syncSecret));
+    status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina', '--json']));
+    assert.equal(status.records[0].status, 'Queued');
+    assert.equal(status.records[0].reason, null);
   });
 });

@@ -116,4 +116,46 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
       await gated.stop();
     }
   });
+
+  it('a refusal another process met first (doctor) is said by the service once changes wait, without presenting the secret', async () => {
+    // KB 2962509 the quiet way: the cloud's secret changes, `idsync doctor` meets the refusal first
+    // and records it; the service then never presents the secret, so no batch of its meets the
+    // refusal. Its event log must still say 115/0/655 once, or people watching it see nothing stop.
+    env.credentials.set('cloud', 'Stale-Secret-Doctor-Met-First');
+    await doctorClient.test().then(
+      () => assert.fail('the refused secret was accepted'),
+      (err: unknown) => assert.equal(classifyFailure(err), 'refused'),
+    );
+    const failuresBefore = failures();
+    const before = env.events.lastSeq();
+    const gated = new PasswordPipeline({
+      db: env.db,
+      cloud: () => client,
+      events: env.events,
+      key: env.key,
+      credentialRefused: () => env.credentials.refusedNow('cloud'),
+      options: { baseBackoffMs: 5, maxBackoffMs: 200, pollMs: 20, concurrency: 4, heartbeatMs: 3_600_000 },
+    });
+    gated.start();
+    try {
+      await sleep(300);
+      assert.deepEqual(env.events.query({ afterSeq: before }).map((e) => e.id), [], 'nothing waits: nothing to say yet');
+      const waiting = users.slice(0, 20);
+      await gated.observeNtHashes('corp', await Promise.all(waiting.map(async (u, i) => ({ anchor: u.anchor, nt: await ntHash(`Doctor-First-${i}!`) }))));
+      const end = Date.now() + 10_000;
+      while (env.events.query({ ids: [115], afterSeq: before }).length === 0 && Date.now() < end) await sleep(20);
+      await sleep(1000); // ≈ 50 more passes of the loop: none may say it again
+      const said = env.events.query({ ids: [115, 0, 655, 656], afterSeq: before });
+      assert.deepEqual(said.map((e) => e.id).sort((a, b) => a - b), [0, 115, 655], 'events 0, 115 and 655 said once, no change request (656)');
+      assert.match(said.find((e) => e.id === 115)!.message, /refused the credential/);
+      assert.equal(failures(), failuresBefore, 'the service presented nothing: no failed sign-in');
+      assert.equal(gated.outbox().depth, waiting.length);
+      env.credentials.set('cloud', cloud.syncSecret);
+      const end2 = Date.now() + 30_000;
+      while (gated.outbox().depth > 0 && Date.now() < end2) await sleep(50);
+      assert.equal(gated.outbox().depth, 0, 'delivered with the new secret');
+    } finally {
+      await gated.stop();
+    }
+  });
 });

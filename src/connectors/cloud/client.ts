@@ -287,7 +287,7 @@ export class CloudClient {
   }
 
   /** The stored refusal of this secret, reported without signing in again. */
-  private recordedRefusal(r: RefusalRecord): IdsyncError {
+  recordedRefusal(r: RefusalRecord): IdsyncError {
     if (r.lockedSeconds !== undefined) {
       const left = Math.max(1, Math.ceil((Date.parse(r.nextAttemptAt) - Date.now()) / 1000));
       return new IdsyncError('CLOUD_AUTH_FAILED', `the cloud account is locked (${this.who()}, until ${r.nextAttemptAt}); the password was not checked and is not presented before then`, {
