@@ -6,11 +6,14 @@
  *   imports test/helpers/samba) and Samba
  *   is installed — or always with IDSYNC_REQUIRE_INTEGRATION=1 (CI) — and describes it to the
  *   tests in IDSYNC_TEST_SAMBA (Samba's LDAP port is fixed, so tests share it, one file at a time);
- * - runs the files in two lanes at once, each `node --import tsx --test --test-concurrency=1`: the
- *   files that use the Samba DC one after another in one lane (they share its fixed ports), every
- *   other file in the second lane (the machine has 2 cores, and much of a test's time is waiting on
- *   a server); each line of output carries its lane's tag, and the run ends with one summary line;
- *   IDSYNC_TEST_LANES=1 runs everything in one lane as before;
+ * - runs the files in two lanes at once, each a series of `node --import tsx --test
+ *   --test-concurrency=1` processes: the files that use the Samba DC one after another in one lane
+ *   (they share its fixed ports), every other file in chunks of CHUNK_FILES that whichever lane is
+ *   free takes next — the second lane from the start, the DC lane once its own files (and the
+ *   PostgreSQL pass) are done — so both lanes end together (the machine has 2 cores, and much of a
+ *   test's time is waiting on a server); each line of output carries its process's tag (dc, pg,
+ *   ot: a chunk of the second lane, o2: a chunk the DC lane took), and the run ends with one
+ *   summary line; IDSYNC_TEST_LANES=1 runs everything in one process as before;
  * - runs the end-to-end suites that must hold on both sync stores (STORE_SUITES: directories, delta,
  *   passwords, the KB 2962509 scenario) a second time on PostgreSQL (IDSYNC_TEST_STORE=postgres),
  *   after the DC lane and tagged `pg`, when the whole suite runs and PostgreSQL is installed — always
@@ -127,27 +130,38 @@ async function main(): Promise<number> {
       }
     }
     if (stopping) return 130;
-    const lanes = planLanes(files, process.env.IDSYNC_TEST_LANES === '1' ? 1 : 2);
+    const oneLane = process.env.IDSYNC_TEST_LANES === '1';
     const pgPass = selectors.length === 0 && !unit ? postgresPass(env) : undefined;
     if (pgPass === null) return 1;
     const onSpawn = (c: ChildProcess): void => {
       children.push(c);
     };
-    // The PostgreSQL pass uses the DC's fixed ports too: it follows the DC lane, never runs beside it.
-    const followed = lanes.find((l) => l.tag === 'dc') ?? lanes[0];
-    const tagged = lanes.length > 1 || pgPass !== undefined;
-    const results = await Promise.all(
-      lanes.map(async (lane) => {
-        const first = await runLane(lane, env, tagged, onSpawn);
-        if (!pgPass || lane !== followed || stopping) return [first];
+    const tagged = !oneLane || pgPass !== undefined;
+    const run = (lane: Lane, laneEnv = env): Promise<LaneResult> => runLane(lane, laneEnv, tagged, onSpawn);
+    const samba = oneLane ? [] : files.filter(needsSamba);
+    const chunks = oneLane ? [] : chunked(files.filter((f) => !needsSamba(f)), CHUNK_FILES);
+    /** Takes the next chunk of the non-DC files until none is left. */
+    const takeChunks = async (tag: string): Promise<LaneResult[]> => {
+      const out: LaneResult[] = [];
+      for (let chunk = chunks.shift(); chunk && !stopping; chunk = chunks.shift()) out.push(await run({ tag, files: chunk }));
+      return out;
+    };
+    const dcLane = async (): Promise<LaneResult[]> => {
+      const out: LaneResult[] = [];
+      if (oneLane) out.push(await run({ tag: '', files }));
+      else if (samba.length > 0) out.push(await run({ tag: 'dc', files: samba }));
+      // The PostgreSQL pass uses the DC's fixed ports too: it follows the DC's files, never runs beside them.
+      if (pgPass && !stopping) {
         // The suites seed the same accounts again (sAMAccountNames are domain-wide): a fresh DC.
         if (dc) {
           await cleanup();
           pgPass.env.IDSYNC_TEST_SAMBA = await startDc();
         }
-        return [first, await runLane(pgPass.lane, pgPass.env, tagged, onSpawn)];
-      }),
-    ).then((r) => r.flat());
+        out.push(await run(pgPass.lane, pgPass.env));
+      }
+      return [...out, ...(await takeChunks('o2'))];
+    };
+    const results = (await Promise.all([dcLane(), oneLane ? [] : takeChunks('ot')])).flat();
     const total = results.reduce(
       // A file that fails outside its tests (a hook, an import) is a top-level "not ok" that node's
       // own "# fail" count may leave out: count it too.
@@ -161,7 +175,7 @@ async function main(): Promise<number> {
     if (failed.length) console.log(`run-tests: failed:\n${failed.map((f) => `  ${f}`).join('\n')}`);
     console.log(
       `run-tests: ${total.tests} tests, ${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped` +
-        ` in ${results.length} lane${results.length > 1 ? 's' : ''}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+        ` in ${oneLane ? '1 lane' : '2 lanes'} (${results.length} test process${results.length === 1 ? '' : 'es'}), ${((Date.now() - started) / 1000).toFixed(0)} s`,
     );
     return results.some((r) => r.code !== 0) ? 1 : 0;
   } finally {
@@ -208,15 +222,16 @@ interface LaneResult {
   failures: string[];
 }
 
-/** The Samba-bound files stay together in one lane, in order; the rest fill the other lane. */
-function planLanes(files: string[], count: 1 | 2): Lane[] {
-  if (count === 1) return [{ tag: '', files }];
-  const samba = files.filter(needsSamba);
-  const other = files.filter((f) => !needsSamba(f));
-  return [
-    { tag: 'dc', files: samba },
-    { tag: 'ot', files: other },
-  ].filter((l) => l.files.length > 0);
+/**
+ * Files per process of the non-DC files: small enough that the lanes end within a few files of each
+ * other, large enough that a process's start (≈ 1 s with tsx) does not add up.
+ */
+const CHUNK_FILES = 4;
+
+function chunked(files: string[], size: number): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < files.length; i += size) out.push(files.slice(i, i + size));
+  return out;
 }
 
 /**
