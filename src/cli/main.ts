@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { commands } from './commands/index.js';
+import { commandGroups, type CommandGroup } from './commands/index.js';
 import { reportError } from './output.js';
 import { SYSTEM_CONFIG_FILE } from '../config/load.js';
 import { EXIT } from './exit-codes.js';
@@ -17,15 +17,38 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-export function buildProgram(): Command {
+/**
+ * The program with the command groups `argv` needs (all of them without `argv`): the one its
+ * top-level command names, none for a bare `--version`, all for `--help`, `help` or a command
+ * that is not one (its error lists the commands).
+ */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('idsync')
     .description('Hybrid identity synchronization: on-premises directories to a cloud directory, with password hash sync.')
     .version(packageVersion())
     .option('-c, --config <file>', `configuration file (default: $IDSYNC_CONFIG, else ./idsync.yaml, else ${SYSTEM_CONFIG_FILE})`)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of commands) register(program);
+  const groups = argv ? groupsFor(argv) : commandGroups;
+  for (const register of await Promise.all(groups.map((g) => g.load()))) register(program);
   return program;
+}
+
+/** The groups a command line runs (see buildProgram). */
+export function groupsFor(argv: readonly string[]): readonly CommandGroup[] {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (arg === '-c' || arg === '--config') {
+      i++; // its value
+      continue;
+    }
+    if (arg.startsWith('-')) continue; // --config=FILE, -cFILE, --help, --version
+    const group = commandGroups.find((g) => g.name === arg);
+    return group ? [group] : commandGroups;
+  }
+  return args.some((a) => a === '-V' || a === '--version') && !args.some((a) => a === '-h' || a === '--help') ? [] : commandGroups;
 }
 
 /**
@@ -46,8 +69,8 @@ export function setUpProcess(): void {
 
 export async function main(argv = process.argv): Promise<number> {
   setUpProcess();
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (err) {

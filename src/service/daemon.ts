@@ -20,7 +20,7 @@ import { IdsyncError } from '../core/errors.js';
 import { openContext } from '../engine/context.js';
 import type { RunRecord } from '../engine/runs.js';
 import type { HealthReport } from './health.js';
-import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './service.js';
+import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './defaults.js';
 
 export const PID_FILE = 'idsync.pid';
 export const LOG_FILE = 'idsync.log';

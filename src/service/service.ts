@@ -19,7 +19,6 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../config/load.js';
 import { storeLocation } from '../config/store.js';
 import { parseDuration } from '../config/duration.js';
-import { DEFAULT_SYNC_INTERVAL } from '../config/schema.js';
 import type { CloudClient } from '../connectors/cloud/client.js';
 import { CLOUD_CONNECTOR, createCloudClient } from '../connectors/registry.js';
 import { IdsyncError, toIdsyncError } from '../core/errors.js';
@@ -42,10 +41,9 @@ import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './ht
 import { ServiceMetrics } from './metrics.js';
 import { CycleScheduler, type CycleRequest } from './scheduler.js';
 
-export const DEFAULT_INTERVAL_MS = parseDuration(DEFAULT_SYNC_INTERVAL);
-export const DEFAULT_PORT = 7443;
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './defaults.js';
+
+export { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS };
 const HEALTH_CHECK_MS = 60_000;
 /** The console's attribute index catches up after each cycle, and this often besides. */
 const ATTR_INDEX_CATCH_UP_MS = 10_000;

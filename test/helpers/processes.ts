@@ -127,7 +127,7 @@ export function commandGroupCode(file: string, register: string): string {
     import { buildProgram } from ${src('src/cli/main.ts')};
     import { reportError } from ${src('src/cli/output.ts')};
     import { ${register} as register } from ${src(`src/cli/commands/${file}.ts`)};
-    const program = buildProgram();
+    const program = await buildProgram();
     if (!program.commands.some((c) => c.name() === '${file}')) register(program);
     try {
       await program.parseAsync(['node', 'idsync', ...process.argv.slice(1)]);

@@ -4,12 +4,12 @@
  * certificates and disk space, and names the fix for each problem. See docs/doctor.md.
  */
 import type { Command } from 'commander';
+import { parseDuration } from '../../config/duration.js';
 import { formatFindings, runDoctor } from '../../doctor/index.js';
 import { loadFor } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println, progress, endProgress } from '../output.js';
 import type { RegisterCommand } from '../context.js';
-import { parseDuration } from './serve.js';
 
 export const registerDoctorCommands: RegisterCommand = (program) => {
   program

@@ -9,20 +9,16 @@ import { IdsyncError } from '../../core/errors.js';
 import { openContext } from '../../engine/context.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS, SyncService } from '../../service/service.js';
 import { loadFor } from '../context.js';
+import { LOG_LEVELS } from '../options.js';
 import { EXIT } from '../exit-codes.js';
 import { println } from '../output.js';
 import type { RegisterCommand } from '../context.js';
-
-export { parseDuration } from '../../config/duration.js';
 
 function parsePort(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n > 65535) throw new IdsyncError('CONFIG_INVALID', `"${text}" is not a port number`, { hint: 'Use 1–65535, or 0 for a free port.' });
   return n;
 }
-
-/** pino's levels, as `serve --log-level` and `service start --log-level` accept them. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 interface ServeOptions {
   interval?: string;

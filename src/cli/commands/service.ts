@@ -8,13 +8,14 @@ import { describeCredential, describeOutbox, describePasswordActivity, type Cred
 import { IdsyncError } from '../../core/errors.js';
 import { serviceStatus, startDaemon, stopDaemon, type ServiceStatus, type StartResult, type StopResult } from '../../service/daemon.js';
 import type { HaStatus } from '../../service/ha/leadership.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../../service/service.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../service/defaults.js';
 import { DEFAULT_CLOUD_DATA, DEFAULT_CLOUD_USER, DEFAULT_SERVICE_USER, installRendered, renderCloudUnit, renderSyncUnit, type RenderedUnit } from '../../service/systemd.js';
+import { parseDuration } from '../../config/duration.js';
 import { loadFor } from '../context.js';
+import { LOG_LEVELS } from '../options.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, println } from '../output.js';
 import type { RegisterCommand } from '../context.js';
-import { LOG_LEVELS, parseDuration } from './serve.js';
 
 const DEFAULT_STOP_TIMEOUT = '35s';
 
