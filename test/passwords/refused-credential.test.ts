@@ -29,6 +29,17 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
   let pipeline: PasswordPipeline;
   const users: TestUser[] = [];
 
+  /** A pipeline wired as the service wires it: it asks the store whether the cloud secret is refused. */
+  const serviceWired = (): PasswordPipeline =>
+    new PasswordPipeline({
+      db: env.db,
+      cloud: () => client,
+      events: env.events,
+      key: env.key,
+      credentialRefused: () => env.credentials.refusedNow('cloud'),
+      options: { baseBackoffMs: 5, maxBackoffMs: 200, pollMs: 20, concurrency: 4, heartbeatMs: 3_600_000 },
+    });
+
   const failures = (): number =>
     (cloud.server.db!.prepare("SELECT count(*) AS n FROM audit_log WHERE type = 'token' AND subject = ? AND result = 'failure'").get(cloud.syncClientId) as { n: number }).n;
 
@@ -90,14 +101,7 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
   it('wired as the service wires it, the loop leaves the outbox alone while the secret is refused: no batch, no event flood', async () => {
     await pipeline.stop();
     env.credentials.set('cloud', 'Another-Stale-Secret');
-    const gated = new PasswordPipeline({
-      db: env.db,
-      cloud: () => client,
-      events: env.events,
-      key: env.key,
-      credentialRefused: () => env.credentials.refusedNow('cloud'),
-      options: { baseBackoffMs: 5, maxBackoffMs: 200, pollMs: 20, concurrency: 4, heartbeatMs: 3_600_000 },
-    });
+    const gated = serviceWired();
     const before = env.events.lastSeq();
     const failuresBefore = failures();
     await gated.observeNtHashes('corp', await Promise.all(users.map(async (u, i) => ({ anchor: u.anchor, nt: await ntHash(`Gated-${i}!`) }))));
@@ -128,14 +132,7 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
     );
     const failuresBefore = failures();
     const before = env.events.lastSeq();
-    const gated = new PasswordPipeline({
-      db: env.db,
-      cloud: () => client,
-      events: env.events,
-      key: env.key,
-      credentialRefused: () => env.credentials.refusedNow('cloud'),
-      options: { baseBackoffMs: 5, maxBackoffMs: 200, pollMs: 20, concurrency: 4, heartbeatMs: 3_600_000 },
-    });
+    const gated = serviceWired();
     gated.start();
     try {
       await sleep(300);
