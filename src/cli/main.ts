@@ -37,18 +37,22 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
 /** The groups a command line runs (see buildProgram). */
 export function groupsFor(argv: readonly string[]): readonly CommandGroup[] {
   const args = argv.slice(2);
+  const flags: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--') break;
     if (arg === '-c' || arg === '--config') {
-      i++; // its value
+      i++; // its value, even one that looks like a flag (`-c --version` is a usage error, as before)
       continue;
     }
-    if (arg.startsWith('-')) continue; // --config=FILE, -cFILE, --help, --version
+    if (arg.startsWith('-')) {
+      flags.push(arg); // --config=FILE, -cFILE, --help, --version
+      continue;
+    }
     const group = commandGroups.find((g) => g.name === arg);
     return group ? [group] : commandGroups;
   }
-  return args.some((a) => a === '-V' || a === '--version') && !args.some((a) => a === '-h' || a === '--help') ? [] : commandGroups;
+  return flags.some((a) => a === '-V' || a === '--version') && !flags.some((a) => a === '-h' || a === '--help') ? [] : commandGroups;
 }
 
 /**

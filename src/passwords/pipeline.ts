@@ -120,6 +120,8 @@ export class PasswordPipeline {
   private credentialVersion: (() => string | undefined) | undefined;
   private readonly credentialRefused: (() => RefusalRecord | undefined) | undefined;
   private lastCredentialVersion: string | undefined;
+  /** The last pass delivered nothing because the cloud credential is recorded as refused. */
+  private heldByRefusal = false;
 
   constructor(deps: PasswordPipelineDeps) {
     this.db = deps.db;
@@ -432,11 +434,13 @@ export class PasswordPipeline {
   /** Delivers everything due now (one pass). */
   async deliverOnce(): Promise<DeliveryCounts> {
     const refusal = this.credentialRefused?.();
+    this.heldByRefusal = refusal !== undefined;
     if (refusal) {
-      // Changes wait, and the administrator hears why once, from this process too: the refusal may
-      // have been met by another one (`idsync doctor`, `credentials test`), whose output the people
-      // watching this service's events for 115/655 never see. Nothing is presented to the cloud.
-      const { depth, nextAttemptAt } = this.outboxStore.depth();
+      // Changes wait. The service's loop says why, once per refusal: the refusal may have been met
+      // by another process (`idsync doctor`, `credentials test`) whose output the people watching
+      // the service's events for 115/655 never see. Nothing is presented to the cloud. (One-shot
+      // commands, e.g. a scheduled `idsync sync`, do not repeat it at every run.)
+      const { depth, nextAttemptAt } = this.running ? this.outboxStore.depth() : { depth: 0, nextAttemptAt: undefined };
       if (depth > 0 && nextAttemptAt !== undefined && nextAttemptAt <= this.now()) {
         const e = this.cloud().recordedRefusal(refusal);
         this.delivery.reportFailure(e, classifyFailure(e), 'cloud', 0);
@@ -521,7 +525,9 @@ export class PasswordPipeline {
       }
       if (this.woken) continue;
       const next = this.outboxStore.depth().nextAttemptAt;
-      const untilDue = next === undefined ? Infinity : Math.max(0, next - this.now());
+      // Held by a refused credential, what is due stays due: look again every pollMs (a new
+      // credential, or the refusal's re-check time), not at once, over and over.
+      const untilDue = next === undefined || this.heldByRefusal ? Infinity : Math.max(0, next - this.now());
       const untilHeartbeat = Math.max(0, Math.min(this.lastActivity + this.opts.heartbeatMs, this.delivery.unavailable?.retryAt ?? Infinity) - this.now());
       const delay = Math.min(this.opts.pollMs, untilDue, untilHeartbeat);
       await new Promise<void>((resolve) => {

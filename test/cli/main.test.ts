@@ -48,6 +48,8 @@ describe('the CLI loads the command group it runs', () => {
     assert.deepEqual(names(['help', 'sync']), ALL);
     assert.deepEqual(names(['pasword', 'status']), ALL, 'a mistyped command: its error suggests from all of them');
     assert.deepEqual(names(['--', 'sync']), ALL);
+    assert.deepEqual(names(['-c', '--version']), ALL, "`--version` as the configuration file's name is no version request");
+    assert.deepEqual(names(['--config', '-V', 'sync']), ['sync']);
   });
 
   test('each group registers exactly the one top-level command it is listed under', async () => {

@@ -118,6 +118,14 @@ cloud:
     assert.equal(status.records[0].status, 'Queued');
     assert.equal(status.records[0].reason, WAITS_FOR_CLOUD_CREDENTIAL);
     assert.match(await run(['-c', configFile, 'passwords', 'status', 'gina']), /refused the stored credential; run `idsync credentials set cloud`/);
+    // A locked account is not a wrong secret: the advice is to wait, not to set it again.
+    await withContext(async (ctx) => {
+      ctx.credentials.set('cloud', 'secret-while-locked');
+      ctx.credentials.guard('cloud').refused('secret-while-locked', { code: 'locked', reason: 'the cloud account is locked for 60 s', lockedSeconds: 60 });
+    });
+    status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina', '--json']));
+    assert.equal(status.records[0].status, 'Queued');
+    assert.match(status.records[0].reason, /^waits: the cloud account is locked until \d{4}-.*setting it again sooner cannot help\)$/);
     // Fixed: the wait is an ordinary one again.
     await withContext(async (ctx) => ctx.credentials.set('cloud', cloud.syncSecret));
     status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina', '--json']));

@@ -30,14 +30,17 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
   const users: TestUser[] = [];
 
   /** A pipeline wired as the service wires it: it asks the store whether the cloud secret is refused. */
-  const serviceWired = (): PasswordPipeline =>
+  const serviceWired = (o: { pollMs?: number; onCheck?: () => void } = {}): PasswordPipeline =>
     new PasswordPipeline({
       db: env.db,
       cloud: () => client,
       events: env.events,
       key: env.key,
-      credentialRefused: () => env.credentials.refusedNow('cloud'),
-      options: { baseBackoffMs: 5, maxBackoffMs: 200, pollMs: 20, concurrency: 4, heartbeatMs: 3_600_000 },
+      credentialRefused: () => {
+        o.onCheck?.();
+        return env.credentials.refusedNow('cloud');
+      },
+      options: { baseBackoffMs: 5, maxBackoffMs: 200, pollMs: o.pollMs ?? 20, concurrency: 4, heartbeatMs: 3_600_000 },
     });
 
   const failures = (): number =>
@@ -132,7 +135,8 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
     );
     const failuresBefore = failures();
     const before = env.events.lastSeq();
-    const gated = serviceWired();
+    let passes = 0;
+    const gated = serviceWired({ pollMs: 200, onCheck: () => passes++ });
     gated.start();
     try {
       await sleep(300);
@@ -141,12 +145,23 @@ describe('a refused cloud credential with 1,000 queued changes: at most 2 failed
       await gated.observeNtHashes('corp', await Promise.all(waiting.map(async (u, i) => ({ anchor: u.anchor, nt: await ntHash(`Doctor-First-${i}!`) }))));
       const end = Date.now() + 10_000;
       while (env.events.query({ ids: [115], afterSeq: before }).length === 0 && Date.now() < end) await sleep(20);
-      await sleep(1000); // ≈ 50 more passes of the loop: none may say it again
+      // What is due stays due while the credential is refused: the loop looks again every pollMs
+      // (200 ms here), not at once over and over (it spun at ≈ 800 passes a second), and none of
+      // its passes says it again.
+      const passesBefore = passes;
+      await sleep(2000);
+      assert.ok(passes - passesBefore <= 15, `${passes - passesBefore} passes in 2 s at pollMs 200`);
       const said = env.events.query({ ids: [115, 0, 655, 656], afterSeq: before });
       assert.deepEqual(said.map((e) => e.id).sort((a, b) => a - b), [0, 115, 655], 'events 0, 115 and 655 said once, no change request (656)');
       assert.match(said.find((e) => e.id === 115)!.message, /refused the credential/);
       assert.equal(failures(), failuresBefore, 'the service presented nothing: no failed sign-in');
       assert.equal(gated.outbox().depth, waiting.length);
+      // A one-shot command's pass (`idsync sync`, `passwords deliver`: a pipeline never started)
+      // does not repeat it at every run.
+      const oneShot = serviceWired();
+      const beforeOneShot = env.events.lastSeq();
+      assert.deepEqual(await oneShot.deliverOnce(), { delivered: 0, waiting: 0, failed: 0 });
+      assert.deepEqual(env.events.query({ afterSeq: beforeOneShot }).map((e) => e.id), [], 'a one-shot pass says nothing');
       env.credentials.set('cloud', cloud.syncSecret);
       const end2 = Date.now() + 30_000;
       while (gated.outbox().depth > 0 && Date.now() < end2) await sleep(50);

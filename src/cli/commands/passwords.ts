@@ -33,6 +33,11 @@ export function openPipeline(ctx: EngineContext): { pipeline: PasswordPipeline; 
 /** The reason `passwords status` gives a waiting change while the cloud refuses the credential. */
 export const WAITS_FOR_CLOUD_CREDENTIAL = 'waits: the cloud directory refused the stored credential; run `idsync credentials set cloud`';
 
+/** The same while the cloud account is locked: the password was not checked, retyping it cannot help. */
+export function waitsForLockedAccount(until: string): string {
+  return `waits: the cloud account is locked until ${until}; idsync tries again then (the password was not checked: setting it again sooner cannot help)`;
+}
+
 export const registerPasswordsCommands: RegisterCommand = (program) => {
   const passwords = program.command('passwords').description('Password hash synchronization: per-user status, the queue, full resync');
 
@@ -47,11 +52,12 @@ export const registerPasswordsCommands: RegisterCommand = (program) => {
         // The status module reads the status log and event 657 alike, and the outbox as `doctor` does.
         const { users, records } = passwordHistory(ctx.db, ctx.events, user);
         const outbox = outboxStatus(ctx.db);
-        // A change that waits because the cloud refused the stored credential is not tried again
-        // until it changes (that would spend sign-ins towards the account's lockout), so it has no
-        // outcome to show: say why it waits, and the fix.
-        if (records[0]?.status === 'Queued' && records[0].reason === null && ctx.credentials.refusedNow('cloud')) {
-          records[0] = { ...records[0], reason: WAITS_FOR_CLOUD_CREDENTIAL };
+        // A change that waits because the cloud refused the stored credential (or locked its
+        // account) is not tried again until it changes or the lock ends (that would spend sign-ins
+        // towards the lockout), so it has no outcome to show: say why it waits, and what helps.
+        const refusal = ctx.credentials.refusedNow('cloud');
+        if (refusal && records[0]?.status === 'Queued' && records[0].reason === null) {
+          records[0] = { ...records[0], reason: refusal.lockedSeconds !== undefined ? waitsForLockedAccount(refusal.nextAttemptAt) : WAITS_FOR_CLOUD_CREDENTIAL };
         }
         if (opts.json) {
           printJson({ user, known: users, outbox, records });
