@@ -1,5 +1,6 @@
 /** `idsync passwords status|resync|deliver` on a data directory, against a real cloud directory. */
 import { strict as assert } from 'node:assert';
+import type { IdsyncError } from '../../src/core/errors.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -108,6 +109,13 @@ cloud:
     process.exitCode = undefined;
     let status = JSON.parse(await run(['-c', configFile, 'passwords', 'status', 'gina', '--json']));
     assert.equal(status.records[0].status, 'Error', 'the queued resync met the refusal');
+    // `passwords deliver` presents nothing now: it says why, with the fix, and fails.
+    await assert.rejects(run(['-c', configFile, 'passwords', 'deliver']), (err: IdsyncError) => {
+      assert.equal(err.code, 'CLOUD_AUTH_FAILED');
+      assert.match(err.message, /refused the credential .* does not present it again until it changes/);
+      assert.match(err.hint ?? '', /idsync credentials set cloud/);
+      return true;
+    });
     // A newer change is not tried with the refused secret: it waits, and says why.
     await withContext(async (ctx) => {
       const { pipeline, cloud: client } = openPipeline(ctx);

@@ -105,6 +105,9 @@ export const registerPasswordsCommands: RegisterCommand = (program) => {
       const { counts, outbox } = await withContext(cmd, async (ctx) => {
         const { pipeline, cloud } = openPipeline(ctx);
         try {
+          // Nothing is presented with a refused credential: say so, with the fix, rather than "0 delivered".
+          const refusal = ctx.credentials.refusedNow('cloud');
+          if (refusal) throw cloud.recordedRefusal(refusal);
           return { counts: await pipeline.deliverOnce(), outbox: outboxStatus(ctx.db) };
         } finally {
           await cloud.close().catch(() => undefined);
