@@ -440,8 +440,8 @@ export class PasswordPipeline {
       // by another process (`idsync doctor`, `credentials test`) whose output the people watching
       // the service's events for 115/655 never see. Nothing is presented to the cloud. (One-shot
       // commands, e.g. a scheduled `idsync sync`, do not repeat it at every run.)
-      const { depth, nextAttemptAt } = this.running ? this.outboxStore.depth() : { depth: 0, nextAttemptAt: undefined };
-      if (depth > 0 && nextAttemptAt !== undefined && nextAttemptAt <= this.now()) {
+      const due = this.running ? this.outboxStore.depth().nextAttemptAt : undefined;
+      if (due !== undefined && due <= this.now()) {
         const e = this.cloud().recordedRefusal(refusal);
         this.delivery.reportFailure(e, classifyFailure(e), 'cloud', 0);
       }

@@ -37,13 +37,11 @@ import { connectOptions } from '../store/postgres/open.js';
 import { LeaderLease } from './ha/lease.js';
 import { Leadership } from './ha/leadership.js';
 import { healthReport, HealthTransitions, type HealthReport } from './health.js';
+import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './defaults.js';
 import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './http.js';
 import { ServiceMetrics } from './metrics.js';
 import { CycleScheduler, type CycleRequest } from './scheduler.js';
 
-import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './defaults.js';
-
-export { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS };
 const HEALTH_CHECK_MS = 60_000;
 /** The console's attribute index catches up after each cycle, and this often besides. */
 const ATTR_INDEX_CATCH_UP_MS = 10_000;

@@ -154,15 +154,11 @@ export function migrate(db: Database, migrations: Migration[]): void {
     db.exec(m.sql);
     db.prepare('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)').run(m.id, new Date().toISOString());
   });
-  let ran = 0;
-  for (const m of migrations) {
-    if (applied.has(m.id)) continue;
-    apply.immediate(m);
-    ran++;
-  }
+  const pending = migrations.filter((m) => !applied.has(m.id));
+  for (const m of pending) apply.immediate(m);
   // A migration may rewrite a whole table (passwords/intake-004 does), leaving a WAL file of about
   // twice its size on disk for good: copied back and cut to nothing once, after the upgrade.
-  if (ran > 0 && !db.memory) {
+  if (pending.length > 0 && !db.memory) {
     try {
       db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {

@@ -11,9 +11,9 @@
  * token header, refused when lower than the highest the cloud has seen).
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../../core/module-worker.js';
 import { IdsyncError } from '../../core/errors.js';
 import type { WriteFence } from '../../store/fence.js';
 import { FENCE_CHECK_SQL } from './lease-sql.js';
@@ -202,16 +202,7 @@ export class LeaderLease {
   }
 }
 
-/**
- * The built lease-worker.js, or lease-worker.ts when running from source (tests), which a worker
- * thread only loads with tsx's loader registered in it.
- */
+/** The lease's worker thread (lease-worker.ts). */
 function spawnWorker(workerData: LeaseWorkerData): Worker {
-  const ts = new URL('./lease-worker.ts', import.meta.url);
-  if (import.meta.url.endsWith('.ts') && existsSync(ts)) {
-    // tsx resolved here: the eval'd code would resolve it from the working directory (store/postgres/bridge.ts).
-    const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ts.href)}); })`;
-    return new Worker(boot, { eval: true, workerData });
-  }
-  return new Worker(new URL('./lease-worker.js', import.meta.url), { workerData });
+  return moduleWorker(import.meta.url, 'lease-worker', { workerData });
 }

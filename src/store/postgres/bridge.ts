@@ -12,8 +12,8 @@
  * trip (bench/sync.ts --store postgres measures it), and the event loop does not run while a
  * statement is in flight — as with SQLite, whose statements block it too.
  */
-import { existsSync } from 'node:fs';
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
+import { moduleWorker } from '../../core/module-worker.js';
 import type BetterSqlite3 from 'better-sqlite3';
 import { IdsyncError } from '../../core/errors.js';
 import { currentFence, type WriteFence } from '../fence.js';
@@ -65,17 +65,9 @@ const LASTVAL = translateStatement('SELECT lastval() AS id');
 const ANSWER_TIMEOUT_MS = 15 * 60_000;
 const SLICE_MS = 1000;
 
-/** The worker: the built worker.js, or worker.ts through tsx's loader when running from source. */
+/** The PostgreSQL worker thread (worker.ts). */
 function spawnWorker(data: PgWorkerData): Worker {
-  const ts = new URL('./worker.ts', import.meta.url);
-  const transferList = [data.port];
-  if (import.meta.url.endsWith('.ts') && existsSync(ts)) {
-    // tsx resolved here, not by the eval'd code: that resolves from the process's working
-    // directory, and a service started by `idsync service start` runs in the configuration's.
-    const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ts.href)}); })`;
-    return new Worker(boot, { eval: true, workerData: data, transferList });
-  }
-  return new Worker(new URL('./worker.js', import.meta.url), { workerData: data, transferList });
+  return moduleWorker(import.meta.url, 'worker', { workerData: data, transferList: [data.port] });
 }
 
 /**

@@ -14,8 +14,8 @@
  * Only SQLite needs the write hand-off of write-intent.ts (one writer at a time, and a waiting
  * writer blocks its thread); PostgreSQL serialises writers with row locks and unique indexes.
  */
-import { existsSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../../../core/module-worker.js';
 import type { StoreSpec } from '../../store/open.js';
 import type { Sql } from '../../store/sql.js';
 import { SqliteStore } from '../../store/sqlite.js';
@@ -89,17 +89,9 @@ class InProcessHost implements ScimHost {
   }
 }
 
-/**
- * The worker: the built worker.js, or worker.ts when running from source (tests, benches), which a
- * worker thread only loads with tsx's loader registered in it.
- */
+/** The SCIM worker thread (worker.ts). */
 function spawnWorker(workerData: ScimWorkerData): Worker {
-  const ts = new URL('./worker.ts', import.meta.url);
-  if (import.meta.url.endsWith('.ts') && existsSync(ts)) {
-    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(ts.href)}); })`;
-    return new Worker(boot, { eval: true, workerData });
-  }
-  return new Worker(new URL('./worker.js', import.meta.url), { workerData });
+  return moduleWorker(import.meta.url, 'worker', { workerData });
 }
 
 class WorkerHost implements ScimHost {
