@@ -9,10 +9,8 @@
  * the checkpoints cost the notification path ≈ 10 points of its ratio to raw PBKDF2, the import
  * path ≈ 4.
  *
- * So the intake's transactions commit with the automatic checkpoint off (the connection's setting,
- * restored right after each commit, so every other writer of the process keeps it), and a worker
- * thread with its own connection to the same file runs PASSIVE checkpoints (which never block a
- * writer) about every CHECKPOINT_TARGET_FACTOR × `wal_autocheckpoint` pages (4,000: 16 MB). Not
+ * So a worker thread with its own connection to the same file runs PASSIVE checkpoints (which never
+ * block a writer) about every CHECKPOINT_TARGET_FACTOR × `wal_autocheckpoint` pages (4,000: 16 MB). Not
  * every 1,000 as SQLite would: every intake transaction rewrites the same few hot pages (page 1,
  * the tail of the table and of the due index, the index's upper levels), and each checkpoint copies
  * them again; a quarter as many checkpoints took the worker's CPU from 7 to 3 µs a notified change
@@ -20,7 +18,10 @@
  * for single changes), so the rows between two checkpoints follow the WAL size each checkpoint
  * reports. (A fixed 256 rows
  * checkpointed the import path 4 times as often as SQLite did, and its fsyncs slowed the writes:
- * 73–74 % of raw instead of 79 %.) Durability is unchanged: a change is
+ * 73–74 % of raw instead of 79 %.) While the worker runs, the connection's automatic checkpoint
+ * is set beyond where the WAL is started over (below), so no commit copies the WAL on the event
+ * loop unless that restart was put off; before it starts and once it stops (idle for IDLE_MS), the
+ * connection has its own setting again. Durability is unchanged: a change is
  * durable once its COMMIT is in the WAL, as before (synchronous = NORMAL); a checkpoint only moves
  * committed pages into the main file, and SQLite recovers from a crash in the middle of one.
  *
@@ -80,9 +81,9 @@ export class IntakeCheckpoints {
   private again = false;
   private checkpoints = 0;
   private idle: NodeJS.Timeout | undefined;
-  private readonly autoOff;
-  private readonly autoOn;
-  private readonly autoIdle;
+  /** The connection's own `wal_autocheckpoint`, and the one it has while the worker runs. */
+  private readonly autoOwn: number;
+  private readonly autoWorker: number;
   private readonly checkpointHere;
   /** The WAL has grown past WAL_RESTART_FACTOR × pages: the next write starts it over. */
   private restartDue = false;
@@ -93,13 +94,13 @@ export class IntakeCheckpoints {
   ) {
     const pages = Number(db.pragma('wal_autocheckpoint', { simple: true }));
     this.pages = CHECKPOINT_TARGET_FACTOR * (Number.isInteger(pages) && pages > 0 ? pages : 1000);
-    this.autoOff = db.prepare('PRAGMA wal_autocheckpoint = 0');
-    // The connection's own setting, for when the worker is gone; while it runs, the connection's
-    // other writers (delivery results, events) checkpoint only beyond where the intake starts the
-    // WAL over: at SQLite's 1,000 pages each of their commits would copy the WAL on the event loop
-    // nearly all the time, since the WAL now cycles up to WAL_RESTART_FACTOR × pages.
-    this.autoIdle = db.prepare(`PRAGMA wal_autocheckpoint = ${Number.isInteger(pages) && pages >= 0 ? pages : 1000}`);
-    this.autoOn = db.prepare(`PRAGMA wal_autocheckpoint = ${(WAL_RESTART_FACTOR + 1) * this.pages}`);
+    // While the worker runs, the connection (the intake's commits and its other writers: delivery
+    // results, events) checkpoints only beyond where the intake starts the WAL over: at SQLite's
+    // 1,000 pages each commit would copy the WAL on the event loop nearly all the time, since the
+    // WAL now cycles up to WAL_RESTART_FACTOR × pages; past that, a restart was put off that long,
+    // and a checkpoint on commit is the bound the WAL should have anyway.
+    this.autoOwn = Number.isInteger(pages) && pages >= 0 ? pages : 1000;
+    this.autoWorker = (WAL_RESTART_FACTOR + 1) * this.pages;
     this.checkpointHere = db.prepare<[], { busy: number; log: number; checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
   }
 
@@ -115,10 +116,10 @@ export class IntakeCheckpoints {
   }
 
   /**
-   * Runs `write` (one transaction of `rows` intake rows) with the connection's automatic checkpoint
-   * off, and asks the worker for a checkpoint once enough was written. Between two, the WAL grows
-   * by about `pages` pages; other writers of the connection checkpoint only past
-   * (WAL_RESTART_FACTOR + 1) × `pages` while the worker runs, and as before once it has stopped.
+   * Runs `write` (one transaction of `rows` intake rows), and asks the worker for a checkpoint once
+   * enough was written. Between two, the WAL grows by about `pages` pages; the connection
+   * checkpoints on commit only past (WAL_RESTART_FACTOR + 1) × `pages` while the worker runs, and
+   * at its own setting before the worker started and once it has stopped.
    */
   write<T>(rows: number, write: () => T): T {
     if (this.failed) return write();
@@ -143,11 +144,9 @@ export class IntakeCheckpoints {
         // inside a transaction of the caller's (SQLITE_LOCKED) or an I/O error: not now
       }
     }
-    this.autoOff.get();
     try {
       return write();
     } finally {
-      (this.worker ? this.autoOn : this.autoIdle).get();
       this.rows += rows;
       if (this.rows >= this.every) {
         this.rows = 0;
@@ -173,9 +172,19 @@ export class IntakeCheckpoints {
   }
 
   /** The connection's own automatic checkpoint again (not when the connection is closed already). */
+  /**
+   * Sets the connection's automatic checkpoint. With db.pragma, which prepares and runs the
+   * statement each time: SQLite applies `PRAGMA wal_autocheckpoint = N` while it prepares it, so a
+   * statement prepared once and run again changes nothing (it did so only when a schema change
+   * made SQLite prepare it again: the setting then depended on which ran last).
+   */
+  private setAuto(pages: number): void {
+    this.db.pragma(`wal_autocheckpoint = ${pages}`);
+  }
+
   private restoreAuto(): void {
     try {
-      if (this.db.open) this.autoIdle.get();
+      if (this.db.open) this.setAuto(this.autoOwn);
     } catch {
       // closing with the process: nothing to restore
     }
@@ -231,6 +240,7 @@ export class IntakeCheckpoints {
       // (after the listeners: adding a 'message' listener refs the worker again).
       w.unref();
       this.worker = w;
+      this.setAuto(this.autoWorker);
       return true;
     } catch {
       this.failed = true;

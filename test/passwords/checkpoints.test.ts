@@ -47,9 +47,13 @@ describe('password intake: WAL checkpoints off the event loop', () => {
   });
   after(() => env.cleanup());
 
-  it('the import path and the notification path are checkpointed by the worker; the connection keeps its own setting', async () => {
-    const p = new PasswordPipeline({ db: env.db, cloud: offline, events: new EventLog(env.db), key: env.key });
+  it('the import path and the notification path are checkpointed by the worker; the connection has its own setting again once it stops', async () => {
+    // Read before the pipeline exists (a pipeline that changed it on creation, as one did by
+    // preparing its PRAGMA statements, would otherwise compare the changed value with itself).
     const autoBefore = env.db.pragma('wal_autocheckpoint', { simple: true });
+    assert.equal(autoBefore, 1000, "SQLite's default");
+    const p = new PasswordPipeline({ db: env.db, cloud: offline, events: new EventLog(env.db), key: env.key });
+    assert.equal(env.db.pragma('wal_autocheckpoint', { simple: true }), autoBefore, 'a pipeline that has not written changes nothing');
     // 1,200 users through the import path: several thousand WAL pages, past SQLite's 1,000.
     const page = await Promise.all(Array.from({ length: 1200 }, async (_, i) => ({ anchor: `ckpt-${i}`, nt: await ntHash(`Ckpt-${i}-Passw0rd!`) })));
     assert.equal(await p.observeNtHashes('ldap', page), 1200);
@@ -58,8 +62,15 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     await Promise.all(users.map((u, i) => p.acceptPassword(u.sam, `Pcn-${i}-Passw0rd!`)));
     for (let waited = 0; p.intakeStats().checkpoints === 0 && waited < 60_000; waited += 50) await sleep(50);
     assert.ok(p.intakeStats().checkpoints > 0, 'the worker ran checkpoints');
-    assert.equal(env.db.pragma('wal_autocheckpoint', { simple: true }), autoBefore, "the connection's automatic checkpoint is as it was");
+    // While the worker runs, commits checkpoint only beyond where the intake starts the WAL over.
+    const whileWorker = (WAL_RESTART_FACTOR + 1) * CHECKPOINT_TARGET_FACTOR * 1000;
+    assert.equal(env.db.pragma('wal_autocheckpoint', { simple: true }), whileWorker, 'while the worker runs');
+    // A schema change makes SQLite prepare statements again; the setting must not follow it.
+    env.db.exec('CREATE TABLE checkpoint_test_schema_change (x)');
+    await p.acceptPassword(users[0]!.sam, 'After-Schema-Change-1!');
+    assert.equal(env.db.pragma('wal_autocheckpoint', { simple: true }), whileWorker, 'while the worker runs, after a schema change');
     await p.stop();
+    assert.equal(env.db.pragma('wal_autocheckpoint', { simple: true }), autoBefore, "the connection's automatic checkpoint is its own again");
 
     // What the worker checkpointed is in the main file: with the WAL fully checkpointed (by this
     // connection now) and truncated, a fresh connection reads every change.
@@ -69,7 +80,8 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     try {
       const queued = new Map(new Outbox(other, new PasswordKeys(env.key)).due(100_000, new Set()).map((i) => [i.anchor, i.hash]));
       for (const i of [0, 599, 1199]) assert.ok(await verifyOrgIdHash(`Ckpt-${i}-Passw0rd!`, queued.get(`ckpt-${i}`)!), `import user ${i}`);
-      for (const i of [0, 299]) assert.ok(await verifyOrgIdHash(`Pcn-${i}-Passw0rd!`, queued.get(`ckpt-pcn-${i}`)!), `notified user ${i}`);
+      for (const i of [1, 299]) assert.ok(await verifyOrgIdHash(`Pcn-${i}-Passw0rd!`, queued.get(`ckpt-pcn-${i}`)!), `notified user ${i}`);
+      assert.ok(await verifyOrgIdHash('After-Schema-Change-1!', queued.get('ckpt-pcn-0')!), 'the change after the schema change');
       assert.equal(other.prepare('PRAGMA integrity_check').pluck().get(), 'ok');
     } finally {
       other.close();
