@@ -76,6 +76,8 @@ export interface OutboxWrite {
 
 export class Outbox {
   private readonly upsert;
+  /** enqueueMany's transaction, made once (better-sqlite3 builds five wrapper functions per transaction()). */
+  private readonly enqueueTx: (changes: readonly OutboxWrite[], nowMs: number) => EnqueueResult[];
   private readonly requeueStmt;
   private readonly dueStmt;
   private readonly completeStmt;
@@ -146,6 +148,7 @@ export class Outbox {
       `INSERT INTO phs_users (connector, anchor, nt_fp, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (anchor, connector) DO UPDATE SET nt_fp = excluded.nt_fp, updated_at = excluded.updated_at`,
     );
+    this.enqueueTx = db.transaction((changes: readonly OutboxWrite[], nowMs: number) => this.writeChanges(changes, nowMs));
   }
 
   /**
@@ -162,29 +165,30 @@ export class Outbox {
    * `fp` (the NT hash's keyed fingerprint) is remembered with a change that is queued.
    */
   enqueueMany(changes: readonly OutboxWrite[]): EnqueueResult[] {
-    const nowMs = this.now();
+    return this.enqueueTx(changes, this.now());
+  }
+
+  private writeChanges(changes: readonly OutboxWrite[], nowMs: number): EnqueueResult[] {
     const now = new Date(nowMs).toISOString();
     const latest = new Date(nowMs + MAX_CLOCK_SKEW_MS).toISOString();
-    return this.db.transaction((): EnqueueResult[] => {
-      const out: EnqueueResult[] = [];
-      for (const c of changes) {
-        const sealed = this.keys.seal(c.hash, c.anchor);
-        // A change dated beyond the allowed skew (a DC clock ahead) is dated now: kept as it came, it
-        // would make every real change of its user "older" until that date.
-        let changedAt = c.changedAt.getTime() > nowMs + MAX_CLOCK_SKEW_MS ? now : c.changedAt.toISOString();
-        // Positional parameters: binding an object of named ones costs a µs or two per row.
-        let written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source, latest).changes > 0;
-        if (!written && c.arrival) {
-          // An arriving change older than what is known (the clock was set back) is dated just
-          // after it instead; read only then, so the usual change costs no extra look-up.
-          changedAt = this.afterKnown(c, nowMs).toISOString();
-          written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source, latest).changes > 0;
-        }
-        // A newer change of this user is known: nothing changes for this one.
-        out.push(written ? 'queued' : 'stale');
+    const out: EnqueueResult[] = [];
+    for (const c of changes) {
+      const sealed = this.keys.seal(c.hash, c.anchor);
+      // A change dated beyond the allowed skew (a DC clock ahead) is dated now: kept as it came, it
+      // would make every real change of its user "older" until that date.
+      let changedAt = c.changedAt.getTime() > nowMs + MAX_CLOCK_SKEW_MS ? now : c.changedAt.toISOString();
+      // Positional parameters: binding an object of named ones costs a µs or two per row.
+      let written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source, latest).changes > 0;
+      if (!written && c.arrival) {
+        // An arriving change older than what is known (the clock was set back) is dated just
+        // after it instead; read only then, so the usual change costs no extra look-up.
+        changedAt = this.afterKnown(c, nowMs).toISOString();
+        written = this.upsert.run(c.anchor, c.connector, c.fp ?? null, sealed.ct, sealed.iv, sealed.tag, sealed.keyId, changedAt, now, now, nowMs, c.source, latest).changes > 0;
       }
-      return out;
-    })();
+      // A newer change of this user is known: nothing changes for this one.
+      out.push(written ? 'queued' : 'stale');
+    }
+    return out;
   }
 
   /** An arriving change's date when what is known of its user (any connector) is newer: 1 ms after that. */
