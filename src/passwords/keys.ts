@@ -5,7 +5,8 @@
  *  - `fingerprint`: HMAC-SHA256 of an NT hash, to tell "changed since last time" without storing it.
  * Whoever reads idsync.db without the key learns neither the hashes nor anything to crack offline.
  */
-import { createCipheriv, createDecipheriv, hash, hkdfSync, randomFillSync } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto';
 import { IdsyncError } from '../core/errors.js';
 import { keyId } from '../credentials/key.js';
 
@@ -15,6 +16,8 @@ const IV_BLOCK = IV_BYTES * 512;
 /** SHA-256's block size: HMAC's key pads are one block (RFC 2104). */
 const SHA256_BLOCK = 64;
 const SHA256_BYTES = 32;
+/** crypto.hash (one-shot digest) came with Node 20.12; on an older Node 20 the fingerprint uses createHmac. */
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'binary') => string }).hash;
 
 export interface Sealed {
   ct: Buffer;
@@ -90,10 +93,14 @@ export class PasswordKeys {
    * during which the PBKDF2 pool runs dry; the one-shot digests answer strings and leave nothing
    * to sweep (1.5 µs a call instead of 3, and fewer, shorter pauses; bench/README.md).
    */
-  fingerprint(connector: string, anchor: string, nt: Buffer): Buffer {
-    // UTF-8 needs at most 3 bytes per UTF-16 code unit. 'binary' is latin1: one character per byte.
+  fingerprint(connector: string, anchor: string, nt: Uint8Array): Buffer {
+    if (!oneShotHash) return createHmac('sha256', this.#fingerprint).update(connector).update('\0').update(anchor).update('\0').update(nt).digest();
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit (a lone surrogate becomes U+FFFD, 3 bytes).
     const most = SHA256_BLOCK + 3 * (connector.length + anchor.length) + 2 + nt.length;
-    if (most > this.#scratch.length) this.#scratch = Buffer.alloc(most);
+    if (most > this.#scratch.length) {
+      this.#scratch.fill(0); // it held a key pad
+      this.#scratch = Buffer.alloc(most);
+    }
     const s = this.#scratch;
     this.#innerPad.copy(s, 0);
     let at = SHA256_BLOCK + s.write(connector, SHA256_BLOCK, 'utf8');
@@ -101,11 +108,13 @@ export class PasswordKeys {
     at += s.write(anchor, at, 'utf8');
     s[at++] = 0;
     const ntAt = at;
-    at += nt.copy(s, at);
-    const inner = hash('sha256', s.subarray(0, at), 'binary');
+    s.set(nt, at);
+    at += nt.length;
+    // 'binary' is latin1: one character per byte, so the digests pass through strings exactly.
+    const inner = oneShotHash('sha256', s.subarray(0, at), 'binary');
     s.fill(0, ntAt, at); // the NT hash does not stay behind in the scratch space
     this.#outerPad.copy(s, 0);
     s.write(inner, SHA256_BLOCK, 'latin1');
-    return Buffer.from(hash('sha256', s.subarray(0, SHA256_BLOCK + SHA256_BYTES), 'binary'), 'latin1');
+    return Buffer.from(oneShotHash('sha256', s.subarray(0, SHA256_BLOCK + SHA256_BYTES), 'binary'), 'latin1');
   }
 }

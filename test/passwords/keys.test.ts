@@ -39,6 +39,25 @@ describe('PasswordKeys.fingerprint', () => {
     }
   });
 
+  it('is that HMAC at the edges of its buffer: 3-byte characters and lone surrogates of every length up to past the scratch space, NULs, NT hashes of other lengths', () => {
+    const dataKey = randomBytes(32);
+    const check = (keys: PasswordKeys, connector: string, anchor: string, nt: Buffer, what: string): void =>
+      assert.deepEqual(keys.fingerprint(connector, anchor, nt), reference(dataKey, connector, anchor, nt), what);
+    const nt = randomBytes(16);
+    // A fresh instance each time: its buffer is sized for the longest input it has seen, so an
+    // estimate one byte short shows only on an instance whose first input is at the bound.
+    for (let k = 0; k <= 130; k++) {
+      check(new PasswordKeys(dataKey), 'ad', '中'.repeat(k), nt, `'中' × ${k}`);
+      check(new PasswordKeys(dataKey), '中'.repeat(k), 'a', nt, `connector '中' × ${k}`);
+      check(new PasswordKeys(dataKey), 'ad', '\ud800'.repeat(k), nt, `lone high surrogate × ${k}`);
+      check(new PasswordKeys(dataKey), '\udc00'.repeat(k), '\udc00', nt, `lone low surrogate × ${k}`);
+    }
+    const keys = new PasswordKeys(dataKey);
+    check(keys, 'a\0b', '\0', nt, 'NULs in the names');
+    check(keys, '', '', nt, 'empty names');
+    for (const len of [0, 1, 15, 17, 100]) check(new PasswordKeys(dataKey), 'ad', '中'.repeat(100), randomBytes(len), `an NT hash of ${len} bytes`);
+  });
+
   it('is the same for the same input, and changes with the key, the NT hash and the anchor', () => {
     const keys = new PasswordKeys(randomBytes(32));
     const nt = randomBytes(16);
@@ -55,6 +74,9 @@ describe('PasswordKeys.fingerprint', () => {
     const ntCopy = Buffer.from(nt);
     const first = keys.fingerprint('ad', 'anchor-1', nt);
     const firstCopy = Buffer.from(first);
+    // A short input (the same buffer is written again) and a long one (the buffer grows).
+    keys.fingerprint('ad', 'anchor-2', randomBytes(16));
+    assert.deepEqual(first, firstCopy);
     keys.fingerprint('ad', 'anchor-2'.repeat(200), randomBytes(16));
     assert.deepEqual(first, firstCopy);
     assert.deepEqual(nt, ntCopy);
