@@ -50,7 +50,7 @@ export const CHECKPOINT_TARGET_FACTOR = 4;
  */
 export const WAL_RESTART_FACTOR = 2;
 /** The worker exits after this long without a request (the next request starts another). */
-const IDLE_MS = 60_000;
+export const IDLE_MS = 60_000;
 
 // CommonJS run by the worker (eval: no separate file to find under tsx or in dist/). One request at
 // a time; requests that arrive while a checkpoint runs are answered by the next one.
@@ -65,6 +65,31 @@ parentPort.on('message', (msg) => {
   parentPort.postMessage(r);
 });
 `;
+
+/**
+ * Per connection, while checkpointers' workers run on it: its own `wal_autocheckpoint` (restored
+ * when the last of them stops) and how many run. Two pipelines on one connection must neither take
+ * the raised value for the connection's own nor lower it while the other's worker still runs.
+ */
+const raised = new WeakMap<Database, { own: number; workers: number }>();
+
+/** The connection's own `wal_autocheckpoint` (not the raised one while a worker runs). */
+function ownAutocheckpoint(db: Database): number {
+  const r = raised.get(db);
+  if (r && r.workers > 0) return r.own;
+  const pages = Number(db.pragma('wal_autocheckpoint', { simple: true }));
+  return Number.isInteger(pages) && pages >= 0 ? pages : 1000;
+}
+
+/**
+ * With db.pragma, which prepares and runs the statement each time: SQLite applies
+ * `PRAGMA wal_autocheckpoint = N` while it prepares it, so a statement prepared once and run again
+ * changes nothing (it did so only when a schema change made SQLite prepare it again: the setting
+ * then depended on which ran last).
+ */
+function setAutocheckpoint(db: Database, pages: number): void {
+  db.pragma(`wal_autocheckpoint = ${pages}`);
+}
 
 export class IntakeCheckpoints {
   private worker: Worker | undefined;
@@ -81,9 +106,10 @@ export class IntakeCheckpoints {
   private again = false;
   private checkpoints = 0;
   private idle: NodeJS.Timeout | undefined;
-  /** The connection's own `wal_autocheckpoint`, and the one it has while the worker runs. */
-  private readonly autoOwn: number;
+  /** The connection's `wal_autocheckpoint` while the worker runs. */
   private readonly autoWorker: number;
+  /** This checkpointer's worker counts in `raised` for its connection. */
+  private raisedHere = false;
   private readonly checkpointHere;
   /** The WAL has grown past WAL_RESTART_FACTOR × pages: the next write starts it over. */
   private restartDue = false;
@@ -91,23 +117,24 @@ export class IntakeCheckpoints {
   private constructor(
     private readonly db: Database,
     private readonly file: string,
+    private readonly idleMs: number,
   ) {
-    const pages = Number(db.pragma('wal_autocheckpoint', { simple: true }));
-    this.pages = CHECKPOINT_TARGET_FACTOR * (Number.isInteger(pages) && pages > 0 ? pages : 1000);
-    // While the worker runs, the connection (the intake's commits and its other writers: delivery
-    // results, events) checkpoints only beyond where the intake starts the WAL over: at SQLite's
-    // 1,000 pages each commit would copy the WAL on the event loop nearly all the time, since the
-    // WAL now cycles up to WAL_RESTART_FACTOR × pages; past that, a restart was put off that long,
-    // and a checkpoint on commit is the bound the WAL should have anyway.
-    this.autoOwn = Number.isInteger(pages) && pages >= 0 ? pages : 1000;
+    const own = ownAutocheckpoint(db);
+    this.pages = CHECKPOINT_TARGET_FACTOR * (own > 0 ? own : 1000);
+    // While the worker runs, the connection (the intake's commits, and every other write on it:
+    // delivery results, events, in `idsync sync` the whole cycle) checkpoints on commit only beyond
+    // where the intake starts the WAL over. At SQLite's own 1,000 pages its commits would copy the
+    // WAL on the event loop about every 1,000 frames, which is what the worker is there to do;
+    // past the limit, a restart was put off that long, and a checkpoint on commit bounds the WAL.
     this.autoWorker = (WAL_RESTART_FACTOR + 1) * this.pages;
     this.checkpointHere = db.prepare<[], { busy: number; log: number; checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
   }
 
   /** For an SQLite database file; undefined otherwise (in memory, PostgreSQL). */
-  static for(db: Database): IntakeCheckpoints | undefined {
+  /** `idleMs`: how long the worker waits for the next request before it exits (tests shorten it). */
+  static for(db: Database, idleMs = IDLE_MS): IntakeCheckpoints | undefined {
     if (dialectOf(db) !== 'sqlite' || db.memory || !db.name || db.readonly) return undefined;
-    return new IntakeCheckpoints(db, db.name);
+    return new IntakeCheckpoints(db, db.name, idleMs);
   }
 
   /** Checkpoints the worker ran so far (tests, diagnostics). */
@@ -164,27 +191,36 @@ export class IntakeCheckpoints {
     this.inFlight = false;
     this.again = false;
     if (!w) return;
-    this.restoreAuto();
+    this.lowerAuto();
     const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
     w.ref(); // until it has exited: the caller awaits that
     w.postMessage('close');
     await exited;
   }
 
-  /** The connection's own automatic checkpoint again (not when the connection is closed already). */
   /**
-   * Sets the connection's automatic checkpoint. With db.pragma, which prepares and runs the
-   * statement each time: SQLite applies `PRAGMA wal_autocheckpoint = N` while it prepares it, so a
-   * statement prepared once and run again changes nothing (it did so only when a schema change
-   * made SQLite prepare it again: the setting then depended on which ran last).
+   * The connection's checkpoint on commit goes beyond where the WAL is started over while this
+   * worker runs. Throws on a closed connection, with nothing recorded.
    */
-  private setAuto(pages: number): void {
-    this.db.pragma(`wal_autocheckpoint = ${pages}`);
+  private raiseAuto(): void {
+    if (this.raisedHere) return;
+    const r = raised.get(this.db);
+    const own = r && r.workers > 0 ? r.own : ownAutocheckpoint(this.db);
+    setAutocheckpoint(this.db, this.autoWorker);
+    raised.set(this.db, { own, workers: (r?.workers ?? 0) + 1 });
+    this.raisedHere = true;
   }
 
-  private restoreAuto(): void {
+  /** The connection's own automatic checkpoint again once no checkpointer's worker runs on it. */
+  private lowerAuto(): void {
+    if (!this.raisedHere) return;
+    this.raisedHere = false;
+    const r = raised.get(this.db);
+    if (!r) return;
+    r.workers--;
+    if (r.workers > 0) return;
     try {
-      if (this.db.open) this.setAuto(this.autoOwn);
+      if (this.db.open) setAutocheckpoint(this.db, r.own);
     } catch {
       // closing with the process: nothing to restore
     }
@@ -192,6 +228,7 @@ export class IntakeCheckpoints {
 
   private start(): boolean {
     if (this.worker) return true;
+    if (!this.db.open) return false; // nothing to checkpoint for
     try {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { file: this.file, driver: SQLITE_DRIVER_PATH } });
       w.on('message', (r: { busy?: unknown; log?: unknown; checkpointed?: unknown }) => {
@@ -223,7 +260,12 @@ export class IntakeCheckpoints {
           this.request();
         } else {
           w.unref();
-          this.idle = setTimeout(() => void this.close(), IDLE_MS);
+          this.idle = setTimeout(() => {
+            // The next write asks for a checkpoint, and so starts the worker again: without it,
+            // that burst's commits would checkpoint at the connection's own setting until `every` rows.
+            this.rows = this.every;
+            void this.close();
+          }, this.idleMs);
           this.idle.unref();
         }
       });
@@ -232,15 +274,20 @@ export class IntakeCheckpoints {
         if (this.worker !== w) return; // closed on purpose
         this.failed = true;
         this.worker = undefined;
-        this.restoreAuto();
+        this.lowerAuto();
       };
       w.on('error', fail);
       w.on('exit', fail);
       // A pipeline that is never stopped must not keep its process alive for the worker's sake
       // (after the listeners: adding a 'message' listener refs the worker again).
       w.unref();
+      try {
+        this.raiseAuto();
+      } catch (err) {
+        void w.terminate();
+        throw err;
+      }
       this.worker = w;
-      this.setAuto(this.autoWorker);
       return true;
     } catch {
       this.failed = true;

@@ -12,7 +12,7 @@ import { EventLog } from '../../src/events/log.js';
 import { ntHash, verifyOrgIdHash } from '../../src/passwords/hash.js';
 import { PasswordKeys } from '../../src/passwords/keys.js';
 import { Outbox } from '../../src/passwords/outbox.js';
-import { CHECKPOINT_TARGET_FACTOR, WAL_RESTART_FACTOR } from '../../src/passwords/checkpoints.js';
+import { CHECKPOINT_TARGET_FACTOR, FIRST_CHECKPOINT_ROWS, IntakeCheckpoints, WAL_RESTART_FACTOR } from '../../src/passwords/checkpoints.js';
 import { PasswordPipeline } from '../../src/passwords/pipeline.js';
 import { openDatabase } from '../../src/store/database.js';
 import { addUser, makeEnv, MIGRATIONS, type Env } from './sources/fixtures.js';
@@ -118,6 +118,50 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     const bound = (WAL_RESTART_FACTOR + 1) * target * (4096 + 24);
     assert.ok(frames * 4096 > 2 * bound, `frames written: ${frames}`);
     assert.ok(peak < bound && peak < (frames * 4096) / 2, `the WAL peaked at ${peak} bytes, for ${frames} frames written`);
+  });
+
+  it('two checkpointers on one connection: neither takes the raised setting for its own, and the own one comes back when the last worker stops', async () => {
+    const db = openDatabase(`${env.dbFile}-two.db`, MIGRATIONS);
+    try {
+      const auto = (): unknown => db.pragma('wal_autocheckpoint', { simple: true });
+      assert.equal(auto(), 1000);
+      const raisedTo = (WAL_RESTART_FACTOR + 1) * CHECKPOINT_TARGET_FACTOR * 1000;
+      const a = IntakeCheckpoints.for(db)!;
+      a.write(FIRST_CHECKPOINT_ROWS, () => undefined); // enough rows: A's worker starts
+      assert.equal(auto(), raisedTo, 'A runs');
+      const b = IntakeCheckpoints.for(db)!; // made while A's worker runs
+      b.write(FIRST_CHECKPOINT_ROWS, () => undefined);
+      assert.equal(auto(), raisedTo, "B runs too, with the same target (it did not take A's value for the connection's own)");
+      await a.close();
+      assert.equal(auto(), raisedTo, "A stopped, B's worker still runs");
+      await b.close();
+      assert.equal(auto(), 1000, 'both stopped: the connection has its own setting again');
+      // And again from the start: nothing left over from the first round.
+      a.write(FIRST_CHECKPOINT_ROWS, () => undefined);
+      assert.equal(auto(), raisedTo);
+      await a.close();
+      assert.equal(auto(), 1000);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a worker that stopped for idleness starts again at the next write, and the setting follows it', async () => {
+    const db = openDatabase(`${env.dbFile}-idle.db`, MIGRATIONS);
+    try {
+      const auto = (): unknown => db.pragma('wal_autocheckpoint', { simple: true });
+      const cp = IntakeCheckpoints.for(db, 100)!;
+      cp.write(FIRST_CHECKPOINT_ROWS, () => undefined);
+      assert.ok(Number(auto()) > 1000, 'raised while the worker runs');
+      for (let waited = 0; Number(auto()) !== 1000 && waited < 10_000; waited += 20) await sleep(20);
+      assert.equal(auto(), 1000, 'the worker stopped after its idle time, and the setting is the own one');
+      cp.write(1, () => undefined); // one row: the next burst asks for its worker at once
+      assert.ok(Number(auto()) > 1000, 'the worker runs again from the first write of the next burst');
+      await cp.close();
+      assert.equal(auto(), 1000);
+    } finally {
+      db.close();
+    }
   });
 
   it('a pipeline on a database in memory writes without a worker (nothing to checkpoint)', async () => {
