@@ -10,6 +10,7 @@ import { SambaPasswordAgent, type Forwarder } from '../../agent/samba.js';
 import { IdsyncError, toIdsyncError } from '../../core/errors.js';
 import { withContext } from '../context.js';
 import { println } from '../output.js';
+import { StopSignals } from '../signals.js';
 import type { RegisterCommand } from '../context.js';
 import { openPipeline } from './passwords.js';
 
@@ -66,12 +67,14 @@ async function runAgent(opts: AgentOptions, forward: Forwarder, afterRound?: () 
     log({ event: 'done', changes: r.changes, forwarded: r.forwarded });
     return;
   }
-  agent.start();
-  log({ event: 'started', base: opts.base, pollMs });
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const signals = new StopSignals(); // before it says it started (signals.ts)
+  try {
+    agent.start();
+    log({ event: 'started', base: opts.base, pollMs });
+    await signals.first;
+  } finally {
+    signals.dispose();
+  }
   await agent.stop();
 }
 

@@ -17,6 +17,7 @@ import { createCloudServer } from '../../cloud/server.js';
 import { CLOUD_CREDENTIALS, deleteCloudCredential, isCloudCredential, listCloudCredentials, setCloudCredential, type CloudCredential } from '../../cloud/store/credentials.js';
 import { plainHttpWarning } from '../../service/systemd.js';
 import { printJson, println, table } from '../output.js';
+import { StopSignals } from '../signals.js';
 import type { RegisterCommand } from '../context.js';
 
 const DEFAULT_PORT = 8080;
@@ -52,6 +53,16 @@ async function serve(opts: ServeOptions): Promise<void> {
   // The password from the environment (a systemd credential or EnvironmentFile), else the sealed
   // `database` credential of the data directory (read when connecting); never from argv.
   const databasePassword = process.env.IDSYNC_CLOUD_DATABASE_PASSWORD;
+  // Before the server starts and says where it listens (signals.ts).
+  const signals = new StopSignals();
+  try {
+    await serveUntilStopped(opts, port, databasePassword, signals);
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function serveUntilStopped(opts: ServeOptions, port: number, databasePassword: string | undefined, signals: StopSignals): Promise<void> {
   const server = await createCloudServer({
     dataDir: opts.data,
     ...(opts.database ? { database: opts.database } : {}),
@@ -102,17 +113,9 @@ async function serve(opts: ServeOptions): Promise<void> {
       println('(Set IDSYNC_CLOUD_ADMIN_PASSWORD before the first start to choose it yourself.)');
     }
   }
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      server.close().then(resolve, (err: unknown) => {
-        process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
-        resolve();
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+  await signals.first;
+  await server.close().catch((err: unknown) => {
+    process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
   });
 }
 

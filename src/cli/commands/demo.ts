@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { runDemo } from '../../demo/run-demo.js';
 import { EXIT } from '../exit-codes.js';
 import { endProgress, printJson, println, throttledProgress } from '../output.js';
+import { StopSignals } from '../signals.js';
 import type { RegisterCommand } from '../context.js';
 import { printRun } from './sync.js';
 
@@ -23,31 +24,34 @@ export const registerDemoCommands: RegisterCommand = (program) => {
         onProgress: opts.json ? undefined : throttledProgress(),
       });
       endProgress();
-      if (opts.json) {
-        printJson({ cloudUrl: result.cloudUrl, configFile: result.configFile, tokenFile: result.tokenFile, sample: result.sample, run: result.run });
-      } else {
-        println(`Sample directory: ${result.sample.users} users and ${result.sample.groups} groups (some nested) in ${result.dir}/sample-directory.ldif`);
-        println(`Cloud directory:  ${result.cloudUrl} (data in ${result.dir}/cloud)\n`);
-        printRun(result.run);
-        println(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)}s. Query the cloud directory (SCIM 2.0) with the token in ${result.tokenFile}:\n`);
-        println(`  TOKEN=$(cat ${result.tokenFile})`);
-        println(`  curl -s -H "Authorization: Bearer $TOKEN" '${result.cloudUrl}/scim/v2/Users?filter=title%20eq%20%22SRE%22&attributes=userName,displayName'`);
-        println(`  curl -s -H "Authorization: Bearer $TOKEN" '${result.cloudUrl}/scim/v2/Groups?filter=displayName%20eq%20%22All%20Staff%22'`);
-        println(`\nRun another cycle against it (nothing changed, so nothing is exported):\n`);
-        // `npm ci` does not put `idsync` on PATH; npx finds this package's own bin from the checkout.
-        println(`  npx idsync -c ${result.configFile} sync      # or \`idsync ...\` once \`npm link\` put it on PATH`);
+      // The cloud directory keeps running once the result is out: the handlers first (signals.ts).
+      const signals = opts.serve ? new StopSignals() : undefined;
+      try {
+        await report();
+      } finally {
+        signals?.dispose();
       }
-      process.exitCode = result.run.status === 'success' ? EXIT.OK : EXIT.FAILED;
-      if (!opts.serve) {
-        await result.stop();
-        return;
-      }
-      if (!opts.json) println(`\nThe cloud directory keeps running; press Ctrl-C to stop it.`);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
       await result.stop();
+
+      async function report(): Promise<void> {
+        if (opts.json) {
+          printJson({ cloudUrl: result.cloudUrl, configFile: result.configFile, tokenFile: result.tokenFile, sample: result.sample, run: result.run });
+        } else {
+          println(`Sample directory: ${result.sample.users} users and ${result.sample.groups} groups (some nested) in ${result.dir}/sample-directory.ldif`);
+          println(`Cloud directory:  ${result.cloudUrl} (data in ${result.dir}/cloud)\n`);
+          printRun(result.run);
+          println(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)}s. Query the cloud directory (SCIM 2.0) with the token in ${result.tokenFile}:\n`);
+          println(`  TOKEN=$(cat ${result.tokenFile})`);
+          println(`  curl -s -H "Authorization: Bearer $TOKEN" '${result.cloudUrl}/scim/v2/Users?filter=title%20eq%20%22SRE%22&attributes=userName,displayName'`);
+          println(`  curl -s -H "Authorization: Bearer $TOKEN" '${result.cloudUrl}/scim/v2/Groups?filter=displayName%20eq%20%22All%20Staff%22'`);
+          println(`\nRun another cycle against it (nothing changed, so nothing is exported):\n`);
+          // `npm ci` does not put `idsync` on PATH; npx finds this package's own bin from the checkout.
+          println(`  npx idsync -c ${result.configFile} sync      # or \`idsync ...\` once \`npm link\` put it on PATH`);
+        }
+        process.exitCode = result.run.status === 'success' ? EXIT.OK : EXIT.FAILED;
+        if (!signals) return;
+        if (!opts.json) println(`\nThe cloud directory keeps running; press Ctrl-C to stop it.`);
+        await signals.first;
+      }
     });
 };

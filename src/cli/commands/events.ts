@@ -10,6 +10,7 @@ import { parseSince, SINCE_USAGE } from '../../events/since.js';
 import type { Database } from '../../store/database.js';
 import { withContext } from '../context.js';
 import { escapeControl, printJson, println } from '../output.js';
+import { StopSignals } from '../signals.js';
 
 /** How the command gets the database; tests pass their own. */
 export type EventsDatabaseOpener = (cmd: Command, fn: (db: Database) => Promise<void>) => Promise<void>;
@@ -151,17 +152,17 @@ async function runEvents(log: EventLog, opts: EventsOptions): Promise<void> {
     return;
   }
 
-  const print = (r: EventRecord) => println(opts.json ? JSON.stringify(r) : formatEvent(r));
-  if (!opts.json) println(formatHeader());
-  initial.forEach(print);
-  if (process.stderr.isTTY) process.stderr.write('(following new events; Ctrl-C to stop)\n');
-
-  let last = Math.max(startSeq, ...initial.map((r) => r.seq));
   const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // Before the first line is printed (signals.ts).
+  const signals = new StopSignals();
+  void signals.first.then(() => stop.abort());
   try {
+    const print = (r: EventRecord) => println(opts.json ? JSON.stringify(r) : formatEvent(r));
+    if (!opts.json) println(formatHeader());
+    initial.forEach(print);
+    if (process.stderr.isTTY) process.stderr.write('(following new events; Ctrl-C to stop)\n');
+
+    let last = Math.max(startSeq, ...initial.map((r) => r.seq));
     while (!stop.signal.aborted) {
       try {
         await sleep(FOLLOW_INTERVAL_MS, undefined, { signal: stop.signal });
@@ -176,7 +177,6 @@ async function runEvents(log: EventLog, opts: EventsOptions): Promise<void> {
       }
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.dispose();
   }
 }

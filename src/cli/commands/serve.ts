@@ -13,6 +13,7 @@ import { loadFor } from '../context.js';
 import { LOG_LEVELS } from '../options.js';
 import { EXIT } from '../exit-codes.js';
 import { println } from '../output.js';
+import { StopSignals } from '../signals.js';
 import type { RegisterCommand } from '../context.js';
 
 function parsePort(text: string): number {
@@ -82,6 +83,12 @@ Examples:
       const intervalMs = parseDuration(interval);
       const port = parsePort(opts.port);
       const ctx = openContext(loaded);
+      // Before the service starts and says where it listens (signals.ts). A second signal while
+      // it stops: exit without waiting.
+      const signals = new StopSignals((sig) => {
+        process.stderr.write(`${sig} again: exiting without waiting\n`);
+        process.exit(EXIT.FAILED);
+      });
       let service: SyncService;
       try {
         service = new SyncService(ctx, {
@@ -92,6 +99,7 @@ Examples:
           logger: { level: opts.logLevel, stream: process.stderr },
         });
       } catch (err) {
+        signals.dispose();
         ctx.close();
         throw err;
       }
@@ -99,28 +107,18 @@ Examples:
       try {
         ({ url } = await service.start());
       } catch (err) {
+        signals.dispose();
         await service.stop(0, 'start failed').catch(() => undefined);
         throw err;
       }
       println(`idsync service listening on ${url} (sync cycle every ${interval}); Ctrl+C to stop`);
-      await new Promise<void>((resolve) => {
-        let signals = 0;
-        const onSignal = (sig: NodeJS.Signals) => {
-          signals++;
-          if (signals > 1) {
-            process.stderr.write(`${sig} again: exiting without waiting\n`);
-            process.exit(EXIT.FAILED);
-          }
-          process.stderr.write(`${sig}: stopping (the running cycle may take up to ${DEFAULT_STOP_TIMEOUT_MS / 1000} s)\n`);
-          void service.stop(DEFAULT_STOP_TIMEOUT_MS, sig).finally(() => {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
-            resolve();
-          });
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-      });
+      const sig = await signals.first;
+      process.stderr.write(`${sig}: stopping (the running cycle may take up to ${DEFAULT_STOP_TIMEOUT_MS / 1000} s)\n`);
+      try {
+        await service.stop(DEFAULT_STOP_TIMEOUT_MS, sig);
+      } finally {
+        signals.dispose();
+      }
       process.exitCode = EXIT.OK;
     });
 };
