@@ -9,7 +9,7 @@
  * process can lose its core between writing the line and the next statement.
  */
 export class StopSignals {
-  /** The first SIGINT or SIGTERM since this was made (also one that came during start-up). */
+  /** The first SIGINT or SIGTERM since this was made. */
   readonly first: Promise<NodeJS.Signals>;
   private count = 0;
   private resolveFirst!: (sig: NodeJS.Signals) => void;
@@ -19,7 +19,7 @@ export class StopSignals {
     else this.onAgain?.(sig);
   };
 
-  /** `onAgain`: a later signal, while the command stops (`serve`: exit without waiting). */
+  /** `onAgain`: each later signal (`serve`, while it stops: exit without waiting). */
   constructor(private readonly onAgain?: (sig: NodeJS.Signals) => void) {
     this.first = new Promise((resolve) => (this.resolveFirst = resolve));
     process.on('SIGINT', this.handler);

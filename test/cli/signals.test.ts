@@ -34,13 +34,15 @@ describe('StopSignals', () => {
 });
 
 describe('commands that run until stopped', () => {
-  it('`cloud serve` has its SIGINT/SIGTERM handler when it prints where it listens, and stops cleanly at the signal', async () => {
+  it('`cloud serve` has its SIGINT/SIGTERM handler when it prints where it listens, and stops cleanly at the signal', { timeout: 30_000 }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'idsync-signals-'));
     const before = listeners();
     const atReady: { int: number; term: number }[] = [];
     let out = '';
     const write = process.stdout.write.bind(process.stdout);
+    const adminPassword = process.env.IDSYNC_CLOUD_ADMIN_PASSWORD;
     process.env.IDSYNC_CLOUD_ADMIN_PASSWORD = 'signals-admin-password-1';
+    let resignal: NodeJS.Timeout | undefined;
     // The JSON line is the "ready": whoever reads it may signal at once. Record the handlers then,
     // and signal on the next turn (a command without its handler yet would never stop otherwise).
     process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
@@ -49,6 +51,9 @@ describe('commands that run until stopped', () => {
         out += text;
         atReady.push(listeners());
         setImmediate(() => process.emit('SIGTERM', 'SIGTERM'));
+        // A command whose handler came later would miss that one and never stop: signal again
+        // until it does, so that such a regression fails the assertions below instead of hanging.
+        resignal = setInterval(() => process.emit('SIGTERM', 'SIGTERM'), 50);
         return true;
       }
       return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
@@ -58,8 +63,10 @@ describe('commands that run until stopped', () => {
       registerCloudCommands(program);
       await program.parseAsync(['cloud', 'serve', '--data', dir, '--port', '0', '--log-level', 'silent', '--json'], { from: 'user' });
     } finally {
+      clearInterval(resignal);
       process.stdout.write = write;
-      delete process.env.IDSYNC_CLOUD_ADMIN_PASSWORD;
+      if (adminPassword === undefined) delete process.env.IDSYNC_CLOUD_ADMIN_PASSWORD;
+      else process.env.IDSYNC_CLOUD_ADMIN_PASSWORD = adminPassword;
       rmSync(dir, { recursive: true, force: true });
     }
     assert.equal(atReady.length, 1, out);

@@ -53,16 +53,6 @@ async function serve(opts: ServeOptions): Promise<void> {
   // The password from the environment (a systemd credential or EnvironmentFile), else the sealed
   // `database` credential of the data directory (read when connecting); never from argv.
   const databasePassword = process.env.IDSYNC_CLOUD_DATABASE_PASSWORD;
-  // Before the server starts and says where it listens (signals.ts).
-  const signals = new StopSignals();
-  try {
-    await serveUntilStopped(opts, port, databasePassword, signals);
-  } finally {
-    signals.dispose();
-  }
-}
-
-async function serveUntilStopped(opts: ServeOptions, port: number, databasePassword: string | undefined, signals: StopSignals): Promise<void> {
   const server = await createCloudServer({
     dataDir: opts.data,
     ...(opts.database ? { database: opts.database } : {}),
@@ -93,6 +83,22 @@ async function serveUntilStopped(opts: ServeOptions, port: number, databasePassw
     }
     throw err;
   });
+  // Before it says where it listens (signals.ts); during start-up a signal still ends the process.
+  const signals = new StopSignals();
+  try {
+    announce(opts, server);
+    await signals.first;
+  } finally {
+    // A second signal while the server closes ends the process, as before.
+    signals.dispose();
+    await server.close().catch((err: unknown) => {
+      process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
+    });
+  }
+}
+
+/** Where the cloud directory listens (and, at the first start, the generated administrator password). */
+function announce(opts: ServeOptions, server: Awaited<ReturnType<typeof createCloudServer>>): void {
   const { adminUser, generatedPassword } = server.bootstrap;
   const plainHttp = plainHttpWarning(opts.host, 'the cloud directory');
   if (plainHttp && !opts.publicUrl?.startsWith('https://')) process.stderr.write(`warning: ${plainHttp}\n`);
@@ -113,10 +119,6 @@ async function serveUntilStopped(opts: ServeOptions, port: number, databasePassw
       println('(Set IDSYNC_CLOUD_ADMIN_PASSWORD before the first start to choose it yourself.)');
     }
   }
-  await signals.first;
-  await server.close().catch((err: unknown) => {
-    process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
-  });
 }
 
 // ---- admin client ----

@@ -83,12 +83,6 @@ Examples:
       const intervalMs = parseDuration(interval);
       const port = parsePort(opts.port);
       const ctx = openContext(loaded);
-      // Before the service starts and says where it listens (signals.ts). A second signal while
-      // it stops: exit without waiting.
-      const signals = new StopSignals((sig) => {
-        process.stderr.write(`${sig} again: exiting without waiting\n`);
-        process.exit(EXIT.FAILED);
-      });
       let service: SyncService;
       try {
         service = new SyncService(ctx, {
@@ -99,7 +93,6 @@ Examples:
           logger: { level: opts.logLevel, stream: process.stderr },
         });
       } catch (err) {
-        signals.dispose();
         ctx.close();
         throw err;
       }
@@ -107,17 +100,26 @@ Examples:
       try {
         ({ url } = await service.start());
       } catch (err) {
-        signals.dispose();
         await service.stop(0, 'start failed').catch(() => undefined);
         throw err;
       }
-      println(`idsync service listening on ${url} (sync cycle every ${interval}); Ctrl+C to stop`);
-      const sig = await signals.first;
-      process.stderr.write(`${sig}: stopping (the running cycle may take up to ${DEFAULT_STOP_TIMEOUT_MS / 1000} s)\n`);
+      // Before it says where it listens (signals.ts); during start-up a signal still ends the
+      // process. A second signal while the service stops: exit without waiting.
+      const signals = new StopSignals((sig) => {
+        process.stderr.write(`${sig} again: exiting without waiting\n`);
+        process.exit(EXIT.FAILED);
+      });
+      let sig: NodeJS.Signals = 'SIGTERM';
       try {
-        await service.stop(DEFAULT_STOP_TIMEOUT_MS, sig);
+        println(`idsync service listening on ${url} (sync cycle every ${interval}); Ctrl+C to stop`);
+        sig = await signals.first;
+        process.stderr.write(`${sig}: stopping (the running cycle may take up to ${DEFAULT_STOP_TIMEOUT_MS / 1000} s)\n`);
       } finally {
-        signals.dispose();
+        try {
+          await service.stop(DEFAULT_STOP_TIMEOUT_MS, sig);
+        } finally {
+          signals.dispose();
+        }
       }
       process.exitCode = EXIT.OK;
     });
