@@ -67,16 +67,17 @@ parentPort.on('message', (msg) => {
 `;
 
 /**
- * Per connection, while checkpointers' workers run on it: its own `wal_autocheckpoint` (restored
- * when the last of them stops) and how many run. Two pipelines on one connection must neither take
- * the raised value for the connection's own nor lower it while the other's worker still runs.
+ * Per connection whose setting a checkpointer raised: its own `wal_autocheckpoint` and how many
+ * workers run on it. Kept until the own value is back (a restore that failed is not forgotten).
+ * Two pipelines on one connection must neither take the raised value for the connection's own nor
+ * lower it while the other's worker still runs.
  */
 const raised = new WeakMap<Database, { own: number; workers: number }>();
 
-/** The connection's own `wal_autocheckpoint` (not the raised one while a worker runs). */
+/** The connection's own `wal_autocheckpoint` (not the raised one). */
 function ownAutocheckpoint(db: Database): number {
   const r = raised.get(db);
-  if (r && r.workers > 0) return r.own;
+  if (r) return r.own;
   const pages = Number(db.pragma('wal_autocheckpoint', { simple: true }));
   return Number.isInteger(pages) && pages >= 0 ? pages : 1000;
 }
@@ -130,8 +131,10 @@ export class IntakeCheckpoints {
     this.checkpointHere = db.prepare<[], { busy: number; log: number; checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
   }
 
-  /** For an SQLite database file; undefined otherwise (in memory, PostgreSQL). */
-  /** `idleMs`: how long the worker waits for the next request before it exits (tests shorten it). */
+  /**
+   * For an SQLite database file; undefined otherwise (in memory, PostgreSQL). `idleMs`: how long
+   * the worker waits for the next request before it exits (tests shorten it).
+   */
   static for(db: Database, idleMs = IDLE_MS): IntakeCheckpoints | undefined {
     if (dialectOf(db) !== 'sqlite' || db.memory || !db.name || db.readonly) return undefined;
     return new IntakeCheckpoints(db, db.name, idleMs);
@@ -204,10 +207,9 @@ export class IntakeCheckpoints {
    */
   private raiseAuto(): void {
     if (this.raisedHere) return;
-    const r = raised.get(this.db);
-    const own = r && r.workers > 0 ? r.own : ownAutocheckpoint(this.db);
+    const own = ownAutocheckpoint(this.db);
     setAutocheckpoint(this.db, this.autoWorker);
-    raised.set(this.db, { own, workers: (r?.workers ?? 0) + 1 });
+    raised.set(this.db, { own, workers: (raised.get(this.db)?.workers ?? 0) + 1 });
     this.raisedHere = true;
   }
 
@@ -220,9 +222,12 @@ export class IntakeCheckpoints {
     r.workers--;
     if (r.workers > 0) return;
     try {
-      if (this.db.open) setAutocheckpoint(this.db, r.own);
+      if (!this.db.open) return; // closing with the process: nothing to restore
+      setAutocheckpoint(this.db, r.own);
+      raised.delete(this.db);
     } catch {
-      // closing with the process: nothing to restore
+      // busy (a statement still iterating): the record stays, so the own value is not taken for
+      // the raised one; the next stop restores it
     }
   }
 
@@ -261,9 +266,10 @@ export class IntakeCheckpoints {
         } else {
           w.unref();
           this.idle = setTimeout(() => {
-            // The next write asks for a checkpoint, and so starts the worker again: without it,
-            // that burst's commits would checkpoint at the connection's own setting until `every` rows.
-            this.rows = this.every;
+            // A new burst starts the worker again after its first rows, as the first one did (a
+            // few rows never cost a thread), not after as many as the last burst's checkpoints took.
+            this.every = FIRST_CHECKPOINT_ROWS;
+            this.rows = 0;
             void this.close();
           }, this.idleMs);
           this.idle.unref();
@@ -283,9 +289,11 @@ export class IntakeCheckpoints {
       w.unref();
       try {
         this.raiseAuto();
-      } catch (err) {
-        void w.terminate();
-        throw err;
+      } catch {
+        // The connection is busy now (or closing): no worker this time, the next request tries
+        // again. Asked to close rather than terminated: a thread stopped inside SQLite aborts the process.
+        w.postMessage('close');
+        return false;
       }
       this.worker = w;
       return true;

@@ -146,7 +146,27 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     }
   });
 
-  it('a worker that stopped for idleness starts again at the next write, and the setting follows it', async () => {
+  it('a restore that fails (the connection busy iterating) is not forgotten: the next stop restores the own setting, not the raised one', async () => {
+    const db = openDatabase(`${env.dbFile}-busy.db`, MIGRATIONS);
+    try {
+      const auto = (): unknown => db.pragma('wal_autocheckpoint', { simple: true });
+      const cp = IntakeCheckpoints.for(db)!;
+      cp.write(FIRST_CHECKPOINT_ROWS, () => undefined);
+      assert.ok(Number(auto()) > 1000);
+      const rows = db.prepare('SELECT 1 AS x UNION ALL SELECT 2').iterate();
+      rows.next(); // the connection is busy until the iteration ends
+      await cp.close(); // cannot restore now
+      rows.return?.();
+      assert.ok(Number(auto()) > 1000, 'still raised: the restore could not run');
+      cp.write(FIRST_CHECKPOINT_ROWS, () => undefined);
+      await cp.close();
+      assert.equal(auto(), 1000, 'the own value, not the raised one taken for it');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a worker that stopped for idleness starts again after the first rows of the next burst, and the setting follows it', async () => {
     const db = openDatabase(`${env.dbFile}-idle.db`, MIGRATIONS);
     try {
       const auto = (): unknown => db.pragma('wal_autocheckpoint', { simple: true });
@@ -155,8 +175,11 @@ describe('password intake: WAL checkpoints off the event loop', () => {
       assert.ok(Number(auto()) > 1000, 'raised while the worker runs');
       for (let waited = 0; Number(auto()) !== 1000 && waited < 10_000; waited += 20) await sleep(20);
       assert.equal(auto(), 1000, 'the worker stopped after its idle time, and the setting is the own one');
-      cp.write(1, () => undefined); // one row: the next burst asks for its worker at once
-      assert.ok(Number(auto()) > 1000, 'the worker runs again from the first write of the next burst');
+      // A few rows never cost a thread; the next burst gets its worker after as many rows as the first did.
+      cp.write(1, () => undefined);
+      assert.equal(auto(), 1000, 'one row: no worker');
+      cp.write(FIRST_CHECKPOINT_ROWS - 1, () => undefined);
+      assert.ok(Number(auto()) > 1000, 'the worker runs again once the burst has written its first rows');
       await cp.close();
       assert.equal(auto(), 1000);
     } finally {
