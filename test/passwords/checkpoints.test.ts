@@ -14,7 +14,7 @@ import { PasswordKeys } from '../../src/passwords/keys.js';
 import { Outbox } from '../../src/passwords/outbox.js';
 import { CHECKPOINT_TARGET_FACTOR, FIRST_CHECKPOINT_ROWS, IntakeCheckpoints, WAL_RESTART_FACTOR } from '../../src/passwords/checkpoints.js';
 import { PasswordPipeline } from '../../src/passwords/pipeline.js';
-import { openDatabase } from '../../src/store/database.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
 import { addUser, makeEnv, MIGRATIONS, type Env } from './sources/fixtures.js';
 
 /**
@@ -46,6 +46,16 @@ describe('password intake: WAL checkpoints off the event loop', () => {
     env = makeEnv();
   });
   after(() => env.cleanup());
+
+  /** A connection of its own to a file of its own (tests that watch its setting), closed afterwards. */
+  async function withOwnConnection(name: string, fn: (db: Database, auto: () => unknown) => Promise<void>): Promise<void> {
+    const db = openDatabase(`${env.dbFile}-${name}.db`, MIGRATIONS);
+    try {
+      await fn(db, () => db.pragma('wal_autocheckpoint', { simple: true }));
+    } finally {
+      db.close();
+    }
+  }
 
   it('the import path and the notification path are checkpointed by the worker; the connection has its own setting again once it stops', async () => {
     // Read before the pipeline exists (a pipeline that changed it on creation, as one did by
@@ -121,9 +131,7 @@ describe('password intake: WAL checkpoints off the event loop', () => {
   });
 
   it('two checkpointers on one connection: neither takes the raised setting for its own, and the own one comes back when the last worker stops', async () => {
-    const db = openDatabase(`${env.dbFile}-two.db`, MIGRATIONS);
-    try {
-      const auto = (): unknown => db.pragma('wal_autocheckpoint', { simple: true });
+    await withOwnConnection('two', async (db, auto) => {
       assert.equal(auto(), 1000);
       const raisedTo = (WAL_RESTART_FACTOR + 1) * CHECKPOINT_TARGET_FACTOR * 1000;
       const a = IntakeCheckpoints.for(db)!;
@@ -141,15 +149,11 @@ describe('password intake: WAL checkpoints off the event loop', () => {
       assert.equal(auto(), raisedTo);
       await a.close();
       assert.equal(auto(), 1000);
-    } finally {
-      db.close();
-    }
+    });
   });
 
   it('a restore that fails (the connection busy iterating) is not forgotten: the next stop restores the own setting, not the raised one', async () => {
-    const db = openDatabase(`${env.dbFile}-busy.db`, MIGRATIONS);
-    try {
-      const auto = (): unknown => db.pragma('wal_autocheckpoint', { simple: true });
+    await withOwnConnection('busy', async (db, auto) => {
       const cp = IntakeCheckpoints.for(db)!;
       cp.write(FIRST_CHECKPOINT_ROWS, () => undefined);
       assert.ok(Number(auto()) > 1000);
@@ -161,15 +165,11 @@ describe('password intake: WAL checkpoints off the event loop', () => {
       cp.write(FIRST_CHECKPOINT_ROWS, () => undefined);
       await cp.close();
       assert.equal(auto(), 1000, 'the own value, not the raised one taken for it');
-    } finally {
-      db.close();
-    }
+    });
   });
 
   it('a worker that stopped for idleness starts again after the first rows of the next burst, and the setting follows it', async () => {
-    const db = openDatabase(`${env.dbFile}-idle.db`, MIGRATIONS);
-    try {
-      const auto = (): unknown => db.pragma('wal_autocheckpoint', { simple: true });
+    await withOwnConnection('idle', async (db, auto) => {
       const cp = IntakeCheckpoints.for(db, 100)!;
       cp.write(FIRST_CHECKPOINT_ROWS, () => undefined);
       assert.ok(Number(auto()) > 1000, 'raised while the worker runs');
@@ -182,9 +182,7 @@ describe('password intake: WAL checkpoints off the event loop', () => {
       assert.ok(Number(auto()) > 1000, 'the worker runs again once the burst has written its first rows');
       await cp.close();
       assert.equal(auto(), 1000);
-    } finally {
-      db.close();
-    }
+    });
   });
 
   it('a pipeline on a database in memory writes without a worker (nothing to checkpoint)', async () => {
