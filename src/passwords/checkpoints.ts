@@ -109,8 +109,6 @@ export class IntakeCheckpoints {
   private idle: NodeJS.Timeout | undefined;
   /** The connection's `wal_autocheckpoint` while the worker runs. */
   private readonly autoWorker: number;
-  /** This checkpointer's worker counts in `raised` for its connection. */
-  private raisedHere = false;
   private readonly checkpointHere;
   /** The WAL has grown past WAL_RESTART_FACTOR × pages: the next write starts it over. */
   private restartDue = false;
@@ -203,20 +201,17 @@ export class IntakeCheckpoints {
 
   /**
    * The connection's checkpoint on commit goes beyond where the WAL is started over while this
-   * worker runs. Throws on a closed connection, with nothing recorded.
+   * worker runs. Throws on a closed connection, with nothing recorded. Called once per worker, as
+   * it starts; lowerAuto once, as it goes (close() or its failure).
    */
   private raiseAuto(): void {
-    if (this.raisedHere) return;
     const own = ownAutocheckpoint(this.db);
     setAutocheckpoint(this.db, this.autoWorker);
     raised.set(this.db, { own, workers: (raised.get(this.db)?.workers ?? 0) + 1 });
-    this.raisedHere = true;
   }
 
   /** The connection's own automatic checkpoint again once no checkpointer's worker runs on it. */
   private lowerAuto(): void {
-    if (!this.raisedHere) return;
-    this.raisedHere = false;
     const r = raised.get(this.db);
     if (!r) return;
     r.workers--;

@@ -27,13 +27,6 @@ export const registerDemoCommands: RegisterCommand = (program) => {
       // The cloud directory keeps running once the result is out: the handlers first (signals.ts).
       const signals = opts.serve ? new StopSignals() : undefined;
       try {
-        await report();
-      } finally {
-        signals?.dispose();
-      }
-      await result.stop();
-
-      async function report(): Promise<void> {
         if (opts.json) {
           printJson({ cloudUrl: result.cloudUrl, configFile: result.configFile, tokenFile: result.tokenFile, sample: result.sample, run: result.run });
         } else {
@@ -49,9 +42,13 @@ export const registerDemoCommands: RegisterCommand = (program) => {
           println(`  npx idsync -c ${result.configFile} sync      # or \`idsync ...\` once \`npm link\` put it on PATH`);
         }
         process.exitCode = result.run.status === 'success' ? EXIT.OK : EXIT.FAILED;
-        if (!signals) return;
-        if (!opts.json) println(`\nThe cloud directory keeps running; press Ctrl-C to stop it.`);
-        await signals.first;
+        if (signals) {
+          if (!opts.json) println(`\nThe cloud directory keeps running; press Ctrl-C to stop it.`);
+          await signals.first;
+        }
+      } finally {
+        signals?.dispose();
       }
+      await result.stop();
     });
 };
