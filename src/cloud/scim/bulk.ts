@@ -225,6 +225,8 @@ function target(path: string, method: Method): { kind: ResourceKind; id?: string
 
 /** A path to the Users endpoint or to one user (as `target` reads it). */
 const USERS_PATH = /^\/?Users(\/[^/]+)?$/i;
+/** The Groups endpoint (as `target` reads it), where a POST goes. */
+const GROUPS_ENDPOINT = /^\/?Groups$/i;
 
 /**
  * POST, PUT or PATCH of a User: its one write that can fail is a single INSERT or UPDATE of its row
@@ -248,8 +250,8 @@ export interface BulkOptions {
   /** Told of an unexpected fault in one operation (that operation answers 500, the others are kept). */
   onInternalError?: (err: unknown) => void;
   /**
-   * false: every operation through the general (async) path, also a User POST on SQLite. For the
-   * test that holds the fast path to the general one; default true.
+   * false: every operation through the general (async) path, also a User write or a Group POST on
+   * SQLite. For the test that holds the fast path to the general one; default true.
    */
   fastPath?: boolean;
 }
@@ -319,15 +321,18 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
     done(op, kind, item, r);
   };
 
-  // The fast path: a User POST, PUT or PATCH inside a SQLite slice, synchronously (its one write
-  // is atomic); every other operation, and every operation on PostgreSQL, takes the general path.
+  // The fast path: a User POST, PUT or PATCH (its one write is atomic) and a Group POST (its
+  // writes in a savepoint of their own) inside a SQLite slice, synchronously; every other
+  // operation, and every operation on PostgreSQL, takes the general path.
   const fastStore = options.fastPath !== false && svc.sql instanceof SqliteStore ? svc.sql : undefined;
-  /** True when it handled `op`; false for an operation that is not a User POST, PUT or PATCH. */
+  /** True when it handled `op`; false for an operation that is not a User POST, PUT or PATCH or a Group POST. */
   const executeNow = (op: BulkOp, store: SqliteStore): boolean => {
-    if (op.method === 'DELETE' || !USERS_PATH.test(op.path)) return false;
+    const groupPost = op.method === 'POST' && GROUPS_ENDPOINT.test(op.path);
+    if (!groupPost && (op.method === 'DELETE' || !USERS_PATH.test(op.path))) return false;
     const { kind, id, data, r } = prepare(op);
-    const item =
-      op.method === 'POST'
+    const item = groupPost
+      ? svc.createGroupNow(data, store)
+      : op.method === 'POST'
         ? svc.createUserNow(data, store)
         : op.method === 'PUT'
           ? svc.replaceUserNow(id!, data, op.version, store)
@@ -354,9 +359,9 @@ export async function runBulk(svc: ScimService, body: unknown, baseUrl: string, 
             continue;
           }
           try {
-            // A failed operation leaves no partial writes: its own savepoint (SQLite) or transaction
-            // (PostgreSQL), except on SQLite where its only write is one statement (a User's INSERT
-            // or UPDATE), which SQLite makes atomic anyway.
+            // A failed operation leaves no partial writes: its own savepoint (SQLite; the fast path's
+            // Group POST takes one synchronously) or transaction (PostgreSQL), except on SQLite where
+            // its only write is one statement (a User's INSERT or UPDATE), which SQLite makes atomic anyway.
             if (!(q && fastStore && executeNow(op, fastStore))) await execute(op, q && writesOneRow(op) ? inline(q) : q);
           } catch (err) {
             fail(op, err instanceof ScimError ? err : internalError(err));

@@ -1,10 +1,14 @@
 /**
- * Bulk's fast path (a User POST, PUT or PATCH run synchronously inside its SQLite slice,
- * src/cloud/scim/bulk.ts) against the general path (`fastPath: false`): the same seeded random
+ * Bulk's fast path (a User POST, PUT or PATCH and a Group POST run synchronously inside its SQLite
+ * slice, src/cloud/scim/bulk.ts) against the general path (`fastPath: false`): the same seeded random
  * Bulk requests — valid and invalid users, userName/externalId collisions in any case, If-Match
- * versions right and wrong, unknown ids, bulkId references, groups, deletes, failOnErrors — go to
- * two services on two SQLite files; every answer and the final tables must be the same, once each
- * side's generated ids are replaced by the order they were created in.
+ * versions right and wrong, unknown ids, bulkId references, groups with no, few or many members
+ * (across addMembersNow's chunks) that exist, are missing, repeat, have the wrong type or were
+ * created earlier in the request, group externalId collisions, a member whose row a trigger refuses
+ * (a failure after the group's first writes), deletes, failOnErrors — go to two services on two
+ * SQLite files; every answer and the final tables (versions and timestamps too: both services read
+ * one clock, moved per request) must be the same, once each side's generated ids are replaced by
+ * the order they were created in.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,33 +16,50 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runBulk } from '../../../src/cloud/scim/bulk.js';
-import { scimMigrations } from '../../../src/cloud/scim/repository.js';
+import { MEMBER_INSERT_ROWS, scimMigrations } from '../../../src/cloud/scim/repository.js';
 import { ScimService } from '../../../src/cloud/scim/service.js';
 import { SqliteStore } from '../../../src/cloud/store/sqlite.js';
 import { openDatabase } from '../../../src/store/database.js';
 import { prng } from '../../helpers/prng.js';
-import { BULK, ENTERPRISE, PATCH_OP, USER } from './helpers.js';
+import { BULK, ENTERPRISE, GROUP, ONPREM_GROUP, PATCH_OP, USER } from './helpers.js';
 
 const BASE = 'http://cloud.test/scim/v2';
 const SEED = Number(process.env.IDSYNC_TEST_SEED ?? 20261206);
+
+/** Users created before the random requests: enough for groups of 2.5 member chunks. */
+const SEED_USERS = 4 * MEMBER_INSERT_ROWS;
+/** The label of the seeded user a trigger keeps out of every group (it is never deleted). */
+const POISON = 0;
+const MISSING = ['00000000-0000-7000-8000-000000000000', 'nope'];
 
 interface Side {
   svc: ScimService;
   store: SqliteStore;
   /** Ids this side created, in order: label i is ids[i]. */
   ids: string[];
+  labels: Map<string, number>;
 }
+
+/** What both services take as the time: a request's writes all carry the same one. */
+const clock = { now: '' };
 
 function side(dir: string, name: string): Side {
   const store = new SqliteStore(openDatabase(path.join(dir, `${name}.db`), scimMigrations));
-  return { svc: new ScimService(store), store, ids: [] };
+  return { svc: new ScimService(store, undefined, () => clock.now), store, ids: [], labels: new Map() };
+}
+
+/** Labels of the users (except POISON) and groups that exist now. */
+interface Live {
+  users: number[];
+  groups: number[];
 }
 
 /** Bulk operations with symbolic ids ("@3" = the 4th resource created so far, on each side). */
-function randomRequest(rand: () => number, created: number, n: number): { body: Record<string, unknown>; symbolic: string } {
+function randomRequest(rand: () => number, created: number, n: number, live: Live): { body: Record<string, unknown>; symbolic: string } {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const names = ['ann', 'Ann', 'ANN', 'bob', 'cyd', 'dee', 'eve', 'fay'];
-  const existing = () => (created > 0 && rand() < 0.85 ? `@${Math.floor(rand() * created)}` : pick(['00000000-0000-7000-8000-000000000000', 'nope']));
+  const existing = () => (created > 0 && rand() < 0.85 ? `@${Math.floor(rand() * created)}` : pick(MISSING));
+  const someUser = () => `@${pick(live.users)}`;
   const user = (extra: Record<string, unknown> = {}) => ({
     schemas: [USER, ENTERPRISE],
     userName: `${pick(names)}@x.test`,
@@ -61,18 +82,82 @@ function randomRequest(rand: () => number, created: number, n: number): { body: 
     ])();
   const ops: unknown[] = [];
   const bulkIds: string[] = [];
-  for (let k = 0; k < n; k++) {
+  const groupBulkIds: string[] = [];
+  let k = 0;
+  /** One member of any kind: a user or group (existing, deleted, unknown, or by bulkId, even of a later POST), with or without a type, right or wrong. */
+  const member = (): Record<string, unknown> => {
+    const r = rand();
+    const [value, type]: [string, string | undefined] =
+      r < 0.45
+        ? [someUser(), 'User']
+        : r < 0.6 && live.groups.length
+          ? [`@${pick(live.groups)}`, 'Group']
+          : r < 0.7 && bulkIds.length
+            ? [`bulkId:${pick(bulkIds)}`, 'User']
+            : r < 0.75 && groupBulkIds.length
+              ? [`bulkId:${pick(groupBulkIds)}`, 'Group']
+              : r < 0.78
+                ? [`bulkId:b${k + 1 + Math.floor(rand() * 3)}`, undefined]
+                : r < 0.92
+                  ? [existing(), undefined]
+                  : [pick(MISSING), undefined];
+    const t = rand();
+    return { value, ...(t < 0.4 ? {} : t < 0.9 ? { type: type ?? pick(['User', 'Group']) } : { type: pick(['User', 'Group', 'user', 'group']) }) };
+  };
+  /** Distinct existing users across one or two chunk boundaries, a few repeats, and sometimes one bad member. */
+  const manyMembers = (): Record<string, unknown>[] => {
+    const pool = [...live.users];
+    const count = Math.min(pool.length, MEMBER_INSERT_ROWS + Math.floor(rand() * MEMBER_INSERT_ROWS * 1.5));
+    const out: Record<string, unknown>[] = [];
+    for (let i = 0; i < count; i++) {
+      const j = i + Math.floor(rand() * (pool.length - i));
+      [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+      out.push({ value: `@${pool[i]}`, ...(rand() < 0.5 ? { type: 'User' } : {}) });
+    }
+    for (let d = Math.floor(rand() * 4); d > 0; d--) out.splice(Math.floor(rand() * out.length), 0, { ...pick(out), ...(rand() < 0.5 ? { type: pick(['User', 'Group']) } : {}) });
+    const f = rand();
+    const at = Math.floor(rand() * (out.length + 1));
+    if (f < 0.2) out.splice(at, 0, { value: `@${POISON}` });
+    else if (f < 0.3) out.splice(at, 0, { value: pick(MISSING) });
+    else if (f < 0.4) out.splice(at, 0, { value: someUser(), type: 'Group' });
+    else if (f < 0.5) out.splice(at, 0, member());
+    return out;
+  };
+  const group = (): unknown => {
+    const s = rand();
+    const members = s < 0.1 ? undefined : s < 0.15 ? [] : s < 0.55 ? Array.from({ length: 1 + Math.floor(rand() * 6) }, member) : manyMembers();
+    const onprem = rand() < 0.2;
+    return {
+      schemas: onprem ? [GROUP, ONPREM_GROUP] : [GROUP],
+      displayName: pick(['Staff', 'staff', 'Ops', 'bulkId:b1']),
+      ...(rand() < 0.4 ? { externalId: `gext-${pick([1, 2, 3, 4])}` } : {}),
+      ...(onprem ? { [ONPREM_GROUP]: { onPremisesSamAccountName: pick(['staff', 'ops']) } } : {}),
+      ...(members ? { members } : {}),
+    };
+  };
+  const badGroup = () =>
+    pick([
+      () => ({ schemas: [GROUP], members: [{ value: someUser() }] }),
+      () => ({ schemas: [GROUP], displayName: 'Bad', members: someUser() }),
+      () => ({ schemas: [GROUP], displayName: 'Bad', members: [{ value: someUser() }, { type: 'User' }] }),
+      () => ({ schemas: [GROUP], displayName: 'Bad', members: [{ value: someUser() }, { display: 'only readOnly' }] }),
+      () => ({ schemas: [GROUP], displayName: 'Bad', members: [{ value: 5 }] }),
+      () => ({ schemas: [GROUP], displayName: 'Bad', members: [{ value: someUser(), type: 'Robot' }] }),
+      () => ({ schemas: [USER], displayName: 'Bad' }),
+      () => 'not an object',
+    ])();
+  for (; k < n; k++) {
     const r = rand();
     const users = pick(['/Users', 'Users', '/users']);
-    if (r < 0.4) {
+    if (r < 0.34) {
       const bulkId = rand() < 0.1 && bulkIds.length ? pick(bulkIds) : `b${k}`;
       bulkIds.push(bulkId);
       ops.push({ method: 'POST', path: users, bulkId, data: rand() < 0.75 ? user() : badUser() });
-    } else if (r < 0.6) {
+    } else if (r < 0.5) {
       const target = bulkIds.length && rand() < 0.2 ? `bulkId:${pick(bulkIds)}` : existing();
       const version = rand() < 0.3 ? { version: pick(['W/"1"', 'W/"2"', 'W/"7"']) } : {};
       ops.push({ method: 'PUT', path: `${users}/${target}`, ...version, data: rand() < 0.8 ? user() : badUser() });
-    } else if (r < 0.8) {
+    } else if (r < 0.66) {
       const target = bulkIds.length && rand() < 0.2 ? `bulkId:${pick(bulkIds)}` : existing();
       const version = rand() < 0.3 ? { version: pick(['W/"1"', 'W/"2"']) } : {};
       const patch = pick([
@@ -86,11 +171,16 @@ function randomRequest(rand: () => number, created: number, n: number): { body: 
         { op: 'replace', value: { title: 'T3', active: false } },
       ]);
       ops.push({ method: 'PATCH', path: `${users}/${target}`, ...version, data: { schemas: [PATCH_OP], Operations: [patch] } });
-    } else if (r < 0.9) {
-      ops.push({ method: 'DELETE', path: `${users}/${existing()}` });
+    } else if (r < 0.74) {
+      const target = existing();
+      ops.push({ method: 'DELETE', path: `${users}/${target === `@${POISON}` ? pick(MISSING) : target}` });
+    } else if (r < 0.78) {
+      ops.push({ method: 'DELETE', path: `/Groups/${live.groups.length && rand() < 0.8 ? `@${pick(live.groups)}` : existing()}` });
     } else {
-      const members = bulkIds.slice(-2).map((b) => ({ value: `bulkId:${b}` }));
-      ops.push({ method: 'POST', path: '/Groups', bulkId: `g${k}`, data: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: `G${k}`, members } });
+      const bulkId = `g${k}`;
+      const path = rand() < 0.03 ? `/Groups/${existing()}` : pick(['/Groups', 'Groups', '/groups']);
+      ops.push({ method: 'POST', path, bulkId, data: rand() < 0.9 ? group() : badGroup() });
+      groupBulkIds.push(bulkId);
     }
   }
   const body: Record<string, unknown> = { schemas: [BULK], Operations: ops };
@@ -101,19 +191,25 @@ function randomRequest(rand: () => number, created: number, n: number): { body: 
 /** The request with "@i" replaced by this side's i-th id. */
 const resolve = (symbolic: string, s: Side): unknown => JSON.parse(symbolic.replace(/@(\d+)/g, (m, i: string) => s.ids[Number(i)] ?? m));
 
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+
 /** Text with this side's ids replaced by their labels. */
-function label(text: string, s: Side): string {
-  let out = text;
-  s.ids.forEach((id, i) => (out = out.split(id).join(`@${i}`)));
-  return out;
-}
+const label = (text: string, s: Side): string => text.replace(UUID, (id) => (s.labels.has(id) ? `@${s.labels.get(id)!}` : id));
 
 async function tables(s: Side): Promise<string> {
-  const users = await s.store.all('SELECT id, version, external_id, user_name, user_name_lc, display_name, display_name_lc, active, doc FROM scim_users ORDER BY user_name_lc');
-  const groups = await s.store.all('SELECT id, version, display_name, doc FROM scim_groups ORDER BY display_name');
-  const members = await s.store.all('SELECT group_id, member_id, member_type FROM scim_group_members ORDER BY group_id, member_id');
-  return label(JSON.stringify({ users, groups, members: members.map((m) => JSON.stringify(m)).map((m) => label(m, s)).sort() }), s);
+  const users = await s.store.all('SELECT id, version, created, last_modified, external_id, user_name, user_name_lc, display_name, display_name_lc, active, doc FROM scim_users ORDER BY user_name_lc');
+  const groups = await s.store.all('SELECT id, version, created, last_modified, external_id, display_name, display_name_lc, doc FROM scim_groups');
+  const members = await s.store.all('SELECT group_id, member_id, member_type FROM scim_group_members');
+  const sorted = (rows: unknown[]) => rows.map((r) => label(JSON.stringify(r), s)).sort();
+  return JSON.stringify({ users: label(JSON.stringify(users), s), groups: sorted(groups), members: sorted(members) });
 }
+
+async function live(s: Side): Promise<Live> {
+  const labels = async (table: string) => (await s.store.all<{ id: string }>(`SELECT id FROM ${table}`)).map((r) => s.labels.get(r.id)!);
+  return { users: (await labels('scim_users')).filter((l) => l !== POISON), groups: await labels('scim_groups') };
+}
+
+type Answer = { method: string; bulkId?: string; status: string; location?: string; response?: { detail?: string } };
 
 test(`Bulk's fast path answers and stores exactly what the general path does (seeded random requests, seed ${SEED})`, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'idsync-bulk-fast-'));
@@ -121,28 +217,63 @@ test(`Bulk's fast path answers and stores exactly what the general path does (se
   const general = side(dir, 'general');
   const rand = prng(SEED);
   let fastOps = 0;
-  try {
-    for (let round = 0; round < 60; round++) {
-      const { symbolic } = randomRequest(rand, fast.ids.length, 1 + Math.floor(rand() * 25));
-      const answers: string[] = [];
-      for (const [s, fastPath] of [
-        [fast, true],
-        [general, false],
-      ] as const) {
-        const res = await runBulk(s.svc, resolve(symbolic, s), BASE, { fastPath });
-        const ops = res.Operations as { method: string; status: string; location?: string }[];
-        // New ids, in the order created: the same operations succeed on both sides, so labels line up.
-        for (const o of ops) if (o.method === 'POST' && o.status === '201') s.ids.push(o.location!.slice(o.location!.lastIndexOf('/') + 1));
-        answers.push(label(JSON.stringify(res), s));
+  let requests = 0;
+  /** What the fast side's Group POSTs came to: "201", "201 many" (more members than a chunk), or the error's status and detail pattern. */
+  const groupOutcomes = new Map<string, number>();
+  /** Runs one request on both sides and compares; returns the fast side's answers. */
+  const round = async (name: string, symbolic: string): Promise<Answer[]> => {
+    clock.now = new Date(Date.UTC(2026, 0, 1) + ++requests * 1000).toISOString();
+    const answers: string[] = [];
+    let out: Answer[] = [];
+    for (const [s, fastPath] of [
+      [fast, true],
+      [general, false],
+    ] as const) {
+      const res = await runBulk(s.svc, resolve(symbolic, s), BASE, { fastPath });
+      const ops = res.Operations as Answer[];
+      // New ids, in the order created: the same operations succeed on both sides, so labels line up.
+      for (const o of ops) {
+        if (o.method !== 'POST' || o.status !== '201') continue;
+        const id = o.location!.slice(o.location!.lastIndexOf('/') + 1);
+        s.labels.set(id, s.ids.length);
+        s.ids.push(id);
       }
-      assert.equal(answers[0], answers[1], `round ${round} (seed ${SEED}): the answers differ for ${symbolic}`);
-      assert.equal(await tables(fast), await tables(general), `round ${round} (seed ${SEED}): the tables differ after ${symbolic}`);
-      fastOps += (JSON.parse(symbolic) as { Operations: { method: string; path: string }[] }).Operations.filter((o) => o.method !== 'DELETE' && /^\/?users/i.test(o.path)).length;
+      answers.push(label(JSON.stringify(res), s));
+      if (fastPath) out = ops;
+    }
+    assert.equal(answers[0], answers[1], `${name} (seed ${SEED}): the answers differ for ${symbolic}`);
+    assert.equal(await tables(fast), await tables(general), `${name} (seed ${SEED}): the tables differ after ${symbolic}`);
+    return out;
+  };
+  try {
+    const seed = Array.from({ length: SEED_USERS }, (_, i) => ({ method: 'POST', path: '/Users', bulkId: `s${i}`, data: { schemas: [USER], userName: `seed${i}@x.test`, displayName: `Seed ${i}` } }));
+    await round('seeding', JSON.stringify({ schemas: [BULK], Operations: seed }));
+    // A member row that cannot be written: a Group POST fails after its first writes, which must all go.
+    for (const s of [fast, general]) {
+      s.store.db.exec(`CREATE TRIGGER poisoned BEFORE INSERT ON scim_group_members WHEN NEW.member_id = '${s.ids[POISON]}' BEGIN SELECT RAISE(ABORT, 'poisoned member'); END`);
+    }
+    for (let r = 0; r < 80; r++) {
+      const { symbolic } = randomRequest(rand, fast.ids.length, 1 + Math.floor(rand() * 25), await live(fast));
+      const answers = await round(`round ${r}`, symbolic);
+      const ops = (JSON.parse(symbolic) as { Operations: { method: string; path: string; bulkId?: string; data?: { members?: { value: string }[] } }[] }).Operations;
+      fastOps += ops.filter((o) => o.method !== 'DELETE' && /^\/?users/i.test(o.path)).length;
+      for (const a of answers) {
+        if (a.method !== 'POST' || !a.bulkId?.startsWith('g')) continue;
+        const members = ops.find((o) => o.bulkId === a.bulkId)!.data?.members;
+        const many = Array.isArray(members) && new Set(members.map((m) => m.value)).size > MEMBER_INSERT_ROWS;
+        const outcome = a.status === '201' ? (many ? '201 many' : '201') : `${a.status} ${(a.response?.detail ?? '').replace(/"[^"]*"/g, '…')}`;
+        groupOutcomes.set(outcome, (groupOutcomes.get(outcome) ?? 0) + 1);
+      }
     }
     // The run exercised both outcomes: users were created and some operations failed.
     const final = await fast.store.all<{ n: number }>('SELECT count(*) AS n FROM scim_users');
-    assert.ok(final[0]!.n > 0 && fast.ids.length > 10, 'the random requests created users');
-    assert.ok(fastOps > 300, `the fast path saw ${fastOps} operations`);
+    assert.ok(final[0]!.n > 0 && fast.ids.length > SEED_USERS + 10, 'the random requests created users');
+    assert.ok(fastOps > 300, `the fast path saw ${fastOps} User operations`);
+    // ... and every kind of Group POST outcome.
+    const seen = [...groupOutcomes.keys()];
+    for (const want of [/^201$/, /^201 many$/, /^400 members: no User or Group has id …$/, /^400 members: … is a User, not a Group$/, /^409 externalId … is already used by another Group$/, /^500 /, /^400 attribute /]) {
+      assert.ok(seen.some((o) => want.test(o)), `no Group POST came to ${want}; outcomes:\n${seen.join('\n')}`);
+    }
   } finally {
     await fast.store.close();
     await general.store.close();
