@@ -3,7 +3,7 @@
  * add its config schema to src/config/schema.ts and a case below.
  */
 import type { LoadedConfig } from '../config/load.js';
-import type { SourceConnectorConfig } from '../config/schema.js';
+import type { LdapConnectorConfig, SourceConnectorConfig } from '../config/schema.js';
 import { IdsyncError } from '../core/errors.js';
 import type { CredentialStore } from '../credentials/store.js';
 import { createAdConnector } from './ad/index.js';
@@ -19,12 +19,16 @@ export const CLOUD_CONNECTOR = 'cloud';
 export function createSourceConnector(loaded: LoadedConfig, cfg: SourceConnectorConfig, secret: SecretResolver): SourceConnector {
   switch (cfg.type) {
     case 'ad':
-      return createAdConnector(cfg, secret);
     case 'ldap':
-      return createLdapConnector(cfg, secret);
+      return createDirectoryConnector(cfg, secret);
     case 'ldif':
       return createLdifConnector(cfg, { resolvePath: loaded.resolvePath });
   }
+}
+
+/** A directory (AD or LDAP) connector: all it needs is its own configuration (engine/reader builds one on its thread). */
+export function createDirectoryConnector(cfg: LdapConnectorConfig, secret: SecretResolver): SourceConnector {
+  return cfg.type === 'ad' ? createAdConnector(cfg, secret) : createLdapConnector(cfg, secret);
 }
 
 export function connectorConfig(loaded: LoadedConfig, name: string): SourceConnectorConfig {

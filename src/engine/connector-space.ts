@@ -6,48 +6,11 @@
  * delta import stages whole changed objects and explicit deletions the same way.
  */
 import type { DeltaChange, SourceObject } from '../connectors/types.js';
-import { cleanAttributeValues, stripControlCharacters } from '../core/attribute-values.js';
-import { dropSecretAttributes } from '../core/secret-attributes.js';
-import { normalizeDn, type DnUnicode } from '../ldap/dn.js';
+import type { DnUnicode } from '../ldap/dn.js';
 import type { Database } from '../store/database.js';
 import { MultiRow, slices, valuesList } from './page-sql.js';
-import { contentHash } from './stable-hash.js';
+import { dnUnicodeOf, prepareObject, safeNormalizeDn, type PreparedObject } from './staging.js';
 import type { StepCounts } from './runs.js';
-
-const MEMBER_ATTRIBUTES = ['member', 'uniquemember'] as const;
-
-/**
- * A DN of plain `type=value` RDNs: ASCII letters, digits and `._@-` in values, no spaces, escapes,
- * quotes, multi-valued RDNs or OIDs. Its normal form is itself lower-cased (normalizeDn decodes,
- * folds case and white space and re-escapes: none of which applies), so the parser is skipped:
- * most DNs of a directory look like this, and the parse was a visible cost per object.
- */
-const PLAIN_DN = /^[A-Za-z][A-Za-z0-9-]*=[A-Za-z0-9._@-]+(?:,[A-Za-z][A-Za-z0-9-]*=[A-Za-z0-9._@-]+)*$/;
-
-export function safeNormalizeDn(dn: string, unicode: DnUnicode = 'nfc'): string {
-  if (PLAIN_DN.test(dn)) return dn.toLowerCase();
-  try {
-    return normalizeDn(dn, unicode);
-  } catch {
-    return dn.toLowerCase();
-  }
-}
-
-/** How a connector kind's directory compares DNs: AD keeps Unicode code points apart. */
-export function dnUnicodeOf(kind: string): DnUnicode {
-  return kind === 'ad' ? 'exact' : 'nfc';
-}
-
-/** A group's member rows: the member's normalised DN, and its anchor when the source gave one. */
-export function memberRows(o: SourceObject, unicode: DnUnicode = 'nfc'): { dn: string; anchor: string | null }[] {
-  const out = new Map<string, string | null>();
-  if (o.members) {
-    for (const m of o.members) out.set(safeNormalizeDn(m.dn, unicode), m.anchor ?? null);
-  } else {
-    for (const a of MEMBER_ATTRIBUTES) for (const dn of o.attributes[a] ?? []) out.set(safeNormalizeDn(dn, unicode), null);
-  }
-  return [...out].map(([dn, anchor]) => ({ dn, anchor }));
-}
 
 /** See ImportStager's `project`. */
 export interface StagedProjection {
@@ -58,13 +21,6 @@ export interface StagedProjection {
   project(objects: readonly SourceObject[]): (number | undefined)[];
   /** After their rows were written linked: what the sync does for newly connected objects (their groups, their count). */
   linked(objects: readonly { anchor: string; dnNorm: string }[]): void;
-}
-
-/** An object of a page with what staging derives from it (computed once). */
-interface Prepared {
-  o: SourceObject;
-  members: { dn: string; anchor: string | null }[];
-  hash: string;
 }
 
 /** What the control-character rule removed during one staging (event 6006). */
@@ -183,15 +139,29 @@ export class ImportStager {
    * commit writes every page it dirtied to the WAL, and both touch the same rows).
    */
   stagePage(objects: SourceObject[], counts: StepCounts, then?: () => void): void {
+    this.writePage(
+      objects.map((o) => this.prepare(o)),
+      counts,
+      then,
+    );
+  }
+
+  /** stagePage() of objects prepared already (staging.ts: the full import's reader thread prepares its pages). */
+  stagePrepared(objects: PreparedObject[], counts: StepCounts, then?: () => void): void {
+    for (const p of objects) this.noteCleaned(p);
+    this.writePage(objects, counts, then);
+  }
+
+  private writePage(objects: PreparedObject[], counts: StepCounts, then?: () => void): void {
     this.db.transaction(() => {
       if (this.fresh) this.stageFresh(objects, counts);
       else
         this.withPageRows(
-          objects.map((o) => o.anchor),
+          objects.map((p) => p.o.anchor),
           () => {
-            for (const o of objects) {
-              this.markSeen.run(this.connector, o.anchor);
-              this.stageObject(o, counts);
+            for (const p of objects) {
+              this.markSeen.run(this.connector, p.o.anchor);
+              this.stageChanged(p, counts);
             }
           },
         );
@@ -207,16 +177,16 @@ export class ImportStager {
    * ~4 per object. An anchor that comes again — later in this page, or already staged by an earlier
    * page — is an update of the first, staged after the page's new rows in page order, as before.
    */
-  private stageFresh(objects: SourceObject[], counts: StepCounts): void {
-    const firsts: { at: number; p: Prepared; dnNorm: string; attrs: string }[] = [];
-    const again: { at: number; p: Prepared }[] = [];
+  private stageFresh(objects: PreparedObject[], counts: StepCounts): void {
+    const firsts: { at: number; p: PreparedObject; dnNorm: string; attrs: string }[] = [];
+    const again: { at: number; p: PreparedObject }[] = [];
     const inPage = new Set<string>();
-    objects.forEach((o, at) => {
-      const p = this.prepareObject(o);
+    objects.forEach((p, at) => {
+      const o = p.o;
       if (inPage.has(o.anchor)) again.push({ at, p });
       else {
         inPage.add(o.anchor);
-        firsts.push({ at, p, dnNorm: safeNormalizeDn(o.dn, this.unicode), attrs: JSON.stringify(o.attributes) });
+        firsts.push({ at, p, dnNorm: p.dnNorm ?? safeNormalizeDn(o.dn, this.unicode), attrs: p.attrs ?? JSON.stringify(o.attributes) });
       }
     });
     const projected = this.project?.project(firsts.map((f) => f.p.o)) ?? [];
@@ -323,44 +293,34 @@ export class ImportStager {
   }
 
   private stageObject(o: SourceObject, counts: StepCounts): void {
-    this.stageChanged(this.prepareObject(o), counts);
+    this.stageChanged(this.prepare(o), counts);
   }
 
-  /** Cleans an object in place (secrets, control characters) and computes its member rows and content hash. */
-  private prepareObject(o: SourceObject): Prepared {
-    // The last gate before the connector space: whatever path brought the object here, no secret
-    // attribute is staged (the import step took any NT hash out already).
-    dropSecretAttributes(o.attributes);
-    // The DN goes through the same rule as member values, so references to it still match.
-    const dn = stripControlCharacters(o.dn);
-    const c = cleanAttributeValues(o.attributes);
-    if (dn !== o.dn) {
-      o.dn = dn;
-      c.values++;
-      c.first ??= 'dn';
-    }
-    if (c.first !== undefined) {
-      this.cleaned.objects++;
-      this.cleaned.values += c.values;
-      this.cleaned.first ??= { dn: o.dn, attribute: c.first };
-    }
-    const members = o.objectType === 'group' ? memberRows(o, this.unicode) : [];
-    // Member anchors are part of the content: a member deleted and re-created under the same DN
-    // is another member.
-    // Keys in sorted order: stableStringify's fast path (the text, and so the hash, is the same).
-    const hash = contentHash({ a: sortedAttributes(o.attributes), dn: o.dn, ...(o.members ? { m: members.map((m) => `${m.anchor ?? ''}|${m.dn}`).sort() } : {}), t: o.objectType });
-    return { o, members, hash };
+  /** prepareObject (staging.ts) on the event loop, its cleaning counted. */
+  private prepare(o: SourceObject): PreparedObject {
+    const p = prepareObject(o, this.unicode);
+    this.noteCleaned(p);
+    return p;
+  }
+
+  /** What the control-character rule removed from one object, into this stager's count (event 6006). */
+  private noteCleaned(p: PreparedObject): void {
+    if (p.cleaned === undefined) return;
+    this.cleaned.objects++;
+    this.cleaned.values += p.cleaned.values;
+    this.cleaned.first ??= { dn: p.o.dn, attribute: p.cleaned.first };
   }
 
   /** Stages an object that may have a row already: unchanged, an update of it, or a new row. */
-  private stageChanged({ o, members, hash }: Prepared, counts: StepCounts): void {
+  private stageChanged(p: PreparedObject, counts: StepCounts): void {
+    const { o, members, hash } = p;
     const existing = this.existingRow(o.anchor);
     if (existing && existing.hash === hash && existing.pending !== 'delete') {
       counts.unchanged++;
       return;
     }
-    const dnNorm = safeNormalizeDn(o.dn, this.unicode);
-    const attrs = JSON.stringify(o.attributes);
+    const dnNorm = p.dnNorm ?? safeNormalizeDn(o.dn, this.unicode);
+    const attrs = p.attrs ?? JSON.stringify(o.attributes);
     if (!existing) {
       this.insert.run(this.connector, o.anchor, o.objectType, o.dn, dnNorm, attrs, hash);
       counts.adds++;
@@ -397,14 +357,4 @@ export class ImportStager {
     counts.deletes += info.changes;
     this.db.prepare('DELETE FROM temp.import_seen WHERE connector = ?').run(this.connector);
   }
-}
-
-function sortedAttributes(a: Record<string, string[]>): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  // A single value is sorted already: only lists are copied (the object's own arrays stay as the source gave them).
-  for (const k of Object.keys(a).sort()) {
-    const v = a[k]!;
-    out[k] = v.length < 2 ? v : [...v].sort();
-  }
-  return out;
 }

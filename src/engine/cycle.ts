@@ -17,6 +17,7 @@ import { assertConnectorsConfigured } from './connector-identity.js';
 import type { EngineContext } from './context.js';
 import { Exporter, type PlannedExport } from './export.js';
 import { EarlyExport } from './pipeline.js';
+import { fullImportReader } from './reader/index.js';
 import { EngineState, importConnector, sourceHashKey, Watermarks } from './import.js';
 import { contentHash } from './stable-hash.js';
 import { assertTenantIsOurs, installationId } from './tenant.js';
@@ -129,7 +130,10 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
             }
           }
         : undefined,
-      onProgress: (done) => options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done }),
+      onProgress: (done) => {
+        early?.exported(done);
+        options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done });
+      },
     });
 
     // Before the first cloud write: is another installation exporting to this tenant? (engine/tenant.ts)
@@ -170,6 +174,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       const step = importSteps.get(cfg.name) ?? runs.step(runId, cfg.name, 'import');
       if (overlap) step.markStarted();
       const connector = createSourceConnector(loaded, cfg, credentials.resolver(cfg.name));
+      const reader = fullImportReader(cfg, credentials.resolver(cfg.name));
       try {
         step.profile = await importConnector(db, connector, step, {
           full: options.full ?? false,
@@ -178,11 +183,14 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
           onProgress: (done) => options.onProgress?.({ connector: cfg.name, step: 'import', done }),
           onStaged: early ? () => early!.staged() : undefined,
           project: early?.projection(cfg.name),
+          room: early ? (part) => early!.room(part) : undefined,
+          reader,
         });
         endStep(step);
       } catch (err) {
         endStep(step, err, 'url' in cfg ? cfg.url : cfg.path);
       } finally {
+        await reader?.close();
         await connector.close().catch(() => undefined);
       }
     }

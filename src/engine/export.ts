@@ -147,6 +147,8 @@ export class Exporter {
   private chunkMembers: Map<number, { cloud_id: string | null; object_type: ObjectType | null }[]> | undefined;
   /** Bulk answers not recorded yet (flush()). */
   private answered: { w: PreparedWrite; cloudId: string }[] = [];
+  /** The last group id an early pass of groups looked at (exportReadyGroups). */
+  private earlyGroupsAfter = 0;
 
   constructor(
     private readonly db: Database,
@@ -271,16 +273,26 @@ export class Exporter {
       .all(type, afterId, this.options.only ?? null, this.options.only ?? null, CHUNK);
   }
 
-  private async upserts(type: ObjectType, step: StepHandle, deferIncomplete = false): Promise<void> {
-    let afterId = 0;
+  /**
+   * Writes the pending objects of a type, in chunks by id (from `after` on); returns the last id
+   * it looked at. `deferIncomplete`: a group with a member that has no cloud object yet waits;
+   * `onlyResolved`: so does a group with a member row the metaverse has not resolved yet.
+   */
+  private async upserts(type: ObjectType, step: StepHandle, deferIncomplete = false, after = 0, onlyResolved = false): Promise<number> {
+    let afterId = after;
     for (;;) {
       const rows = this.pendingUpserts(type, afterId);
-      if (rows.length === 0) return;
+      if (rows.length === 0) return afterId;
       afterId = rows[rows.length - 1]!.id;
       const writes: PreparedWrite[] = [];
       if (type === 'group') this.chunkMembers = this.membersOf(rows.map((r) => r.id));
+      const unresolved = onlyResolved ? this.unresolvedGroups(rows.map((r) => r.id)) : undefined;
       try {
         for (const row of rows) {
+          if (unresolved?.has(row.id)) {
+            this.deferred++;
+            continue;
+          }
           const w = this.prepare(row, step, deferIncomplete);
           if (w) writes.push(w);
         }
@@ -289,6 +301,31 @@ export class Exporter {
       }
       await this.write(writes, step);
     }
+  }
+
+  /**
+   * The overlapped cycle's early pass of groups (pipeline.ts), once the import stages nothing but
+   * groups and the users it staged are out: the groups projected since the last such pass whose
+   * every member is known — each member
+   * row of the connector space resolved to a metaverse object, and that object in the cloud — go
+   * now, while the import stages the next ones, instead of after the last page. A group that is
+   * not complete yet (a member still to come or never found) waits for run(), as before, with its
+   * whole membership; each group is looked at by one early pass at most.
+   */
+  async exportReadyGroups(step: StepHandle): Promise<void> {
+    this.earlyGroupsAfter = await this.upserts('group', step, true, this.earlyGroupsAfter, true);
+  }
+
+  /** Groups (metaverse ids) with more member rows in the connector space than metaverse members. */
+  private unresolvedGroups(groupIds: number[]): Set<number> {
+    const rows = this.sql(
+      `SELECT g.mv_id AS id FROM cs_objects g
+       JOIN cs_members m ON m.connector = g.connector AND m.group_anchor = g.anchor
+       WHERE g.mv_id IN (SELECT value FROM json_each(?))
+       GROUP BY g.mv_id
+       HAVING COUNT(*) > (SELECT COUNT(*) FROM mv_members mm WHERE mm.group_id = g.mv_id)`,
+    ).all(JSON.stringify(groupIds)) as { id: number }[];
+    return new Set(rows.map((r) => Number(r.id)));
   }
 
   /** The members of many groups, one statement (on PostgreSQL one round trip per chunk, not per group). */

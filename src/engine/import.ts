@@ -8,9 +8,11 @@ import type { SourceConnector, SourceObject } from '../connectors/types.js';
 import { isIdsyncError } from '../core/errors.js';
 import { EVENTS } from '../events/catalog.js';
 import type { EventLog } from '../events/log.js';
-import { extractPasswordAttributes, type PasswordPipeline } from '../passwords/index.js';
+import type { PasswordPipeline } from '../passwords/index.js';
 import type { Database } from '../store/database.js';
 import { ImportStager, type StagedProjection } from './connector-space.js';
+import type { FullImportReader } from './reader/index.js';
+import { dnUnicodeOf, prepareObject, takePasswords, type PreparedPage } from './staging.js';
 import type { StepHandle } from './runs.js';
 
 /** How an import ran: `scheduled-full` is the periodic full import of a source whose delta cannot see deletions. */
@@ -30,6 +32,15 @@ export interface ImportOptions {
   onStaged?: () => void;
   /** The overlapped cycle's projection of new objects as they are staged (ImportStager's `project`). */
   project?: StagedProjection;
+  /**
+   * Awaited after each staged part of a full import's page, before the next is taken, with the
+   * users in it and whether it held only groups: the overlapped cycle holds the import back while
+   * the cloud export lags too far behind it, and learns when the import has come to its groups
+   * (pipeline.ts).
+   */
+  room?: (part: { users: number; groupsOnly: boolean }) => Promise<void>;
+  /** The connector's full import read and prepared on a reader thread (reader/); absent: on the event loop. */
+  reader?: FullImportReader;
 }
 
 /**
@@ -58,6 +69,42 @@ export async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<{ p
     }
   } finally {
     if (!finished) await it.return?.().catch(() => undefined);
+  }
+}
+
+/**
+ * Rows a staging transaction writes at most, about: an object is one, a group one more per member.
+ * A page of 1,000 groups of 100 members is 100,000 member rows, a transaction of a second that
+ * holds the event loop; in parts of this weight, each staged and synced in its own transaction,
+ * the loop is free every few tens of milliseconds. (A part is as safe as a page: a full import
+ * commits nothing else until its end, and stageFresh already meets anchors of earlier pages.)
+ */
+export const STAGE_WEIGHT = 10_000;
+
+/** A page cut into parts of at most STAGE_WEIGHT rows (a single heavier object is a part of its own). */
+export function byWeight<T extends { members: unknown[] }>(objects: T[]): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let weight = 0;
+  for (const p of objects) {
+    const w = 1 + p.members.length;
+    if (part.length > 0 && weight + w > STAGE_WEIGHT) {
+      parts.push(part);
+      part = [];
+      weight = 0;
+    }
+    part.push(p);
+    weight += w;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
+/** A full import's pages prepared on the event loop (the reader thread does this for a directory). */
+async function* preparedHere(pages: AsyncIterable<SourceObject[]>, unicode: ReturnType<typeof dnUnicodeOf>): AsyncGenerator<PreparedPage> {
+  for await (const objects of pages) {
+    const hashes = takePasswords(objects);
+    yield { objects: objects.map((o) => prepareObject(o, unicode)), hashes };
   }
 }
 
@@ -126,14 +173,6 @@ export async function importConnector(db: Database, connector: SourceConnector, 
 async function importWith(db: Database, connector: SourceConnector, stager: ImportStager, step: StepHandle, options: ImportOptions): Promise<ImportProfile> {
   const watermarks = new Watermarks(db);
   let done = 0;
-  const stagedPasswords = (objects: SourceObject[]) => {
-    const hashes: { anchor: string; nt: Buffer }[] = [];
-    for (const o of objects) {
-      const { nt } = extractPasswordAttributes(o);
-      if (nt) hashes.push({ anchor: o.anchor, nt });
-    }
-    return hashes;
-  };
   // A page's hashes are stamped with when the page was asked for (`readAt`), not when it is
   // handed over: a page can be read (and prefetched) before a password change whose notification
   // is accepted meanwhile, and that newer change must win (the outbox keeps the later stamp); a
@@ -164,7 +203,7 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
     try {
       const delta = connector.deltaImport(saved);
       for await (const { page: changes, requestedAt } of readAhead(delta.pages)) {
-        const hashes = stagedPasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
+        const hashes = takePasswords(changes.flatMap((c) => (c.kind === 'upsert' ? [c.object] : [])));
         stager.stageDelta(changes, step.counts, options.onStaged);
         await queue(hashes, requestedAt);
         done += changes.length;
@@ -178,15 +217,25 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
     }
   }
 
-  // Full import. NT hashes leave the objects before they are staged (extractPasswordAttributes
+  // Full import. NT hashes leave the objects before they are staged (staging.ts takePasswords
   // removes them in place), so the connector space never holds one.
   const watermark = connector.currentWatermark ? await connector.currentWatermark() : undefined;
-  for await (const { page, requestedAt } of readAhead(connector.fullImport())) {
-    const hashes = stagedPasswords(page);
-    stager.stagePage(page, step.counts, options.onStaged);
-    await queue(hashes, requestedAt);
-    done += page.length;
-    options.onProgress?.(done);
+  const pages = options.reader?.pages() ?? preparedHere(connector.fullImport(), dnUnicodeOf(connector.kind));
+  for await (const { page, requestedAt } of readAhead(pages)) {
+    const parts = byWeight(page.objects);
+    for (const [i, part] of parts.entries()) {
+      // Between the parts of a heavy page, the event loop's other work (the overlapped cycle's
+      // export, the service's health checks) gets its turn.
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      stager.stagePrepared(part, step.counts, options.onStaged);
+      done += part.length;
+      options.onProgress?.(done);
+      if (options.room) {
+        const users = part.reduce((n, p) => n + (p.o.objectType === 'user' ? 1 : 0), 0);
+        await options.room({ users, groupsOnly: part.every((p) => p.o.objectType === 'group') });
+      }
+    }
+    await queue(page.hashes, requestedAt);
   }
   stager.markUnseenDeleted(step.counts);
   if (watermark !== undefined) watermarks.set(connector.name, watermark);

@@ -3,14 +3,18 @@
  * the cloud works while the engine works (issue 13). Import reads one page ahead
  * (import.ts readAhead); after each staged page the sync applies what is pending (one pass, on the
  * main thread, inside the page's transaction: one commit for both) and wakes the early export, which sends the pending users
- * to the cloud between pages. Groups, deletions and uniqueness retries wait for the ordinary export
- * at the end (Exporter.run), which also sends any user the early pass did not.
+ * to the cloud between pages. Deletions, uniqueness retries and groups not complete yet wait for the
+ * ordinary export at the end (Exporter.run), which also sends anything the early passes did not.
  *
  * Back-pressure: the source is read at most one page ahead, the cloud has at most
- * `cloud.concurrency` Bulk requests in flight, and everything in between is durable state in
+ * `cloud.concurrency` Bulk requests in flight, the import stays within EXPORT_LEAD users of what
+ * the cloud answered (room()), and everything in between is durable state in
  * SQLite (pending flags), never a queue in memory. Crash safety is the stages' own: a page and its
  * sync commit together or not at all, and an object leaves the pending set only after the cloud
- * answered for the version it was sent (Exporter.settle).
+ * answered for the version it was sent (Exporter.settle). Once the import stages only groups (a
+ * directory lists them after its users), the early export also sends each new group whose members
+ * are all resolved and in the cloud (Exporter.exportReadyGroups): a group is still never sent
+ * before its members, and its first write names every member it has.
  *
  * cycle.ts uses it only where the order of the stages cannot change the outcome (see there).
  */
@@ -19,8 +23,23 @@ import type { Exporter } from './export.js';
 import type { StepHandle } from './runs.js';
 import type { Synchronizer } from './sync.js';
 
+/**
+ * How far the import may run ahead of the cloud: users staged and not yet answered by the early
+ * export. The main thread stages, syncs and prepares the export; unbounded, the import takes it
+ * for itself while the cloud idles, and the users pile up for after the import (the 100k cycle:
+ * 40,000 users exported during a 7 s import, 60,000 after it). Three of the export's chunks: the
+ * cloud always has the next one while one is prepared and settled.
+ */
+export const EXPORT_LEAD = 6000;
+
 export class EarlyExport {
   private syncError: unknown;
+  /** Users staged by the imports, and objects answered by the cloud in the early export (room()). */
+  private stagedUsers = 0;
+  private answered = 0;
+  private roomWaiter: (() => void) | undefined;
+  /** The last staged part held only groups (room()). */
+  private groupsPhase = false;
   private exportError: unknown;
   private importing = true;
   /** Whether a page was synced since the exporter's pass began (then it passes again at once). */
@@ -38,6 +57,7 @@ export class EarlyExport {
   ) {
     this.loop = this.run(before).catch((err: unknown) => {
       this.exportError = err;
+      this.freeRoom();
     });
   }
 
@@ -68,6 +88,34 @@ export class EarlyExport {
     };
   }
 
+  /**
+   * Awaited by the import after each staged part of a page: resolves once the early export is
+   * within EXPORT_LEAD users of the import (or has stopped: then nothing holds the import back).
+   * Users only: they are what the early export sends as they come, and groups held back would only
+   * hold the staging of the next groups. `groupsOnly`: the part held nothing but groups (the import
+   * has come to its groups, which directories list after their users): from then on the early
+   * export also sends the groups whose members are all in the cloud.
+   */
+  async room(part: { users: number; groupsOnly: boolean }): Promise<void> {
+    this.groupsPhase = part.groupsOnly;
+    this.stagedUsers += part.users;
+    while (this.stagedUsers - this.answered > EXPORT_LEAD && this.exportError === undefined && this.syncError === undefined) {
+      await new Promise<void>((resolve) => (this.roomWaiter = resolve));
+    }
+  }
+
+  /** The export's progress: objects the cloud answered so far. */
+  exported(done: number): void {
+    this.answered = done;
+    if (this.stagedUsers - this.answered <= EXPORT_LEAD) this.freeRoom();
+  }
+
+  private freeRoom(): void {
+    const w = this.roomWaiter;
+    this.roomWaiter = undefined;
+    w?.();
+  }
+
   /** After the imports: the last sync pass (deletions a full import found, anything not synced yet). */
   finishSync(): void {
     if (this.syncError !== undefined) throw this.syncError;
@@ -93,8 +141,16 @@ export class EarlyExport {
     for (;;) {
       this.dirty = false;
       await this.exporter.exportPendingUsers(this.exportStep);
+      // Once the import has come to its groups: after the users (so their groups find them in the
+      // cloud), the groups staged since the last pass whose members are all out.
+      if (this.groupsPhase) await this.exporter.exportReadyGroups(this.exportStep);
       if (!this.importing) return;
-      if (!this.dirty) await new Promise<void>((resolve) => (this.wake = resolve));
+      if (this.dirty) continue;
+      // Everything staged so far went out (or is not for the early export: groups, objects the
+      // cloud refused or that did not change): the lead starts again from here.
+      this.stagedUsers = this.answered;
+      this.freeRoom();
+      await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
 }

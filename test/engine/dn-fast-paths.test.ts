@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { safeNormalizeDn } from '../../src/engine/connector-space.js';
+import { safeNormalizeDn } from '../../src/engine/staging.js';
 import { domainFromDn } from '../../src/engine/flows.js';
 import { normalizeDn, type DnUnicode } from '../../src/ldap/dn.js';
 

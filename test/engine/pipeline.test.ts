@@ -5,6 +5,9 @@
  * real cycle, so a wrapper around the real SCIM target runs the sync's write (the same UPDATE the
  * sync makes) right after the cloud answered and before the export records the answer; everything
  * else is real: the LDIF source, the engine's SQLite, the cloud directory over HTTP.
+ *
+ * And the import runs at most EXPORT_LEAD users ahead of what the cloud answered (room()), so the
+ * main thread's time goes to the export too instead of leaving the users for after the import.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -13,8 +16,11 @@ import type { TargetConnector, TargetOutcome, TargetWrite } from '../../src/conn
 import { createCloudClient } from '../../src/connectors/registry.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import { Exporter } from '../../src/engine/export.js';
+import { EXPORT_LEAD } from '../../src/engine/pipeline.js';
 import { RunLog } from '../../src/engine/runs.js';
+import { startTestCloud } from '../helpers/cloud.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+import { startSlowProxy } from '../helpers/slow-proxy.js';
 
 const BASE = 'dc=example,dc=test';
 const people = (title: (i: number) => string) =>
@@ -81,4 +87,38 @@ test('an object the sync changed while its write was in flight stays pending, an
   assert.equal(p3().pending_export, 0);
   assert.equal(await inCloud(), 'Chief');
   await cloudClient.close();
+});
+
+test('the overlapped import runs at most EXPORT_LEAD users ahead of the cloud, and everything still goes out', async () => {
+  const users = EXPORT_LEAD + 3000;
+  const entries = Array.from({ length: users }, (_, i) =>
+    [`dn: uid=l${i},ou=eng,${BASE}`, 'objectClass: inetOrgPerson', `uid: l${i}`, `cn: L ${i}`, `sn: L${i}`, `mail: l${i}@example.test`, `entryUUID: 10000000-0000-4000-8000-${String(i).padStart(12, '0')}`, ''].join('\n'),
+  );
+  // A cloud slower than the engine (each Bulk request held 150 ms on its way): unbounded, the import would run to its end first.
+  const cloud = await startTestCloud();
+  const proxy = await startSlowProxy(cloud.url);
+  proxy.bulkDelayMs = 150;
+  const big = await startEngineLab({ connectors: [ldifConnector()], cloud, cloudUrl: proxy.url, files: { 'source.ldif': `version: 1\n\n${entries.join('\n')}` } });
+  try {
+    let imported = 0;
+    let exported = 0;
+    let lead = 0;
+    const run = await runCycle(big.ctx, {
+      onProgress: (p) => {
+        if (p.step === 'export') exported = p.done;
+        if (p.step !== 'import') return;
+        imported = p.done;
+        lead = Math.max(lead, imported - exported);
+      },
+    });
+    assert.equal(run.status, 'success', JSON.stringify(run.errors));
+    assert.equal(imported, users);
+    // A page (1,000 objects here) is staged whole once there is room for it.
+    assert.ok(lead <= EXPORT_LEAD + 1000, `the import ran ${lead} objects ahead of the cloud`);
+    assert.equal((await cloud.all('Users')).length, users);
+  } finally {
+    await big.close();
+    await proxy.close();
+    await cloud.close();
+  }
 });

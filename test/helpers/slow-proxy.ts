@@ -1,7 +1,7 @@
 /**
- * A proxy in front of the cloud directory that slows down or holds its password-hash batches: the
- * only way to keep a batch "in flight" on demand (a crash mid-batch, a slow cloud). Everything else
- * passes straight through to the real cloud.
+ * A proxy in front of the cloud directory that slows down or holds its password-hash batches, and
+ * slows down its SCIM Bulk requests: the only way to keep a batch "in flight" on demand (a crash
+ * mid-batch, a slow cloud). Everything else passes straight through to the real cloud.
  */
 import { buffer } from 'node:stream/consumers';
 import { createServer, type Server } from 'node:http';
@@ -14,6 +14,8 @@ export interface SlowProxy {
   url: string;
   /** Every password-hash batch waits this long before it is forwarded. */
   delayMs: number;
+  /** Every SCIM Bulk request waits this long before it is forwarded (a cloud slower than the engine). */
+  bulkDelayMs: number;
   /** Password-hash batches being held now. */
   inFlight: number;
   /** Password-hash batches seen in all. */
@@ -24,7 +26,7 @@ export interface SlowProxy {
 }
 
 export async function startSlowProxy(target: string): Promise<SlowProxy> {
-  const state = { delayMs: 0, inFlight: 0, held: 0 };
+  const state = { delayMs: 0, bulkDelayMs: 0, inFlight: 0, held: 0 };
   let gate: Promise<void> | undefined;
   const server: Server = createServer((req, res) => {
     void (async () => {
@@ -38,6 +40,7 @@ export async function startSlowProxy(target: string): Promise<SlowProxy> {
         if (g) await g;
         await sleep(state.delayMs);
       }
+      if (state.bulkDelayMs > 0 && (req.url ?? '').startsWith('/scim/v2/Bulk')) await sleep(state.bulkDelayMs);
       try {
         const headers = { ...req.headers };
         delete headers.host;
@@ -64,6 +67,12 @@ export async function startSlowProxy(target: string): Promise<SlowProxy> {
     },
     set delayMs(v: number) {
       state.delayMs = v;
+    },
+    get bulkDelayMs() {
+      return state.bulkDelayMs;
+    },
+    set bulkDelayMs(v: number) {
+      state.bulkDelayMs = v;
     },
     get inFlight() {
       return state.inFlight;

@@ -1,0 +1,66 @@
+/**
+ * The full import's reader thread (index.ts): runs the directory connector's own fullImport()
+ * here — the LDAP connection, the BER decoding and the entry-to-object mapping — prepares each
+ * page for staging (staging.ts: NT hashes out, cleaning, member rows, content hash, stored text),
+ * and hands it over when the event loop asks for it. One import at a time; the thread then waits
+ * for the next start.
+ */
+import { parentPort } from 'node:worker_threads';
+import { createDirectoryConnector } from '../../connectors/registry.js';
+import type { SourceConnector, SourceObject } from '../../connectors/types.js';
+import { dnUnicodeOf, preparePage } from '../staging.js';
+import { errorToWire, type FromReader, type ToReader } from './protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('engine/reader/read-worker.ts runs as a worker thread');
+
+let connector: SourceConnector | undefined;
+let pages: AsyncIterator<SourceObject[]> | undefined;
+let unicode = dnUnicodeOf('ldap');
+
+async function end(): Promise<void> {
+  const c = connector;
+  const it = pages;
+  connector = undefined;
+  pages = undefined;
+  await it?.return?.().catch(() => undefined);
+  await c?.close().catch(() => undefined);
+}
+
+async function handle(m: ToReader): Promise<void> {
+  switch (m.type) {
+    case 'start': {
+      await end();
+      const secret = m.secret; // the caller's, resolved for this import: read at the connect, as on its own thread
+      connector = createDirectoryConnector(m.cfg, async () => secret);
+      unicode = dnUnicodeOf(m.cfg.type);
+      pages = connector.fullImport()[Symbol.asyncIterator]();
+      return;
+    }
+    case 'next':
+      try {
+        if (!pages) throw new Error('no import is running on the reader thread');
+        const r = await pages.next();
+        if (r.done) {
+          await end();
+          port!.postMessage({ type: 'done' } satisfies FromReader);
+          return;
+        }
+        const page = preparePage(r.value, unicode);
+        port!.postMessage({ type: 'page', page } satisfies FromReader);
+        // The message holds its own copy: this thread's goes now.
+        for (const h of page.hashes) h.nt.fill(0);
+      } catch (err) {
+        await end();
+        port!.postMessage({ type: 'error', error: errorToWire(err) } satisfies FromReader);
+      }
+      return;
+    case 'stop':
+      await end();
+      port!.postMessage({ type: 'stopped' } satisfies FromReader);
+      return;
+  }
+}
+
+// The event loop sends the next message only after the answer to this one.
+port.on('message', (m: ToReader) => void handle(m));
