@@ -6,6 +6,7 @@
  * splits a profile by step with it).
  * Usage: node --import tsx bench/sync-worker.ts CONFIG [--full]
  */
+import { appendFileSync } from 'node:fs';
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
 import { runCycle } from '../src/engine/cycle.js';
@@ -21,7 +22,15 @@ const clock = { wallMs: Date.now(), monoUs: Number(process.hrtime.bigint() / 100
 const cpu0 = process.cpuUsage();
 const bridge0 = bridgeStats(); // the cycle's own round trips, not the open's
 const t0 = performance.now();
-const run = await runCycle(ctx, { full: flag === '--full' });
+// IDSYNC_BENCH_TIMELINE=FILE: every 250 ms, the objects imported and exported so far (the overlap, seen).
+const timeline: string[] = [];
+const progress = { import: 0, export: 0 };
+const tick = process.env.IDSYNC_BENCH_TIMELINE ? setInterval(() => timeline.push(`${((performance.now() - t0) / 1000).toFixed(2)} import ${progress.import} export ${progress.export}`), 250) : undefined;
+const run = await runCycle(ctx, { full: flag === '--full', onProgress: (p) => (progress[p.step === 'export' ? 'export' : 'import'] = p.done) });
+if (tick) {
+  clearInterval(tick);
+  appendFileSync(process.env.IDSYNC_BENCH_TIMELINE!, `# ${configFile}\n${timeline.join('\n')}\n`);
+}
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const bridge = since(bridge0);
