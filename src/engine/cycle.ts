@@ -166,6 +166,9 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       exportStep = runs.step(runId, CLOUD_CONNECTOR, 'export');
       exportStep.profile = 'export';
       sync.requeueFailed();
+      // A group the early export sent may get other members later in the import (an entry read
+      // twice while it changed): the export's last pass looks at it again.
+      sync.onMembersChanged = (ids) => exporter.membersChanged(ids);
       early = new EarlyExport(sync, syncStep, exporter, exportStep, tenantCheck);
     }
 

@@ -149,6 +149,9 @@ export class Exporter {
   private answered: { w: PreparedWrite; cloudId: string }[] = [];
   /** The last group id an early pass of groups looked at (exportReadyGroups). */
   private earlyGroupsAfter = 0;
+  /** Groups an early pass prepared (sent, or about to be), and those of them whose members changed since. */
+  private readonly earlyGroups = new Set<number>();
+  private readonly changedSinceEarly = new Set<number>();
 
   constructor(
     private readonly db: Database,
@@ -208,6 +211,10 @@ export class Exporter {
           details: { deletes, threshold },
         },
       );
+    }
+    if (this.changedSinceEarly.size > 0 && !this.options.dryRun) {
+      this.sql('UPDATE mv_objects SET pending_export = 1 WHERE deleted = 0 AND id IN (SELECT value FROM json_each(?))').run(JSON.stringify([...this.changedSinceEarly]));
+      this.changedSinceEarly.clear();
     }
     // Deletions first: a user deleted and re-created with the same userName in one cycle frees
     // the name before the new one is created.
@@ -299,6 +306,7 @@ export class Exporter {
       } finally {
         this.chunkMembers = undefined;
       }
+      if (onlyResolved) for (const w of writes) this.earlyGroups.add(w.row.id);
       await this.write(writes, step);
     }
   }
@@ -314,6 +322,15 @@ export class Exporter {
    */
   async exportReadyGroups(step: StepHandle): Promise<void> {
     this.earlyGroupsAfter = await this.upserts('group', step, true, this.earlyGroupsAfter, true);
+  }
+
+  /**
+   * The sync rewrote the members of these groups. One an early pass prepared may have gone out
+   * with the members before (its attributes, which settle() compares, do not hold them): run()
+   * looks at it again, and sends it if what the cloud has differs.
+   */
+  membersChanged(groupIds: number[]): void {
+    for (const id of groupIds) if (this.earlyGroups.has(id)) this.changedSinceEarly.add(id);
   }
 
   /** Groups (metaverse ids) with more member rows in the connector space than metaverse members. */
@@ -450,7 +467,8 @@ export class Exporter {
     });
     // Recorded by flush() at the end of the chunk, with the other batches answered meanwhile.
     for (const { w, cloudId } of done) this.succeeded(w, cloudId, step, true);
-    this.options.onProgress?.((this.done += batch.length));
+    // A retried write is counted by writeOne.
+    this.options.onProgress?.((this.done += batch.length - retry.length));
     for (const w of retry) await this.writeOne(w, step);
   }
 

@@ -1,20 +1,22 @@
 /**
  * The overlapped cycle: import pages flow into sync and export while the next page is read, so
  * the cloud works while the engine works (issue 13). Import reads one page ahead
- * (import.ts readAhead); after each staged page the sync applies what is pending (one pass, on the
- * main thread, inside the page's transaction: one commit for both) and wakes the early export, which sends the pending users
+ * (import.ts readAhead); after each staged page — each part of a heavy one (import.ts byWeight) —
+ * the sync applies what is pending (one pass, on the main thread, inside the same transaction: one
+ * commit for both) and wakes the early export, which sends the pending users
  * to the cloud between pages. Deletions, uniqueness retries and groups not complete yet wait for the
  * ordinary export at the end (Exporter.run), which also sends anything the early passes did not.
  *
  * Back-pressure: the source is read at most one page ahead, the cloud has at most
  * `cloud.concurrency` Bulk requests in flight, the import stays within EXPORT_LEAD users of what
  * the cloud answered (room()), and everything in between is durable state in
- * SQLite (pending flags), never a queue in memory. Crash safety is the stages' own: a page and its
- * sync commit together or not at all, and an object leaves the pending set only after the cloud
+ * SQLite (pending flags), never a queue in memory. Crash safety is the stages' own: a page (or a
+ * part of one) and its sync commit together or not at all, and an object leaves the pending set only after the cloud
  * answered for the version it was sent (Exporter.settle). Once the import stages only groups (a
  * directory lists them after its users), the early export also sends each new group whose members
  * are all resolved and in the cloud (Exporter.exportReadyGroups): a group is still never sent
- * before its members, and its first write names every member it has.
+ * before its members, and one whose members the sync changes after it went out (an entry read
+ * twice) is looked at again by run() (Exporter.membersChanged).
  *
  * cycle.ts uses it only where the order of the stages cannot change the outcome (see there).
  */
@@ -31,6 +33,15 @@ import type { Synchronizer } from './sync.js';
  * cloud always has the next one while one is prepared and settled.
  */
 export const EXPORT_LEAD = 6000;
+
+/**
+ * The longest the import waits for room at a time. The next page of the directory's paged search
+ * is asked for already (its connection waits for it), and a cloud that throttles may take minutes
+ * for a lead's worth of users: a connection idle that long is closed by AD (MaxConnIdleTime, 15
+ * minutes by default), a firewall or slapd's idletimeout. Past this the import goes on, a part at a
+ * time; the lead is a balance of the event loop's time, not a limit anything relies on.
+ */
+export const ROOM_WAIT_MAX_MS = 5_000;
 
 export class EarlyExport {
   private syncError: unknown;
@@ -90,7 +101,8 @@ export class EarlyExport {
 
   /**
    * Awaited by the import after each staged part of a page: resolves once the early export is
-   * within EXPORT_LEAD users of the import (or has stopped: then nothing holds the import back).
+   * within EXPORT_LEAD users of the import (or has stopped: then nothing holds the import back), or
+   * after ROOM_WAIT_MAX_MS.
    * Users only: they are what the early export sends as they come, and groups held back would only
    * hold the staging of the next groups. `groupsOnly`: the part held nothing but groups (the import
    * has come to its groups, which directories list after their users): from then on the early
@@ -99,8 +111,16 @@ export class EarlyExport {
   async room(part: { users: number; groupsOnly: boolean }): Promise<void> {
     this.groupsPhase = part.groupsOnly;
     this.stagedUsers += part.users;
+    const deadline = performance.now() + ROOM_WAIT_MAX_MS;
     while (this.stagedUsers - this.answered > EXPORT_LEAD && this.exportError === undefined && this.syncError === undefined) {
-      await new Promise<void>((resolve) => (this.roomWaiter = resolve));
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.roomWaiter = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
     }
   }
 

@@ -258,8 +258,12 @@ export function savepointNow<T>(store: SqliteStore, fn: () => T): T {
   } catch (err) {
     // SQLite ends the whole transaction on a few errors (a full disk), and the savepoint with it.
     if (store.db.inTransaction) {
-      store.runNow('ROLLBACK TO scim_now');
-      store.runNow('RELEASE scim_now');
+      try {
+        store.runNow('ROLLBACK TO scim_now');
+        store.runNow('RELEASE scim_now');
+      } catch {
+        // The connection cannot roll back now: the first error is the one to report.
+      }
     }
     throw err;
   }

@@ -11,7 +11,7 @@
  * Nothing else changes: a page is read only when the engine asks for it (it reads one page ahead,
  * engine/import.ts readAhead, and dates the page's password hashes by that), the secret is read
  * on the event loop when the import starts (as the connect would), errors come back with their
- * class, code and fields (protocol.ts), and close() ends an import still running. Deltas, test()
+ * code (the LDAP failures with their class and fields: protocol.ts), and close() ends an import still running. Deltas, test()
  * and watermarks stay on the event loop: they are small. An LDIF file is read there too.
  *
  * Reader threads are kept for READER_IDLE_MS after an import (unreferenced: they never keep a

@@ -47,9 +47,17 @@ async function handle(m: ToReader): Promise<void> {
           return;
         }
         const page = preparePage(r.value, unicode);
-        port!.postMessage({ type: 'page', page } satisfies FromReader);
-        // The message holds its own copy: this thread's goes now.
-        for (const h of page.hashes) h.nt.fill(0);
+        // NT hashes are views into Node's shared 8 KiB buffer pool, and a view crosses threads with
+        // its whole pool slab: so they go over in one buffer of their own, moved (not copied), and
+        // the originals are wiped here.
+        const own = Buffer.allocUnsafeSlow(page.hashes.reduce((n, h) => n + h.nt.length, 0));
+        let at = 0;
+        for (const h of page.hashes) {
+          const nt = own.subarray(at, (at += h.nt.copy(own, at)));
+          h.nt.fill(0);
+          h.nt = nt;
+        }
+        port!.postMessage({ type: 'page', page } satisfies FromReader, [own.buffer]);
       } catch (err) {
         await end();
         port!.postMessage({ type: 'error', error: errorToWire(err) } satisfies FromReader);

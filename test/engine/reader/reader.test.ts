@@ -119,6 +119,7 @@ describe('the full import read on its own thread (real slapd)', { skip: skipUnle
       assert.equal(theirs[i]!.hashes.length, mine[i]!.hashes.length, `page ${i}: NT hashes`);
       theirs[i]!.hashes.forEach((h, k) => {
         assert.ok(Buffer.isBuffer(h.nt), 'an NT hash arrives as a Buffer');
+        assert.ok(h.nt.buffer.byteLength <= 16 * theirs[i]!.hashes.length, "NT hashes come over in a buffer of their own, not with a slab of the reader's buffer pool");
         assert.equal(h.anchor, mine[i]!.hashes[k]!.anchor);
         assert.ok(h.nt.equals(mine[i]!.hashes[k]!.nt), `page ${i}: NT hash of ${h.anchor}`);
       });
