@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'ldapts';
+import type { LdapConnectorConfig } from '../../src/config/schema.js';
 import { killOnExit } from './children.js';
 import { findBinary } from './integration.js';
 import { createTestCa, issueServerCert, type TestCa } from './tls.js';
@@ -247,4 +248,20 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   }
   rmSync(dir, { recursive: true, force: true });
   throw lastErr instanceof Error ? lastErr : new Error(String(lastErr));
+}
+
+/** An LDAP connector's configuration for this slapd, bound as its admin (pages of 1,000 unless `extra` says). */
+export function ldapConfigFor(s: Pick<Slapd, 'url' | 'adminDn' | 'baseDn'>, extra: Partial<LdapConnectorConfig & { type: 'ldap' }> = {}): LdapConnectorConfig & { type: 'ldap' } {
+  return {
+    type: 'ldap',
+    name: 'openldap',
+    url: s.url,
+    bindDn: s.adminDn,
+    baseDn: s.baseDn,
+    tls: { startTls: false, insecureSkipVerify: false },
+    scope: { include: [], exclude: [] },
+    pageSize: 1000,
+    timeoutMs: 5000,
+    ...extra,
+  };
 }

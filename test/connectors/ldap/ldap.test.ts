@@ -6,25 +6,12 @@ import { writeLdif } from '../../../src/connectors/ldif/index.js';
 import type { SourceConnector, SourceObject } from '../../../src/connectors/types.js';
 import { isIdsyncError, type IdsyncError } from '../../../src/core/errors.js';
 import { skipUnless } from '../../helpers/integration.js';
-import { freePort, startSlapd, type Slapd } from '../../helpers/slapd.js';
+import { freePort, ldapConfigFor, startSlapd, type Slapd } from '../../helpers/slapd.js';
 import { createTestCa } from '../../helpers/tls.js';
 
 type LdapCfg = LdapConnectorConfig & { type: 'ldap' };
 
-function cfgFor(s: Pick<Slapd, 'url' | 'adminDn' | 'baseDn'>, extra: Partial<LdapCfg> = {}): LdapCfg {
-  return {
-    type: 'ldap',
-    name: 'openldap',
-    url: s.url,
-    bindDn: s.adminDn,
-    baseDn: s.baseDn,
-    tls: { startTls: false, insecureSkipVerify: false },
-    scope: { include: [], exclude: [] },
-    pageSize: 1000,
-    timeoutMs: 5000,
-    ...extra,
-  };
-}
+const cfgFor = ldapConfigFor;
 
 async function collect(c: SourceConnector): Promise<{ objects: SourceObject[]; pages: number }> {
   const objects: SourceObject[] = [];

@@ -17,7 +17,7 @@ import { dnUnicodeOf, prepareObject, takePasswords, type PreparedPage } from '..
 import { LdapBindError, LdapUnreachableError } from '../../../src/ldap/errors.js';
 import { skipUnless } from '../../helpers/integration.js';
 import { prng } from '../../helpers/prng.js';
-import { freePort, startSlapd, type Slapd } from '../../helpers/slapd.js';
+import { freePort, ldapConfigFor, startSlapd, type Slapd } from '../../helpers/slapd.js';
 
 type LdapCfg = LdapConnectorConfig & { type: 'ldap' };
 const SEED = Number(process.env.IDSYNC_TEST_SEED ?? 20261207);
@@ -25,20 +25,7 @@ const P = 'ou=people,dc=lab,dc=test';
 const G = 'ou=groups,dc=lab,dc=test';
 const USERS = 120;
 
-function cfgFor(s: Pick<Slapd, 'url' | 'adminDn' | 'baseDn'>, extra: Partial<LdapCfg> = {}): LdapCfg {
-  return {
-    type: 'ldap',
-    name: 'openldap',
-    url: s.url,
-    bindDn: s.adminDn,
-    baseDn: s.baseDn,
-    tls: { startTls: false, insecureSkipVerify: false },
-    scope: { include: [], exclude: [] },
-    pageSize: 17,
-    timeoutMs: 5000,
-    ...extra,
-  };
-}
+const cfgFor = (s: Pick<Slapd, 'url' | 'adminDn' | 'baseDn'>, extra: Partial<LdapCfg> = {}): LdapCfg => ldapConfigFor(s, { pageSize: 17, ...extra });
 
 /** A value as LDIF writes it: base64 when it holds what a plain line cannot. */
 const line = (attr: string, value: string): string =>
