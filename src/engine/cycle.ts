@@ -166,9 +166,6 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
       exportStep = runs.step(runId, CLOUD_CONNECTOR, 'export');
       exportStep.profile = 'export';
       sync.requeueFailed();
-      // A group the early export sent may get other members later in the import (an entry read
-      // twice while it changed): the export's last pass looks at it again.
-      sync.onMembersChanged = (ids) => exporter.membersChanged(ids);
       early = new EarlyExport(sync, syncStep, exporter, exportStep, tenantCheck);
     }
 
@@ -186,7 +183,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
           onProgress: (done) => options.onProgress?.({ connector: cfg.name, step: 'import', done }),
           onStaged: early ? () => early!.staged() : undefined,
           project: early?.projection(cfg.name),
-          room: early ? (part) => early!.room(part) : undefined,
+          room: early ? (users) => early!.room(users) : undefined,
           reader,
         });
         endStep(step);

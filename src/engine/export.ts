@@ -147,11 +147,6 @@ export class Exporter {
   private chunkMembers: Map<number, { cloud_id: string | null; object_type: ObjectType | null }[]> | undefined;
   /** Bulk answers not recorded yet (flush()). */
   private answered: { w: PreparedWrite; cloudId: string }[] = [];
-  /** The last group id an early pass of groups looked at (exportReadyGroups). */
-  private earlyGroupsAfter = 0;
-  /** Groups an early pass prepared (sent, or about to be), and those of them whose members changed since. */
-  private readonly earlyGroups = new Set<number>();
-  private readonly changedSinceEarly = new Set<number>();
 
   constructor(
     private readonly db: Database,
@@ -211,10 +206,6 @@ export class Exporter {
           details: { deletes, threshold },
         },
       );
-    }
-    if (this.changedSinceEarly.size > 0 && !this.options.dryRun) {
-      this.sql('UPDATE mv_objects SET pending_export = 1 WHERE deleted = 0 AND id IN (SELECT value FROM json_each(?))').run(JSON.stringify([...this.changedSinceEarly]));
-      this.changedSinceEarly.clear();
     }
     // Deletions first: a user deleted and re-created with the same userName in one cycle frees
     // the name before the new one is created.
@@ -280,69 +271,24 @@ export class Exporter {
       .all(type, afterId, this.options.only ?? null, this.options.only ?? null, CHUNK);
   }
 
-  /**
-   * Writes the pending objects of a type, in chunks by id (from `after` on); returns the last id
-   * it looked at. `deferIncomplete`: a group with a member that has no cloud object yet waits;
-   * `onlyResolved`: so does a group with a member row the metaverse has not resolved yet.
-   */
-  private async upserts(type: ObjectType, step: StepHandle, deferIncomplete = false, after = 0, onlyResolved = false): Promise<number> {
-    let afterId = after;
+  private async upserts(type: ObjectType, step: StepHandle, deferIncomplete = false): Promise<void> {
+    let afterId = 0;
     for (;;) {
       const rows = this.pendingUpserts(type, afterId);
-      if (rows.length === 0) return afterId;
+      if (rows.length === 0) return;
       afterId = rows[rows.length - 1]!.id;
       const writes: PreparedWrite[] = [];
       if (type === 'group') this.chunkMembers = this.membersOf(rows.map((r) => r.id));
-      const unresolved = onlyResolved ? this.unresolvedGroups(rows.map((r) => r.id)) : undefined;
       try {
         for (const row of rows) {
-          if (unresolved?.has(row.id)) {
-            this.deferred++;
-            continue;
-          }
           const w = this.prepare(row, step, deferIncomplete);
           if (w) writes.push(w);
         }
       } finally {
         this.chunkMembers = undefined;
       }
-      if (onlyResolved) for (const w of writes) this.earlyGroups.add(w.row.id);
       await this.write(writes, step);
     }
-  }
-
-  /**
-   * The overlapped cycle's early pass of groups (pipeline.ts), once the import stages nothing but
-   * groups and the users it staged are out: the groups projected since the last such pass whose
-   * every member is known — each member
-   * row of the connector space resolved to a metaverse object, and that object in the cloud — go
-   * now, while the import stages the next ones, instead of after the last page. A group that is
-   * not complete yet (a member still to come or never found) waits for run(), as before, with its
-   * whole membership; each group is looked at by one early pass at most.
-   */
-  async exportReadyGroups(step: StepHandle): Promise<void> {
-    this.earlyGroupsAfter = await this.upserts('group', step, true, this.earlyGroupsAfter, true);
-  }
-
-  /**
-   * The sync rewrote the members of these groups. One an early pass prepared may have gone out
-   * with the members before (its attributes, which settle() compares, do not hold them): run()
-   * looks at it again, and sends it if what the cloud has differs.
-   */
-  membersChanged(groupIds: number[]): void {
-    for (const id of groupIds) if (this.earlyGroups.has(id)) this.changedSinceEarly.add(id);
-  }
-
-  /** Groups (metaverse ids) with more member rows in the connector space than metaverse members. */
-  private unresolvedGroups(groupIds: number[]): Set<number> {
-    const rows = this.sql(
-      `SELECT g.mv_id AS id FROM cs_objects g
-       JOIN cs_members m ON m.connector = g.connector AND m.group_anchor = g.anchor
-       WHERE g.mv_id IN (SELECT value FROM json_each(?))
-       GROUP BY g.mv_id
-       HAVING COUNT(*) > (SELECT COUNT(*) FROM mv_members mm WHERE mm.group_id = g.mv_id)`,
-    ).all(JSON.stringify(groupIds)) as { id: number }[];
-    return new Set(rows.map((r) => Number(r.id)));
   }
 
   /** The members of many groups, one statement (on PostgreSQL one round trip per chunk, not per group). */

@@ -34,11 +34,10 @@ export interface ImportOptions {
   project?: StagedProjection;
   /**
    * Awaited after each staged part of a full import's page, before the next is taken, with the
-   * users in it and whether it held only groups: the overlapped cycle holds the import back while
-   * the cloud export lags too far behind it, and learns when the import has come to its groups
-   * (pipeline.ts).
+   * users in it: the overlapped cycle holds the import back while the cloud export lags too far
+   * behind it (pipeline.ts).
    */
-  room?: (part: { users: number; groupsOnly: boolean }) => Promise<void>;
+  room?: (users: number) => Promise<void>;
   /** The connector's full import read and prepared on a reader thread (reader/); absent: on the event loop. */
   reader?: FullImportReader;
 }
@@ -230,10 +229,7 @@ async function importWith(db: Database, connector: SourceConnector, stager: Impo
       stager.stagePrepared(part, step.counts, options.onStaged);
       done += part.length;
       options.onProgress?.(done);
-      if (options.room) {
-        const users = part.reduce((n, p) => n + (p.o.objectType === 'user' ? 1 : 0), 0);
-        await options.room({ users, groupsOnly: part.every((p) => p.o.objectType === 'group') });
-      }
+      if (options.room) await options.room(part.reduce((n, p) => n + (p.o.objectType === 'user' ? 1 : 0), 0));
     }
     await queue(page.hashes, requestedAt);
   }

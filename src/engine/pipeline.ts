@@ -4,19 +4,15 @@
  * (import.ts readAhead); after each staged page — each part of a heavy one (import.ts byWeight) —
  * the sync applies what is pending (one pass, on the main thread, inside the same transaction: one
  * commit for both) and wakes the early export, which sends the pending users
- * to the cloud between pages. Deletions, uniqueness retries and groups not complete yet wait for the
- * ordinary export at the end (Exporter.run), which also sends anything the early passes did not.
+ * to the cloud between pages. Groups, deletions and uniqueness retries wait for the ordinary export
+ * at the end (Exporter.run), which also sends any user the early pass did not.
  *
  * Back-pressure: the source is read at most one page ahead, the cloud has at most
  * `cloud.concurrency` Bulk requests in flight, the import stays within EXPORT_LEAD users of what
  * the cloud answered (room()), and everything in between is durable state in
  * SQLite (pending flags), never a queue in memory. Crash safety is the stages' own: a page (or a
  * part of one) and its sync commit together or not at all, and an object leaves the pending set only after the cloud
- * answered for the version it was sent (Exporter.settle). Once the import stages only groups (a
- * directory lists them after its users), the early export also sends each new group whose members
- * are all resolved and in the cloud (Exporter.exportReadyGroups): a group is still never sent
- * before its members, and one whose members the sync changes after it went out (an entry read
- * twice) is looked at again by run() (Exporter.membersChanged).
+ * answered for the version it was sent (Exporter.settle).
  *
  * cycle.ts uses it only where the order of the stages cannot change the outcome (see there).
  */
@@ -49,8 +45,6 @@ export class EarlyExport {
   private stagedUsers = 0;
   private answered = 0;
   private roomWaiter: (() => void) | undefined;
-  /** The last staged part held only groups (room()). */
-  private groupsPhase = false;
   private exportError: unknown;
   private importing = true;
   /** Whether a page was synced since the exporter's pass began (then it passes again at once). */
@@ -100,17 +94,14 @@ export class EarlyExport {
   }
 
   /**
-   * Awaited by the import after each staged part of a page: resolves once the early export is
-   * within EXPORT_LEAD users of the import (or has stopped: then nothing holds the import back), or
-   * after ROOM_WAIT_MAX_MS.
-   * Users only: they are what the early export sends as they come, and groups held back would only
-   * hold the staging of the next groups. `groupsOnly`: the part held nothing but groups (the import
-   * has come to its groups, which directories list after their users): from then on the early
-   * export also sends the groups whose members are all in the cloud.
+   * Awaited by the import after each staged part of a page (`users` in it): resolves once the early
+   * export is within EXPORT_LEAD users of the import (or has stopped: then nothing holds the import
+   * back), or after ROOM_WAIT_MAX_MS. Users only: they are what the early export sends as they
+   * come; groups wait for the end anyway, and holding the import for them would only hold the
+   * staging of the next groups.
    */
-  async room(part: { users: number; groupsOnly: boolean }): Promise<void> {
-    this.groupsPhase = part.groupsOnly;
-    this.stagedUsers += part.users;
+  async room(users: number): Promise<void> {
+    this.stagedUsers += users;
     const deadline = performance.now() + ROOM_WAIT_MAX_MS;
     while (this.stagedUsers - this.answered > EXPORT_LEAD && this.exportError === undefined && this.syncError === undefined) {
       const left = deadline - performance.now();
@@ -161,9 +152,6 @@ export class EarlyExport {
     for (;;) {
       this.dirty = false;
       await this.exporter.exportPendingUsers(this.exportStep);
-      // Once the import has come to its groups: after the users (so their groups find them in the
-      // cloud), the groups staged since the last pass whose members are all out.
-      if (this.groupsPhase) await this.exporter.exportReadyGroups(this.exportStep);
       if (!this.importing) return;
       if (this.dirty) continue;
       // Everything staged so far went out (or is not for the early export: groups, objects the

@@ -58,12 +58,6 @@ export class Synchronizer {
   /** A group's metaverse members, one statement per slice (a statement per member was most of a first cycle's statements). */
   private readonly insertMemberRows;
 
-  /**
-   * Told of groups whose metaverse members this sync rewrote or dropped (their attributes may be
-   * the same): the overlapped cycle's export checks again the groups it sent early (pipeline.ts).
-   */
-  onMembersChanged: ((groupIds: number[]) => void) | undefined;
-
   constructor(
     private readonly db: Database,
     private readonly settings: SyncSettings,
@@ -82,7 +76,6 @@ export class Synchronizer {
       recompute: db.prepare("UPDATE cs_objects SET pending = 'update' WHERE mv_id = ? AND pending IS NULL"),
       tombstone: db.prepare('UPDATE mv_objects SET deleted = 1, pending_export = 1, updated_at = ? WHERE id = ?'),
       groupsOf: db.prepare('UPDATE mv_objects SET pending_export = 1 WHERE id IN (SELECT group_id FROM mv_members WHERE member_id = ?)'),
-      groupsWith: db.prepare<[number], { group_id: number }>('SELECT group_id FROM mv_members WHERE member_id = ?'),
       dropMemberships: db.prepare('DELETE FROM mv_members WHERE member_id = ? OR group_id = ?'),
       dropJoinKeys: db.prepare('DELETE FROM mv_join_keys WHERE mv_id = ?'),
       addJoinKey: db.prepare('INSERT OR IGNORE INTO mv_join_keys (object_type, rule, value, mv_id) VALUES (?, ?, ?, ?)'),
@@ -192,7 +185,6 @@ export class Synchronizer {
       step.counts.updates++;
       return;
     }
-    if (this.onMembersChanged) this.onMembersChanged(this.st.groupsWith.all(r.mv_id).map((g) => Number(g.group_id)));
     this.st.groupsOf.run(r.mv_id);
     this.st.dropMemberships.run(r.mv_id, r.mv_id);
     this.st.dropJoinKeys.run(r.mv_id);
@@ -603,7 +595,6 @@ export class Synchronizer {
                 deleteMembers.run(mvId);
                 for (const slice of slices(next)) this.insertMemberRows.statement(slice.length).run(...slice.flatMap((id) => [mvId, id]));
                 flag.run(mvId);
-                this.onMembersChanged?.([mvId]);
                 changed = true;
               }
             }
