@@ -17,6 +17,7 @@ if (!port) throw new Error('engine/reader/read-worker.ts runs as a worker thread
 let connector: SourceConnector | undefined;
 let pages: AsyncIterator<SourceObject[]> | undefined;
 let unicode = dnUnicodeOf('ldap');
+let startError: unknown;
 
 async function end(): Promise<void> {
   const c = connector;
@@ -32,13 +33,22 @@ async function handle(m: ToReader): Promise<void> {
     case 'start': {
       await end();
       const secret = m.secret; // the caller's, resolved for this import: read at the connect, as on its own thread
-      connector = createDirectoryConnector(m.cfg, async () => secret);
-      unicode = dnUnicodeOf(m.cfg.type);
-      pages = connector.fullImport()[Symbol.asyncIterator]();
+      try {
+        connector = createDirectoryConnector(m.cfg, async () => secret);
+        unicode = dnUnicodeOf(m.cfg.type);
+        pages = connector.fullImport()[Symbol.asyncIterator]();
+      } catch (err) {
+        startError = err; // the answer to the first 'next'
+      }
       return;
     }
     case 'next':
       try {
+        if (startError !== undefined) {
+          const err = startError;
+          startError = undefined;
+          throw err;
+        }
         if (!pages) throw new Error('no import is running on the reader thread');
         const r = await pages.next();
         if (r.done) {
@@ -70,5 +80,9 @@ async function handle(m: ToReader): Promise<void> {
   }
 }
 
-// The event loop sends the next message only after the answer to this one.
-port.on('message', (m: ToReader) => void handle(m));
+// One message at a time, in order: a start's close of an earlier import may wait on its socket,
+// and the next page is only asked for after it.
+let last: Promise<void> = Promise.resolve();
+port.on('message', (m: ToReader) => {
+  last = last.then(() => handle(m)).catch(() => undefined);
+});

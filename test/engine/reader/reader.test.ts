@@ -141,6 +141,19 @@ describe('the full import read on its own thread (real slapd)', { skip: skipUnle
       return true;
     });
     await assert.rejects(onTheReader(cfgFor(ldap), async () => undefined), (err: unknown) => isIdsyncError(err, 'CREDENTIAL_MISSING'));
+    // A connector that cannot even be built on the thread answers the first page with why.
+    let onTheLoopError: unknown;
+    try {
+      createLdapConnector(cfgFor(ldap, { baseDn: 'not a DN' }), secret);
+    } catch (err) {
+      onTheLoopError = err;
+    }
+    assert.ok(isIdsyncError(onTheLoopError), String(onTheLoopError));
+    await assert.rejects(onTheReader(cfgFor(ldap, { baseDn: 'not a DN' }), secret), (err: unknown) => {
+      assert.ok(isIdsyncError(err, (onTheLoopError as { code: never }).code), String(err));
+      assert.equal((err as Error).message, (onTheLoopError as Error).message);
+      return true;
+    });
   });
 
   it('reads a page only when it is asked for', async () => {
