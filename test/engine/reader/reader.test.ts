@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LdapConnectorConfig } from '../../../src/config/schema.js';
 import { createLdapConnector } from '../../../src/connectors/ldap/index.js';
-import { isIdsyncError } from '../../../src/core/errors.js';
+import { IdsyncError, isIdsyncError } from '../../../src/core/errors.js';
 import { fullImportReader } from '../../../src/engine/reader/index.js';
 import { dnUnicodeOf, prepareObject, takePasswords, type PreparedPage } from '../../../src/engine/staging.js';
 import { LdapBindError, LdapUnreachableError } from '../../../src/ldap/errors.js';
@@ -148,10 +148,11 @@ describe('the full import read on its own thread (real slapd)', { skip: skipUnle
     } catch (err) {
       onTheLoopError = err;
     }
-    assert.ok(isIdsyncError(onTheLoopError), String(onTheLoopError));
+    assert.ok(onTheLoopError instanceof IdsyncError, String(onTheLoopError));
+    const expected = onTheLoopError;
     await assert.rejects(onTheReader(cfgFor(ldap, { baseDn: 'not a DN' }), secret), (err: unknown) => {
-      assert.ok(isIdsyncError(err, (onTheLoopError as { code: never }).code), String(err));
-      assert.equal((err as Error).message, (onTheLoopError as Error).message);
+      assert.ok(isIdsyncError(err, expected.code), String(err));
+      assert.equal(err.message, expected.message);
       return true;
     });
   });
