@@ -12,7 +12,7 @@ import type { PasswordPipeline } from '../passwords/index.js';
 import type { Database } from '../store/database.js';
 import { ImportStager, type StagedProjection } from './connector-space.js';
 import type { FullImportReader } from './reader/index.js';
-import { dnUnicodeOf, prepareObject, takePasswords, type PreparedPage } from './staging.js';
+import { dnUnicodeOf, preparePage, takePasswords, type PreparedPage } from './staging.js';
 import type { StepHandle } from './runs.js';
 
 /** How an import ran: `scheduled-full` is the periodic full import of a source whose delta cannot see deletions. */
@@ -101,10 +101,7 @@ export function byWeight<T extends { members: unknown[] }>(objects: T[]): T[][] 
 
 /** A full import's pages prepared on the event loop (the reader thread does this for a directory). */
 async function* preparedHere(pages: AsyncIterable<SourceObject[]>, unicode: ReturnType<typeof dnUnicodeOf>): AsyncGenerator<PreparedPage> {
-  for await (const objects of pages) {
-    const hashes = takePasswords(objects);
-    yield { objects: objects.map((o) => prepareObject(o, unicode)), hashes };
-  }
+  for await (const objects of pages) yield preparePage(objects, unicode);
 }
 
 export class Watermarks {

@@ -9,10 +9,10 @@
  *
  * Back-pressure: the source is read at most one page ahead, the cloud has at most
  * `cloud.concurrency` Bulk requests in flight, the import stays within EXPORT_LEAD users of what
- * the cloud answered (room()), and everything in between is durable state in
- * SQLite (pending flags), never a queue in memory. Crash safety is the stages' own: a page (or a
- * part of one) and its sync commit together or not at all, and an object leaves the pending set only after the cloud
- * answered for the version it was sent (Exporter.settle).
+ * the cloud answered (room()), and everything in between is durable state in SQLite (pending
+ * flags), never a queue in memory. Crash safety is the stages' own: a page (or a part of one) and
+ * its sync commit together or not at all, and an object leaves the pending set only after the
+ * cloud answered for the version it was sent (Exporter.settle).
  *
  * cycle.ts uses it only where the order of the stages cannot change the outcome (see there).
  */

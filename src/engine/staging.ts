@@ -107,10 +107,10 @@ export function takePasswords(objects: readonly SourceObject[]): { anchor: strin
   return hashes;
 }
 
-/** A page read on the reader thread: its hashes out, every object prepared ahead. */
-export function preparePage(objects: SourceObject[], unicode: DnUnicode): PreparedPage {
+/** A full import's page: its hashes out first, then every object prepared (`ahead`: see prepareObject). */
+export function preparePage(objects: SourceObject[], unicode: DnUnicode, ahead = false): PreparedPage {
   const hashes = takePasswords(objects);
-  return { objects: objects.map((o) => prepareObject(o, unicode, true)), hashes };
+  return { objects: objects.map((o) => prepareObject(o, unicode, ahead)), hashes };
 }
 
 function sortedAttributes(a: Record<string, string[]>): Record<string, string[]> {

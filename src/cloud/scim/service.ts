@@ -260,11 +260,8 @@ export class ScimService {
     for (const m of members) {
       const id = m.value as string;
       if (out.has(id)) continue;
-      if (id === groupId) throw badRequest('invalidValue', 'members: a group cannot be a member of itself');
-      const type = existing.get(id) ?? (await repo.resourceType(id));
-      if (!type) throw badRequest('invalidValue', `members: no User or Group has id "${id}"`);
-      if (m.type !== undefined && m.type !== type) throw badRequest('invalidValue', `members: "${id}" is a ${type}, not a ${String(m.type)}`);
-      out.set(id, type);
+      notItself(groupId, id);
+      out.set(id, memberOfType(m, id, existing.get(id) ?? (await repo.resourceType(id))));
     }
     return out;
   }
@@ -368,6 +365,18 @@ function memberElement({ value, type, display }: MemberRow): Record<string, unkn
   return display === null ? { value, type } : { value, type, display };
 }
 
+/** A group's member checks, in the order both resolvers run them: not the group itself… */
+function notItself(groupId: string, id: string): void {
+  if (id === groupId) throw badRequest('invalidValue', 'members: a group cannot be a member of itself');
+}
+
+/** …then a User or Group with that id, of the type the member says if it says one. */
+function memberOfType(m: Record<string, unknown>, id: string, type: MemberType | undefined): MemberType {
+  if (!type) throw badRequest('invalidValue', `members: no User or Group has id "${id}"`);
+  if (m.type !== undefined && m.type !== type) throw badRequest('invalidValue', `members: "${id}" is a ${type}, not a ${String(m.type)}`);
+  return type;
+}
+
 /**
  * ScimService.resolveMembers for a new group (no existing members), synchronously, with every
  * member looked up in one query: the same checks in the same order, so the same first error.
@@ -379,11 +388,8 @@ function resolveMembersNow(store: SqliteStore, groupId: string, members: Record<
   for (const m of members) {
     const id = m.value as string;
     if (out.has(id)) continue;
-    if (id === groupId) throw badRequest('invalidValue', 'members: a group cannot be a member of itself');
-    const type = types.get(id);
-    if (!type) throw badRequest('invalidValue', `members: no User or Group has id "${id}"`);
-    if (m.type !== undefined && m.type !== type) throw badRequest('invalidValue', `members: "${id}" is a ${type}, not a ${String(m.type)}`);
-    out.set(id, type);
+    notItself(groupId, id);
+    out.set(id, memberOfType(m, id, types.get(id)));
   }
   return out;
 }

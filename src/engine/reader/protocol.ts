@@ -38,7 +38,19 @@ export function errorToWire(err: unknown): WireError {
   else if (e instanceof LdapUnreachableError) fields.url = e.url;
   else if (e instanceof LdapBindError) Object.assign(fields, { bindDn: e.bindDn, reason: e.reason, adSubCode: e.adSubCode });
   else if (e instanceof LdapSearchError) Object.assign(fields, { base: e.base, filter: e.filter, reason: e.reason });
-  return { name: e.name, code: e.code, message: e.message, hint: e.hint, details: structuredClone(e.details), fields };
+  return { name: e.name, code: e.code, message: e.message, hint: e.hint, details: plainDetails(e.details), fields };
+}
+
+/**
+ * Details as plain data (they are secret-free by convention, not always cloneable): what cannot
+ * cross is dropped rather than leaving the event loop waiting for an answer that never comes.
+ */
+function plainDetails(details: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return JSON.parse(JSON.stringify(details)) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }
 
 /** The error as the connector threw it on its own thread: same class, code, words and fields. */

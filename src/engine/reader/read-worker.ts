@@ -56,7 +56,7 @@ async function handle(m: ToReader): Promise<void> {
           port!.postMessage({ type: 'done' } satisfies FromReader);
           return;
         }
-        const page = preparePage(r.value, unicode);
+        const page = preparePage(r.value, unicode, true);
         // NT hashes are views into Node's shared 8 KiB buffer pool, and a view crosses threads with
         // its whole pool slab: so they go over in one buffer of their own, moved (not copied), and
         // the originals are wiped here.
