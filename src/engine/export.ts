@@ -77,7 +77,8 @@ interface PreparedWrite {
   active: boolean;
 }
 
-const CHUNK = 2000;
+/** Pending objects read (and prepared) per statement. */
+export const EXPORT_CHUNK = 2000;
 const MAX_GROUP_ROUNDS = 3;
 
 /**
@@ -268,14 +269,15 @@ export class Exporter {
          WHERE m.pending_export = 1 AND m.deleted = 0 AND m.object_type = ? AND m.id > ? AND (? IS NULL OR m.id = ?)
          ORDER BY m.id LIMIT ?`,
       )
-      .all(type, afterId, this.options.only ?? null, this.options.only ?? null, CHUNK);
+      .all(type, afterId, this.options.only ?? null, this.options.only ?? null, EXPORT_CHUNK);
   }
 
   private async upserts(type: ObjectType, step: StepHandle, deferIncomplete = false): Promise<void> {
     let afterId = 0;
-    for (;;) {
+    /** The next chunk of pending objects, prepared: undefined when none is left. */
+    const nextChunk = (): PreparedWrite[] | undefined => {
       const rows = this.pendingUpserts(type, afterId);
-      if (rows.length === 0) return;
+      if (rows.length === 0) return undefined;
       afterId = rows[rows.length - 1]!.id;
       const writes: PreparedWrite[] = [];
       if (type === 'group') this.chunkMembers = this.membersOf(rows.map((r) => r.id));
@@ -287,8 +289,12 @@ export class Exporter {
       } finally {
         this.chunkMembers = undefined;
       }
-      await this.write(writes, step);
-    }
+      return writes;
+    };
+    // Users over Bulk: one stream of batches across chunks. Groups go a chunk at a time: a group
+    // needs its members' cloud ids, which the chunk before records when it ends.
+    if (type === 'user' && this.bulk) return this.writeStream(nextChunk, step);
+    for (let writes = nextChunk(); writes; writes = nextChunk()) await this.write(writes, step);
   }
 
   /** The members of many groups, one statement (on PostgreSQL one round trip per chunk, not per group). */
@@ -389,6 +395,37 @@ export class Exporter {
       writes = writes.filter((w) => !this.written.has(w.row.id));
     }
     await this.parallel(writes, (w) => this.writeOne(w, step));
+  }
+
+  /**
+   * Bulk batches from chunk after chunk, `cloud.concurrency` of them in flight all along: the next
+   * chunk is read and prepared while the last batches of this one are out, so the cloud never
+   * waits for a chunk's slowest batch, its recording and the next read (the chunk barrier held
+   * the 100k cycle's export at half the cloud's pace). What the cloud answered is recorded
+   * (flush()) before each read of the next chunk and at the end. A chunk is read past the last
+   * one's rows (its id cursor), so nothing in flight is selected again.
+   */
+  private async writeStream(nextChunk: () => PreparedWrite[] | undefined, step: StepHandle): Promise<void> {
+    const queue: PreparedWrite[][] = [];
+    let exhausted = false;
+    const refill = (): void => {
+      // Read ahead while a batch per worker is still queued; past that, a worker would idle.
+      while (!exhausted && queue.length < this.options.concurrency) {
+        this.flush();
+        const writes = nextChunk();
+        if (writes === undefined) exhausted = true;
+        else for (let i = 0; i < writes.length; i += this.options.bulkSize) queue.push(writes.slice(i, i + this.options.bulkSize));
+      }
+    };
+    try {
+      refill();
+      await this.parallelPull(() => {
+        refill();
+        return queue.shift();
+      }, (batch) => this.writeBulk(batch, step));
+    } finally {
+      this.flush();
+    }
   }
 
   private async writeBulk(batch: PreparedWrite[], step: StepHandle): Promise<void> {
@@ -586,7 +623,7 @@ export class Exporter {
              FROM mv_objects m LEFT JOIN export_objects e ON e.mv_id = m.id
              WHERE m.pending_export = 1 AND m.deleted = 1 AND m.object_type = ? AND (? IS NULL OR m.id = ?) LIMIT ?`,
           )
-          .all(type, this.options.only ?? null, this.options.only ?? null, CHUNK);
+          .all(type, this.options.only ?? null, this.options.only ?? null, EXPORT_CHUNK);
         if (rows.length === 0) break;
         // Users may be disabled instead of deleted (sync.deletionAction); groups are always deleted.
         const disable = type === 'user' && this.options.deletionAction === 'disable';
@@ -620,10 +657,22 @@ export class Exporter {
   /** Runs fn over items with bounded concurrency; the first thrown error stops new work and rethrows. */
   private async parallel<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
     let next = 0;
+    await this.parallelPull(() => (next < items.length ? items[next++] : undefined), fn, Math.min(this.options.concurrency, items.length));
+  }
+
+  /** `fn` over what `take` hands out (until undefined), `workers` at a time; the first failure stops the taking and is thrown. */
+  private async parallelPull<T>(take: () => T | undefined, fn: (item: T) => Promise<void>, workers = this.options.concurrency): Promise<void> {
     let failure: unknown;
     const worker = async () => {
-      while (failure === undefined && next < items.length) {
-        const item = items[next++]!;
+      while (failure === undefined) {
+        let item: T | undefined;
+        try {
+          item = take();
+        } catch (err) {
+          failure ??= err;
+          return;
+        }
+        if (item === undefined) return;
         try {
           await fn(item);
         } catch (err) {
@@ -631,7 +680,7 @@ export class Exporter {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
+    await Promise.all(Array.from({ length: workers }, worker));
     if (failure !== undefined) throw failure;
   }
 }
