@@ -9,6 +9,7 @@
  *             of the same users, then the same groups with their members, to a fresh cloud process.
  * Each figure carries its wall seconds and this process's CPU seconds.
  */
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,20 +35,20 @@ export interface Floor {
  * group right before its members, as in a directory whose objects were created over time: an
  * import meets groups that list users it has not staged yet).
  */
-export async function writeBenchLdif(file: string, n: number, order: 'members-first' | 'groups-first' = 'members-first'): Promise<void> {
+export async function writeBenchLdif(file: string, n: number, order: 'members-first' | 'groups-first' = 'members-first', randomAnchors = false): Promise<void> {
   const out = createWriteStream(file);
   const write = async (s: string) => {
     if (!out.write(s)) await once(out, 'drain');
   };
   const user = (i: number): string => {
-    let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n`;
+    let entry = `dn: uid=u${i},ou=people,dc=lab,dc=test\nobjectClass: inetOrgPerson\n${randomAnchors ? `entryUUID: ${randomUUID()}\n` : ''}`;
     for (const [k, v] of Object.entries(benchUser(i))) entry += `${k}: ${v}\n`;
     return `${entry}\n`;
   };
   const group = (g: number): string => {
     let members = '';
     for (let i = g * 100; i < g * 100 + 100; i++) members += `member: uid=u${i},ou=people,dc=lab,dc=test\n`;
-    return `dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${members}\n`;
+    return `dn: cn=g${g},ou=groups,dc=lab,dc=test\nobjectClass: groupOfNames\ncn: g${g}\n${randomAnchors ? `entryUUID: ${randomUUID()}\n` : ''}${members}\n`;
   };
   const groups = Math.floor(n / 100);
   if (order === 'groups-first') {

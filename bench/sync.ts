@@ -31,6 +31,9 @@ const sizes = (args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--sto
 // `--groups-first`: each group is written right before its members (floors.ts), so the first import
 // stages groups that list users it has not seen yet.
 const order = args.includes('--groups-first') ? 'groups-first' : 'members-first';
+// `--random-anchors`: every entry gets a random entryUUID (slapadd keeps a given one), as AD's
+// objectGUIDs are; OpenLDAP's own are time-based, so its entries come in anchor order.
+const randomAnchors = args.includes('--random-anchors');
 const pgCluster = stores.includes('postgres') ? await startPostgres() : undefined;
 
 interface WorkerResult {
@@ -123,7 +126,7 @@ for (const n of sizes) {
   const dir = mkdtempSync(path.join(tmpdir(), `idsync-bench-sync-${n}-`));
   console.log(`\nN = ${n.toLocaleString('en-US')} users + ${groups.toLocaleString('en-US')} groups (${dir}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   let t = performance.now();
-  await writeBenchLdif(path.join(dir, 'seed.ldif'), n, order);
+  await writeBenchLdif(path.join(dir, 'seed.ldif'), n, order, randomAnchors);
   const slapd = await startSlapd({ seedLdifFile: path.join(dir, 'seed.ldif') });
   console.log(`generated and slapadd-loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
