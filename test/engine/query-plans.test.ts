@@ -32,6 +32,15 @@ test('no engine statement walks all member rows of a connector', () => {
     const plan = prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[];
     for (const { detail } of plan) if (/^SEARCH (cs_members|m) USING (PRIMARY KEY|COVERING INDEX sqlite_autoindex\w*) \(connector=\?\)$/.test(detail) || /^SCAN (cs_members|cs_objects)\b/.test(detail)) walks.push(`${detail}  <=  ${sql.replace(/\s+/g, ' ')}`);
   }
+  // engine/009: the metaverse is looked up by anchor only for a tombstone, through the index of the
+  // deleted objects alone (a new object's random anchor is not indexed).
+  const byAnchor = [...texts].filter((sql) => /FROM mv_objects\b/.test(sql) && /source_anchor (=|IN)/.test(sql));
+  assert.ok(byAnchor.length >= 2, 'the tombstone look-ups were seen');
+  for (const sql of byAnchor) {
+    const params = Array.from({ length: (sql.match(/\?/g) ?? []).length }, () => '[]');
+    const plan = (prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((p) => p.detail).join('; ');
+    assert.match(plan, /USING INDEX mv_objects_tombstone_anchor/, sql);
+  }
   db.close();
   assert.deepEqual(walks, []);
 });
