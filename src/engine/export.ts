@@ -384,12 +384,8 @@ export class Exporter {
     if (this.bulk) {
       const batches: PreparedWrite[][] = [];
       for (let i = 0; i < writes.length; i += this.options.bulkSize) batches.push(writes.slice(i, i + this.options.bulkSize));
-      try {
-        await this.parallel(batches, (batch) => this.writeBulk(batch, step));
-      } finally {
-        // Also when a batch failed: what the others got answered is recorded.
-        this.flush();
-      }
+      // Also when a batch failed: what the others got answered is recorded.
+      await this.recordingAnswers(() => this.parallel(batches, (batch) => this.writeBulk(batch, step)));
       if (this.bulk) return;
       // The cloud has no Bulk endpoint after all: write what is left one by one.
       writes = writes.filter((w) => !this.written.has(w.row.id));
@@ -409,23 +405,50 @@ export class Exporter {
     const queue: PreparedWrite[][] = [];
     let exhausted = false;
     const refill = (): void => {
-      // Read ahead while a batch per worker is still queued; past that, a worker would idle.
+      // Reads ahead while fewer batches than workers are queued, at most one chunk with writes per
+      // call: what waits prepared stays about a chunk whatever cloud.bulkSize and concurrency are.
       while (!exhausted && queue.length < this.options.concurrency) {
         this.flush();
         const writes = nextChunk();
         if (writes === undefined) exhausted = true;
-        else for (let i = 0; i < writes.length; i += this.options.bulkSize) queue.push(writes.slice(i, i + this.options.bulkSize));
+        else {
+          for (let i = 0; i < writes.length; i += this.options.bulkSize) queue.push(writes.slice(i, i + this.options.bulkSize));
+          if (writes.length > 0) return;
+        }
       }
     };
-    try {
+    await this.recordingAnswers(async () => {
       refill();
+      // Taken until the cloud turns out to have no Bulk endpoint (writeBulk switches it off).
       await this.parallelPull(() => {
+        if (!this.bulk) return undefined;
         refill();
         return queue.shift();
       }, (batch) => this.writeBulk(batch, step));
-    } finally {
-      this.flush();
+    });
+    if (this.bulk) return;
+    // No Bulk endpoint: what is queued, then each chunk left, one write at a time per worker.
+    await this.parallel(queue.splice(0).flat(), (w) => this.writeOne(w, step));
+    for (let writes = nextChunk(); writes; writes = nextChunk()) await this.write(writes, step);
+  }
+
+  /**
+   * Runs `fn`, then records what the cloud answered meanwhile (flush()) — also when `fn` failed:
+   * its failure is the one reported (an answer a failing store could not record is sent again by
+   * the next cycle, as after a crash).
+   */
+  private async recordingAnswers(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      try {
+        this.flush();
+      } catch {
+        // the first failure is the one to report
+      }
+      throw err;
     }
+    this.flush();
   }
 
   private async writeBulk(batch: PreparedWrite[], step: StepHandle): Promise<void> {
@@ -437,19 +460,22 @@ export class Exporter {
     }
     const retry: PreparedWrite[] = [];
     const done: { w: PreparedWrite; cloudId: string }[] = [];
+    let serverError: IdsyncError | undefined;
     outcomes.forEach((o, i) => {
       const w = batch[i]!;
       if (o.kind === 'ok') done.push({ w, cloudId: o.targetId });
       else if (o.kind === 'conflict' || o.kind === 'not-found') retry.push(w); // adopt by externalId / create again: the single-write path knows how
-      else if (o.kind === 'server-error') throw new IdsyncError('CLOUD_SERVER_ERROR', `the cloud directory failed on ${w.label} (HTTP ${o.status}): ${o.detail}`);
+      else if (o.kind === 'server-error') serverError ??= new IdsyncError('CLOUD_SERVER_ERROR', `the cloud directory failed on ${w.label} (HTTP ${o.status}): ${o.detail}`);
       else {
         const message = `the cloud directory rejected the ${w.row.cloud_id ? 'update' : 'create'} of ${w.label} (HTTP ${o.status}): ${o.detail}`;
         this.settle(w.row, { cloudId: w.row.cloud_id, hash: w.row.exported_hash, error: message });
         step.error('CLOUD_REJECTED', message, w.label);
       }
     });
-    // Recorded by flush() at the end of the chunk, with the other batches answered meanwhile.
+    // Recorded by flush() at the end of the chunk, with the other batches answered meanwhile; the
+    // batch's other answers too when one of its operations failed on the server (the export stops).
     for (const { w, cloudId } of done) this.succeeded(w, cloudId, step, true);
+    if (serverError) throw serverError;
     // A retried write is counted by writeOne.
     this.options.onProgress?.((this.done += batch.length - retry.length));
     for (const w of retry) await this.writeOne(w, step);

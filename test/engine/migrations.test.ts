@@ -36,6 +36,7 @@ test('a connector space written by the previous schema keeps every row, its key 
       insert.run(connector, `${Math.floor(rnd() * 1e9).toString(16)}-${i}`, type, `CN=O${i},DC=lab`, `cn=o${i},dc=lab`, JSON.stringify(attrs), `h${i}`, pending, pending === 'add' ? null : i);
     }
     const before = rows(db);
+    const indexesBefore = indexes(db).map((i) => i.name);
     migrate(db, allMigrations);
 
     assert.doesNotMatch(db.prepare<[], { sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'cs_objects'").get()!.sql, /WITHOUT ROWID/, 'a table in arrival order');
@@ -43,6 +44,7 @@ test('a connector space written by the previous schema keeps every row, its key 
     const [first] = before as { connector: string; anchor: string }[];
     assert.throws(() => insert.run(first!.connector, first!.anchor, 'user', 'x', 'x', '{}', 'h', null, null), /UNIQUE constraint failed/, 'the key is still enforced');
     const fresh = openDatabase(path.join(dir, 'new.db'), allMigrations);
+    assert.deepEqual(indexes(db).map((i) => i.name), [...indexesBefore, 'cs_objects_key'].sort(), 'every index it had, and the key');
     assert.deepEqual(indexes(db), indexes(fresh), 'the same indexes as a new store');
     assert.ok(
       indexes(db).some((i) => i.name === 'phs_cs_uid'),

@@ -1,0 +1,71 @@
+/**
+ * A cloud without a Bulk endpoint (the SCIM target answers writeBatch with undefined: a 404, 405
+ * or 501 for /Bulk): the users' stream stops taking batches and the rest goes one write at a time,
+ * `cloud.concurrency` in flight — not that many per batch for every batch left. Ours has Bulk, so
+ * the target is the real SCIM target with its writeBatch answering "no Bulk here"; the single
+ * writes are real, over HTTP, to the real cloud, from a real LDIF source through the engine's store.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ScimTarget } from '../../src/connectors/cloud/target.js';
+import type { TargetConnector } from '../../src/connectors/types.js';
+import { createCloudClient } from '../../src/connectors/registry.js';
+import { runCycle } from '../../src/engine/cycle.js';
+import { EXPORT_CHUNK, Exporter } from '../../src/engine/export.js';
+import { RunLog } from '../../src/engine/runs.js';
+import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+
+const BASE = 'dc=example,dc=test';
+const USERS = EXPORT_CHUNK + 300;
+const BULK = 100;
+const CONCURRENCY = 4;
+const people = Array.from({ length: USERS }, (_, i) =>
+  [`dn: uid=p${i},ou=eng,${BASE}`, 'objectClass: inetOrgPerson', `uid: p${i}`, `cn: P ${i}`, `sn: P${i}`, `mail: p${i}@example.test`, `entryUUID: 00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, ''].join('\n'),
+).join('\n');
+
+let lab: EngineLab;
+before(async () => {
+  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': `version: 1\n\n${people}` } });
+});
+after(() => lab?.close());
+
+test('without a Bulk endpoint the users go one by one, cloud.concurrency at a time after the batches already taken', async () => {
+  const staged = await runCycle(lab.ctx, { preview: true });
+  assert.equal(staged.status, 'success', JSON.stringify(staged.errors));
+  const { db } = lab.ctx;
+  const cloudClient = createCloudClient(lab.loaded, lab.ctx.credentials);
+  const scim = new ScimTarget(cloudClient);
+  let inFlight = 0;
+  let crowded = 0;
+  let batches = 0;
+  const target: TargetConnector = {
+    name: scim.name,
+    writeBatch: async () => {
+      batches++;
+      return undefined;
+    },
+    write: async (w) => {
+      if (++inFlight > CONCURRENCY) crowded++;
+      try {
+        return await scim.write(w);
+      } finally {
+        inFlight--;
+      }
+    },
+    remove: (t, id, how) => scim.remove(t, id, how),
+    find: (t, a, v) => scim.find(t, a, v),
+  };
+  const runs = new RunLog(db);
+  const step = runs.step(runs.begin('test'), 'cloud', 'export');
+  await new Exporter(db, target, { deletionThreshold: 500, allowDeletes: false, concurrency: CONCURRENCY, bulkSize: BULK }).run(step);
+
+  assert.equal(step.counts.adds, USERS);
+  assert.equal(db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM mv_objects WHERE pending_export = 1').get()!.n, 0);
+  const inCloud = await lab.cloud.all<{ externalId: string }>('Users');
+  assert.equal(new Set(inCloud.map((u) => u.externalId)).size, USERS, 'every user once');
+  assert.ok(batches <= CONCURRENCY, `no batch is taken once the cloud said it has no Bulk (${batches} were)`);
+  // Only the batches taken before the answer may go out beside each other (each one by one, a
+  // worker per batch); everything after is cloud.concurrency writes at a time.
+  assert.ok(crowded <= CONCURRENCY * BULK, `${crowded} writes went out beside more than ${CONCURRENCY} others`);
+  await cloudClient.close();
+});
