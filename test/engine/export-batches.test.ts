@@ -8,22 +8,19 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ScimTarget } from '../../src/connectors/cloud/target.js';
-import type { TargetConnector, TargetWrite } from '../../src/connectors/types.js';
+import type { TargetWrite } from '../../src/connectors/types.js';
 import { createCloudClient } from '../../src/connectors/registry.js';
 import { IdsyncError } from '../../src/core/errors.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import { Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
 
-const BASE = 'dc=example,dc=test';
-const people = Array.from({ length: 7 }, (_, i) =>
-  [`dn: uid=p${i},ou=eng,${BASE}`, 'objectClass: inetOrgPerson', `uid: p${i}`, `cn: P ${i}`, `sn: P${i}`, `mail: p${i}@example.test`, `entryUUID: 00000000-0000-4000-8000-00000000000${i}`, ''].join('\n'),
-).join('\n');
 
 let lab: EngineLab;
 before(async () => {
-  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': `version: 1\n\n${people}` } });
+  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': peopleLdif(7) } });
 });
 after(() => lab?.close());
 
@@ -35,17 +32,13 @@ test('a failed batch leaves the answers of the chunk\'s other batches recorded; 
   const cloudClient = createCloudClient(lab.loaded, lab.ctx.credentials);
   const scim = new ScimTarget(cloudClient);
   let batches = 0;
-  const target: TargetConnector = {
-    name: scim.name,
+  const target = scimTargetWith(scim, {
     writeBatch: async (writes: TargetWrite[]) => {
       // Batches of 2, one at a time: the third fails as a cloud failing mid-export does.
       if (++batches === 3) throw new IdsyncError('CLOUD_SERVER_ERROR', 'the cloud directory failed (test)');
       return scim.writeBatch(writes);
     },
-    write: (w) => scim.write(w),
-    remove: (t, id, how) => scim.remove(t, id, how),
-    find: (t, a, v) => scim.find(t, a, v),
-  };
+  });
   const runs = new RunLog(db);
   const runId = runs.begin('test');
   const failing = new Exporter(db, target, { deletionThreshold: 500, allowDeletes: false, concurrency: 1, bulkSize: 2 });

@@ -8,24 +8,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ScimTarget } from '../../src/connectors/cloud/target.js';
-import type { TargetConnector } from '../../src/connectors/types.js';
 import { createCloudClient } from '../../src/connectors/registry.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import { EXPORT_CHUNK, Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
 
-const BASE = 'dc=example,dc=test';
 const USERS = EXPORT_CHUNK + 300;
 const BULK = 100;
 const CONCURRENCY = 4;
-const people = Array.from({ length: USERS }, (_, i) =>
-  [`dn: uid=p${i},ou=eng,${BASE}`, 'objectClass: inetOrgPerson', `uid: p${i}`, `cn: P ${i}`, `sn: P${i}`, `mail: p${i}@example.test`, `entryUUID: 00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, ''].join('\n'),
-).join('\n');
 
 let lab: EngineLab;
 before(async () => {
-  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': `version: 1\n\n${people}` } });
+  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': peopleLdif(USERS) } });
 });
 after(() => lab?.close());
 
@@ -38,8 +34,7 @@ test('without a Bulk endpoint the users go one by one, cloud.concurrency at a ti
   let inFlight = 0;
   let crowded = 0;
   let batches = 0;
-  const target: TargetConnector = {
-    name: scim.name,
+  const target = scimTargetWith(scim, {
     writeBatch: async () => {
       batches++;
       return undefined;
@@ -52,9 +47,7 @@ test('without a Bulk endpoint the users go one by one, cloud.concurrency at a ti
         inFlight--;
       }
     },
-    remove: (t, id, how) => scim.remove(t, id, how),
-    find: (t, a, v) => scim.find(t, a, v),
-  };
+  });
   const runs = new RunLog(db);
   const step = runs.step(runs.begin('test'), 'cloud', 'export');
   await new Exporter(db, target, { deletionThreshold: 500, allowDeletes: false, concurrency: CONCURRENCY, bulkSize: BULK }).run(step);

@@ -9,21 +9,18 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ScimTarget } from '../../src/connectors/cloud/target.js';
-import type { TargetConnector, TargetWrite } from '../../src/connectors/types.js';
+import type { TargetWrite } from '../../src/connectors/types.js';
 import { createCloudClient } from '../../src/connectors/registry.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import { Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
 
-const BASE = 'dc=example,dc=test';
-const people = Array.from({ length: 6 }, (_, i) =>
-  [`dn: uid=p${i},ou=eng,${BASE}`, 'objectClass: inetOrgPerson', `uid: p${i}`, `cn: P ${i}`, `sn: P${i}`, `mail: p${i}@example.test`, `entryUUID: 00000000-0000-4000-8000-00000000000${i}`, ''].join('\n'),
-).join('\n');
 
 let lab: EngineLab;
 before(async () => {
-  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': `version: 1\n\n${people}` } });
+  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': peopleLdif(6) } });
 });
 after(() => lab?.close());
 
@@ -33,16 +30,12 @@ test("one operation failing on the server stops the export with the batch's othe
   const { db } = lab.ctx;
   const cloudClient = createCloudClient(lab.loaded, lab.ctx.credentials);
   const scim = new ScimTarget(cloudClient);
-  const target: TargetConnector = {
-    name: scim.name,
+  const target = scimTargetWith(scim, {
     writeBatch: async (writes: TargetWrite[]) => {
       const outcomes = await scim.writeBatch(writes);
       return outcomes?.map((o, i) => (i === 2 ? { kind: 'server-error' as const, status: 500, detail: 'internal error (test)' } : o));
     },
-    write: (w) => scim.write(w),
-    remove: (t, id, how) => scim.remove(t, id, how),
-    find: (t, a, v) => scim.find(t, a, v),
-  };
+  });
   const runs = new RunLog(db);
   const runId = runs.begin('test');
   const options = { deletionThreshold: 500, allowDeletes: false, concurrency: 2, bulkSize: 10 };

@@ -10,25 +10,22 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { ScimTarget } from '../../src/connectors/cloud/target.js';
-import type { TargetConnector, TargetWrite } from '../../src/connectors/types.js';
+import type { TargetWrite } from '../../src/connectors/types.js';
 import { createCloudClient } from '../../src/connectors/registry.js';
 import { IdsyncError } from '../../src/core/errors.js';
 import { runCycle } from '../../src/engine/cycle.js';
 import { EXPORT_CHUNK, Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
+import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
 
-const BASE = 'dc=example,dc=test';
 const USERS = EXPORT_CHUNK + 1000;
 const BULK = 100;
 const CONCURRENCY = 4;
-const people = Array.from({ length: USERS }, (_, i) =>
-  [`dn: uid=p${i},ou=eng,${BASE}`, 'objectClass: inetOrgPerson', `uid: p${i}`, `cn: P ${i}`, `sn: P${i}`, `mail: p${i}@example.test`, `entryUUID: 00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, ''].join('\n'),
-).join('\n');
 
 let lab: EngineLab;
 before(async () => {
-  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': `version: 1\n\n${people}` } });
+  lab = await startEngineLab({ connectors: [ldifConnector()], files: { 'source.ldif': peopleLdif(USERS) } });
 });
 after(() => lab?.close());
 
@@ -36,8 +33,7 @@ after(() => lab?.close());
 function countingTarget(scim: ScimTarget, holdMs: number, failAt?: number) {
   const seen: { inFlight: number }[] = [];
   let inFlight = 0;
-  const target: TargetConnector = {
-    name: scim.name,
+  const target = scimTargetWith(scim, {
     writeBatch: async (writes: TargetWrite[]) => {
       seen.push({ inFlight });
       if (seen.length === failAt) throw new IdsyncError('CLOUD_SERVER_ERROR', 'the cloud directory failed (test)');
@@ -49,10 +45,7 @@ function countingTarget(scim: ScimTarget, holdMs: number, failAt?: number) {
         inFlight--;
       }
     },
-    write: (w) => scim.write(w),
-    remove: (t, id, how) => scim.remove(t, id, how),
-    find: (t, a, v) => scim.find(t, a, v),
-  };
+  });
   return { target, seen };
 }
 
