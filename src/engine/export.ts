@@ -292,8 +292,12 @@ export class Exporter {
       return writes;
     };
     // Users over Bulk: one stream of batches across chunks. Groups go a chunk at a time: a group
-    // needs its members' cloud ids, which the chunk before records when it ends.
-    if (type === 'user' && this.bulk) return this.writeStream(nextChunk, step);
+    // needs its members' cloud ids, which the chunk before records when it ends; so do the users
+    // left when the cloud turns out to have no Bulk endpoint (one write at a time per worker).
+    if (type === 'user' && this.bulk) {
+      await this.writeStream(nextChunk, step);
+      if (this.bulk) return;
+    }
     for (let writes = nextChunk(); writes; writes = nextChunk()) await this.write(writes, step);
   }
 
@@ -426,10 +430,8 @@ export class Exporter {
         return queue.shift();
       }, (batch) => this.writeBulk(batch, step));
     });
-    if (this.bulk) return;
-    // No Bulk endpoint: what is queued, then each chunk left, one write at a time per worker.
-    await this.parallel(queue.splice(0).flat(), (w) => this.writeOne(w, step));
-    for (let writes = nextChunk(); writes; writes = nextChunk()) await this.write(writes, step);
+    // No Bulk endpoint after all: what was queued goes one by one (upserts() writes the chunks left).
+    if (!this.bulk) await this.write(queue.splice(0).flat(), step);
   }
 
   /**
