@@ -58,7 +58,11 @@ describe('observeNtHash (polled LDAP source)', () => {
   let env: Env;
   let pipeline: PasswordPipeline;
   before(() => ({ env, pipeline } = undeliveredPipeline()));
-  after(() => env.cleanup());
+  // The pipeline's checkpoint worker has a connection of its own to the folder: ended first.
+  after(async () => {
+    await pipeline.stop();
+    env.cleanup();
+  });
 
   it('queues a hash only when it changed since the last import (keyed fingerprint)', async () => {
     const u = addUser(env.db, { sam: 'olaf' }, 'openldap');
@@ -98,7 +102,11 @@ describe('the import path against a notification that arrives while a page is re
   let env: Env;
   let pipeline: PasswordPipeline;
   before(() => ({ env, pipeline } = undeliveredPipeline()));
-  after(() => env.cleanup());
+  // The pipeline's checkpoint worker has a connection of its own to the folder: ended first.
+  after(async () => {
+    await pipeline.stop();
+    env.cleanup();
+  });
 
   it('a page read before a password change, handed over after its notification, does not overwrite the newer hash', async () => {
     const u = addUser(env.db, { sam: 'racer', dn: 'uid=racer,ou=people,dc=lab,dc=test' }, 'openldap');
