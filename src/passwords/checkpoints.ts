@@ -36,6 +36,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { dialectOf, type Database } from '../store/database.js';
+import { lowerAutocheckpoint, ownAutocheckpoint, raiseAutocheckpoint } from '../store/autocheckpoint.js';
 import { SQLITE_DRIVER_PATH } from '../store/sqlite-driver.js';
 
 /** Rows the intake writes before its first checkpoint request (then: as the WAL sizes say). */
@@ -65,32 +66,6 @@ parentPort.on('message', (msg) => {
   parentPort.postMessage(r);
 });
 `;
-
-/**
- * Per connection whose setting a checkpointer raised: its own `wal_autocheckpoint` and how many
- * workers run on it. Kept until the own value is back (a restore that failed is not forgotten).
- * Two pipelines on one connection must neither take the raised value for the connection's own nor
- * lower it while the other's worker still runs.
- */
-const raised = new WeakMap<Database, { own: number; workers: number }>();
-
-/** The connection's own `wal_autocheckpoint` (not the raised one). */
-function ownAutocheckpoint(db: Database): number {
-  const r = raised.get(db);
-  if (r) return r.own;
-  const pages = Number(db.pragma('wal_autocheckpoint', { simple: true }));
-  return Number.isInteger(pages) && pages >= 0 ? pages : 1000;
-}
-
-/**
- * With db.pragma, which prepares and runs the statement each time: SQLite applies
- * `PRAGMA wal_autocheckpoint = N` while it prepares it, so a statement prepared once and run again
- * changes nothing (it did so only when a schema change made SQLite prepare it again: the setting
- * then depended on which ran last).
- */
-function setAutocheckpoint(db: Database, pages: number): void {
-  db.pragma(`wal_autocheckpoint = ${pages}`);
-}
 
 export class IntakeCheckpoints {
   private worker: Worker | undefined;
@@ -205,25 +180,12 @@ export class IntakeCheckpoints {
    * it starts; lowerAuto once, as it goes (close() or its failure).
    */
   private raiseAuto(): void {
-    const own = ownAutocheckpoint(this.db);
-    setAutocheckpoint(this.db, this.autoWorker);
-    raised.set(this.db, { own, workers: (raised.get(this.db)?.workers ?? 0) + 1 });
+    raiseAutocheckpoint(this.db, this.autoWorker);
   }
 
   /** The connection's own automatic checkpoint again once no checkpointer's worker runs on it. */
   private lowerAuto(): void {
-    const r = raised.get(this.db);
-    if (!r) return;
-    r.workers--;
-    if (r.workers > 0) return;
-    try {
-      if (!this.db.open) return; // closing with the process: nothing to restore
-      setAutocheckpoint(this.db, r.own);
-      raised.delete(this.db);
-    } catch {
-      // busy (a statement still iterating): the record stays, so the own value is not taken for
-      // the raised one; the next stop restores it
-    }
+    lowerAutocheckpoint(this.db, this.autoWorker);
   }
 
   private start(): boolean {

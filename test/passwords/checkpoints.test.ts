@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventLog } from '../../src/events/log.js';
@@ -15,26 +15,8 @@ import { Outbox } from '../../src/passwords/outbox.js';
 import { CHECKPOINT_TARGET_FACTOR, FIRST_CHECKPOINT_ROWS, IntakeCheckpoints, WAL_RESTART_FACTOR } from '../../src/passwords/checkpoints.js';
 import { PasswordPipeline } from '../../src/passwords/pipeline.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
+import { walFrames } from '../helpers/wal.js';
 import { addUser, makeEnv, MIGRATIONS, type Env } from './sources/fixtures.js';
-
-/**
- * Frames of the current WAL generation, read from the file (a checkpoint call to ask would itself
- * checkpoint): the frames after the 32-byte header whose salts match the header's (frames of an
- * earlier generation, left behind a restart, carry other salts). Page size 4096.
- */
-function walFrames(file: string): number {
-  let wal: Buffer;
-  try {
-    wal = readFileSync(file);
-  } catch {
-    return 0;
-  }
-  if (wal.length < 32) return 0;
-  const salt = wal.subarray(16, 24);
-  let n = 0;
-  for (let at = 32; at + 24 + 4096 <= wal.length; at += 24 + 4096, n++) if (!wal.subarray(at + 8, at + 16).equals(salt)) break;
-  return n;
-}
 
 const offline = (): never => {
   throw new Error('offline: these tests never deliver');
