@@ -22,6 +22,7 @@ import { EngineState, importConnector, sourceHashKey, Watermarks } from './impor
 import { contentHash } from './stable-hash.js';
 import { assertTenantIsOurs, installationId } from './tenant.js';
 import { RunLog, type RunRecord, type RunStatus, type StepHandle } from './runs.js';
+import { BackgroundCheckpoints } from '../store/checkpoints.js';
 import { Synchronizer, type ConnectorKind } from './sync.js';
 
 export interface CycleProgress {
@@ -50,6 +51,12 @@ export interface CycleResult extends RunRecord {
   /** The planned exports (preview, or staging mode). */
   plan?: PlannedExport[];
 }
+
+/**
+ * Objects a cycle imports or exports before its WAL checkpoints move off the event loop
+ * (store/checkpoints.ts): a cycle of a few changes never costs a thread.
+ */
+export const BACKGROUND_CHECKPOINTS_FROM = 2000;
 
 export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): Promise<CycleResult> {
   const { loaded, db, credentials } = ctx;
@@ -84,6 +91,10 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
   };
 
   const cloud = createCloudClient(loaded, credentials);
+  const checkpoints = BackgroundCheckpoints.for(db);
+  const progressed = (done: number) => {
+    if (done >= BACKGROUND_CHECKPOINTS_FROM) checkpoints?.start();
+  };
   cloud.installation = installationId(db);
   let tenantRefused = false;
   let pipeline: PasswordPipeline | undefined = options.passwords;
@@ -131,6 +142,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
           }
         : undefined,
       onProgress: (done) => {
+        progressed(done);
         early?.exported(done);
         options.onProgress?.({ connector: CLOUD_CONNECTOR, step: 'export', done });
       },
@@ -180,7 +192,10 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
           full: options.full ?? false,
           events: ctx.events,
           passwords: loaded.config.passwordHashSync.enabled ? passwords : undefined,
-          onProgress: (done) => options.onProgress?.({ connector: cfg.name, step: 'import', done }),
+          onProgress: (done) => {
+            progressed(done);
+            options.onProgress?.({ connector: cfg.name, step: 'import', done });
+          },
           onStaged: early ? () => early!.staged() : undefined,
           project: early?.projection(cfg.name),
           room: early ? (users) => early!.room(users) : undefined,
@@ -243,6 +258,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     runError ??= toIdsyncError(err);
   } finally {
     await cloud.close().catch(() => undefined);
+    await checkpoints?.stop();
   }
 
   const status: RunStatus = failed ? 'failed' : withErrors ? 'completed-with-errors' : 'success';
