@@ -83,6 +83,14 @@ module.exports = {
       to: { path: '^test/' },
     },
     {
+      name: 'reader-thread-loads-no-cloud-client',
+      severity: 'error',
+      comment:
+        "The full import's reader thread starts at each cycle's import: the cloud client and undici were two thirds of its start (connectors/directory.ts).",
+      from: { path: '^src/engine/reader/read-worker\\.ts$' },
+      to: { path: ['^src/connectors/(cloud|registry)', 'node_modules/undici/'], reachable: true },
+    },
+    {
       name: 'not-to-unresolvable',
       severity: 'error',
       comment: 'An import that resolves to nothing is a typo or a missing dependency.',

@@ -1,15 +1,15 @@
 /**
  * The one place that knows every connector kind. To add a kind: write src/connectors/<kind>/,
- * add its config schema to src/config/schema.ts and a case below.
+ * add its config schema to src/config/schema.ts and a case below (a directory kind: in
+ * directory.ts, which the import's reader thread loads alone).
  */
 import type { LoadedConfig } from '../config/load.js';
-import type { LdapConnectorConfig, SourceConnectorConfig } from '../config/schema.js';
+import type { SourceConnectorConfig } from '../config/schema.js';
 import { IdsyncError } from '../core/errors.js';
 import type { CredentialStore } from '../credentials/store.js';
-import { createAdConnector } from './ad/index.js';
 import { configDurationMs } from '../config/schema.js';
 import { CloudClient, type CloudClientOptions } from './cloud/client.js';
-import { createLdapConnector } from './ldap/index.js';
+import { createDirectoryConnector } from './directory.js';
 import { createLdifConnector } from './ldif/index.js';
 import type { SecretResolver, SourceConnector } from './types.js';
 
@@ -24,11 +24,6 @@ export function createSourceConnector(loaded: LoadedConfig, cfg: SourceConnector
     case 'ldif':
       return createLdifConnector(cfg, { resolvePath: loaded.resolvePath });
   }
-}
-
-/** A directory (AD or LDAP) connector: all it needs is its own configuration (engine/reader builds one on its thread). */
-export function createDirectoryConnector(cfg: LdapConnectorConfig, secret: SecretResolver): SourceConnector {
-  return cfg.type === 'ad' ? createAdConnector(cfg, secret) : createLdapConnector(cfg, secret);
 }
 
 export function connectorConfig(loaded: LoadedConfig, name: string): SourceConnectorConfig {

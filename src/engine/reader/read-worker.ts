@@ -6,7 +6,7 @@
  * for the next start.
  */
 import { parentPort } from 'node:worker_threads';
-import { createDirectoryConnector } from '../../connectors/registry.js';
+import { createDirectoryConnector } from '../../connectors/directory.js';
 import type { SourceConnector, SourceObject } from '../../connectors/types.js';
 import { dnUnicodeOf, preparePage } from '../staging.js';
 import { errorToWire, type FromReader, type ToReader } from './protocol.js';
