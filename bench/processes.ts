@@ -9,6 +9,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { openContext } from '../src/engine/context.js';
+import { NODE_FLAGS } from '../src/service/node-flags.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -29,9 +30,9 @@ export function runNode(args: string[], env: NodeJS.ProcessEnv = {}, cwd = root)
   return { done, child };
 }
 
-/** `idsync cloud serve` on DATA_DIR and a free port, from the built CLI; resolves once it listens. */
+/** `idsync cloud serve` on DATA_DIR and a free port, from the built CLI with its flags (NODE_FLAGS); resolves once it listens. */
 export async function startBenchCloud(dataDir: string, adminPassword: string): Promise<{ url: string; child: ReturnType<typeof spawn> }> {
-  const cloud = runNode(['bin/idsync.js', 'cloud', 'serve', '--data', dataDir, '--port', '0'], { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
+  const cloud = runNode([...NODE_FLAGS, 'bin/idsync.js', 'cloud', 'serve', '--data', dataDir, '--port', '0'], { IDSYNC_CLOUD_ADMIN_PASSWORD: adminPassword });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     cloud.child.stdout!.on('data', (d: string) => {

@@ -14,6 +14,7 @@ import { createSyncClient } from '../src/cloud/admin-api-client.js';
 import { startSlapd } from '../test/helpers/slapd.js';
 import { writeBenchLdif } from './floors.js';
 import { runNode, startBenchCloud, writeBenchConfig } from './processes.js';
+import { NODE_FLAGS } from '../src/service/node-flags.js';
 
 const n = Number(process.argv[2] ?? 100000);
 const rounds = Number(process.argv[3] ?? 2);
@@ -42,6 +43,7 @@ try {
       writeBenchConfig(config, { dataDir: `./data${run}`, slapd, cloudUrl: url, cloudSecret: secret, n });
       const cloudCpu0 = cpuOf(cloud.child.pid!);
       const flags = [
+        ...NODE_FLAGS, // as every idsync process (bin/idsync.js's first line); AB_FLAGS may add to them
         ...(process.env.AB_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.AB_PROFILE, String(run))}`] : []),
         ...(process.env.AB_FLAGS ? process.env.AB_FLAGS.split(' ') : []),
       ];

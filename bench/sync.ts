@@ -20,6 +20,7 @@ import { startPostgres } from '../test/helpers/postgres.js';
 import { startSlapd } from '../test/helpers/slapd.js';
 import { runNode, startBenchCloud, writeBenchConfig } from './processes.js';
 import { bulkFloor, ldapFloor, sqliteFloor, writeBenchLdif, type Floor } from './floors.js';
+import { NODE_FLAGS } from '../src/service/node-flags.js';
 
 // `-- 100000,1000000 [--store sqlite|postgres|both]`: PostgreSQL (a private PostgreSQL 15 started
 // here, test/helpers/postgres.ts) runs the same cycles into a cloud of its own, printed beside SQLite.
@@ -189,7 +190,8 @@ for (const n of sizes) {
       const cycle = async (label: string): Promise<WorkerResult> => {
         const cpu0 = procCpuSeconds(cloudChild.pid);
         const db0 = treeCpuSeconds(pgPid);
-        const out = (await runNode([...prof, '--import', 'tsx', 'bench/sync-worker.ts', config], env).done).trim().split('\n').pop()!;
+        // With the flags every idsync process runs with (bin/idsync.js's first line).
+        const out = (await runNode([...NODE_FLAGS, ...prof, '--import', 'tsx', 'bench/sync-worker.ts', config], env).done).trim().split('\n').pop()!;
         if (process.env.IDSYNC_BENCH_PROFILE) writeFileSync(path.join(process.env.IDSYNC_BENCH_PROFILE, `${n}-${store}-${label.replace(/\W+/g, '-')}.json`), out);
         const r = JSON.parse(out) as WorkerResult;
         const dbCpu = pgPid !== undefined ? treeCpuSeconds(pgPid) - db0 : undefined;

@@ -21,6 +21,7 @@ import { openContext } from '../engine/context.js';
 import type { RunRecord } from '../engine/runs.js';
 import type { HealthReport } from './health.js';
 import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './defaults.js';
+import { NODE_FLAGS } from './node-flags.js';
 
 export const PID_FILE = 'idsync.pid';
 export const LOG_FILE = 'idsync.log';
@@ -196,7 +197,7 @@ export async function startDaemon(loaded: LoadedConfig, opts: StartOptions = {})
   const timeoutMs = opts.timeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const logFile = logFilePath(dataDir);
   const args = [
-    ...(opts.nodeArgs ?? [DEFAULT_ENTRY]),
+    ...(opts.nodeArgs ?? [...NODE_FLAGS, DEFAULT_ENTRY]),
     '-c',
     loaded.file,
     'serve',

@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { IdsyncError } from '../core/errors.js';
 import { DEFAULT_ENTRY } from './daemon.js';
+import { NODE_FLAGS } from './node-flags.js';
 
 export const UNIT_NAME = 'idsync.service';
 export const CLOUD_UNIT_NAME = 'idsync-cloud.service';
@@ -122,7 +123,7 @@ function execWords(opts: { exec?: string | undefined; searchPath?: string | unde
     }
     // A user unit for a developer may run the checkout: say so.
     warnings.push(`the unit runs this checkout (${path.dirname(path.dirname(DEFAULT_ENTRY))}): moving or updating it changes what the service runs`);
-    return [process.execPath, path.resolve(DEFAULT_ENTRY)];
+    return [process.execPath, ...NODE_FLAGS, path.resolve(DEFAULT_ENTRY)];
   }
   if (!path.isAbsolute(exe)) throw new IdsyncError('CONFIG_INVALID', `--exec must be an absolute path, got "${exe}"`, { hint: 'For example --exec /usr/bin/idsync.' });
   const checkout = checkoutOf(exe);
