@@ -258,7 +258,7 @@ export async function runCycle(ctx: EngineContext, options: CycleOptions = {}): 
     runError ??= toIdsyncError(err);
   } finally {
     await cloud.close().catch(() => undefined);
-    await checkpoints?.stop();
+    await checkpoints?.close();
   }
 
   const status: RunStatus = failed ? 'failed' : withErrors ? 'completed-with-errors' : 'success';

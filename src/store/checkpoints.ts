@@ -61,6 +61,8 @@ export class BackgroundCheckpoints {
   private worker: Worker | undefined;
   private stopped: Promise<number> | undefined;
   private failed = false;
+  /** close() was called: start() does nothing any more. */
+  private closed = false;
   private ran = 0;
 
   private constructor(
@@ -90,7 +92,7 @@ export class BackgroundCheckpoints {
    * connection checkpoints on commit as before.
    */
   start(): void {
-    if (this.worker || this.failed || !this.db.open) return;
+    if (this.worker || this.failed || this.closed || !this.db.open) return;
     try {
       raiseAutocheckpoint(this.db, BURST_AUTOCHECKPOINT_PAGES);
     } catch {
@@ -121,8 +123,21 @@ export class BackgroundCheckpoints {
   }
 
   /**
+   * Stops the worker for good: a start() after it does nothing. What ends the burst calls it (the
+   * cycle's end), so that a straggler of the burst — an answer of the cloud still coming in and
+   * reported as progress — cannot start a worker nobody stops.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stop();
+  }
+
+  /**
    * Stops the worker: its checkpoint, if one runs, completes first (a thread stopped inside SQLite
-   * aborts the process), then the connection has its own setting again.
+   * aborts the process), then the connection has its own setting again. A later start() starts
+   * another. (A process that exits while a checkpoint runs, on a second signal or a broken pipe,
+   * may still abort in it, as with the password intake's checkpointer: what was committed is in
+   * the WAL, and SQLite recovers from a checkpoint cut short.)
    */
   async stop(): Promise<void> {
     const w = this.worker;
