@@ -65,16 +65,12 @@ export class BackgroundCheckpoints {
   private closed = false;
   private ran = 0;
 
-  private constructor(
-    private readonly db: Database,
-    private readonly file: string,
-    private readonly everyMs: number,
-  ) {}
+  private constructor(private readonly db: Database) {}
 
   /** For an SQLite database file; undefined otherwise (in memory, PostgreSQL). */
-  static for(db: Database, everyMs = CHECKPOINT_EVERY_MS): BackgroundCheckpoints | undefined {
+  static for(db: Database): BackgroundCheckpoints | undefined {
     if (dialectOf(db) !== 'sqlite' || db.memory || !db.name || db.readonly) return undefined;
-    return new BackgroundCheckpoints(db, db.name, everyMs);
+    return new BackgroundCheckpoints(db);
   }
 
   /** Whether the worker runs now. */
@@ -100,7 +96,7 @@ export class BackgroundCheckpoints {
     }
     let w: Worker;
     try {
-      w = new Worker(WORKER_SOURCE, { eval: true, workerData: { file: this.file, driver: SQLITE_DRIVER_PATH, everyMs: this.everyMs } });
+      w = new Worker(WORKER_SOURCE, { eval: true, workerData: { file: this.db.name, driver: SQLITE_DRIVER_PATH, everyMs: CHECKPOINT_EVERY_MS } });
     } catch {
       this.failed = true;
       lowerAutocheckpoint(this.db, BURST_AUTOCHECKPOINT_PAGES);
