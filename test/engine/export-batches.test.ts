@@ -7,15 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ScimTarget } from '../../src/connectors/cloud/target.js';
 import type { TargetWrite } from '../../src/connectors/types.js';
-import { createCloudClient } from '../../src/connectors/registry.js';
 import { IdsyncError } from '../../src/core/errors.js';
-import { runCycle } from '../../src/engine/cycle.js';
 import { Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
-import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
+import { peopleLdif, scimTargetWith, stagedForExport } from '../helpers/export-target.js';
 
 
 let lab: EngineLab;
@@ -26,11 +23,7 @@ after(() => lab?.close());
 
 test('a failed batch leaves the answers of the chunk\'s other batches recorded; the next export sends the rest once', async () => {
   // Import and sync only (a preview exports nothing), then the export by hand.
-  const staged = await runCycle(lab.ctx, { preview: true });
-  assert.equal(staged.status, 'success', JSON.stringify(staged.errors));
-  const { db } = lab.ctx;
-  const cloudClient = createCloudClient(lab.loaded, lab.ctx.credentials);
-  const scim = new ScimTarget(cloudClient);
+  const { db, cloudClient, scim } = await stagedForExport(lab);
   let batches = 0;
   const target = scimTargetWith(scim, {
     writeBatch: async (writes: TargetWrite[]) => {

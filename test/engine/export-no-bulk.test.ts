@@ -7,13 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ScimTarget } from '../../src/connectors/cloud/target.js';
-import { createCloudClient } from '../../src/connectors/registry.js';
-import { runCycle } from '../../src/engine/cycle.js';
 import { EXPORT_CHUNK, Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
-import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
+import { peopleLdif, scimTargetWith, stagedForExport } from '../helpers/export-target.js';
 
 const USERS = EXPORT_CHUNK + 300;
 const BULK = 100;
@@ -26,11 +23,7 @@ before(async () => {
 after(() => lab?.close());
 
 test('without a Bulk endpoint the users go one by one, cloud.concurrency at a time after the batches already taken', async () => {
-  const staged = await runCycle(lab.ctx, { preview: true });
-  assert.equal(staged.status, 'success', JSON.stringify(staged.errors));
-  const { db } = lab.ctx;
-  const cloudClient = createCloudClient(lab.loaded, lab.ctx.credentials);
-  const scim = new ScimTarget(cloudClient);
+  const { db, cloudClient, scim } = await stagedForExport(lab);
   let inFlight = 0;
   let crowded = 0;
   let batches = 0;

@@ -8,14 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ScimTarget } from '../../src/connectors/cloud/target.js';
 import type { TargetWrite } from '../../src/connectors/types.js';
-import { createCloudClient } from '../../src/connectors/registry.js';
-import { runCycle } from '../../src/engine/cycle.js';
 import { Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
-import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
+import { peopleLdif, scimTargetWith, stagedForExport } from '../helpers/export-target.js';
 
 
 let lab: EngineLab;
@@ -25,11 +22,7 @@ before(async () => {
 after(() => lab?.close());
 
 test("one operation failing on the server stops the export with the batch's other answers recorded; the next export sends only it", async () => {
-  const staged = await runCycle(lab.ctx, { preview: true });
-  assert.equal(staged.status, 'success', JSON.stringify(staged.errors));
-  const { db } = lab.ctx;
-  const cloudClient = createCloudClient(lab.loaded, lab.ctx.credentials);
-  const scim = new ScimTarget(cloudClient);
+  const { db, cloudClient, scim } = await stagedForExport(lab);
   const target = scimTargetWith(scim, {
     writeBatch: async (writes: TargetWrite[]) => {
       const outcomes = await scim.writeBatch(writes);

@@ -11,13 +11,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { ScimTarget } from '../../src/connectors/cloud/target.js';
 import type { TargetWrite } from '../../src/connectors/types.js';
-import { createCloudClient } from '../../src/connectors/registry.js';
 import { IdsyncError } from '../../src/core/errors.js';
-import { runCycle } from '../../src/engine/cycle.js';
 import { EXPORT_CHUNK, Exporter } from '../../src/engine/export.js';
 import { RunLog } from '../../src/engine/runs.js';
 import { ldifConnector, startEngineLab, type EngineLab } from '../helpers/engine-lab.js';
-import { peopleLdif, scimTargetWith } from '../helpers/export-target.js';
+import { peopleLdif, scimTargetWith, stagedForExport } from '../helpers/export-target.js';
 
 const USERS = EXPORT_CHUNK + 1000;
 const BULK = 100;
@@ -53,12 +51,8 @@ const pendingUsers = (): number => lab.ctx.db.prepare<[], { n: number }>("SELECT
 
 test('the first batch of the next chunk goes out while the last batches of the chunk before are still in flight; a failure stops the stream with its answers recorded', async () => {
   // Import and sync only (a preview exports nothing), then the export by hand.
-  const staged = await runCycle(lab.ctx, { preview: true });
-  assert.equal(staged.status, 'success', JSON.stringify(staged.errors));
+  const { db, cloudClient, scim } = await stagedForExport(lab);
   assert.equal(pendingUsers(), USERS);
-  const { db } = lab.ctx;
-  const cloudClient = createCloudClient(lab.loaded, lab.ctx.credentials);
-  const scim = new ScimTarget(cloudClient);
   const runs = new RunLog(db);
   const runId = runs.begin('test');
   const options = { deletionThreshold: 500, allowDeletes: false, concurrency: CONCURRENCY, bulkSize: BULK };
