@@ -9,6 +9,7 @@
  */
 import { IdsyncError } from '../core/errors.js';
 import { migrate, type Database, type Migration } from '../store/database.js';
+import { outsideFence } from '../store/fence.js';
 import { eventById, type EventDefinition, type EventLevel, type EventSource } from './catalog.js';
 import { redactDetails, redactString } from './redact.js';
 
@@ -126,7 +127,9 @@ export class EventLog {
     const time = this.#now().toISOString();
     let seq: number;
     try {
-      const info = this.#insert.run({
+      // Outside the fence (store/fence.ts): a node that lost the lease still records why its work
+      // stopped; the fence guards the sync state, which no event is.
+      const info = outsideFence(() => this.#insert.run({
         id: def.id,
         name: def.name,
         source: def.source,
@@ -134,7 +137,7 @@ export class EventLog {
         time,
         message,
         details: JSON.stringify(clean),
-      });
+      }));
       seq = Number(info.lastInsertRowid);
     } catch (err) {
       throw new IdsyncError('STORE_FAILED', `cannot record event ${def.id} ${def.name}: ${(err as Error).message}`, {

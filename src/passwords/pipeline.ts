@@ -88,7 +88,14 @@ export interface PasswordPipelineDeps {
    * would only meet the refusal again (and fill the event log with 650/656/651).
    */
   credentialRefused?: () => RefusalRecord | undefined;
+  /** Where the loop says what it cannot put in the event log (default: standard error). */
+  log?: (level: 'warn' | 'error', msg: string) => void;
   options?: PasswordPipelineOptions;
+}
+
+/** The default of a background loop's `log`: what it cannot put in the event log, on standard error. */
+export function logToStderr(_level: 'warn' | 'error', msg: string): void {
+  process.stderr.write(`${msg}\n`);
 }
 
 /** How long a change waits for its user to appear in the cloud before it is dropped. */
@@ -122,12 +129,16 @@ export class PasswordPipeline {
   private lastCredentialVersion: string | undefined;
   /** The last pass delivered nothing because the cloud credential is recorded as refused. */
   private heldByRefusal = false;
+  /** The code of the failure the loop's last pass threw (said once: passFailed). */
+  private failing: string | undefined;
+  private readonly log: (level: 'warn' | 'error', msg: string) => void;
 
   constructor(deps: PasswordPipelineDeps) {
     this.db = deps.db;
     this.events = deps.events;
     this.credentialVersion = deps.credentialVersion;
     this.credentialRefused = deps.credentialRefused;
+    this.log = deps.log ?? logToStderr;
     this.now = deps.options?.now ?? Date.now;
     const o = deps.options ?? {};
     this.opts = {
@@ -491,45 +502,27 @@ export class PasswordPipeline {
     w?.();
   }
 
+  /**
+   * The loop. Nothing a pass meets may end it: a rejection here would be unhandled and end the
+   * process (the resumed old leader of an HA pair did, when its first write met the lost lease).
+   * A failed pass is said once per kind of failure and the loop tries again after pollMs: a store
+   * that comes back, or a node that learns it lost the lease and is stopped by the service.
+   */
   private async run(): Promise<void> {
     this.lastCredentialVersion = this.credentialVersion?.();
     while (this.running) {
       this.woken = false;
-      const version = this.credentialVersion?.();
-      if (version !== this.lastCredentialVersion) {
-        // An administrator just set a new cloud credential: deliver what waits now.
-        this.lastCredentialVersion = version;
-        this.outboxStore.dueNow(this.now());
-      }
+      let delay: number;
       try {
-        await this.deliverOnce();
+        delay = await this.pass();
+        this.failing = undefined;
+        // Something was queued meanwhile: at once (after a failed pass, only after the wait).
+        if (this.woken) continue;
       } catch (err) {
-        // deliverDue reports per batch; anything else (the store) is reported here and retried.
-        const e = toIdsyncError(err);
-        this.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
+        this.passFailed(err);
+        delay = this.opts.pollMs;
       }
       if (!this.running) break;
-      const unavailable = this.delivery.unavailable;
-      if (this.now() - this.lastActivity >= this.opts.heartbeatMs) await this.ping();
-      // While the cloud is unavailable, look again when it asked to be, even with nothing queued,
-      // so that its recovery is noticed (and health says so) as soon as it answers.
-      else if (unavailable && this.now() >= unavailable.retryAt && this.outboxStore.depth().depth === 0) await this.ping();
-      if (this.now() - this.lastPrune >= 3600_000) {
-        this.lastPrune = this.now();
-        this.statusLog.prune();
-        // A user never exported in the status retention (7 days) is out of scope: stop retrying.
-        const cutoff = new Date(this.now() - UNEXPORTED_RETENTION_MS).toISOString();
-        for (const x of this.outboxStore.expireUnexported(cutoff)) {
-          this.statusLog.record(x.anchor, x.connector, 'Error', 'the user was never exported to the cloud (outside every connector\'s scope?); the change was dropped after 7 days', null, x.queuedAt);
-        }
-      }
-      if (this.woken) continue;
-      const next = this.outboxStore.depth().nextAttemptAt;
-      // Held by a refused credential, what is due stays due: look again every pollMs (a new
-      // credential, or the refusal's re-check time), not at once, over and over.
-      const untilDue = next === undefined || this.heldByRefusal ? Infinity : Math.max(0, next - this.now());
-      const untilHeartbeat = Math.max(0, Math.min(this.lastActivity + this.opts.heartbeatMs, this.delivery.unavailable?.retryAt ?? Infinity) - this.now());
-      const delay = Math.min(this.opts.pollMs, untilDue, untilHeartbeat);
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           this.wake = undefined;
@@ -540,6 +533,56 @@ export class PasswordPipeline {
           resolve();
         };
       });
+    }
+  }
+
+  /** One turn of the loop: delivers what is due, pings, prunes; returns how long to wait (ms; 0 when woken). */
+  private async pass(): Promise<number> {
+    const version = this.credentialVersion?.();
+    if (version !== this.lastCredentialVersion) {
+      // An administrator just set a new cloud credential: deliver what waits now.
+      this.outboxStore.dueNow(this.now());
+      this.lastCredentialVersion = version; // after the write: a failed one is tried again next pass
+    }
+    // deliverDue reports per batch; what it throws (the store, a lost lease) is passFailed's.
+    await this.deliverOnce();
+    if (!this.running) return 0;
+    const unavailable = this.delivery.unavailable;
+    if (this.now() - this.lastActivity >= this.opts.heartbeatMs) await this.ping();
+    // While the cloud is unavailable, look again when it asked to be, even with nothing queued,
+    // so that its recovery is noticed (and health says so) as soon as it answers.
+    else if (unavailable && this.now() >= unavailable.retryAt && this.outboxStore.depth().depth === 0) await this.ping();
+    if (this.now() - this.lastPrune >= 3600_000) {
+      this.lastPrune = this.now(); // a failed prune waits for the next hour, not the next pass
+      this.statusLog.prune();
+      // A user never exported in the status retention (7 days) is out of scope: stop retrying.
+      const cutoff = new Date(this.now() - UNEXPORTED_RETENTION_MS).toISOString();
+      for (const x of this.outboxStore.expireUnexported(cutoff)) {
+        this.statusLog.record(x.anchor, x.connector, 'Error', 'the user was never exported to the cloud (outside every connector\'s scope?); the change was dropped after 7 days', null, x.queuedAt);
+      }
+    }
+    if (this.woken) return 0;
+    const next = this.outboxStore.depth().nextAttemptAt;
+    // Held by a refused credential, what is due stays due: look again every pollMs (a new
+    // credential, or the refusal's re-check time), not at once, over and over.
+    const untilDue = next === undefined || this.heldByRefusal ? Infinity : Math.max(0, next - this.now());
+    const untilHeartbeat = Math.max(0, Math.min(this.lastActivity + this.opts.heartbeatMs, this.delivery.unavailable?.retryAt ?? Infinity) - this.now());
+    return Math.min(this.opts.pollMs, untilDue, untilHeartbeat);
+  }
+
+  /**
+   * A pass that threw: event 652 once per kind of failure (not once per poll while PostgreSQL is
+   * down). Its code reaches the service, which gives up a term whose writes meet LEASE_LOST. When
+   * even the event cannot be written (the store is what failed), the service's log says it.
+   */
+  private passFailed(err: unknown): void {
+    const e = toIdsyncError(err);
+    if (this.failing === e.code) return;
+    this.failing = e.code;
+    try {
+      this.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
+    } catch (emitErr) {
+      this.log('error', `password hash sync: a delivery pass failed (${e.code}: ${e.message}), and its event could not be written: ${toIdsyncError(emitErr).message}`);
     }
   }
 

@@ -122,6 +122,7 @@ export class SyncService {
       key: loadOrCreateKey(ctx.loaded.dataDir).key,
       credentialVersion: () => ctx.credentials.info(CLOUD_CONNECTOR)?.changedAt,
       credentialRefused: () => ctx.credentials.refusedNow(CLOUD_CONNECTOR),
+      log: (level, msg) => this.log(level, msg),
       ...(opts.passwords ? { options: opts.passwords } : {}),
     });
     const store = ctx.loaded.config.store;
@@ -199,7 +200,9 @@ export class SyncService {
       /* a configuration given in memory (tests) has no file to watch */
     }
     this.healthTimer = setInterval(() => {
-      void this.reloadConfigurationIfChanged().then(() => this.checkHealth());
+      void this.reloadConfigurationIfChanged()
+        .catch((err: unknown) => this.log('error', `the configuration could not be reloaded: ${toIdsyncError(err).message}`))
+        .then(() => this.checkHealth());
     }, HEALTH_CHECK_MS);
     this.attrIndexTimer = setInterval(() => this.catchUpAttrIndex(), ATTR_INDEX_CATCH_UP_MS);
     if (this.leadership) {
@@ -273,6 +276,7 @@ export class SyncService {
         secret: this.ctx.credentials.resolver(c.name),
         credentialVersion: () => this.ctx.credentials.info(c.name)?.changedAt,
         events: this.pipelineEvents,
+        log: (level, msg) => this.log(level, msg),
       });
       this.drsSources.push(src);
       src.start();
@@ -421,16 +425,14 @@ export class SyncService {
   }
 
   /** Emits 6110 for each check that starts failing and 6111 for each that recovers. */
+  /** Runs after each cycle and on a timer: it must not throw (neither caller could handle it). */
   private checkHealth(): void {
     if (!this.running) return;
-    let report: HealthReport;
     try {
-      report = this.health();
+      this.transitions.update(this.health());
     } catch (err) {
       this.log('error', `health check failed: ${toIdsyncError(err).message}`);
-      return;
     }
-    this.transitions.update(report);
   }
 
   private onPipelineEvent(r: EventRecord): void {

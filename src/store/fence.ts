@@ -8,7 +8,8 @@
  *  - the cloud client sends the token with every request (`FENCING_TOKEN_HEADER`), and the cloud
  *    directory refuses a token lower than the highest it has seen.
  * Work outside the fence (password change notifications, agent batches, status) is not fenced: a
- * standby accepts it into the shared outbox.
+ * standby accepts it into the shared outbox. Nor are events (`outsideFence`): they are a node's own
+ * record of what happened, and a deposed leader must still be able to say why it stopped.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
@@ -39,6 +40,14 @@ const current = new AsyncLocalStorage<WriteFence>();
 /** Runs fn (and everything it starts asynchronously) under the fence. */
 export function runFenced<T>(fence: WriteFence, fn: () => T): T {
   return current.run(fence, fn);
+}
+
+/**
+ * Runs fn outside any fence, even when called from fenced work: a write of fn that is not part of
+ * a fenced transaction already in progress is not checked against the lease.
+ */
+export function outsideFence<T>(fn: () => T): T {
+  return current.exit(fn);
 }
 
 /** The fence of the work in progress, or undefined outside any (a standby's intake, a one-node store). */

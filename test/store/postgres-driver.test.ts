@@ -144,4 +144,33 @@ describe('store/postgres driver', { skip: skipUnlessPostgres() }, () => {
       (err: unknown) => isIdsyncError(err) && err.code === 'STORE_FAILED' && /password authentication failed/.test(err.message) && !err.message.includes('Sup3r') && !JSON.stringify(err).includes('Sup3r'),
     );
   });
+
+  test('a lost session is STORE_FAILED, every statement tries again, and the store answers once PostgreSQL takes connections', async () => {
+    const url = await pg.createDatabase();
+    const name = new URL(url).pathname.slice(1);
+    const store = openStore({ type: 'postgres', url }, []);
+    const admin = await pg.admin();
+    const unreachable = (err: unknown): boolean => isIdsyncError(err, 'STORE_FAILED') && /cannot be reached/.test(err.message) && err.hint !== undefined;
+    try {
+      store.exec('CREATE TABLE kept (k INTEGER)');
+      store.prepare('INSERT INTO kept (k) VALUES (?)').run(1);
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
+      // The session ended by the server, then each reconnection refused: the same code every time
+      // (a failed reconnection must not leave the dead session in place: "not queryable" for ever).
+      for (let i = 0; i < 3; i++) assert.throws(() => store.prepare('SELECT k FROM kept').all(), unreachable, `statement ${i + 1}`);
+      assert.throws(() => store.transaction(() => store.prepare('INSERT INTO kept (k) VALUES (?)').run(2))(), unreachable);
+    } finally {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+    try {
+      store.prepare('INSERT INTO kept (k) VALUES (?)').run(3);
+      assert.deepEqual(store.prepare('SELECT k FROM kept ORDER BY k').pluck().all(), [1, 3], 'the refused transaction wrote nothing; the next write went through');
+      // A statement's own failure is still the statement's (its SQLSTATE), not "unreachable".
+      assert.throws(() => store.prepare('SELECT nope FROM kept').all(), (err: unknown) => !isIdsyncError(err) && (err as { code?: string }).code === '42703');
+    } finally {
+      store.close();
+    }
+  });
 });

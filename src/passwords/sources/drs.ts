@@ -24,7 +24,7 @@ import { guidToBytes } from '../../rpc/ndr.js';
 import { resolveScope, type ResolvedScope } from '../../ldap/search.js';
 import { ConnectorSpaceUsers } from '../../engine/connector-space-users.js';
 import type { Database } from '../../store/database.js';
-import type { PasswordPipeline } from '../pipeline.js';
+import { logToStderr, type PasswordPipeline } from '../pipeline.js';
 
 const UAC_TRUST_ACCOUNTS = 0x0800 | 0x1000 | 0x2000; // interdomain, workstation, server trust
 const RID_KRBTGT = 502;
@@ -39,6 +39,8 @@ export interface DrsSourceDeps {
   /** Changes when the credential changes (reconnect with the new one). */
   credentialVersion?: () => string | undefined;
   events: EventLog;
+  /** Where the poller says what it cannot put in the event log (default: standard error). */
+  log?: (level: 'warn' | 'error', msg: string) => void;
   /** How to connect (default DrsClient.connect); tests wrap it to inject a DC answer. */
   connectClient?: (o: DrsConnectOptions) => Promise<DrsClient>;
 }
@@ -351,6 +353,7 @@ export class DrsPasswordSource {
     await this.disconnect();
   }
 
+  /** The poll loop. Nothing it meets may end it: a rejection here would end the process. */
   private async run(): Promise<void> {
     while (this.running) {
       try {
@@ -359,12 +362,10 @@ export class DrsPasswordSource {
         this.failing = undefined;
         this.errorDelayMs = 0;
       } catch (err) {
-        await this.disconnect();
+        await this.disconnect().catch(() => undefined); // the connection is given up either way
         const e = toIdsyncError(err);
         // one 611 per distinct failure, not one per second
-        if (this.failing !== e.code) {
-          this.deps.events.emit(EVENTS.PHS_DOMAIN_ERROR, { connector: this.name, error: e.hint ? `${e.message}. ${e.hint}` : e.message, code: e.code, dc: this.host });
-        }
+        if (this.failing !== e.code) this.reportFailure(e);
         this.failing = e.code;
         this.errorDelayMs = Math.min(MAX_ERROR_BACKOFF_MS, Math.max(this.pollMs, this.errorDelayMs * 2 || 1000));
       }
@@ -377,6 +378,15 @@ export class DrsPasswordSource {
         };
       });
       this.wake = undefined;
+    }
+  }
+
+  /** Event 611; when the store is what failed, the service's log says it instead. */
+  private reportFailure(e: IdsyncError): void {
+    try {
+      this.deps.events.emit(EVENTS.PHS_DOMAIN_ERROR, { connector: this.name, error: e.hint ? `${e.message}. ${e.hint}` : e.message, code: e.code, dc: this.host });
+    } catch (emitErr) {
+      (this.deps.log ?? logToStderr)('error', `password hash sync: polling ${this.host} for ${this.name} failed (${e.code}: ${e.message}), and its event could not be written: ${toIdsyncError(emitErr).message}`);
     }
   }
 }

@@ -38,11 +38,24 @@ export class PgStatementError extends Error {
   }
 }
 
+/**
+ * The error a failure becomes: the statement's own (PgStatementError, with its SQLSTATE), or, when
+ * the session could not be made or was lost, STORE_FAILED: what callers and the admin can act on.
+ */
+function failureError(f: PgFailure, index?: number): Error {
+  const statement = new PgStatementError(f, index);
+  if (!f.lost) return statement;
+  return new IdsyncError('STORE_FAILED', `the PostgreSQL store cannot be reached: ${f.message}`, {
+    hint: 'Check that PostgreSQL runs and accepts connections (store.url); idsync reconnects at its next statement.',
+    cause: statement,
+  });
+}
+
 /** A queued write's outcome, filled in when its batch is answered (PgDatabase.defer). */
 interface DeferredResult {
   done: boolean;
   rowCount: number;
-  error: PgStatementError | undefined;
+  error: Error | undefined;
 }
 
 interface Pending {
@@ -185,7 +198,7 @@ class Channel {
 type Answer = Extract<PgResponse, { ok: true }>;
 
 function unwrap(res: PgResponse): Answer {
-  if (!res.ok) throw new PgStatementError(res.error);
+  if (!res.ok) throw failureError(res.error);
   return res;
 }
 
@@ -328,7 +341,7 @@ export class PgDatabase implements Db {
    * caller that catches the nested transaction and goes on must not go on past it, as it could
    * not have without deferral (the write would have thrown in its own level).
    */
-  private failed: { error: PgStatementError; level: number } | undefined;
+  private failed: { error: Error; level: number } | undefined;
   /**
    * Whether writes inside a transaction are queued (defer()). IDSYNC_PG_DEFER=0 sends each at once,
    * as before: a diagnostic switch, and the reference the differential test compares against.
@@ -436,7 +449,7 @@ export class PgDatabase implements Db {
     if (item) items.push(item);
     const res = this.channel.call({ op: 'batch', items });
     const counts = res.rowCounts ?? [];
-    const error = res.ok ? undefined : new PgStatementError(res.error, res.index);
+    const error = res.ok ? undefined : failureError(res.error, res.index);
     for (let i = 0; i < queued.length; i++) {
       const r = queued[i]!.result;
       if (!r) continue;

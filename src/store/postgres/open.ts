@@ -124,7 +124,8 @@ export function openPostgresDatabase(opts: PostgresStoreOptions, migrations: rea
   try {
     db = new PgDatabase(connect, location);
   } catch (err) {
-    const e = err as PgStatementError;
+    // The server's own error (its SQLSTATE), also when it came as "cannot be reached".
+    const e = (err instanceof IdsyncError && err.cause instanceof PgStatementError ? err.cause : err) as PgStatementError;
     const why = e.code === '28P01' ? 'password authentication failed' : scrub(e.message, connect.password);
     throw new IdsyncError('STORE_FAILED', `cannot open the PostgreSQL store ${location}: ${why}`, {
       hint: 'Check store.url, that PostgreSQL is reachable, its TLS settings (store.tls), and the password ($IDSYNC_STORE_PASSWORD or store.passwordFile).',

@@ -46,6 +46,8 @@ export interface PgFailure {
   code?: string;
   table?: string;
   constraint?: string;
+  /** The connection could not be made or was lost (not the statement's fault): the store is unreachable. */
+  lost?: boolean;
 }
 
 export type PgResponse =

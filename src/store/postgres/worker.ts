@@ -32,7 +32,11 @@ const prepared = new Map<string, string>();
 
 async function connected(): Promise<pg.Client> {
   if (client && !broken) return client;
-  if (client) await client.end().catch(() => undefined);
+  // Forgotten before the new connection is tried: if that fails too, the next statement tries
+  // again rather than meeting the dead session ("not queryable") for ever.
+  const old = client;
+  client = undefined;
+  if (old) await old.end().catch(() => undefined);
   prepared.clear();
   broken = false;
   const c = new pg.Client({ ...data.connect, application_name: data.connect.applicationName, types });
@@ -45,14 +49,22 @@ async function connected(): Promise<pg.Client> {
   return c;
 }
 
-function failure(err: unknown): PgFailure {
+/**
+ * SQLSTATEs that say the session, not the statement, failed: class 08 (connection exception),
+ * 57P01–57P03 (the server shut down or cannot take connections now), 53300 (too many connections).
+ */
+const LOST_SESSION = /^(08|57P0[123]$|53300$)/;
+
+function failure(err: unknown, connecting = false): PgFailure {
   const e = err as { message?: string; code?: string; table?: string; constraint?: string };
+  const lost = connecting || broken || (e.code !== undefined && LOST_SESSION.test(e.code));
   // The message only: PostgreSQL's `detail` may quote row values (personal data, hashes).
   return {
     message: e.message ?? String(err),
     ...(e.code !== undefined ? { code: e.code } : {}),
     ...(e.table !== undefined ? { table: e.table } : {}),
     ...(e.constraint !== undefined ? { constraint: e.constraint } : {}),
+    ...(lost ? { lost } : {}),
   };
 }
 
@@ -72,7 +84,12 @@ async function handle(req: PgRequest): Promise<PgResponse> {
     client = undefined;
     return { ok: true, rows: [], rowCount: 0, fields: [] };
   }
-  const c = await connected();
+  let c: pg.Client;
+  try {
+    c = await connected();
+  } catch (err) {
+    return { ok: false, error: failure(err, true) };
+  }
   if (req.op === 'batch') return batch(c, req.items);
   if (req.op === 'script') return script(c, req.sql);
   return query(c, req);
