@@ -85,6 +85,7 @@ const FIXES: Record<string, string> = {
   'cloud-credential': 'Update the cloud credential with `idsync credentials set cloud` (it is tested before it is saved); health recovers at the next cycle.',
   'password-heartbeat': 'Check that the DC agent or the password source runs (`idsync agent status`) and reaches this service.',
   'password-outbox': 'Changes are kept and delivered in order once the cloud accepts them: fix the cause named by events 115, 0, 652 or 655 (usually `idsync credentials set cloud`).',
+  store: 'Bring the database back (PostgreSQL running and accepting connections, or the data directory\'s disk writable): the service reconnects by itself and goes on where it stopped.',
 };
 
 const str = (v: unknown, max = 1024): string => (typeof v === 'string' ? v.slice(0, max) : '');

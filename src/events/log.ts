@@ -127,9 +127,7 @@ export class EventLog {
     const time = this.#now().toISOString();
     let seq: number;
     try {
-      // Outside the fence (store/fence.ts): a node that lost the lease still records why its work
-      // stopped; the fence guards the sync state, which no event is.
-      const info = outsideFence(() => this.#insert.run({
+      const info = this.#insert.run({
         id: def.id,
         name: def.name,
         source: def.source,
@@ -137,9 +135,11 @@ export class EventLog {
         time,
         message,
         details: JSON.stringify(clean),
-      }));
+      });
       seq = Number(info.lastInsertRowid);
     } catch (err) {
+      // The fence refused it (a deposed leader's work): the caller must see that, not a disk error.
+      if (err instanceof IdsyncError && err.code === 'LEASE_LOST') throw err;
       throw new IdsyncError('STORE_FAILED', `cannot record event ${def.id} ${def.name}: ${(err as Error).message}`, {
         hint: 'Check that the data directory is writable and the disk is not full.',
         details: { event: def.id },
@@ -165,6 +165,23 @@ export class EventLog {
       }
     }
     return record;
+  }
+
+  /**
+   * A report about work that failed or stopped (a lost lease, an unreachable store), made where a
+   * throw would be a second failure (a loop, a timer, a shutdown): written outside any write
+   * fence, so that a deposed leader can still say why its work stopped, and never thrown; when it
+   * cannot be written (the store is what failed), `fallback` gets its message.
+   */
+  tryEmit(def: EventDefinition, details: Record<string, unknown>, fallback: (msg: string) => void): EventRecord | undefined {
+    try {
+      return outsideFence(() => this.emit(def, details));
+    } catch (err) {
+      const clean = redactDetails(details);
+      const code = typeof clean.code === 'string' ? ` (${clean.code})` : '';
+      fallback(`event ${def.id} ${def.name}${code}: ${redactString(renderTemplate(def.message, clean))}; not recorded in the event log: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   query(q: EventQuery = {}): EventRecord[] {

@@ -478,6 +478,7 @@ export class PasswordPipeline {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.failing = undefined; // a new term (HA) says its failures again
     this.lastActivity = this.now();
     this.delivery.restart();
     this.loop = this.run();
@@ -509,7 +510,11 @@ export class PasswordPipeline {
    * that comes back, or a node that learns it lost the lease and is stopped by the service.
    */
   private async run(): Promise<void> {
-    this.lastCredentialVersion = this.credentialVersion?.();
+    try {
+      this.lastCredentialVersion = this.credentialVersion?.();
+    } catch {
+      this.lastCredentialVersion = undefined; // the store is down: the first pass says so
+    }
     while (this.running) {
       this.woken = false;
       let delay: number;
@@ -572,18 +577,15 @@ export class PasswordPipeline {
 
   /**
    * A pass that threw: event 652 once per kind of failure (not once per poll while PostgreSQL is
-   * down). Its code reaches the service, which gives up a term whose writes meet LEASE_LOST. When
-   * even the event cannot be written (the store is what failed), the service's log says it.
+   * down), outside the fence: its code reaches the service, which gives up a term whose writes
+   * meet LEASE_LOST. When even the event cannot be written (the store is what failed), the
+   * service's log says it.
    */
   private passFailed(err: unknown): void {
     const e = toIdsyncError(err);
     if (this.failing === e.code) return;
     this.failing = e.code;
-    try {
-      this.events.emit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code });
-    } catch (emitErr) {
-      this.log('error', `password hash sync: a delivery pass failed (${e.code}: ${e.message}), and its event could not be written: ${toIdsyncError(emitErr).message}`);
-    }
+    this.events.tryEmit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: e.message, code: e.code }, (msg) => this.log('error', msg));
   }
 
   /**

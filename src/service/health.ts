@@ -16,7 +16,7 @@ export const HEARTBEAT_MAX_AGE_MS = 3 * 3600 * 1000;
 /** A password change waiting longer than this in the outbox is a degraded health. */
 export const OUTBOX_MAX_AGE_MS = 3600 * 1000;
 
-export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox' | 'ha-leader';
+export type HealthCheck = 'sync-cycle' | 'cloud-credential' | 'cloud-availability' | 'password-heartbeat' | 'password-outbox' | 'ha-leader' | 'store';
 
 export interface DegradedReason {
   check: HealthCheck;
@@ -241,4 +241,47 @@ export class HealthTransitions {
     this.active.clear();
     for (const c of now) this.active.add(c);
   }
+}
+
+/**
+ * The report while the store cannot be read (PostgreSQL down, the disk gone): what this process
+ * knows itself (running, its schedule, its role among the nodes) and, for what only the store
+ * says, the last report it could make. Degraded and not ready, with the store's error as the
+ * reason: /status, /readyz and `idsync service status` answer through an outage rather than fail.
+ */
+export function storeUnreachableReport(last: HealthReport | undefined, state: ServiceState, error: { code: string; message: string }): HealthReport {
+  const reason = `the store cannot be read: ${error.code}: ${error.message}`;
+  const earlier = last?.degraded.filter((d) => d.check !== 'store' && d.check !== 'ha-leader') ?? [];
+  const ha = state.ha;
+  const haDegraded: DegradedReason[] = ha?.storeUnreachable ? [{ check: 'ha-leader', reason: `this node cannot reach PostgreSQL to take part in the leader lease: ${ha.storeUnreachable}` }] : [];
+  return {
+    status: 'degraded',
+    running: state.running,
+    pid: process.pid,
+    startedAt: state.startedAt ? new Date(state.startedAt).toISOString() : null,
+    url: state.url,
+    ready: false,
+    notReady: [reason],
+    cycle: {
+      inProgress: state.cycleInProgress,
+      intervalMs: state.intervalMs,
+      nextAt: state.nextAt ? new Date(state.nextAt).toISOString() : null,
+      last: last?.cycle.last ?? null,
+      lastSkipped: state.lastSkipped,
+    },
+    passwords: last?.passwords ?? {
+      outboxDepth: 0,
+      waitingForExport: 0,
+      deliverable: 0,
+      oldestQueuedAt: null,
+      oldestAgeSeconds: null,
+      heartbeatAt: null,
+      heartbeatAgeSeconds: null,
+      lastBatchAt: null,
+      lastActivityAt: null,
+    },
+    credentials: last?.credentials ?? [],
+    degraded: [{ check: 'store', reason, code: error.code }, ...haDegraded, ...earlier],
+    ...(ha ? { ha } : {}),
+  };
 }

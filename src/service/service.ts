@@ -26,17 +26,17 @@ import { loadOrCreateKey } from '../credentials/key.js';
 import type { EngineContext } from '../engine/context.js';
 import { runCycle, type CycleResult } from '../engine/cycle.js';
 import type { RunRecord } from '../engine/runs.js';
-import { EVENTS } from '../events/catalog.js';
+import { EVENTS, type EventDefinition } from '../events/catalog.js';
 import { EventLog, type EventRecord } from '../events/log.js';
 import { PasswordPipeline, type PasswordPipelineOptions } from '../passwords/index.js';
 import { DrsPasswordSource } from '../passwords/sources/drs.js';
 import { AttrIndex } from '../console/attr-index.js';
 import type { SearchBudget } from '../console/search.js';
-import { runFenced, type WriteFence } from '../store/fence.js';
+import { outsideFence, runFenced, type WriteFence } from '../store/fence.js';
 import { connectOptions } from '../store/postgres/open.js';
 import { LeaderLease } from './ha/lease.js';
 import { Leadership } from './ha/leadership.js';
-import { healthReport, HealthTransitions, type HealthReport } from './health.js';
+import { healthReport, HealthTransitions, storeUnreachableReport, type HealthReport } from './health.js';
 import { DEFAULT_HOST, DEFAULT_INTERVAL_MS, DEFAULT_PORT, DEFAULT_STOP_TIMEOUT_MS } from './defaults.js';
 import { createServiceServer, isLoopback, type ServiceLoggerOptions } from './http.js';
 import { ServiceMetrics } from './metrics.js';
@@ -88,6 +88,8 @@ export class SyncService {
   /** The console search's attribute index: a projection of the metaverse, off the cycle's path. */
   readonly attrIndex: AttrIndex;
   private lastSkipped: { at: string; reason: string } | null = null;
+  /** The last health report read from the store (what /status shows of it while the store is down). */
+  private lastHealth: HealthReport | undefined;
   /** On the PostgreSQL store: this node's role among several (docs/ha.md). Undefined on SQLite: one node. */
   readonly leadership: Leadership | undefined;
 
@@ -253,7 +255,7 @@ export class SyncService {
     if (this.healthTimer) clearInterval(this.healthTimer);
     if (this.attrIndexTimer) clearInterval(this.attrIndexTimer);
     this.attrIndex.close();
-    if (wasRunning) this.ctx.events.emit(EVENTS.SERVICE_STOPPING, { reason });
+    if (wasRunning) this.report(EVENTS.SERVICE_STOPPING, { reason });
     await this.app?.close().catch(() => undefined);
     if (!(await this.scheduler.settle(timeoutMs))) this.log('warn', `the sync cycle did not finish within ${timeoutMs} ms; it is marked interrupted at the next start`);
     await Promise.all(this.drsSources.map((d) => d.stop()));
@@ -261,7 +263,7 @@ export class SyncService {
     // Released last, once nothing of this node writes any more: a standby takes over at once.
     await this.leadership?.stop();
     await this.cloud.close().catch(() => undefined);
-    if (wasRunning) this.ctx.events.emit(EVENTS.SERVICE_STOPPED, {});
+    if (wasRunning) this.report(EVENTS.SERVICE_STOPPED, {});
     this.pipelineEvents.close();
     this.ctx.close();
   }
@@ -317,15 +319,15 @@ export class SyncService {
     try {
       next = loadConfig(file);
     } catch (err) {
-      this.ctx.events.emit(EVENTS.CONFIGURATION_RELOAD_FAILED, { file, error: toIdsyncError(err).message });
+      this.report(EVENTS.CONFIGURATION_RELOAD_FAILED, { file, error: toIdsyncError(err).message });
       return;
     }
     if (next.dataDir !== before.dataDir || next.config.cloud.url !== before.config.cloud.url) {
-      this.ctx.events.emit(EVENTS.CONFIGURATION_RELOAD_FAILED, { file, error: 'the data directory or the cloud URL changed; run `idsync service restart` to use them' });
+      this.report(EVENTS.CONFIGURATION_RELOAD_FAILED, { file, error: 'the data directory or the cloud URL changed; run `idsync service restart` to use them' });
       return;
     }
     this.ctx.loaded = next;
-    this.ctx.events.emit(EVENTS.CONFIGURATION_RELOADED, { file });
+    this.report(EVENTS.CONFIGURATION_RELOADED, { file });
     const phsBefore = before.config.passwordHashSync.enabled;
     const phsNow = next.config.passwordHashSync.enabled;
     // DRS sources restart with the new connector settings (their state is in the database)
@@ -405,7 +407,7 @@ export class SyncService {
   // ---------------------------------------------------------------------------------------------
 
   health(): HealthReport {
-    return healthReport(this.ctx, {
+    const state = {
       running: this.running,
       startedAt: this.startedAt,
       url: this.url,
@@ -414,7 +416,13 @@ export class SyncService {
       nextAt: this.scheduler.nextAt,
       lastSkipped: this.lastSkipped,
       ...(this.leadership ? { ha: this.leadership.status() } : {}),
-    });
+    };
+    try {
+      this.lastHealth = healthReport(this.ctx, state);
+      return this.lastHealth;
+    } catch (err) {
+      return storeUnreachableReport(this.lastHealth, state, toIdsyncError(err));
+    }
   }
 
   /** Brings the console's attribute index up to date, in batches between other work. */
@@ -429,7 +437,8 @@ export class SyncService {
   private checkHealth(): void {
     if (!this.running) return;
     try {
-      this.transitions.update(this.health());
+      // Outside the fence: called after a cycle, under it; a deposed leader still says its health.
+      outsideFence(() => this.transitions.update(this.health()));
     } catch (err) {
       this.log('error', `health check failed: ${toIdsyncError(err).message}`);
     }
@@ -442,12 +451,17 @@ export class SyncService {
     // A delivery refused for its fencing token: another node leads (docs/ha.md).
     if (r.details.code === 'LEASE_LOST' && this.leadership) {
       const token = this.leadership.lease.token;
-      if (token !== 0) setImmediate(() => this.leadership?.fenced(token, 'the cloud directory'));
+      if (token !== 0) setImmediate(() => this.leadership?.fenced(token, 'the cloud directory or the database'));
     }
     if (delivered || [EVENTS.PHS_HEARTBEAT.id, EVENTS.CLOUD_UNAVAILABLE.id, EVENTS.CLOUD_ACCESS_DENIED.id, EVENTS.CLOUD_ACCOUNT_LOCKED.id].includes(r.id)) {
       setImmediate(() => this.checkHealth());
     }
     this.metrics.batch(r);
+  }
+
+  /** An event where a throw would stop a shutdown or a reload half-way (EventLog.tryEmit). */
+  private report(def: EventDefinition, details: Record<string, unknown>): void {
+    this.ctx.events.tryEmit(def, details, (msg) => this.log('error', msg));
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string): void {

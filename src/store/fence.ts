@@ -8,8 +8,10 @@
  *  - the cloud client sends the token with every request (`FENCING_TOKEN_HEADER`), and the cloud
  *    directory refuses a token lower than the highest it has seen.
  * Work outside the fence (password change notifications, agent batches, status) is not fenced: a
- * standby accepts it into the shared outbox. Nor are events (`outsideFence`): they are a node's own
- * record of what happened, and a deposed leader must still be able to say why it stopped.
+ * standby accepts it into the shared outbox. Nor are the events that say why work failed or stopped
+ * (`outsideFence`, through EventLog.tryEmit): a deposed leader must still be able to say so. Other
+ * events of fenced work stay fenced: the first event of a delivery batch is the database's check
+ * that the term still holds before anything is sent.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
@@ -35,7 +37,7 @@ export interface WriteFence {
   readonly check: { readonly sql: string; readonly params: readonly unknown[] };
 }
 
-const current = new AsyncLocalStorage<WriteFence>();
+const current = new AsyncLocalStorage<WriteFence | undefined>();
 
 /** Runs fn (and everything it starts asynchronously) under the fence. */
 export function runFenced<T>(fence: WriteFence, fn: () => T): T {
@@ -47,7 +49,7 @@ export function runFenced<T>(fence: WriteFence, fn: () => T): T {
  * a fenced transaction already in progress is not checked against the lease.
  */
 export function outsideFence<T>(fn: () => T): T {
-  return current.exit(fn);
+  return current.run(undefined, fn); // not exit(): experimental in Node 20
 }
 
 /** The fence of the work in progress, or undefined outside any (a standby's intake, a one-node store). */

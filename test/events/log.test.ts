@@ -170,3 +170,20 @@ test('a store failure is reported as STORE_FAILED', () => {
   assert.throws(() => log.emit(EVENTS.PHS_HEARTBEAT), (err: unknown) => (err as { code?: string }).code === 'STORE_FAILED');
   db.close();
 });
+
+test('tryEmit records like emit; when the store fails it hands the redacted message and code to the fallback and throws nothing', () => {
+  const db = freshDb();
+  const log = new EventLog(db);
+  const said: string[] = [];
+  const ok = log.tryEmit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: 'boom', code: 'LEASE_LOST' }, (m) => said.push(m));
+  assert.equal(ok?.id, 652);
+  assert.deepEqual(log.query({ ids: [652] }).map((r) => r.details.code), ['LEASE_LOST']);
+  assert.equal(said.length, 0);
+  db.exec('DROP TABLE events');
+  const lost = log.tryEmit(EVENTS.PHS_BATCH_ERROR, { connector: 'cloud', error: 'a value 8846F7EAEE8FB117AD06BDD830B7586C leaked', code: 'STORE_FAILED' }, (m) => said.push(m));
+  assert.equal(lost, undefined);
+  assert.equal(said.length, 1);
+  assert.match(said[0]!, /^event 652 PHS_BATCH_ERROR \(STORE_FAILED\): A password hash synchronization batch for connector cloud failed: .*; not recorded in the event log: /);
+  assert.doesNotMatch(said[0]!, /8846F7EA/, 'the fallback gets the redacted text, as the log would have');
+  db.close();
+});

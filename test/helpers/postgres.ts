@@ -24,7 +24,7 @@ import { freePort } from './slapd.js';
 
 export const PG_TEST_ROLE = 'idsync_test';
 
-function pgBinDir(): string {
+export function pgBinDir(): string {
   return process.env.IDSYNC_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 }
 

@@ -4,12 +4,15 @@
  * PostgreSQL 15; every module's migrations apply; the password never shows in an error.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { allMigrations } from '../../src/app/migrations.js';
 import { dialectOf, openDatabase, openStore, type Database } from '../../src/store/database.js';
 import { translateDdl, translateStatement } from '../../src/store/postgres/dialect.js';
-import { skipUnlessPostgres, sharedPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { pgBinDir, skipUnlessPostgres, sharedPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { isIdsyncError } from '../../src/core/errors.js';
+import { until } from '../helpers/processes.js';
 
 describe('store/postgres dialect', () => {
   test('? becomes $n outside literals; @name binds by name; OR IGNORE becomes ON CONFLICT', () => {
@@ -44,9 +47,12 @@ describe('store/postgres dialect', () => {
 describe('store/postgres driver', { skip: skipUnlessPostgres() }, () => {
   let pg: TestPostgres;
   let db: Database;
+  /** A database made before, for a test that cannot await (the bridge blocks the thread). */
+  const pgSync = { url: '' };
   before(async () => {
     pg = await sharedPostgres();
     db = openStore({ type: 'postgres', url: await pg.createDatabase() }, allMigrations);
+    pgSync.url = await pg.createDatabase();
   });
   after(() => db?.close());
 
@@ -145,7 +151,7 @@ describe('store/postgres driver', { skip: skipUnlessPostgres() }, () => {
     );
   });
 
-  test('a lost session is STORE_FAILED, every statement tries again, and the store answers once PostgreSQL takes connections', async () => {
+  test('a lost session is STORE_FAILED, statements try again, and the store answers once PostgreSQL takes connections', async () => {
     const url = await pg.createDatabase();
     const name = new URL(url).pathname.slice(1);
     const store = openStore({ type: 'postgres', url }, []);
@@ -165,10 +171,49 @@ describe('store/postgres driver', { skip: skipUnlessPostgres() }, () => {
       await admin.end();
     }
     try {
+      // A failed attempt holds the next ones off for as long as it took (milliseconds here).
+      await until('the store to answer', () => {
+        try {
+          return store.prepare('SELECT 1 AS one').get() !== undefined;
+        } catch (err) {
+          assert.ok(unreachable(err), String(err));
+          return false;
+        }
+      }, 10_000, 20);
       store.prepare('INSERT INTO kept (k) VALUES (?)').run(3);
       assert.deepEqual(store.prepare('SELECT k FROM kept ORDER BY k').pluck().all(), [1, 3], 'the refused transaction wrote nothing; the next write went through');
       // A statement's own failure is still the statement's (its SQLSTATE), not "unreachable".
       assert.throws(() => store.prepare('SELECT nope FROM kept').all(), (err: unknown) => !isIdsyncError(err) && (err as { code?: string }).code === '42703');
+    } finally {
+      store.close();
+    }
+  });
+
+  test('a session lost inside a transaction fails the transaction: nothing of it is written, none of its later writes go to a new session', () => {
+    const url = new URL(pgSync.url);
+    const store = openStore({ type: 'postgres', url: pgSync.url }, []);
+    try {
+      store.exec('CREATE TABLE tx_kept (k INTEGER)');
+      // A session setting made outside a transaction outlives a reconnection (the bridge is one session).
+      store.exec('SET lock_timeout = 4321');
+      assert.throws(
+        () =>
+          store.transaction(() => {
+            store.prepare('INSERT INTO tx_kept (k) VALUES (?)').run(10);
+            const pid = store.prepare('SELECT pg_backend_pid() AS pid').get() as { pid: number };
+            // The server ends the session now, from another process (the store's own role may).
+            execFileSync(path.join(pgBinDir(), 'psql'), ['-h', url.hostname, '-p', url.port, '-U', decodeURIComponent(url.username), '-d', url.pathname.slice(1), '-Atc', `SELECT pg_terminate_backend(${pid.pid})`], {
+              env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) },
+            });
+            store.prepare('INSERT INTO tx_kept (k) VALUES (?)').run(11);
+            store.prepare('SELECT count(*) AS n FROM tx_kept').get();
+          })(),
+        (err: unknown) => isIdsyncError(err, 'STORE_FAILED'),
+      );
+      assert.deepEqual(store.prepare('SELECT k FROM tx_kept').pluck().all(), [], 'neither write of the lost transaction is in the table');
+      assert.equal(store.prepare("SELECT current_setting('lock_timeout') AS t").pluck().get(), '4321ms', 'the new session has the setting');
+      store.prepare('INSERT INTO tx_kept (k) VALUES (?)').run(12);
+      assert.deepEqual(store.prepare('SELECT k FROM tx_kept').pluck().all(), [12]);
     } finally {
       store.close();
     }

@@ -381,12 +381,9 @@ export class DrsPasswordSource {
     }
   }
 
-  /** Event 611; when the store is what failed, the service's log says it instead. */
+  /** Event 611, outside the fence; when the store is what failed, the service's log says it instead. */
   private reportFailure(e: IdsyncError): void {
-    try {
-      this.deps.events.emit(EVENTS.PHS_DOMAIN_ERROR, { connector: this.name, error: e.hint ? `${e.message}. ${e.hint}` : e.message, code: e.code, dc: this.host });
-    } catch (emitErr) {
-      (this.deps.log ?? logToStderr)('error', `password hash sync: polling ${this.host} for ${this.name} failed (${e.code}: ${e.message}), and its event could not be written: ${toIdsyncError(emitErr).message}`);
-    }
+    const details = { connector: this.name, error: e.hint ? `${e.message}. ${e.hint}` : e.message, code: e.code, dc: this.host };
+    this.deps.events.tryEmit(EVENTS.PHS_DOMAIN_ERROR, details, (msg) => (this.deps.log ?? logToStderr)('error', msg));
   }
 }

@@ -157,10 +157,6 @@ export class Leadership {
 
   /** Events are written outside any fence: a node that lost the lease still reports it. */
   private emit(def: EventDefinition, details: Record<string, unknown>): void {
-    try {
-      this.events.emit(def, details);
-    } catch (err) {
-      this.log('error', `event ${def.id} could not be written: ${toIdsyncError(err).message}`);
-    }
+    this.events.tryEmit(def, details, (msg) => this.log('error', msg));
   }
 }

@@ -45,8 +45,15 @@ export class PgStatementError extends Error {
 function failureError(f: PgFailure, index?: number): Error {
   const statement = new PgStatementError(f, index);
   if (!f.lost) return statement;
+  // 28xxx: the server answered and refused this role (a changed password, a pg_hba.conf rule).
+  if (f.code?.startsWith('28')) {
+    return new IdsyncError('STORE_FAILED', `PostgreSQL refused the store's connection: ${f.message}`, {
+      hint: 'Check the store password ($IDSYNC_STORE_PASSWORD or store.passwordFile) and pg_hba.conf; idsync connects again at its next statement.',
+      cause: statement,
+    });
+  }
   return new IdsyncError('STORE_FAILED', `the PostgreSQL store cannot be reached: ${f.message}`, {
-    hint: 'Check that PostgreSQL runs and accepts connections (store.url); idsync reconnects at its next statement.',
+    hint: 'Check that PostgreSQL runs and accepts connections (store.url); idsync connects again at its next statement.',
     cause: statement,
   });
 }

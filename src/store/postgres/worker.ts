@@ -29,35 +29,60 @@ let client: pg.Client | undefined;
 let broken = false;
 /** Statement text → the name it is prepared under on this session (parsed and planned once). */
 const prepared = new Map<string, string>();
+/** Whether the session is inside a transaction, as the scripts run on it left it (BEGIN … COMMIT/ROLLBACK). */
+let inTransaction = false;
+/**
+ * The session was lost inside a transaction, which the server rolled back: every request until the
+ * bridge's ROLLBACK fails. Reconnecting in between would run the rest of the transaction's writes
+ * one by one on a new session, outside the transaction and its fence check.
+ */
+let lostTransaction = false;
+/**
+ * `SET name …` run outside a transaction, by name: made again on each new session, so that the
+ * bridge keeps meaning one session across reconnections (e.g. the HA leader's
+ * idle_in_transaction_session_timeout).
+ */
+const sessionSettings = new Map<string, string>();
+/** After a failed connection attempt, requests fail at once with its error until retryAt. */
+let retryAt = 0;
+let connectFailure: PgFailure | undefined;
+/** How long a connection attempt may take: a host that does not answer blocks the main thread this long at most. */
+const CONNECT_TIMEOUT_MS = 5000;
+const MAX_RETRY_WAIT_MS = 30_000;
 
 async function connected(): Promise<pg.Client> {
   if (client && !broken) return client;
-  // Forgotten before the new connection is tried: if that fails too, the next statement tries
+  // Forgotten before the new connection is tried: if that fails too, the next request tries
   // again rather than meeting the dead session ("not queryable") for ever.
   const old = client;
   client = undefined;
   if (old) await old.end().catch(() => undefined);
   prepared.clear();
   broken = false;
-  const c = new pg.Client({ ...data.connect, application_name: data.connect.applicationName, types });
+  const c = new pg.Client({ ...data.connect, application_name: data.connect.applicationName, types, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   // A lost connection surfaces on the next query; the one after reconnects (outside a transaction).
   c.on('error', () => {
     broken = true;
   });
   await c.connect();
+  for (const sql of sessionSettings.values()) await c.query(sql);
   client = c;
   return c;
 }
 
 /**
  * SQLSTATEs that say the session, not the statement, failed: class 08 (connection exception),
- * 57P01–57P03 (the server shut down or cannot take connections now), 53300 (too many connections).
+ * 57P01–57P05 (the server shut down, cannot take connections now, or ended an idle session),
+ * 25P03/25P04 (the server ended an idle or too long transaction, and with it the session), 53300
+ * (too many connections).
  */
-const LOST_SESSION = /^(08|57P0[123]$|53300$)/;
+const LOST_SESSION = /^(08|57P0[1-5]$|25P0[34]$|53300$)/;
 
 function failure(err: unknown, connecting = false): PgFailure {
   const e = err as { message?: string; code?: string; table?: string; constraint?: string };
   const lost = connecting || broken || (e.code !== undefined && LOST_SESSION.test(e.code));
+  // Known lost before the client says so: the next request must not use the session.
+  if (lost && !connecting) broken = true;
   // The message only: PostgreSQL's `detail` may quote row values (personal data, hashes).
   return {
     message: e.message ?? String(err),
@@ -84,11 +109,28 @@ async function handle(req: PgRequest): Promise<PgResponse> {
     client = undefined;
     return { ok: true, rows: [], rowCount: 0, fields: [] };
   }
+  if (broken && inTransaction) {
+    lostTransaction = true;
+    inTransaction = false;
+  }
+  if (lostTransaction) {
+    if (req.op === 'script' && /^\s*ROLLBACK\s*$/i.test(req.sql)) {
+      lostTransaction = false; // nothing left to roll back: the server did it when the session ended
+      return { ok: true, rows: [], rowCount: 0, fields: [] };
+    }
+    return { ok: false, error: { message: 'the connection to PostgreSQL was lost inside a transaction, which the server rolled back', lost: true } };
+  }
+  if ((!client || broken) && Date.now() < retryAt && connectFailure) return { ok: false, error: connectFailure };
   let c: pg.Client;
+  const started = Date.now();
   try {
     c = await connected();
   } catch (err) {
-    return { ok: false, error: failure(err, true) };
+    // Tried again after as long as this attempt took: a refused connection at once, a host that
+    // does not answer (CONNECT_TIMEOUT_MS each) with the main thread free at least half the time.
+    connectFailure = failure(err, true);
+    retryAt = Date.now() + Math.min(MAX_RETRY_WAIT_MS, Date.now() - started);
+    return { ok: false, error: connectFailure };
   }
   if (req.op === 'batch') return batch(c, req.items);
   if (req.op === 'script') return script(c, req.sql);
@@ -97,6 +139,12 @@ async function handle(req: PgRequest): Promise<PgResponse> {
 
 async function script(c: pg.Client, sql: string): Promise<Answer> {
   await c.query(sql);
+  if (/^\s*BEGIN\b/i.test(sql)) inTransaction = true;
+  else if (/^\s*(COMMIT|ROLLBACK)\s*$/i.test(sql)) inTransaction = false;
+  else if (!inTransaction) {
+    const set = /^\s*SET\s+(?!LOCAL\b)(?:SESSION\s+)?([\w.]+)\s*(?:=|\bTO\b)[^;]*;?\s*$/i.exec(sql);
+    if (set) sessionSettings.set(set[1]!.toLowerCase(), sql);
+  }
   return { ok: true, rows: [], rowCount: 0, fields: [] };
 }
 

@@ -263,7 +263,11 @@ describe('sync service HA: two nodes, a leader killed three times and paused onc
         pausedTakeoverAt = after.raisedAt;
         await sleep(3000); // well past its lease
         old.proc.child.kill('SIGCONT');
-        await until('the resumed node to know it lost the lease', async () => ((await ha(old))?.role === 'standby' ? true : undefined), 90_000, 250);
+        await until('the resumed node to know it lost the lease', async () => {
+          // A node that died on resume (CI once saw its delivery loop's rejection end it) fails here, at once.
+          if (old.proc.child.exitCode !== null) throw new Error(`the resumed node exited (${old.proc.child.exitCode}):\n${old.proc.out.text.slice(-3000)}`);
+          return (await ha(old))?.role === 'standby' ? true : undefined;
+        }, 90_000, 250);
       }
     }
     await stream;
