@@ -215,7 +215,9 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   app.get('/api/overview', { onRequest: guard }, async () => {
     const health = opts.health();
     const degraded: DegradedWithFix[] = health.degraded.map((d) => ({ ...d, fix: FIXES[d.check] ?? 'Run `idsync doctor`.' }));
-    const id = health.cycle.last?.id;
+    // While the store cannot be read, the overview is the health report alone (it says why).
+    const storeDown = health.degraded.some((d) => d.check === 'store');
+    const id = storeDown ? undefined : health.cycle.last?.id;
     const run = id !== undefined ? new RunLog(ctx.db).get(id, 0) : undefined;
     const held = run?.status === 'failed' && run.error?.code === 'DELETION_THRESHOLD_EXCEEDED' ? ctx.events.latest(EVENTS.DELETION_THRESHOLD_EXCEEDED) : undefined;
     const out: Overview = {

@@ -141,7 +141,8 @@ export class EventLog {
       // The fence refused it (a deposed leader's work): the caller must see that, not a disk error.
       if (err instanceof IdsyncError && err.code === 'LEASE_LOST') throw err;
       throw new IdsyncError('STORE_FAILED', `cannot record event ${def.id} ${def.name}: ${(err as Error).message}`, {
-        hint: 'Check that the data directory is writable and the disk is not full.',
+        // The store's own advice where it has one (PostgreSQL: is it running, the password).
+        hint: (err instanceof IdsyncError ? err.hint : undefined) ?? 'Check that the data directory is writable and the disk is not full.',
         details: { event: def.id },
         cause: err,
       });

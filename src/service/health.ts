@@ -230,16 +230,24 @@ export function healthReport(ctx: EngineContext, state: ServiceState, now = Date
 export class HealthTransitions {
   private readonly active = new Set<HealthCheck>();
 
-  constructor(private readonly events: EventLog) {}
+  /** `log`: where a transition goes when the event log cannot take it (the store is down). */
+  constructor(
+    private readonly events: EventLog,
+    private readonly log: (msg: string) => void,
+  ) {}
 
+  /**
+   * Each transition is said once, also when the store cannot record it (then in the log): the
+   * store's own outage is a check too, and its 6111 is recorded when the store is back.
+   */
   update(report: HealthReport): void {
     const now = new Set(report.degraded.map((d) => d.check));
-    for (const d of report.degraded) {
-      if (!this.active.has(d.check)) this.events.emit(EVENTS.HEALTH_DEGRADED, { check: d.check, reason: d.reason, code: d.code });
-    }
-    for (const c of this.active) if (!now.has(c)) this.events.emit(EVENTS.HEALTH_RECOVERED, { check: c });
+    const started = report.degraded.filter((d) => !this.active.has(d.check));
+    const ended = [...this.active].filter((c) => !now.has(c));
     this.active.clear();
     for (const c of now) this.active.add(c);
+    for (const d of started) this.events.tryEmit(EVENTS.HEALTH_DEGRADED, { check: d.check, reason: d.reason, code: d.code }, this.log);
+    for (const c of ended) this.events.tryEmit(EVENTS.HEALTH_RECOVERED, { check: c }, this.log);
   }
 }
 
@@ -249,9 +257,10 @@ export class HealthTransitions {
  * says, the last report it could make. Degraded and not ready, with the store's error as the
  * reason: /status, /readyz and `idsync service status` answer through an outage rather than fail.
  */
-export function storeUnreachableReport(last: HealthReport | undefined, state: ServiceState, error: { code: string; message: string }): HealthReport {
-  const reason = `the store cannot be read: ${error.code}: ${error.message}`;
-  const earlier = last?.degraded.filter((d) => d.check !== 'store' && d.check !== 'ha-leader') ?? [];
+export function storeUnreachableReport(last: { report: HealthReport; at: Date } | undefined, state: ServiceState, error: { code: string; message: string }): HealthReport {
+  const asOf = last ? `; the cycle, password and credential figures are as of ${last.at.toISOString()}` : '';
+  const reason = `the store cannot be read: ${error.code}: ${error.message}${asOf}`;
+  const earlier = last?.report.degraded.filter((d) => d.check !== 'store' && d.check !== 'ha-leader') ?? [];
   const ha = state.ha;
   const haDegraded: DegradedReason[] = ha?.storeUnreachable ? [{ check: 'ha-leader', reason: `this node cannot reach PostgreSQL to take part in the leader lease: ${ha.storeUnreachable}` }] : [];
   return {
@@ -266,10 +275,10 @@ export function storeUnreachableReport(last: HealthReport | undefined, state: Se
       inProgress: state.cycleInProgress,
       intervalMs: state.intervalMs,
       nextAt: state.nextAt ? new Date(state.nextAt).toISOString() : null,
-      last: last?.cycle.last ?? null,
+      last: last?.report.cycle.last ?? null,
       lastSkipped: state.lastSkipped,
     },
-    passwords: last?.passwords ?? {
+    passwords: last?.report.passwords ?? {
       outboxDepth: 0,
       waitingForExport: 0,
       deliverable: 0,
@@ -280,7 +289,7 @@ export function storeUnreachableReport(last: HealthReport | undefined, state: Se
       lastBatchAt: null,
       lastActivityAt: null,
     },
-    credentials: last?.credentials ?? [],
+    credentials: last?.report.credentials ?? [],
     degraded: [{ check: 'store', reason, code: error.code }, ...haDegraded, ...earlier],
     ...(ha ? { ha } : {}),
   };

@@ -12,6 +12,21 @@ import type { Database } from '../store/database.js';
 import type { HaStatus } from './ha/leadership.js';
 import { ms } from './health.js';
 
+/**
+ * A gauge read from the store at scrape time. While the store cannot be read it keeps its last
+ * value, so that the scrape still answers (with idsync_health_degraded at 1 saying why) instead of
+ * failing whole.
+ */
+function fromStore(gauge: Gauge, read: () => number): void {
+  let value: number;
+  try {
+    value = read();
+  } catch {
+    return;
+  }
+  gauge.set(value);
+}
+
 export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly cycles;
@@ -33,8 +48,7 @@ export class ServiceMetrics {
       help: 'End time of the last finished sync cycle (any process), Unix seconds; 0 if none',
       registers,
       collect() {
-        const last = lastFinishedRun(db, 5);
-        this.set((ms(last?.endedAt) ?? 0) / 1000);
+        fromStore(this, () => (ms(lastFinishedRun(db, 5)?.endedAt) ?? 0) / 1000);
       },
     });
     new Gauge({
@@ -42,8 +56,10 @@ export class ServiceMetrics {
       help: '1 if the last finished sync cycle did not fail, else 0',
       registers,
       collect() {
-        const last = lastFinishedRun(db, 5);
-        this.set(last && last.status !== 'failed' ? 1 : 0);
+        fromStore(this, () => {
+          const last = lastFinishedRun(db, 5);
+          return last && last.status !== 'failed' ? 1 : 0;
+        });
       },
     });
     new Gauge({
@@ -51,7 +67,7 @@ export class ServiceMetrics {
       help: 'Password changes waiting for delivery to the cloud directory',
       registers,
       collect() {
-        this.set(outboxStatus(db).depth);
+        fromStore(this, () => outboxStatus(db).depth);
       },
     });
     new Gauge({
@@ -59,8 +75,10 @@ export class ServiceMetrics {
       help: 'Age of the oldest password change waiting for delivery; 0 when the outbox is empty',
       registers,
       collect() {
-        const oldest = ms(outboxStatus(db).oldestQueuedAt);
-        this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+        fromStore(this, () => {
+          const oldest = ms(outboxStatus(db).oldestQueuedAt);
+          return oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+        });
       },
     });
     new Gauge({

@@ -32,7 +32,7 @@ import { PasswordPipeline, type PasswordPipelineOptions } from '../passwords/ind
 import { DrsPasswordSource } from '../passwords/sources/drs.js';
 import { AttrIndex } from '../console/attr-index.js';
 import type { SearchBudget } from '../console/search.js';
-import { outsideFence, runFenced, type WriteFence } from '../store/fence.js';
+import { runFenced, type WriteFence } from '../store/fence.js';
 import { connectOptions } from '../store/postgres/open.js';
 import { LeaderLease } from './ha/lease.js';
 import { Leadership } from './ha/leadership.js';
@@ -89,7 +89,7 @@ export class SyncService {
   readonly attrIndex: AttrIndex;
   private lastSkipped: { at: string; reason: string } | null = null;
   /** The last health report read from the store (what /status shows of it while the store is down). */
-  private lastHealth: HealthReport | undefined;
+  private lastHealth: { report: HealthReport; at: Date } | undefined;
   /** On the PostgreSQL store: this node's role among several (docs/ha.md). Undefined on SQLite: one node. */
   readonly leadership: Leadership | undefined;
 
@@ -114,7 +114,7 @@ export class SyncService {
       this.checkHealth();
       this.catchUpAttrIndex();
     });
-    this.transitions = new HealthTransitions(ctx.events);
+    this.transitions = new HealthTransitions(ctx.events, (msg) => this.log('error', msg));
     this.pipelineEvents = new EventLog(ctx.db, { sinks: [{ write: (r) => this.onPipelineEvent(r) }] });
     this.cloud = createCloudClient(ctx.loaded, ctx.credentials);
     this.pipeline = new PasswordPipeline({
@@ -418,8 +418,9 @@ export class SyncService {
       ...(this.leadership ? { ha: this.leadership.status() } : {}),
     };
     try {
-      this.lastHealth = healthReport(this.ctx, state);
-      return this.lastHealth;
+      const report = healthReport(this.ctx, state);
+      this.lastHealth = { report, at: new Date() };
+      return report;
     } catch (err) {
       return storeUnreachableReport(this.lastHealth, state, toIdsyncError(err));
     }
@@ -437,8 +438,7 @@ export class SyncService {
   private checkHealth(): void {
     if (!this.running) return;
     try {
-      // Outside the fence: called after a cycle, under it; a deposed leader still says its health.
-      outsideFence(() => this.transitions.update(this.health()));
+      this.transitions.update(this.health());
     } catch (err) {
       this.log('error', `health check failed: ${toIdsyncError(err).message}`);
     }

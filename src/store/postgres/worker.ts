@@ -59,24 +59,32 @@ async function connected(): Promise<pg.Client> {
   if (old) await old.end().catch(() => undefined);
   prepared.clear();
   broken = false;
+  inTransaction = false; // a new session is in none
   const c = new pg.Client({ ...data.connect, application_name: data.connect.applicationName, types, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   // A lost connection surfaces on the next query; the one after reconnects (outside a transaction).
+  // Only the session in use: a client given up before must not mark its successor broken.
   c.on('error', () => {
-    broken = true;
+    if (client === c) broken = true;
   });
-  await c.connect();
-  for (const sql of sessionSettings.values()) await c.query(sql);
+  try {
+    await c.connect();
+    for (const sql of sessionSettings.values()) await c.query(sql);
+  } catch (err) {
+    await c.end().catch(() => undefined);
+    throw err;
+  }
   client = c;
   return c;
 }
 
 /**
- * SQLSTATEs that say the session, not the statement, failed: class 08 (connection exception),
+ * SQLSTATEs that say the session, not the statement, failed: class 08 (connection exception; not
+ * 08P01, which a healthy session answers to a malformed message),
  * 57P01–57P05 (the server shut down, cannot take connections now, or ended an idle session),
  * 25P03/25P04 (the server ended an idle or too long transaction, and with it the session), 53300
  * (too many connections).
  */
-const LOST_SESSION = /^(08|57P0[1-5]$|25P0[34]$|53300$)/;
+const LOST_SESSION = /^(08(?!P01)|57P0[1-5]$|25P0[34]$|53300$)/;
 
 function failure(err: unknown, connecting = false): PgFailure {
   const e = err as { message?: string; code?: string; table?: string; constraint?: string };
@@ -138,10 +146,15 @@ async function handle(req: PgRequest): Promise<PgResponse> {
 }
 
 async function script(c: pg.Client, sql: string): Promise<Answer> {
-  await c.query(sql);
+  const ends = /^\s*(COMMIT|ROLLBACK)\s*$/i.test(sql);
+  try {
+    await c.query(sql);
+  } finally {
+    // Over whether it succeeded or not: a failed COMMIT or ROLLBACK leaves no transaction open.
+    if (ends) inTransaction = false;
+  }
   if (/^\s*BEGIN\b/i.test(sql)) inTransaction = true;
-  else if (/^\s*(COMMIT|ROLLBACK)\s*$/i.test(sql)) inTransaction = false;
-  else if (!inTransaction) {
+  else if (!ends && !inTransaction) {
     const set = /^\s*SET\s+(?!LOCAL\b)(?:SESSION\s+)?([\w.]+)\s*(?:=|\bTO\b)[^;]*;?\s*$/i.exec(sql);
     if (set) sessionSettings.set(set[1]!.toLowerCase(), sql);
   }

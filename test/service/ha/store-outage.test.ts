@@ -6,7 +6,8 @@
  * user changes in slapd. Asserted:
  *  - the process lives through it (before the fix its delivery loop's rejection ended it, and a
  *    failed reconnection left the store's dead session in place for ever);
- *  - /status answers during the outage: a standby, degraded for the store (it failed before);
+ *  - /status and /metrics answer during the outage: a standby, degraded for the store (both failed
+ *    before); the 6110 the store cannot take is in the node's log, and its 6111 is recorded after;
  *  - once the database takes connections again the node leads again, the change made during the
  *    outage reaches the cloud, and a password change sent after it signs in.
  */
@@ -119,6 +120,12 @@ describe('sync service on PostgreSQL: the database down past the lease, then bac
         return st?.ha?.role === 'standby' && st.degraded.some((d) => d.check === 'store') ? st : undefined;
       }, 30_000, 250);
       assert.match(during.degraded.find((d) => d.check === 'store')!.reason, /cannot be reached/);
+      // The scrape answers too, degraded; the 6110 the store cannot take goes to the node's log.
+      const metrics = await request(`${url}/metrics`);
+      const text = await metrics.body.text();
+      assert.equal(metrics.statusCode, 200, text.slice(0, 500));
+      assert.match(text, /^idsync_health_degraded 1$/m);
+      await until('the node to log the 6110 the store cannot take', () => /event 6110 HEALTH_DEGRADED: .*store/.test(node!.out.text), 30_000, 250);
     } finally {
       await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`);
       await admin.end();
@@ -128,6 +135,15 @@ describe('sync service on PostgreSQL: the database down past the lease, then bac
       const st = await status();
       return st?.ha?.role === 'leader' && !st.degraded.some((d) => d.check === 'store');
     }, 60_000, 250);
+    const sql = await pgc.admin(dbName);
+    try {
+      await until("the store's recovery recorded (6111, check store)", async () => {
+        const r = await sql.query("SELECT count(*)::int AS n FROM events WHERE id = 6111 AND details LIKE '%\"check\":\"store\"%'");
+        return r.rows[0].n === 1;
+      }, 60_000, 500);
+    } finally {
+      await sql.end();
+    }
     await until('the change made during the outage in the cloud', async () => {
       const u = (await cloud.all('Users')).find((x: { userName: string }) => x.userName === mailOf(3));
       return u?.title === 'changed during the outage';
