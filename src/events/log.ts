@@ -96,6 +96,12 @@ export function renderTemplate(template: string, details: Record<string, unknown
   });
 }
 
+/** An event's details scrubbed of secrets and its message rendered from them, as the log keeps them. */
+function rendered(def: EventDefinition, details: Record<string, unknown> | undefined): { clean: Record<string, unknown>; message: string } {
+  const clean = redactDetails(details);
+  return { clean, message: redactString(renderTemplate(def.message, clean)) };
+}
+
 export class EventLog {
   readonly #db: Database;
   readonly #sinks: EventSink[];
@@ -122,8 +128,7 @@ export class EventLog {
 
   /** Records an event: scrubs the details, renders the message, stores it, then hands it to the sinks. */
   emit(def: EventDefinition, details?: Record<string, unknown>): EventRecord {
-    const clean = redactDetails(details);
-    const message = redactString(renderTemplate(def.message, clean));
+    const { clean, message } = rendered(def, details);
     const time = this.#now().toISOString();
     let seq: number;
     try {
@@ -178,9 +183,9 @@ export class EventLog {
     try {
       return outsideFence(() => this.emit(def, details));
     } catch (err) {
-      const clean = redactDetails(details);
+      const { clean, message } = rendered(def, details);
       const code = typeof clean.code === 'string' ? ` (${clean.code})` : '';
-      fallback(`event ${def.id} ${def.name}${code}: ${redactString(renderTemplate(def.message, clean))}; not recorded in the event log: ${(err as Error).message}`);
+      fallback(`event ${def.id} ${def.name}${code}: ${message}; not recorded in the event log: ${(err as Error).message}`);
       return undefined;
     }
   }

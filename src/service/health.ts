@@ -178,26 +178,16 @@ export function healthReport(ctx: EngineContext, state: ServiceState, now = Date
     degraded.push({ check: 'password-outbox', reason: `${outbox.depth} password change(s) waiting; the oldest since ${outbox.oldestQueuedAt}` });
   }
 
-  // Several nodes: someone must hold the lease (an expired one means no node runs the cycles).
-  const ha = state.ha;
-  if (ha && state.running) {
-    if (ha.storeUnreachable) degraded.push({ check: 'ha-leader', reason: `this node cannot reach PostgreSQL to take part in the leader lease: ${ha.storeUnreachable}` });
-    else if (ha.leader && !ha.leader.live) degraded.push({ check: 'ha-leader', reason: `no node holds the leader lease (node ${ha.leader.node}'s expired at ${ha.leader.expiresAt})` });
-  }
+  degraded.push(...haDegraded(state));
 
   return {
     status: degraded.length ? 'degraded' : 'ok',
-    running: state.running,
-    pid: process.pid,
-    startedAt: state.startedAt ? new Date(state.startedAt).toISOString() : null,
-    url: state.url,
+    ...processFacts(state),
     ready: notReady.length === 0,
     notReady,
-    cycle: {
-      inProgress: state.cycleInProgress,
-      intervalMs: state.intervalMs,
-      nextAt: state.nextAt ? new Date(state.nextAt).toISOString() : null,
-      last: last
+    cycle: cycleFacts(
+      state,
+      last
         ? {
             id: last.id,
             profile: last.profile,
@@ -207,8 +197,7 @@ export function healthReport(ctx: EngineContext, state: ServiceState, now = Date
             error: last.error ? { code: last.error.code, message: last.error.message } : null,
           }
         : null,
-      lastSkipped: state.lastSkipped,
-    },
+    ),
     passwords: {
       outboxDepth: outbox.depth,
       waitingForExport: outbox.waitingForExport,
@@ -222,7 +211,7 @@ export function healthReport(ctx: EngineContext, state: ServiceState, now = Date
     },
     credentials,
     degraded,
-    ...(ha ? { ha } : {}),
+    ...(state.ha ? { ha: state.ha } : {}),
   };
 }
 
@@ -261,23 +250,12 @@ export function storeUnreachableReport(last: { report: HealthReport; at: Date } 
   const asOf = last ? `; the cycle, password and credential figures are as of ${last.at.toISOString()}` : '';
   const reason = `the store cannot be read: ${error.code}: ${error.message}${asOf}`;
   const earlier = last?.report.degraded.filter((d) => d.check !== 'store' && d.check !== 'ha-leader') ?? [];
-  const ha = state.ha;
-  const haDegraded: DegradedReason[] = ha?.storeUnreachable ? [{ check: 'ha-leader', reason: `this node cannot reach PostgreSQL to take part in the leader lease: ${ha.storeUnreachable}` }] : [];
   return {
     status: 'degraded',
-    running: state.running,
-    pid: process.pid,
-    startedAt: state.startedAt ? new Date(state.startedAt).toISOString() : null,
-    url: state.url,
+    ...processFacts(state),
     ready: false,
     notReady: [reason],
-    cycle: {
-      inProgress: state.cycleInProgress,
-      intervalMs: state.intervalMs,
-      nextAt: state.nextAt ? new Date(state.nextAt).toISOString() : null,
-      last: last?.report.cycle.last ?? null,
-      lastSkipped: state.lastSkipped,
-    },
+    cycle: cycleFacts(state, last?.report.cycle.last ?? null),
     passwords: last?.report.passwords ?? {
       outboxDepth: 0,
       waitingForExport: 0,
@@ -290,7 +268,32 @@ export function storeUnreachableReport(last: { report: HealthReport; at: Date } 
       lastActivityAt: null,
     },
     credentials: last?.report.credentials ?? [],
-    degraded: [{ check: 'store', reason, code: error.code }, ...haDegraded, ...earlier],
-    ...(ha ? { ha } : {}),
+    degraded: [{ check: 'store', reason, code: error.code }, ...haDegraded(state), ...earlier],
+    ...(state.ha ? { ha: state.ha } : {}),
   };
+}
+
+/** What the process knows of itself, the same whether the store can be read or not. */
+function processFacts(state: ServiceState): Pick<HealthReport, 'running' | 'pid' | 'startedAt' | 'url'> {
+  return { running: state.running, pid: process.pid, startedAt: state.startedAt ? new Date(state.startedAt).toISOString() : null, url: state.url };
+}
+
+/** The cycle's schedule, from the process; `last` from the store. */
+function cycleFacts(state: ServiceState, last: HealthReport['cycle']['last']): HealthReport['cycle'] {
+  return {
+    inProgress: state.cycleInProgress,
+    intervalMs: state.intervalMs,
+    nextAt: state.nextAt ? new Date(state.nextAt).toISOString() : null,
+    last,
+    lastSkipped: state.lastSkipped,
+  };
+}
+
+/** Several nodes: someone must hold the lease (an expired one means no node runs the cycles). From memory. */
+function haDegraded(state: ServiceState): DegradedReason[] {
+  const ha = state.ha;
+  if (!ha || !state.running) return [];
+  if (ha.storeUnreachable) return [{ check: 'ha-leader', reason: `this node cannot reach PostgreSQL to take part in the leader lease: ${ha.storeUnreachable}` }];
+  if (ha.leader && !ha.leader.live) return [{ check: 'ha-leader', reason: `no node holds the leader lease (node ${ha.leader.node}'s expired at ${ha.leader.expiresAt})` }];
+  return [];
 }

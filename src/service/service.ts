@@ -433,8 +433,10 @@ export class SyncService {
     this.attrIndex.catchUp().catch((err: unknown) => this.log('warn', `the console's attribute index could not catch up: ${toIdsyncError(err).message}`));
   }
 
-  /** Emits 6110 for each check that starts failing and 6111 for each that recovers. */
-  /** Runs after each cycle and on a timer: it must not throw (neither caller could handle it). */
+  /**
+   * Emits 6110 for each check that starts failing and 6111 for each that recovers. Runs after each
+   * cycle and on a timer: it must not throw (neither caller could handle it).
+   */
   private checkHealth(): void {
     if (!this.running) return;
     try {
